@@ -1,0 +1,179 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { KeyringError, parseKeyring, type MasterKeyring } from '../crypto/keyring.js';
+
+/**
+ * The one place that reads the environment. Parsed once at boot; every bad variable is named in a
+ * single ConfigError so an operator fixes them all in one go.
+ */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+const schema = z.object({
+  SOTTO_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  SOTTO_DATA_DIR: z.string().min(1).default('./sotto-data'),
+  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  SOTTO_MASTER_KEY: optionalString,
+  SOTTO_MASTER_KEY_FILE: optionalString,
+  SOTTO_HOST: z.string().min(1).default('0.0.0.0'),
+  SOTTO_HTTPS_PORT: port.default(8443),
+  SOTTO_HTTP_PORT: port.default(8080),
+  SOTTO_PUBLIC_URL: optionalString.pipe(z.url({ protocol: /^https$/ }).optional()),
+  SOTTO_TLS_CERT: optionalString,
+  SOTTO_TLS_KEY: optionalString,
+  SOTTO_TRUST_PROXY: optionalString,
+  SOTTO_MIGRATE_ON_START: optionalString.pipe(bool.optional()),
+  SOTTO_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SOTTO_SECURITY_CONTACT: z.string().min(1).default('mailto:security@example.invalid'),
+  SOTTO_ACCESS_TOKEN_TTL_SECONDS: positiveInt.max(3600).default(600),
+  SOTTO_REFRESH_ABSOLUTE_DAYS: positiveInt.max(365).default(30),
+  SOTTO_REFRESH_IDLE_DAYS: positiveInt.max(365).default(7),
+  SOTTO_ARGON2_CONCURRENCY: positiveInt.max(64).default(2),
+  SOTTO_BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
+  SOTTO_SMTP_URL: optionalString.pipe(z.url({ protocol: /^smtps?$/ }).optional()),
+  SOTTO_MAIL_FROM: z.string().default('Sotto <no-reply@localhost>'),
+});
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  masterKeys: MasterKeyring;
+  masterKeySource: { kind: 'env' } | { kind: 'file'; path: string };
+  host: string;
+  httpsPort: number;
+  /** 0 disables the redirect listener. */
+  httpPort: number;
+  publicUrl: string;
+  tls: { certFile: string; keyFile: string } | undefined;
+  /** Addresses/CIDRs of TLS-terminating proxies. When set, Sotto serves plain HTTP behind them. */
+  trustProxy: string[] | undefined;
+  migrateOnStart: boolean;
+  logLevel: string;
+  securityContact: string;
+  accessTokenTtlSeconds: number;
+  refreshAbsoluteDays: number;
+  refreshIdleDays: number;
+  argon2Concurrency: number;
+  bodyLimitBytes: number;
+  smtpUrl: string | undefined;
+  mailFrom: string;
+}
+
+export function defaultMasterKeyFile(dataDir: string): string {
+  return path.join(dataDir, 'keys', 'master.key');
+}
+
+type Env = Record<string, string | undefined>;
+
+function resolveMasterKeys(
+  v: Pick<z.infer<typeof schema>, 'SOTTO_DATA_DIR' | 'SOTTO_MASTER_KEY' | 'SOTTO_MASTER_KEY_FILE'>,
+  problems: string[],
+): Pick<Config, 'masterKeys' | 'masterKeySource'> | undefined {
+  if (v.SOTTO_MASTER_KEY && v.SOTTO_MASTER_KEY_FILE) {
+    problems.push('SOTTO_MASTER_KEY and SOTTO_MASTER_KEY_FILE are both set: choose one');
+    return undefined;
+  }
+  if (v.SOTTO_MASTER_KEY) {
+    try {
+      return { masterKeys: parseKeyring(v.SOTTO_MASTER_KEY), masterKeySource: { kind: 'env' } };
+    } catch (err) {
+      problems.push(`SOTTO_MASTER_KEY: ${err instanceof KeyringError ? err.message : 'unreadable'}`);
+      return undefined;
+    }
+  }
+  const explicit = v.SOTTO_MASTER_KEY_FILE !== undefined;
+  const file = path.resolve(v.SOTTO_MASTER_KEY_FILE ?? defaultMasterKeyFile(v.SOTTO_DATA_DIR));
+  if (!existsSync(file)) {
+    problems.push(
+      explicit
+        ? `SOTTO_MASTER_KEY_FILE: ${file} does not exist`
+        : `SOTTO_MASTER_KEY: no master key configured (set SOTTO_MASTER_KEY or SOTTO_MASTER_KEY_FILE, or run \`sotto init\` to create ${file})`,
+    );
+    return undefined;
+  }
+  try {
+    return {
+      masterKeys: parseKeyring(readFileSync(file, 'utf8')),
+      masterKeySource: { kind: 'file', path: file },
+    };
+  } catch (err) {
+    const reason = err instanceof KeyringError ? err.message : (err as Error).message;
+    problems.push(`SOTTO_MASTER_KEY_FILE: ${file}: ${reason}`);
+    return undefined;
+  }
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    // Name master-key problems in the same error as the others.
+    const keyVars = {
+      SOTTO_DATA_DIR: env.SOTTO_DATA_DIR || './sotto-data',
+      SOTTO_MASTER_KEY: env.SOTTO_MASTER_KEY || undefined,
+      SOTTO_MASTER_KEY_FILE: env.SOTTO_MASTER_KEY_FILE || undefined,
+    };
+    resolveMasterKeys(keyVars, problems);
+    throw new ConfigError(problems);
+  }
+  const v = parsed.data;
+  const problems: string[] = [];
+  const keys = resolveMasterKeys(v, problems);
+  if ((v.SOTTO_TLS_CERT === undefined) !== (v.SOTTO_TLS_KEY === undefined)) {
+    problems.push('SOTTO_TLS_CERT and SOTTO_TLS_KEY must be set together');
+  }
+  for (const name of ['SOTTO_TLS_CERT', 'SOTTO_TLS_KEY'] as const) {
+    const file = v[name];
+    if (file !== undefined && !existsSync(file)) problems.push(`${name}: ${file} does not exist`);
+  }
+  const trustProxy = v.SOTTO_TRUST_PROXY?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (problems.length > 0 || !keys) throw new ConfigError(problems);
+
+  const dataDir = path.resolve(v.SOTTO_DATA_DIR);
+  return {
+    env: v.SOTTO_ENV,
+    dataDir,
+    databaseUrl: v.DATABASE_URL,
+    redisUrl: v.REDIS_URL,
+    ...keys,
+    host: v.SOTTO_HOST,
+    httpsPort: v.SOTTO_HTTPS_PORT,
+    httpPort: v.SOTTO_HTTP_PORT,
+    publicUrl: (v.SOTTO_PUBLIC_URL ?? `https://localhost:${v.SOTTO_HTTPS_PORT}`).replace(/\/$/, ''),
+    tls:
+      v.SOTTO_TLS_CERT && v.SOTTO_TLS_KEY
+        ? { certFile: v.SOTTO_TLS_CERT, keyFile: v.SOTTO_TLS_KEY }
+        : undefined,
+    trustProxy: trustProxy && trustProxy.length > 0 ? trustProxy : undefined,
+    migrateOnStart: v.SOTTO_MIGRATE_ON_START ?? v.SOTTO_ENV !== 'production',
+    logLevel: v.SOTTO_LOG_LEVEL,
+    securityContact: v.SOTTO_SECURITY_CONTACT,
+    accessTokenTtlSeconds: v.SOTTO_ACCESS_TOKEN_TTL_SECONDS,
+    refreshAbsoluteDays: v.SOTTO_REFRESH_ABSOLUTE_DAYS,
+    refreshIdleDays: v.SOTTO_REFRESH_IDLE_DAYS,
+    argon2Concurrency: v.SOTTO_ARGON2_CONCURRENCY,
+    bodyLimitBytes: v.SOTTO_BODY_LIMIT_BYTES,
+    smtpUrl: v.SOTTO_SMTP_URL,
+    mailFrom: v.SOTTO_MAIL_FROM,
+  };
+}

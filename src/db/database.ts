@@ -1,0 +1,137 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+
+/**
+ * One interface over the two engines Sotto runs on: PGlite (embedded, one connection) and
+ * PostgreSQL (a pool). Repositories receive a `Queryable` — the transaction they run in — and
+ * never open connections themselves; `db/tenant.ts` decides the role and tenant of each
+ * transaction.
+ */
+export type Row = Record<string, unknown>;
+
+export interface QueryResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<T = Row>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+}
+
+/** A transaction handle; `exec` runs multi-statement SQL without parameters (migrations). */
+export interface Transaction extends Queryable {
+  exec(sql: string): Promise<void>;
+}
+
+export interface Database {
+  readonly kind: 'pglite' | 'postgres';
+  /** Runs `fn` in one transaction: COMMIT when it resolves, ROLLBACK when it throws. */
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  /** Multi-statement SQL without parameters (migrations). Runs as the login role. */
+  exec(sql: string): Promise<void>;
+  /** Plain statement outside any tenant (readiness probes, migration bookkeeping). */
+  query<T = Row>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+  close(): Promise<void>;
+}
+
+class PgliteDatabase implements Database {
+  readonly kind = 'pglite';
+  constructor(private readonly pg: PGlite) {}
+
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    // PGlite serialises transactions itself: there is one connection and this holds it.
+    return this.pg.transaction(async (tx) =>
+      fn({
+        query: async <R>(text: string, params?: readonly unknown[]) => {
+          const res = await tx.query<R>(text, params as unknown[] | undefined);
+          return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
+        },
+        exec: async (sql: string) => {
+          await tx.exec(sql);
+        },
+      }),
+    );
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pg.exec(sql);
+  }
+
+  async query<T = Row>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+    const res = await this.pg.query<T>(text, params as unknown[] | undefined);
+    return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
+  }
+
+  async close(): Promise<void> {
+    await this.pg.close();
+  }
+}
+
+class PostgresDatabase implements Database {
+  readonly kind = 'postgres';
+  constructor(private readonly pool: pg.Pool) {}
+
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn({
+        query: async <R>(text: string, params?: readonly unknown[]) => {
+          const res = await client.query(text, params as unknown[] | undefined);
+          return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
+        },
+        exec: async (sql: string) => {
+          await client.query(sql);
+        },
+      });
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
+  async query<T = Row>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+    const res = await this.pool.query(text, params as unknown[] | undefined);
+    return { rows: res.rows as T[], rowCount: res.rowCount ?? 0 };
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+export interface DatabaseOptions {
+  /** postgres://… for PostgreSQL; otherwise PGlite in `dataDir` ('memory://' for tests). */
+  databaseUrl?: string | undefined;
+  pgliteDir?: string;
+  poolSize?: number;
+}
+
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  if (opts.databaseUrl) {
+    const pool = new pg.Pool({
+      connectionString: opts.databaseUrl,
+      max: opts.poolSize ?? 10,
+      // A wedged query must not hold a pooled connection forever.
+      statement_timeout: 30_000,
+      idle_in_transaction_session_timeout: 60_000,
+      application_name: 'sotto',
+    });
+    // An idle client losing its connection must not crash the process; the next query reports it.
+    pool.on('error', () => undefined);
+    return new PostgresDatabase(pool);
+  }
+  const dir = opts.pgliteDir ?? 'memory://';
+  if (!dir.startsWith('memory://')) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const pglite = await PGlite.create(dir);
+  return new PgliteDatabase(pglite);
+}

@@ -1,0 +1,48 @@
+/**
+ * Typed application errors. Services throw these; the HTTP layer maps `code` to a status and an
+ * RFC 9457 problem document in one place (http/plugins/error-handler.ts). Messages of codes with
+ * `expose: true` are written for the user; every other error becomes a generic 500.
+ */
+export const errorCodes = {
+  bad_request: { status: 400, title: 'Bad request' },
+  validation_failed: { status: 400, title: 'Validation failed' },
+  invalid_credentials: { status: 401, title: 'Invalid credentials' },
+  mfa_required: { status: 401, title: 'A one-time code is required' },
+  unauthenticated: { status: 401, title: 'Authentication required' },
+  token_expired: { status: 401, title: 'Token expired' },
+  csrf_failed: { status: 403, title: 'CSRF check failed' },
+  forbidden: { status: 403, title: 'Forbidden' },
+  not_found: { status: 404, title: 'Not found' },
+  conflict: { status: 409, title: 'Conflict' },
+  weak_password: { status: 422, title: 'Password not accepted' },
+  invalid_code: { status: 422, title: 'Invalid code' },
+  payload_too_large: { status: 413, title: 'Payload too large' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  decryption_failed: { status: 500, title: 'Internal error' },
+  internal: { status: 500, title: 'Internal error' },
+  unavailable: { status: 503, title: 'Service unavailable' },
+} as const;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  /** Extra fields safe to show the client (e.g. retryAfter), never internals. */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>, options?: ErrorOptions) {
+    super(message ?? errorCodes[code].title, options);
+    this.name = 'AppError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get status(): number {
+    return errorCodes[this.code].status;
+  }
+}
+
+export const notFound = (what = 'Resource'): AppError => new AppError('not_found', `${what} not found`);
+export const forbidden = (message = 'You do not have permission to do this'): AppError =>
+  new AppError('forbidden', message);

@@ -1,0 +1,30 @@
+/** Roles inside an organization, plus the platform support role that only acts through a grant. */
+export const orgRoles = ['owner', 'admin', 'member'] as const;
+export type OrgRole = (typeof orgRoles)[number];
+export type Role = OrgRole | 'support';
+
+const rank: Record<Role, number> = { support: 0, member: 1, admin: 2, owner: 3 };
+
+export const permissions = {
+  'org.read': ['owner', 'admin', 'member', 'support'],
+  'org.manage': ['owner', 'admin'],
+  'members.read': ['owner', 'admin', 'member', 'support'],
+  'members.manage': ['owner', 'admin'],
+  'support.grant': ['owner', 'admin'],
+  'audit.read': ['owner', 'admin'],
+  'recordings.read_all': ['owner', 'admin', 'support'],
+  'org.delete': ['owner'],
+} as const satisfies Record<string, readonly Role[]>;
+
+export type Permission = keyof typeof permissions;
+
+export function can(role: Role, permission: Permission): boolean {
+  return (permissions[permission] as readonly Role[]).includes(role);
+}
+
+/** Whether an actor of `actor` role may assign or change a member to/from `target` role. */
+export function canAssignRole(actor: Role, target: OrgRole): boolean {
+  if (actor === 'owner') return true;
+  if (actor === 'admin') return rank[target] <= rank.admin && target !== 'owner';
+  return false;
+}
