@@ -29,6 +29,10 @@ const schema = z.object({
   SOTTO_DATA_DIR: z.string().min(1).default('./sotto-data'),
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  SOTTO_REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]{1,64}$/)
+    .default('sotto:'),
   SOTTO_MASTER_KEY: optionalString,
   SOTTO_MASTER_KEY_FILE: optionalString,
   SOTTO_HOST: z.string().min(1).default('0.0.0.0'),
@@ -55,6 +59,8 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
+  /** Prefix of every Redis key (several deployments or test runs can share one Redis). */
+  redisPrefix: string;
   masterKeys: MasterKeyring;
   masterKeySource: { kind: 'env' } | { kind: 'file'; path: string };
   host: string;
@@ -155,6 +161,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir,
     databaseUrl: v.DATABASE_URL,
     redisUrl: v.REDIS_URL,
+    redisPrefix: v.SOTTO_REDIS_PREFIX,
     ...keys,
     host: v.SOTTO_HOST,
     httpsPort: v.SOTTO_HTTPS_PORT,

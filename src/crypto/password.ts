@@ -1,11 +1,16 @@
-import { hash, verify, Algorithm } from '@node-rs/argon2';
+import { hash, verify } from '@node-rs/argon2';
 import pLimit from 'p-limit';
 
 /**
  * argon2id at OWASP's minimum (19 MiB, 2 passes). Hashing is deliberately expensive, so the
  * number of hashes in flight is bounded: a burst of logins queues instead of exhausting memory.
  */
-const PARAMS = { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+const PARAMS = {
+  algorithm: 2 /* Argon2id (a const enum, unusable under verbatimModuleSyntax) */,
+  memoryCost: 19456,
+  timeCost: 2,
+  parallelism: 1,
+} as const;
 
 export class PasswordHasher {
   private readonly limit;

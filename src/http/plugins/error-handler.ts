@@ -1,0 +1,89 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { AppError, errorCodes, type ErrorCode } from '../../domain/errors.js';
+
+/**
+ * The one place errors become HTTP: RFC 9457 problem+json with a stable `code`. Client errors say
+ * what was wrong; server errors say nothing beyond "internal error" and a request id to quote.
+ */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail?: string;
+  instance?: string;
+  requestId: string;
+  errors?: { path: string; message: string }[];
+  [extra: string]: unknown;
+}
+
+function send(reply: FastifyReply, req: FastifyRequest, code: ErrorCode, detail?: string, extra?: object) {
+  const { status, title } = errorCodes[code];
+  const body: Problem = {
+    type: `https://sotto.dev/problems/${code.replace(/_/g, '-')}`,
+    title,
+    status,
+    code,
+    ...(detail && status < 500 ? { detail } : {}),
+    instance: req.url.split('?')[0],
+    requestId: req.id,
+    ...extra,
+  };
+  return reply.status(status).type('application/problem+json').send(body);
+}
+
+/** Fastify's own client errors (body parsing, limits) mapped onto our codes. */
+function fromFastify(err: FastifyError): { code: ErrorCode; detail: string } | undefined {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { code: 'payload_too_large', detail: 'Request body is too large' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { code: 'unsupported_media_type', detail: 'Unsupported content type' };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { code: 'bad_request', detail: 'Body is not valid JSON' };
+  }
+  if (err.statusCode === 413) return { code: 'payload_too_large', detail: 'Request body is too large' };
+  if (err.statusCode === 415) return { code: 'unsupported_media_type', detail: 'Unsupported content type' };
+  if (err.statusCode === 429) return { code: 'rate_limited', detail: 'Too many requests' };
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    return {
+      code: 'bad_request',
+      detail: err instanceof SyntaxError ? 'Body is not valid JSON' : 'Bad request',
+    };
+  }
+  return undefined;
+}
+
+export function registerErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const errors = err.validation.map((v) => ({
+        path: [err.validationContext, ...String(v.instancePath).split('/').filter(Boolean)].join('.'),
+        message: v.message ?? 'invalid',
+      }));
+      return send(reply, req, 'validation_failed', 'The request did not match the expected shape', {
+        errors,
+      });
+    }
+    if (err instanceof AppError) {
+      if (err.status >= 500) req.log.error({ err, code: err.code }, 'request failed');
+      const retryAfter = err.details?.retryAfterSeconds;
+      if (typeof retryAfter === 'number')
+        reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
+      return send(reply, req, err.code, err.message, err.status < 500 ? err.details : undefined);
+    }
+    if (isResponseSerializationError(err)) {
+      req.log.error({ err }, 'response did not match its schema');
+      return send(reply, req, 'internal');
+    }
+    const mapped = fromFastify(err);
+    if (mapped) return send(reply, req, mapped.code, mapped.detail);
+    req.log.error({ err }, 'unhandled error');
+    return send(reply, req, 'internal');
+  });
+
+  app.setNotFoundHandler((req, reply) => send(reply, req, 'not_found', 'No such route'));
+}

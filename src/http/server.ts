@@ -1,0 +1,95 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import cookie from '@fastify/cookie';
+import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Services } from '../app.js';
+import { authPlugin } from './plugins/auth.js';
+import { registerErrorHandler } from './plugins/error-handler.js';
+import auditRoutes from './routes/audit/index.js';
+import authRoutes from './routes/auth/index.js';
+import healthRoutes from './routes/health/index.js';
+import meRoutes from './routes/me/index.js';
+import orgRoutes from './routes/org/index.js';
+
+export interface ServerOptions {
+  services: Services;
+  /** TLS material when Sotto terminates TLS itself; omitted behind a trusted proxy and in inject-only tests. */
+  https?: { key: string | Buffer; cert: string | Buffer } | undefined;
+}
+
+export const HSTS_MAX_AGE = 63_072_000; // two years
+
+/**
+ * Builds the HTTP application (no listening). Route modules are thin: they parse with their zod
+ * schemas, call one service and shape the answer.
+ */
+export async function buildServer({ services, https }: ServerOptions): Promise<FastifyInstance> {
+  const { config } = services;
+  const app = Fastify({
+    loggerInstance: services.logger as FastifyBaseLogger,
+    ...(https
+      ? { https: { ...https, minVersion: 'TLSv1.3' as const, maxVersion: 'TLSv1.3' as const }, http2: false }
+      : {}),
+    trustProxy: config.trustProxy ?? false,
+    bodyLimit: config.bodyLimitBytes,
+    // Request ids are ours, never taken from a client header (they end up in logs).
+    genReqId: () => crypto.randomUUID(),
+    ajv: { customOptions: { removeAdditional: false } },
+    routerOptions: { maxParamLength: 200 },
+  }) as unknown as FastifyInstance; // the https variant is the same API over a TLS socket
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandler(app);
+
+  await app.register(helmet, {
+    hsts: { maxAge: HSTS_MAX_AGE, includeSubDomains: true, preload: false },
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        baseUri: ["'none'"],
+        objectSrc: ["'none'"],
+        frameAncestors: ["'none'"],
+        formAction: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:', 'blob:'],
+        mediaSrc: ["'self'", 'blob:'],
+        connectSrc: ["'self'"],
+        upgradeInsecureRequests: [],
+      },
+    },
+    referrerPolicy: { policy: 'no-referrer' },
+    crossOriginEmbedderPolicy: false,
+  });
+  await app.register(cookie);
+
+  // API answers carry credentials and private data: never cache them anywhere.
+  app.addHook('onSend', async (req, reply) => {
+    if (req.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Sotto API', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/docs', staticCSP: true });
+
+  await app.register(authPlugin, { services });
+  await app.register(healthRoutes, { services });
+  await app.register(authRoutes, { prefix: '/api/v1/auth', services });
+  await app.register(meRoutes, { prefix: '/api/v1', services });
+  await app.register(orgRoutes, { prefix: '/api/v1/org', services });
+  await app.register(auditRoutes, { prefix: '/api/v1/audit', services });
+  return app;
+}
+
+/** Options every route module receives. */
+export interface RouteOptions {
+  services: Services;
+}

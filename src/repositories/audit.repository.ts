@@ -1,0 +1,124 @@
+import type { Queryable } from '../db/database.js';
+
+export interface AuditRow {
+  id: string;
+  orgId: string | null;
+  seq: number;
+  at: Date;
+  actorId: string | null;
+  actorKind: 'user' | 'support' | 'system' | 'anonymous' | 'worker';
+  action: string;
+  targetType: string | null;
+  targetId: string | null;
+  ip: string | null;
+  details: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+interface DbRow {
+  id: string;
+  org_id: string | null;
+  seq: string | number;
+  at: Date;
+  actor_id: string | null;
+  actor_kind: AuditRow['actorKind'];
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  ip: string | null;
+  details: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+const COLUMNS =
+  'id, org_id, seq, at, actor_id, actor_kind, action, target_type, target_id, ip, details, prev_hash, hash';
+
+function map(r: DbRow): AuditRow {
+  return {
+    id: r.id,
+    orgId: r.org_id,
+    seq: Number(r.seq),
+    at: r.at,
+    actorId: r.actor_id,
+    actorKind: r.actor_kind,
+    action: r.action,
+    targetType: r.target_type,
+    targetId: r.target_id,
+    ip: r.ip,
+    details: r.details,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+/** The audit log's SQL. Append and read only: the roles have no UPDATE or DELETE on it. */
+export const auditRepository = {
+  /** Serialises appends to one chain for the rest of the transaction (nodes included). */
+  async lockChain(tx: Queryable, orgId: string | null): Promise<void> {
+    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sotto-audit:${orgId ?? 'platform'}`]);
+  },
+
+  async head(tx: Queryable, orgId: string | null): Promise<{ seq: number; hash: string } | undefined> {
+    const { rows } = await tx.query<{ seq: string | number; hash: string }>(
+      orgId === null
+        ? 'SELECT seq, hash FROM audit_log WHERE org_id IS NULL ORDER BY seq DESC LIMIT 1'
+        : 'SELECT seq, hash FROM audit_log WHERE org_id = $1 ORDER BY seq DESC LIMIT 1',
+      orgId === null ? [] : [orgId],
+    );
+    return rows[0] && { seq: Number(rows[0].seq), hash: rows[0].hash };
+  },
+
+  async insert(tx: Queryable, row: Omit<AuditRow, 'id'>): Promise<void> {
+    await tx.query(
+      `INSERT INTO audit_log (org_id, seq, at, actor_id, actor_kind, action, target_type, target_id, ip,
+                              details, prev_hash, hash)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+      [
+        row.orgId,
+        row.seq,
+        row.at,
+        row.actorId,
+        row.actorKind,
+        row.action,
+        row.targetType,
+        row.targetId,
+        row.ip,
+        JSON.stringify(row.details),
+        row.prevHash,
+        row.hash,
+      ],
+    );
+  },
+
+  async list(
+    tx: Queryable,
+    orgId: string,
+    opts: { limit: number; beforeSeq?: number | undefined; action?: string | undefined },
+  ): Promise<AuditRow[]> {
+    const { rows } = await tx.query<DbRow>(
+      `SELECT ${COLUMNS} FROM audit_log
+        WHERE org_id = $1 AND ($2::bigint IS NULL OR seq < $2) AND ($3::text IS NULL OR action = $3)
+        ORDER BY seq DESC LIMIT $4`,
+      [orgId, opts.beforeSeq ?? null, opts.action ?? null, opts.limit],
+    );
+    return rows.map(map);
+  },
+
+  /** A whole chain in order (verification). */
+  async chain(tx: Queryable, orgId: string | null): Promise<AuditRow[]> {
+    const { rows } = await tx.query<DbRow>(
+      orgId === null
+        ? `SELECT ${COLUMNS} FROM audit_log WHERE org_id IS NULL ORDER BY seq`
+        : `SELECT ${COLUMNS} FROM audit_log WHERE org_id = $1 ORDER BY seq`,
+      orgId === null ? [] : [orgId],
+    );
+    return rows.map(map);
+  },
+
+  async chainIds(tx: Queryable): Promise<(string | null)[]> {
+    const { rows } = await tx.query<{ org_id: string | null }>('SELECT DISTINCT org_id FROM audit_log');
+    return rows.map((r) => r.org_id);
+  },
+};
