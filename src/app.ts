@@ -8,6 +8,7 @@ import { ActorService } from './services/actor.service.js';
 import { AuditService } from './services/audit.service.js';
 import { HealthService } from './services/health.service.js';
 import { KeyService } from './services/key.service.js';
+import { openLoginGuard, type LoginGuard } from './services/login-guard.js';
 import { TokenService } from './services/token.service.js';
 
 /**
@@ -34,6 +35,7 @@ export interface Services {
   tokens: TokenService;
   actors: ActorService;
   health: HealthService;
+  loginGuard: LoginGuard;
 }
 
 export async function createServices(deps: Deps): Promise<Services> {
@@ -50,5 +52,7 @@ export async function createServices(deps: Deps): Promise<Services> {
   await tokens.init();
   const actors = new ActorService(db, tokens, audit, clock);
   const health = new HealthService(db, redis);
-  return { config, db, redis, logger, clock, hasher, keys, audit, tokens, actors, health };
+  // Replaced by the rate-limiter-flexible guard (services/login-guard.service.ts).
+  const loginGuard: LoginGuard = openLoginGuard;
+  return { config, db, redis, logger, clock, hasher, keys, audit, tokens, actors, health, loginGuard };
 }
