@@ -39,8 +39,9 @@ function fromFastify(err: FastifyError): { code: ErrorCode; detail: string } | u
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { code: 'payload_too_large', detail: 'Request body is too large' };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return { code: 'unsupported_media_type', detail: 'Unsupported content type' };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { code: 'bad_request', detail: 'Content-Length does not match the body' };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return { code: 'bad_request', detail: 'Body is not valid JSON' };
@@ -57,33 +58,68 @@ function fromFastify(err: FastifyError): { code: ErrorCode; detail: string } | u
   return undefined;
 }
 
-export function registerErrorHandler(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (hasZodFastifySchemaValidationErrors(err)) {
-      const errors = err.validation.map((v) => ({
-        path: [err.validationContext, ...String(v.instancePath).split('/').filter(Boolean)].join('.'),
-        message: v.message ?? 'invalid',
-      }));
-      return send(reply, req, 'validation_failed', 'The request did not match the expected shape', {
-        errors,
-      });
-    }
-    if (err instanceof AppError) {
-      if (err.status >= 500) req.log.error({ err, code: err.code }, 'request failed');
-      const retryAfter = err.details?.retryAfterSeconds;
-      if (typeof retryAfter === 'number')
-        reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
-      return send(reply, req, err.code, err.message, err.status < 500 ? err.details : undefined);
-    }
-    if (isResponseSerializationError(err)) {
-      req.log.error({ err }, 'response did not match its schema');
-      return send(reply, req, 'internal');
-    }
-    const mapped = fromFastify(err);
-    if (mapped) return send(reply, req, mapped.code, mapped.detail);
-    req.log.error({ err }, 'unhandled error');
+function handle(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+  // Anything can be thrown; only objects can carry our codes. A thrown string or number is a bug
+  // and its text may be anything, so it is logged, never shown.
+  if (typeof err !== 'object' || err === null) {
+    req.log.error({ thrown: typeof err }, 'a non-error value was thrown');
     return send(reply, req, 'internal');
-  });
+  }
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const errors = err.validation.map((v) => ({
+      path: [err.validationContext, ...String(v.instancePath).split('/').filter(Boolean)].join('.'),
+      message: v.message ?? 'invalid',
+    }));
+    return send(reply, req, 'validation_failed', 'The request did not match the expected shape', {
+      errors,
+    });
+  }
+  if (err instanceof AppError) {
+    if (err.status >= 500) req.log.error({ err, code: err.code }, 'request failed');
+    const retryAfter = err.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number')
+      reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
+    return send(reply, req, err.code, err.message, err.status < 500 ? err.details : undefined);
+  }
+  if (isResponseSerializationError(err)) {
+    req.log.error({ err }, 'response did not match its schema');
+    return send(reply, req, 'internal');
+  }
+  const mapped = fromFastify(err);
+  if (mapped) return send(reply, req, mapped.code, mapped.detail);
+  req.log.error({ err }, 'unhandled error');
+  return send(reply, req, 'internal');
+}
 
+/** Fastify's default error answer repeats the error message: never let it be reached. */
+function safely(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+  try {
+    return handle(err, req, reply);
+  } catch (failure) {
+    req.log.error({ err: failure }, 'the error handler failed');
+    return send(reply, req, 'internal');
+  }
+}
+
+/**
+ * Errors the router raises before any route or hook runs (a malformed percent-encoding, an
+ * over-long path parameter). Without this Fastify answers them itself with plain JSON that echoes
+ * the path. Pass as the `frameworkErrors` option of the Fastify factory.
+ */
+export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  switch (err.code) {
+    case 'FST_ERR_BAD_URL':
+      void send(reply, req, 'bad_request', 'The path is not a valid URL');
+      return;
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      void send(reply, req, 'bad_request', 'A path parameter is too long');
+      return;
+    default:
+      void safely(err, req, reply);
+  }
+}
+
+export function registerErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler(safely);
   app.setNotFoundHandler((req, reply) => send(reply, req, 'not_found', 'No such route'));
 }
