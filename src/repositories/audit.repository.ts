@@ -60,7 +60,8 @@ export const auditRepository = {
     await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sotto-audit:${orgId ?? 'platform'}`]);
   },
 
-  async head(tx: Queryable, orgId: string | null): Promise<{ seq: number; hash: string } | undefined> {
+  /** The last entry actually present in a chain. */
+  async lastEntry(tx: Queryable, orgId: string | null): Promise<{ seq: number; hash: string } | undefined> {
     const { rows } = await tx.query<{ seq: string | number; hash: string }>(
       orgId === null
         ? 'SELECT seq, hash FROM audit_log WHERE org_id IS NULL ORDER BY seq DESC LIMIT 1'
@@ -68,6 +69,35 @@ export const auditRepository = {
       orgId === null ? [] : [orgId],
     );
     return rows[0] && { seq: Number(rows[0].seq), hash: rows[0].hash };
+  },
+
+  /** The recorded head of a chain (audit_heads): how far the chain went, whatever remains. */
+  async head(tx: Queryable, orgId: string | null): Promise<{ seq: number; hash: string } | undefined> {
+    const { rows } = await tx.query<{ seq: string | number; hash: string }>(
+      orgId === null
+        ? 'SELECT seq, hash FROM audit_heads WHERE org_id IS NULL'
+        : 'SELECT seq, hash FROM audit_heads WHERE org_id = $1',
+      orgId === null ? [] : [orgId],
+    );
+    return rows[0] && { seq: Number(rows[0].seq), hash: rows[0].hash };
+  },
+
+  /** Moves the head to the entry just appended (the caller holds the chain lock). */
+  async setHead(tx: Queryable, orgId: string | null, seq: number, hash: string, at: Date): Promise<void> {
+    const { rowCount } = await tx.query(
+      orgId === null
+        ? 'UPDATE audit_heads SET seq = $1, hash = $2, updated_at = $3 WHERE org_id IS NULL'
+        : 'UPDATE audit_heads SET seq = $1, hash = $2, updated_at = $3 WHERE org_id = $4',
+      orgId === null ? [seq, hash, at] : [seq, hash, at, orgId],
+    );
+    if (rowCount === 0) {
+      await tx.query('INSERT INTO audit_heads (org_id, seq, hash, updated_at) VALUES ($1, $2, $3, $4)', [
+        orgId,
+        seq,
+        hash,
+        at,
+      ]);
+    }
   },
 
   async insert(tx: Queryable, row: Omit<AuditRow, 'id'>): Promise<void> {
@@ -117,8 +147,11 @@ export const auditRepository = {
     return rows.map(map);
   },
 
+  /** Every chain that has entries or a recorded head (a chain emptied by deletion still counts). */
   async chainIds(tx: Queryable): Promise<(string | null)[]> {
-    const { rows } = await tx.query<{ org_id: string | null }>('SELECT DISTINCT org_id FROM audit_log');
+    const { rows } = await tx.query<{ org_id: string | null }>(
+      'SELECT org_id FROM audit_log UNION SELECT org_id FROM audit_heads',
+    );
     return rows.map((r) => r.org_id);
   },
 };

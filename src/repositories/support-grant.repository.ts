@@ -40,6 +40,14 @@ export const supportGrantRepository = {
     return rows[0] && map(rows[0]);
   },
 
+  async find(tx: Queryable, orgId: string, id: string): Promise<SupportGrant | undefined> {
+    const { rows } = await tx.query<DbRow>(
+      `SELECT ${COLUMNS} FROM support_grants WHERE org_id = $1 AND id = $2`,
+      [orgId, id],
+    );
+    return rows[0] && map(rows[0]);
+  },
+
   async list(tx: Queryable, orgId: string): Promise<SupportGrant[]> {
     const { rows } = await tx.query<DbRow>(
       `SELECT ${COLUMNS} FROM support_grants WHERE org_id = $1 ORDER BY created_at DESC LIMIT 100`,
@@ -48,10 +56,17 @@ export const supportGrantRepository = {
     return rows.map(map);
   },
 
-  async insert(tx: Queryable, orgId: string, grantedBy: string, expiresAt: Date): Promise<SupportGrant> {
+  async insert(
+    tx: Queryable,
+    orgId: string,
+    grantedBy: string,
+    createdAt: Date,
+    expiresAt: Date,
+  ): Promise<SupportGrant> {
     const { rows } = await tx.query<DbRow>(
-      `INSERT INTO support_grants (org_id, granted_by, expires_at) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
-      [orgId, grantedBy, expiresAt],
+      `INSERT INTO support_grants (org_id, granted_by, created_at, expires_at) VALUES ($1, $2, $3, $4)
+       RETURNING ${COLUMNS}`,
+      [orgId, grantedBy, createdAt, expiresAt],
     );
     return map(rows[0]!);
   },

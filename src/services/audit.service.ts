@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Database, Queryable } from '../db/database.js';
-import { withSystem } from '../db/tenant.js';
+import { withSystem, withTenant } from '../db/tenant.js';
+import type { Actor } from '../domain/auth-context.js';
+import { AppError } from '../domain/errors.js';
+import { can } from '../domain/roles.js';
 import { auditRepository, type AuditRow } from '../repositories/audit.repository.js';
 import type { Clock } from '../repositories/clock.repository.js';
 
@@ -68,7 +71,11 @@ export class AuditService {
   /** Append inside the caller's transaction (tenant or system). */
   async record(tx: Queryable, entry: AuditEntry): Promise<void> {
     await auditRepository.lockChain(tx, entry.orgId);
-    const head = await auditRepository.head(tx, entry.orgId);
+    // Continue from the recorded head, not from the last row present: if rows were removed from
+    // the end, the next entry leaves a visible gap instead of quietly taking their place. (No head
+    // yet: a chain from before heads existed, or a head removed by hand, which verify reports.)
+    const head =
+      (await auditRepository.head(tx, entry.orgId)) ?? (await auditRepository.lastEntry(tx, entry.orgId));
     const row = {
       orgId: entry.orgId,
       seq: (head?.seq ?? 0) + 1,
@@ -83,7 +90,9 @@ export class AuditService {
       details: entry.details ?? {},
       prevHash: head?.hash ?? GENESIS_HASH,
     };
-    await auditRepository.insert(tx, { ...row, hash: entryHash(row) });
+    const hash = entryHash(row);
+    await auditRepository.insert(tx, { ...row, hash });
+    await auditRepository.setHead(tx, entry.orgId, row.seq, hash, row.at);
   }
 
   /** Append in a transaction of its own (events with no surrounding write, e.g. failed logins). */
@@ -95,31 +104,68 @@ export class AuditService {
     return auditRepository.list(tx, orgId, opts);
   }
 
+  /**
+   * GET /audit: one page of the actor's org log (newest first) read under RLS, with the whole
+   * chain's verification. Verification reads the chain in the system context, in its own
+   * transaction after the page's (never nested: PGlite has one connection).
+   */
+  async read(
+    actor: Actor,
+    opts: { limit: number; beforeSeq?: number | undefined; action?: string | undefined },
+  ): Promise<{ entries: AuditRow[]; verification: ChainReport }> {
+    if (!can(actor.role, 'audit.read')) throw new AppError('forbidden', 'Your role does not allow this');
+    const entries = await withTenant(this.db, actor, (tx) => auditRepository.list(tx, actor.orgId, opts));
+    const [verification] = await this.verify(actor.orgId);
+    return { entries, verification: verification ?? { orgId: actor.orgId, entries: 0, ok: true } };
+  }
+
   /** Verifies one chain, or every chain when orgId is omitted. */
   async verify(orgId?: string | null): Promise<ChainReport[]> {
     return withSystem(this.db, async (tx) => {
       const ids = orgId === undefined ? await auditRepository.chainIds(tx) : [orgId];
       const reports: ChainReport[] = [];
-      for (const id of ids) reports.push(verifyChain(id, await auditRepository.chain(tx, id)));
+      for (const id of ids) {
+        const rows = await auditRepository.chain(tx, id);
+        reports.push(verifyChain(id, rows, await auditRepository.head(tx, id)));
+      }
       return reports;
     });
   }
 }
 
-export function verifyChain(orgId: string | null, rows: AuditRow[]): ChainReport {
+/**
+ * Checks every link and hash, then compares the last entry with the recorded head: the links alone
+ * cannot reveal entries removed from the end of a chain.
+ */
+export function verifyChain(
+  orgId: string | null,
+  rows: AuditRow[],
+  head?: { seq: number; hash: string },
+): ChainReport {
   let prev = GENESIS_HASH;
+  const fail = (seq: number, reason: string): ChainReport => ({
+    orgId,
+    entries: rows.length,
+    ok: false,
+    problem: { seq, reason },
+  });
   for (const [i, row] of rows.entries()) {
-    const fail = (reason: string): ChainReport => ({
-      orgId,
-      entries: rows.length,
-      ok: false,
-      problem: { seq: row.seq, reason },
-    });
-    if (row.seq !== i + 1) return fail(`entry ${i + 1} is missing (found seq ${row.seq})`);
-    if (row.prevHash !== prev) return fail('link to the previous entry is broken');
+    if (row.seq !== i + 1) return fail(row.seq, `entry ${i + 1} is missing (found seq ${row.seq})`);
+    if (row.prevHash !== prev) return fail(row.seq, 'link to the previous entry is broken');
     const { id: _id, hash, ...rest } = row;
-    if (entryHash(rest) !== hash) return fail('entry content does not match its hash (altered)');
+    if (entryHash(rest) !== hash) return fail(row.seq, 'entry content does not match its hash (altered)');
     prev = hash;
   }
+  const last = rows.at(-1);
+  if (!head) {
+    return last ? fail(last.seq, 'the chain head record is missing') : { orgId, entries: 0, ok: true };
+  }
+  if (!last || head.seq > last.seq) {
+    const from = (last?.seq ?? 0) + 1;
+    const span = from === head.seq ? `entry ${from} is` : `entries ${from}-${head.seq} are`;
+    return fail(from, `${span} missing (removed from the end of the chain)`);
+  }
+  if (head.seq < last.seq) return fail(head.seq + 1, 'entries beyond the recorded head were added by hand');
+  if (head.hash !== last.hash) return fail(last.seq, 'the last entry does not match the recorded head');
   return { orgId, entries: rows.length, ok: true };
 }

@@ -1,0 +1,133 @@
+import type { PasswordHasher } from '../crypto/password.js';
+import type { Database } from '../db/database.js';
+import { withSystem, withTenant } from '../db/tenant.js';
+import type { Actor } from '../domain/auth-context.js';
+import { AppError, notFound } from '../domain/errors.js';
+import { checkPassword, passwordProblemMessages } from '../domain/password-policy.js';
+import type { Clock } from '../repositories/clock.repository.js';
+import { isUniqueViolation, memberRepository } from '../repositories/member.repository.js';
+import { supportGrantRepository, type SupportGrant } from '../repositories/support-grant.repository.js';
+import type { AuditService } from './audit.service.js';
+import { commonPasswordSet } from './auth.service.js';
+import { requirePermission } from './org.service.js';
+
+export const MAX_GRANT_HOURS = 168;
+
+export type GrantStatus = 'active' | 'expired' | 'revoked';
+
+export interface GrantView extends SupportGrant {
+  status: GrantStatus;
+}
+
+/**
+ * The signup password policy (length, common passwords, not built from the email) for accounts
+ * created here and by invitation: one rule set for every way an account gets a password.
+ */
+export function assertAcceptablePassword(password: string, email: string): void {
+  const problem = checkPassword(password, { email, common: commonPasswordSet() });
+  if (problem) throw new AppError('weak_password', passwordProblemMessages[problem], { reason: problem });
+}
+
+/**
+ * Support access: platform support accounts see an organization only while it has an active,
+ * unrevoked grant (ActorService enforces it per request; the auth plugin audits every request).
+ */
+export class SupportService {
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditService,
+    private readonly hasher: PasswordHasher,
+    private readonly clock: Clock,
+  ) {}
+
+  statusOf(g: SupportGrant, now = this.clock.now()): GrantStatus {
+    if (g.revokedAt) return 'revoked';
+    return g.expiresAt.getTime() <= now.getTime() ? 'expired' : 'active';
+  }
+
+  async grant(actor: Actor, hours: number): Promise<GrantView> {
+    requirePermission(actor, 'support.grant');
+    if (!Number.isInteger(hours) || hours < 1 || hours > MAX_GRANT_HOURS) {
+      throw new AppError('bad_request', `hours must be a whole number from 1 to ${MAX_GRANT_HOURS}`);
+    }
+    const now = this.clock.now();
+    const expiresAt = new Date(now.getTime() + hours * 3600 * 1000);
+    return withTenant(this.db, actor, async (tx) => {
+      const grant = await supportGrantRepository.insert(tx, actor.orgId, actor.userId, now, expiresAt);
+      await this.audit.record(tx, {
+        orgId: actor.orgId,
+        actorId: actor.userId,
+        actorKind: 'user',
+        action: 'support.granted',
+        targetType: 'support_grant',
+        targetId: grant.id,
+        ip: actor.ip,
+        details: { hours, expiresAt: expiresAt.toISOString() },
+      });
+      return { ...grant, status: 'active' as const };
+    });
+  }
+
+  async list(actor: Actor): Promise<GrantView[]> {
+    requirePermission(actor, 'support.grant');
+    const now = this.clock.now();
+    const grants = await withTenant(this.db, actor, (tx) => supportGrantRepository.list(tx, actor.orgId));
+    return grants.map((g) => ({ ...g, status: this.statusOf(g, now) }));
+  }
+
+  async revoke(actor: Actor, id: string): Promise<void> {
+    requirePermission(actor, 'support.grant');
+    const now = this.clock.now();
+    await withTenant(this.db, actor, async (tx) => {
+      const grant = await supportGrantRepository.find(tx, actor.orgId, id);
+      if (!grant) throw notFound('Support grant');
+      if (!(await supportGrantRepository.revoke(tx, actor.orgId, id, actor.userId, now))) {
+        throw new AppError('conflict', 'This grant was already revoked');
+      }
+      await this.audit.record(tx, {
+        orgId: actor.orgId,
+        actorId: actor.userId,
+        actorKind: 'user',
+        action: 'support.revoked',
+        targetType: 'support_grant',
+        targetId: id,
+        ip: actor.ip,
+        details: { wasActive: this.statusOf(grant, now) === 'active' },
+      });
+    });
+  }
+
+  /** `sotto admin create-support-user`: a platform account that belongs to no organization. */
+  async createSupportUser(input: {
+    email: string;
+    name: string;
+    password: string;
+  }): Promise<{ id: string; email: string; name: string; createdAt: Date }> {
+    assertAcceptablePassword(input.password, input.email);
+    const passwordHash = await this.hasher.hash(input.password);
+    return withSystem(this.db, async (tx) => {
+      let user;
+      try {
+        user = await memberRepository.insertSupportUser(tx, {
+          email: input.email,
+          name: input.name,
+          passwordHash,
+        });
+      } catch (err) {
+        if (isUniqueViolation(err))
+          throw new AppError('conflict', 'An account with this email already exists');
+        throw err;
+      }
+      await this.audit.record(tx, {
+        orgId: null,
+        actorId: null,
+        actorKind: 'system',
+        action: 'support.user_created',
+        targetType: 'user',
+        targetId: user.id,
+        details: { email: user.email },
+      });
+      return user;
+    });
+  }
+}
