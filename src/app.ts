@@ -4,11 +4,21 @@ import type { Config } from './config/config.js';
 import { PasswordHasher } from './crypto/password.js';
 import type { Database } from './db/database.js';
 import { systemClock, type Clock } from './repositories/clock.repository.js';
+import { createMailer, type Mailer } from './repositories/mail.repository.js';
+import { RateLimitRepository } from './repositories/rate-limit.repository.js';
 import { ActorService } from './services/actor.service.js';
 import { AuditService } from './services/audit.service.js';
+import { AuthService } from './services/auth.service.js';
 import { HealthService } from './services/health.service.js';
+import { InvitationService } from './services/invitation.service.js';
 import { KeyService } from './services/key.service.js';
-import { openLoginGuard, type LoginGuard } from './services/login-guard.js';
+import type { LoginGuard } from './services/login-guard.js';
+import { RateLimitedLoginGuard } from './services/login-guard.service.js';
+import { MemberService } from './services/member.service.js';
+import { MfaService } from './services/mfa.service.js';
+import { OrgService } from './services/org.service.js';
+import { SessionService } from './services/session.service.js';
+import { SupportService } from './services/support.service.js';
 import { TokenService } from './services/token.service.js';
 
 /**
@@ -35,7 +45,20 @@ export interface Services {
   tokens: TokenService;
   actors: ActorService;
   health: HealthService;
+  /** Rate-limit counters (Redis when configured, memory otherwise); used by the HTTP rate-limit plugin. */
+  rateLimits: RateLimitRepository;
   loginGuard: LoginGuard;
+  mailer: Mailer;
+  orgs: OrgService;
+  members: MemberService;
+  invitations: InvitationService;
+  support: SupportService;
+  /** Login sessions, refresh-token rotation, devices. */
+  sessions: SessionService;
+  /** TOTP second factor and recovery codes. */
+  mfa: MfaService;
+  /** Signup, login, password change, me. */
+  auth: AuthService;
 }
 
 export async function createServices(deps: Deps): Promise<Services> {
@@ -52,7 +75,40 @@ export async function createServices(deps: Deps): Promise<Services> {
   await tokens.init();
   const actors = new ActorService(db, tokens, audit, clock);
   const health = new HealthService(db, redis);
-  // Replaced by the rate-limiter-flexible guard (services/login-guard.service.ts).
-  const loginGuard: LoginGuard = openLoginGuard;
-  return { config, db, redis, logger, clock, hasher, keys, audit, tokens, actors, health, loginGuard };
+  const rateLimits = new RateLimitRepository({ redis, keyPrefix: config.redisPrefix, logger });
+  const loginGuard: LoginGuard = new RateLimitedLoginGuard(rateLimits);
+  const mailer = createMailer(config.smtpUrl, config.mailFrom);
+  const orgs = new OrgService(db, keys, audit);
+  const members = new MemberService(db, audit, clock);
+  const invitations = new InvitationService(db, audit, hasher, mailer, clock, logger, config.publicUrl);
+  const support = new SupportService(db, audit, hasher, clock);
+  const sessions = new SessionService(db, tokens, audit, clock, {
+    absoluteDays: config.refreshAbsoluteDays,
+    idleDays: config.refreshIdleDays,
+  });
+  const mfa = new MfaService(db, keys, audit, loginGuard, clock);
+  const auth = new AuthService(db, hasher, keys, audit, loginGuard, sessions, mfa, clock);
+  return {
+    config,
+    db,
+    redis,
+    logger,
+    clock,
+    hasher,
+    keys,
+    audit,
+    tokens,
+    actors,
+    health,
+    rateLimits,
+    loginGuard,
+    mailer,
+    orgs,
+    members,
+    invitations,
+    support,
+    sessions,
+    mfa,
+    auth,
+  };
 }

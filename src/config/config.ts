@@ -184,3 +184,48 @@ export function loadConfig(env: Env = process.env): Config {
     mailFrom: v.SOTTO_MAIL_FROM,
   };
 }
+
+/**
+ * What `sotto init` and `sotto migrate` need, without loadConfig's master-key requirement: init
+ * is what creates the key, and migrations never use it. Bad variables are still all named.
+ */
+export interface BootstrapConfig {
+  env: Config['env'];
+  dataDir: string;
+  databaseUrl: string | undefined;
+  logLevel: string;
+  /** Where the key file is (SOTTO_MASTER_KEY_FILE, or the data-dir default). */
+  masterKeyFile: string;
+  /** Which variable the operator set explicitly for the master key, if any. */
+  masterKeyVariable: 'SOTTO_MASTER_KEY' | 'SOTTO_MASTER_KEY_FILE' | undefined;
+}
+
+export function loadBootstrapConfig(env: Env = process.env): BootstrapConfig {
+  const parsed = schema
+    .pick({
+      SOTTO_ENV: true,
+      SOTTO_DATA_DIR: true,
+      DATABASE_URL: true,
+      SOTTO_LOG_LEVEL: true,
+      SOTTO_MASTER_KEY: true,
+      SOTTO_MASTER_KEY_FILE: true,
+    })
+    .safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  }
+  const v = parsed.data;
+  const dataDir = path.resolve(v.SOTTO_DATA_DIR);
+  return {
+    env: v.SOTTO_ENV,
+    dataDir,
+    databaseUrl: v.DATABASE_URL,
+    logLevel: v.SOTTO_LOG_LEVEL,
+    masterKeyFile: path.resolve(v.SOTTO_MASTER_KEY_FILE ?? defaultMasterKeyFile(dataDir)),
+    masterKeyVariable: v.SOTTO_MASTER_KEY
+      ? 'SOTTO_MASTER_KEY'
+      : v.SOTTO_MASTER_KEY_FILE
+        ? 'SOTTO_MASTER_KEY_FILE'
+        : undefined,
+  };
+}

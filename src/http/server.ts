@@ -6,10 +6,12 @@ import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Services } from '../app.js';
 import { authPlugin } from './plugins/auth.js';
-import { registerErrorHandler } from './plugins/error-handler.js';
+import { frameworkErrors, registerErrorHandler } from './plugins/error-handler.js';
+import { rateLimitPlugin } from './plugins/rate-limit.js';
 import auditRoutes from './routes/audit/index.js';
 import authRoutes from './routes/auth/index.js';
 import healthRoutes from './routes/health/index.js';
+import invitationRoutes from './routes/invitations/index.js';
 import meRoutes from './routes/me/index.js';
 import orgRoutes from './routes/org/index.js';
 
@@ -38,6 +40,8 @@ export async function buildServer({ services, https }: ServerOptions): Promise<F
     genReqId: () => crypto.randomUUID(),
     ajv: { customOptions: { removeAdditional: false } },
     routerOptions: { maxParamLength: 200 },
+    // Router errors (bad percent-encoding, over-long params) become problem+json like all others.
+    frameworkErrors,
   }) as unknown as FastifyInstance; // the https variant is the same API over a TLS socket
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -65,6 +69,8 @@ export async function buildServer({ services, https }: ServerOptions): Promise<F
     crossOriginEmbedderPolicy: false,
   });
   await app.register(cookie);
+  // Before any route is registered: it attaches each route's limit as the route is added.
+  await app.register(rateLimitPlugin, { limits: services.rateLimits });
 
   // API answers carry credentials and private data: never cache them anywhere.
   app.addHook('onSend', async (req, reply) => {
@@ -86,6 +92,8 @@ export async function buildServer({ services, https }: ServerOptions): Promise<F
   await app.register(meRoutes, { prefix: '/api/v1', services });
   await app.register(orgRoutes, { prefix: '/api/v1/org', services });
   await app.register(auditRoutes, { prefix: '/api/v1/audit', services });
+  // POST /api/v1/auth/accept-invitation (kept beside the rest of the invitation flow).
+  await app.register(invitationRoutes, { prefix: '/api/v1', services });
   return app;
 }
 

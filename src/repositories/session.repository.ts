@@ -46,4 +46,91 @@ export const sessionRepository = {
   async touch(tx: Queryable, sessionId: string, now: Date, ip: string): Promise<void> {
     await tx.query('UPDATE sessions SET last_seen_at = $2, ip = $3 WHERE id = $1', [sessionId, now, ip]);
   },
+
+  /** A new login on one device (user's scope). */
+  async create(
+    tx: Queryable,
+    s: { orgId: string | null; userId: string; userAgent: string; ip: string; now: Date; expiresAt: Date },
+  ): Promise<string> {
+    const { rows } = await tx.query<{ id: string }>(
+      `INSERT INTO sessions (org_id, user_id, user_agent, ip, created_at, last_seen_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING id`,
+      [s.orgId, s.userId, s.userAgent, s.ip, s.now, s.expiresAt],
+    );
+    return rows[0]!.id;
+  },
+
+  /** The user's live sessions, most recently used first (user's scope). */
+  async listLive(tx: Queryable, userId: string, now: Date): Promise<DeviceSession[]> {
+    const { rows } = await tx.query<{
+      id: string;
+      user_agent: string;
+      ip: string;
+      created_at: Date;
+      last_seen_at: Date;
+      expires_at: Date;
+    }>(
+      `SELECT id, user_agent, ip, created_at, last_seen_at, expires_at FROM sessions
+        WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+        ORDER BY last_seen_at DESC, id LIMIT 200`,
+      [userId, now],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      userAgent: r.user_agent,
+      ip: r.ip,
+      createdAt: r.created_at,
+      lastSeenAt: r.last_seen_at,
+      expiresAt: r.expires_at,
+    }));
+  },
+
+  /** Ends one of the user's own sessions; false when it is not theirs, unknown or already ended. */
+  async revokeOwn(
+    tx: Queryable,
+    userId: string,
+    sessionId: string,
+    reason: string,
+    now: Date,
+  ): Promise<boolean> {
+    const { rowCount } = await tx.query(
+      `UPDATE sessions SET revoked_at = $4, revoked_reason = $3
+        WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL`,
+      [sessionId, userId, reason, now],
+    );
+    return rowCount > 0;
+  },
+
+  /** Ends all of a user's sessions, optionally sparing one (the caller's). Returns how many. */
+  async revokeAllOfUser(
+    tx: Queryable,
+    userId: string,
+    reason: string,
+    now: Date,
+    exceptSessionId?: string,
+  ): Promise<number> {
+    const { rowCount } = await tx.query(
+      `UPDATE sessions SET revoked_at = $3, revoked_reason = $2
+        WHERE user_id = $1 AND revoked_at IS NULL AND ($4::uuid IS NULL OR id <> $4)`,
+      [userId, reason, now, exceptSessionId ?? null],
+    );
+    return rowCount;
+  },
+
+  /** Ends a session found through its refresh token (system context: reuse, idle expiry). */
+  async revoke(tx: Queryable, sessionId: string, reason: string, now: Date): Promise<void> {
+    await tx.query(
+      'UPDATE sessions SET revoked_at = $3, revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL',
+      [sessionId, reason, now],
+    );
+  },
 };
+
+export interface DeviceSession {
+  id: string;
+  userAgent: string;
+  ip: string;
+  createdAt: Date;
+  lastSeenAt: Date;
+  expiresAt: Date;
+}

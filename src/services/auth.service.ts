@@ -1,0 +1,291 @@
+import { randomUUID } from 'node:crypto';
+import { dictionary } from '@zxcvbn-ts/language-common';
+import type { PasswordHasher } from '../crypto/password.js';
+import type { Database } from '../db/database.js';
+import { withSystem, withTenant } from '../db/tenant.js';
+import { AppError } from '../domain/errors.js';
+import { checkPassword, normaliseEmail, passwordProblemMessages } from '../domain/password-policy.js';
+import type { OrgRole } from '../domain/roles.js';
+import type { Clock } from '../repositories/clock.repository.js';
+import { isUniqueViolation } from '../repositories/member.repository.js';
+import { orgSlugRepository } from '../repositories/org-slug.repository.js';
+import { orgRepository } from '../repositories/org.repository.js';
+import { userRepository, type UserAuthRow } from '../repositories/user.repository.js';
+import { sessionRepository } from '../repositories/session.repository.js';
+import type { AuditService } from './audit.service.js';
+import type { KeyService } from './key.service.js';
+import type { LoginGuard } from './login-guard.js';
+import type { MfaService, SecondFactorMethod } from './mfa.service.js';
+import { inUserScope, type ClientMeta, type SessionActor, type SessionService } from './session.service.js';
+
+/**
+ * The most common passwords (zxcvbn-ts's list, compiled from leaked-password corpora and kept
+ * up to date by that project), lower-cased for a case-insensitive match. Loaded once.
+ */
+let commonPasswords: ReadonlySet<string> | undefined;
+export function commonPasswordSet(): ReadonlySet<string> {
+  commonPasswords ??= new Set(dictionary['passwords-common'].map((p) => p.toLowerCase()));
+  return commonPasswords;
+}
+
+const SLUG_MAX = 48;
+const SIGNUP_ATTEMPTS = 3;
+
+/** A URL-safe slug from an org name: ASCII letters and digits joined by single dashes. */
+export function slugify(name: string): string {
+  const slug = name
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, SLUG_MAX)
+    .replace(/-+$/g, '');
+  return slug || 'org';
+}
+
+function firstFreeSlug(base: string, taken: ReadonlySet<string>): string {
+  if (!taken.has(base)) return base;
+  for (let i = 2; i < 1000; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
+  return `${base}-${randomUUID().slice(0, 6)}`;
+}
+
+export interface SignupInput {
+  email: string;
+  password: string;
+  name: string;
+  organization: string;
+}
+
+export interface LoginInput {
+  email: string;
+  password: string;
+  code?: string | undefined;
+}
+
+export interface LoginResult {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  sessionExpiresAt: Date;
+}
+
+export interface Me {
+  user: { id: string; email: string; name: string; role: OrgRole | 'support' };
+  organization: { id: string; name: string; slug: string } | null;
+  role: OrgRole | 'support';
+  mfaEnabled: boolean;
+  support?: { platformRole: 'support' };
+}
+
+const invalidCredentials = () => new AppError('invalid_credentials', 'Email or password is incorrect');
+
+/**
+ * Accounts: signup (a new org and its owner), login with an optional second factor, password
+ * change. Login answers the same for an unknown email and a wrong password — same status, body
+ * and (through a dummy hash verification) time — so it cannot be used to find accounts.
+ */
+export class AuthService {
+  constructor(
+    private readonly db: Database,
+    private readonly hasher: PasswordHasher,
+    private readonly keys: KeyService,
+    private readonly audit: AuditService,
+    private readonly guard: LoginGuard,
+    private readonly sessions: SessionService,
+    private readonly mfa: MfaService,
+    private readonly clock: Clock,
+  ) {}
+
+  private assertPasswordAllowed(password: string, email: string): void {
+    const problem = checkPassword(password, { email, common: commonPasswordSet() });
+    if (problem) throw new AppError('weak_password', passwordProblemMessages[problem], { reason: problem });
+  }
+
+  async signup(input: SignupInput, meta: ClientMeta) {
+    const email = normaliseEmail(input.email);
+    this.assertPasswordAllowed(input.password, email);
+    const passwordHash = await this.hasher.hash(input.password);
+    const orgName = input.organization.trim();
+    const name = input.name.trim();
+    const base = slugify(orgName);
+    for (let attempt = 1; ; attempt++) {
+      const pre = await withSystem(this.db, async (tx) => ({
+        emailTaken: await userRepository.emailTaken(tx, email),
+        slugs: await orgSlugRepository.taken(tx, base),
+      }));
+      if (pre.emailTaken) throw new AppError('conflict', 'An account with this email already exists');
+      const orgId = randomUUID();
+      const userId = randomUUID();
+      try {
+        // One tenant transaction with the new org's id: the RLS WITH CHECK admits exactly it.
+        return await withTenant(this.db, { orgId, userId }, async (tx) => {
+          const org = await orgRepository.insert(tx, {
+            id: orgId,
+            name: orgName,
+            slug: firstFreeSlug(base, pre.slugs),
+          });
+          await this.keys.createOrgKey(tx, orgId);
+          if (!(await userRepository.insertOwner(tx, { id: userId, orgId, email, name, passwordHash })))
+            throw new AppError('conflict', 'An account with this email already exists');
+          const entry = { orgId, actorId: userId, actorKind: 'user' as const, ip: meta.ip };
+          await this.audit.record(tx, {
+            ...entry,
+            action: 'org.created',
+            targetType: 'org',
+            targetId: orgId,
+            details: { slug: org.slug },
+          });
+          await this.audit.record(tx, {
+            ...entry,
+            action: 'user.signup',
+            targetType: 'user',
+            targetId: userId,
+          });
+          return {
+            user: { id: userId, email, name, role: 'owner' as const },
+            organization: { id: org.id, name: org.name, slug: org.slug },
+          };
+        });
+      } catch (err) {
+        // A concurrent signup took the slug between our check and insert: pick again.
+        if (isUniqueViolation(err) && attempt < SIGNUP_ATTEMPTS) continue;
+        if (isUniqueViolation(err)) throw new AppError('conflict', 'Please try again');
+        throw err;
+      }
+    }
+  }
+
+  async login(input: LoginInput, meta: ClientMeta): Promise<LoginResult> {
+    const email = normaliseEmail(input.email);
+    await this.guard.check(meta.ip, email);
+    const user = await withSystem(this.db, (tx) => userRepository.findByEmail(tx, email));
+    if (!user) {
+      await this.hasher.verifyDummy(input.password);
+      await this.loginFailed(meta, email, null, 'unknown_account');
+      throw invalidCredentials();
+    }
+    if (!(await this.hasher.verify(user.passwordHash, input.password))) {
+      await this.loginFailed(meta, email, user, 'bad_password');
+      throw invalidCredentials();
+    }
+    const code = input.code?.trim();
+    // Only now, with the password proven, may the answer reveal that a second factor is needed.
+    if (user.totpEnabled && !code)
+      throw new AppError('mfa_required', 'Enter the code from your authenticator app');
+
+    const opened = await inUserScope(this.db, { orgId: user.orgId, userId: user.id }, async (tx) => {
+      let method: SecondFactorMethod | 'password' = 'password';
+      if (user.totpEnabled) {
+        const locked = await userRepository.lock(tx, user.id);
+        const ok = locked && (await this.mfa.verifySecondFactor(tx, locked, code!, meta.ip));
+        if (!ok) return undefined;
+        method = ok;
+      }
+      const session = await this.sessions.open(tx, user, meta);
+      await this.audit.record(tx, {
+        orgId: user.orgId,
+        actorId: user.id,
+        actorKind: user.orgId ? 'user' : 'support',
+        action: 'auth.login',
+        targetType: 'session',
+        targetId: session.sessionId,
+        ip: meta.ip,
+        details: { method },
+      });
+      return session;
+    });
+    if (!opened) {
+      await this.loginFailed(meta, email, user, 'bad_code');
+      throw invalidCredentials();
+    }
+    await this.guard.succeeded(meta.ip, email);
+    return {
+      accessToken: await this.sessions.accessToken(user, opened.sessionId),
+      refreshToken: opened.refreshToken,
+      expiresIn: this.sessions.accessTokenTtl,
+      sessionExpiresAt: opened.expiresAt,
+    };
+  }
+
+  /** Failures go on the account's chain, or the platform chain when no account matched. */
+  private async loginFailed(
+    meta: ClientMeta,
+    email: string,
+    user: UserAuthRow | null,
+    reason: 'unknown_account' | 'bad_password' | 'bad_code',
+  ): Promise<void> {
+    await this.guard.failed(meta.ip, email);
+    await this.audit.recordStandalone({
+      orgId: user?.orgId ?? null,
+      actorId: user?.id ?? null,
+      actorKind: 'anonymous',
+      action: 'auth.login_failed',
+      targetType: user ? 'user' : undefined,
+      targetId: user?.id,
+      ip: meta.ip,
+      details: { reason, ...(user ? {} : { email }) },
+    });
+  }
+
+  /** Changes my password; every other session ends (a thief's included), this one stays. */
+  async changePassword(who: SessionActor, currentPassword: string, newPassword: string): Promise<void> {
+    const user = await inUserScope(this.db, who, (tx) => userRepository.findById(tx, who.userId));
+    if (!user) throw new AppError('unauthenticated');
+    await this.guard.check(who.ip, user.email);
+    if (!(await this.hasher.verify(user.passwordHash, currentPassword))) {
+      await this.guard.failed(who.ip, user.email);
+      await this.audit.recordStandalone({
+        orgId: who.orgId,
+        actorId: who.userId,
+        actorKind: who.orgId ? 'user' : 'support',
+        action: 'auth.password_change_failed',
+        targetType: 'user',
+        targetId: who.userId,
+        ip: who.ip,
+        details: { reason: 'bad_password' },
+      });
+      throw new AppError('invalid_credentials', 'Current password is incorrect');
+    }
+    await this.guard.succeeded(who.ip, user.email);
+    this.assertPasswordAllowed(newPassword, user.email);
+    const hash = await this.hasher.hash(newPassword);
+    const now = this.clock.now();
+    await inUserScope(this.db, who, async (tx) => {
+      await userRepository.updatePassword(tx, who.userId, hash, now);
+      const revoked = await sessionRepository.revokeAllOfUser(
+        tx,
+        who.userId,
+        'password_changed',
+        now,
+        who.sessionId,
+      );
+      await this.audit.record(tx, {
+        orgId: who.orgId,
+        actorId: who.userId,
+        actorKind: who.orgId ? 'user' : 'support',
+        action: 'auth.password_changed',
+        targetType: 'user',
+        targetId: who.userId,
+        ip: who.ip,
+        details: { revokedSessions: revoked },
+      });
+    });
+  }
+
+  async me(who: SessionActor): Promise<Me> {
+    return inUserScope(this.db, who, async (tx) => {
+      const user = await userRepository.findById(tx, who.userId);
+      if (!user) throw new AppError('unauthenticated');
+      const role = user.role ?? 'support';
+      const org = user.orgId ? await orgRepository.find(tx, user.orgId) : undefined;
+      return {
+        user: { id: user.id, email: user.email, name: user.name, role },
+        organization: org ? { id: org.id, name: org.name, slug: org.slug } : null,
+        role,
+        mfaEnabled: user.totpEnabled,
+        ...(user.platformRole === 'support' ? { support: { platformRole: 'support' as const } } : {}),
+      };
+    });
+  }
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { authenticator } from 'otplib';
+import type { TestApp } from './test-app.js';
+
+/**
+ * Drives the real auth routes (signup, login, refresh) as a client would. Each client gets its own
+ * address from the documentation range (RFC 3849), so per-network rate limits and the login guard
+ * see distinct networks and one test's failures never throttle another's.
+ */
+let nextNet = 1;
+export function freshIp(): string {
+  return `2001:db8:${(nextNet++).toString(16)}::1`;
+}
+
+export const STRONG_PASSWORD = 'correct horse battery staple 42';
+
+export interface Account {
+  email: string;
+  password: string;
+  userId: string;
+  orgId: string;
+  ip: string;
+}
+
+export interface Tokens {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  tokenType: string;
+}
+
+export function call(t: TestApp, ip: string, opts: InjectOptions): Promise<LightMyRequestResponse> {
+  return t.app.inject({ remoteAddress: ip, ...opts } as InjectOptions) as Promise<LightMyRequestResponse>;
+}
+
+export async function signup(
+  t: TestApp,
+  opts: { email?: string; password?: string; organization?: string; ip?: string } = {},
+): Promise<Account> {
+  const ip = opts.ip ?? freshIp();
+  const email = opts.email ?? `user-${randomUUID().slice(0, 8)}@example.test`;
+  const password = opts.password ?? STRONG_PASSWORD;
+  const res = await call(t, ip, {
+    method: 'POST',
+    url: '/api/v1/auth/signup',
+    payload: { email, password, name: 'Test User', organization: opts.organization ?? `Org ${email}` },
+  });
+  if (res.statusCode !== 201) throw new Error(`signup failed: ${res.statusCode} ${res.body}`);
+  const body = res.json();
+  return { email, password, userId: body.user.id, orgId: body.organization.id, ip };
+}
+
+export function loginRaw(
+  t: TestApp,
+  ip: string,
+  payload: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<LightMyRequestResponse> {
+  return call(t, ip, {
+    method: 'POST',
+    url: '/api/v1/auth/login',
+    payload,
+    headers: { 'user-agent': 'vitest-agent/1.0', ...headers },
+  });
+}
+
+export async function login(
+  t: TestApp,
+  a: Pick<Account, 'email' | 'password' | 'ip'>,
+  code?: string,
+): Promise<Tokens> {
+  const res = await loginRaw(t, a.ip, { email: a.email, password: a.password, ...(code ? { code } : {}) });
+  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`);
+  return res.json();
+}
+
+export function refreshRaw(t: TestApp, ip: string, refreshToken: string): Promise<LightMyRequestResponse> {
+  return call(t, ip, { method: 'POST', url: '/api/v1/auth/refresh', payload: { refreshToken } });
+}
+
+export function authed(
+  t: TestApp,
+  ip: string,
+  accessToken: string,
+  opts: InjectOptions,
+): Promise<LightMyRequestResponse> {
+  return call(t, ip, { ...opts, headers: { ...opts.headers, authorization: `Bearer ${accessToken}` } });
+}
+
+/** The TOTP code a phone would show for `secret` at `epochMs`. */
+export function totp(secret: string, epochMs: number): string {
+  return authenticator.clone({ epoch: epochMs }).generate(secret);
+}
