@@ -73,7 +73,6 @@ export async function createServices(deps: Deps): Promise<Services> {
     ttlSeconds: config.accessTokenTtlSeconds,
   });
   await tokens.init();
-  const actors = new ActorService(db, tokens, audit, clock);
   const health = new HealthService(db, redis);
   const rateLimits = new RateLimitRepository({ redis, keyPrefix: config.redisPrefix, logger });
   const loginGuard: LoginGuard = new RateLimitedLoginGuard(rateLimits);
@@ -86,6 +85,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     absoluteDays: config.refreshAbsoluteDays,
     idleDays: config.refreshIdleDays,
   });
+  const actors = new ActorService(db, sessions, clock);
   const mfa = new MfaService(db, keys, audit, loginGuard, clock);
   const auth = new AuthService(db, hasher, keys, audit, loginGuard, sessions, mfa, clock);
   return {

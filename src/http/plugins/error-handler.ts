@@ -36,6 +36,13 @@ function send(reply: FastifyReply, req: FastifyRequest, code: ErrorCode, detail?
 /** Fastify's own client errors (body parsing, limits) mapped onto our codes. */
 function fromFastify(err: FastifyError): { code: ErrorCode; detail: string } | undefined {
   switch (err.code) {
+    case 'FST_CSRF_MISSING_SECRET':
+    case 'FST_CSRF_INVALID_TOKEN':
+      // @fastify/csrf-protection on cookie-authenticated auth routes.
+      return {
+        code: 'csrf_failed',
+        detail: 'Missing or invalid CSRF token (get one from GET /api/v1/auth/csrf)',
+      };
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { code: 'payload_too_large', detail: 'Request body is too large' };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':

@@ -1,6 +1,5 @@
 import csrfProtection from '@fastify/csrf-protection';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError } from '../../../domain/errors.js';
 
 /**
  * Browser clients keep the refresh token out of JavaScript's reach: it lives in a `__Host-`
@@ -26,14 +25,6 @@ export async function registerCsrf(app: FastifyInstance): Promise<void> {
       const v = req.headers[CSRF_HEADER];
       return typeof v === 'string' ? v : undefined;
     },
-  });
-  // The plugin answers with its own 403 errors; give them the stable problem code. Anything
-  // else is rethrown to the application's error handler.
-  app.setErrorHandler((err: { code?: string }) => {
-    if (err.code === 'FST_CSRF_MISSING_SECRET' || err.code === 'FST_CSRF_INVALID_TOKEN') {
-      throw new AppError('csrf_failed', 'Missing or invalid CSRF token (get one from GET /api/v1/auth/csrf)');
-    }
-    throw err;
   });
 }
 
