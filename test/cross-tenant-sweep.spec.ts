@@ -1,0 +1,128 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
+import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
+import { freshIp } from './helpers/auth-client.js';
+
+/**
+ * Every route, called by an owner of organization B against organization A's resources, must
+ * answer exactly 404 and change nothing. Routes are taken from the live OpenAPI document, so a
+ * new route with a path parameter fails this test until it is added to `targets` below.
+ */
+type Method = 'get' | 'post' | 'patch' | 'delete' | 'put';
+
+interface Target {
+  /** A's resource id to put in the path. */
+  id: (a: OrgA) => string;
+  body?: Record<string, unknown>;
+}
+
+interface OrgA {
+  owner: TestUser;
+  member: TestUser;
+  invitationId: string;
+  grantId: string;
+}
+
+const targets: Record<string, Partial<Record<Method, Target>>> = {
+  '/api/v1/auth/devices/{id}': { delete: { id: (a) => a.member.sessionId } },
+  '/api/v1/org/members/{id}': {
+    patch: { id: (a) => a.member.userId, body: { role: 'admin' } },
+    delete: { id: (a) => a.member.userId },
+  },
+  '/api/v1/org/invitations/{id}': { delete: { id: (a) => a.invitationId } },
+  '/api/v1/org/support-grants/{id}': { delete: { id: (a) => a.grantId } },
+};
+
+describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
+  let t: TestApp;
+  let a: OrgA;
+  let b: TestUser;
+  let paths: Record<string, Record<string, unknown>>;
+  const ip = freshIp();
+
+  const as = (user: TestUser, method: Method, url: string, payload?: Record<string, unknown>) =>
+    t.app.inject({
+      method: method.toUpperCase() as 'GET',
+      url,
+      headers: bearer(user.accessToken),
+      remoteAddress: ip,
+      ...(payload ? { payload } : {}),
+    });
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    const owner = await createOrgWithUser(t.services, { role: 'owner' });
+    const member = await addUser(t.services, owner.orgId, { role: 'member' });
+    const inv = await as(owner, 'post', '/api/v1/org/invitations', {
+      email: 'new@a.example',
+      role: 'member',
+    });
+    const grant = await as(owner, 'post', '/api/v1/org/support-grants', { hours: 2 });
+    expect([inv.statusCode, grant.statusCode]).toEqual([201, 201]);
+    a = { owner, member, invitationId: inv.json().id, grantId: grant.json().id };
+    b = await createOrgWithUser(t.services, { role: 'owner' });
+    paths = (t.app.swagger() as { paths: Record<string, Record<string, unknown>> }).paths;
+  });
+  afterAll(async () => t?.close());
+
+  it('knows a target for every route that takes an id', () => {
+    const parameterised = Object.keys(paths).filter((p) => p.includes('{'));
+    expect(parameterised.length).toBeGreaterThan(0);
+    for (const p of parameterised) {
+      for (const method of Object.keys(paths[p]!)) {
+        expect(
+          targets[p]?.[method as Method],
+          `${method.toUpperCase()} ${p} is missing from the sweep`,
+        ).toBeDefined();
+      }
+    }
+  });
+
+  it("answers exactly 404 to another org's ids, on every method, and changes nothing", async () => {
+    let swept = 0;
+    for (const [path, methods] of Object.entries(targets)) {
+      for (const [method, target] of Object.entries(methods) as [Method, Target][]) {
+        const url = path.replace('{id}', target.id(a));
+        const res = await as(b, method, url, target.body);
+        expect(res.statusCode, `${method.toUpperCase()} ${path}`).toBe(404);
+        expect(res.json().code).toBe('not_found');
+        swept++;
+      }
+    }
+    expect(swept).toBe(Object.values(targets).reduce((n, m) => n + Object.keys(m).length, 0));
+    // A's resources are all still there, untouched.
+    const members = await as(a.owner, 'get', '/api/v1/org/members');
+    const m = (members.json() as { id: string; role: string }[]).find((x) => x.id === a.member.userId);
+    expect(m?.role).toBe('member');
+    const devices = await as(a.member, 'get', '/api/v1/auth/devices');
+    expect(devices.statusCode).toBe(200);
+    const invitations = (await as(a.owner, 'get', '/api/v1/org/invitations')).json() as { id: string }[];
+    expect(invitations.map((i) => i.id)).toContain(a.invitationId);
+    const grants = (await as(a.owner, 'get', '/api/v1/org/support-grants')).json() as {
+      id: string;
+      status: string;
+    }[];
+    expect(grants.find((g) => g.id === a.grantId)?.status).toBe('active');
+  });
+
+  it("never shows A's data on B's collection routes", async () => {
+    const secrets = [
+      a.owner.orgId,
+      a.owner.userId,
+      a.member.userId,
+      a.owner.email,
+      a.member.email,
+      a.invitationId,
+      a.grantId,
+    ];
+    let read = 0;
+    for (const [path, methods] of Object.entries(paths)) {
+      if (path.includes('{') || !('get' in methods) || path.startsWith('/api/docs')) continue;
+      const res = await as(b, 'get', path);
+      expect(res.statusCode, `GET ${path}`).toBeLessThan(500);
+      for (const s of secrets) expect(res.body, `GET ${path} leaked ${s}`).not.toContain(s);
+      read++;
+    }
+    expect(read).toBeGreaterThanOrEqual(8);
+  });
+});
