@@ -1,0 +1,98 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { Logger } from 'pino';
+import { loadConfig, type Config } from '../../config/config.js';
+import { createLogger } from '../../http/logger.js';
+import { startTransport, type Transport } from '../../http/listen.js';
+import { ensureSelfSignedCert, readTlsFiles, type TlsMaterial } from '../../repositories/tls.repository.js';
+import { openRuntime, type Runtime } from '../runtime.js';
+
+/**
+ * `sotto serve`: config (once; any bad variable stops the process), database, Redis, schema
+ * check, services, then the listeners. Stops cleanly on SIGINT/SIGTERM.
+ */
+export interface RunningServer {
+  config: Config;
+  runtime: Runtime;
+  transport: Transport;
+  close(): Promise<void>;
+}
+
+export interface ServeOptions {
+  env?: Record<string, string | undefined>;
+  logger?: Logger;
+}
+
+async function tlsMaterial(config: Config, logger: Logger): Promise<TlsMaterial> {
+  if (config.tls) return readTlsFiles(config.tls.certFile, config.tls.keyFile);
+  const hosts = [new URL(config.publicUrl).hostname, config.host];
+  const cert = await ensureSelfSignedCert(path.join(config.dataDir, 'tls'), hosts);
+  logger[cert.generated ? 'warn' : 'info'](
+    { certFile: cert.certFile, fingerprint: cert.fingerprint },
+    cert.generated
+      ? 'generated a self-signed certificate: browsers will warn; set SOTTO_TLS_CERT/SOTTO_TLS_KEY for production'
+      : 'using the self-signed certificate from the data directory',
+  );
+  return cert;
+}
+
+export async function startServe(opts: ServeOptions = {}): Promise<RunningServer> {
+  const config = loadConfig(opts.env);
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const runtime = await openRuntime(config, { logger });
+  try {
+    const tls = config.trustProxy ? undefined : await tlsMaterial(config, logger);
+    const transport = await startTransport({ services: runtime.services, tls });
+    logger.info(
+      {
+        env: config.env,
+        database: runtime.services.db.kind,
+        redis: config.redisUrl ? 'connected' : 'not configured (in-memory rate limits)',
+        masterKeySource: config.masterKeySource.kind,
+        activeMasterKeyVersion: config.masterKeys.active.version,
+      },
+      'sotto started',
+    );
+    let closing: Promise<void> | undefined;
+    return {
+      config,
+      runtime,
+      transport,
+      close: () =>
+        (closing ??= (async () => {
+          try {
+            await transport.close();
+          } finally {
+            await runtime.close();
+          }
+        })()),
+    };
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
+}
+
+const SHUTDOWN_GRACE_MS = 15_000;
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('start the HTTPS API server')
+    .action(async () => {
+      const running = await startServe();
+      const log = running.runtime.services.logger;
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      log.info({ signal }, 'shutting down');
+      // A second signal, or a shutdown that hangs, ends the process the hard way.
+      const force = (): never => process.exit(1);
+      process.once('SIGINT', force);
+      process.once('SIGTERM', force);
+      setTimeout(force, SHUTDOWN_GRACE_MS).unref();
+      await running.close();
+      log.info('stopped');
+    });
+}

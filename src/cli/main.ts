@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import type { Services } from '../app.js';
+import { ConfigError, loadConfig, type Config } from '../config/config.js';
+import { createLogger } from '../http/logger.js';
+import { registerAdminCommands } from './commands/admin.js';
+import { registerAuditCommands } from './commands/audit.js';
+import { registerInitCommand } from './commands/init.js';
+import { registerKeysCommands } from './commands/keys.js';
+import { registerMigrateCommand } from './commands/migrate.js';
+import { registerServeCommand } from './commands/serve.js';
+import { CliError, openRuntime, type Runtime } from './runtime.js';
+
+/**
+ * The `sotto` binary. Commands that need the database open it through `boot`, once per process;
+ * whatever was opened is closed when the command finishes. Every failure ends with a one-line
+ * (or, for configuration, one-list) message on stderr and exit status 1.
+ */
+const opened: Runtime[] = [];
+
+// One-shot commands log warnings only, to stderr, so their stdout stays readable.
+const quietLogger = (config: Config) =>
+  createLogger(config.logLevel === 'silent' ? 'silent' : 'warn', process.stderr);
+
+async function open(config: Config): Promise<Runtime> {
+  const runtime = await openRuntime(config, { logger: quietLogger(config) });
+  opened.push(runtime);
+  return {
+    ...runtime,
+    close: async () => {
+      opened.splice(opened.indexOf(runtime), 1);
+      await runtime.close();
+    },
+  };
+}
+
+let booted: Promise<Services> | undefined;
+/** For command groups that just need services (admin, audit). */
+const boot = (): Promise<Services> => (booted ??= open(loadConfig()).then((r) => r.services));
+
+const program = new Command()
+  .name('sotto')
+  .description('Sotto: self-hostable, multi-tenant transcription for confidential conversations')
+  .showHelpAfterError();
+
+registerServeCommand(program);
+registerInitCommand(program);
+registerMigrateCommand(program);
+registerKeysCommands(program, open);
+registerAdminCommands(program, boot);
+registerAuditCommands(program, boot);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof ConfigError) console.error(err.message);
+  else console.error(`sotto: ${err instanceof CliError ? err.message : (err as Error).message}`);
+  process.exitCode = 1;
+} finally {
+  for (const runtime of opened.splice(0)) await runtime.close().catch(() => undefined);
+}

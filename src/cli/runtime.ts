@@ -1,0 +1,147 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { createServices, type Services } from '../app.js';
+import type { Config } from '../config/config.js';
+import { openDatabase, type Database } from '../db/database.js';
+import { migrate, pendingMigrations } from '../db/migrate.js';
+import { createLogger } from '../http/logger.js';
+import { liveFileKeyring } from '../repositories/master-key-file.repository.js';
+import {
+  LockedError,
+  acquireProcessLock,
+  type ProcessLock,
+} from '../repositories/process-lock.repository.js';
+
+/**
+ * Opens what every command that touches data needs — database, Redis, services — with the same
+ * rules for all: the embedded database is locked to one process, the schema must be current, and
+ * a configured Redis must answer. Anything opened is closed again if a later step fails.
+ */
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+export interface Runtime {
+  config: Config;
+  services: Services;
+  close(): Promise<void>;
+}
+
+export interface OpenedDatabase {
+  db: Database;
+  close(): Promise<void>;
+}
+
+export function pgliteDir(dataDir: string): string {
+  return path.join(dataDir, 'db');
+}
+
+/** Opens PostgreSQL (DATABASE_URL) or the embedded PGlite under `${dataDir}/db`, locked to this process. */
+export async function openDataStore(opts: {
+  databaseUrl: string | undefined;
+  dataDir: string;
+}): Promise<OpenedDatabase> {
+  if (opts.databaseUrl) {
+    const db = await openDatabase({ databaseUrl: opts.databaseUrl });
+    return { db, close: () => db.close() };
+  }
+  const dir = pgliteDir(opts.dataDir);
+  let lock: ProcessLock;
+  try {
+    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    lock = acquireProcessLock(path.join(opts.dataDir, 'db.lock'));
+  } catch (err) {
+    if (err instanceof LockedError) {
+      throw new CliError(
+        `the embedded database in ${dir} is in use by process ${err.pid} (one process at a time): stop it first, or use PostgreSQL (DATABASE_URL)`,
+      );
+    }
+    throw err;
+  }
+  try {
+    const db = await openDatabase({ pgliteDir: dir });
+    return {
+      db,
+      close: async () => {
+        try {
+          await db.close();
+        } finally {
+          lock.release();
+        }
+      },
+    };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+/** Applies migrations when the config says so; otherwise refuses to run on an outdated schema. */
+export async function ensureSchema(db: Database, config: Config, logger: Logger): Promise<void> {
+  if (config.migrateOnStart) {
+    const applied = await migrate(db);
+    if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
+    return;
+  }
+  const pending = await pendingMigrations(db);
+  if (pending.length > 0) {
+    throw new CliError(
+      `the database has ${pending.length} pending migration(s) (${pending.map((m) => m.name).join(', ')}); ` +
+        'run `sotto migrate` first (production mode never migrates on start unless SOTTO_MIGRATE_ON_START=true)',
+    );
+  }
+}
+
+export async function connectRedis(url: string): Promise<Redis> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3, connectTimeout: 5_000 });
+  // Without a listener ioredis prints every reconnect error; readiness (/readyz) reports it instead.
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw new CliError(`REDIS_URL: cannot reach Redis (${(err as Error).message})`);
+  }
+  return redis;
+}
+
+export interface RuntimeOptions {
+  logger?: Logger;
+}
+
+export async function openRuntime(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  // Redis first: an unreachable Redis stops start-up before the database is touched.
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
+  let store: OpenedDatabase;
+  try {
+    store = await openDataStore(config);
+  } catch (err) {
+    redis?.disconnect();
+    throw err;
+  }
+  try {
+    await ensureSchema(store.db, config, logger);
+    // A file keyring is re-read when a version rotated in by another process shows up.
+    const masterKeys =
+      config.masterKeySource.kind === 'file'
+        ? liveFileKeyring(config.masterKeySource.path, config.masterKeys)
+        : config.masterKeys;
+    const services = await createServices({ config: { ...config, masterKeys }, db: store.db, redis, logger });
+    return {
+      config,
+      services,
+      close: async () => {
+        if (redis) await redis.quit().catch(() => redis?.disconnect());
+        await store.close();
+      },
+    };
+  } catch (err) {
+    redis?.disconnect();
+    await store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, defaultMasterKeyFile, loadBootstrapConfig, loadConfig } from './config.js';
+
+const key = () => randomBytes(32).toString('base64');
+const dir = mkdtempSync(path.join(tmpdir(), 'sotto-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig({ SOTTO_DATA_DIR: dir, ...env });
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const c = loadConfig({ SOTTO_DATA_DIR: dir, SOTTO_MASTER_KEY: key() });
+    expect(c).toMatchObject({
+      env: 'development',
+      httpsPort: 8443,
+      httpPort: 8080,
+      host: '0.0.0.0',
+      publicUrl: 'https://localhost:8443',
+      migrateOnStart: true,
+      trustProxy: undefined,
+      tls: undefined,
+      databaseUrl: undefined,
+      redisUrl: undefined,
+      masterKeySource: { kind: 'env' },
+    });
+    expect(c.masterKeys.active.version).toBe(1);
+  });
+
+  it('names every bad variable in one error, master key included', () => {
+    const p = problems({
+      SOTTO_HTTPS_PORT: '70000',
+      SOTTO_HTTP_PORT: 'eighty',
+      SOTTO_MASTER_KEY: 'c2hvcnQ=',
+      DATABASE_URL: 'mysql://x',
+      SOTTO_PUBLIC_URL: 'http://insecure.example',
+      SOTTO_ENV: 'staging',
+    });
+    for (const name of [
+      'SOTTO_HTTPS_PORT',
+      'SOTTO_HTTP_PORT',
+      'SOTTO_MASTER_KEY',
+      'DATABASE_URL',
+      'SOTTO_PUBLIC_URL',
+      'SOTTO_ENV',
+    ]) {
+      expect(
+        p.some((line) => line.startsWith(`${name}:`)),
+        name,
+      ).toBe(true);
+    }
+  });
+
+  it('refuses a missing, short, non-base64 or duplicated master key', () => {
+    expect(problems({})).toEqual([expect.stringMatching(/^SOTTO_MASTER_KEY: no master key configured/)]);
+    expect(problems({ SOTTO_MASTER_KEY: randomBytes(31).toString('base64') })[0]).toMatch(/32 bytes, got 31/);
+    expect(problems({ SOTTO_MASTER_KEY: 'not*base64!' })[0]).toMatch(/not valid base64/);
+    expect(problems({ SOTTO_MASTER_KEY: `v1:${key()},v1:${key()}` })[0]).toMatch(/appears twice/);
+  });
+
+  it('reads a versioned keyring from a file and makes the highest version active', () => {
+    const file = path.join(dir, 'ring.key');
+    writeFileSync(file, `# comment\nv1:${key()}\nv3:${key()}\n`, { mode: 0o600 });
+    const c = loadConfig({ SOTTO_DATA_DIR: dir, SOTTO_MASTER_KEY_FILE: file });
+    expect(c.masterKeySource).toEqual({ kind: 'file', path: file });
+    expect(c.masterKeys.active.version).toBe(3);
+    expect([...c.masterKeys.byVersion.keys()].sort()).toEqual([1, 3]);
+  });
+
+  it('requires TLS cert and key together and existing', () => {
+    const p = problems({ SOTTO_MASTER_KEY: key(), SOTTO_TLS_CERT: path.join(dir, 'missing.pem') });
+    expect(p).toContain('SOTTO_TLS_CERT and SOTTO_TLS_KEY must be set together');
+    expect(p.some((l) => l.startsWith('SOTTO_TLS_CERT:') && l.includes('does not exist'))).toBe(true);
+  });
+
+  it('turns on proxy mode with a trusted proxy list, and production does not migrate on start', () => {
+    const c = loadConfig({
+      SOTTO_DATA_DIR: dir,
+      SOTTO_MASTER_KEY: key(),
+      SOTTO_TRUST_PROXY: '10.0.0.1, 192.168.0.0/16',
+      SOTTO_ENV: 'production',
+    });
+    expect(c.trustProxy).toEqual(['10.0.0.1', '192.168.0.0/16']);
+    expect(c.migrateOnStart).toBe(false);
+    expect(
+      loadConfig({
+        SOTTO_DATA_DIR: dir,
+        SOTTO_MASTER_KEY: key(),
+        SOTTO_ENV: 'production',
+        SOTTO_MIGRATE_ON_START: 'true',
+      }).migrateOnStart,
+    ).toBe(true);
+  });
+});
+
+describe('loadBootstrapConfig (init, migrate)', () => {
+  it('needs no master key and says where the key file goes', () => {
+    const b = loadBootstrapConfig({ SOTTO_DATA_DIR: dir });
+    expect(b.masterKeyFile).toBe(defaultMasterKeyFile(dir));
+    expect(b.masterKeyVariable).toBeUndefined();
+    expect(path.relative(path.join(dir, 'db'), b.masterKeyFile).startsWith('..')).toBe(true);
+  });
+
+  it('reports which master key variable is set', () => {
+    expect(loadBootstrapConfig({ SOTTO_DATA_DIR: dir, SOTTO_MASTER_KEY: 'anything' }).masterKeyVariable).toBe(
+      'SOTTO_MASTER_KEY',
+    );
+    const b = loadBootstrapConfig({ SOTTO_DATA_DIR: dir, SOTTO_MASTER_KEY_FILE: 'rel/k.key' });
+    expect(b.masterKeyVariable).toBe('SOTTO_MASTER_KEY_FILE');
+    expect(path.isAbsolute(b.masterKeyFile)).toBe(true);
+  });
+
+  it('still names bad variables it reads', () => {
+    expect(() => loadBootstrapConfig({ DATABASE_URL: 'nope', SOTTO_ENV: 'x' })).toThrow(ConfigError);
+    try {
+      loadBootstrapConfig({ DATABASE_URL: 'nope', SOTTO_ENV: 'x' });
+    } catch (err) {
+      const p = (err as ConfigError).problems;
+      expect(p.some((l) => l.startsWith('DATABASE_URL:'))).toBe(true);
+      expect(p.some((l) => l.startsWith('SOTTO_ENV:'))).toBe(true);
+    }
+  });
+});
