@@ -17,6 +17,11 @@ export interface QueryResult<T> {
 
 export interface Queryable {
   query<T = Row>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+  /**
+   * Set on transactions opened by withTenant(): the org RLS is scoped to. Code that works outside
+   * the database (the data-key cache) checks it so it cannot be led across tenants either.
+   */
+  readonly tenantOrgId?: string;
 }
 
 /** A transaction handle; `exec` runs multi-statement SQL without parameters (migrations). */

@@ -21,7 +21,7 @@ export function withTenant<T>(
               set_config('app.user_id', $2, true)`,
       [ctx.orgId, ctx.userId ?? ''],
     );
-    return fn(tx);
+    return fn({ query: (text, params) => tx.query(text, params), tenantOrgId: ctx.orgId });
   });
 }
 

@@ -42,6 +42,7 @@ export class KeyService {
   }
 
   async encrypt(tx: Queryable, loc: FieldLocation, plaintext: string | Buffer): Promise<Buffer> {
+    assertSameTenant(tx, loc, 'internal');
     const wrapped = await keyRepository.findActive(tx, loc.orgId);
     if (!wrapped) throw new AppError('internal', 'organization has no data key');
     const key = this.unwrapCached(wrapped);
@@ -50,6 +51,7 @@ export class KeyService {
   }
 
   async decrypt(tx: Queryable, loc: FieldLocation, ciphertext: Uint8Array): Promise<Buffer> {
+    assertSameTenant(tx, loc, 'decryption_failed');
     try {
       const version = keyVersionOf(ciphertext);
       let key = this.cache.get(`${loc.orgId}:${version}`);
@@ -155,5 +157,15 @@ export class KeyService {
       this.cache.set(id, key);
     }
     return key;
+  }
+}
+
+/**
+ * Keys are cached outside the database, where RLS cannot guard them: inside a tenant transaction,
+ * only that tenant's keys may be used. (System transactions — rotation, verification — may use any.)
+ */
+function assertSameTenant(tx: Queryable, loc: FieldLocation, code: 'internal' | 'decryption_failed'): void {
+  if (tx.tenantOrgId !== undefined && tx.tenantOrgId !== loc.orgId) {
+    throw new AppError(code, 'data key of another organization requested inside a tenant transaction');
   }
 }
