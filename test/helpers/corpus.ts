@@ -28,7 +28,9 @@ export interface CorpusEntry {
 
 export function corpusIds(): string[] {
   if (!hasCorpus) return [];
-  return (JSON.parse(readFileSync(path.join(corpusDir, 'index.json'), 'utf8')) as { id: string }[]).map((e) => e.id);
+  return (JSON.parse(readFileSync(path.join(corpusDir, 'index.json'), 'utf8')) as { id: string }[]).map(
+    (e) => e.id,
+  );
 }
 
 export function corpusEntry(id: string): CorpusEntry {
