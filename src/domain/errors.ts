@@ -18,10 +18,18 @@ export const errorCodes = {
   invalid_code: { status: 422, title: 'Invalid code' },
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  undecodable_audio: { status: 422, title: 'Audio could not be decoded' },
   rate_limited: { status: 429, title: 'Too many requests' },
   decryption_failed: { status: 500, title: 'Internal error' },
   internal: { status: 500, title: 'Internal error' },
   unavailable: { status: 503, title: 'Service unavailable' },
+  /** No usable speech-recognition engine (binary or model missing, model corrupt, GPU asked for but absent). */
+  engine_unavailable: { status: 503, title: 'Transcription engine unavailable' },
+  /** The engine was there but a transcription run failed (crash, bad answer, remote HTTP error). */
+  engine_failed: { status: 502, title: 'Transcription engine failed' },
+  /** A model download failed or did not match its published SHA-256. */
+  model_download_failed: { status: 502, title: 'Model download failed' },
+  decoder_unavailable: { status: 503, title: 'Audio decoder unavailable' },
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;
