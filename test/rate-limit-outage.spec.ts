@@ -175,7 +175,7 @@ describe('Redis outage: limits fall back to memory (insurance)', () => {
   });
 
   it.runIf(usingRedis)(
-    'switches to memory when the real Redis connection drops mid-run, and back when it returns',
+    'switches to memory when the real Redis connection drops mid-run, and back when it returns (runs only with REDIS_URL)',
     async () => {
       const redis = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 1 });
       redis.on('error', () => undefined);
