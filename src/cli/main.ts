@@ -8,6 +8,7 @@ import { registerAuditCommands } from './commands/audit.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerMigrateCommand } from './commands/migrate.js';
+import { registerModelCommands } from './commands/models.js';
 import { registerServeCommand } from './commands/serve.js';
 import { CliError, openRuntime, type Runtime } from './runtime.js';
 
@@ -49,6 +50,8 @@ registerMigrateCommand(program);
 registerKeysCommands(program, open);
 registerAdminCommands(program, boot);
 registerAuditCommands(program, boot);
+// Models need neither the database nor the master key: they work while `serve` holds the data dir.
+registerModelCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -24,6 +24,24 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
 
+// Speech recognition (docs/engines.md). Kept as one block so `sotto models` can read it alone.
+const asrShape = {
+  SOTTO_ASR_ENGINE: z.enum(['auto', 'whisper', 'sphinx', 'openai']).default('auto'),
+  SOTTO_ASR_DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
+  // A catalogue name, a .bin file in ${dataDir}/models, or an absolute path to a ggml .bin file.
+  SOTTO_WHISPER_MODEL: z
+    .string()
+    .regex(
+      /^(tiny\.en|base\.en|small\.en|medium\.en|large-v3-turbo|\w[\w.-]*\.bin|\/.+\.bin)$/,
+      'tiny.en, base.en, small.en, medium.en, large-v3-turbo, or a ggml .bin file',
+    )
+    .default('base.en'),
+  SOTTO_OPENAI_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  SOTTO_OPENAI_API_KEY: optionalString,
+  SOTTO_OPENAI_MODEL: z.string().min(1).default('whisper-1'),
+  SOTTO_OPENAI_TIMEOUT_SECONDS: positiveInt.max(3600).default(600),
+};
+
 const schema = z.object({
   SOTTO_ENV: z.enum(['development', 'production', 'test']).default('development'),
   SOTTO_DATA_DIR: z.string().min(1).default('./sotto-data'),
@@ -50,9 +68,51 @@ const schema = z.object({
   SOTTO_REFRESH_IDLE_DAYS: positiveInt.max(365).default(7),
   SOTTO_ARGON2_CONCURRENCY: positiveInt.max(64).default(2),
   SOTTO_BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
+  SOTTO_RATE_LIMIT_API_PER_MINUTE: positiveInt.default(300),
+  SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(20),
   SOTTO_SMTP_URL: optionalString.pipe(z.url({ protocol: /^smtps?$/ }).optional()),
   SOTTO_MAIL_FROM: z.string().default('Sotto <no-reply@localhost>'),
+  ...asrShape,
 });
+
+export interface AsrConfig {
+  engine: 'auto' | 'whisper' | 'sphinx' | 'openai';
+  device: 'cpu' | 'cuda';
+  whisperModel: string;
+  openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string; timeoutMs: number };
+}
+
+function asrFrom(v: z.infer<z.ZodObject<typeof asrShape>>): AsrConfig {
+  return {
+    engine: v.SOTTO_ASR_ENGINE,
+    device: v.SOTTO_ASR_DEVICE,
+    whisperModel: v.SOTTO_WHISPER_MODEL,
+    openai: {
+      baseUrl: v.SOTTO_OPENAI_BASE_URL,
+      apiKey: v.SOTTO_OPENAI_API_KEY,
+      model: v.SOTTO_OPENAI_MODEL,
+      timeoutMs: v.SOTTO_OPENAI_TIMEOUT_SECONDS * 1000,
+    },
+  };
+}
+
+function asrProblems(asr: AsrConfig): string[] {
+  return asr.engine === 'openai' && !asr.openai.baseUrl
+    ? ['SOTTO_OPENAI_BASE_URL: required when SOTTO_ASR_ENGINE=openai']
+    : [];
+}
+
+/** Just the speech-recognition settings and the data dir: what `sotto models` needs (no master key). */
+export function loadAsrConfig(env: Env = process.env): AsrConfig & { dataDir: string } {
+  const parsed = z.object({ SOTTO_DATA_DIR: schema.shape.SOTTO_DATA_DIR, ...asrShape }).safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  }
+  const asr = asrFrom(parsed.data);
+  const problems = asrProblems(asr);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { ...asr, dataDir: path.resolve(parsed.data.SOTTO_DATA_DIR) };
+}
 
 export interface Config {
   env: 'development' | 'production' | 'test';
@@ -79,8 +139,12 @@ export interface Config {
   refreshIdleDays: number;
   argon2Concurrency: number;
   bodyLimitBytes: number;
+  /** Default per-client-network request budgets per minute: every /api route, and /api/v1/auth/*. */
+  rateLimitPerMinute: { api: number; auth: number };
   smtpUrl: string | undefined;
   mailFrom: string;
+  /** Speech recognition engine selection (docs/engines.md). */
+  asr: AsrConfig;
 }
 
 export function defaultMasterKeyFile(dataDir: string): string {
@@ -153,6 +217,8 @@ export function loadConfig(env: Env = process.env): Config {
   const trustProxy = v.SOTTO_TRUST_PROXY?.split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+  const asr = asrFrom(v);
+  problems.push(...asrProblems(asr));
   if (problems.length > 0 || !keys) throw new ConfigError(problems);
 
   const dataDir = path.resolve(v.SOTTO_DATA_DIR);
@@ -180,8 +246,10 @@ export function loadConfig(env: Env = process.env): Config {
     refreshIdleDays: v.SOTTO_REFRESH_IDLE_DAYS,
     argon2Concurrency: v.SOTTO_ARGON2_CONCURRENCY,
     bodyLimitBytes: v.SOTTO_BODY_LIMIT_BYTES,
+    rateLimitPerMinute: { api: v.SOTTO_RATE_LIMIT_API_PER_MINUTE, auth: v.SOTTO_RATE_LIMIT_AUTH_PER_MINUTE },
     smtpUrl: v.SOTTO_SMTP_URL,
     mailFrom: v.SOTTO_MAIL_FROM,
+    asr,
   };
 }
 

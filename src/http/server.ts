@@ -70,7 +70,13 @@ export async function buildServer({ services, https }: ServerOptions): Promise<F
   });
   await app.register(cookie);
   // Before any route is registered: it attaches each route's limit as the route is added.
-  await app.register(rateLimitPlugin, { limits: services.rateLimits });
+  await app.register(rateLimitPlugin, {
+    limits: services.rateLimits,
+    policy: {
+      api: { points: config.rateLimitPerMinute.api, durationSeconds: 60 },
+      auth: { points: config.rateLimitPerMinute.auth, durationSeconds: 60 },
+    },
+  });
 
   // API answers carry credentials and private data: never cache them anywhere.
   app.addHook('onSend', async (req, reply) => {

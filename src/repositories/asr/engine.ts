@@ -1,0 +1,134 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { AppError } from '../../domain/errors.js';
+import type { Word } from '../../domain/transcript.js';
+
+/**
+ * The speech-recognition engine port. Every engine takes the same input — 16 kHz mono signed
+ * 16-bit PCM, already decoded — and returns words with times in seconds (shifted by
+ * `offsetSeconds`, so a caller that feeds VAD-bounded chunks gets recording times back).
+ */
+export type EngineId = 'sphinx' | 'whisper' | 'openai';
+
+export const SAMPLE_RATE = 16_000;
+
+export interface TranscribeOptions {
+  /** ISO 639-1 code ('en'); engines with a single language refuse others. */
+  language?: string;
+  /** Added to every word time: where this chunk starts in the recording. */
+  offsetSeconds?: number;
+  /** Aborting stops the work (subprocess killed, request cancelled) and rejects with an AbortError. */
+  signal?: AbortSignal;
+  /** 0..1 within this call, for engines that can tell (whisper). */
+  onProgress?: (fraction: number) => void;
+}
+
+export interface AsrEngine {
+  readonly id: EngineId;
+  /** One line for logs and `/readyz`-style reports: engine, model, backend actually used. */
+  describe(): string;
+  transcribe(pcm: Int16Array, opts?: TranscribeOptions): Promise<Word[]>;
+  /** Releases a loaded model or helper process; the engine may be used again afterwards. */
+  close?(): Promise<void>;
+}
+
+/** Installation or configuration problem: nothing will work until the operator acts. */
+export class EngineUnavailableError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('engine_unavailable', message, undefined, options);
+    this.name = 'EngineUnavailableError';
+  }
+}
+
+/** One run failed; the next may succeed (a job is retried). */
+export class EngineFailedError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('engine_failed', message, undefined, options);
+    this.name = 'EngineFailedError';
+  }
+}
+
+/** The error an aborted transcription rejects with: the signal's reason when it is an Error. */
+export function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason;
+  return new DOMException('The transcription was aborted', 'AbortError');
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortError(signal);
+}
+
+/** Canonical 44-byte RIFF/WAVE header followed by the samples (little-endian PCM16, mono, 16 kHz). */
+export function pcmToWav(pcm: Int16Array, sampleRate = SAMPLE_RATE): Buffer {
+  const dataBytes = pcm.length * 2;
+  const out = Buffer.alloc(44 + dataBytes);
+  out.write('RIFF', 0, 'ascii');
+  out.writeUInt32LE(36 + dataBytes, 4);
+  out.write('WAVE', 8, 'ascii');
+  out.write('fmt ', 12, 'ascii');
+  out.writeUInt32LE(16, 16); // fmt chunk size
+  out.writeUInt16LE(1, 20); // PCM
+  out.writeUInt16LE(1, 22); // mono
+  out.writeUInt32LE(sampleRate, 24);
+  out.writeUInt32LE(sampleRate * 2, 28); // byte rate
+  out.writeUInt16LE(2, 32); // block align
+  out.writeUInt16LE(16, 34); // bits per sample
+  out.write('data', 36, 'ascii');
+  out.writeUInt32LE(dataBytes, 40);
+  if (os.endianness() === 'LE') {
+    Buffer.from(pcm.buffer, pcm.byteOffset, dataBytes).copy(out, 44);
+  } else {
+    for (let i = 0; i < pcm.length; i++) out.writeInt16LE(pcm[i]!, 44 + i * 2);
+  }
+  return out;
+}
+
+/**
+ * Temporary audio for engines that read files. The directory name carries a fixed prefix so a
+ * start-up sweep can remove what a killed process left behind; it is private to this user (0700)
+ * because it holds confidential speech.
+ */
+export const ASR_TEMP_PREFIX = 'sotto-asr-';
+
+export async function withTempWav<T>(
+  pcm: Int16Array,
+  tmpDir: string | undefined,
+  fn: (wavPath: string) => Promise<T>,
+): Promise<T> {
+  const dir = await mkdtemp(path.join(tmpDir ?? os.tmpdir(), ASR_TEMP_PREFIX));
+  try {
+    const file = path.join(dir, 'audio.wav');
+    await writeFile(file, pcmToWav(pcm), { mode: 0o600 });
+    return await fn(file);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Shared clean-up of engine output: times shifted by the chunk offset, clamped to the audio,
+ * end ≥ start, empty words dropped, time-ordered.
+ */
+export function finishWords(words: Word[], durationSeconds: number, offsetSeconds = 0): Word[] {
+  const out: Word[] = [];
+  for (const word of words) {
+    const w = word.w.trim();
+    if (!w || !Number.isFinite(word.start) || !Number.isFinite(word.end)) continue;
+    const start = Math.min(Math.max(0, word.start), durationSeconds);
+    const end = Math.min(Math.max(start, word.end), durationSeconds);
+    const conf = Number.isFinite(word.conf) ? Math.min(1, Math.max(0, word.conf)) : 1;
+    out.push({
+      w,
+      start: round3(start + offsetSeconds),
+      end: round3(end + offsetSeconds),
+      conf: round3(conf),
+    });
+  }
+  return out.sort((a, b) => a.start - b.start || a.end - b.end);
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
