@@ -25,6 +25,9 @@ export interface AuditEntry {
   details?: Record<string, unknown> | undefined;
 }
 
+/** Who acts on their own account: an org member, or a platform support user (no org). */
+export const accountActorKind = (orgId: string | null): 'user' | 'support' => (orgId ? 'user' : 'support');
+
 export const GENESIS_HASH = '0'.repeat(64);
 
 /** Deterministic JSON (sorted keys) so a hash can be recomputed from what the database returns. */

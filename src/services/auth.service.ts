@@ -12,7 +12,7 @@ import { orgSlugRepository } from '../repositories/org-slug.repository.js';
 import { orgRepository } from '../repositories/org.repository.js';
 import { userRepository, type UserAuthRow } from '../repositories/user.repository.js';
 import { sessionRepository } from '../repositories/session.repository.js';
-import type { AuditService } from './audit.service.js';
+import { accountActorKind, type AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import type { LoginGuard } from './login-guard.js';
 import type { MfaService, SecondFactorMethod } from './mfa.service.js';
@@ -186,7 +186,7 @@ export class AuthService {
       await this.audit.record(tx, {
         orgId: user.orgId,
         actorId: user.id,
-        actorKind: user.orgId ? 'user' : 'support',
+        actorKind: accountActorKind(user.orgId),
         action: 'auth.login',
         targetType: 'session',
         targetId: session.sessionId,
@@ -238,7 +238,7 @@ export class AuthService {
       await this.audit.recordStandalone({
         orgId: who.orgId,
         actorId: who.userId,
-        actorKind: who.orgId ? 'user' : 'support',
+        actorKind: accountActorKind(who.orgId),
         action: 'auth.password_change_failed',
         targetType: 'user',
         targetId: who.userId,
@@ -263,7 +263,7 @@ export class AuthService {
       await this.audit.record(tx, {
         orgId: who.orgId,
         actorId: who.userId,
-        actorKind: who.orgId ? 'user' : 'support',
+        actorKind: accountActorKind(who.orgId),
         action: 'auth.password_changed',
         targetType: 'user',
         targetId: who.userId,

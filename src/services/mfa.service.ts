@@ -7,7 +7,7 @@ import { AppError } from '../domain/errors.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { recoveryCodeRepository } from '../repositories/recovery-code.repository.js';
 import { userRepository, type UserAuthRow } from '../repositories/user.repository.js';
-import type { AuditService } from './audit.service.js';
+import { accountActorKind, type AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import type { LoginGuard } from './login-guard.js';
 import { inUserScope, type SessionActor } from './session.service.js';
@@ -68,7 +68,7 @@ export class MfaService {
       await this.audit.record(tx, {
         orgId: who.orgId,
         actorId: who.userId,
-        actorKind: who.orgId ? 'user' : 'support',
+        actorKind: accountActorKind(who.orgId),
         action: 'mfa.totp_enrol_started',
         targetType: 'user',
         targetId: who.userId,
@@ -99,7 +99,7 @@ export class MfaService {
       await this.audit.record(tx, {
         orgId: who.orgId,
         actorId: who.userId,
-        actorKind: who.orgId ? 'user' : 'support',
+        actorKind: accountActorKind(who.orgId),
         action: 'mfa.totp_enabled',
         targetType: 'user',
         targetId: who.userId,
@@ -130,7 +130,7 @@ export class MfaService {
       await this.audit.record(tx, {
         orgId: who.orgId,
         actorId: who.userId,
-        actorKind: who.orgId ? 'user' : 'support',
+        actorKind: accountActorKind(who.orgId),
         action: 'mfa.totp_disabled',
         targetType: 'user',
         targetId: who.userId,
@@ -164,7 +164,7 @@ export class MfaService {
     await this.audit.record(tx, {
       orgId: user.orgId,
       actorId: user.id,
-      actorKind: user.orgId ? 'user' : 'support',
+      actorKind: accountActorKind(user.orgId),
       action: 'mfa.recovery_code_used',
       targetType: 'user',
       targetId: user.id,

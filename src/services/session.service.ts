@@ -6,7 +6,7 @@ import type { OrgRole } from '../domain/roles.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { refreshTokenRepository } from '../repositories/refresh-token.repository.js';
 import { sessionRepository, type DeviceSession } from '../repositories/session.repository.js';
-import type { AuditService } from './audit.service.js';
+import { accountActorKind, type AuditService } from './audit.service.js';
 import type { TokenService } from './token.service.js';
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -55,8 +55,6 @@ export function inUserScope<T>(
 ): Promise<T> {
   return who.orgId ? withTenant(db, { orgId: who.orgId, userId: who.userId }, fn) : withSystem(db, fn);
 }
-
-const actorKind = (orgId: string | null) => (orgId ? ('user' as const) : ('support' as const));
 
 type RefreshOutcome =
   | { kind: 'ok'; userId: string; orgId: string | null; sessionId: string; token: string; expiresAt: Date }
@@ -198,7 +196,7 @@ export class SessionService {
       await this.audit.record(tx, {
         orgId: row.orgId,
         actorId: row.userId,
-        actorKind: actorKind(row.orgId),
+        actorKind: accountActorKind(row.orgId),
         action: 'auth.logout',
         targetType: 'session',
         targetId: row.sessionId,
@@ -225,7 +223,7 @@ export class SessionService {
       await this.audit.record(tx, {
         orgId: who.orgId,
         actorId: who.userId,
-        actorKind: actorKind(who.orgId),
+        actorKind: accountActorKind(who.orgId),
         action: reason === 'logout' ? 'auth.logout' : 'auth.device_revoked',
         targetType: 'session',
         targetId: sessionId,
@@ -245,7 +243,7 @@ export class SessionService {
       await this.audit.record(tx, {
         orgId: who.orgId,
         actorId: who.userId,
-        actorKind: actorKind(who.orgId),
+        actorKind: accountActorKind(who.orgId),
         action: 'auth.devices_revoked_all',
         ip: who.ip,
         details: { sessions: n },
