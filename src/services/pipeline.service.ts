@@ -1,0 +1,231 @@
+import type { Logger } from 'pino';
+import { planChunks, chunkOwns, type ChunkOptions } from '../audio/chunker.js';
+import { diarize, type Diarizer } from '../audio/diarize.js';
+import { ClusteringDiarizer } from '../audio/diarize-cluster.js';
+import { VadStream } from '../audio/vad.js';
+import { assignSpeakers, buildSegments, sortSpeakers } from '../domain/segments.js';
+import type { Segment, SpeakerTurn, SpeechRegion, Word } from '../domain/transcript.js';
+import { throwIfAborted, type AsrEngine } from '../repositories/asr/engine.js';
+import { DECODE_RATE, type AudioDecoder } from '../repositories/audio-decoder.repository.js';
+
+/**
+ * The transcription pipeline for one recording: decode → VAD → VAD-bounded chunks through the
+ * ASR engine → diarization → words to speakers → segments.
+ *
+ * Memory: the decoder streams 30 s chunks and the VAD runs on them as they arrive, but the 16 kHz
+ * mono PCM of the whole file is kept (2 bytes/sample: 115 MB per hour), plus one array per
+ * channel for multichannel files, because the diarizers look at the whole recording. The decoder
+ * caps recordings at its `maxAudioSeconds` (8 h by default ≈ 0.9 GB mono), which bounds this.
+ * The engine only ever sees one chunk (≤ 30 s) at a time.
+ *
+ * Progress is reported as real work done: decoding 0–10 % (decoded seconds / probed duration),
+ * recognition 10–90 % (chunk seconds done, refined within a chunk by engines that report it),
+ * diarization and segmentation 90–100 %. It never goes backwards and ends at exactly 1.
+ *
+ * Speakers: a multichannel file whose channels differ gets one speaker per channel (S1 = first
+ * channel; the `speakers` hint does not apply); mono or dual-mono goes to the clustering
+ * diarizer with the hint. Words take the speaker whose turns overlap them most.
+ */
+export interface PipelineInput {
+  file: string;
+  speakers?: number;
+  language?: string;
+  signal?: AbortSignal;
+  onProgress?: (fraction: number) => void;
+}
+
+export interface PipelineResult {
+  durationSeconds: number;
+  channels: number;
+  engine: string;
+  speakers: string[];
+  segments: Segment[];
+}
+
+export type PipelineDecoder = Pick<AudioDecoder, 'open'>;
+
+export interface PipelineDeps {
+  decoder: PipelineDecoder;
+  engine: AsrEngine;
+  logger: Pick<Logger, 'info' | 'debug'>;
+  /** Mono diarizer (default: MFCC clustering); the seam for a neural one. */
+  diarizer?: Diarizer;
+  chunking?: ChunkOptions;
+  /**
+   * Audio before each chunk also sent to the engine, whose words are then dropped (the chunk's
+   * keep range decides). Engines adapt to the channel as they go (pocketsphinx's live cepstral
+   * mean normalisation): starting every chunk cold lost ~3 WER points on the corpus, five
+   * seconds of lead-in gives exactly the whole-file accuracy back for ~15 % more engine time.
+   */
+  contextSeconds?: number;
+}
+
+const DEFAULT_CONTEXT_SECONDS = 5;
+
+const DECODE_SHARE = 0.1;
+const ASR_SHARE = 0.8;
+
+export class PipelineService {
+  private readonly diarizer: Diarizer;
+  private readonly contextSeconds: number;
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.diarizer = deps.diarizer ?? new ClusteringDiarizer();
+    this.contextSeconds = deps.contextSeconds ?? DEFAULT_CONTEXT_SECONDS;
+  }
+
+  async run(input: PipelineInput): Promise<PipelineResult> {
+    const { signal } = input;
+    if (input.speakers !== undefined && !(Number.isInteger(input.speakers) && input.speakers >= 1))
+      throw new RangeError('speakers must be a positive integer');
+    const progress = monotonic(input.onProgress);
+    const began = performance.now();
+
+    const audio = await this.decode(input.file, signal, (f) => progress(f * DECODE_SHARE));
+    progress(DECODE_SHARE);
+    const duration = audio.samples / DECODE_RATE;
+
+    const words = await this.recognise(audio.mono, audio.regions, duration, input, (f) =>
+      progress(DECODE_SHARE + f * ASR_SHARE),
+    );
+    progress(DECODE_SHARE + ASR_SHARE);
+
+    throwIfAborted(signal);
+    const turns = this.speakerTurns(audio, input.speakers);
+    throwIfAborted(signal);
+    const segments = buildSegments(assignSpeakers(words, turns));
+    const speakers = sortSpeakers(segments.map((s) => s.speaker));
+    progress(1);
+    this.deps.logger.info(
+      {
+        durationSeconds: round3(duration),
+        channels: audio.channelCount,
+        engine: this.deps.engine.id,
+        speakers: speakers.length,
+        segments: segments.length,
+        realTimeFactor: duration > 0 ? round3((performance.now() - began) / 1000 / duration) : 0,
+      },
+      'transcription pipeline finished',
+    );
+    return {
+      durationSeconds: round3(duration),
+      channels: audio.channelCount,
+      engine: this.deps.engine.id,
+      speakers,
+      segments,
+    };
+  }
+
+  /** Streams the file in; VAD regions are found on the way so no second pass is needed. */
+  private async decode(file: string, signal: AbortSignal | undefined, progress: (f: number) => void) {
+    const stream = await this.deps.decoder.open(file, { perChannel: true, ...(signal ? { signal } : {}) });
+    const channelCount = stream.info.channels;
+    const expected = stream.info.duration;
+    const vad = new VadStream(DECODE_RATE);
+    const regions: SpeechRegion[] = [];
+    const mono = new GrowableInt16(expected);
+    const channels =
+      channelCount > 1 ? Array.from({ length: channelCount }, () => new GrowableInt16(expected)) : [];
+    for await (const chunk of stream) {
+      throwIfAborted(signal);
+      mono.write(chunk.offset, chunk.mono);
+      chunk.channels?.forEach((c, i) => channels[i]?.write(chunk.offset, c));
+      regions.push(...vad.push(chunk.mono));
+      if (expected) progress(Math.min(1, mono.length / DECODE_RATE / expected));
+    }
+    regions.push(...vad.end());
+    return {
+      mono: mono.done(),
+      channels: channels.map((c) => c.done()),
+      channelCount,
+      samples: mono.length,
+      regions,
+    };
+  }
+
+  private async recognise(
+    pcm: Int16Array,
+    regions: SpeechRegion[],
+    duration: number,
+    input: PipelineInput,
+    progress: (f: number) => void,
+  ): Promise<Word[]> {
+    const chunks = planChunks(regions, duration, DECODE_RATE, this.deps.chunking);
+    const total = chunks.reduce((s, c) => s + (c.end - c.start), 0);
+    const words: Word[] = [];
+    let done = 0;
+    for (const chunk of chunks) {
+      throwIfAborted(input.signal);
+      const span = chunk.end - chunk.start;
+      const from = Math.max(0, chunk.startSample - Math.round(this.contextSeconds * DECODE_RATE));
+      const found = await this.deps.engine.transcribe(pcm.subarray(from, chunk.endSample), {
+        offsetSeconds: from / DECODE_RATE,
+        ...(input.language ? { language: input.language } : {}),
+        ...(input.signal ? { signal: input.signal } : {}),
+        onProgress: (f) => progress((done + Math.min(1, Math.max(0, f)) * span) / total),
+      });
+      // Hard-cut chunks share a second of audio with their neighbour: each word is kept once.
+      for (const w of found) if (chunkOwns(chunk, w.start, w.end)) words.push(w);
+      done += span;
+      progress(total > 0 ? done / total : 1);
+      this.deps.logger.debug(
+        { chunk: chunk.index, of: chunks.length, words: found.length },
+        'chunk transcribed',
+      );
+    }
+    return words.sort((a, b) => a.start - b.start || a.end - b.end);
+  }
+
+  private speakerTurns(
+    audio: { mono: Int16Array; channels: Int16Array[] },
+    speakers: number | undefined,
+  ): SpeakerTurn[] {
+    const source = audio.channels.length > 1 ? audio.channels : [audio.mono];
+    const { turns } = diarize(source, DECODE_RATE, this.diarizer, speakers ? { speakers } : {});
+    return turns;
+  }
+}
+
+/** Wraps a progress callback so it only ever sees non-decreasing values in [0, 1]. */
+function monotonic(cb: ((fraction: number) => void) | undefined): (fraction: number) => void {
+  let last = -1;
+  return (fraction) => {
+    if (!cb || !Number.isFinite(fraction)) return;
+    const f = Math.min(1, Math.max(last, fraction, 0));
+    if (f === last) return;
+    last = f;
+    cb(f);
+  };
+}
+
+/** An Int16Array that grows as chunks arrive, pre-sized from the probed duration (capped). */
+class GrowableInt16 {
+  private buf: Int16Array;
+  length = 0;
+
+  constructor(expectedSeconds: number | undefined) {
+    const guess = expectedSeconds ? Math.ceil(expectedSeconds * DECODE_RATE) + DECODE_RATE : 0;
+    this.buf = new Int16Array(Math.min(guess, 30 * 60 * DECODE_RATE) || 60 * DECODE_RATE);
+  }
+
+  write(offset: number, data: Int16Array): void {
+    const needed = offset + data.length;
+    if (needed > this.buf.length) {
+      const next = new Int16Array(Math.max(needed, Math.ceil(this.buf.length * 1.5)));
+      next.set(this.buf.subarray(0, this.length));
+      this.buf = next;
+    }
+    this.buf.set(data, offset);
+    this.length = Math.max(this.length, needed);
+  }
+
+  done(): Int16Array {
+    return this.buf.length - this.length > DECODE_RATE * 10
+      ? this.buf.slice(0, this.length)
+      : this.buf.subarray(0, this.length);
+  }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

@@ -1,0 +1,159 @@
+/**
+ * The pipeline on a two-channel call recording (one speaker per channel, exact), through ffmpeg
+ * (FLAC), abort (the engine subprocess dies promptly, nothing left behind), bad input, and the
+ * pure word→speaker→segment rules.
+ */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { assignSpeakers, buildSegments } from '../src/domain/segments.js';
+import type { SpeakerTurn, Word } from '../src/domain/transcript.js';
+import { sphinxAvailability, SphinxEngine } from '../src/repositories/asr/sphinx.engine.js';
+import { checkDecoder, createAudioDecoder } from '../src/repositories/audio-decoder.repository.js';
+import { PipelineService } from '../src/services/pipeline.service.js';
+import { corpusEntry, corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
+import { processesMentioning } from './helpers/pcm.js';
+
+const installed = sphinxAvailability();
+const decoderStatus = await checkDecoder();
+const skipReason = !hasCorpus ? noCorpusReason : !installed.available ? installed.reason : '';
+const silentLogger = { info: () => undefined, debug: () => undefined };
+const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'pipeline-channels-spec-'));
+afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
+
+const word = (w: string, start: number, end: number): Word => ({ w, start, end, conf: 0.9 });
+
+describe('words to speakers to segments', () => {
+  it('assigns each word to the speaker overlapping it most, else the nearest turn', () => {
+    const turns: SpeakerTurn[] = [
+      { speaker: 'S1', start: 0, end: 2 },
+      { speaker: 'S2', start: 1.9, end: 4 },
+      { speaker: 'S1', start: 6, end: 7 },
+    ];
+    const words = [word('a', 0.1, 0.5), word('b', 1.8, 2.3), word('c', 4.5, 4.8), word('d', 5.6, 5.9)];
+    expect(assignSpeakers(words, turns).map((w) => w.speaker)).toEqual(['S1', 'S2', 'S2', 'S1']);
+    expect(assignSpeakers(words, []).map((w) => w.speaker)).toEqual(['S1', 'S1', 'S1', 'S1']);
+  });
+
+  it('starts a new segment at a speaker change, a pause over 1 s and past 30 s', () => {
+    const tagged = [
+      { ...word('one', 0, 0.4), speaker: 'S1' },
+      { ...word('two', 0.5, 0.9), speaker: 'S1' },
+      { ...word('three', 2.0, 2.4), speaker: 'S1' }, // 1.1 s pause
+      { ...word('four', 2.5, 2.9), speaker: 'S2' }, // speaker change
+    ];
+    for (let t = 3; t < 40; t += 0.5) tagged.push({ ...word('x', t, t + 0.4), speaker: 'S2' });
+    const segments = buildSegments(tagged);
+    expect(segments.map((s) => s.text.split(' ')[0])).toEqual(['one', 'three', 'four', 'x']);
+    expect(segments.map((s) => s.id)).toEqual(['seg-0001', 'seg-0002', 'seg-0003', 'seg-0004']);
+    expect(segments[0]).toMatchObject({ speaker: 'S1', start: 0, end: 0.9, text: 'one two' });
+    for (const s of segments) expect(s.end - s.start).toBeLessThanOrEqual(30);
+    expect(segments.flatMap((s) => s.words)).toHaveLength(tagged.length);
+  });
+});
+
+describe.skipIf(!!skipReason)(
+  `pipeline: channels, formats, abort${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    const pipeline = new PipelineService({
+      decoder: createAudioDecoder(),
+      engine: new SphinxEngine(),
+      logger: silentLogger,
+    });
+
+    it('stereo call: one speaker per channel, every word on its channel’s speaker', async () => {
+      const ref = corpusEntry('call-02');
+      const result = await pipeline.run({ file: corpusFile('call-02', 'stereo.wav') });
+      expect(result.channels).toBe(2);
+      expect(result.speakers).toEqual(['S1', 'S2']);
+      // Left channel = first reference speaker = S1, right = S2.
+      const label = new Map(ref.speakers.map((s, i) => [s, `S${i + 1}`]));
+      let inside = 0;
+      for (const s of result.segments) {
+        for (const w of s.words) {
+          const mid = (w.start + w.end) / 2;
+          const turn = ref.turns.find((t) => mid >= t.start && mid <= t.end);
+          if (!turn) continue;
+          inside++;
+          expect(s.speaker, `"${w.w}" at ${mid}`).toBe(label.get(turn.speaker));
+        }
+      }
+      expect(inside).toBeGreaterThan(50);
+      // One segment per reference turn: turns are separated by pauses and speaker changes.
+      expect(result.segments.map((s) => s.speaker)).toEqual(ref.turns.map((t) => label.get(t.speaker)));
+    }, 90_000);
+
+    it.skipIf(!decoderStatus.available)(
+      'decodes other containers through ffmpeg (FLAC)',
+      async () => {
+        const result = await pipeline.run({ file: corpusFile('solo-03', 'flac'), speakers: 1 });
+        expect(result.speakers).toEqual(['S1']);
+        expect(result.segments.map((s) => s.text).join(' ')).toMatch(/\w+ \w+ \w+/);
+      },
+      60_000,
+    );
+
+    it('abort stops the engine promptly and leaves no process or temp file', async () => {
+      const tmpDir = mkdtempSync(path.join(tmpRoot, 'abort-'));
+      const aborting = new PipelineService({
+        decoder: createAudioDecoder(),
+        engine: new SphinxEngine({ tmpDir }),
+        logger: silentLogger,
+      });
+      const controller = new AbortController();
+      let abortedAt = 0;
+      let midRecognition = false;
+      const run = aborting.run({
+        file: corpusFile('intake-01', 'wav'),
+        signal: controller.signal,
+        onProgress: (f) => {
+          // Abort once recognition is under way (the pocketsphinx subprocess is running).
+          if (f > 0.1 && f < 0.9 && !abortedAt) {
+            midRecognition = true;
+            abortedAt = performance.now();
+            controller.abort();
+          }
+        },
+      });
+      // Progress inside a sphinx chunk only comes at its end; abort on a timer as well.
+      const timer = setTimeout(() => {
+        if (!abortedAt) {
+          midRecognition = processesMentioning(tmpDir).length > 0;
+          abortedAt = performance.now();
+          controller.abort();
+        }
+      }, 1500);
+      await expect(run).rejects.toMatchObject({ name: 'AbortError' });
+      clearTimeout(timer);
+      // The abort hit a running pocketsphinx (or came between two chunks).
+      expect(midRecognition).toBe(true);
+      expect(performance.now() - abortedAt).toBeLessThan(2000);
+      expect(processesMentioning(tmpDir)).toEqual([]);
+      // The engine's temporary WAV folders live under tmpDir: all must be gone.
+      expect(readdirSync(tmpDir)).toEqual([]);
+    }, 60_000);
+
+    it('an already-aborted signal rejects before any work', async () => {
+      const controller = new AbortController();
+      controller.abort();
+      await expect(
+        pipeline.run({ file: corpusFile('solo-03', 'wav'), signal: controller.signal }),
+      ).rejects.toMatchObject({ name: 'AbortError' });
+    });
+
+    it('refuses a bad speakers hint and a file that is not audio', async () => {
+      await expect(pipeline.run({ file: corpusFile('solo-03', 'wav'), speakers: 0 })).rejects.toThrow(
+        RangeError,
+      );
+      await expect(pipeline.run({ file: corpusFile('solo-03', 'wav'), speakers: 1.5 })).rejects.toThrow(
+        RangeError,
+      );
+      const notAudio = path.join(tmpRoot, 'notes.txt');
+      writeFileSync(notAudio, 'just some text, not a recording\n'.repeat(20));
+      await expect(pipeline.run({ file: notAudio })).rejects.toMatchObject({
+        code: 'unsupported_media_type',
+      });
+    });
+  },
+);
