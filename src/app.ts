@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import type { Config } from './config/config.js';
@@ -6,6 +7,9 @@ import type { Database } from './db/database.js';
 import { systemClock, type Clock } from './repositories/clock.repository.js';
 import { createMailer, type Mailer } from './repositories/mail.repository.js';
 import { RateLimitRepository } from './repositories/rate-limit.repository.js';
+import { selectEngine } from './repositories/asr/select-engine.js';
+import { createAudioDecoder } from './repositories/audio-decoder.repository.js';
+import { UploadFileRepository } from './repositories/upload-file.repository.js';
 import { ActorService } from './services/actor.service.js';
 import { AuditService } from './services/audit.service.js';
 import { AuthService } from './services/auth.service.js';
@@ -17,6 +21,9 @@ import { RateLimitedLoginGuard } from './services/login-guard.service.js';
 import { MemberService } from './services/member.service.js';
 import { MfaService } from './services/mfa.service.js';
 import { OrgService } from './services/org.service.js';
+import { PipelineService } from './services/pipeline.service.js';
+import { RecordingJobService, type PipelineProvider } from './services/recording-job.service.js';
+import { RecordingService } from './services/recording.service.js';
 import { SessionService } from './services/session.service.js';
 import { SupportService } from './services/support.service.js';
 import { TokenService } from './services/token.service.js';
@@ -59,6 +66,10 @@ export interface Services {
   mfa: MfaService;
   /** Signup, login, password change, me. */
   auth: AuthService;
+  /** Upload, list, status, transcript, delete. */
+  recordings: RecordingService;
+  /** The in-process transcription worker (started by `serve`; tests start it explicitly). */
+  jobs: RecordingJobService;
 }
 
 export async function createServices(deps: Deps): Promise<Services> {
@@ -88,6 +99,23 @@ export async function createServices(deps: Deps): Promise<Services> {
   const actors = new ActorService(db, sessions, clock);
   const mfa = new MfaService(db, keys, audit, loginGuard, clock);
   const auth = new AuthService(db, hasher, keys, audit, loginGuard, sessions, mfa, clock);
+  const decoder = createAudioDecoder();
+  const uploads = new UploadFileRepository(path.join(config.dataDir, 'tmp', 'uploads'));
+  const recordings = new RecordingService(db, keys, audit, decoder, uploads, clock, config.maxUploadBytes);
+  const jobs = new RecordingJobService(
+    db,
+    keys,
+    uploads,
+    lazyPipeline(config, logger, decoder),
+    clock,
+    logger,
+    {
+      ...config.jobs,
+      heartbeatMs: Math.min(1000, (config.jobs.leaseSeconds * 1000) / 3),
+      // Longer than any job may hold a file without renewing its lease.
+      sweepOlderThanMs: Math.max(3600_000, config.jobs.leaseSeconds * 2000),
+    },
+  );
   return {
     config,
     db,
@@ -110,5 +138,33 @@ export async function createServices(deps: Deps): Promise<Services> {
     sessions,
     mfa,
     auth,
+    recordings,
+    jobs,
+  };
+}
+
+/**
+ * The engine is chosen on first use, not at start-up: a server without an engine still serves
+ * everything else, and its jobs fail with the engine's clear message. A failed choice is not
+ * cached, so installing an engine needs no restart.
+ */
+function lazyPipeline(
+  config: Config,
+  logger: Logger,
+  decoder: ReturnType<typeof createAudioDecoder>,
+): PipelineProvider {
+  let pipeline: Promise<PipelineService> | undefined;
+  return () => {
+    pipeline ??= selectEngine(config.asr, config.dataDir).then(
+      ({ engine, reason }) => {
+        logger.info({ engine: engine.describe(), reason }, 'speech-recognition engine selected');
+        return new PipelineService({ decoder, engine, logger });
+      },
+      (err: unknown) => {
+        pipeline = undefined;
+        throw err;
+      },
+    );
+    return pipeline;
   };
 }

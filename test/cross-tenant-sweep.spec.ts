@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withTenant } from '../src/db/tenant.js';
+import { recordingRepository } from '../src/repositories/recording.repository.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { freshIp } from './helpers/auth-client.js';
@@ -21,6 +24,7 @@ interface OrgA {
   member: TestUser;
   invitationId: string;
   grantId: string;
+  recordingId: string;
 }
 
 const targets: Record<string, Partial<Record<Method, Target>>> = {
@@ -31,6 +35,8 @@ const targets: Record<string, Partial<Record<Method, Target>>> = {
   },
   '/api/v1/org/invitations/{id}': { delete: { id: (a) => a.invitationId } },
   '/api/v1/org/support-grants/{id}': { delete: { id: (a) => a.grantId } },
+  '/api/v1/recordings/{id}': { get: { id: (a) => a.recordingId }, delete: { id: (a) => a.recordingId } },
+  '/api/v1/recordings/{id}/transcript': { get: { id: (a) => a.recordingId } },
 };
 
 describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
@@ -59,7 +65,19 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
     });
     const grant = await as(owner, 'post', '/api/v1/org/support-grants', { hours: 2 });
     expect([inv.statusCode, grant.statusCode]).toEqual([201, 201]);
-    a = { owner, member, invitationId: inv.json().id, grantId: grant.json().id };
+    // A recording row (no upload needed: the sweep is about ids and RLS, not audio).
+    const recordingId = randomUUID();
+    await withTenant(t.services.db, { orgId: owner.orgId, userId: member.userId }, (tx) =>
+      recordingRepository.insert(tx, {
+        id: recordingId,
+        orgId: owner.orgId,
+        ownerId: member.userId,
+        language: null,
+        speakersHint: null,
+        now: new Date(),
+      }),
+    );
+    a = { owner, member, invitationId: inv.json().id, grantId: grant.json().id, recordingId };
     b = await createOrgWithUser(t.services, { role: 'owner' });
     paths = (t.app.swagger() as { paths: Record<string, Record<string, unknown>> }).paths;
   });
@@ -103,6 +121,7 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
       status: string;
     }[];
     expect(grants.find((g) => g.id === a.grantId)?.status).toBe('active');
+    expect((await as(a.member, 'get', `/api/v1/recordings/${a.recordingId}`)).statusCode).toBe(200);
   });
 
   it("never shows A's data on B's collection routes", async () => {
@@ -114,6 +133,7 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
       a.member.email,
       a.invitationId,
       a.grantId,
+      a.recordingId,
     ];
     let read = 0;
     for (const [path, methods] of Object.entries(paths)) {

@@ -68,6 +68,11 @@ const schema = z.object({
   SOTTO_REFRESH_IDLE_DAYS: positiveInt.max(365).default(7),
   SOTTO_ARGON2_CONCURRENCY: positiveInt.max(64).default(2),
   SOTTO_BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
+  SOTTO_MAX_UPLOAD_BYTES: positiveInt.default(2 * 1024 ** 3),
+  SOTTO_JOB_POLL_MS: positiveInt.max(60_000).default(1000),
+  SOTTO_JOB_LEASE_SECONDS: positiveInt.max(3600).default(120),
+  SOTTO_JOB_MAX_ATTEMPTS: positiveInt.max(20).default(3),
+  SOTTO_JOB_BACKOFF_SECONDS: positiveInt.max(3600).default(30),
   SOTTO_RATE_LIMIT_API_PER_MINUTE: positiveInt.default(300),
   SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(20),
   SOTTO_SMTP_URL: optionalString.pipe(z.url({ protocol: /^smtps?$/ }).optional()),
@@ -139,6 +144,10 @@ export interface Config {
   refreshIdleDays: number;
   argon2Concurrency: number;
   bodyLimitBytes: number;
+  /** Largest audio upload accepted (413 beyond); streamed to disk, never held in memory. */
+  maxUploadBytes: number;
+  /** Transcription queue: poll interval, lease (a dead worker's job is retaken after it), retries. */
+  jobs: { pollMs: number; leaseSeconds: number; maxAttempts: number; backoffSeconds: number };
   /** Default per-client-network request budgets per minute: every /api route, and /api/v1/auth/*. */
   rateLimitPerMinute: { api: number; auth: number };
   smtpUrl: string | undefined;
@@ -246,6 +255,13 @@ export function loadConfig(env: Env = process.env): Config {
     refreshIdleDays: v.SOTTO_REFRESH_IDLE_DAYS,
     argon2Concurrency: v.SOTTO_ARGON2_CONCURRENCY,
     bodyLimitBytes: v.SOTTO_BODY_LIMIT_BYTES,
+    maxUploadBytes: v.SOTTO_MAX_UPLOAD_BYTES,
+    jobs: {
+      pollMs: v.SOTTO_JOB_POLL_MS,
+      leaseSeconds: v.SOTTO_JOB_LEASE_SECONDS,
+      maxAttempts: v.SOTTO_JOB_MAX_ATTEMPTS,
+      backoffSeconds: v.SOTTO_JOB_BACKOFF_SECONDS,
+    },
     rateLimitPerMinute: { api: v.SOTTO_RATE_LIMIT_API_PER_MINUTE, auth: v.SOTTO_RATE_LIMIT_AUTH_PER_MINUTE },
     smtpUrl: v.SOTTO_SMTP_URL,
     mailFrom: v.SOTTO_MAIL_FROM,

@@ -12,6 +12,9 @@ export const permissions = {
   'members.manage': ['owner', 'admin'],
   'support.grant': ['owner', 'admin'],
   'audit.read': ['owner', 'admin'],
+  /** Upload, and read/delete one's own recordings. */
+  'recordings.create': ['owner', 'admin', 'member'],
+  'recordings.read': ['owner', 'admin', 'member', 'support'],
   'recordings.read_all': ['owner', 'admin', 'support'],
   'org.delete': ['owner'],
 } as const satisfies Record<string, readonly Role[]>;

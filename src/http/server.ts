@@ -14,6 +14,7 @@ import healthRoutes from './routes/health/index.js';
 import invitationRoutes from './routes/invitations/index.js';
 import meRoutes from './routes/me/index.js';
 import orgRoutes from './routes/org/index.js';
+import recordingRoutes from './routes/recordings/index.js';
 
 export interface ServerOptions {
   services: Services;
@@ -98,6 +99,7 @@ export async function buildServer({ services, https }: ServerOptions): Promise<F
   await app.register(meRoutes, { prefix: '/api/v1', services });
   await app.register(orgRoutes, { prefix: '/api/v1/org', services });
   await app.register(auditRoutes, { prefix: '/api/v1/audit', services });
+  await app.register(recordingRoutes, { prefix: '/api/v1/recordings', services });
   // POST /api/v1/auth/accept-invitation (kept beside the rest of the invitation flow).
   await app.register(invitationRoutes, { prefix: '/api/v1', services });
   return app;

@@ -6,6 +6,7 @@ import { createLogger } from '../../http/logger.js';
 import { startTransport, type Transport } from '../../http/listen.js';
 import { ensureSelfSignedCert, readTlsFiles, type TlsMaterial } from '../../repositories/tls.repository.js';
 import { openRuntime, type Runtime } from '../runtime.js';
+import { checkDecoder } from '../../repositories/ffmpeg.repository.js';
 
 /**
  * `sotto serve`: config (once; any bad variable stops the process), database, Redis, schema
@@ -53,6 +54,10 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
       },
       'sotto started',
     );
+    const decoder = await checkDecoder();
+    logger[decoder.available ? 'info' : 'warn']({ ffmpeg: decoder.ffmpeg }, decoder.message);
+    // The in-process transcription worker (sweeps leftover staged uploads first).
+    await runtime.services.jobs.start();
     let closing: Promise<void> | undefined;
     return {
       config,
@@ -61,6 +66,8 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
       close: () =>
         (closing ??= (async () => {
           try {
+            // Hands the job in progress back to the queue before the database closes.
+            await runtime.services.jobs.stop();
             await transport.close();
           } finally {
             await runtime.close();

@@ -1,0 +1,156 @@
+import type { Queryable } from '../db/database.js';
+
+/**
+ * SQL of recordings and transcripts. Every function runs in the caller's transaction; tenant
+ * code passes a withTenant() transaction, so RLS bounds every statement to one org. The owner
+ * filter (members see only their own recordings) is applied here too, from the service's rule.
+ */
+export type RecordingStatus = 'queued' | 'processing' | 'done' | 'failed';
+
+export interface RecordingRow {
+  id: string;
+  orgId: string;
+  ownerId: string;
+  titleEnc: Uint8Array | null;
+  status: RecordingStatus;
+  progress: number;
+  errorCode: string | null;
+  language: string | null;
+  speakersHint: number | null;
+  durationSeconds: number | null;
+  channels: number | null;
+  engine: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  completedAt: Date | null;
+}
+
+const COLUMNS = `id, org_id AS "orgId", owner_id AS "ownerId", title_enc AS "titleEnc", status,
+  progress, error_code AS "errorCode", language, speakers_hint AS "speakersHint",
+  duration_seconds AS "durationSeconds", channels, engine, created_at AS "createdAt",
+  updated_at AS "updatedAt", completed_at AS "completedAt"`;
+
+/** Restricts a query to one owner's rows, or none when `ownerId` is undefined (admins). */
+export interface Visibility {
+  ownerId?: string | undefined;
+}
+
+export const recordingRepository = {
+  async insert(
+    tx: Queryable,
+    r: {
+      id: string;
+      orgId: string;
+      ownerId: string;
+      language: string | null;
+      speakersHint: number | null;
+      now: Date;
+    },
+  ): Promise<void> {
+    await tx.query(
+      `INSERT INTO recordings (id, org_id, owner_id, language, speakers_hint, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $6)`,
+      [r.id, r.orgId, r.ownerId, r.language, r.speakersHint, r.now],
+    );
+  },
+
+  async setTitle(tx: Queryable, id: string, titleEnc: Buffer): Promise<void> {
+    await tx.query('UPDATE recordings SET title_enc = $2 WHERE id = $1', [id, titleEnc]);
+  },
+
+  async find(tx: Queryable, id: string, vis: Visibility): Promise<RecordingRow | undefined> {
+    const res = await tx.query<RecordingRow>(
+      `SELECT ${COLUMNS} FROM recordings WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2::uuid)`,
+      [id, vis.ownerId ?? null],
+    );
+    return res.rows[0];
+  },
+
+  /** Newest first; keyset pagination on (created_at, id) of the last row of the previous page. */
+  async list(
+    tx: Queryable,
+    vis: Visibility,
+    opts: { limit: number; after?: { createdAt: Date; id: string } | undefined },
+  ): Promise<RecordingRow[]> {
+    const res = await tx.query<RecordingRow>(
+      `SELECT ${COLUMNS} FROM recordings
+        WHERE ($1::uuid IS NULL OR owner_id = $1::uuid)
+          AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
+        ORDER BY created_at DESC, id DESC LIMIT $4`,
+      [vis.ownerId ?? null, opts.after?.createdAt ?? null, opts.after?.id ?? null, opts.limit],
+    );
+    return res.rows;
+  },
+
+  async delete(tx: Queryable, id: string): Promise<boolean> {
+    const res = await tx.query('DELETE FROM recordings WHERE id = $1', [id]);
+    return res.rowCount > 0;
+  },
+
+  async markProcessing(tx: Queryable, id: string, now: Date): Promise<void> {
+    await tx.query(
+      `UPDATE recordings SET status = 'processing', progress = 0, error_code = NULL, updated_at = $2
+        WHERE id = $1 AND status IN ('queued', 'processing')`,
+      [id, now],
+    );
+  },
+
+  async setProgress(tx: Queryable, id: string, progress: number, now: Date): Promise<void> {
+    await tx.query(
+      `UPDATE recordings SET progress = $2, updated_at = $3 WHERE id = $1 AND status = 'processing'`,
+      [id, Math.min(1, Math.max(0, progress)), now],
+    );
+  },
+
+  async requeue(tx: Queryable, id: string, now: Date): Promise<void> {
+    await tx.query(
+      `UPDATE recordings SET status = 'queued', progress = 0, updated_at = $2 WHERE id = $1 AND status <> 'done'`,
+      [id, now],
+    );
+  },
+
+  async markDone(
+    tx: Queryable,
+    id: string,
+    r: { durationSeconds: number; channels: number; engine: string; now: Date },
+  ): Promise<void> {
+    await tx.query(
+      `UPDATE recordings SET status = 'done', progress = 1, error_code = NULL, duration_seconds = $2,
+              channels = $3, engine = $4, updated_at = $5, completed_at = $5
+        WHERE id = $1`,
+      [id, r.durationSeconds, r.channels, r.engine, r.now],
+    );
+  },
+
+  async markFailed(tx: Queryable, id: string, errorCode: string, now: Date): Promise<void> {
+    await tx.query(
+      `UPDATE recordings SET status = 'failed', error_code = $2, updated_at = $3, completed_at = $3
+        WHERE id = $1`,
+      [id, errorCode, now],
+    );
+  },
+
+  /** One transcript per recording: a job that runs twice overwrites, never duplicates. */
+  async upsertTranscript(
+    tx: Queryable,
+    t: { recordingId: string; orgId: string; bodyEnc: Buffer; now: Date },
+  ) {
+    await tx.query(
+      `INSERT INTO transcripts (recording_id, org_id, body_enc, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $4)
+       ON CONFLICT (recording_id) DO UPDATE SET body_enc = EXCLUDED.body_enc, updated_at = EXCLUDED.updated_at`,
+      [t.recordingId, t.orgId, t.bodyEnc, t.now],
+    );
+  },
+
+  async findTranscript(
+    tx: Queryable,
+    recordingId: string,
+  ): Promise<{ bodyEnc: Uint8Array; speakerNamesEnc: Uint8Array | null } | undefined> {
+    const res = await tx.query<{ bodyEnc: Uint8Array; speakerNamesEnc: Uint8Array | null }>(
+      `SELECT body_enc AS "bodyEnc", speaker_names_enc AS "speakerNamesEnc" FROM transcripts WHERE recording_id = $1`,
+      [recordingId],
+    );
+    return res.rows[0];
+  },
+};

@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AppError } from '../domain/errors.js';
+
+/**
+ * Uploaded audio on local disk, between the upload and the end of its transcription job. Files
+ * are streamed (never held in memory), private to the process user, and named by random ids (no
+ * client-supplied name ever reaches the filesystem).
+ */
+export class UploadFileRepository {
+  constructor(private readonly dir: string) {}
+
+  get directory(): string {
+    return this.dir;
+  }
+
+  /** Streams `source` into a new file; 413 (and no file left) once it passes `maxBytes`. */
+  async save(source: Readable, maxBytes: number): Promise<{ path: string; bytes: number }> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const file = path.join(this.dir, `${randomUUID()}.upload`);
+    let bytes = 0;
+    const limit = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        bytes += chunk.length;
+        if (bytes > maxBytes)
+          done(new AppError('payload_too_large', `The file is larger than the limit of ${maxBytes} bytes`));
+        else done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(source, limit, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+    } catch (err) {
+      await this.remove(file);
+      // Drain what the client still sends so the request completes and the 413 reaches it.
+      source.resume();
+      throw err;
+    }
+    return { path: file, bytes };
+  }
+
+  /** Deletes a file we wrote; paths outside our folder are refused (they came from the database). */
+  async remove(file: string): Promise<void> {
+    const resolved = path.resolve(file);
+    if (path.dirname(resolved) !== path.resolve(this.dir)) return;
+    await rm(resolved, { force: true });
+  }
+
+  /**
+   * Start-up sweep: removes files no pending job needs and older than `olderThanMs` (an upload
+   * still being received is younger). Leftovers come from a process killed mid-upload or mid-job.
+   */
+  async sweep(keep: Set<string>, olderThanMs: number, now: number): Promise<number> {
+    let removed = 0;
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return 0;
+    }
+    for (const name of names) {
+      const file = path.join(this.dir, name);
+      if (keep.has(file)) continue;
+      const info = await stat(file).catch(() => undefined);
+      if (!info?.isFile() || now - info.mtimeMs < olderThanMs) continue;
+      await rm(file, { force: true });
+      removed++;
+    }
+    return removed;
+  }
+}

@@ -1,0 +1,260 @@
+import type { Readable } from 'node:stream';
+import type { Actor } from '../domain/auth-context.js';
+import { AppError, notFound } from '../domain/errors.js';
+import { can } from '../domain/roles.js';
+import type { Segment } from '../domain/transcript.js';
+import type { Database } from '../db/database.js';
+import { withTenant } from '../db/tenant.js';
+import type { AudioDecoder } from '../repositories/audio-decoder.repository.js';
+import type { Clock } from '../repositories/clock.repository.js';
+import { recordingJobRepository } from '../repositories/recording-job.repository.js';
+import {
+  recordingRepository,
+  type RecordingRow,
+  type RecordingStatus,
+  type Visibility,
+} from '../repositories/recording.repository.js';
+import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
+import type { AuditService } from './audit.service.js';
+import type { KeyService } from './key.service.js';
+import { requirePermission } from './org.service.js';
+
+/**
+ * Recordings: upload (staged file → probed → row + queued job), listing, status, transcript and
+ * hard deletion. Members see their own recordings, owners/admins (and support through a grant)
+ * every recording of the org; anything else is "not found", never "forbidden", so ids of
+ * colleagues' recordings are not confirmed.
+ */
+export interface RecordingView {
+  id: string;
+  title: string | null;
+  status: RecordingStatus;
+  progress: number;
+  error: string | null;
+  language: string | null;
+  speakersHint: number | null;
+  durationSeconds: number | null;
+  channels: number | null;
+  engine: string | null;
+  ownerId: string;
+  createdAt: Date;
+  completedAt: Date | null;
+}
+
+export interface TranscriptView {
+  segments: Segment[];
+  speakers: { id: string; name: string }[];
+}
+
+/** What the transcript body column holds (encrypted JSON). */
+export interface TranscriptBody {
+  segments: Segment[];
+  speakers: string[];
+}
+
+export interface NewRecording {
+  file: string;
+  title?: string | undefined;
+  language?: string | undefined;
+  speakers?: number | undefined;
+}
+
+/** Messages shown for a failed job, by error code (no internals). */
+const FAILURE_MESSAGES: Record<string, string> = {
+  undecodable_audio: 'The audio could not be decoded',
+  unsupported_media_type: 'The file is not a supported audio format',
+  payload_too_large: 'The recording is longer than allowed',
+  engine_unavailable: 'No speech-recognition engine is available on the server',
+  engine_failed: 'The speech-recognition engine failed repeatedly',
+  decoder_unavailable: 'The audio decoder (ffmpeg) is not available on the server',
+};
+
+const MIN_SECONDS = 0.1;
+
+export const titleLocation = (orgId: string, id: string) =>
+  ({ orgId, table: 'recordings', rowId: id, field: 'title' }) as const;
+export const transcriptLocation = (orgId: string, id: string) =>
+  ({ orgId, table: 'transcripts', rowId: id, field: 'body' }) as const;
+const speakerNamesLocation = (orgId: string, id: string) =>
+  ({ orgId, table: 'transcripts', rowId: id, field: 'speaker_names' }) as const;
+
+export class RecordingService {
+  constructor(
+    private readonly db: Database,
+    private readonly keys: KeyService,
+    private readonly audit: AuditService,
+    private readonly decoder: Pick<AudioDecoder, 'probe'>,
+    private readonly uploads: UploadFileRepository,
+    private readonly clock: Clock,
+    private readonly maxUploadBytes: number,
+  ) {}
+
+  /** Streams an uploaded file to the staging folder (413 beyond the limit, nothing kept). */
+  async stage(actor: Actor, source: Readable): Promise<string> {
+    requirePermission(actor, 'recordings.create');
+    return (await this.uploads.save(source, this.maxUploadBytes)).path;
+  }
+
+  /** Removes a staged file that will not become a recording (a failed request). */
+  discard(file: string): Promise<void> {
+    return this.uploads.remove(file);
+  }
+
+  /**
+   * Checks the staged file really is audio we can decode (415/422/413 otherwise, and the file is
+   * removed), then creates the recording and its job in one transaction.
+   */
+  async create(actor: Actor, input: NewRecording): Promise<{ id: string; status: RecordingStatus }> {
+    requirePermission(actor, 'recordings.create');
+    try {
+      const info = await this.decoder.probe(input.file);
+      // A header with no samples behind it (or a zero-length stream) is not a recording.
+      if (info.duration !== undefined && info.duration < MIN_SECONDS)
+        throw new AppError('undecodable_audio', 'The file holds no audio');
+      const id = crypto.randomUUID();
+      const now = this.clock.now();
+      await withTenant(this.db, actor, async (tx) => {
+        await recordingRepository.insert(tx, {
+          id,
+          orgId: actor.orgId,
+          ownerId: actor.userId,
+          language: input.language ?? null,
+          speakersHint: input.speakers ?? null,
+          now,
+        });
+        if (input.title)
+          await recordingRepository.setTitle(
+            tx,
+            id,
+            await this.keys.encrypt(tx, titleLocation(actor.orgId, id), input.title),
+          );
+        await recordingJobRepository.enqueue(tx, {
+          recordingId: id,
+          orgId: actor.orgId,
+          audioPath: input.file,
+          now,
+        });
+        await this.audit.record(tx, {
+          orgId: actor.orgId,
+          actorId: actor.userId,
+          actorKind: actor.viaSupportGrant ? 'support' : 'user',
+          action: 'recording.created',
+          targetType: 'recording',
+          targetId: id,
+          ip: actor.ip,
+        });
+      });
+      return { id, status: 'queued' };
+    } catch (err) {
+      await this.uploads.remove(input.file);
+      throw err;
+    }
+  }
+
+  async list(
+    actor: Actor,
+    page: { limit: number; after?: string | undefined },
+  ): Promise<{ items: RecordingView[]; next: string | null }> {
+    requirePermission(actor, 'recordings.read');
+    const vis = visibility(actor);
+    return withTenant(this.db, actor, async (tx) => {
+      let after: { createdAt: Date; id: string } | undefined;
+      if (page.after) {
+        const last = await recordingRepository.find(tx, page.after, vis);
+        if (!last) throw new AppError('bad_request', 'Unknown page cursor');
+        after = { createdAt: last.createdAt, id: last.id };
+      }
+      const rows = await recordingRepository.list(tx, vis, { limit: page.limit, after });
+      const items: RecordingView[] = [];
+      for (const row of rows) items.push(await this.view(tx, row));
+      return { items, next: rows.length === page.limit ? rows[rows.length - 1]!.id : null };
+    });
+  }
+
+  async get(actor: Actor, id: string): Promise<RecordingView> {
+    requirePermission(actor, 'recordings.read');
+    return withTenant(this.db, actor, async (tx) => {
+      const row = await recordingRepository.find(tx, id, visibility(actor));
+      if (!row) throw notFound('Recording');
+      return this.view(tx, row);
+    });
+  }
+
+  async transcript(actor: Actor, id: string): Promise<TranscriptView> {
+    requirePermission(actor, 'recordings.read');
+    return withTenant(this.db, actor, async (tx) => {
+      const row = await recordingRepository.find(tx, id, visibility(actor));
+      if (!row) throw notFound('Recording');
+      const stored = await recordingRepository.findTranscript(tx, id);
+      if (!stored) throw new AppError('conflict', `The transcript is not ready (status: ${row.status})`);
+      const body = await this.keys.decryptJson<TranscriptBody>(
+        tx,
+        transcriptLocation(actor.orgId, id),
+        stored.bodyEnc,
+      );
+      const names = stored.speakerNamesEnc
+        ? await this.keys.decryptJson<Record<string, string>>(
+            tx,
+            speakerNamesLocation(actor.orgId, id),
+            stored.speakerNamesEnc,
+          )
+        : {};
+      return {
+        segments: body.segments,
+        speakers: body.speakers.map((s, i) => ({ id: s, name: names[s] ?? `Speaker ${i + 1}` })),
+      };
+    });
+  }
+
+  /** Hard delete: the rows (transcript and job cascade) and any audio file still on disk. */
+  async delete(actor: Actor, id: string): Promise<void> {
+    // Support staff may read through a grant, never destroy the customer's data.
+    requirePermission(actor, 'recordings.create');
+    const file = await withTenant(this.db, actor, async (tx) => {
+      const row = await recordingRepository.find(tx, id, visibility(actor));
+      if (!row) throw notFound('Recording');
+      const audioPath = await recordingJobRepository.audioPath(tx, id);
+      await recordingRepository.delete(tx, id);
+      await this.audit.record(tx, {
+        orgId: actor.orgId,
+        actorId: actor.userId,
+        actorKind: actor.viaSupportGrant ? 'support' : 'user',
+        action: 'recording.deleted',
+        targetType: 'recording',
+        targetId: id,
+        ip: actor.ip,
+      });
+      return audioPath;
+    });
+    // A worker holding this job loses its lease check and writes nothing; the file goes now.
+    if (file) await this.uploads.remove(file);
+  }
+
+  private async view(
+    tx: Parameters<Parameters<typeof withTenant>[2]>[0],
+    row: RecordingRow,
+  ): Promise<RecordingView> {
+    const title = row.titleEnc
+      ? await this.keys.decryptString(tx, titleLocation(row.orgId, row.id), row.titleEnc)
+      : null;
+    return {
+      id: row.id,
+      title,
+      status: row.status,
+      progress: row.progress,
+      error: row.errorCode ? (FAILURE_MESSAGES[row.errorCode] ?? 'Transcription failed') : null,
+      language: row.language,
+      speakersHint: row.speakersHint,
+      durationSeconds: row.durationSeconds,
+      channels: row.channels,
+      engine: row.engine,
+      ownerId: row.ownerId,
+      createdAt: row.createdAt,
+      completedAt: row.completedAt,
+    };
+  }
+}
+
+function visibility(actor: Actor): Visibility {
+  return can(actor.role, 'recordings.read_all') ? {} : { ownerId: actor.userId };
+}

@@ -1,0 +1,221 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withSystem } from '../src/db/tenant.js';
+import { AppError } from '../src/domain/errors.js';
+import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
+import { UploadFileRepository } from '../src/repositories/upload-file.repository.js';
+import { RecordingJobService } from '../src/services/recording-job.service.js';
+import { freshIp } from './helpers/auth-client.js';
+import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
+import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';
+import { pollRecording, recordingEnv, stagedFiles, upload } from './helpers/recordings.js';
+import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
+
+/**
+ * The queue under failure: a worker killed mid-job (its lease expires, another run takes the job
+ * and finishes it once), a stale worker that cannot write after losing its lease, and a transient
+ * engine failure retried after a backoff.
+ */
+describe.skipIf(!hasCorpus)(
+  `recording jobs survive failures (${backendLabel}) ${hasCorpus ? '' : noCorpusReason}`,
+  () => {
+    let t: TestApp;
+    let dataDir: string;
+    let user: TestUser;
+    const ip = freshIp();
+    const audio = () => readFileSync(corpusFile('solo-03', 'wav'));
+
+    const jobRow = async (id: string) =>
+      (
+        await t.db.query<{ attempts: number; lease_id: string | null }>(
+          'SELECT attempts, lease_id FROM recording_jobs WHERE recording_id = $1',
+          [id],
+        )
+      ).rows[0];
+    const transcripts = async (id: string) =>
+      Number(
+        (
+          await t.db.query<{ n: string }>('SELECT count(*) AS n FROM transcripts WHERE recording_id = $1', [
+            id,
+          ])
+        ).rows[0]!.n,
+      );
+
+    beforeAll(async () => {
+      const r = recordingEnv({ SOTTO_JOB_LEASE_SECONDS: '2', SOTTO_JOB_BACKOFF_SECONDS: '1' });
+      dataDir = r.dataDir;
+      t = await startTestApp({ env: r.env });
+      user = await createOrgWithUser(t.services, { role: 'member' });
+    });
+    afterAll(async () => {
+      await t?.services.jobs.stop();
+      await t?.close();
+    });
+
+    it('a worker killed mid-job: the job is taken again after its lease and finishes once', async () => {
+      const res = await upload(t, user.accessToken, ip, audio());
+      expect(res.statusCode, res.body).toBe(202);
+      const id = res.json().id as string;
+      await t.services.jobs.start();
+      await pollRecording(
+        t,
+        user.accessToken,
+        ip,
+        id,
+        (b) => b.status === 'processing' && b.progress > 0,
+        300_000,
+      );
+      // What a killed process leaves: the job still leased, the audio still staged.
+      await t.services.jobs.stop({ abandon: true });
+      expect((await jobRow(id))?.lease_id).toBeTruthy();
+      expect(stagedFiles(dataDir)).toHaveLength(1);
+      const mid = await pollRecording(t, user.accessToken, ip, id, () => true);
+      expect(mid.status).toBe('processing');
+      expect(await transcripts(id)).toBe(0);
+
+      await t.services.jobs.start();
+      const done = await pollRecording(
+        t,
+        user.accessToken,
+        ip,
+        id,
+        (b) => b.status === 'done' || b.status === 'failed',
+        300_000,
+      );
+      expect(done.status).toBe('done');
+      expect(done.progress).toBe(1);
+      expect(await transcripts(id)).toBe(1);
+      expect(await jobRow(id)).toBeUndefined();
+      // The audio is removed right after the result commits; stop() waits for that step.
+      await t.services.jobs.stop();
+      expect(stagedFiles(dataDir)).toEqual([]);
+    }, 600_000);
+
+    it('a worker that lost its lease cannot claim the job back or complete it', async () => {
+      const res = await upload(t, user.accessToken, ip, audio());
+      const id = res.json().id as string;
+      const first = await withSystem(t.db, (tx) => recordingJobRepository.claim(tx, 1));
+      expect(first?.recordingId).toBe(id);
+      // While leased nobody else gets it.
+      expect(await withSystem(t.db, (tx) => recordingJobRepository.claim(tx, 1))).toBeUndefined();
+      await new Promise((r) => setTimeout(r, 1500));
+      const second = await withSystem(t.db, (tx) => recordingJobRepository.claim(tx, 60));
+      expect(second?.recordingId).toBe(id);
+      expect(second?.attempts).toBe(2);
+      expect(await withSystem(t.db, (tx) => recordingJobRepository.holdsLease(tx, id, first!.leaseId))).toBe(
+        false,
+      );
+      expect(await withSystem(t.db, (tx) => recordingJobRepository.renew(tx, id, first!.leaseId, 60))).toBe(
+        false,
+      );
+      expect(await withSystem(t.db, (tx) => recordingJobRepository.holdsLease(tx, id, second!.leaseId))).toBe(
+        true,
+      );
+      // Clean up through the API: the hard delete also removes the staged audio.
+      const del = await t.app.inject({
+        method: 'DELETE',
+        url: `/api/v1/recordings/${id}`,
+        headers: { authorization: `Bearer ${user.accessToken}` },
+        remoteAddress: ip,
+      });
+      expect(del.statusCode).toBe(204);
+      expect(stagedFiles(dataDir)).toEqual([]);
+    });
+
+    it('a transient engine failure is retried after a backoff; a permanent one fails the job with a clear error', async () => {
+      const uploads = new UploadFileRepository(path.join(dataDir, 'tmp', 'uploads'));
+      let calls = 0;
+      const real = t.services.jobs as unknown as {
+        pipeline: () => Promise<{ run: (i: unknown) => Promise<unknown> }>;
+      };
+      const worker = new RecordingJobService(
+        t.db,
+        t.services.keys,
+        uploads,
+        async () => {
+          calls++;
+          if (calls === 1) throw new AppError('engine_failed', 'the engine crashed');
+          return (await real.pipeline()) as never;
+        },
+        t.services.clock,
+        t.services.logger,
+        {
+          pollMs: 100,
+          leaseSeconds: 30,
+          maxAttempts: 3,
+          backoffSeconds: 1,
+          heartbeatMs: 500,
+          sweepOlderThanMs: 3600_000,
+        },
+      );
+      const res = await upload(t, user.accessToken, ip, audio());
+      const id = res.json().id as string;
+      await worker.start();
+      try {
+        await pollRecording(t, user.accessToken, ip, id, () => calls >= 1);
+        const retry = await jobRow(id);
+        expect(retry?.attempts).toBe(1);
+        const done = await pollRecording(
+          t,
+          user.accessToken,
+          ip,
+          id,
+          (b) => b.status === 'done' || b.status === 'failed',
+          300_000,
+        );
+        expect(done.status).toBe('done');
+        expect(calls).toBe(2);
+        expect(await transcripts(id)).toBe(1);
+      } finally {
+        await worker.stop();
+      }
+      expect(stagedFiles(dataDir)).toEqual([]);
+
+      const unavailable = new RecordingJobService(
+        t.db,
+        t.services.keys,
+        uploads,
+        () => Promise.reject(new AppError('engine_unavailable', 'no engine')),
+        t.services.clock,
+        t.services.logger,
+        {
+          pollMs: 100,
+          leaseSeconds: 30,
+          maxAttempts: 3,
+          backoffSeconds: 1,
+          heartbeatMs: 500,
+          sweepOlderThanMs: 3600_000,
+        },
+      );
+      const bad = await upload(t, user.accessToken, ip, audio());
+      await unavailable.start();
+      try {
+        const failed = await pollRecording(
+          t,
+          user.accessToken,
+          ip,
+          bad.json().id,
+          (b) => b.status === 'failed',
+        );
+        expect(failed.error).toMatch(/engine/i);
+        expect(await jobRow(bad.json().id)).toBeUndefined();
+      } finally {
+        await unavailable.stop();
+      }
+      expect(stagedFiles(dataDir)).toEqual([]);
+    }, 600_000);
+
+    it('the start-up sweep removes old staged files no job needs', async () => {
+      const uploads = new UploadFileRepository(path.join(dataDir, 'tmp', 'uploads'));
+      const { Readable } = await import('node:stream');
+      const orphan = await uploads.save(Readable.from([Buffer.from('left behind by a killed upload')]), 1000);
+      expect(stagedFiles(dataDir)).toHaveLength(1);
+      // Younger than the threshold: kept (it could be an upload in progress).
+      expect(await uploads.sweep(new Set(), 3600_000, Date.now())).toBe(0);
+      expect(await uploads.sweep(new Set([orphan.path]), 0, Date.now() + 10)).toBe(0);
+      expect(await uploads.sweep(new Set(), 0, Date.now() + 10)).toBe(1);
+      expect(stagedFiles(dataDir)).toEqual([]);
+    });
+  },
+);
