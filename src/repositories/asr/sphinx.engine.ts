@@ -56,6 +56,8 @@ function resolvePaths(opts: SphinxOptions): SphinxPaths {
   };
 }
 
+// PATH is the operating system's executable search path (as a shell would use it), not Sotto
+// configuration, so it is read here rather than in config/.
 function findExecutable(binary: string, envPath = process.env.PATH ?? ''): string | undefined {
   const candidates = binary.includes('/')
     ? [binary]
