@@ -44,6 +44,11 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
   try {
     const tls = config.trustProxy ? undefined : await tlsMaterial(config, logger);
     const transport = await startTransport({ services: runtime.services, tls });
+    const decoder = await checkDecoder();
+    logger[decoder.available ? 'info' : 'warn']({ ffmpeg: decoder.ffmpeg }, decoder.message);
+    // The in-process transcription worker (sweeps leftover staged uploads first).
+    await runtime.services.jobs.start();
+    // Logged last: "started" means everything runs (callers wait for this line, then may signal).
     logger.info(
       {
         env: config.env,
@@ -54,10 +59,6 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
       },
       'sotto started',
     );
-    const decoder = await checkDecoder();
-    logger[decoder.available ? 'info' : 'warn']({ ffmpeg: decoder.ffmpeg }, decoder.message);
-    // The in-process transcription worker (sweeps leftover staged uploads first).
-    await runtime.services.jobs.start();
     let closing: Promise<void> | undefined;
     return {
       config,
