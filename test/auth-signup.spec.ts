@@ -10,6 +10,8 @@ import {
   refreshRaw,
   signup,
   type Account,
+  auditRows as auditRowsOf,
+  stableProblem,
 } from './helpers/auth-client.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
@@ -21,19 +23,8 @@ describe(`signup and login (${backendLabel})`, () => {
   afterAll(async () => t?.close());
 
   const me = (ip: string, token: string) => authed(t, ip, token, { url: '/api/v1/me' });
-  const auditRows = (action: string) =>
-    withSystem(t.db, async (tx) => {
-      const { rows } = await tx.query<{ org_id: string | null; actor_id: string | null; details: object }>(
-        'SELECT org_id, actor_id, details FROM audit_log WHERE action = $1 ORDER BY at, seq',
-        [action],
-      );
-      return rows;
-    });
-  /** A problem document without the parts that differ per request. */
-  const stable = (body: string) => {
-    const { requestId: _r, instance: _i, ...rest } = JSON.parse(body) as Record<string, unknown>;
-    return rest;
-  };
+  const auditRows = (action: string) => auditRowsOf(t, action);
+  const stable = stableProblem;
 
   describe('signup', () => {
     it('creates an org with its owner, a data key, a unique slug, and audits both', async () => {

@@ -1,3 +1,4 @@
+import { withSystem } from '../../src/db/tenant.js';
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { authenticator } from 'otplib';
@@ -91,4 +92,21 @@ export function authed(
 /** The TOTP code a phone would show for `secret` at `epochMs`. */
 export function totp(secret: string, epochMs: number): string {
   return authenticator.clone({ epoch: epochMs }).generate(secret);
+}
+
+/** Audit rows of one action, oldest first (read in the system context, across orgs). */
+export function auditRows(t: TestApp, action: string) {
+  return withSystem(t.db, async (tx) => {
+    const { rows } = await tx.query<{ org_id: string | null; actor_id: string | null; details: object }>(
+      'SELECT org_id, actor_id, details FROM audit_log WHERE action = $1 ORDER BY at, seq',
+      [action],
+    );
+    return rows;
+  });
+}
+
+/** A problem document without the parts that differ per request. */
+export function stableProblem(body: string): Record<string, unknown> {
+  const { requestId: _r, instance: _i, ...rest } = JSON.parse(body) as Record<string, unknown>;
+  return rest;
 }
