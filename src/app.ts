@@ -99,7 +99,7 @@ export async function createServices(deps: Deps): Promise<Services> {
   const actors = new ActorService(db, sessions, clock);
   const mfa = new MfaService(db, keys, audit, loginGuard, clock);
   const auth = new AuthService(db, hasher, keys, audit, loginGuard, sessions, mfa, clock);
-  const decoder = createAudioDecoder();
+  const decoder = createAudioDecoder({ maxAudioSeconds: config.maxAudioSeconds });
   const uploads = new UploadFileRepository(path.join(config.dataDir, 'tmp', 'uploads'));
   const recordings = new RecordingService(db, keys, audit, decoder, uploads, clock, config.maxUploadBytes);
   const jobs = new RecordingJobService(

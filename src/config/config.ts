@@ -69,6 +69,8 @@ const schema = z.object({
   SOTTO_ARGON2_CONCURRENCY: positiveInt.max(64).default(2),
   SOTTO_BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
   SOTTO_MAX_UPLOAD_BYTES: positiveInt.default(2 * 1024 ** 3),
+  // The pipeline holds a recording's 16 kHz PCM while it diarizes (≈ 115 MB per hour): this bounds it.
+  SOTTO_MAX_AUDIO_HOURS: z.coerce.number().positive().max(24).default(8),
   SOTTO_JOB_POLL_MS: positiveInt.max(60_000).default(1000),
   SOTTO_JOB_LEASE_SECONDS: positiveInt.max(3600).default(120),
   SOTTO_JOB_MAX_ATTEMPTS: positiveInt.max(20).default(3),
@@ -146,6 +148,8 @@ export interface Config {
   bodyLimitBytes: number;
   /** Largest audio upload accepted (413 beyond); streamed to disk, never held in memory. */
   maxUploadBytes: number;
+  /** Longest recording accepted (413 at upload, judged from the file's own header, before decoding). */
+  maxAudioSeconds: number;
   /** Transcription queue: poll interval, lease (a dead worker's job is retaken after it), retries. */
   jobs: { pollMs: number; leaseSeconds: number; maxAttempts: number; backoffSeconds: number };
   /** Default per-client-network request budgets per minute: every /api route, and /api/v1/auth/*. */
@@ -256,6 +260,7 @@ export function loadConfig(env: Env = process.env): Config {
     argon2Concurrency: v.SOTTO_ARGON2_CONCURRENCY,
     bodyLimitBytes: v.SOTTO_BODY_LIMIT_BYTES,
     maxUploadBytes: v.SOTTO_MAX_UPLOAD_BYTES,
+    maxAudioSeconds: Math.round(v.SOTTO_MAX_AUDIO_HOURS * 3600),
     jobs: {
       pollMs: v.SOTTO_JOB_POLL_MS,
       leaseSeconds: v.SOTTO_JOB_LEASE_SECONDS,
@@ -312,4 +317,28 @@ export function loadBootstrapConfig(env: Env = process.env): BootstrapConfig {
         ? 'SOTTO_MASTER_KEY_FILE'
         : undefined,
   };
+}
+
+/**
+ * What `sotto worker` needs: the engine settings (SOTTO_ASR_*, SOTTO_DATA_DIR for whisper models),
+ * the log level and the worker token. Never the master key or the database: a remote worker has
+ * neither (docs/workers.md).
+ */
+export interface WorkerConfig {
+  asr: AsrConfig;
+  dataDir: string;
+  logLevel: string;
+  /** SOTTO_WORKER_TOKEN (preferred over --token: argv is visible to every local user in ps). */
+  token: string | undefined;
+}
+
+export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
+  const { dataDir, ...asr } = loadAsrConfig(env);
+  const parsed = z
+    .object({ SOTTO_LOG_LEVEL: schema.shape.SOTTO_LOG_LEVEL, SOTTO_WORKER_TOKEN: optionalString })
+    .safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  }
+  return { asr, dataDir, logLevel: parsed.data.SOTTO_LOG_LEVEL, token: parsed.data.SOTTO_WORKER_TOKEN };
 }

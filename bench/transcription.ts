@@ -1,0 +1,216 @@
+/**
+ * Transcription quality and speed through the public API, on the shared corpus, with the real
+ * pocketsphinx engine: what a user gets, measured the way a user gets it.
+ *
+ * Serves the real app over HTTPS (TLS 1.3, the bench's own self-signed certificate pinned as the
+ * CA) and, for every corpus conversation and every format (mono WAV, stereo WAV, FLAC, Ogg),
+ * uploads the file with POST /api/v1/recordings, polls GET /api/v1/recordings/:id until the job
+ * is done and reads GET /api/v1/recordings/:id/transcript. It prints, per file:
+ *   - WER of the API transcript against the reference text, beside the WER of pocketsphinx run
+ *     directly on the same conversation's mono WAV (the pipeline must not lose accuracy);
+ *   - DER of the transcript's speaker segments against the reference turns (±0.25 s collar, and
+ *     without one), with the number of speakers found;
+ *   - the real-time factor: (completedAt − createdAt) / audio duration, i.e. queue + decode +
+ *     VAD + diarization + recognition + encryption, one job at a time.
+ * Numbers for the README, never pass/fail.
+ *
+ *   npm run bench:transcription                 # PGlite
+ *   DATABASE_URL=postgres://… npm run bench:transcription
+ */
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import selfsigned from 'selfsigned';
+import { diarizationErrorRate } from '../src/audio/der.js';
+import type { Segment, SpeakerTurn } from '../src/domain/transcript.js';
+import { wordErrorRate } from '../src/domain/wer.js';
+import { createAudioDecoder } from '../src/repositories/audio-decoder.repository.js';
+import { buildServer } from '../src/http/server.js';
+import { sphinxAvailability, SphinxEngine } from '../src/repositories/asr/sphinx.engine.js';
+import { corpusEntry, corpusFile, corpusIds, hasCorpus, noCorpusReason } from '../test/helpers/corpus.js';
+import { readCorpusMono } from '../test/helpers/corpus-audio.js';
+import { createOrgWithUser } from '../test/helpers/fixtures.js';
+import { multipart } from '../test/helpers/recordings.js';
+import { startTestApp } from '../test/helpers/test-app.js';
+
+const FORMATS = ['wav', 'stereo.wav', 'flac', 'ogg'] as const;
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+interface Row {
+  file: string;
+  seconds: number;
+  /** pocketsphinx directly on the conversation's mono WAV. */
+  wavWer: number;
+  /** pocketsphinx directly on this file's decoded channels. */
+  directWer: number;
+  apiWer: number;
+  refSpeakers: number;
+  found: number;
+  der: number;
+  der0: number;
+  rtf: number;
+}
+
+async function main(): Promise<void> {
+  if (!hasCorpus) throw new Error(noCorpusReason);
+  const sphinx = sphinxAvailability();
+  if (!sphinx.available) throw new Error(sphinx.reason);
+
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'sotto-bench-'));
+  const harness = await startTestApp({
+    env: {
+      SOTTO_LOG_LEVEL: 'warn',
+      SOTTO_DATA_DIR: dataDir,
+      SOTTO_ASR_ENGINE: 'sphinx',
+      SOTTO_JOB_POLL_MS: '100',
+      SOTTO_RATE_LIMIT_API_PER_MINUTE: '100000',
+    },
+  });
+  const { services } = harness;
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048 });
+  const app = await buildServer({ services, https: { key: pems.private, cert: pems.cert } });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const owner = await createOrgWithUser(services, { role: 'owner' });
+  await services.jobs.start();
+
+  const call = (method: string, url: string, body?: Buffer, headers: Record<string, string> = {}) =>
+    new Promise<Reply>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          method,
+          path: url,
+          servername: 'localhost',
+          ca: pems.cert,
+          headers: { authorization: `Bearer ${owner.accessToken}`, ...headers },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  const engine = new SphinxEngine();
+  const decoder = createAudioDecoder();
+  /** pocketsphinx on each channel, whole, words merged in time order: no Sotto code in between. */
+  const directWer = async (text: string, channels: Int16Array[]): Promise<number> => {
+    const words = (await Promise.all(channels.map((c) => engine.transcribe(c)))).flat();
+    words.sort((a, b) => a.start - b.start);
+    return wordErrorRate(
+      text,
+      words.map((w) => w.w),
+    ).wer;
+  };
+  const rows: Row[] = [];
+  try {
+    for (const id of corpusIds()) {
+      const ref = corpusEntry(id);
+      const wavWer = await directWer(ref.text, [readCorpusMono(id).pcm]);
+      for (const format of FORMATS) {
+        const file = corpusFile(id, format);
+        // The same audio the pipeline gets (lossy Ogg decoded; stereo as two channels).
+        const decoded = await decoder.decodeAll(file, { perChannel: true });
+        const sameFileWer = await directWer(ref.text, decoded.channels ?? [decoded.mono]);
+        const form = multipart(
+          { title: `${id} (${format})` },
+          { data: readFileSync(file), name: path.basename(file) },
+        );
+        const posted = await call('POST', '/api/v1/recordings', form.payload, form.headers);
+        if (posted.status !== 202)
+          throw new Error(`${file}: upload answered ${posted.status} ${posted.body}`);
+        const recordingId = (JSON.parse(posted.body) as { id: string }).id;
+        let rec: { status: string; createdAt: string; completedAt: string | null; durationSeconds: number };
+        for (;;) {
+          const got = await call('GET', `/api/v1/recordings/${recordingId}`);
+          rec = JSON.parse(got.body) as typeof rec;
+          if (rec.status === 'done') break;
+          if (rec.status === 'failed') throw new Error(`${file}: job failed: ${got.body}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const t = await call('GET', `/api/v1/recordings/${recordingId}/transcript`);
+        const { segments } = JSON.parse(t.body) as { segments: Segment[] };
+        const hyp: SpeakerTurn[] = segments.map((s) => ({ speaker: s.speaker, start: s.start, end: s.end }));
+        const seconds = rec.durationSeconds;
+        rows.push({
+          file: path.basename(file),
+          seconds,
+          wavWer,
+          directWer: sameFileWer,
+          apiWer: wordErrorRate(
+            ref.text,
+            segments.flatMap((s) => s.words.map((w) => w.w)),
+          ).wer,
+          refSpeakers: new Set(ref.turns.map((x) => x.speaker)).size,
+          found: new Set(segments.map((s) => s.speaker)).size,
+          der: diarizationErrorRate(ref.turns, hyp).der,
+          der0: diarizationErrorRate(ref.turns, hyp, { collar: 0 }).der,
+          rtf: (Date.parse(rec.completedAt!) - Date.parse(rec.createdAt)) / 1000 / seconds,
+        });
+        console.error(`done: ${path.basename(file)}`);
+      }
+    }
+  } finally {
+    await services.jobs.stop();
+    await app.close();
+    await harness.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  const header = [
+    'file',
+    'audio s',
+    'WER direct (mono WAV)',
+    'WER direct (this file)',
+    'WER API',
+    'Δ points',
+    'speakers ref/found',
+    'DER (±0.25 s)',
+    'DER (no collar)',
+    'RTF',
+  ];
+  const table = rows.map((r) => [
+    r.file,
+    r.seconds.toFixed(1),
+    pct(r.wavWer),
+    pct(r.directWer),
+    pct(r.apiWer),
+    (100 * (r.apiWer - r.directWer)).toFixed(1),
+    `${r.refSpeakers}/${r.found}`,
+    pct(r.der),
+    pct(r.der0),
+    r.rtf.toFixed(2),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log(`backend: ${services.db.kind}; engine: pocketsphinx (${engine.describe()}); HTTPS TLS 1.3`);
+  console.log(line(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const row of table) console.log(line(row));
+  console.log(
+    '\nWER direct = pocketsphinx on the whole file, each channel separately, no Sotto code in between;' +
+      '\nΔ points = WER API − WER direct (this file).' +
+      '\nDER from the transcript segments (speaker, start, end) the API returns.' +
+      `\nRTF = (completedAt − createdAt) / audio duration on this machine (${process.arch}, Node ${process.versions.node}); lower is faster.`,
+  );
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
