@@ -52,6 +52,8 @@ export interface TestApp {
   app: FastifyInstance;
   services: Services;
   db: Database;
+  /** The test database's URL when the suite runs against PostgreSQL (for pg_dump and the like). */
+  databaseUrl: string | undefined;
   /** Every log line written while the app ran (to prove nothing secret is logged). */
   logs: string[];
   close(): Promise<void>;
@@ -67,7 +69,7 @@ export function testMasterKey(): string {
 }
 
 export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
-  const { db, drop } = await freshDatabase();
+  const { db, url, drop } = await freshDatabase();
   const prefix = `sotto-test-${randomUUID()}:`;
   const config = loadConfig({
     SOTTO_ENV: 'test',
@@ -103,6 +105,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     app,
     services,
     db,
+    databaseUrl: url,
     logs,
     close: async () => {
       await app.close();
