@@ -10,6 +10,8 @@ import { RateLimitRepository } from './repositories/rate-limit.repository.js';
 import { selectEngine } from './repositories/asr/select-engine.js';
 import { createAudioDecoder } from './repositories/audio-decoder.repository.js';
 import { UploadFileRepository } from './repositories/upload-file.repository.js';
+import { AudioBlobRepository } from './repositories/audio-blob.repository.js';
+import { AudioStoreService } from './services/audio-store.service.js';
 import { ActorService } from './services/actor.service.js';
 import { AuditService } from './services/audit.service.js';
 import { AuthService } from './services/auth.service.js';
@@ -22,11 +24,18 @@ import { MemberService } from './services/member.service.js';
 import { MfaService } from './services/mfa.service.js';
 import { OrgService } from './services/org.service.js';
 import { PipelineService } from './services/pipeline.service.js';
-import { RecordingJobService, type PipelineProvider } from './services/recording-job.service.js';
+import { RecordingJobService } from './services/recording-job.service.js';
+import { RecordingSearchService } from './services/recording-search.service.js';
 import { RecordingService } from './services/recording.service.js';
 import { SessionService } from './services/session.service.js';
 import { SupportService } from './services/support.service.js';
 import { TokenService } from './services/token.service.js';
+import { WorkerTokenService } from './services/worker-token.service.js';
+import { JobQueueService } from './services/job-queue.service.js';
+import { TranscriptService } from './services/transcript.service.js';
+import { LiveService } from './services/live.service.js';
+import { createLiveBus } from './repositories/live-bus.repository.js';
+import { createLiveTicketStore } from './repositories/live-ticket.repository.js';
 
 /**
  * The composition root: builds every service from its dependencies. Entry points (the CLI, tests,
@@ -68,8 +77,20 @@ export interface Services {
   auth: AuthService;
   /** Upload, list, status, transcript, delete. */
   recordings: RecordingService;
+  /** Sealed audio at rest (seal at upload, checkout for the pipeline, storeAudio policy, playback). */
+  audio: AudioStoreService;
+  /** Transcript read (current/original), edit, export, report. */
+  transcripts: TranscriptService;
+  /** Search over visible titles and transcripts (decrypt-and-scan, see docs/search.md). */
+  search: RecordingSearchService;
   /** The in-process transcription worker (started by `serve`; tests start it explicitly). */
   jobs: RecordingJobService;
+  /** Remote worker tokens (org admins and the operator's `sotto workers`). */
+  workerTokens: WorkerTokenService;
+  /** The database side of jobs: the in-process worker's and the remote worker routes'. */
+  jobQueue: JobQueueService;
+  /** Live recordings: create, WSS ingest and watch, stop → queued job (docs/live.md). */
+  live: LiveService;
 }
 
 export async function createServices(deps: Deps): Promise<Services> {
@@ -101,20 +122,45 @@ export async function createServices(deps: Deps): Promise<Services> {
   const auth = new AuthService(db, hasher, keys, audit, loginGuard, sessions, mfa, clock);
   const decoder = createAudioDecoder({ maxAudioSeconds: config.maxAudioSeconds });
   const uploads = new UploadFileRepository(path.join(config.dataDir, 'tmp', 'uploads'));
-  const recordings = new RecordingService(db, keys, audit, decoder, uploads, clock, config.maxUploadBytes);
-  const jobs = new RecordingJobService(
+  const audioBlobs = new AudioBlobRepository(
+    path.join(config.dataDir, 'audio'),
+    path.join(config.dataDir, 'tmp', 'work'),
+  );
+  const audio = new AudioStoreService(db, keys, audit, audioBlobs, uploads, clock, logger);
+  const recordings = new RecordingService(
     db,
     keys,
+    audit,
+    decoder,
     uploads,
-    lazyPipeline(config, logger, decoder),
+    audio,
+    clock,
+    config.maxUploadBytes,
+  );
+  const transcripts = new TranscriptService(db, keys, audit, clock);
+  const search = new RecordingSearchService(db, keys, recordings);
+  // One engine for jobs and live recognition (a whisper model is loaded once).
+  const pipelines = lazyPipeline(config, logger, decoder);
+  const jobs = new RecordingJobService(db, keys, uploads, audio, pipelines, clock, logger, {
+    ...config.jobs,
+    heartbeatMs: Math.min(1000, (config.jobs.leaseSeconds * 1000) / 3),
+    // Longer than any job may hold a file without renewing its lease.
+    sweepOlderThanMs: Math.max(3600_000, config.jobs.leaseSeconds * 2000),
+  });
+  const workerTokens = new WorkerTokenService(db, audit, clock);
+  const jobQueue = new JobQueueService(
+    db,
+    keys,
+    audit,
     clock,
     logger,
     {
-      ...config.jobs,
-      heartbeatMs: Math.min(1000, (config.jobs.leaseSeconds * 1000) / 3),
-      // Longer than any job may hold a file without renewing its lease.
-      sweepOlderThanMs: Math.max(3600_000, config.jobs.leaseSeconds * 2000),
+      leaseSeconds: config.jobs.leaseSeconds,
+      maxAttempts: config.jobs.maxAttempts,
+      backoffSeconds: config.jobs.backoffSeconds,
     },
+    audio,
+    uploads,
   );
   return {
     config,
@@ -139,7 +185,25 @@ export async function createServices(deps: Deps): Promise<Services> {
     mfa,
     auth,
     recordings,
+    audio,
+    transcripts,
+    search,
     jobs,
+    workerTokens,
+    jobQueue,
+    live: new LiveService({
+      db,
+      keys,
+      audit,
+      audio,
+      uploads,
+      bus: createLiveBus({ redis, prefix: config.redisPrefix, logger }),
+      tickets: createLiveTicketStore(redis, config.redisPrefix),
+      engine: async () => (await pipelines()).engine,
+      clock,
+      logger,
+      limits: config.live,
+    }),
   };
 }
 
@@ -152,7 +216,7 @@ function lazyPipeline(
   config: Config,
   logger: Logger,
   decoder: ReturnType<typeof createAudioDecoder>,
-): PipelineProvider {
+): () => Promise<PipelineService> {
   let pipeline: Promise<PipelineService> | undefined;
   return () => {
     pipeline ??= selectEngine(config.asr, config.dataDir).then(

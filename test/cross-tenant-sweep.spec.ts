@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../src/db/tenant.js';
+import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
 import { recordingRepository } from '../src/repositories/recording.repository.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
@@ -17,6 +18,10 @@ interface Target {
   /** A's resource id to put in the path. */
   id: (a: OrgA) => string;
   body?: Record<string, unknown>;
+  /** Query string a route requires (e.g. `?format=txt`), so it reaches its handler. */
+  query?: string;
+  /** Called with B's worker token (the /api/v1/worker routes take no user tokens). */
+  worker?: true;
 }
 
 interface OrgA {
@@ -25,6 +30,9 @@ interface OrgA {
   invitationId: string;
   grantId: string;
   recordingId: string;
+  /** A's worker token and the lease it holds on A's recording's job. */
+  workerTokenId: string;
+  leaseId: string;
 }
 
 const targets: Record<string, Partial<Record<Method, Target>>> = {
@@ -36,13 +44,47 @@ const targets: Record<string, Partial<Record<Method, Target>>> = {
   '/api/v1/org/invitations/{id}': { delete: { id: (a) => a.invitationId } },
   '/api/v1/org/support-grants/{id}': { delete: { id: (a) => a.grantId } },
   '/api/v1/recordings/{id}': { get: { id: (a) => a.recordingId }, delete: { id: (a) => a.recordingId } },
-  '/api/v1/recordings/{id}/transcript': { get: { id: (a) => a.recordingId } },
+  '/api/v1/recordings/{id}/transcript': {
+    get: { id: (a) => a.recordingId },
+    patch: { id: (a) => a.recordingId, body: { revision: 0, speakers: [{ id: 'S1', name: 'B' }] } },
+  },
+  '/api/v1/recordings/{id}/export': { get: { id: (a) => a.recordingId, query: '?format=txt' } },
+  '/api/v1/recordings/{id}/report': { get: { id: (a) => a.recordingId } },
+  '/api/v1/recordings/{id}/live-ticket': { post: { id: (a) => a.recordingId } },
+  '/api/v1/recordings/{id}/audio': {
+    get: { id: (a) => a.recordingId },
+    delete: { id: (a) => a.recordingId },
+  },
+  '/api/v1/org/workers/{id}': { delete: { id: (a) => a.workerTokenId } },
+  '/api/v1/worker/jobs/{id}/audio': {
+    get: { id: (a) => a.recordingId, worker: true, query: '?lease=LEASE' },
+  },
+  '/api/v1/worker/jobs/{id}/heartbeat': {
+    post: { id: (a) => a.recordingId, worker: true, body: { leaseId: 'LEASE', progress: 0.5 } },
+  },
+  '/api/v1/worker/jobs/{id}/complete': {
+    post: {
+      id: (a) => a.recordingId,
+      worker: true,
+      body: { leaseId: 'LEASE', segments: [], speakers: [], durationSeconds: 1, channels: 1, engine: 'x' },
+    },
+  },
+  '/api/v1/worker/jobs/{id}/fail': {
+    post: { id: (a) => a.recordingId, worker: true, body: { leaseId: 'LEASE', code: 'internal' } },
+  },
+  '/api/v1/worker/jobs/{id}/release': {
+    post: { id: (a) => a.recordingId, worker: true, body: { leaseId: 'LEASE' } },
+  },
 };
+/** Worker targets carry A's lease id (placeholder LEASE): B's worker must not reach it even so. */
+const withLease = <T>(v: T, leaseId: string): T =>
+  JSON.parse(JSON.stringify(v).replaceAll('LEASE', leaseId)) as T;
 
 describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
   let t: TestApp;
   let a: OrgA;
   let b: TestUser;
+  let bWorker: string;
   let paths: Record<string, Record<string, unknown>>;
   const ip = freshIp();
 
@@ -77,8 +119,30 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
         now: new Date(),
       }),
     );
-    a = { owner, member, invitationId: inv.json().id, grantId: grant.json().id, recordingId };
+    // A's job for that recording, held by A's worker token.
+    await withTenant(t.services.db, { orgId: owner.orgId, userId: null }, (tx) =>
+      recordingJobRepository.enqueue(tx, { recordingId, orgId: owner.orgId, now: new Date() }),
+    );
+    const aWorker = (await as(owner, 'post', '/api/v1/org/workers', { name: 'a' })).json();
+    const claim = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/worker/jobs/claim',
+      headers: bearer(aWorker.token),
+      remoteAddress: ip,
+      payload: {},
+    });
+    expect(claim.json().job.id).toBe(recordingId);
+    a = {
+      owner,
+      member,
+      invitationId: inv.json().id,
+      grantId: grant.json().id,
+      recordingId,
+      workerTokenId: aWorker.id,
+      leaseId: claim.json().job.leaseId,
+    };
     b = await createOrgWithUser(t.services, { role: 'owner' });
+    bWorker = (await as(b, 'post', '/api/v1/org/workers', { name: 'b' })).json().token;
     paths = (t.app.swagger() as { paths: Record<string, Record<string, unknown>> }).paths;
   });
   afterAll(async () => t?.close());
@@ -100,8 +164,16 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
     let swept = 0;
     for (const [path, methods] of Object.entries(targets)) {
       for (const [method, target] of Object.entries(methods) as [Method, Target][]) {
-        const url = path.replace('{id}', target.id(a));
-        const res = await as(b, method, url, target.body);
+        const url = path.replace('{id}', target.id(a)) + withLease(target.query ?? '', a.leaseId);
+        const res = target.worker
+          ? await t.app.inject({
+              method: method.toUpperCase() as 'GET',
+              url,
+              headers: bearer(bWorker),
+              remoteAddress: ip,
+              ...(target.body ? { payload: withLease(target.body, a.leaseId) } : {}),
+            })
+          : await as(b, method, url, target.body);
         expect(res.statusCode, `${method.toUpperCase()} ${path}`).toBe(404);
         expect(res.json().code).toBe('not_found');
         swept++;
@@ -122,6 +194,15 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
     }[];
     expect(grants.find((g) => g.id === a.grantId)?.status).toBe('active');
     expect((await as(a.member, 'get', `/api/v1/recordings/${a.recordingId}`)).statusCode).toBe(200);
+    const workers = (await as(a.owner, 'get', '/api/v1/org/workers')).json() as {
+      id: string;
+      status: string;
+    }[];
+    expect(workers.find((w) => w.id === a.workerTokenId)?.status).toBe('active');
+    const job = await t.db.query('SELECT lease_id FROM recording_jobs WHERE recording_id = $1', [
+      a.recordingId,
+    ]);
+    expect(job.rows[0]).toEqual({ lease_id: a.leaseId });
   });
 
   it("never shows A's data on B's collection routes", async () => {

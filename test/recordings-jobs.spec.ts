@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
@@ -66,10 +66,11 @@ describe.skipIf(!hasCorpus)(
         (b) => b.status === 'processing' && b.progress > 0,
         300_000,
       );
-      // What a killed process leaves: the job still leased, the audio still staged.
+      // What a killed process leaves: the job still leased, the audio still sealed (never plain).
       await t.services.jobs.stop({ abandon: true });
       expect((await jobRow(id))?.lease_id).toBeTruthy();
-      expect(stagedFiles(dataDir)).toHaveLength(1);
+      expect(stagedFiles(dataDir)).toEqual([]);
+      expect(existsSync(path.join(dataDir, 'audio', user.orgId, `${id}.bin`))).toBe(true);
       const mid = await pollRecording(t, user.accessToken, ip, id, () => true);
       expect(mid.status).toBe('processing');
       expect(await transcripts(id)).toBe(0);
@@ -133,6 +134,7 @@ describe.skipIf(!hasCorpus)(
         t.db,
         t.services.keys,
         uploads,
+        t.services.audio,
         async () => {
           calls++;
           if (calls === 1) throw new AppError('engine_failed', 'the engine crashed');
@@ -176,6 +178,7 @@ describe.skipIf(!hasCorpus)(
         t.db,
         t.services.keys,
         uploads,
+        t.services.audio,
         () => Promise.reject(new AppError('engine_unavailable', 'no engine')),
         t.services.clock,
         t.services.logger,

@@ -10,6 +10,8 @@ import { registerKeysCommands } from './commands/keys.js';
 import { registerMigrateCommand } from './commands/migrate.js';
 import { registerModelCommands } from './commands/models.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerWorkerCommand } from './commands/worker.js';
+import { registerWorkersCommands } from './commands/workers.js';
 import { CliError, openRuntime, type Runtime } from './runtime.js';
 
 /**
@@ -52,6 +54,9 @@ registerAdminCommands(program, boot);
 registerAuditCommands(program, boot);
 // Models need neither the database nor the master key: they work while `serve` holds the data dir.
 registerModelCommands(program);
+registerWorkersCommands(program, boot);
+// The remote worker needs no database, no master key: it talks to a server over HTTPS.
+registerWorkerCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -75,6 +75,15 @@ const schema = z.object({
   SOTTO_JOB_LEASE_SECONDS: positiveInt.max(3600).default(120),
   SOTTO_JOB_MAX_ATTEMPTS: positiveInt.max(20).default(3),
   SOTTO_JOB_BACKOFF_SECONDS: positiveInt.max(3600).default(30),
+  // Live recordings (docs/live.md). Phase 1 keeps a session's audio in memory (≈ 115 MB per hour per stream).
+  SOTTO_LIVE_MAX_PER_ORG: positiveInt.max(1000).default(5),
+  SOTTO_LIVE_MAX_MINUTES: positiveInt.max(24 * 60).default(120),
+  SOTTO_LIVE_IDLE_SECONDS: positiveInt.max(3600).default(30),
+  SOTTO_LIVE_MAX_FRAME_BYTES: positiveInt
+    .min(320)
+    .max(1024 * 1024)
+    .default(64 * 1024),
+  SOTTO_LIVE_RECHECK_SECONDS: positiveInt.max(300).default(5),
   SOTTO_RATE_LIMIT_API_PER_MINUTE: positiveInt.default(300),
   SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(20),
   SOTTO_SMTP_URL: optionalString.pipe(z.url({ protocol: /^smtps?$/ }).optional()),
@@ -152,6 +161,14 @@ export interface Config {
   maxAudioSeconds: number;
   /** Transcription queue: poll interval, lease (a dead worker's job is retaken after it), retries. */
   jobs: { pollMs: number; leaseSeconds: number; maxAttempts: number; backoffSeconds: number };
+  /** Live recordings: concurrent per org, longest session, idle stop, largest frame, socket re-check period. */
+  live: {
+    maxPerOrg: number;
+    maxMinutes: number;
+    idleSeconds: number;
+    maxFrameBytes: number;
+    recheckSeconds: number;
+  };
   /** Default per-client-network request budgets per minute: every /api route, and /api/v1/auth/*. */
   rateLimitPerMinute: { api: number; auth: number };
   smtpUrl: string | undefined;
@@ -266,6 +283,13 @@ export function loadConfig(env: Env = process.env): Config {
       leaseSeconds: v.SOTTO_JOB_LEASE_SECONDS,
       maxAttempts: v.SOTTO_JOB_MAX_ATTEMPTS,
       backoffSeconds: v.SOTTO_JOB_BACKOFF_SECONDS,
+    },
+    live: {
+      maxPerOrg: v.SOTTO_LIVE_MAX_PER_ORG,
+      maxMinutes: v.SOTTO_LIVE_MAX_MINUTES,
+      idleSeconds: v.SOTTO_LIVE_IDLE_SECONDS,
+      maxFrameBytes: v.SOTTO_LIVE_MAX_FRAME_BYTES,
+      recheckSeconds: v.SOTTO_LIVE_RECHECK_SECONDS,
     },
     rateLimitPerMinute: { api: v.SOTTO_RATE_LIMIT_API_PER_MINUTE, auth: v.SOTTO_RATE_LIMIT_AUTH_PER_MINUTE },
     smtpUrl: v.SOTTO_SMTP_URL,

@@ -19,6 +19,8 @@ export const errorCodes = {
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   undecodable_audio: { status: 422, title: 'Audio could not be decoded' },
+  // A Range outside the audio; the answer carries Content-Range: bytes */size.
+  range_not_satisfiable: { status: 416, title: 'Range not satisfiable' },
   rate_limited: { status: 429, title: 'Too many requests' },
   decryption_failed: { status: 500, title: 'Internal error' },
   internal: { status: 500, title: 'Internal error' },
@@ -54,3 +56,14 @@ export class AppError extends Error {
 export const notFound = (what = 'Resource'): AppError => new AppError('not_found', `${what} not found`);
 export const forbidden = (message = 'You do not have permission to do this'): AppError =>
   new AppError('forbidden', message);
+
+/** Failure codes a remote transcription worker may report for a job (anything else: 'internal'). */
+export const workerFailureCodes = [
+  'undecodable_audio',
+  'unsupported_media_type',
+  'payload_too_large',
+  'engine_unavailable',
+  'engine_failed',
+  'decoder_unavailable',
+  'internal',
+] as const satisfies readonly ErrorCode[];

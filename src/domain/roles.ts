@@ -17,6 +17,8 @@ export const permissions = {
   'recordings.read': ['owner', 'admin', 'member', 'support'],
   'recordings.read_all': ['owner', 'admin', 'support'],
   'org.delete': ['owner'],
+  /** Create, list and revoke the org's remote transcription worker tokens. */
+  'workers.manage': ['owner', 'admin'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof permissions;

@@ -9,6 +9,8 @@ export const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-csrf-token"]',
+  // Browsers offer their live-recording ticket as a WebSocket subprotocol (docs/live.md).
+  'req.headers["sec-websocket-protocol"]',
   'res.headers["set-cookie"]',
   'headers.authorization',
   'headers.cookie',
@@ -39,9 +41,31 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     {
       level,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // Fastify's own request serializer logs the full URL; query strings carry user content
+      // (a search `q`), so only the path is logged. Fastify prefers the logger's serializers.
+      serializers: { req: requestForLog },
       base: { service: 'sotto' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     destination,
   );
+}
+
+interface LoggedRequest {
+  method?: string;
+  url?: string;
+  host?: string;
+  ip?: string;
+  socket?: { remotePort?: number } | undefined;
+}
+
+/** Fastify's request log fields, with the query string cut off the URL. */
+export function requestForLog(req: LoggedRequest): Record<string, unknown> {
+  return {
+    method: req.method,
+    url: typeof req.url === 'string' ? req.url.split('?')[0] : undefined,
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
 }

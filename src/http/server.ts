@@ -1,5 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
+import websocket from '@fastify/websocket';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -8,6 +9,7 @@ import type { Services } from '../app.js';
 import { authPlugin } from './plugins/auth.js';
 import { frameworkErrors, registerErrorHandler } from './plugins/error-handler.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
+import { workerAuthPlugin } from './plugins/worker-auth.js';
 import auditRoutes from './routes/audit/index.js';
 import authRoutes from './routes/auth/index.js';
 import healthRoutes from './routes/health/index.js';
@@ -15,6 +17,10 @@ import invitationRoutes from './routes/invitations/index.js';
 import meRoutes from './routes/me/index.js';
 import orgRoutes from './routes/org/index.js';
 import recordingRoutes from './routes/recordings/index.js';
+import liveRoutes, { liveWebsocketOptions } from './routes/recordings/live.js';
+import recordingAudioRoutes from './routes/recordings/audio.js';
+import orgWorkerRoutes from './routes/org/workers.js';
+import workerRoutes from './routes/worker/index.js';
 
 export interface ServerOptions {
   services: Services;
@@ -70,6 +76,8 @@ export async function buildServer({ services, https }: ServerOptions): Promise<F
     crossOriginEmbedderPolicy: false,
   });
   await app.register(cookie);
+  // Before any route: it must see every upgrade request (docs/live.md).
+  await app.register(websocket, liveWebsocketOptions(config));
   // Before any route is registered: it attaches each route's limit as the route is added.
   await app.register(rateLimitPlugin, {
     limits: services.rateLimits,
@@ -94,12 +102,18 @@ export async function buildServer({ services, https }: ServerOptions): Promise<F
   await app.register(swaggerUi, { routePrefix: '/api/docs', staticCSP: true });
 
   await app.register(authPlugin, { services });
+  await app.register(workerAuthPlugin, { services });
   await app.register(healthRoutes, { services });
   await app.register(authRoutes, { prefix: '/api/v1/auth', services });
   await app.register(meRoutes, { prefix: '/api/v1', services });
   await app.register(orgRoutes, { prefix: '/api/v1/org', services });
   await app.register(auditRoutes, { prefix: '/api/v1/audit', services });
   await app.register(recordingRoutes, { prefix: '/api/v1/recordings', services });
+  await app.register(liveRoutes, { prefix: '/api/v1/recordings', services });
+  await app.register(recordingAudioRoutes, { prefix: '/api/v1/recordings', services });
+  await app.register(orgWorkerRoutes, { prefix: '/api/v1/org/workers', services });
+  // Remote transcription workers (worker tokens only).
+  await app.register(workerRoutes, { prefix: '/api/v1/worker', services });
   // POST /api/v1/auth/accept-invitation (kept beside the rest of the invitation flow).
   await app.register(invitationRoutes, { prefix: '/api/v1', services });
   return app;

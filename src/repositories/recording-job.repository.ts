@@ -10,7 +10,8 @@ import type { Queryable } from '../db/database.js';
 export interface ClaimedJob {
   recordingId: string;
   orgId: string;
-  audioPath: string;
+  /** Plain staged file of a job queued before migration 0007; null now (the audio is sealed, see AudioStoreService). */
+  audioPath: string | null;
   attempts: number;
   leaseId: string;
   language: string | null;
@@ -18,32 +19,82 @@ export interface ClaimedJob {
 }
 
 export const recordingJobRepository = {
-  async enqueue(tx: Queryable, j: { recordingId: string; orgId: string; audioPath: string; now: Date }) {
+  async enqueue(
+    tx: Queryable,
+    j: { recordingId: string; orgId: string; audioPath?: string | null; now: Date },
+  ) {
     await tx.query(
       `INSERT INTO recording_jobs (recording_id, org_id, audio_path, run_after, created_at)
        VALUES ($1, $2, $3, $4, $4)`,
-      [j.recordingId, j.orgId, j.audioPath, j.now],
+      [j.recordingId, j.orgId, j.audioPath ?? null, j.now],
     );
   },
 
-  /** Takes the oldest due job whose lease is free or expired (system context). */
-  async claim(tx: Queryable, leaseSeconds: number): Promise<ClaimedJob | undefined> {
+  /**
+   * Takes the oldest due job whose lease is free or expired (system context, or an org's context
+   * for an org-scoped worker token: RLS then limits the claim to that org). `workerTokenId` records
+   * the holder (null: the in-process worker); a remote worker never gets a job queued before
+   * migration 0007, whose audio is a plain file only the server can read.
+   */
+  async claim(
+    tx: Queryable,
+    leaseSeconds: number,
+    workerTokenId: string | null = null,
+  ): Promise<ClaimedJob | undefined> {
     const res = await tx.query<ClaimedJob>(
       `WITH next AS (
          SELECT recording_id FROM recording_jobs
           WHERE run_after <= now() AND (lease_until IS NULL OR lease_until < now())
+            AND ($2::uuid IS NULL OR audio_path IS NULL)
           ORDER BY run_after, created_at
           LIMIT 1 FOR UPDATE SKIP LOCKED)
        UPDATE recording_jobs j
           SET attempts = j.attempts + 1, lease_id = gen_random_uuid(),
-              lease_until = now() + make_interval(secs => $1)
+              lease_until = now() + make_interval(secs => $1), worker_token_id = $2
          FROM next, recordings r
         WHERE j.recording_id = next.recording_id AND r.id = j.recording_id
        RETURNING j.recording_id AS "recordingId", j.org_id AS "orgId", j.audio_path AS "audioPath",
                  j.attempts, j.lease_id AS "leaseId", r.language, r.speakers_hint AS "speakersHint"`,
-      [leaseSeconds],
+      [leaseSeconds, workerTokenId],
     );
     return res.rows[0];
+  },
+
+  /** The lease on a job and its holder (system context: the worker routes' first check). */
+  async lease(
+    tx: Queryable,
+    recordingId: string,
+  ): Promise<
+    { orgId: string; leaseId: string | null; workerTokenId: string | null; attempts: number } | undefined
+  > {
+    const res = await tx.query<{
+      orgId: string;
+      leaseId: string | null;
+      workerTokenId: string | null;
+      attempts: number;
+    }>(
+      `SELECT org_id AS "orgId", lease_id AS "leaseId", worker_token_id AS "workerTokenId", attempts
+         FROM recording_jobs WHERE recording_id = $1`,
+      [recordingId],
+    );
+    return res.rows[0];
+  },
+
+  /**
+   * Hands back at once every job a revoked worker token holds (the attempt not counted: revocation
+   * is not the job's fault), so another worker takes them without waiting for the lease. Runs in
+   * the token's org context, or the system context for a platform token. Returns their ids.
+   */
+  async releaseHeldBy(tx: Queryable, workerTokenId: string): Promise<string[]> {
+    const res = await tx.query<{ id: string }>(
+      `UPDATE recording_jobs
+          SET lease_id = NULL, lease_until = NULL, worker_token_id = NULL, run_after = now(),
+              attempts = greatest(attempts - 1, 0)
+        WHERE worker_token_id = $1 AND lease_id IS NOT NULL
+        RETURNING recording_id AS id`,
+      [workerTokenId],
+    );
+    return res.rows.map((r) => r.id);
   },
 
   /** Extends a lease still held; false when it was lost (expired and taken, or the job is gone). */
@@ -75,7 +126,8 @@ export const recordingJobRepository = {
   ): Promise<boolean> {
     const res = await tx.query(
       `UPDATE recording_jobs
-          SET lease_id = NULL, lease_until = NULL, run_after = now() + make_interval(secs => $3),
+          SET lease_id = NULL, lease_until = NULL, worker_token_id = NULL,
+              run_after = now() + make_interval(secs => $3),
               attempts = attempts - CASE WHEN $4::boolean THEN 0 ELSE 1 END
         WHERE recording_id = $1 AND lease_id = $2`,
       [recordingId, leaseId, opts.delaySeconds, opts.countAttempt],
@@ -88,16 +140,18 @@ export const recordingJobRepository = {
   },
 
   async audioPath(tx: Queryable, recordingId: string): Promise<string | undefined> {
-    const res = await tx.query<{ audioPath: string }>(
+    const res = await tx.query<{ audioPath: string | null }>(
       'SELECT audio_path AS "audioPath" FROM recording_jobs WHERE recording_id = $1',
       [recordingId],
     );
-    return res.rows[0]?.audioPath;
+    return res.rows[0]?.audioPath ?? undefined;
   },
 
   /** Every audio file a pending job still needs (system context; the start-up sweep keeps these). */
   async allAudioPaths(tx: Queryable): Promise<Set<string>> {
-    const res = await tx.query<{ audioPath: string }>('SELECT audio_path AS "audioPath" FROM recording_jobs');
+    const res = await tx.query<{ audioPath: string }>(
+      'SELECT audio_path AS "audioPath" FROM recording_jobs WHERE audio_path IS NOT NULL',
+    );
     return new Set(res.rows.map((r) => r.audioPath));
   },
 };

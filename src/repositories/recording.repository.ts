@@ -5,7 +5,7 @@ import type { Queryable } from '../db/database.js';
  * code passes a withTenant() transaction, so RLS bounds every statement to one org. The owner
  * filter (members see only their own recordings) is applied here too, from the service's rule.
  */
-export type RecordingStatus = 'queued' | 'processing' | 'done' | 'failed';
+export type RecordingStatus = 'live' | 'queued' | 'processing' | 'done' | 'failed';
 
 export interface RecordingRow {
   id: string;
@@ -29,6 +29,9 @@ const COLUMNS = `id, org_id AS "orgId", owner_id AS "ownerId", title_enc AS "tit
   progress, error_code AS "errorCode", language, speakers_hint AS "speakersHint",
   duration_seconds AS "durationSeconds", channels, engine, created_at AS "createdAt",
   updated_at AS "updatedAt", completed_at AS "completedAt"`;
+
+const TRANSCRIPT_COLUMNS = `body_enc AS "bodyEnc", speaker_names_enc AS "speakerNamesEnc",
+  original_body_enc AS "originalBodyEnc", revision`;
 
 /** Restricts a query to one owner's rows, or none when `ownerId` is undefined (admins). */
 export interface Visibility {
@@ -153,4 +156,88 @@ export const recordingRepository = {
     );
     return res.rows[0];
   },
+
+  /**
+   * The transcript row for an edit, locked until the transaction ends (FOR UPDATE) so two
+   * concurrent edits of one transcript serialise and the second sees the first's revision.
+   */
+  async findTranscriptForEdit(tx: Queryable, recordingId: string): Promise<StoredTranscript | undefined> {
+    const res = await tx.query<StoredTranscript>(
+      `SELECT ${TRANSCRIPT_COLUMNS} FROM transcripts WHERE recording_id = $1 FOR UPDATE`,
+      [recordingId],
+    );
+    return res.rows[0];
+  },
+
+  /** The transcript with its edit state (original body, revision). */
+  async findTranscriptWithHistory(tx: Queryable, recordingId: string): Promise<StoredTranscript | undefined> {
+    const res = await tx.query<StoredTranscript>(
+      `SELECT ${TRANSCRIPT_COLUMNS} FROM transcripts WHERE recording_id = $1`,
+      [recordingId],
+    );
+    return res.rows[0];
+  },
+
+  /**
+   * Writes an edit when the row is still at `expectedRevision` (false otherwise: someone else's
+   * edit won). `originalBodyEnc` is only stored when none is stored yet: the machine transcript
+   * is written once, on the first edit.
+   */
+  async saveTranscriptEdit(
+    tx: Queryable,
+    e: {
+      recordingId: string;
+      expectedRevision: number;
+      bodyEnc: Buffer;
+      speakerNamesEnc: Buffer | null;
+      originalBodyEnc: Buffer | null;
+      now: Date;
+    },
+  ): Promise<boolean> {
+    const res = await tx.query(
+      `UPDATE transcripts
+          SET body_enc = $3, speaker_names_enc = COALESCE($4, speaker_names_enc),
+              original_body_enc = COALESCE(original_body_enc, $5), revision = revision + 1,
+              updated_at = $6
+        WHERE recording_id = $1 AND revision = $2`,
+      [e.recordingId, e.expectedRevision, e.bodyEnc, e.speakerNamesEnc, e.originalBodyEnc, e.now],
+    );
+    return res.rowCount > 0;
+  },
+
+  /**
+   * A page of the visible recordings for search, newest first, with their encrypted transcript
+   * (null until done). Keyset pagination as list().
+   */
+  async listForSearch(
+    tx: Queryable,
+    vis: Visibility,
+    opts: { limit: number; after?: { createdAt: Date; id: string } | undefined },
+  ): Promise<SearchCandidate[]> {
+    const res = await tx.query<SearchCandidate>(
+      `SELECT r.id, r.org_id AS "orgId", r.title_enc AS "titleEnc", r.created_at AS "createdAt",
+              t.body_enc AS "bodyEnc"
+         FROM recordings r LEFT JOIN transcripts t ON t.recording_id = r.id
+        WHERE ($1::uuid IS NULL OR r.owner_id = $1::uuid)
+          AND ($2::timestamptz IS NULL OR (r.created_at, r.id) < ($2::timestamptz, $3::uuid))
+        ORDER BY r.created_at DESC, r.id DESC LIMIT $4`,
+      [vis.ownerId ?? null, opts.after?.createdAt ?? null, opts.after?.id ?? null, opts.limit],
+    );
+    return res.rows;
+  },
 };
+
+export interface StoredTranscript {
+  bodyEnc: Uint8Array;
+  speakerNamesEnc: Uint8Array | null;
+  originalBodyEnc: Uint8Array | null;
+  revision: number;
+}
+
+export interface SearchCandidate {
+  id: string;
+  orgId: string;
+  titleEnc: Uint8Array | null;
+  createdAt: Date;
+  bodyEnc: Uint8Array | null;
+}

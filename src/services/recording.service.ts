@@ -15,6 +15,7 @@ import {
   type Visibility,
 } from '../repositories/recording.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
+import type { AudioStoreService, PreparedAudio } from './audio-store.service.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import { requirePermission } from './org.service.js';
@@ -85,6 +86,7 @@ export class RecordingService {
     private readonly audit: AuditService,
     private readonly decoder: Pick<AudioDecoder, 'probe'>,
     private readonly uploads: UploadFileRepository,
+    private readonly audio: Pick<AudioStoreService, 'prepare' | 'attach' | 'discard' | 'remove'>,
     private readonly clock: Clock,
     private readonly maxUploadBytes: number,
   ) {}
@@ -102,16 +104,23 @@ export class RecordingService {
 
   /**
    * Checks the staged file really is audio we can decode (415/422/413 otherwise, and the file is
-   * removed), then creates the recording and its job in one transaction.
+   * removed), seals it (encrypted blob, outside any transaction: slow I/O), then creates the
+   * recording, its audio row and its job in one transaction. The plain staged file is removed
+   * either way; a failed transaction removes the blob too, so nothing is left behind.
    */
   async create(actor: Actor, input: NewRecording): Promise<{ id: string; status: RecordingStatus }> {
     requirePermission(actor, 'recordings.create');
+    let sealed: PreparedAudio | undefined;
     try {
       const info = await this.decoder.probe(input.file);
       // A header with no samples behind it (or a zero-length stream) is not a recording.
       if (info.duration !== undefined && info.duration < MIN_SECONDS)
         throw new AppError('undecodable_audio', 'The file holds no audio');
       const id = crypto.randomUUID();
+      // Queued audio never waits in plaintext: the content type is the sniffed one, not the client's.
+      sealed = await this.audio.prepare(actor.orgId, id, input.file, info.mime);
+      const audio = sealed;
+      await this.uploads.remove(input.file);
       const now = this.clock.now();
       await withTenant(this.db, actor, async (tx) => {
         await recordingRepository.insert(tx, {
@@ -128,12 +137,8 @@ export class RecordingService {
             id,
             await this.keys.encrypt(tx, titleLocation(actor.orgId, id), input.title),
           );
-        await recordingJobRepository.enqueue(tx, {
-          recordingId: id,
-          orgId: actor.orgId,
-          audioPath: input.file,
-          now,
-        });
+        await this.audio.attach(tx, audio);
+        await recordingJobRepository.enqueue(tx, { recordingId: id, orgId: actor.orgId, now });
         await this.audit.record(tx, {
           orgId: actor.orgId,
           actorId: actor.userId,
@@ -147,6 +152,7 @@ export class RecordingService {
       return { id, status: 'queued' };
     } catch (err) {
       await this.uploads.remove(input.file);
+      if (sealed) await this.audio.discard(sealed);
       throw err;
     }
   }
@@ -206,7 +212,7 @@ export class RecordingService {
     });
   }
 
-  /** Hard delete: the rows (transcript and job cascade) and any audio file still on disk. */
+  /** Hard delete: the rows (transcript, job and audio row cascade), then the sealed audio blob. */
   async delete(actor: Actor, id: string): Promise<void> {
     // Support staff may read through a grant, never destroy the customer's data.
     requirePermission(actor, 'recordings.create');
@@ -226,8 +232,9 @@ export class RecordingService {
       });
       return audioPath;
     });
-    // A worker holding this job loses its lease check and writes nothing; the file goes now.
+    // A worker holding this job loses its lease check and writes nothing; the files go now.
     if (file) await this.uploads.remove(file);
+    await this.audio.remove(actor.orgId, id);
   }
 
   private async view(

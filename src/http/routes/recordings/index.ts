@@ -6,14 +6,20 @@ import { actorOf } from '../../plugins/auth.js';
 import type { RouteOptions } from '../../server.js';
 import {
   created,
+  exportQuery,
+  exportResponse,
   idParams,
   listQuery,
   listResponse,
   noContent,
   recordingResponse,
+  reportResponse,
+  transcriptEdit,
+  transcriptQuery,
   transcriptResponse,
   uploadFields,
 } from './schema.js';
+import { liveCreate, liveCreated } from './live.schema.js';
 
 const recording = (r: RecordingView) => ({
   ...r,
@@ -22,8 +28,30 @@ const recording = (r: RecordingView) => ({
 });
 
 /**
- * /api/v1/recordings: upload, list, status, transcript, delete. A recording the caller may not
- * see (another org's, or a colleague's for a member) is 404, exactly like one that does not exist.
+ * Content-Disposition for a download: a plain ASCII `filename` (the export's slug, for old
+ * clients) and the title itself as RFC 8187 `filename*` UTF-8. Quotes, backslashes, path
+ * separators and control characters cannot reach the header from either.
+ */
+function attachment(asciiName: string, title: string, extension: string): string {
+  const safeAscii = asciiName.replace(/[^A-Za-z0-9._-]/g, '_');
+  const cleaned = title
+    // eslint-disable-next-line no-control-regex -- stripping control characters is the point
+    .replace(/[\u0000-\u001f\u007f-\u009f/\\"]/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  // By code point: cutting inside a surrogate pair would make encodeURIComponent throw.
+  const display = `${Array.from(cleaned).slice(0, 120).join('') || 'transcript'}.${extension}`;
+  const encoded = encodeURIComponent(display).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${safeAscii}"; filename*=UTF-8''${encoded}`;
+}
+
+/**
+ * /api/v1/recordings: upload, list and search, status, transcript (read, edit, export, report),
+ * delete. A recording the caller may not see (another org's, or a colleague's for a member) is
+ * 404, exactly like one that does not exist.
  */
 const recordingRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }) => {
   const tags = ['recordings'];
@@ -40,10 +68,29 @@ const recordingRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { servi
     '/',
     {
       onRequest: app.requirePermission('recordings.create'),
-      schema: { tags, security, consumes: ['multipart/form-data'], response: { 202: created } },
+      schema: {
+        tags,
+        security,
+        consumes: ['multipart/form-data'],
+        response: { 201: liveCreated, 202: created },
+      },
     },
     async (req, reply) => {
       const actor = actorOf(req);
+      // A live recording has no audio yet: JSON {mode: "live", title?} (docs/live.md).
+      const body = req.body as { mode?: unknown } | undefined;
+      if (!req.isMultipart() && body?.mode === 'live') {
+        const live = liveCreate.safeParse(body);
+        if (!live.success)
+          throw new AppError('validation_failed', 'The request did not match the expected shape', {
+            errors: live.error.issues.map((i) => ({
+              path: ['body', ...i.path].join('.'),
+              message: i.message,
+            })),
+          });
+        const { id } = await services.live.create(actor, live.data);
+        return reply.code(201).send({ id, status: 'live' as const });
+      }
       if (!req.isMultipart())
         throw new AppError(
           'unsupported_media_type',
@@ -89,8 +136,11 @@ const recordingRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { servi
       schema: { tags, security, querystring: listQuery, response: { 200: listResponse } },
     },
     async (req) => {
-      const page = await services.recordings.list(actorOf(req), req.query);
-      return { items: page.items.map(recording), next: page.next };
+      const { q, ...page } = req.query;
+      const found = q
+        ? await services.search.search(actorOf(req), { q, ...page })
+        : await services.recordings.list(actorOf(req), page);
+      return { items: found.items.map(recording), next: found.next };
     },
   );
 
@@ -107,9 +157,71 @@ const recordingRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { servi
     '/:id/transcript',
     {
       onRequest: app.requirePermission('recordings.read'),
-      schema: { tags, security, params: idParams, response: { 200: transcriptResponse } },
+      schema: {
+        tags,
+        security,
+        params: idParams,
+        querystring: transcriptQuery,
+        response: { 200: transcriptResponse },
+      },
     },
-    async (req) => services.recordings.transcript(actorOf(req), req.params.id),
+    async (req) => services.transcripts.get(actorOf(req), req.params.id, req.query.version),
+  );
+
+  app.patch(
+    '/:id/transcript',
+    {
+      // Support staff read through a grant but never change the customer's data (403, as delete).
+      onRequest: app.requirePermission('recordings.create'),
+      schema: {
+        tags,
+        security,
+        params: idParams,
+        body: transcriptEdit,
+        response: { 200: transcriptResponse },
+      },
+    },
+    async (req) => services.transcripts.edit(actorOf(req), req.params.id, req.body),
+  );
+
+  app.get(
+    '/:id/export',
+    {
+      onRequest: app.requirePermission('recordings.read'),
+      schema: {
+        tags,
+        security,
+        params: idParams,
+        querystring: exportQuery,
+        response: { 200: exportResponse },
+      },
+    },
+    async (req, reply) => {
+      const { file, title } = await services.transcripts.export(
+        actorOf(req),
+        req.params.id,
+        req.query.format,
+      );
+      return (
+        reply
+          .type(file.contentType)
+          .header('content-disposition', attachment(file.filename, title, file.extension))
+          .header('cache-control', 'no-store')
+          .header('x-content-type-options', 'nosniff')
+          // Bytes go out as they are (Fastify never re-serialises a Buffer); the typed reply only
+          // knows the documented shapes, hence the cast.
+          .send(file.body as unknown as string)
+      );
+    },
+  );
+
+  app.get(
+    '/:id/report',
+    {
+      onRequest: app.requirePermission('recordings.read'),
+      schema: { tags, security, params: idParams, response: { 200: reportResponse } },
+    },
+    async (req) => services.transcripts.report(actorOf(req), req.params.id),
   );
 
   app.delete(

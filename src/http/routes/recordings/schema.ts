@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXPORT_FORMATS } from '../../../services/export.service.js';
 
 /**
  * Request and response shapes of /api/v1/recordings. The upload is multipart (a file is not
@@ -27,7 +28,7 @@ export const uploadFields = z.strictObject({
 
 export const created = z.object({ id: z.string(), status: z.literal('queued') });
 
-const status = z.enum(['queued', 'processing', 'done', 'failed']);
+const status = z.enum(['live', 'queued', 'processing', 'done', 'failed']);
 
 export const recordingResponse = z.object({
   id: z.string(),
@@ -49,15 +50,39 @@ export const recordingResponse = z.object({
 
 export const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  /** Id of the last recording of the previous page. */
+  /** Id of the last recording of the previous page (with `q`: where the last scan stopped). */
   after: id.optional(),
+  /**
+   * Search titles and transcripts (case- and accent-insensitive; every word must appear, or a
+   * "quoted phrase"). A page may then hold fewer than `limit` items while `next` is not null.
+   */
+  q: z.string().trim().min(1).max(200).regex(NO_CONTROL, 'must not contain control characters').optional(),
 });
 
-export const listResponse = z.object({ items: z.array(recordingResponse), next: z.string().nullable() });
+const searchMatch = z.object({
+  /** The title matched (at least one of the words). */
+  title: z.boolean(),
+  /** Up to 3 transcript segments that matched, text cut around the match. */
+  snippets: z.array(z.object({ segmentId: z.string(), start: z.number(), text: z.string() })),
+});
+
+export const listResponse = z.object({
+  /** `match` is present on search results only. */
+  items: z.array(recordingResponse.extend({ match: searchMatch.optional() })),
+  next: z.string().nullable(),
+});
 
 const word = z.object({ w: z.string(), start: z.number(), end: z.number(), conf: z.number() });
 
+export const transcriptQuery = z.strictObject({
+  /** `original`: the machine transcript as recognised, before any user edit. */
+  version: z.enum(['current', 'original']).default('current'),
+});
+
 export const transcriptResponse = z.object({
+  /** Increases by one with every edit; send it back in PATCH. */
+  revision: z.number().int(),
+  version: z.enum(['current', 'original']),
   segments: z.array(
     z.object({
       id: z.string(),
@@ -66,9 +91,103 @@ export const transcriptResponse = z.object({
       end: z.number(),
       text: z.string(),
       words: z.array(word),
+      /** A user corrected this segment's text. */
+      edited: z.boolean(),
     }),
   ),
   speakers: z.array(z.object({ id: z.string(), name: z.string() })),
+});
+
+const MAX_EDITS = 500;
+const editId = z.string().min(1).max(100);
+
+export const transcriptEdit = z
+  .strictObject({
+    /** The `revision` the edits are based on; a stale one is refused with 409. */
+    revision: z.number().int().min(0).max(2_147_483_647),
+    speakers: z
+      .array(
+        z.strictObject({
+          id: editId,
+          name: z.string().trim().min(1).max(100).regex(NO_CONTROL, 'must not contain control characters'),
+        }),
+      )
+      .max(MAX_EDITS)
+      .optional(),
+    segments: z
+      .array(
+        z.strictObject({
+          id: editId,
+          text: z.string().max(10_000).regex(NO_CONTROL, 'must not contain control characters'),
+        }),
+      )
+      .max(MAX_EDITS)
+      .optional(),
+  })
+  .refine((e) => (e.speakers?.length ?? 0) + (e.segments?.length ?? 0) > 0, 'there is nothing to change')
+  .refine((e) => (e.speakers?.length ?? 0) + (e.segments?.length ?? 0) <= MAX_EDITS, {
+    message: `at most ${MAX_EDITS} edits per request`,
+  })
+  .refine((e) => unique(e.speakers) && unique(e.segments), 'an id is edited twice in one request');
+
+function unique(edits: { id: string }[] | undefined): boolean {
+  return !edits || new Set(edits.map((e) => e.id)).size === edits.length;
+}
+
+export const exportQuery = z.strictObject({ format: z.enum(EXPORT_FORMATS) });
+
+const text = z.string();
+/** One schema per media type (DOCX is binary); the body is sent as bytes, never re-serialised. */
+export const exportResponse = {
+  description: 'The transcript as a file (Content-Disposition: attachment)',
+  content: {
+    'text/plain': { schema: text.describe('[HH:MM:SS] Name: text, one line per segment') },
+    'application/x-subrip': { schema: text.describe('SubRip subtitles') },
+    'text/vtt': { schema: text.describe('WebVTT subtitles with <v Name> voice spans') },
+    'application/json': {
+      schema: z.object({
+        title: z.string(),
+        speakers: z.array(z.object({ id: z.string(), name: z.string() })),
+        segments: z.array(
+          z.object({
+            id: z.string(),
+            speaker: z.string(),
+            start: z.number(),
+            end: z.number(),
+            text: z.string(),
+            words: z.array(word),
+          }),
+        ),
+      }),
+    },
+    'application/vnd.openxmlformats-officedocument.wordprocessingml.document': {
+      schema: text.meta({ format: 'binary' }).describe('Office Open XML document'),
+    },
+  },
+};
+
+export const reportResponse = z.object({
+  durationSeconds: z.number(),
+  /** Seconds covered by at least one segment. */
+  speechSeconds: z.number(),
+  silenceSeconds: z.number(),
+  speakers: z.array(
+    z.object({
+      speaker: z.string(),
+      name: z.string(),
+      talkSeconds: z.number(),
+      /** 0..1 of all talk time. */
+      share: z.number(),
+      turns: z.number().int(),
+      words: z.number().int(),
+      wordsPerMinute: z.number(),
+      longestMonologueSeconds: z.number(),
+    }),
+  ),
+  turns: z.number().int(),
+  overlaps: z.number().int(),
+  interruptions: z.number().int(),
+  topKeywords: z.array(z.object({ word: z.string(), count: z.number().int() })),
 });
 
 export const noContent = z.null().describe('No content');

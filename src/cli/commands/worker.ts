@@ -1,0 +1,192 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { Logger } from 'pino';
+import { loadWorkerConfig } from '../../config/config.js';
+import { createLogger } from '../../http/logger.js';
+import { selectEngine, type SelectEngineDeps } from '../../repositories/asr/select-engine.js';
+import { createAudioDecoder } from '../../repositories/audio-decoder.repository.js';
+import { WorkerApiError, WorkerApiRepository } from '../../repositories/worker-api.repository.js';
+import { JobRunner } from '../../services/job-runner.service.js';
+import { PipelineService } from '../../services/pipeline.service.js';
+import { RemoteJobSource } from '../../services/remote-job.service.js';
+import { CliError } from '../runtime.js';
+
+/**
+ * `sotto worker`: a transcription worker on another machine (a GPU node). It loads no server
+ * configuration, opens no database and never sees the master key: it talks to the API over
+ * HTTPS with a worker token, receives only the audio of the job it holds, and sends back the
+ * result. The engine is chosen like the server's (SOTTO_ASR_*, whisper models under
+ * SOTTO_DATA_DIR/models).
+ */
+export interface WorkerRunOptions {
+  api: string;
+  /** Falls back to SOTTO_WORKER_TOKEN (preferred: argv is visible in ps). */
+  token?: string | undefined;
+  /** PEM file of the CA or self-signed certificate to trust. */
+  ca?: string | undefined;
+  insecure?: boolean | undefined;
+  concurrency?: number | undefined;
+  heartbeatMs?: number | undefined;
+  pollMs?: number | undefined;
+  env?: Record<string, string | undefined>;
+  logger?: Logger;
+  /** Parent of the private per-job folders (the OS temp dir by default). */
+  tmpDir?: string;
+  engineDeps?: SelectEngineDeps;
+}
+
+export interface RunningWorker {
+  /** The worker's identity as the server knows it. */
+  identity: { id: string; name: string; orgId: string | null };
+  /** Resolves when every slot has stopped (stop(), or a fatal error such as a revoked token). */
+  finished: Promise<void>;
+  /** The error that stopped the worker on its own, if any. */
+  fatal(): unknown;
+  /** Hands the jobs in progress back and stops. */
+  stop(): Promise<void>;
+}
+
+export const INSECURE_WARNING =
+  'WARNING: --insecure: the server certificate is NOT verified. Anyone on the network path can ' +
+  'impersonate the server, read the audio sent to this worker and forge jobs. Use --ca FILE instead.';
+
+function fatalMessage(err: unknown): string {
+  return err instanceof WorkerApiError || err instanceof CliError ? err.message : (err as Error).message;
+}
+
+export async function startWorker(opts: WorkerRunOptions): Promise<RunningWorker> {
+  const cfg = loadWorkerConfig(opts.env);
+  const logger = opts.logger ?? createLogger(cfg.logLevel);
+  const token = opts.token ?? cfg.token;
+  if (!token) throw new CliError('no worker token: set SOTTO_WORKER_TOKEN (or pass --token)');
+  if (opts.ca && opts.insecure) throw new CliError('--ca and --insecure exclude each other');
+  const concurrency = opts.concurrency ?? 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
+    throw new CliError('--concurrency must be a whole number from 1 to 64');
+  let ca: string | undefined;
+  if (opts.ca) {
+    try {
+      ca = readFileSync(opts.ca, 'utf8');
+    } catch (err) {
+      throw new CliError(`--ca: cannot read ${opts.ca} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  if (opts.insecure) {
+    process.stderr.write(`${INSECURE_WARNING}\n`);
+    logger.warn('server certificate verification is disabled (--insecure)');
+  }
+  let api: WorkerApiRepository;
+  try {
+    api = new WorkerApiRepository({ baseUrl: opts.api, token, ca, insecure: opts.insecure });
+  } catch (err) {
+    throw new CliError(fatalMessage(err));
+  }
+  let identity: RunningWorker['identity'];
+  let pipeline: PipelineService;
+  try {
+    // Checks URL, certificate and token before anything else, with a message for each.
+    identity = await api.whoami();
+    const { engine, reason } = await selectEngine(cfg.asr, cfg.dataDir, opts.engineDeps);
+    logger.info({ engine: engine.describe(), reason }, 'speech-recognition engine selected');
+    pipeline = new PipelineService({ decoder: createAudioDecoder(), engine, logger });
+  } catch (err) {
+    api.close();
+    throw new CliError(fatalMessage(err));
+  }
+  // One private (0700) folder for this process; each job gets its own inside it.
+  const root = await mkdtemp(path.join(opts.tmpDir ?? tmpdir(), 'sotto-worker-'));
+  const source = new RemoteJobSource(api, logger, { tmpDir: root });
+  const runners = Array.from(
+    { length: concurrency },
+    () =>
+      new JobRunner(source, () => Promise.resolve(pipeline), logger, {
+        pollMs: opts.pollMs ?? 2000,
+        heartbeatMs: opts.heartbeatMs ?? 5000,
+      }),
+  );
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await Promise.all(runners.map((r) => r.stop()));
+      api.close();
+      await rm(root, { recursive: true, force: true });
+    })());
+  for (const r of runners) r.start();
+  const finished = Promise.all(
+    runners.map(async (r) => {
+      await r.finished();
+      // One slot refused (revoked token, bad certificate): the others stop too.
+      if (r.fatal) await stop();
+    }),
+  ).then(() => stopping);
+  logger.info(
+    { worker: identity.id, scope: identity.orgId ? 'org' : 'platform', concurrency },
+    'sotto worker started',
+  );
+  return {
+    identity,
+    finished,
+    fatal: () => runners.find((r) => r.fatal)?.fatal,
+    stop,
+  };
+}
+
+const SHUTDOWN_GRACE_MS = 15_000;
+
+export function registerWorkerCommand(program: Command): void {
+  program
+    .command('worker')
+    .description('run a transcription worker that takes jobs from a Sotto server over HTTPS')
+    .requiredOption('--api <url>', "the server's public URL, e.g. https://sotto.example.com")
+    .option('--token <token>', 'worker token (prefer SOTTO_WORKER_TOKEN: arguments are visible in ps)')
+    .option('--ca <file>', "PEM file of the CA (or self-signed certificate) of the server's certificate")
+    .option('--insecure', 'do not verify the server certificate (testing only)')
+    .option('--concurrency <n>', 'jobs worked on at once', (v) => Number(v), 1)
+    .option(
+      '--heartbeat-seconds <n>',
+      'how often progress is sent and the lease renewed',
+      (v) => Number(v),
+      5,
+    )
+    .action(
+      async (opts: {
+        api: string;
+        token?: string;
+        ca?: string;
+        insecure?: boolean;
+        concurrency: number;
+        heartbeatSeconds: number;
+      }) => {
+        if (!Number.isFinite(opts.heartbeatSeconds) || opts.heartbeatSeconds <= 0)
+          throw new CliError('--heartbeat-seconds must be a positive number');
+        const worker = await startWorker({
+          api: opts.api,
+          token: opts.token,
+          ca: opts.ca,
+          insecure: opts.insecure,
+          concurrency: opts.concurrency,
+          heartbeatMs: opts.heartbeatSeconds * 1000,
+        });
+        const signal = new Promise<NodeJS.Signals>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        const ended = await Promise.race([signal, worker.finished.then(() => undefined)]);
+        if (ended) {
+          // A second signal, or a hand-back that hangs, ends the process the hard way.
+          const force = (): never => process.exit(1);
+          process.once('SIGINT', force);
+          process.once('SIGTERM', force);
+          setTimeout(force, SHUTDOWN_GRACE_MS).unref();
+          await worker.stop();
+          process.stderr.write(`sotto worker: stopped (${ended}); the job in progress was handed back\n`);
+          return;
+        }
+        const fatal = worker.fatal();
+        if (fatal) throw new CliError(fatalMessage(fatal));
+      },
+    );
+}

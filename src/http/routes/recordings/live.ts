@@ -1,0 +1,142 @@
+import type { FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { Config } from '../../../config/config.js';
+import { AppError } from '../../../domain/errors.js';
+import { LIVE_CLOSE } from '../../../services/live-session.js';
+import type { LivePurpose } from '../../../services/live.service.js';
+import type { LiveServerMessage, LiveSocket } from '../../../services/live-viewers.js';
+import { actorOf } from '../../plugins/auth.js';
+import type { RouteOptions } from '../../server.js';
+import { idParams } from './schema.js';
+import {
+  LIVE_PROTOCOL,
+  MAX_CONTROL_BYTES,
+  TICKET_PROTOCOL_PREFIX,
+  liveControl,
+  liveQuery,
+  liveTicketResponse,
+} from './live.schema.js';
+
+/**
+ * Live recordings over WSS (docs/live.md): `GET /:id/live` (ingest: PCM frames and JSON
+ * control messages in, acks out) and `GET /:id/watch` (segments out), plus the browser ticket.
+ * Every refusal happens before the upgrade, as HTTP: 401 without valid credentials, 404 for a
+ * recording the caller may not see, 409 when it is not live. After the upgrade a bad frame
+ * closes the socket with a 4xxx code and a reason; nothing else is affected.
+ */
+type Handshake = FastifyRequest<{ Params: { id: string }; Querystring: { ticket?: string | undefined } }>;
+
+/** Options for @fastify/websocket (registered in server.ts before every route). */
+export function liveWebsocketOptions(config: Config) {
+  return {
+    options: {
+      // Hard stop in the parser; frames between the two limits get the clearer 4413 from us.
+      maxPayload: config.live.maxFrameBytes * 2,
+      // Only our own protocol is ever echoed back, never the offered ticket.
+      handleProtocols: (offered: Set<string>) => (offered.has(LIVE_PROTOCOL) ? LIVE_PROTOCOL : false),
+    },
+    errorHandler: (err: Error, socket: WebSocket, req: FastifyRequest) => {
+      req.log.warn({ err: err.name }, 'live socket error');
+      socket.terminate();
+    },
+  };
+}
+
+function ticketOf(req: Handshake): string | undefined {
+  const header = req.headers['sec-websocket-protocol'];
+  const offered = typeof header === 'string' ? header.split(',').map((p) => p.trim()) : [];
+  const fromHeader = offered.find((p) => p.startsWith(TICKET_PROTOCOL_PREFIX));
+  return fromHeader ? fromHeader.slice(TICKET_PROTOCOL_PREFIX.length) : req.query.ticket;
+}
+
+function adapt(ws: WebSocket): LiveSocket {
+  return {
+    send: (message: LiveServerMessage) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+    },
+    close: (code: number, reason: string) => {
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+    },
+    get bufferedAmount() {
+      return ws.bufferedAmount;
+    },
+  };
+}
+
+function asBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+}
+
+const liveRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }) => {
+  const tags = ['recordings'];
+  const security = [{ bearer: [] }];
+  // Sessions on this node are finalised (audio sealed, job queued) when the server stops.
+  app.addHook('onClose', async () => services.live.close());
+
+  /** Handshake authentication: a bearer header (capture bot) or a single-use ticket (browser). */
+  const handshake = (purpose: LivePurpose) => async (req: Handshake) => {
+    const ticket = ticketOf(req);
+    if (ticket) req.actor = await services.live.redeem(ticket, req.params.id, req.ip);
+    else await app.authenticate(req);
+    await services.live.authorize(actorOf(req), req.params.id, purpose);
+  };
+  const wsSchema = { hide: true, params: idParams, querystring: liveQuery };
+
+  app.post(
+    '/:id/live-ticket',
+    {
+      onRequest: app.requirePermission('recordings.read'),
+      schema: { tags, security, params: idParams, response: { 201: liveTicketResponse } },
+    },
+    async (req, reply) => reply.code(201).send(await services.live.ticket(actorOf(req), req.params.id)),
+  );
+
+  app.get('/:id/live', { websocket: true, preHandler: handshake('ingest'), schema: wsSchema }, (ws, req) => {
+    const socket = adapt(ws);
+    let handle: ReturnType<typeof services.live.openIngest>;
+    try {
+      handle = services.live.openIngest(actorOf(req), req.params.id, socket);
+    } catch (err) {
+      socket.close(LIVE_CLOSE.conflict, err instanceof AppError ? err.message : 'refused');
+      return;
+    }
+    ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      const bytes = asBuffer(data);
+      if (isBinary) return handle.audio(bytes);
+      let parsed: ReturnType<typeof liveControl.safeParse> | undefined;
+      try {
+        if (bytes.length <= MAX_CONTROL_BYTES)
+          parsed = liveControl.safeParse(JSON.parse(bytes.toString('utf8')));
+      } catch {
+        parsed = undefined;
+      }
+      if (!parsed?.success) return socket.close(LIVE_CLOSE.malformed, 'malformed control message');
+      if (parsed.data.type === 'start') handle.start(parsed.data.participant, parsed.data.seq);
+      else void handle.stop();
+    });
+    ws.on('close', () => handle.closed());
+  });
+
+  app.get('/:id/watch', { websocket: true, preHandler: handshake('watch'), schema: wsSchema }, (ws, req) => {
+    const socket = adapt(ws);
+    let stop: (() => void) | undefined;
+    let closed = false;
+    ws.on('message', () => socket.close(LIVE_CLOSE.malformed, 'viewers send nothing'));
+    ws.on('close', () => {
+      closed = true;
+      stop?.();
+    });
+    services.live.watch(actorOf(req), req.params.id, socket).then(
+      (s) => {
+        if (closed) return s();
+        stop = s;
+        socket.send({ type: 'ready' });
+      },
+      () => socket.close(1011, 'live fan-out unavailable'),
+    );
+  });
+};
+
+export default liveRoutes;

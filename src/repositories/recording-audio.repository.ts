@@ -1,0 +1,68 @@
+import type { Queryable } from '../db/database.js';
+
+/**
+ * SQL for recording_audio: one row per sealed audio blob (content type, sizes and the wrapped
+ * per-file content key). Tenant queries run under RLS; `allKeys` is the system-context listing
+ * the start-up sweep uses to tell kept blobs from orphans.
+ */
+export interface RecordingAudioRow {
+  recordingId: string;
+  orgId: string;
+  contentType: string;
+  plainSize: number;
+  chunkSize: number;
+  contentKeyEnc: Buffer;
+}
+
+interface DbRow {
+  recording_id: string;
+  org_id: string;
+  content_type: string;
+  plain_size: string | number;
+  chunk_size: number;
+  content_key_enc: Uint8Array;
+}
+
+export const recordingAudioRepository = {
+  async insert(tx: Queryable, r: RecordingAudioRow & { now: Date }): Promise<void> {
+    await tx.query(
+      `INSERT INTO recording_audio
+         (recording_id, org_id, content_type, plain_size, chunk_size, content_key_enc, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [r.recordingId, r.orgId, r.contentType, r.plainSize, r.chunkSize, r.contentKeyEnc, r.now],
+    );
+  },
+
+  async find(tx: Queryable, recordingId: string): Promise<RecordingAudioRow | undefined> {
+    const { rows } = await tx.query<DbRow>(
+      `SELECT recording_id, org_id, content_type, plain_size, chunk_size, content_key_enc
+         FROM recording_audio WHERE recording_id = $1`,
+      [recordingId],
+    );
+    const r = rows[0];
+    return (
+      r && {
+        recordingId: r.recording_id,
+        orgId: r.org_id,
+        contentType: r.content_type,
+        plainSize: Number(r.plain_size),
+        chunkSize: r.chunk_size,
+        contentKeyEnc: Buffer.from(r.content_key_enc),
+      }
+    );
+  },
+
+  /** Deletes the row; true when there was one. */
+  async remove(tx: Queryable, recordingId: string): Promise<boolean> {
+    const res = await tx.query('DELETE FROM recording_audio WHERE recording_id = $1', [recordingId]);
+    return res.rowCount > 0;
+  },
+
+  /** "orgId/recordingId" of every row (system context). */
+  async allKeys(tx: Queryable): Promise<Set<string>> {
+    const { rows } = await tx.query<{ k: string }>(
+      `SELECT org_id::text || '/' || recording_id::text AS k FROM recording_audio`,
+    );
+    return new Set(rows.map((r) => r.k));
+  },
+};

@@ -1,0 +1,253 @@
+import { createWriteStream } from 'node:fs';
+import { Agent, request, type RequestOptions } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+
+/**
+ * The remote worker's HTTPS client for /api/v1/worker (the only thing `sotto worker` talks to).
+ * node:https rather than fetch: a private CA (`--ca`) or `--insecure` needs a TLS agent, which
+ * the global fetch only takes through undici's own Agent class (not a dependency).
+ *
+ * Every failure becomes a WorkerApiError with a kind the runner acts on: `auth` (token refused:
+ * stop), `tls` and `protocol` (wrong certificate or URL: stop with a clear message), `network`
+ * (retry with backoff), `lost` (this worker no longer holds the job: drop it), `rejected` (the
+ * server refused this one request's body, e.g. a result out of bounds: the job fails, the worker
+ * goes on).
+ */
+export type WorkerApiErrorKind = 'auth' | 'tls' | 'protocol' | 'network' | 'lost' | 'rejected';
+
+export class WorkerApiError extends Error {
+  override name = 'WorkerApiError';
+  constructor(
+    readonly kind: WorkerApiErrorKind,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export interface WorkerApiOptions {
+  /** The server's public URL, e.g. https://sotto.example.com */
+  baseUrl: string;
+  token: string;
+  /** PEM of the CA (or self-signed certificate) to trust instead of the system store. */
+  ca?: string | Buffer | undefined;
+  /** Skip certificate verification entirely (testing only; the CLI warns loudly). */
+  insecure?: boolean | undefined;
+  /** Per-request inactivity timeout. */
+  timeoutMs?: number | undefined;
+}
+
+export interface RemoteClaim {
+  id: string;
+  leaseId: string;
+  leaseSeconds: number;
+  language: string | null;
+  speakersHint: number | null;
+}
+
+export interface RemoteResult {
+  segments: unknown[];
+  speakers: string[];
+  durationSeconds: number;
+  channels: number;
+  engine: string;
+}
+
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+const MAX_ANSWER_BYTES = 1024 * 1024;
+
+export class WorkerApiRepository {
+  private readonly base: URL;
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: WorkerApiOptions) {
+    let base: URL;
+    try {
+      base = new URL(opts.baseUrl);
+    } catch {
+      throw new WorkerApiError('protocol', `--api: "${opts.baseUrl}" is not a URL`);
+    }
+    if (base.protocol !== 'https:')
+      throw new WorkerApiError('protocol', `--api must be an https:// URL (got ${base.protocol}//)`);
+    if (!base.pathname.endsWith('/')) base.pathname += '/';
+    // The server may live under a path prefix behind a proxy: the protocol is relative to it.
+    this.base = new URL('api/v1/worker/', base);
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.agent = new Agent({
+      keepAlive: true,
+      maxSockets: 16,
+      ...(opts.ca ? { ca: opts.ca } : {}),
+      rejectUnauthorized: !opts.insecure,
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  /** Start-up check of URL, certificate and token: who the server says this worker is. */
+  async whoami(): Promise<{ id: string; name: string; orgId: string | null }> {
+    const res = await this.call('GET', 'whoami', undefined);
+    if (res.status === 401) throw this.statusError(401);
+    const me = res.body as { id?: unknown; name?: unknown; orgId?: unknown } | undefined;
+    if (res.status !== 200 || typeof me?.id !== 'string' || typeof me.name !== 'string')
+      throw this.unexpected(res.status);
+    return { id: me.id, name: me.name, orgId: typeof me.orgId === 'string' ? me.orgId : null };
+  }
+
+  /** null when the queue has nothing due for this worker. */
+  async claim(): Promise<RemoteClaim | null> {
+    const res = await this.call('POST', 'jobs/claim', {});
+    if (res.status === 204) return null;
+    if (res.status !== 200) throw this.statusError(res.status);
+    const job = (res.body as { job?: RemoteClaim } | undefined)?.job;
+    if (!job || typeof job.id !== 'string' || typeof job.leaseId !== 'string')
+      throw this.unexpected(res.status);
+    return job;
+  }
+
+  /** Streams the job's audio into `file` (created 0600, must not exist). */
+  async downloadAudio(id: string, leaseId: string, file: string): Promise<void> {
+    const res = await this.send('GET', `jobs/${id}/audio?lease=${encodeURIComponent(leaseId)}`);
+    if (res.statusCode !== 200) {
+      res.resume();
+      throw this.statusError(res.statusCode ?? 0);
+    }
+    try {
+      await pipeline(res, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+    } catch (err) {
+      throw new WorkerApiError('network', `audio download interrupted: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async heartbeat(id: string, leaseId: string, progress: number): Promise<void> {
+    await this.expectOk('POST', `jobs/${id}/heartbeat`, { leaseId, progress });
+  }
+
+  async complete(id: string, leaseId: string, result: RemoteResult): Promise<void> {
+    await this.expectOk('POST', `jobs/${id}/complete`, { leaseId, ...result });
+  }
+
+  async fail(id: string, leaseId: string, code: string): Promise<void> {
+    await this.expectOk('POST', `jobs/${id}/fail`, { leaseId, code });
+  }
+
+  async release(id: string, leaseId: string): Promise<void> {
+    await this.expectOk('POST', `jobs/${id}/release`, { leaseId });
+  }
+
+  private async expectOk(method: string, path: string, body: unknown): Promise<void> {
+    const res = await this.call(method, path, body);
+    if (res.status !== 200) throw this.statusError(res.status);
+  }
+
+  private statusError(status: number): WorkerApiError {
+    if (status === 401)
+      return new WorkerApiError(
+        'auth',
+        'the server refused the worker token (revoked, or not a valid token)',
+      );
+    if (status === 404 || status === 409)
+      return new WorkerApiError('lost', `the job is no longer held by this worker (HTTP ${status})`);
+    if (status === 400 || status === 413)
+      return new WorkerApiError('rejected', `the server refused the request (HTTP ${status})`);
+    if (status === 429 || status >= 500)
+      return new WorkerApiError('network', `the server answered HTTP ${status}; retrying`);
+    return this.unexpected(status);
+  }
+
+  private unexpected(status: number): WorkerApiError {
+    return new WorkerApiError(
+      'protocol',
+      `unexpected answer HTTP ${status} from ${this.base.origin}: is --api the Sotto server's public URL?`,
+    );
+  }
+
+  private async call(
+    method: string,
+    path: string,
+    body: unknown,
+  ): Promise<{ status: number; body: unknown }> {
+    const res = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_ANSWER_BYTES) {
+        res.destroy();
+        throw new WorkerApiError('protocol', 'the server answer is too large');
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    const status = res.statusCode ?? 0;
+    // The route answers JSON; anything else (an HTML page, a proxy's error) means a wrong URL.
+    if (status === 404 && (path === 'jobs/claim' || path === 'whoami')) throw this.unexpected(status);
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      if (status === 200) throw this.unexpected(status);
+    }
+    return { status, body: parsed };
+  }
+
+  private send(method: string, path: string, body?: string): Promise<IncomingMessage> {
+    const url = new URL(path, this.base);
+    const options: RequestOptions = {
+      method,
+      agent: this.agent,
+      headers: {
+        authorization: `Bearer ${this.opts.token}`,
+        accept: 'application/json',
+        ...(body !== undefined
+          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+          : {}),
+      },
+    };
+    return new Promise((resolve, reject) => {
+      const req = request(url, options, resolve);
+      req.setTimeout(this.timeoutMs, () =>
+        req.destroy(
+          new WorkerApiError('network', `no answer from ${this.base.origin} in ${this.timeoutMs} ms`),
+        ),
+      );
+      req.on('error', (err) => reject(this.networkError(err)));
+      req.end(body);
+    });
+  }
+
+  private networkError(err: Error): WorkerApiError {
+    if (err instanceof WorkerApiError) return err;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (TLS_CODES.has(code))
+      return new WorkerApiError(
+        'tls',
+        `the certificate of ${this.base.host} is not trusted (${code}): pass --ca FILE with the server's ` +
+          'CA or self-signed certificate (or --insecure, for testing only)',
+        { cause: err },
+      );
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+      return new WorkerApiError('network', `cannot resolve ${this.base.hostname} (${code}): check --api`, {
+        cause: err,
+      });
+    return new WorkerApiError('network', `cannot reach ${this.base.origin} (${code || err.message})`, {
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,264 @@
+import type { Logger } from 'pino';
+import type { Readable } from 'node:stream';
+import type { Database, Queryable } from '../db/database.js';
+import { withSystem, withTenant } from '../db/tenant.js';
+import { AppError, notFound } from '../domain/errors.js';
+import type { Clock } from '../repositories/clock.repository.js';
+import { recordingJobRepository, type ClaimedJob } from '../repositories/recording-job.repository.js';
+import { recordingRepository } from '../repositories/recording.repository.js';
+import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
+import type { AuditService } from './audit.service.js';
+import type { KeyService } from './key.service.js';
+import { transcriptLocation, type TranscriptBody } from './recording.service.js';
+import type { WorkerPrincipal } from './worker-token.service.js';
+
+/**
+ * The database side of transcription jobs, shared by the in-process runner and the remote worker
+ * routes: claim (SKIP LOCKED + lease), renew the lease with progress, store the encrypted result
+ * only while the lease is held, and fail (retry with backoff, or for good) or hand back.
+ *
+ * Remote workers are bound to their token: a claim records the token on the job, and every later
+ * call must present both the lease id and the same token. An org token claims only its org's
+ * jobs, inside that org's RLS context (the database refuses any other org's row). Remote claims,
+ * results and failures are audited (ids and codes only); the in-process worker's are not (it is
+ * the server itself).
+ */
+export interface JobQueueOptions {
+  leaseSeconds: number;
+  maxAttempts: number;
+  /** First retry delay; doubles with each attempt. */
+  backoffSeconds: number;
+}
+
+/** A job as its holder knows it (audioPath: a plain staged file of a job queued before 0007). */
+export type HeldJob = Pick<ClaimedJob, 'recordingId' | 'orgId' | 'leaseId' | 'attempts'> & {
+  audioPath?: string | null;
+};
+
+export interface JobResult {
+  body: TranscriptBody;
+  durationSeconds: number;
+  channels: number;
+  engine: string;
+}
+
+export type FailOutcome = 'retry' | 'failed' | 'lost';
+
+/** Failures that another attempt cannot fix: the job fails at once. */
+export const PERMANENT_FAILURES = new Set([
+  'undecodable_audio',
+  'unsupported_media_type',
+  'payload_too_large',
+  'engine_unavailable',
+  'decoder_unavailable',
+  // Sealed audio that fails authentication (tampered, or its org's keys were shredded).
+  'decryption_failed',
+]);
+
+/** What the queue needs of the audio store (AudioStoreService). */
+export interface JobAudio {
+  openPlain(
+    orgId: string,
+    recordingId: string,
+  ): Promise<{ stream: Readable; size: number; contentType: string }>;
+  /** Once a job has ended (done or failed for good): the audio is kept or destroyed per the org. */
+  settle(orgId: string, recordingId: string): Promise<void>;
+}
+
+const leaseLost = () => new AppError('conflict', 'This worker no longer holds the job (lease lost)');
+
+export class JobQueueService {
+  constructor(
+    private readonly db: Database,
+    private readonly keys: KeyService,
+    /** null: a queue only the in-process worker uses (the server itself; its steps are not audited). */
+    private readonly audit: Pick<AuditService, 'record'> | null,
+    private readonly clock: Clock,
+    private readonly logger: Pick<Logger, 'warn'>,
+    private readonly opts: JobQueueOptions,
+    private readonly audio: JobAudio,
+    private readonly uploads: Pick<UploadFileRepository, 'remove'>,
+  ) {}
+
+  get leaseSeconds(): number {
+    return this.opts.leaseSeconds;
+  }
+
+  /** Takes the oldest due job: any org for the in-process worker and platform tokens, else the token's org. */
+  async claim(worker?: WorkerPrincipal): Promise<ClaimedJob | undefined> {
+    const tokenId = worker?.tokenId ?? null;
+    const take = async (tx: Queryable) => {
+      const job = await recordingJobRepository.claim(tx, this.opts.leaseSeconds, tokenId);
+      if (!job) return undefined;
+      await recordingRepository.markProcessing(tx, job.recordingId, this.clock.now());
+      if (worker) await this.record(tx, worker, job, 'job.claimed', { attempt: job.attempts });
+      return job;
+    };
+    return worker?.orgId
+      ? withTenant(this.db, { orgId: worker.orgId, userId: null }, take)
+      : withSystem(this.db, take);
+  }
+
+  /** Extends the lease and writes progress; false when the lease was lost. */
+  renew(job: HeldJob, progress: number): Promise<boolean> {
+    return withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
+      if (!(await recordingJobRepository.renew(tx, job.recordingId, job.leaseId, this.opts.leaseSeconds)))
+        return false;
+      await recordingRepository.setProgress(tx, job.recordingId, progress, this.clock.now());
+      return true;
+    });
+  }
+
+  /** Stores the encrypted transcript and ends the job, only if this lease still holds it. */
+  async complete(job: HeldJob, r: JobResult, worker?: WorkerPrincipal): Promise<boolean> {
+    const stored = await withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
+      if (!(await recordingJobRepository.holdsLease(tx, job.recordingId, job.leaseId))) return false;
+      const now = this.clock.now();
+      const bodyEnc = await this.keys.encryptJson(tx, transcriptLocation(job.orgId, job.recordingId), r.body);
+      await recordingRepository.upsertTranscript(tx, {
+        recordingId: job.recordingId,
+        orgId: job.orgId,
+        bodyEnc,
+        now,
+      });
+      await recordingRepository.markDone(tx, job.recordingId, { ...r, now });
+      await recordingJobRepository.remove(tx, job.recordingId);
+      if (worker)
+        await this.record(tx, worker, job, 'job.completed', {
+          segments: r.body.segments.length,
+          durationSeconds: r.durationSeconds,
+        });
+      return true;
+    });
+    if (stored) await this.settle(job);
+    return stored;
+  }
+
+  /**
+   * A failed attempt: retried after a backoff that doubles each time, or failed for good when the
+   * code is permanent or the attempts are used up. 'lost' when the lease was no longer held.
+   */
+  async fail(job: HeldJob, code: string, worker?: WorkerPrincipal): Promise<FailOutcome> {
+    const permanent = PERMANENT_FAILURES.has(code) || job.attempts >= this.opts.maxAttempts;
+    // Codes and ids only: an error message may quote content.
+    this.logger.warn(
+      { recordingId: job.recordingId, code, attempt: job.attempts, permanent },
+      'transcription failed',
+    );
+    const outcome = await withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
+      let result: FailOutcome;
+      if (!permanent) {
+        const delaySeconds = this.opts.backoffSeconds * 2 ** (job.attempts - 1);
+        const released = await recordingJobRepository.release(tx, job.recordingId, job.leaseId, {
+          delaySeconds,
+          countAttempt: true,
+        });
+        if (released) await recordingRepository.requeue(tx, job.recordingId, this.clock.now());
+        result = released ? 'retry' : 'lost';
+      } else if (await recordingJobRepository.holdsLease(tx, job.recordingId, job.leaseId)) {
+        await recordingRepository.markFailed(tx, job.recordingId, code, this.clock.now());
+        await recordingJobRepository.remove(tx, job.recordingId);
+        result = 'failed';
+      } else result = 'lost';
+      if (worker && result !== 'lost')
+        await this.record(tx, worker, job, 'job.failed', { code, attempt: job.attempts, outcome: result });
+      return result;
+    });
+    if (outcome === 'failed') await this.settle(job);
+    return outcome;
+  }
+
+  /** Gives the job back at once, the attempt not counted (a worker stopping). */
+  handBack(job: HeldJob, worker?: WorkerPrincipal): Promise<boolean> {
+    return withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
+      const released = await recordingJobRepository.release(tx, job.recordingId, job.leaseId, {
+        delaySeconds: 0,
+        countAttempt: false,
+      });
+      if (!released) return false;
+      await recordingRepository.requeue(tx, job.recordingId, this.clock.now());
+      if (worker) await this.record(tx, worker, job, 'job.released', {});
+      return true;
+    });
+  }
+
+  /**
+   * The job `recordingId` as held by this worker with this lease. A job the worker cannot see (none,
+   * or another org's for an org token) is 404; one it can see but does not hold (lease expired and
+   * taken, token revoked and the job handed back) is 409.
+   */
+  async heldBy(worker: WorkerPrincipal, recordingId: string, leaseId: string): Promise<HeldJob> {
+    const row = await withSystem(this.db, (tx) => recordingJobRepository.lease(tx, recordingId));
+    if (!row || (worker.orgId !== null && row.orgId !== worker.orgId)) throw notFound('Job');
+    if (row.leaseId !== leaseId || row.workerTokenId !== worker.tokenId) throw leaseLost();
+    return { recordingId, orgId: row.orgId, leaseId, attempts: row.attempts };
+  }
+
+  // The remote worker routes: each checks that this token holds the job with this lease first.
+
+  /** GET /worker/jobs/:id/audio: exactly 404 unless this token holds the job with this lease. */
+  async workerAudio(worker: WorkerPrincipal, recordingId: string, leaseId: string) {
+    let job: HeldJob;
+    try {
+      job = await this.heldBy(worker, recordingId, leaseId);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'conflict') throw notFound('Job');
+      throw err;
+    }
+    await withTenant(this.db, { orgId: job.orgId, userId: null }, (tx) =>
+      this.record(tx, worker, job, 'job.audio_read', {}),
+    );
+    return this.audio.openPlain(job.orgId, job.recordingId);
+  }
+
+  async workerHeartbeat(worker: WorkerPrincipal, recordingId: string, leaseId: string, progress: number) {
+    const job = await this.heldBy(worker, recordingId, leaseId);
+    if (!(await this.renew(job, progress))) throw leaseLost();
+  }
+
+  async workerComplete(worker: WorkerPrincipal, recordingId: string, leaseId: string, r: JobResult) {
+    const job = await this.heldBy(worker, recordingId, leaseId);
+    if (!(await this.complete(job, r, worker))) throw leaseLost();
+  }
+
+  async workerFail(worker: WorkerPrincipal, recordingId: string, leaseId: string, code: string) {
+    const job = await this.heldBy(worker, recordingId, leaseId);
+    const outcome = await this.fail(job, code, worker);
+    if (outcome === 'lost') throw leaseLost();
+    return outcome;
+  }
+
+  async workerRelease(worker: WorkerPrincipal, recordingId: string, leaseId: string) {
+    const job = await this.heldBy(worker, recordingId, leaseId);
+    if (!(await this.handBack(job, worker))) throw leaseLost();
+  }
+
+  private async settle(job: HeldJob): Promise<void> {
+    try {
+      if (job.audioPath) await this.uploads.remove(job.audioPath);
+      await this.audio.settle(job.orgId, job.recordingId);
+    } catch (err) {
+      // The result is committed; a failure here leaves audio for the start-up sweep.
+      this.logger.warn({ err, recordingId: job.recordingId }, 'could not settle the job audio');
+    }
+  }
+
+  private async record(
+    tx: Queryable,
+    worker: WorkerPrincipal,
+    job: HeldJob,
+    action: string,
+    details: Record<string, unknown>,
+  ): Promise<void> {
+    if (!this.audit) throw new Error('remote worker steps need the audit service');
+    return this.audit.record(tx, {
+      orgId: job.orgId,
+      actorId: worker.tokenId,
+      actorKind: 'worker',
+      action,
+      targetType: 'recording',
+      targetId: job.recordingId,
+      details,
+    });
+  }
+}

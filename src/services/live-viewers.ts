@@ -1,0 +1,164 @@
+import type { Logger } from 'pino';
+import type { Database } from '../db/database.js';
+import { withTenant } from '../db/tenant.js';
+import type { Actor } from '../domain/auth-context.js';
+import type { LiveBus } from '../repositories/live-bus.repository.js';
+import type { KeyService } from './key.service.js';
+import { LIVE_CLOSE, liveSegmentLocation, type LiveSegment } from './live-session.js';
+
+/**
+ * The viewer side of live recordings on one node, and the re-check of every open live socket.
+ *
+ * Viewers: one bus subscription per recording per node (not per viewer), each event decrypted
+ * once and sent to every local viewer of that recording, in publication order. A viewer that
+ * does not read (its socket buffer grows past a bound) is closed rather than buffered forever.
+ *
+ * Re-check: an access token is checked once, at the handshake; a socket may stay open for hours.
+ * Every few seconds (SOTTO_LIVE_RECHECK_SECONDS) each socket's session, role, support grant and
+ * the recording's visibility are checked again, and a socket that lost its right is closed
+ * (4401 when the session ended — revoked device, logout —, 4404 when the recording is no longer
+ * visible — role changed, grant revoked, recording deleted). Polling rather than events keeps it
+ * correct across nodes without a second channel; the cost is one or two small queries per
+ * socket per period.
+ */
+export type LiveEvent =
+  | ({ type: 'segment' } & LiveSegment)
+  | { type: 'error'; code: string }
+  | { type: 'stopped'; status: 'queued' | 'failed' };
+
+export type LiveServerMessage = LiveEvent | { type: 'ack'; seq: number } | { type: 'ready' };
+
+/** What the services need of a WebSocket (the route adapts `ws` to it). */
+export interface LiveSocket {
+  send(message: LiveServerMessage): void;
+  close(code: number, reason: string): void;
+  /** Bytes queued but not yet sent. */
+  readonly bufferedAmount: number;
+}
+
+type Recheck = (
+  actor: Actor,
+  recordingId: string,
+  purpose: 'ingest' | 'watch',
+) => Promise<number | undefined>;
+
+interface Tracked {
+  actor: Actor;
+  recordingId: string;
+  purpose: 'ingest' | 'watch';
+  socket: LiveSocket;
+}
+
+interface Channel {
+  sockets: Set<LiveSocket>;
+  unsubscribe: Promise<() => Promise<void>>;
+  chain: Promise<void>;
+}
+
+/** A viewer further behind than this is closed (4429). */
+const MAX_VIEWER_BUFFER_BYTES = 1024 * 1024;
+
+export class LiveViewers {
+  private readonly tracked = new Set<Tracked>();
+  private readonly channels = new Map<string, Channel>();
+  private lastRecheck = Date.now();
+  private rechecking = false;
+
+  constructor(
+    private readonly bus: LiveBus,
+    private readonly keys: KeyService,
+    private readonly db: Database,
+    private readonly logger: Pick<Logger, 'warn'>,
+    private readonly recheck: Recheck,
+  ) {}
+
+  /** Registers a socket for the periodic re-check; returns its removal. */
+  track(actor: Actor, recordingId: string, purpose: 'ingest' | 'watch', socket: LiveSocket): () => void {
+    const entry = { actor, recordingId, purpose, socket };
+    this.tracked.add(entry);
+    return () => this.tracked.delete(entry);
+  }
+
+  /** Sends the recording's events to `socket` until the returned function is called. */
+  async watch(actor: Actor, recordingId: string, socket: LiveSocket): Promise<() => void> {
+    const untrack = this.track(actor, recordingId, 'watch', socket);
+    let channel = this.channels.get(recordingId);
+    if (!channel) {
+      const c: Channel = {
+        sockets: new Set(),
+        chain: Promise.resolve(),
+        unsubscribe: Promise.resolve(async () => {}),
+      };
+      c.unsubscribe = this.bus.subscribe(recordingId, (payload) => {
+        c.chain = c.chain.then(() => this.deliver(actor.orgId, recordingId, c, payload));
+      });
+      this.channels.set(recordingId, (channel = c));
+    }
+    channel.sockets.add(socket);
+    const c = channel;
+    const stop = () => {
+      untrack();
+      c.sockets.delete(socket);
+      if (c.sockets.size === 0 && this.channels.get(recordingId) === c) {
+        this.channels.delete(recordingId);
+        void c.unsubscribe.then((off) => off()).catch(() => undefined);
+      }
+    };
+    try {
+      await c.unsubscribe; // subscribed before the caller tells the client it is watching
+    } catch (err) {
+      stop();
+      throw err;
+    }
+    return stop;
+  }
+
+  /** Runs the re-check when `periodMs` has passed since the last one (never two at once). */
+  async recheckDue(periodMs: number): Promise<void> {
+    if (this.rechecking || Date.now() - this.lastRecheck < periodMs) return;
+    this.rechecking = true;
+    try {
+      for (const t of [...this.tracked]) {
+        if (!this.tracked.has(t)) continue;
+        const code = await this.recheck(t.actor, t.recordingId, t.purpose).catch(() => undefined);
+        if (code !== undefined) {
+          this.tracked.delete(t);
+          t.socket.close(code, code === LIVE_CLOSE.unauthenticated ? 'session ended' : 'access revoked');
+        }
+      }
+    } finally {
+      this.lastRecheck = Date.now();
+      this.rechecking = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const [id, c] of this.channels) {
+      for (const s of c.sockets) s.close(LIVE_CLOSE.shuttingDown, 'server shutting down');
+      this.channels.delete(id);
+      await (await c.unsubscribe)().catch(() => undefined);
+    }
+    this.tracked.clear();
+  }
+
+  private async deliver(orgId: string, recordingId: string, c: Channel, payload: Buffer): Promise<void> {
+    let event: LiveEvent;
+    try {
+      event = await withTenant(this.db, { orgId, userId: null }, (tx) =>
+        this.keys.decryptJson<LiveEvent>(tx, liveSegmentLocation(orgId, recordingId), payload),
+      );
+    } catch {
+      // Not sealed for this recording (forged, or another deployment on the same prefix): dropped.
+      this.logger.warn({ recordingId }, 'live event could not be opened');
+      return;
+    }
+    for (const socket of c.sockets) {
+      if (socket.bufferedAmount > MAX_VIEWER_BUFFER_BYTES) {
+        socket.close(LIVE_CLOSE.overloaded, 'viewer too slow');
+        continue;
+      }
+      socket.send(event);
+      if (event.type === 'stopped') socket.close(LIVE_CLOSE.normal, 'stopped');
+    }
+  }
+}
