@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { createLogger } from '../http/logger.js';
 import { registerAdminCommands } from './commands/admin.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerBotCommand } from './commands/bot.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerMigrateCommand } from './commands/migrate.js';
@@ -57,6 +58,8 @@ registerModelCommands(program);
 registerWorkersCommands(program, boot);
 // The remote worker needs no database, no master key: it talks to a server over HTTPS.
 registerWorkerCommand(program);
+// The live capture client needs no database either: it talks to a server over HTTPS and WSS.
+registerBotCommand(program);
 
 try {
   await program.parseAsync(process.argv);

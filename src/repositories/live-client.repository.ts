@@ -1,0 +1,293 @@
+import type { IncomingMessage } from 'node:http';
+import { Agent, request } from 'node:https';
+import WebSocket from 'ws';
+
+/**
+ * The capture client's side of the live protocol (docs/live.md), as `sotto bot` speaks it: the
+ * HTTPS calls (login, refresh, create a live recording) and the two WSS sockets (ingest, watch).
+ * node:https and `ws` share one TLS configuration: a private CA (`--ca`) or `--insecure`.
+ *
+ * Every failure becomes a LiveClientError whose kind decides what the bot does: `network` is
+ * retried with backoff; `auth`, `tls`, `url`, `gone` and `refused` end the run with a message
+ * (and an exit status of their own, so scripts can tell them apart).
+ */
+export type LiveClientErrorKind = 'auth' | 'mfa' | 'tls' | 'url' | 'gone' | 'refused' | 'network';
+
+export class LiveClientError extends Error {
+  override name = 'LiveClientError';
+  constructor(
+    readonly kind: LiveClientErrorKind,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export interface LiveClientOptions {
+  /** The server's public URL, e.g. https://sotto.example.com (a path prefix is kept). */
+  baseUrl: string;
+  ca?: string | Buffer | undefined;
+  insecure?: boolean | undefined;
+  timeoutMs?: number | undefined;
+}
+
+export interface Tokens {
+  accessToken: string;
+  refreshToken: string | undefined;
+  expiresIn: number;
+}
+
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+]);
+const MAX_ANSWER_BYTES = 256 * 1024;
+export const LIVE_PROTOCOL = 'sotto.live.v1';
+
+export class LiveClient {
+  readonly base: URL;
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: LiveClientOptions) {
+    let base: URL;
+    try {
+      base = new URL(opts.baseUrl);
+    } catch {
+      throw new LiveClientError('url', `--api: "${opts.baseUrl}" is not a URL`);
+    }
+    if (base.protocol !== 'https:')
+      throw new LiveClientError('url', `--api must be an https:// URL (got ${base.protocol}//)`);
+    if (!base.pathname.endsWith('/')) base.pathname += '/';
+    this.base = new URL('api/v1/', base);
+    this.timeoutMs = opts.timeoutMs ?? 15_000;
+    this.agent = new Agent({
+      keepAlive: true,
+      ...(opts.ca ? { ca: opts.ca } : {}),
+      rejectUnauthorized: !opts.insecure,
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  /** Password login; `mfa` when the account needs a one-time code (ask for it, call again). */
+  async login(email: string, password: string, code?: string): Promise<Tokens> {
+    const res = await this.call('POST', 'auth/login', undefined, {
+      email,
+      password,
+      ...(code ? { code } : {}),
+      client: 'api',
+    });
+    if (res.status === 401 && res.code === 'mfa_required')
+      throw new LiveClientError('mfa', 'a one-time code is required');
+    if (res.status === 401 || res.status === 423 || res.status === 429)
+      throw new LiveClientError('auth', `login refused: ${res.detail ?? `HTTP ${res.status}`}`);
+    return this.tokensOf(res);
+  }
+
+  async refresh(refreshToken: string): Promise<Tokens> {
+    const res = await this.call('POST', 'auth/refresh', undefined, { refreshToken, client: 'api' });
+    if (res.status === 401) throw new LiveClientError('auth', 'the session ended: log in again');
+    return this.tokensOf(res);
+  }
+
+  /** Ends the session a login opened (best effort: the bot is leaving anyway). */
+  async logout(token: string, refreshToken: string): Promise<void> {
+    await this.call('POST', 'auth/logout', token, { refreshToken }).catch(() => undefined);
+  }
+
+  async createLive(token: string, title: string | undefined): Promise<string> {
+    const res = await this.call('POST', 'recordings', token, { mode: 'live', ...(title ? { title } : {}) });
+    if (res.status === 401)
+      throw new LiveClientError(
+        'auth',
+        'the server refused the access token (expired, revoked or not a token)',
+      );
+    if (res.status === 429)
+      throw new LiveClientError(
+        'refused',
+        `too many live recordings or requests: ${res.detail ?? 'HTTP 429'}`,
+      );
+    if (res.status === 400 || res.status === 403)
+      throw new LiveClientError('refused', `the server refused: ${res.detail ?? `HTTP ${res.status}`}`);
+    const id = (res.body as { id?: unknown } | undefined)?.id;
+    if (res.status !== 201 || typeof id !== 'string') throw this.unexpected(res.status);
+    return id;
+  }
+
+  /**
+   * Opens `/recordings/:id/live` or `/watch` with the token in the Authorization header (never in
+   * the URL). Resolves once open; a refused handshake rejects with the HTTP status's meaning.
+   */
+  openSocket(
+    kind: 'live' | 'watch',
+    token: string,
+    id: string,
+    onMessage: (data: WebSocket.RawData, isBinary: boolean) => void,
+  ): Promise<WebSocket> {
+    const url = new URL(`recordings/${encodeURIComponent(id)}/${kind}`, this.base);
+    url.protocol = 'wss:';
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, [LIVE_PROTOCOL], {
+        agent: this.agent,
+        ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+        rejectUnauthorized: !this.opts.insecure,
+        headers: { authorization: `Bearer ${token}` },
+        handshakeTimeout: this.timeoutMs,
+        maxPayload: 4 * 1024 * 1024,
+      });
+      // Listening from the start: no message can arrive before the caller is ready for it.
+      ws.on('message', onMessage);
+      const fail = (err: LiveClientError) => {
+        ws.removeAllListeners();
+        ws.on('error', () => undefined);
+        ws.terminate();
+        reject(err);
+      };
+      ws.once('unexpected-response', (_req, res) => {
+        res.resume();
+        const status = res.statusCode ?? 0;
+        if (status === 401)
+          fail(
+            new LiveClientError(
+              'auth',
+              'the server refused the access token (expired, revoked or not a token)',
+            ),
+          );
+        else if (status === 404)
+          fail(new LiveClientError('gone', `recording ${id} not found (or not yours)`));
+        else if (status === 409) fail(new LiveClientError('gone', `recording ${id} is no longer live`));
+        else if (status === 403)
+          fail(new LiveClientError('refused', 'this account may not stream into recordings'));
+        else if (status === 429 || status >= 500)
+          fail(new LiveClientError('network', `the server answered HTTP ${status}`));
+        else fail(this.unexpected(status));
+      });
+      ws.once('error', (err) => fail(this.networkError(err)));
+      ws.once('open', () => {
+        ws.removeAllListeners('unexpected-response');
+        ws.removeAllListeners('error');
+        resolve(ws);
+      });
+    });
+  }
+
+  private tokensOf(res: Answer): Tokens {
+    const b = res.body as { accessToken?: unknown; refreshToken?: unknown; expiresIn?: unknown } | undefined;
+    if (res.status !== 200 || typeof b?.accessToken !== 'string') {
+      if (res.status === 400 || res.status === 422)
+        throw new LiveClientError('auth', `login refused: ${res.detail ?? `HTTP ${res.status}`}`);
+      throw this.unexpected(res.status);
+    }
+    return {
+      accessToken: b.accessToken,
+      refreshToken: typeof b.refreshToken === 'string' ? b.refreshToken : undefined,
+      expiresIn: typeof b.expiresIn === 'number' ? b.expiresIn : 600,
+    };
+  }
+
+  private unexpected(status: number): LiveClientError {
+    return new LiveClientError(
+      'url',
+      `unexpected answer HTTP ${status} from ${this.base.origin}: is --api the Sotto server's public URL?`,
+    );
+  }
+
+  networkError(err: Error): LiveClientError {
+    if (err instanceof LiveClientError) return err;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (TLS_CODES.has(code))
+      return new LiveClientError(
+        'tls',
+        `the certificate of ${this.base.host} is not trusted (${code}): pass --ca FILE with the server's ` +
+          'CA or self-signed certificate (or --insecure, for testing only)',
+        { cause: err },
+      );
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+      return new LiveClientError('url', `cannot resolve ${this.base.hostname} (${code}): check --api`, {
+        cause: err,
+      });
+    if (code === 'EPROTO' || /wrong version number|packet length too long/i.test(err.message))
+      return new LiveClientError('url', `${this.base.host} does not speak HTTPS: check --api`, {
+        cause: err,
+      });
+    return new LiveClientError('network', `cannot reach ${this.base.origin} (${code || err.message})`, {
+      cause: err,
+    });
+  }
+
+  private async call(
+    method: string,
+    path: string,
+    token: string | undefined,
+    body: unknown,
+  ): Promise<Answer> {
+    const url = new URL(path, this.base);
+    const payload = JSON.stringify(body);
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method,
+          agent: this.agent,
+          headers: {
+            accept: 'application/json',
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(payload),
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+          },
+        },
+        resolve,
+      );
+      req.setTimeout(this.timeoutMs, () =>
+        req.destroy(
+          new LiveClientError('network', `no answer from ${this.base.origin} in ${this.timeoutMs} ms`),
+        ),
+      );
+      req.on('error', (err) => reject(this.networkError(err)));
+      req.end(payload);
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_ANSWER_BYTES) {
+        res.destroy();
+        throw new LiveClientError('url', 'the server answer is too large: check --api');
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const status = res.statusCode ?? 0;
+    let parsed: unknown;
+    try {
+      parsed = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
+    } catch {
+      // An HTML page or a proxy's error: not the Sotto API.
+      throw this.unexpected(status);
+    }
+    if (status === 404) throw this.unexpected(status);
+    const problem = parsed as { code?: unknown; detail?: unknown } | undefined;
+    return {
+      status,
+      body: parsed,
+      code: typeof problem?.code === 'string' ? problem.code : undefined,
+      detail: typeof problem?.detail === 'string' ? problem.detail : undefined,
+    };
+  }
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+  code: string | undefined;
+  detail: string | undefined;
+}
