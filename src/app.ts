@@ -36,6 +36,8 @@ import { TranscriptService } from './services/transcript.service.js';
 import { LiveService } from './services/live.service.js';
 import { createLiveBus } from './repositories/live-bus.repository.js';
 import { createLiveTicketStore } from './repositories/live-ticket.repository.js';
+import { LiveSpoolRepository } from './repositories/live-spool.repository.js';
+import { LiveSpools } from './services/live-spool.js';
 
 /**
  * The composition root: builds every service from its dependencies. Entry points (the CLI, tests,
@@ -198,6 +200,7 @@ export async function createServices(deps: Deps): Promise<Services> {
       audio,
       uploads,
       bus: createLiveBus({ redis, prefix: config.redisPrefix, logger }),
+      spools: new LiveSpools(db, keys, new LiveSpoolRepository(path.join(config.dataDir, 'live')), clock),
       tickets: createLiveTicketStore(redis, config.redisPrefix),
       engine: async () => (await pipelines()).engine,
       clock,

@@ -84,6 +84,8 @@ const schema = z.object({
     .max(1024 * 1024)
     .default(64 * 1024),
   SOTTO_LIVE_RECHECK_SECONDS: positiveInt.max(300).default(5),
+  // How long an interrupted live session (no ingest socket, or a restart) waits for its client.
+  SOTTO_LIVE_RESUME_SECONDS: positiveInt.max(24 * 3600).default(300),
   SOTTO_RATE_LIMIT_API_PER_MINUTE: positiveInt.default(300),
   SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(20),
   SOTTO_SMTP_URL: optionalString.pipe(z.url({ protocol: /^smtps?$/ }).optional()),
@@ -168,6 +170,7 @@ export interface Config {
     idleSeconds: number;
     maxFrameBytes: number;
     recheckSeconds: number;
+    resumeSeconds: number;
   };
   /** Default per-client-network request budgets per minute: every /api route, and /api/v1/auth/*. */
   rateLimitPerMinute: { api: number; auth: number };
@@ -290,6 +293,7 @@ export function loadConfig(env: Env = process.env): Config {
       idleSeconds: v.SOTTO_LIVE_IDLE_SECONDS,
       maxFrameBytes: v.SOTTO_LIVE_MAX_FRAME_BYTES,
       recheckSeconds: v.SOTTO_LIVE_RECHECK_SECONDS,
+      resumeSeconds: v.SOTTO_LIVE_RESUME_SECONDS,
     },
     rateLimitPerMinute: { api: v.SOTTO_RATE_LIMIT_API_PER_MINUTE, auth: v.SOTTO_RATE_LIMIT_AUTH_PER_MINUTE },
     smtpUrl: v.SOTTO_SMTP_URL,

@@ -40,6 +40,8 @@ export interface FrameBatch {
 export interface StreamMeta {
   label: string;
   offsetSamples: number;
+  /** Creation order within the recording (channel order of the final WAV). */
+  n?: number;
 }
 
 export function newSpoolKey(): Buffer {
@@ -82,7 +84,10 @@ function openBody(ctx: SpoolContext, index: number, firstSeq: number, body: Buff
   decipher.setAAD(aad(ctx.recordingId, ctx.hash, firstSeq, index));
   decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
   try {
-    return Buffer.concat([decipher.update(body.subarray(NONCE_BYTES, body.length - TAG_BYTES)), decipher.final()]);
+    return Buffer.concat([
+      decipher.update(body.subarray(NONCE_BYTES, body.length - TAG_BYTES)),
+      decipher.final(),
+    ]);
   } catch {
     return undefined;
   }

@@ -45,7 +45,10 @@ export const liveRecordingRepository = {
   },
 
   /** The spool's wrapped content key (migration 0010), written when the first stream starts. */
-  async insertSpool(tx: Queryable, r: { recordingId: string; orgId: string; keyEnc: Buffer; now: Date }): Promise<void> {
+  async insertSpool(
+    tx: Queryable,
+    r: { recordingId: string; orgId: string; keyEnc: Buffer; now: Date },
+  ): Promise<void> {
     await tx.query(
       `INSERT INTO live_spools (recording_id, org_id, content_key_enc, created_at, touched_at)
        VALUES ($1, $2, $3, $4, $4)`,
@@ -95,11 +98,12 @@ export const liveRecordingRepository = {
     }));
   },
 
-  /** System context: which of these recordings still have a spool row (the rest are orphans). */
-  async spoolsAmong(tx: Queryable, recordingIds: string[]): Promise<Set<string>> {
+  /** System context: which of these recordings are still live with a spool (the rest are orphans). */
+  async liveSpoolsAmong(tx: Queryable, recordingIds: string[]): Promise<Set<string>> {
     if (recordingIds.length === 0) return new Set();
     const res = await tx.query<{ recording_id: string }>(
-      `SELECT recording_id FROM live_spools WHERE recording_id = ANY($1::uuid[])`,
+      `SELECT s.recording_id FROM live_spools s JOIN recordings r ON r.id = s.recording_id
+        WHERE s.recording_id = ANY($1::uuid[]) AND r.status = 'live'`,
       [recordingIds],
     );
     return new Set(res.rows.map((r) => r.recording_id));

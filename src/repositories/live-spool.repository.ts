@@ -99,7 +99,10 @@ export class LiveSpoolRepository {
         const dir = path.join(this.root, orgId, recordingId);
         let mtimeMs = (await stat(dir).catch(() => undefined))?.mtimeMs ?? 0;
         for (const name of await readdir(dir).catch(() => [] as string[]))
-          mtimeMs = Math.max(mtimeMs, (await stat(path.join(dir, name)).catch(() => undefined))?.mtimeMs ?? 0);
+          mtimeMs = Math.max(
+            mtimeMs,
+            (await stat(path.join(dir, name)).catch(() => undefined))?.mtimeMs ?? 0,
+          );
         out.push({ orgId, recordingId, mtimeMs });
       }
     }

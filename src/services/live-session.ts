@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { VadStream } from '../audio/vad.js';
 import type { SpeechRegion, Word } from '../domain/transcript.js';
 
@@ -8,8 +9,9 @@ import type { SpeechRegion, Word } from '../domain/transcript.js';
  * out as final segments. Pure state and logic: sockets, the database and the bus belong to
  * LiveService, the engine is passed in.
  *
- * Phase 1 keeps the audio here, in memory (32 kB per second per stream, bounded by the maximum
- * duration): a server restart loses an unfinished session (docs/live.md, phase 2).
+ * Only a rolling window of each stream's audio stays here (what live recognition may still need):
+ * LiveService spools every frame to disk, encrypted, and reads the spool back for the final WAV
+ * and to rebuild a session after a restart (docs/live.md).
  */
 export const LIVE_SAMPLE_RATE = 16_000;
 
@@ -49,6 +51,8 @@ export interface LiveLimits {
   maxStreams: number;
   /** Utterance audio waiting for live recognition beyond this is skipped (the final job covers it). */
   maxBacklogSeconds: number;
+  /** Audio kept in memory per stream (the rest is on the spool); Infinity keeps everything. */
+  keepSeconds?: number;
 }
 
 export interface LiveSegment {
@@ -80,27 +84,48 @@ const MAX_UTTERANCE_SECONDS = 25;
 // eslint-disable-next-line no-control-regex -- refusing control characters is the point
 const LABEL = /^[^\u0000-\u001f\u007f-\u009f]{1,60}$/u;
 
+/** A stream's audio in sample positions from its start; only the last `keep` samples are held. */
 class PcmBuffer {
   private buf = new Int16Array(LIVE_SAMPLE_RATE * 10);
+  /** Position of buf[0] in the stream (samples dropped before it). */
+  private base = 0;
+  /** Samples received so far (the position after the last one). */
   length = 0;
 
+  constructor(private readonly keep = Infinity) {}
+
   append(pcm: Int16Array): void {
-    if (this.length + pcm.length > this.buf.length) {
-      const next = new Int16Array(Math.max(this.length + pcm.length, this.buf.length * 2));
-      next.set(this.buf.subarray(0, this.length));
+    const held = this.length - this.base;
+    if (held + pcm.length > this.buf.length && held + pcm.length > this.keep * 1.5) {
+      // Drop the oldest audio, keeping `keep` samples, before growing (amortised: every 0.5 × keep).
+      const drop = held + pcm.length - this.keep;
+      this.buf.copyWithin(0, drop, held);
+      this.base += drop;
+    }
+    const used = this.length - this.base;
+    if (used + pcm.length > this.buf.length) {
+      const next = new Int16Array(Math.max(used + pcm.length, this.buf.length * 2));
+      next.set(this.buf.subarray(0, used));
       this.buf = next;
     }
-    this.buf.set(pcm, this.length);
+    this.buf.set(pcm, used);
     this.length += pcm.length;
   }
 
+  /** Samples [from, to) that are still held (clamped to the window). */
   view(from = 0, to = this.length): Int16Array {
-    return this.buf.subarray(Math.max(0, from), Math.min(this.length, to));
+    const a = Math.max(this.base, from) - this.base;
+    const b = Math.min(this.length, to) - this.base;
+    return this.buf.subarray(a, Math.max(a, b));
+  }
+
+  get start(): number {
+    return this.base;
   }
 }
 
 export class LiveStream {
-  readonly pcm = new PcmBuffer();
+  readonly pcm: PcmBuffer;
   readonly vad = new VadStream(LIVE_SAMPLE_RATE);
   /** Sequence number the next new frame must carry (so `nextSeq - 1` is acknowledged). */
   nextSeq = 0;
@@ -109,12 +134,17 @@ export class LiveStream {
   attached = false;
   /** Audio handed to recognition so far (samples), so a region is never recognised twice. */
   recognisedTo = 0;
+  /** Audio whose live segments are out (samples): after a restart, recognition resumes here. */
+  publishedTo = 0;
 
   constructor(
     readonly label: string,
     /** Where this stream's first sample sits on the recording's timeline. */
     readonly offsetSamples: number,
-  ) {}
+    keepSamples = Infinity,
+  ) {
+    this.pcm = new PcmBuffer(keepSamples);
+  }
 
   get acked(): number {
     return this.nextSeq - 1;
@@ -135,8 +165,8 @@ export class LiveSession {
   readonly streams = new Map<string, LiveStream>();
   private readonly queue: Utterance[] = [];
   private running: Promise<void> | undefined;
-  private segmentSeq = 0;
-  private readonly startedAt = Date.now();
+  segmentSeq = 0;
+  private startedAt = Date.now();
   stopping = false;
   lastFrameAt = Date.now();
 
@@ -163,8 +193,9 @@ export class LiveSession {
         throw new LiveProtocolError(LIVE_CLOSE.overloaded, 'too many streams for this recording');
       const offset =
         this.streams.size === 0 ? 0 : Math.round(((Date.now() - this.startedAt) / 1000) * LIVE_SAMPLE_RATE);
-      stream = new LiveStream(label, offset);
+      stream = new LiveStream(label, offset, this.keepSamples());
       this.streams.set(label, stream);
+      this.created?.(stream);
     }
     if (stream.attached)
       throw new LiveProtocolError(LIVE_CLOSE.conflict, 'this participant is already streaming');
@@ -173,6 +204,32 @@ export class LiveSession {
       throw new LiveProtocolError(LIVE_CLOSE.sequenceGap, `sequence gap: expected ${stream.nextSeq}`);
     stream.incomingSeq = from;
     stream.attached = true;
+    return stream;
+  }
+
+  /** Called when `attach` creates a stream (LiveService opens its spool). */
+  created?: (stream: LiveStream) => void;
+
+  private keepSamples(): number {
+    return (this.limits.keepSeconds ?? Infinity) * LIVE_SAMPLE_RATE;
+  }
+
+  /**
+   * Rebuilds a stream from its spool (a restart): the frames go through the VAD again, and only
+   * audio after `publishedTo` is recognised again, so no final segment is lost. A segment that was
+   * being published when the server died may be sent twice, with the same id.
+   */
+  restore(meta: { label: string; offsetSamples: number }, publishedTo: number, frames: Buffer[]): LiveStream {
+    const stream = new LiveStream(meta.label, meta.offsetSamples, this.keepSamples());
+    this.streams.set(meta.label, stream);
+    stream.recognisedTo = stream.publishedTo = publishedTo;
+    for (const f of frames) {
+      stream.incomingSeq = stream.nextSeq;
+      this.frame(stream, f);
+    }
+    const end = Math.max(...[...this.streams.values()].map((s) => s.offsetSamples + s.pcm.length));
+    // New participants join the timeline where the restored audio ends.
+    this.startedAt = Date.now() - (end / LIVE_SAMPLE_RATE) * 1000;
     return stream;
   }
 
@@ -258,14 +315,19 @@ export class LiveSession {
   private async recogniseOne({ stream, from, to }: Utterance): Promise<void> {
     const lead = Math.max(0, from - CONTEXT_SECONDS * LIVE_SAMPLE_RATE);
     const shift = stream.offsetSamples / LIVE_SAMPLE_RATE;
-    const found = await this.recognise(stream.pcm.view(lead, to), lead / LIVE_SAMPLE_RATE + shift);
+    const held = stream.pcm.view(lead, to);
+    const heldFrom = Math.max(lead, stream.pcm.start);
+    const found = held.length > 0 ? await this.recognise(held, heldFrom / LIVE_SAMPLE_RATE + shift) : [];
     const start = from / LIVE_SAMPLE_RATE + shift;
     const end = to / LIVE_SAMPLE_RATE + shift;
     // Words of the lead-in belong to the previous utterance (already published).
     const words = found.filter((w) => (w.start + w.end) / 2 >= start);
-    if (words.length === 0) return;
+    if (words.length === 0) {
+      stream.publishedTo = Math.max(stream.publishedTo, to);
+      return;
+    }
     await this.events.segment({
-      id: crypto.randomUUID(),
+      id: segmentId(this.recordingId, stream.label, from),
       seq: ++this.segmentSeq,
       speaker: stream.label,
       start: round3(Math.max(start, words[0]!.start)),
@@ -273,7 +335,18 @@ export class LiveSession {
       text: words.map((w) => w.w).join(' '),
       words,
     });
+    // Only once it is out: a restart before this point recognises the utterance again.
+    stream.publishedTo = Math.max(stream.publishedTo, to);
   }
+}
+
+/**
+ * Stable across a restart (the same utterance of the same stream gets the same id), so a viewer
+ * that sees a segment again after a restart can de-duplicate it by id.
+ */
+function segmentId(recordingId: string, label: string, from: number): string {
+  const h = createHash('sha256').update(`${recordingId}|${label}|${from}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
 function round3(x: number): number {

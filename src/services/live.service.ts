@@ -1,6 +1,4 @@
-import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { encodeWav } from '../audio/wav.js';
 import type { Config } from '../config/config.js';
 import { randomToken, sha256Hex } from '../crypto/random.js';
 import type { Database } from '../db/database.js';
@@ -13,32 +11,28 @@ import type { Clock } from '../repositories/clock.repository.js';
 import type { LiveBus } from '../repositories/live-bus.repository.js';
 import { liveRecordingRepository } from '../repositories/live-recording.repository.js';
 import type { LiveTicketStore } from '../repositories/live-ticket.repository.js';
-import { recordingJobRepository } from '../repositories/recording-job.repository.js';
 import { recordingRepository } from '../repositories/recording.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
 import type { AudioStoreService } from './audio-store.service.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
-import {
-  LIVE_CLOSE,
-  LIVE_SAMPLE_RATE,
-  LiveProtocolError,
-  LiveSession,
-  liveSegmentLocation,
-  type LiveSegment,
-  type LiveStream,
-} from './live-session.js';
+import { LIVE_CLOSE, LiveProtocolError, liveSegmentLocation, type LiveStream } from './live-session.js';
 import { currentActor, visibility } from './live-access.js';
+import { sealLiveRecording } from './live-finalise.js';
+import type { LiveSpools, StreamSpool } from './live-spool.js';
+import { sweepLive, type SweepHooks } from './live-sweep.js';
+import { CLOSE_RESTART, LiveSessions, type Session } from './live-sessions.js';
 import { LiveViewers, type LiveEvent, type LiveSocket } from './live-viewers.js';
 import { requirePermission } from './org.service.js';
 import { titleLocation } from './recording.service.js';
 
 /**
  * Live recordings (docs/live.md): create, browser tickets, the handshake checks, ingest (one
- * in-memory LiveSession per recording on the node that receives its audio), and the stop that
- * turns the streamed audio into an ordinary sealed recording with a queued job, so the stored
- * transcript is exactly what an upload of the same audio gives. Viewers and the periodic
- * re-check of every open socket live in LiveViewers.
+ * LiveSession per recording on the node that receives its audio, every frame spooled to disk,
+ * encrypted, before it is acknowledged), the restore of a session from its spool after a restart,
+ * and the stop that turns the spooled audio into an ordinary sealed recording with a queued job,
+ * so the stored transcript is exactly what an upload of the same audio gives. Viewers and the
+ * periodic re-check of every open socket live in LiveViewers.
  */
 export type LivePurpose = 'ingest' | 'watch';
 
@@ -49,6 +43,7 @@ export interface LiveDeps {
   audio: Pick<AudioStoreService, 'seal' | 'remove'>;
   uploads: Pick<UploadFileRepository, 'save'>;
   bus: LiveBus;
+  spools: LiveSpools;
   tickets: LiveTicketStore;
   engine: () => Promise<AsrEngine>;
   clock: Clock;
@@ -74,14 +69,12 @@ interface TicketBody {
 }
 
 const TICKET_TTL_SECONDS = 30;
-const MAX_STREAMS = 8;
-const MAX_BACKLOG_SECONDS = 60;
+/** Audio buffered on a socket while its `start` is set up (spool key, restore): ≈ 4 minutes. */
+const MAX_EARLY_BYTES = 8 * 1024 * 1024;
 
 export class LiveService {
-  private readonly sessions = new Map<
-    string,
-    LiveSession & { ingest: Set<LiveSocket>; ending?: Promise<void> }
-  >();
+  private readonly live: LiveSessions;
+  private lastSweep = 0;
   readonly viewers: LiveViewers;
   private readonly timer: NodeJS.Timeout;
   /** This node, for the ingest claim (LiveBus.claim). */
@@ -89,6 +82,10 @@ export class LiveService {
   private lastRenewal = Date.now();
 
   constructor(private readonly d: LiveDeps) {
+    this.live = new LiveSessions(d, {
+      publish: (orgId, id, event) => this.publish(orgId, id, event),
+      fail: (orgId, id, code) => this.fail(orgId, id, code),
+    });
     this.viewers = new LiveViewers(d.bus, d.keys, d.db, d.logger, (actor, id, purpose) =>
       this.recheck(actor, id, purpose),
     );
@@ -180,41 +177,91 @@ export class LiveService {
     return actor;
   }
 
-  /** Opens an ingest socket (after `authorize`). The session is created on its first socket. */
+  /**
+   * Opens an ingest socket (after `authorize`). Its `start` finds the session (in memory, or
+   * restored from the spool after a restart) and the stream's spool; frames that arrive meanwhile
+   * wait (bounded). Acks are sent when a frame's spool record is durable.
+   */
   openIngest(actor: Actor, recordingId: string, socket: LiveSocket): IngestHandle {
-    const session = this.session(actor.orgId, recordingId);
-    session.ingest.add(socket);
     const unwatch = this.viewers.track(actor, recordingId, 'ingest', socket);
+    let session: Session | undefined;
     let stream: LiveStream | undefined;
+    let spool: StreamSpool | undefined;
+    let starting: Promise<void> | undefined;
+    let early: Buffer[] = [];
+    let earlyBytes = 0;
+    let gone = false;
     const refuse = (err: unknown) => {
-      if (!(err instanceof LiveProtocolError)) throw err;
-      socket.close(err.code, err.reason);
-      if (err.reason === 'maximum recording duration reached') void this.stop(recordingId, 'max_duration');
+      if (err instanceof LiveProtocolError) {
+        socket.close(err.code, err.reason);
+        if (err.reason === 'maximum recording duration reached') void this.stop(recordingId, 'max_duration');
+      } else if (err instanceof AppError) {
+        socket.close(LIVE_CLOSE.conflict, err.message);
+      } else {
+        this.d.logger.warn({ recordingId, err: (err as Error).name }, 'live ingest failed');
+        socket.close(1011, 'internal error');
+      }
+    };
+    const frame = (bytes: Buffer) => {
+      const before = stream!.nextSeq;
+      session!.frame(stream!, bytes);
+      // A new frame is acknowledged once its record is durable; a resent one at once.
+      if (stream!.nextSeq > before) spool!.add(bytes);
+      else socket.send({ type: 'ack', seq: spool!.durable - 1 });
+    };
+    const begin = async (participant: string | undefined, seq: number | undefined) => {
+      session = await this.live.get(actor.orgId, recordingId);
+      if (gone) return;
+      session.ingest.add(socket);
+      stream = session.attach(participant, seq);
+      spool = await this.live.spoolOf(session, stream);
+      if (gone) return;
+      spool.onDurable = (acked) => socket.send({ type: 'ack', seq: acked });
+      socket.send({ type: 'ack', seq: spool.durable - 1 });
+      for (const bytes of early) frame(bytes);
+      early = [];
     };
     return {
       start: (participant, seq) => {
-        try {
-          if (stream) throw new LiveProtocolError(LIVE_CLOSE.malformed, 'the stream has already started');
-          stream = session.attach(participant, seq);
-          socket.send({ type: 'ack', seq: stream.acked });
-        } catch (err) {
-          refuse(err);
-        }
+        if (starting)
+          return refuse(new LiveProtocolError(LIVE_CLOSE.malformed, 'the stream has already started'));
+        starting = begin(participant, seq);
+        starting.catch(refuse);
       },
       audio: (bytes) => {
         try {
-          if (!stream)
+          if (!starting)
             throw new LiveProtocolError(LIVE_CLOSE.malformed, 'send {"type":"start"} before audio');
-          socket.send({ type: 'ack', seq: session.frame(stream, bytes) });
+          if (spool) return frame(bytes);
+          if (bytes.length > this.d.limits.maxFrameBytes)
+            throw new LiveProtocolError(
+              LIVE_CLOSE.tooLarge,
+              `frame larger than ${this.d.limits.maxFrameBytes} bytes`,
+            );
+          if (bytes.length % 2 !== 0)
+            throw new LiveProtocolError(LIVE_CLOSE.malformed, 'PCM16 frames have an even byte length');
+          earlyBytes += bytes.length;
+          if (earlyBytes > MAX_EARLY_BYTES)
+            throw new LiveProtocolError(LIVE_CLOSE.overloaded, 'too much audio before the stream started');
+          early.push(Buffer.from(bytes));
         } catch (err) {
           refuse(err);
         }
       },
-      stop: () => this.stop(recordingId, 'stopped'),
+      stop: async () => {
+        await starting?.catch(() => undefined);
+        // A stop right after a restart, before any start: finalise from the spool.
+        if (!this.live.all.has(recordingId))
+          await this.live.get(actor.orgId, recordingId).catch(() => undefined);
+        return this.stop(recordingId, 'stopped');
+      },
       closed: () => {
+        gone = true;
+        early = [];
         unwatch();
-        session.ingest.delete(socket);
-        if (stream) session.detach(stream);
+        session?.ingest.delete(socket);
+        if (session && stream) session.detach(stream);
+        if (spool) spool.onDurable = undefined;
       },
     };
   }
@@ -235,54 +282,59 @@ export class LiveService {
   }
 
   /** Ends a session on this node: recognises what is left, seals the audio, queues the job. */
-  stop(recordingId: string, reason: 'stopped' | 'idle' | 'max_duration' | 'shutdown'): Promise<void> {
-    const session = this.sessions.get(recordingId);
+  stop(recordingId: string, reason: 'stopped' | 'idle' | 'max_duration' | 'abandoned'): Promise<void> {
+    const session = this.live.all.get(recordingId);
     if (!session) return Promise.resolve();
     session.ending ??= this.finalise(session, reason).finally(() => {
-      this.sessions.delete(recordingId);
+      this.live.all.delete(recordingId);
       return this.d.bus.release(recordingId, this.nodeId).catch(() => undefined);
     });
     return session.ending;
   }
 
-  /** Stops every session of this node (graceful shutdown) and closes the viewers. */
+  /**
+   * Graceful shutdown: every session is suspended, not stopped. Its spools are flushed (all that
+   * was acknowledged is on disk), ingest sockets are closed with 1012 so clients reconnect and
+   * resume — on this node after its restart — and the resume window starts now.
+   */
   async close(): Promise<void> {
+    this.live.closing = true;
     clearInterval(this.timer);
-    await Promise.all([...this.sessions.keys()].map((id) => this.stop(id, 'shutdown')));
+    await Promise.all([...this.live.loading.values()].map((p) => p.catch(() => undefined)));
+    await Promise.all([...this.live.all.values()].map((s) => this.suspend(s)));
     await this.viewers.close();
     await this.d.bus.close();
   }
 
-  private session(orgId: string, recordingId: string) {
-    const existing = this.sessions.get(recordingId);
-    if (existing && existing.orgId !== orgId) throw notFound('Recording');
-    if (existing?.stopping) throw new AppError('conflict', 'The recording is stopping');
-    if (existing) return existing;
-    const { maxFrameBytes, maxMinutes } = this.d.limits;
-    const limits = {
-      maxFrameBytes,
-      maxSeconds: maxMinutes * 60,
-      maxStreams: MAX_STREAMS,
-      maxBacklogSeconds: MAX_BACKLOG_SECONDS,
-    };
-    const created = new LiveSession(
-      recordingId,
-      orgId,
-      limits,
-      async (pcm, offsetSeconds) => (await this.d.engine()).transcribe(pcm, { offsetSeconds }),
-      {
-        segment: (segment: LiveSegment) => this.publish(orgId, recordingId, { type: 'segment', ...segment }),
-        lagging: () => void this.publish(orgId, recordingId, { type: 'error', code: 'live_lagging' }),
-        failed: (err) => {
-          const code = err instanceof AppError ? err.code : 'engine_failed';
-          this.d.logger.warn({ recordingId, code }, 'live recognition failed');
-          void this.publish(orgId, recordingId, { type: 'error', code });
-        },
-      },
-    );
-    const s = Object.assign(created, { ingest: new Set<LiveSocket>() });
-    this.sessions.set(recordingId, s);
-    return s;
+  private async suspend(session: Session): Promise<void> {
+    if (session.ending) return session.ending.catch(() => undefined);
+    const { orgId, recordingId } = session;
+    session.stopping = true;
+    try {
+      await Promise.all([...session.opening.values()].map((p) => p.catch(() => undefined)));
+      await Promise.all([...session.spools.values()].map((sp) => sp.close()));
+      await withTenant(this.d.db, { orgId, userId: null }, (tx) =>
+        liveRecordingRepository.touchSpool(tx, recordingId, this.d.clock.now()),
+      );
+    } catch (err) {
+      this.d.logger.warn({ recordingId, err: (err as Error).name }, 'live spool not flushed at shutdown');
+    }
+    for (const socket of session.ingest)
+      socket.close(CLOSE_RESTART, 'server restarting: reconnect and resume');
+    this.live.all.delete(recordingId);
+    await this.d.bus.release(recordingId, this.nodeId).catch(() => undefined);
+    this.d.logger.info({ recordingId }, 'live recording suspended');
+  }
+
+  /** 'live' → 'failed' with `code`; the spool (row and files) goes. */
+  private async fail(orgId: string, recordingId: string, code: string): Promise<void> {
+    await withTenant(this.d.db, { orgId, userId: null }, async (tx) => {
+      await liveRecordingRepository.markFailed(tx, recordingId, code, this.d.clock.now());
+      await liveRecordingRepository.deleteSpool(tx, recordingId);
+    });
+    await this.d.spools.remove(orgId, recordingId);
+    this.d.logger.info({ recordingId, code }, 'live recording failed');
+    await this.publish(orgId, recordingId, { type: 'stopped', status: 'failed' });
   }
 
   private async publish(orgId: string, recordingId: string, event: LiveEvent): Promise<void> {
@@ -297,45 +349,18 @@ export class LiveService {
     }
   }
 
-  private async finalise(session: LiveSession & { ingest: Set<LiveSocket> }, reason: string): Promise<void> {
+  private async finalise(session: Session, reason: string): Promise<void> {
     const { orgId, recordingId } = session;
     let status: 'queued' | 'failed' = 'failed';
     try {
       await session.finish();
-      const channels = session.audio();
-      const now = () => this.d.clock.now();
-      if (channels.length === 0) {
-        await withTenant(this.d.db, { orgId, userId: null }, (tx) =>
-          liveRecordingRepository.markFailed(tx, recordingId, 'no_audio', now()),
-        );
-      } else {
-        const wav = encodeWav(channels.length === 1 ? channels[0]! : channels, LIVE_SAMPLE_RATE);
-        const staged = await this.d.uploads.save(Readable.from([wav]), wav.length);
-        // Sealed before the job exists: queued audio never waits in plaintext (as uploads).
-        await this.d.audio.seal(orgId, recordingId, staged.path, 'audio/wav');
-        const queued = await withTenant(this.d.db, { orgId, userId: null }, async (tx) => {
-          if (!(await liveRecordingRepository.markQueued(tx, recordingId, now()))) return false;
-          await recordingJobRepository.enqueue(tx, { recordingId, orgId, now: now() });
-          await this.d.audit.record(tx, {
-            orgId,
-            actorId: null,
-            actorKind: 'system',
-            action: 'recording.live_stopped',
-            targetType: 'recording',
-            targetId: recordingId,
-            details: { reason, seconds: Math.round(session.receivedSeconds), streams: session.streams.size },
-          });
-          return true;
-        });
-        // Deleted while it streamed: the sealed audio goes too.
-        if (!queued) await this.d.audio.remove(orgId, recordingId);
-        else status = 'queued';
-      }
+      status = await sealLiveRecording(
+        this.d,
+        { orgId, recordingId, spools: session.spools.values(), opening: session.opening.values() },
+        reason,
+      );
     } catch (err) {
       this.d.logger.warn({ recordingId, err: (err as Error).name }, 'live recording could not be finalised');
-      await withTenant(this.d.db, { orgId, userId: null }, (tx) =>
-        liveRecordingRepository.markFailed(tx, recordingId, 'internal', this.d.clock.now()),
-      ).catch(() => undefined);
     }
     this.d.logger.info({ recordingId, reason, status }, 'live recording stopped');
     await this.publish(orgId, recordingId, { type: 'stopped', status });
@@ -366,14 +391,41 @@ export class LiveService {
 
   private async tick(): Promise<void> {
     const idleMs = this.d.limits.idleSeconds * 1000;
-    for (const [id, s] of this.sessions)
-      if (!s.stopping && Date.now() - s.lastFrameAt > idleMs) void this.stop(id, 'idle');
+    const resumeMs = this.d.limits.resumeSeconds * 1000;
+    for (const [id, s] of this.live.all) {
+      if (s.stopping) continue;
+      // A connected client that sends nothing is idle; a session without one waits for it to resume.
+      const connected = s.ingest.size > 0 || [...s.streams.values()].some((st) => st.attached);
+      if (Date.now() - s.lastFrameAt > (connected ? idleMs : resumeMs))
+        void this.stop(id, connected ? 'idle' : 'abandoned');
+    }
     const period = this.d.limits.recheckSeconds * 1000;
     if (Date.now() - this.lastRenewal >= period) {
       this.lastRenewal = Date.now();
-      for (const id of this.sessions.keys())
+      for (const [id, s] of this.live.all) {
         await this.d.bus.claim(id, this.nodeId, this.claimTtlMs()).catch(() => undefined);
+        if (s.key)
+          await withTenant(this.d.db, { orgId: s.orgId, userId: null }, (tx) =>
+            liveRecordingRepository.touchSpool(tx, id, this.d.clock.now()),
+          ).catch(() => undefined);
+      }
+    }
+    if (Date.now() - this.lastSweep >= Math.min(60, this.d.limits.resumeSeconds / 2) * 1000) {
+      this.lastSweep = Date.now();
+      await sweepLive({ ...this.d, resumeSeconds: this.d.limits.resumeSeconds }, this.sweepHooks).catch(
+        (err: Error) => this.d.logger.warn({ err: err.name }, 'live sweep failed'),
+      );
     }
     await this.viewers.recheckDue(period);
   }
+
+  private readonly sweepHooks: SweepHooks = {
+    busy: (id) => this.live.busy(id),
+    finalise: async (orgId, id) => {
+      if (!(await this.d.bus.claim(id, this.nodeId, this.claimTtlMs()))) return;
+      // A tampered spool fails the recording inside the restore.
+      if (await this.live.get(orgId, id).catch(() => undefined)) await this.stop(id, 'abandoned');
+    },
+    fail: (orgId, id, code) => this.fail(orgId, id, code),
+  };
 }

@@ -42,11 +42,6 @@ export interface RecordingView {
   completedAt: Date | null;
 }
 
-export interface TranscriptView {
-  segments: Segment[];
-  speakers: { id: string; name: string }[];
-}
-
 /** What the transcript body column holds (encrypted JSON). */
 export interface TranscriptBody {
   segments: Segment[];
@@ -68,6 +63,9 @@ const FAILURE_MESSAGES: Record<string, string> = {
   engine_unavailable: 'No speech-recognition engine is available on the server',
   engine_failed: 'The speech-recognition engine failed repeatedly',
   decoder_unavailable: 'The audio decoder (ffmpeg) is not available on the server',
+  no_audio: 'The live recording received no audio',
+  live_spool_tampered: "The live recording's stored audio failed an integrity check",
+  live_spool_lost: "The live recording's audio was lost with its server's storage",
 };
 
 const MIN_SECONDS = 0.1;
@@ -76,8 +74,6 @@ export const titleLocation = (orgId: string, id: string) =>
   ({ orgId, table: 'recordings', rowId: id, field: 'title' }) as const;
 export const transcriptLocation = (orgId: string, id: string) =>
   ({ orgId, table: 'transcripts', rowId: id, field: 'body' }) as const;
-const speakerNamesLocation = (orgId: string, id: string) =>
-  ({ orgId, table: 'transcripts', rowId: id, field: 'speaker_names' }) as const;
 
 export class RecordingService {
   constructor(
@@ -183,32 +179,6 @@ export class RecordingService {
       const row = await recordingRepository.find(tx, id, visibility(actor));
       if (!row) throw notFound('Recording');
       return this.view(tx, row);
-    });
-  }
-
-  async transcript(actor: Actor, id: string): Promise<TranscriptView> {
-    requirePermission(actor, 'recordings.read');
-    return withTenant(this.db, actor, async (tx) => {
-      const row = await recordingRepository.find(tx, id, visibility(actor));
-      if (!row) throw notFound('Recording');
-      const stored = await recordingRepository.findTranscript(tx, id);
-      if (!stored) throw new AppError('conflict', `The transcript is not ready (status: ${row.status})`);
-      const body = await this.keys.decryptJson<TranscriptBody>(
-        tx,
-        transcriptLocation(actor.orgId, id),
-        stored.bodyEnc,
-      );
-      const names = stored.speakerNamesEnc
-        ? await this.keys.decryptJson<Record<string, string>>(
-            tx,
-            speakerNamesLocation(actor.orgId, id),
-            stored.speakerNamesEnc,
-          )
-        : {};
-      return {
-        segments: body.segments,
-        speakers: body.speakers.map((s, i) => ({ id: s, name: names[s] ?? `Speaker ${i + 1}` })),
-      };
     });
   }
 

@@ -27,9 +27,23 @@ import {
  */
 type Handshake = FastifyRequest<{ Params: { id: string }; Querystring: { ticket?: string | undefined } }>;
 
+/** Ingest sockets of this process, told apart from viewers at shutdown. */
+const ingestSockets = new WeakSet<WebSocket>();
+
 /** Options for @fastify/websocket (registered in server.ts before every route). */
 export function liveWebsocketOptions(config: Config) {
   return {
+    /**
+     * At shutdown, before the sessions are suspended (onClose): capture clients get 1012 (service
+     * restart: reconnect and resume, nothing acknowledged is lost), viewers 1001 (going away).
+     */
+    preClose(this: { websocketServer: { clients: Set<WebSocket>; close(): void } }, done: () => void) {
+      for (const client of this.websocketServer.clients)
+        if (ingestSockets.has(client)) client.close(1012, 'server restarting: reconnect and resume');
+        else client.close(LIVE_CLOSE.shuttingDown, 'server shutting down');
+      this.websocketServer.close();
+      done();
+    },
     options: {
       // Hard stop in the parser; frames between the two limits get the clearer 4413 from us.
       maxPayload: config.live.maxFrameBytes * 2,
@@ -95,6 +109,7 @@ const liveRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }
 
   app.get('/:id/live', { websocket: true, preHandler: handshake('ingest'), schema: wsSchema }, (ws, req) => {
     const socket = adapt(ws);
+    ingestSockets.add(ws);
     let handle: ReturnType<typeof services.live.openIngest>;
     try {
       handle = services.live.openIngest(actorOf(req), req.params.id, socket);

@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { createServices } from '../../src/app.js';
+import { loadConfig } from '../../src/config/config.js';
+import type { Database } from '../../src/db/database.js';
+import { createLogger } from '../../src/http/logger.js';
+import { buildServer } from '../../src/http/server.js';
+import { listenTls, type Listening } from './live.js';
+import { testMasterKey, type TestApp } from './test-app.js';
+
+/**
+ * Several server instances, one after the other, on ONE database and ONE data directory (same
+ * master key, same Redis prefix): what a restart of `sotto serve` looks like to the live spool.
+ */
+export interface Instance extends TestApp {
+  server: Listening;
+  /** Graceful: stops the worker, then closes the listener and the app (onClose hooks run). */
+  close(): Promise<void>;
+}
+
+export function instanceFactory(db: Database, env: Record<string, string>) {
+  const masterKey = testMasterKey();
+  const prefix = `sotto-test-${randomUUID()}:`;
+  return async (extra: Record<string, string> = {}): Promise<Instance> => {
+    const config = loadConfig({
+      SOTTO_ENV: 'test',
+      SOTTO_MASTER_KEY: masterKey,
+      SOTTO_LOG_LEVEL: 'info',
+      SOTTO_PUBLIC_URL: 'https://sotto.test',
+      SOTTO_REDIS_PREFIX: prefix,
+      SOTTO_ARGON2_CONCURRENCY: '2',
+      ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
+      ...env,
+      ...extra,
+    });
+    const logs: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        logs.push(String(chunk));
+        done();
+      },
+    });
+    const logger = createLogger(config.logLevel, sink);
+    const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2 }) : undefined;
+    const services = await createServices({ config, db, redis, logger });
+    const app = await buildServer({ services });
+    await app.ready();
+    const server = await listenTls(services);
+    return {
+      app,
+      services,
+      db,
+      databaseUrl: undefined,
+      logs,
+      server,
+      close: async () => {
+        await services.jobs.stop();
+        await server.close();
+        await app.close();
+        redis?.disconnect();
+      },
+    };
+  };
+}
