@@ -21,11 +21,14 @@ import liveRoutes, { liveWebsocketOptions } from './routes/recordings/live.js';
 import recordingAudioRoutes from './routes/recordings/audio.js';
 import orgWorkerRoutes from './routes/org/workers.js';
 import workerRoutes from './routes/worker/index.js';
+import { registerWebPanel } from './web-panel.js';
 
 export interface ServerOptions {
   services: Services;
   /** TLS material when Sotto terminates TLS itself; omitted behind a trusted proxy and in inject-only tests. */
   https?: { key: string | Buffer; cert: string | Buffer } | undefined;
+  /** The built web panel (default dist/web); the server is API-only when it is absent. */
+  webRoot?: string | undefined;
 }
 
 export const HSTS_MAX_AGE = 63_072_000; // two years
@@ -34,7 +37,7 @@ export const HSTS_MAX_AGE = 63_072_000; // two years
  * Builds the HTTP application (no listening). Route modules are thin: they parse with their zod
  * schemas, call one service and shape the answer.
  */
-export async function buildServer({ services, https }: ServerOptions): Promise<FastifyInstance> {
+export async function buildServer({ services, https, webRoot }: ServerOptions): Promise<FastifyInstance> {
   const { config } = services;
   const app = Fastify({
     loggerInstance: services.logger as FastifyBaseLogger,
@@ -116,6 +119,8 @@ export async function buildServer({ services, https }: ServerOptions): Promise<F
   await app.register(workerRoutes, { prefix: '/api/v1/worker', services });
   // POST /api/v1/auth/accept-invitation (kept beside the rest of the invitation flow).
   await app.register(invitationRoutes, { prefix: '/api/v1', services });
+  // Last: its catch-all GET must not shadow any API route (it refuses /api/* itself too).
+  await registerWebPanel(app, webRoot);
   return app;
 }
 

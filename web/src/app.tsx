@@ -1,0 +1,79 @@
+import { useEffect, useState } from 'react';
+import { logout, onSessionChange, refresh } from './api';
+import { LoginPage, SignupPage } from './pages/auth-pages';
+import { NotFoundPage } from './pages/not-found-page';
+import { RecordingPage } from './pages/recording-page';
+import { RecordingsPage } from './pages/recordings-page';
+import { navigate, onLinkClick, usePath } from './router';
+
+type SessionState = 'checking' | 'in' | 'out';
+
+export function App() {
+  const path = usePath();
+  const [session, setSession] = useState<SessionState>('checking');
+
+  useEffect(() => {
+    const off = onSessionChange((signedIn) => setSession(signedIn ? 'in' : 'out'));
+    // A reload loses the in-memory token; the HttpOnly refresh cookie brings the session back.
+    void refresh().then((ok) => setSession(ok ? 'in' : 'out'));
+    return () => {
+      off();
+    };
+  }, []);
+
+  // Move focus to the new screen's heading so screen readers announce the change.
+  useEffect(() => {
+    document.querySelector<HTMLElement>('main h1')?.focus();
+  }, [path, session]);
+
+  if (session === 'checking')
+    return (
+      <main className="centered" aria-busy="true">
+        <p>Loading…</p>
+      </main>
+    );
+
+  if (session === 'out') {
+    const page = path === '/signup' ? <SignupPage /> : <LoginPage />;
+    return <div className="auth-shell">{page}</div>;
+  }
+
+  let page: React.ReactNode;
+  const rec = /^\/recordings\/([0-9a-fA-F-]{36})$/.exec(path);
+  if (path === '/' || path === '/recordings' || path === '/login' || path === '/signup')
+    page = <RecordingsPage />;
+  else if (rec) page = <RecordingPage key={rec[1]} id={rec[1]!} />;
+  else page = <NotFoundPage />;
+
+  return (
+    <>
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <a className="brand" href="/recordings" onClick={onLinkClick}>
+          Sotto
+        </a>
+        <nav aria-label="Main">
+          <a
+            href="/recordings"
+            onClick={onLinkClick}
+            aria-current={path.startsWith('/recordings') ? 'page' : undefined}
+          >
+            Recordings
+          </a>
+          <button
+            type="button"
+            className="link"
+            onClick={() => {
+              void logout().then(() => navigate('/login'));
+            }}
+          >
+            Log out
+          </button>
+        </nav>
+      </header>
+      <main id="main">{page}</main>
+    </>
+  );
+}

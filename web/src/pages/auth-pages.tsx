@@ -1,0 +1,175 @@
+import { useState, type FormEvent } from 'react';
+import { ApiError, login, signup } from '../api';
+import { errorText } from '../format';
+import { navigate, onLinkClick } from '../router';
+
+function ErrorBox({ message }: { message: string | null }) {
+  if (!message) return null;
+  return (
+    <p className="error" role="alert">
+      {message}
+    </p>
+  );
+}
+
+export function LoginPage() {
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+  const [code, setCode] = useState('');
+  // After the server answers mfa_required: the second step, by authenticator or recovery code.
+  const [step, setStep] = useState<'password' | 'totp' | 'recovery'>('password');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await login(email, password, step === 'password' ? undefined : code.replace(/\s+/g, ''));
+      navigate(
+        location.pathname === '/login' || location.pathname === '/signup' ? '/recordings' : location.pathname,
+      );
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'mfa_required' && step === 'password') {
+        setStep('totp');
+      } else if (err instanceof ApiError && err.code === 'invalid_credentials') {
+        setError(
+          step === 'password'
+            ? 'That email and password do not match an account.'
+            : 'That code was not accepted. Check it and try again.',
+        );
+      } else setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <main className="card narrow">
+      <h1 tabIndex={-1}>Log in to Sotto</h1>
+      <form onSubmit={(e) => void submit(e)} noValidate={false}>
+        {step === 'password' ? (
+          <>
+            <label htmlFor="email">Email</label>
+            <input
+              id="email"
+              type="email"
+              autoComplete="username"
+              required
+              value={email}
+              onChange={(e) => setEmail(e.target.value)}
+            />
+            <label htmlFor="password">Password</label>
+            <input
+              id="password"
+              type="password"
+              autoComplete="current-password"
+              required
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+            />
+          </>
+        ) : (
+          <>
+            <p>
+              {step === 'totp'
+                ? 'Enter the 6-digit code from your authenticator app.'
+                : 'Enter one of your unused recovery codes. Each code works once.'}
+            </p>
+            <label htmlFor="code">{step === 'totp' ? 'One-time code' : 'Recovery code'}</label>
+            <input
+              id="code"
+              autoFocus
+              required
+              autoComplete="one-time-code"
+              inputMode={step === 'totp' ? 'numeric' : 'text'}
+              value={code}
+              onChange={(e) => setCode(e.target.value)}
+            />
+            <button
+              type="button"
+              className="link"
+              onClick={() => {
+                setCode('');
+                setStep(step === 'totp' ? 'recovery' : 'totp');
+              }}
+            >
+              {step === 'totp' ? 'Use a recovery code instead' : 'Use the authenticator app instead'}
+            </button>
+          </>
+        )}
+        <ErrorBox message={error} />
+        <button type="submit" className="primary" disabled={busy}>
+          {busy ? 'Logging in…' : step === 'password' ? 'Log in' : 'Verify'}
+        </button>
+      </form>
+      <p>
+        New to Sotto?{' '}
+        <a href="/signup" onClick={onLinkClick}>
+          Create an organization
+        </a>
+      </p>
+    </main>
+  );
+}
+
+export function SignupPage() {
+  const [form, setForm] = useState({ name: '', email: '', password: '', organization: '' });
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const field = (k: keyof typeof form) => ({
+    id: `signup-${k}`,
+    value: form[k],
+    required: true,
+    onChange: (e: React.ChangeEvent<HTMLInputElement>) => setForm({ ...form, [k]: e.target.value }),
+  });
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await signup(form);
+      navigate('/recordings');
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <main className="card narrow">
+      <h1 tabIndex={-1}>Create your organization</h1>
+      <form onSubmit={(e) => void submit(e)}>
+        <label htmlFor="signup-name">Your name</label>
+        <input {...field('name')} autoComplete="name" />
+        <label htmlFor="signup-email">Email</label>
+        <input {...field('email')} type="email" autoComplete="email" />
+        <label htmlFor="signup-password">Password</label>
+        <input
+          {...field('password')}
+          type="password"
+          autoComplete="new-password"
+          aria-describedby="pw-hint"
+        />
+        <p id="pw-hint" className="hint">
+          At least 12 characters; a long passphrase is best.
+        </p>
+        <label htmlFor="signup-organization">Organization</label>
+        <input {...field('organization')} autoComplete="organization" />
+        <ErrorBox message={error} />
+        <button type="submit" className="primary" disabled={busy}>
+          {busy ? 'Creating…' : 'Create account'}
+        </button>
+      </form>
+      <p>
+        Already have an account?{' '}
+        <a href="/login" onClick={onLinkClick}>
+          Log in
+        </a>
+      </p>
+    </main>
+  );
+}
