@@ -117,9 +117,8 @@ function DoneRecording({ base, title }: { base: string; title: string }) {
       });
       setTranscript({ state: 'ok', data: next });
       setNotice('Saved.');
-      // Names in the report follow the speakers.
-      if (body.speakers)
-        void getJson<Report>(`${base}/report`).then((d) => setReport({ state: 'ok', data: d }));
+      // The report follows the edit: speaker names, and word counts, rates and keywords of text.
+      void getJson<Report>(`${base}/report`).then((d) => setReport({ state: 'ok', data: d }));
       return true;
     } catch (err) {
       setNotice(
