@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import { Agent, request } from 'node:https';
+import { type Agent, request } from 'node:https';
 import WebSocket from 'ws';
+import { apiRoot, diagnose, httpsAgent, readAnswer } from './https-api.repository.js';
 
 /**
  * The capture client's side of the live protocol (docs/live.md), as `sotto bot` speaks it: the
@@ -38,16 +39,6 @@ export interface Tokens {
   expiresIn: number;
 }
 
-const TLS_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_SIGNATURE_FAILURE',
-]);
 const MAX_ANSWER_BYTES = 256 * 1024;
 export const LIVE_PROTOCOL = 'sotto.live.v1';
 
@@ -57,22 +48,11 @@ export class LiveClient {
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: LiveClientOptions) {
-    let base: URL;
-    try {
-      base = new URL(opts.baseUrl);
-    } catch {
-      throw new LiveClientError('url', `--api: "${opts.baseUrl}" is not a URL`);
-    }
-    if (base.protocol !== 'https:')
-      throw new LiveClientError('url', `--api must be an https:// URL (got ${base.protocol}//)`);
-    if (!base.pathname.endsWith('/')) base.pathname += '/';
-    this.base = new URL('api/v1/', base);
+    const root = apiRoot(opts.baseUrl, 'api/v1/');
+    if (!(root instanceof URL)) throw new LiveClientError('url', root.error);
+    this.base = root;
     this.timeoutMs = opts.timeoutMs ?? 15_000;
-    this.agent = new Agent({
-      keepAlive: true,
-      ...(opts.ca ? { ca: opts.ca } : {}),
-      rejectUnauthorized: !opts.insecure,
-    });
+    this.agent = httpsAgent(opts);
   }
 
   close(): void {
@@ -204,25 +184,10 @@ export class LiveClient {
 
   networkError(err: Error): LiveClientError {
     if (err instanceof LiveClientError) return err;
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (TLS_CODES.has(code))
-      return new LiveClientError(
-        'tls',
-        `the certificate of ${this.base.host} is not trusted (${code}): pass --ca FILE with the server's ` +
-          'CA or self-signed certificate (or --insecure, for testing only)',
-        { cause: err },
-      );
-    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
-      return new LiveClientError('url', `cannot resolve ${this.base.hostname} (${code}): check --api`, {
-        cause: err,
-      });
-    if (code === 'EPROTO' || /wrong version number|packet length too long/i.test(err.message))
-      return new LiveClientError('url', `${this.base.host} does not speak HTTPS: check --api`, {
-        cause: err,
-      });
-    return new LiveClientError('network', `cannot reach ${this.base.origin} (${code || err.message})`, {
-      cause: err,
-    });
+    const failure = diagnose(err, this.base);
+    // Run by a person: a name that does not resolve or a non-HTTPS port is a wrong --api.
+    const kind = failure.kind === 'tls' ? 'tls' : failure.kind === 'unreachable' ? 'network' : 'url';
+    return new LiveClientError(kind, failure.message, { cause: err });
   }
 
   private async call(
@@ -256,20 +221,12 @@ export class LiveClient {
       req.on('error', (err) => reject(this.networkError(err)));
       req.end(payload);
     });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_ANSWER_BYTES) {
-        res.destroy();
-        throw new LiveClientError('url', 'the server answer is too large: check --api');
-      }
-      chunks.push(chunk as Buffer);
-    }
+    const answer = await readAnswer(res, MAX_ANSWER_BYTES);
+    if (!answer) throw new LiveClientError('url', 'the server answer is too large: check --api');
     const status = res.statusCode ?? 0;
     let parsed: unknown;
     try {
-      parsed = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
+      parsed = answer.length ? JSON.parse(answer.toString('utf8')) : undefined;
     } catch {
       // An HTML page or a proxy's error: not the Sotto API.
       throw this.unexpected(status);

@@ -1,12 +1,13 @@
 import { createWriteStream } from 'node:fs';
-import { Agent, request, type RequestOptions } from 'node:https';
+import { type Agent, request, type RequestOptions } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
+import { apiRoot, diagnose, httpsAgent, readAnswer } from './https-api.repository.js';
 
 /**
  * The remote worker's HTTPS client for /api/v1/worker (the only thing `sotto worker` talks to).
- * node:https rather than fetch: a private CA (`--ca`) or `--insecure` needs a TLS agent, which
- * the global fetch only takes through undici's own Agent class (not a dependency).
+ * The transport (API root, TLS agent, failure diagnosis) is shared with `sotto bot`
+ * (https-api.repository.ts).
  *
  * Every failure becomes a WorkerApiError with a kind the runner acts on: `auth` (token refused:
  * stop), `tls` and `protocol` (wrong certificate or URL: stop with a clear message), `network`
@@ -55,17 +56,6 @@ export interface RemoteResult {
   engine: string;
 }
 
-const TLS_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_SIGNATURE_FAILURE',
-]);
-
 const MAX_ANSWER_BYTES = 1024 * 1024;
 
 export class WorkerApiRepository {
@@ -74,24 +64,11 @@ export class WorkerApiRepository {
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: WorkerApiOptions) {
-    let base: URL;
-    try {
-      base = new URL(opts.baseUrl);
-    } catch {
-      throw new WorkerApiError('protocol', `--api: "${opts.baseUrl}" is not a URL`);
-    }
-    if (base.protocol !== 'https:')
-      throw new WorkerApiError('protocol', `--api must be an https:// URL (got ${base.protocol}//)`);
-    if (!base.pathname.endsWith('/')) base.pathname += '/';
-    // The server may live under a path prefix behind a proxy: the protocol is relative to it.
-    this.base = new URL('api/v1/worker/', base);
+    const root = apiRoot(opts.baseUrl, 'api/v1/worker/');
+    if (!(root instanceof URL)) throw new WorkerApiError('protocol', root.error);
+    this.base = root;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
-    this.agent = new Agent({
-      keepAlive: true,
-      maxSockets: 16,
-      ...(opts.ca ? { ca: opts.ca } : {}),
-      rejectUnauthorized: !opts.insecure,
-    });
+    this.agent = httpsAgent({ ...opts, maxSockets: 16 });
   }
 
   close(): void {
@@ -184,17 +161,9 @@ export class WorkerApiRepository {
     body: unknown,
   ): Promise<{ status: number; body: unknown }> {
     const res = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body));
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_ANSWER_BYTES) {
-        res.destroy();
-        throw new WorkerApiError('protocol', 'the server answer is too large');
-      }
-      chunks.push(chunk as Buffer);
-    }
-    const text = Buffer.concat(chunks).toString('utf8');
+    const answer = await readAnswer(res, MAX_ANSWER_BYTES);
+    if (!answer) throw new WorkerApiError('protocol', 'the server answer is too large');
+    const text = answer.toString('utf8');
     const status = res.statusCode ?? 0;
     // The route answers JSON; anything else (an HTML page, a proxy's error) means a wrong URL.
     if (status === 404 && (path === 'jobs/claim' || path === 'whoami')) throw this.unexpected(status);
@@ -234,20 +203,10 @@ export class WorkerApiRepository {
 
   private networkError(err: Error): WorkerApiError {
     if (err instanceof WorkerApiError) return err;
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (TLS_CODES.has(code))
-      return new WorkerApiError(
-        'tls',
-        `the certificate of ${this.base.host} is not trusted (${code}): pass --ca FILE with the server's ` +
-          'CA or self-signed certificate (or --insecure, for testing only)',
-        { cause: err },
-      );
-    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
-      return new WorkerApiError('network', `cannot resolve ${this.base.hostname} (${code}): check --api`, {
-        cause: err,
-      });
-    return new WorkerApiError('network', `cannot reach ${this.base.origin} (${code || err.message})`, {
-      cause: err,
-    });
+    const failure = diagnose(err, this.base);
+    // Unattended: a name that does not resolve may come back with the network (retry); a
+    // certificate or a non-HTTPS port will not (stop and say so).
+    const kind = failure.kind === 'tls' ? 'tls' : failure.kind === 'not_https' ? 'protocol' : 'network';
+    return new WorkerApiError(kind, failure.message, { cause: err });
   }
 }
