@@ -29,6 +29,24 @@ let accessToken: string | null = null;
 let expiresAt = 0;
 let refreshing: Promise<boolean> | null = null;
 const listeners = new Set<(signedIn: boolean) => void>();
+// Why the session ended when the user did not log out here (revoked elsewhere, expired):
+// the login page shows it once, so nobody is dropped there without a word.
+let signOutNotice: string | null = null;
+
+/** The reason the last session ended on its own, once; null after a deliberate log out. */
+export function takeSignOutNotice(): string | null {
+  const n = signOutNotice;
+  signOutNotice = null;
+  return n;
+}
+
+/** Ends the in-memory session with a reason the login page will show. */
+export function endSession(notice: string): void {
+  if (accessToken !== null) signOutNotice = notice;
+  setToken(null);
+}
+
+const REVOKED = 'You were signed out on this device. Log in again to continue.';
 
 export function onSessionChange(fn: (signedIn: boolean) => void): () => void {
   listeners.add(fn);
@@ -78,7 +96,8 @@ export function refresh(): Promise<boolean> {
         headers: { 'content-type': 'application/json', 'x-csrf-token': token, 'x-sotto-client': 'browser' },
       });
       if (!res.ok) {
-        setToken(null);
+        // The refresh token was refused: this device's session was revoked or has expired.
+        endSession(REVOKED);
         return false;
       }
       const t = (await res.json()) as { accessToken: string; expiresIn: number };
@@ -101,6 +120,20 @@ export async function currentToken(): Promise<string> {
   return accessToken;
 }
 
+/**
+ * A 401 about the token (ended, expired), not one about a password or code the user typed
+ * (`invalid_credentials` on a password change): only the former ends the session.
+ */
+async function sessionRefused(res: Response): Promise<boolean> {
+  if (res.status !== 401) return false;
+  try {
+    const { code } = (await res.clone().json()) as { code?: string };
+    return code !== 'invalid_credentials' && code !== 'mfa_required';
+  } catch {
+    return true;
+  }
+}
+
 /** An authenticated request; one retry after a refresh when the token was refused. */
 export async function request(path: string, init: RequestInit = {}): Promise<Response> {
   const send = async () =>
@@ -113,8 +146,8 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
       },
     });
   let res = await send();
-  if (res.status === 401 && (await refresh())) res = await send();
-  if (res.status === 401) setToken(null);
+  if ((await sessionRefused(res)) && (await refresh())) res = await send();
+  if (await sessionRefused(res)) endSession(REVOKED);
   return res;
 }
 
@@ -177,8 +210,52 @@ export async function logout(): Promise<void> {
         headers: { 'content-type': 'application/json', authorization: `Bearer ${accessToken}` },
       });
   } finally {
+    signOutNotice = null;
     setToken(null);
   }
+}
+
+// ---- own account: password, second factor, devices ----
+
+export function changePassword(currentPassword: string, newPassword: string): Promise<void> {
+  return sendJson('POST', '/api/v1/auth/password', { currentPassword, newPassword });
+}
+
+export function startTotp(): Promise<{ secret: string; otpauthUri: string }> {
+  return sendJson('POST', '/api/v1/auth/mfa/totp', {});
+}
+
+/** Turns TOTP on; the answer's recovery codes are shown once and never again. */
+export function confirmTotp(code: string): Promise<{ recoveryCodes: string[] }> {
+  return sendJson('POST', '/api/v1/auth/mfa/totp/confirm', { code });
+}
+
+export function disableTotp(code: string): Promise<void> {
+  return sendJson('DELETE', '/api/v1/auth/mfa/totp', { code });
+}
+
+export interface Device {
+  id: string;
+  userAgent: string;
+  ip: string;
+  createdAt: string;
+  lastSeenAt: string;
+  expiresAt: string;
+  current: boolean;
+}
+
+export function listDevices(): Promise<Device[]> {
+  return getJson('/api/v1/auth/devices');
+}
+
+export function revokeDevice(id: string): Promise<void> {
+  return del(`/api/v1/auth/devices/${encodeURIComponent(id)}`);
+}
+
+/** Revokes every session of the user, this one included (the server clears the cookie too). */
+export async function revokeAllDevices(): Promise<number> {
+  const { revoked } = await sendJson<{ revoked: number }>('POST', '/api/v1/auth/devices/revoke-all', {});
+  return revoked;
 }
 
 /**

@@ -4,6 +4,7 @@ import { LoginPage, SignupPage } from './pages/auth-pages';
 import { NotFoundPage } from './pages/not-found-page';
 import { RecordingPage } from './pages/recording-page';
 import { RecordingsPage } from './pages/recordings-page';
+import { SecurityPage } from './pages/security-page';
 import { navigate, onLinkClick, usePath } from './router';
 
 type SessionState = 'checking' | 'in' | 'out';
@@ -43,6 +44,7 @@ export function App() {
   if (path === '/' || path === '/recordings' || path === '/login' || path === '/signup')
     page = <RecordingsPage />;
   else if (rec) page = <RecordingPage key={rec[1]} id={rec[1]!} />;
+  else if (path === '/settings/security') page = <SecurityPage />;
   else page = <NotFoundPage />;
 
   return (
@@ -61,6 +63,13 @@ export function App() {
             aria-current={path.startsWith('/recordings') ? 'page' : undefined}
           >
             Recordings
+          </a>
+          <a
+            href="/settings/security"
+            onClick={onLinkClick}
+            aria-current={path.startsWith('/settings') ? 'page' : undefined}
+          >
+            Security
           </a>
           <button
             type="button"

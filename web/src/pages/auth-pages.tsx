@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { ApiError, login, signup } from '../api';
+import { ApiError, login, signup, takeSignOutNotice } from '../api';
 import { errorText } from '../format';
 import { navigate, onLinkClick } from '../router';
 
@@ -20,6 +20,8 @@ export function LoginPage() {
   const [step, setStep] = useState<'password' | 'totp' | 'recovery'>('password');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // Set when the session ended without a log out here (revoked from another device, expired).
+  const [notice] = useState(takeSignOutNotice);
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -48,6 +50,11 @@ export function LoginPage() {
   return (
     <main className="card narrow">
       <h1 tabIndex={-1}>Log in to Sotto</h1>
+      {notice && (
+        <p className="signed-out" role="alert">
+          {notice}
+        </p>
+      )}
       <form onSubmit={(e) => void submit(e)} noValidate={false}>
         {step === 'password' ? (
           <>

@@ -1,0 +1,110 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { buildServer } from '../../src/http/server.js';
+import { ensureSelfSignedCert } from '../../src/repositories/tls.repository.js';
+import { startTestApp, type TestApp } from './test-app.js';
+
+/**
+ * A real browser against a real HTTPS listener serving a fresh Vite build of web/ under the
+ * production CSP: the shared set-up of the panel's browser specs.
+ */
+export const CHROMIUM = process.env.SOTTO_CHROMIUM ?? '/usr/bin/chromium';
+export const hasChromium = existsSync(CHROMIUM);
+export const noChromiumReason = `Chromium not found at ${CHROMIUM} (apt-get install chromium)`;
+export const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+export const screenshotDir = path.join(repoRoot, 'docs', 'screenshots');
+
+export interface Panel {
+  t: TestApp;
+  base: string;
+  browser: Browser;
+  /** Every CSP violation, console CSP error and page error seen by pages from newPage. */
+  cspViolations: string[];
+  newContext(viewport?: { width: number; height: number }): Promise<BrowserContext>;
+  newPage(ctx: BrowserContext, sink?: string[]): Promise<Page>;
+  close(): Promise<void>;
+}
+
+export async function startPanel(env: Record<string, string> = {}): Promise<Panel> {
+  const work = mkdtempSync(path.join(tmpdir(), 'sotto-panel-'));
+  const webRoot = path.join(work, 'web');
+  // A build of its own, so a parallel `npm run build` cannot swap files under the test.
+  execFileSync(
+    process.execPath,
+    [
+      path.join(repoRoot, 'node_modules/vite/bin/vite.js'),
+      'build',
+      '--config',
+      path.join(repoRoot, 'web/vite.config.ts'),
+      '--outDir',
+      webRoot,
+      '--emptyOutDir',
+      '--logLevel',
+      'warn',
+    ],
+    { cwd: repoRoot, stdio: 'inherit' },
+  );
+  let t: TestApp | undefined;
+  let server: FastifyInstance | undefined;
+  let browser: Browser | undefined;
+  let port = 0;
+  const close = async () => {
+    await browser?.close();
+    await server?.close();
+    await t?.close();
+    rmSync(work, { recursive: true, force: true });
+  };
+  try {
+    t = await startTestApp({ env: { SOTTO_RATE_LIMIT_API_PER_MINUTE: '10000', ...env } });
+    const cert = await ensureSelfSignedCert(path.join(work, 'tls'), []);
+    server = await buildServer({ services: t.services, https: cert, webRoot });
+    await server.listen({ port: 0, host: '127.0.0.1' });
+    const addr = server.server.address();
+    if (!addr || typeof addr === 'string') throw new Error('no address');
+    port = addr.port;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const cspViolations: string[] = [];
+  const b = browser;
+  return {
+    t,
+    base: `https://127.0.0.1:${port}`,
+    browser: b,
+    cspViolations,
+    newContext: (viewport = { width: 1100, height: 760 }) =>
+      b.newContext({ ignoreHTTPSErrors: true, viewport }),
+    async newPage(ctx, sink = cspViolations) {
+      const page = await ctx.newPage();
+      // Runs before the app's scripts; reports every CSP violation the page would otherwise swallow.
+      await page.addInitScript({
+        content: `document.addEventListener('securitypolicyviolation', (e) =>
+          console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));`,
+      });
+      page.on('console', (m) => {
+        if (m.type() === 'error' && /Content Security Policy|CSP violation|Refused to/i.test(m.text()))
+          sink.push(m.text());
+      });
+      page.on('pageerror', (err) => sink.push(`page error: ${err.message}`));
+      return page;
+    },
+    close,
+  };
+}
