@@ -9,7 +9,7 @@ import {
   appendFileSync,
   utimesSync,
 } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,7 @@ import { freshIp } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
 import { bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
-import { instanceFactory, type Instance } from './helpers/live-instances.js';
+import { instanceFactory, serve, type Instance } from './helpers/live-instances.js';
 import { createLive, frames, mustOpen, openWs, type Conn } from './helpers/live.js';
 import { pollRecording, recordingEnv, upload } from './helpers/recordings.js';
 import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
@@ -314,29 +314,6 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
  * path runs at all), then started again on the same database and data directory. PostgreSQL only:
  * an embedded PGlite database belongs to one process, so the test could not share it.
  */
-const MAIN = path.resolve('src/cli/main.ts');
-
-function serve(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start\n${out}`)), 60_000);
-    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const listening = /"address":"https:\/\/127\.0\.0\.1:(\d+)"/.exec(out);
-      if (listening && out.includes('"msg":"sotto started"')) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(listening[1]) });
-      }
-    });
-    child.on('close', (code) => reject(new Error(`serve exited with ${code}\n${out}`)));
-  });
-}
-
 describe.skipIf(!usingPostgres || !hasCorpus)(
   `live recordings survive SIGKILL of the server process (${backendLabel})${usingPostgres ? '' : ': needs PostgreSQL'}${hasCorpus ? '' : ` ${noCorpusReason}`}`,
   () => {

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Word } from '../src/domain/transcript.js';
-import { LiveProtocolError, LiveSession, type LiveSegment } from '../src/services/live-session.js';
+import {
+  LiveProtocolError,
+  LiveSession,
+  type LivePartial,
+  type LiveSegment,
+} from '../src/services/live-session.js';
 import { sine16k } from './helpers/audio-files.js';
 
 /**
@@ -129,5 +134,83 @@ describe('LiveSession', () => {
     expect(lagging()).toBeGreaterThan(0);
     expect(segments.length).toBeLessThan(5);
     expect(segments.length).toBeGreaterThan(0);
+  });
+
+  describe('partial results', () => {
+    /** A session recording every event in order; `gate` holds the engine while set. */
+    function partialSession(partialSeconds: number) {
+      const log: ((LivePartial & { type: 'partial' }) | (LiveSegment & { type: 'segment' }))[] = [];
+      const calls: number[] = [];
+      let gate: Promise<void> | undefined;
+      const s = new LiveSession(
+        'rec',
+        'org',
+        { maxFrameBytes: 64_000, maxSeconds: 600, maxStreams: 2, maxBacklogSeconds: 60, partialSeconds },
+        async (pcm, offset) => {
+          calls.push(pcm.length / RATE);
+          await gate;
+          return toneWords(pcm, offset);
+        },
+        {
+          segment: async (seg) => void log.push({ type: 'segment', ...seg }),
+          partial: async (p) => void log.push({ type: 'partial', ...p }),
+          lagging: () => undefined,
+          failed: (err) => {
+            throw err;
+          },
+        },
+      );
+      return { s, log, calls, hold: (p: Promise<void> | undefined) => (gate = p) };
+    }
+
+    /** Frames of 100 ms, letting the engine's promises settle between frames (as on a socket). */
+    async function play(s: LiveSession, stream: ReturnType<LiveSession['attach']>, pcm: Int16Array) {
+      for (let i = 0; i < pcm.length; i += 1600) {
+        s.frame(stream, bytes(pcm.subarray(i, i + 1600)));
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+
+    it('an open utterance gets a partial every partialSeconds, under its final id, never after the final', async () => {
+      const { s, log } = partialSession(3);
+      const stream = s.attach('Ann', undefined);
+      await play(
+        s,
+        stream,
+        speech(['gap', 'tone', 'tone', 'tone', 'tone', 'tone', 'tone', 'tone', 'gap', 'gap']),
+      );
+      await s.finish();
+      const final = log.at(-1)!;
+      expect(final.type).toBe('segment');
+      expect(log.map((e) => e.type)).toEqual(['partial', 'partial', 'segment']);
+      expect(new Set(log.map((e) => e.id))).toEqual(new Set([final.id]));
+      // Words so far: the first partial ends about 3 s into the utterance, the second about 6 s.
+      expect(log[0]!.end - log[0]!.start).toBeCloseTo(3, 0);
+      expect(log[1]!.end - log[1]!.start).toBeCloseTo(6, 0);
+      expect(Object.keys(log[0]!).sort()).toEqual(['end', 'id', 'speaker', 'start', 'text', 'type']);
+    });
+
+    it('finals first: while the engine works on a final, no partial is started or queued', async () => {
+      const { s, log, calls, hold } = partialSession(1.5);
+      const stream = s.attach('Ann', undefined);
+      let release!: () => void;
+      hold(new Promise<void>((r) => (release = r)));
+      // A short utterance closes (its final holds the engine), then a long one is spoken.
+      await play(s, stream, speech(['gap', 'tone', 'gap', 'tone', 'tone', 'tone', 'tone']));
+      expect(calls).toHaveLength(1);
+      hold(undefined);
+      release();
+      await s.finish();
+      expect(log.filter((e) => e.type === 'partial')).toEqual([]);
+      expect(log.map((e) => e.type)).toEqual(['segment', 'segment']);
+    });
+
+    it('partialSeconds 0: none', async () => {
+      const { s, log } = partialSession(0);
+      const stream = s.attach('Ann', undefined);
+      await play(s, stream, speech(['gap', 'tone', 'tone', 'tone', 'tone', 'tone', 'gap']));
+      await s.finish();
+      expect(log.map((e) => e.type)).toEqual(['segment']);
+    });
   });
 });

@@ -127,6 +127,15 @@ export class VadDetector {
     return out;
   }
 
+  /**
+   * Where the open region starts (seconds), exactly as `close` would report it, or undefined when
+   * none is open: live recognition names an utterance's partial results after it before it ends.
+   */
+  get openStart(): number | undefined {
+    if (this.calib || this.first < 0) return undefined;
+    return round(Math.max(this.lastEnd, this.first * this.hop - this.o.preRollMs / 1000, 0));
+  }
+
   private replayCalibration(): SpeechRegion[] {
     const frames = this.calib ?? [];
     this.calib = null;
@@ -194,6 +203,11 @@ export class VadStream {
   /** Seconds of audio consumed so far. */
   get position(): number {
     return this.samples / this.sampleRate;
+  }
+
+  /** Start (seconds) of the utterance still being spoken, if any (VadDetector.openStart). */
+  get openStart(): number | undefined {
+    return this.detector.openStart;
   }
 
   push(pcm: Pcm): SpeechRegion[] {

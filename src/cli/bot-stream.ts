@@ -24,6 +24,8 @@ export type StreamEvent =
   | { type: 'missed'; count: number };
 
 export interface Segment {
+  /** Stable per utterance: a partial result carries the id of the final that replaces it. */
+  id: string;
   seq: number;
   speaker: string;
   start: number;
@@ -290,6 +292,8 @@ export class WatchStream {
     private readonly opts: {
       maxOutageMs: number;
       onSegment: (s: Segment) => void;
+      /** The words so far of an utterance still being spoken (revisable; replaced by its final). */
+      onPartial?: (p: Pick<Segment, 'id' | 'speaker' | 'text'>) => void;
       onEvent: (e: StreamEvent) => void;
     },
   ) {
@@ -349,6 +353,7 @@ export class WatchStream {
         this.opts.onEvent({ type: 'missed', count: m.seq - this.lastSeq - 1 });
       this.lastSeq = m.seq;
       this.opts.onSegment(m as unknown as Segment);
-    }
+    } else if (m.type === 'partial' && typeof m.id === 'string' && typeof m.text === 'string')
+      this.opts.onPartial?.(m as unknown as Segment);
   }
 }

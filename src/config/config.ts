@@ -86,6 +86,9 @@ const schema = z.object({
   SOTTO_LIVE_RECHECK_SECONDS: positiveInt.max(300).default(5),
   // How long an interrupted live session (no ingest socket, or a restart) waits for its client.
   SOTTO_LIVE_RESUME_SECONDS: positiveInt.max(24 * 3600).default(300),
+  // Partial (revisable) results of an utterance still being spoken, every SOTTO_LIVE_PARTIAL_SECONDS.
+  SOTTO_LIVE_PARTIALS: optionalString.pipe(bool.optional()),
+  SOTTO_LIVE_PARTIAL_SECONDS: positiveInt.max(60).default(3),
   SOTTO_RATE_LIMIT_API_PER_MINUTE: positiveInt.default(300),
   SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(20),
   SOTTO_SMTP_URL: optionalString.pipe(z.url({ protocol: /^smtps?$/ }).optional()),
@@ -171,6 +174,8 @@ export interface Config {
     maxFrameBytes: number;
     recheckSeconds: number;
     resumeSeconds: number;
+    /** Seconds between partial results of an open utterance; 0 = no partials. */
+    partialSeconds: number;
   };
   /** Default per-client-network request budgets per minute: every /api route, and /api/v1/auth/*. */
   rateLimitPerMinute: { api: number; auth: number };
@@ -294,6 +299,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxFrameBytes: v.SOTTO_LIVE_MAX_FRAME_BYTES,
       recheckSeconds: v.SOTTO_LIVE_RECHECK_SECONDS,
       resumeSeconds: v.SOTTO_LIVE_RESUME_SECONDS,
+      partialSeconds: (v.SOTTO_LIVE_PARTIALS ?? true) ? v.SOTTO_LIVE_PARTIAL_SECONDS : 0,
     },
     rateLimitPerMinute: { api: v.SOTTO_RATE_LIMIT_API_PER_MINUTE, auth: v.SOTTO_RATE_LIMIT_AUTH_PER_MINUTE },
     smtpUrl: v.SOTTO_SMTP_URL,

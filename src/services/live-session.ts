@@ -53,6 +53,8 @@ export interface LiveLimits {
   maxBacklogSeconds: number;
   /** Audio kept in memory per stream (the rest is on the spool); Infinity keeps everything. */
   keepSeconds?: number;
+  /** Seconds between partial results of an utterance still being spoken; 0 or absent: none. */
+  partialSeconds?: number;
 }
 
 export interface LiveSegment {
@@ -69,8 +71,19 @@ export interface LiveSegment {
 /** Words of one stretch of PCM, times shifted by `offsetSeconds`. */
 export type Recognise = (pcm: Int16Array, offsetSeconds: number) => Promise<Word[]>;
 
+/** The words so far of an utterance still being spoken; `id` is the one its final segment gets. */
+export interface LivePartial {
+  id: string;
+  speaker: string;
+  start: number;
+  end: number;
+  text: string;
+}
+
 export interface LiveSessionEvents {
   segment(segment: LiveSegment): Promise<void>;
+  /** A partial result (never stored, never spooled); replaced by the final with the same id. */
+  partial?(partial: LivePartial): Promise<void>;
   /** Live recognition fell behind and skipped an utterance (the stored transcript still has it). */
   lagging(): void;
   /** Recognition failed for one utterance (engine error); the session goes on. */
@@ -136,6 +149,8 @@ export class LiveStream {
   recognisedTo = 0;
   /** Audio whose live segments are out (samples): after a restart, recognition resumes here. */
   publishedTo = 0;
+  /** End (samples) of the audio the last partial result covered. */
+  partialTo = 0;
 
   constructor(
     readonly label: string,
@@ -165,6 +180,9 @@ export class LiveSession {
   readonly streams = new Map<string, LiveStream>();
   private readonly queue: Utterance[] = [];
   private running: Promise<void> | undefined;
+  /** One partial recognition at a time per recording, and the publication of its result. */
+  private partialRunning = false;
+  private partialOut: Promise<void> | undefined;
   segmentSeq = 0;
   private startedAt = Date.now();
   stopping = false;
@@ -223,10 +241,13 @@ export class LiveSession {
     const stream = new LiveStream(meta.label, meta.offsetSamples, this.keepSamples());
     this.streams.set(meta.label, stream);
     stream.recognisedTo = stream.publishedTo = publishedTo;
+    // Replayed audio is not being spoken now: no partials for it.
+    stream.partialTo = Infinity;
     for (const f of frames) {
       stream.incomingSeq = stream.nextSeq;
       this.frame(stream, f);
     }
+    stream.partialTo = stream.pcm.length;
     const end = Math.max(...[...this.streams.values()].map((s) => s.offsetSamples + s.pcm.length));
     // New participants join the timeline where the restored audio ends.
     this.startedAt = Date.now() - (end / LIVE_SAMPLE_RATE) * 1000;
@@ -257,6 +278,7 @@ export class LiveSession {
     stream.nextSeq = seq + 1;
     this.lastFrameAt = Date.now();
     for (const region of stream.vad.push(pcm)) this.enqueue(stream, region);
+    this.maybePartial(stream);
     return stream.acked;
   }
 
@@ -312,20 +334,70 @@ export class LiveSession {
     }
   }
 
-  private async recogniseOne({ stream, from, to }: Utterance): Promise<void> {
+  /**
+   * Partial results: while an utterance is open and has grown by `partialSeconds` since its last
+   * partial, recognise it so far. Only when recognition is idle (finals first: a partial never
+   * waits in, nor grows, the queue) and at most one at a time per recording; the engine call runs
+   * beside the final drain, not in it. The id is the one the final will get: the same `from`
+   * (the VAD reports the open region's start as it will close it; pieces of utterances over 25 s
+   * step exactly as `enqueue` cuts them).
+   */
+  private maybePartial(stream: LiveStream): void {
+    const every = (this.limits.partialSeconds ?? 0) * LIVE_SAMPLE_RATE;
+    if (!every || !this.events.partial || this.partialRunning || this.stopping) return;
+    if (this.running || this.queue.length > 0) return;
+    const open = stream.vad.openStart;
+    if (open === undefined) return;
+    const first = Math.max(stream.recognisedTo, Math.round(open * LIVE_SAMPLE_RATE));
+    const to = stream.pcm.length;
+    const max = MAX_UTTERANCE_SECONDS * LIVE_SAMPLE_RATE;
+    const from = first + Math.floor(Math.max(0, to - first - 1) / max) * max;
+    if (to - Math.max(from, stream.partialTo) < every) return;
+    stream.partialTo = to;
+    this.partialRunning = true;
+    void this.recognisePartial(stream, from, to)
+      .catch(() => undefined) // a failed partial is just skipped: the final will come
+      .finally(() => (this.partialRunning = false));
+  }
+
+  private async recognisePartial(stream: LiveStream, from: number, to: number): Promise<void> {
+    const words = await this.recogniseRange(stream, from, to);
+    // Its final is queued (or out) already, or the session is ending: a partial now would be stale.
+    if (words.length === 0 || stream.recognisedTo > from || this.stopping) return;
+    const shift = stream.offsetSamples / LIVE_SAMPLE_RATE;
+    this.partialOut = this.events.partial!({
+      id: segmentId(this.recordingId, stream.label, from),
+      speaker: stream.label,
+      start: round3(Math.max(from / LIVE_SAMPLE_RATE + shift, words[0]!.start)),
+      end: round3(Math.min(to / LIVE_SAMPLE_RATE + shift, words[words.length - 1]!.end)),
+      text: words.map((w) => w.w).join(' '),
+    });
+    await this.partialOut;
+  }
+
+  /** Words of stream samples [from, to), recognised with the lead-in and without its words. */
+  private async recogniseRange(stream: LiveStream, from: number, to: number): Promise<Word[]> {
     const lead = Math.max(0, from - CONTEXT_SECONDS * LIVE_SAMPLE_RATE);
     const shift = stream.offsetSamples / LIVE_SAMPLE_RATE;
     const held = stream.pcm.view(lead, to);
     const heldFrom = Math.max(lead, stream.pcm.start);
     const found = held.length > 0 ? await this.recognise(held, heldFrom / LIVE_SAMPLE_RATE + shift) : [];
     const start = from / LIVE_SAMPLE_RATE + shift;
-    const end = to / LIVE_SAMPLE_RATE + shift;
     // Words of the lead-in belong to the previous utterance (already published).
-    const words = found.filter((w) => (w.start + w.end) / 2 >= start);
+    return found.filter((w) => (w.start + w.end) / 2 >= start);
+  }
+
+  private async recogniseOne({ stream, from, to }: Utterance): Promise<void> {
+    const words = await this.recogniseRange(stream, from, to);
+    const shift = stream.offsetSamples / LIVE_SAMPLE_RATE;
+    const start = from / LIVE_SAMPLE_RATE + shift;
+    const end = to / LIVE_SAMPLE_RATE + shift;
     if (words.length === 0) {
       stream.publishedTo = Math.max(stream.publishedTo, to);
       return;
     }
+    // A partial of this utterance being published finishes first: no partial after its final.
+    await this.partialOut?.catch(() => undefined);
     await this.events.segment({
       id: segmentId(this.recordingId, stream.label, from),
       seq: ++this.segmentSeq,

@@ -3,7 +3,13 @@ import type { Config } from '../config/config.js';
 import { SpoolIntegrityError } from '../crypto/spool-cipher.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { AsrEngine } from '../repositories/asr/engine.js';
-import { LiveProtocolError, LiveSession, type LiveSegment, type LiveStream } from './live-session.js';
+import {
+  LiveProtocolError,
+  LiveSession,
+  type LivePartial,
+  type LiveSegment,
+  type LiveStream,
+} from './live-session.js';
 import type { LiveSpools, StreamSpool } from './live-spool.js';
 import type { LiveEvent, LiveSocket } from './live-viewers.js';
 
@@ -165,6 +171,7 @@ export class LiveSessions {
       maxStreams: MAX_STREAMS,
       maxBacklogSeconds: MAX_BACKLOG_SECONDS,
       keepSeconds: KEEP_SECONDS,
+      partialSeconds: this.d.limits.partialSeconds,
     };
     const created = new LiveSession(
       recordingId,
@@ -174,6 +181,9 @@ export class LiveSessions {
       {
         segment: (segment: LiveSegment) =>
           this.hooks.publish(orgId, recordingId, { type: 'segment', ...segment }),
+        // Sealed on the bus like a segment; never spooled nor stored (the final replaces it).
+        partial: (partial: LivePartial) =>
+          this.hooks.publish(orgId, recordingId, { type: 'partial', ...partial }),
         lagging: () => void this.hooks.publish(orgId, recordingId, { type: 'error', code: 'live_lagging' }),
         failed: (err) => {
           const code = err instanceof AppError ? err.code : 'engine_failed';

@@ -4,7 +4,7 @@ import { withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import type { LiveBus } from '../repositories/live-bus.repository.js';
 import type { KeyService } from './key.service.js';
-import { LIVE_CLOSE, liveSegmentLocation, type LiveSegment } from './live-session.js';
+import { LIVE_CLOSE, liveSegmentLocation, type LivePartial, type LiveSegment } from './live-session.js';
 
 /**
  * The viewer side of live recordings on one node, and the re-check of every open live socket.
@@ -23,6 +23,7 @@ import { LIVE_CLOSE, liveSegmentLocation, type LiveSegment } from './live-sessio
  */
 export type LiveEvent =
   | ({ type: 'segment' } & LiveSegment)
+  | ({ type: 'partial' } & LivePartial)
   | { type: 'error'; code: string }
   | { type: 'stopped'; status: 'queued' | 'failed' };
 

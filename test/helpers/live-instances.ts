@@ -1,4 +1,6 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { createServices } from '../../src/app.js';
@@ -62,4 +64,31 @@ export function instanceFactory(db: Database, env: Record<string, string>) {
       },
     };
   };
+}
+
+const MAIN = path.resolve('src/cli/main.ts');
+
+/**
+ * `sotto serve` as a child process (a real, separate server: its own event loop, memory and
+ * connections), resolved once it listens. Its environment is exactly `env` plus PATH and HOME.
+ */
+export function serve(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start\n${out}`)), 60_000);
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const listening = /"address":"https:\/\/127\.0\.0\.1:(\d+)"/.exec(out);
+      if (listening && out.includes('"msg":"sotto started"')) {
+        clearTimeout(timer);
+        resolve({ child, port: Number(listening[1]) });
+      }
+    });
+    child.on('close', (code) => reject(new Error(`serve exited with ${code}\n${out}`)));
+  });
 }

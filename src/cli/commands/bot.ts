@@ -227,12 +227,20 @@ export async function runBot(opts: BotOptions): Promise<void> {
         );
     };
     let segments = 0;
+    // The utterance being spoken, shown on the status line only (stdout stays finals-only).
+    let partial: { id: string; speaker: string; text: string } | undefined;
+    const finals = new Set<string>();
     const watch = new WatchStream(client, id, auth, {
       maxOutageMs: MAX_OUTAGE_MS,
       onEvent,
       onSegment: (s) => {
         segments++;
+        finals.add(s.id);
+        if (partial?.id === s.id) partial = undefined;
         screen.segment(s);
+      },
+      onPartial: (p) => {
+        if (!finals.has(p.id)) partial = p;
       },
     });
     // Subscribe before the first frame: segments are not replayed to late viewers.
@@ -246,8 +254,12 @@ export async function runBot(opts: BotOptions): Promise<void> {
     ended.catch(() => undefined);
     const statusTimer = setInterval(() => {
       const p = ingest.progress;
+      const line = `● live ${clock(p.sent / 10)} sent · ${clock(p.acked / 10)} received · ${segments} segment(s)`;
+      const heard = partial ? ` · ${partial.speaker}: …${partial.text}` : '';
+      // One terminal line: the newest words of the partial are the ones worth showing.
+      const room = (process.stderr.columns || 80) - 1 - line.length;
       screen.setStatus(
-        `● live ${clock(p.sent / 10)} sent · ${clock(p.acked / 10)} received · ${segments} segment(s)`,
+        line + (heard.length <= room ? heard : room > 8 ? ` · …${heard.slice(-(room - 4))}` : ''),
       );
     }, 500);
     try {
