@@ -1,108 +1,47 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildServer } from '../src/http/server.js';
-import { ensureSelfSignedCert } from '../src/repositories/tls.repository.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
+import {
+  hasChromium,
+  noChromiumReason,
+  screenshotDir as shots,
+  startPanel,
+  type Panel,
+} from './helpers/panel.js';
 import { recordingEnv } from './helpers/recordings.js';
-import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
+import { backendLabel } from './helpers/test-app.js';
 
 /**
  * The web panel end to end: a real browser (Debian's Chromium, headless, driven by
  * playwright-core) against a real HTTPS listener serving a fresh Vite build of web/ under the
  * production CSP, with the sphinx engine transcribing a corpus file for real.
  */
-const CHROMIUM = process.env.SOTTO_CHROMIUM ?? '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-const skipReason = !hasCorpus
-  ? noCorpusReason
-  : !hasChromium
-    ? `Chromium not found at ${CHROMIUM} (apt-get install chromium)`
-    : '';
+const skipReason = !hasCorpus ? noCorpusReason : !hasChromium ? noChromiumReason : '';
 if (skipReason) console.warn(`panel-e2e skipped: ${skipReason}`);
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const shots = path.join(root, 'docs', 'screenshots');
 const PASSWORD = 'calm-harbour-lantern-47';
 
 describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, () => {
-  let t: TestApp;
-  let server: FastifyInstance;
-  let browser: Browser;
+  let panel: Panel;
   let base: string;
-  let work: string;
   const cspViolations: string[] = [];
   const email = `clinician-${Date.now()}@example.test`;
   let recordingUrl = '';
 
-  async function newPage(ctx: BrowserContext, sink: string[] = cspViolations): Promise<Page> {
-    const page = await ctx.newPage();
-    // Runs before the app's scripts; reports every CSP violation the page would otherwise swallow.
-    await page.addInitScript({
-      content: `document.addEventListener('securitypolicyviolation', (e) =>
-        console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));`,
-    });
-    page.on('console', (m) => {
-      if (m.type() === 'error' && /Content Security Policy|CSP violation|Refused to/i.test(m.text()))
-        sink.push(m.text());
-    });
-    page.on('pageerror', (err) => sink.push(`page error: ${err.message}`));
-    return page;
-  }
-
-  const newContext = () =>
-    browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1100, height: 760 } });
+  const newPage = (ctx: BrowserContext, sink: string[] = cspViolations): Promise<Page> =>
+    panel.newPage(ctx, sink);
+  const newContext = () => panel.newContext();
 
   beforeAll(async () => {
-    work = mkdtempSync(path.join(tmpdir(), 'sotto-panel-'));
-    const webRoot = path.join(work, 'web');
-    // A build of its own, so a parallel `npm run build` cannot swap files under the test.
-    execFileSync(
-      process.execPath,
-      [
-        path.join(root, 'node_modules/vite/bin/vite.js'),
-        'build',
-        '--config',
-        path.join(root, 'web/vite.config.ts'),
-        '--outDir',
-        webRoot,
-        '--emptyOutDir',
-        '--logLevel',
-        'warn',
-      ],
-      { cwd: root, stdio: 'inherit' },
-    );
-    t = await startTestApp({ env: recordingEnv({ SOTTO_RATE_LIMIT_API_PER_MINUTE: '10000' }).env });
-    await t.services.jobs.start();
-    const cert = await ensureSelfSignedCert(path.join(work, 'tls'), []);
-    server = await buildServer({ services: t.services, https: cert, webRoot });
-    await server.listen({ port: 0, host: '127.0.0.1' });
-    const addr = server.server.address();
-    if (!addr || typeof addr === 'string') throw new Error('no address');
-    base = `https://127.0.0.1:${addr.port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    panel = await startPanel(recordingEnv().env);
+    base = panel.base;
+    await panel.t.services.jobs.start();
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await t?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
+    await panel?.close();
   });
 
   it('serves the SPA: hashed assets cached for a year, index.html never cached, nothing under /api', async () => {
