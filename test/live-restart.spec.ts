@@ -22,7 +22,7 @@ import { freshIp } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
 import { bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
-import { instanceFactory, serve, type Instance } from './helpers/live-instances.js';
+import { instanceFactory, serve, serveEnv, type Instance } from './helpers/live-instances.js';
 import { createLive, frames, mustOpen, openWs, type Conn } from './helpers/live.js';
 import { pollRecording, recordingEnv, upload } from './helpers/recordings.js';
 import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
@@ -343,20 +343,11 @@ describe.skipIf(!usingPostgres || !hasCorpus)(
         await local.close();
         local = undefined;
 
-        const serveEnv = {
-          ...shared,
-          SOTTO_ENV: 'production',
-          SOTTO_HOST: '127.0.0.1',
-          SOTTO_HTTPS_PORT: '0',
-          SOTTO_HTTP_PORT: '0',
-          SOTTO_PUBLIC_URL: 'https://sotto.test',
-          DATABASE_URL: url!,
-          ...(usingRedis ? { REDIS_URL: process.env.REDIS_URL! } : {}),
-        };
+        const childEnv = serveEnv(shared, url!, usingRedis ? process.env.REDIS_URL : undefined);
         const { pcm } = readCorpusMono('call-02');
         const all = frames(pcm);
         const half = Math.floor(all.length / 2);
-        const first = await serve(serveEnv);
+        const first = await serve(childEnv);
         children.push(first.child);
         const node = (port: number) => ({ port, ca: '', close: async () => undefined });
         const c = await mustOpen(node(first.port), `/api/v1/recordings/${id}/live`, {
@@ -367,7 +358,7 @@ describe.skipIf(!usingPostgres || !hasCorpus)(
         first.child.kill('SIGKILL');
         expect((await c.closed).code).toBe(1006); // no close frame: the process is gone
 
-        const second = await serve(serveEnv);
+        const second = await serve(childEnv);
         children.push(second.child);
         // With Redis, the dead process's ingest claim lapses after a few seconds: 409 until then.
         const again = await eventually(async () => {

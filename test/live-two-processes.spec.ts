@@ -7,7 +7,7 @@ import { freshIp } from './helpers/auth-client.js';
 import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
 import { createOrgWithUser, eventually } from './helpers/fixtures.js';
-import { instanceFactory, serve, type Instance } from './helpers/live-instances.js';
+import { instanceFactory, serve, serveEnv, type Instance } from './helpers/live-instances.js';
 import { createLive, mustOpen, openWs, streamPcm, type LiveMessage } from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
@@ -55,17 +55,8 @@ describe.skipIf(skip)(`live recording across two server processes (${backendLabe
       await local.close();
       local = undefined;
 
-      const serveEnv = {
-        ...shared,
-        SOTTO_ENV: 'production',
-        SOTTO_HOST: '127.0.0.1',
-        SOTTO_HTTPS_PORT: '0',
-        SOTTO_HTTP_PORT: '0',
-        SOTTO_PUBLIC_URL: 'https://sotto.test',
-        DATABASE_URL: url!,
-        REDIS_URL: process.env.REDIS_URL!,
-      };
-      const [a, b] = await Promise.all([serve(serveEnv), serve(serveEnv)]);
+      const env = serveEnv(shared, url!, process.env.REDIS_URL!);
+      const [a, b] = await Promise.all([serve(env), serve(env)]);
       children.push(a.child, b.child);
       expect(a.port).not.toBe(b.port);
       const node = (port: number) => ({ port, ca: '', close: async () => undefined });

@@ -69,6 +69,27 @@ export function instanceFactory(db: Database, env: Record<string, string>) {
 const MAIN = path.resolve('src/cli/main.ts');
 
 /**
+ * The environment of a production `sotto serve` child on a random port, sharing the test's keys,
+ * prefix and data dir (`shared`) and its PostgreSQL database (and Redis, when given).
+ */
+export function serveEnv(
+  shared: Record<string, string>,
+  databaseUrl: string,
+  redisUrl?: string | undefined,
+): Record<string, string> {
+  return {
+    ...shared,
+    SOTTO_ENV: 'production',
+    SOTTO_HOST: '127.0.0.1',
+    SOTTO_HTTPS_PORT: '0',
+    SOTTO_HTTP_PORT: '0',
+    SOTTO_PUBLIC_URL: 'https://sotto.test',
+    DATABASE_URL: databaseUrl,
+    ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
+  };
+}
+
+/**
  * `sotto serve` as a child process (a real, separate server: its own event loop, memory and
  * connections), resolved once it listens. Its environment is exactly `env` plus PATH and HOME.
  */
