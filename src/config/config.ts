@@ -376,3 +376,17 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   }
   return { asr, dataDir, logLevel: parsed.data.SOTTO_LOG_LEVEL, token: parsed.data.SOTTO_WORKER_TOKEN };
 }
+
+/** What `sotto bot` reads from the environment: only its access token (never server settings). */
+export interface BotConfig {
+  /** SOTTO_TOKEN (preferred over --token: argv is visible to every local user in ps). */
+  token: string | undefined;
+}
+
+export function loadBotConfig(env: Env = process.env): BotConfig {
+  const parsed = z.object({ SOTTO_TOKEN: optionalString }).safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  }
+  return { token: parsed.data.SOTTO_TOKEN };
+}

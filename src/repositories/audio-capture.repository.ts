@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { createAudioDecoder } from './audio-decoder.repository.js';
+import { findExecutable } from './executable.repository.js';
 
 /**
  * Where `sotto bot` gets its audio: a file in any supported format (decoded to 16 kHz mono), raw
@@ -65,26 +65,12 @@ export async function* rawFrames(input: Readable, signal: AbortSignal): AsyncGen
   if (even > 0 && !signal.aborted) yield Buffer.from(pending.subarray(0, even));
 }
 
-function onPath(name: string, envPath = process.env.PATH ?? ''): string | undefined {
-  for (const dir of envPath.split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
 /** The recorder `--mic` would use, or undefined when neither is installed. */
 export function micRecorder(): { command: string; args: string[] } | undefined {
-  const arecord = onPath('arecord');
+  const arecord = findExecutable('arecord');
   if (arecord)
     return { command: arecord, args: ['-q', '-f', 'S16_LE', '-r', '16000', '-c', '1', '-t', 'raw'] };
-  const sox = onPath('sox');
+  const sox = findExecutable('sox');
   if (sox)
     return {
       command: sox,

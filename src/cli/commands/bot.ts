@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
+import { loadBotConfig } from '../../config/config.js';
 import { AppError } from '../../domain/errors.js';
 import {
   CaptureError,
@@ -141,7 +142,7 @@ async function authenticate(
   client: LiveClient,
   opts: BotOptions,
 ): Promise<{ auth: Auth; refreshToken: () => string | undefined }> {
-  const given = opts.token ?? process.env.SOTTO_TOKEN;
+  const given = opts.token ?? loadBotConfig().token;
   if (given)
     return {
       auth: { token: () => given, renew: () => Promise.resolve(false) },

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Word } from '../../domain/transcript.js';
+import { findExecutable } from '../executable.repository.js';
 import {
   EngineFailedError,
   EngineUnavailableError,
@@ -54,26 +55,6 @@ function resolvePaths(opts: SphinxOptions): SphinxPaths {
     lm: path.join(modelDir, 'en-us.lm.bin'),
     dict: path.join(modelDir, 'cmudict-en-us.dict'),
   };
-}
-
-// PATH is the operating system's executable search path (as a shell would use it), not Sotto
-// configuration, so it is read here rather than in config/.
-function findExecutable(binary: string, envPath = process.env.PATH ?? ''): string | undefined {
-  const candidates = binary.includes('/')
-    ? [binary]
-    : envPath
-        .split(path.delimiter)
-        .filter(Boolean)
-        .map((dir) => path.join(dir, binary));
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      /* try the next one */
-    }
-  }
-  return undefined;
 }
 
 function modelProblem(p: SphinxPaths): string | undefined {
