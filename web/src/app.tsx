@@ -1,7 +1,10 @@
 import { useEffect, useState } from 'react';
 import { logout, onSessionChange, refresh } from './api';
 import { LoginPage, SignupPage } from './pages/auth-pages';
+import { AcceptInvitationPage } from './pages/accept-invitation-page';
+import { LiveRecordingPage, LiveStartPage } from './pages/live-page';
 import { NotFoundPage } from './pages/not-found-page';
+import { OrgPage } from './pages/org-page';
 import { RecordingPage } from './pages/recording-page';
 import { RecordingsPage } from './pages/recordings-page';
 import { SecurityPage } from './pages/security-page';
@@ -35,15 +38,27 @@ export function App() {
     );
 
   if (session === 'out') {
-    const page = path === '/signup' ? <SignupPage /> : <LoginPage />;
+    const page =
+      path === '/signup' ? (
+        <SignupPage />
+      ) : path === '/accept-invitation' ? (
+        <AcceptInvitationPage />
+      ) : (
+        <LoginPage />
+      );
     return <div className="auth-shell">{page}</div>;
   }
 
   let page: React.ReactNode;
   const rec = /^\/recordings\/([0-9a-fA-F-]{36})$/.exec(path);
+  const live = /^\/recordings\/([0-9a-fA-F-]{36})\/live$/.exec(path);
+  const org = /^\/org(?:\/([a-z-]+))?$/.exec(path);
   if (path === '/' || path === '/recordings' || path === '/login' || path === '/signup')
     page = <RecordingsPage />;
   else if (rec) page = <RecordingPage key={rec[1]} id={rec[1]!} />;
+  else if (live) page = <LiveRecordingPage key={live[1]} id={live[1]!} />;
+  else if (path === '/live') page = <LiveStartPage />;
+  else if (org) page = <OrgPage section={org[1] ?? 'members'} />;
   else if (path === '/settings/security') page = <SecurityPage />;
   else page = <NotFoundPage />;
 
@@ -63,6 +78,12 @@ export function App() {
             aria-current={path.startsWith('/recordings') ? 'page' : undefined}
           >
             Recordings
+          </a>
+          <a href="/live" onClick={onLinkClick} aria-current={path === '/live' || live ? 'page' : undefined}>
+            Live
+          </a>
+          <a href="/org" onClick={onLinkClick} aria-current={org ? 'page' : undefined}>
+            Organization
           </a>
           <a
             href="/settings/security"
