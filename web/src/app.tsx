@@ -39,13 +39,7 @@ export function App() {
 
   if (session === 'out') {
     const page =
-      path === '/signup' ? (
-        <SignupPage />
-      ) : path === '/accept-invitation' ? (
-        <AcceptInvitationPage />
-      ) : (
-        <LoginPage />
-      );
+      path === '/signup' ? <SignupPage /> : path === '/invite' ? <AcceptInvitationPage /> : <LoginPage />;
     return <div className="auth-shell">{page}</div>;
   }
 
