@@ -1,3 +1,4 @@
+import type { ActorApiToken } from './api-scopes.js';
 import type { Role } from './roles.js';
 
 /** Who is acting, resolved from a verified access token and the live session row. */
@@ -9,6 +10,8 @@ export interface Actor {
   /** True when a platform support user acts inside an org through an active grant. */
   viaSupportGrant: boolean;
   ip: string;
+  /** Set when the request came with a personal API token: its scopes narrow the role. */
+  apiToken?: ActorApiToken | undefined;
 }
 
 /** The context every tenant query runs in (sets app.org_id / app.user_id for RLS). */

@@ -19,6 +19,10 @@ export const permissions = {
   'org.delete': ['owner'],
   /** Create, list and revoke the org's remote transcription worker tokens. */
   'workers.manage': ['owner', 'admin'],
+  /** Create, change, rotate and inspect the org's webhooks (docs/webhooks.md). */
+  'webhooks.manage': ['owner', 'admin'],
+  /** Create a live recording and stream audio into it (the API token scope live:ingest). */
+  'live.ingest': ['owner', 'admin', 'member'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof permissions;

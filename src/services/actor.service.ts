@@ -4,6 +4,7 @@ import type { Actor } from '../domain/auth-context.js';
 import { AppError } from '../domain/errors.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { supportGrantRepository } from '../repositories/support-grant.repository.js';
+import { looksLikeApiToken, type ApiTokenService } from './api-token.service.js';
 import type { SessionService } from './session.service.js';
 
 /**
@@ -17,6 +18,7 @@ export class ActorService {
     private readonly db: Database,
     private readonly sessions: SessionService,
     private readonly clock: Clock,
+    private readonly apiTokens: ApiTokenService,
   ) {}
 
   /**
@@ -24,6 +26,8 @@ export class ActorService {
    *   X-Sotto-Org). Every request made through a grant is audited by the HTTP auth plugin.
    */
   async resolve(token: string, ip: string, supportOrgId?: string): Promise<Actor> {
+    // A personal API token acts as its user, narrowed by its scopes (never through a grant).
+    if (looksLikeApiToken(token)) return this.apiTokens.authenticate(token, ip);
     const session = await this.sessions.authenticate(token, ip);
     const base = { userId: session.userId, sessionId: session.sessionId, ip };
     if (session.orgId && session.role) {

@@ -20,7 +20,7 @@ import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import { decideRange } from '../domain/byte-range.js';
 import { AppError, notFound } from '../domain/errors.js';
-import { can } from '../domain/roles.js';
+import { actorCan } from '../domain/api-scopes.js';
 import type { AudioBlobRepository } from '../repositories/audio-blob.repository.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { orgRepository } from '../repositories/org.repository.js';
@@ -320,5 +320,5 @@ function integrity<E>(err: E, recordingId: string, logger: Pick<Logger, 'warn'>)
 }
 
 function visibility(actor: Actor): { ownerId?: string } {
-  return can(actor.role, 'recordings.read_all') ? {} : { ownerId: actor.userId };
+  return actorCan(actor, 'recordings.read_all') ? {} : { ownerId: actor.userId };
 }

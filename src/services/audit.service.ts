@@ -3,7 +3,7 @@ import type { Database, Queryable } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import { AppError } from '../domain/errors.js';
-import { can } from '../domain/roles.js';
+import { actorCan } from '../domain/api-scopes.js';
 import { auditRepository, type AuditRow } from '../repositories/audit.repository.js';
 import type { Clock } from '../repositories/clock.repository.js';
 
@@ -116,7 +116,7 @@ export class AuditService {
     actor: Actor,
     opts: { limit: number; beforeSeq?: number | undefined; action?: string | undefined },
   ): Promise<{ entries: AuditRow[]; verification: ChainReport }> {
-    if (!can(actor.role, 'audit.read')) throw new AppError('forbidden', 'Your role does not allow this');
+    if (!actorCan(actor, 'audit.read')) throw new AppError('forbidden', 'Your role does not allow this');
     const entries = await withTenant(this.db, actor, (tx) => auditRepository.list(tx, actor.orgId, opts));
     const [verification] = await this.verify(actor.orgId);
     return { entries, verification: verification ?? { orgId: actor.orgId, entries: 0, ok: true } };

@@ -1,8 +1,9 @@
 import type { Database } from '../db/database.js';
 import { withSystem } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
-import { can } from '../domain/roles.js';
+import { actorCan } from '../domain/api-scopes.js';
 import type { Clock } from '../repositories/clock.repository.js';
+import { apiTokenRepository } from '../repositories/api-token.repository.js';
 import { sessionRepository } from '../repositories/session.repository.js';
 import { supportGrantRepository } from '../repositories/support-grant.repository.js';
 
@@ -14,7 +15,7 @@ import { supportGrantRepository } from '../repositories/support-grant.repository
 
 /** Members see their own recordings; owners, admins and support (through a grant) every one. */
 export function visibility(actor: Actor): { ownerId?: string } {
-  return can(actor.role, 'recordings.read_all') ? {} : { ownerId: actor.userId };
+  return actorCan(actor, 'recordings.read_all') ? {} : { ownerId: actor.userId };
 }
 
 /**
@@ -25,6 +26,13 @@ export function visibility(actor: Actor): { ownerId?: string } {
 export function currentActor(db: Database, clock: Clock, a: Actor): Promise<Actor | undefined | null> {
   const now = clock.now();
   return withSystem(db, async (tx) => {
+    if (a.apiToken) {
+      // An API token instead of a session: still valid, and its user still a member of the org.
+      const t = await apiTokenRepository.findForAuth(tx, a.apiToken.id);
+      if (!t || t.revokedAt || t.expiresAt.getTime() <= now.getTime()) return undefined;
+      if (t.userId !== a.userId || t.userOrgId !== a.orgId || !t.userRole) return undefined;
+      return { ...a, role: t.userRole };
+    }
     const s = await sessionRepository.findLive(tx, a.sessionId, now);
     if (!s || s.userId !== a.userId) return undefined;
     if (a.viaSupportGrant) {

@@ -66,6 +66,8 @@ interface TicketBody {
   role: Role;
   viaSupportGrant: boolean;
   recordingId: string;
+  /** An API token's id and scopes: the redeemed actor is narrowed (and re-checked) like the token. */
+  apiToken?: Actor['apiToken'];
 }
 
 const TICKET_TTL_SECONDS = 30;
@@ -95,7 +97,7 @@ export class LiveService {
   }
 
   async create(actor: Actor, input: { title?: string | undefined }): Promise<{ id: string }> {
-    requirePermission(actor, 'recordings.create');
+    requirePermission(actor, 'live.ingest');
     const id = crypto.randomUUID();
     const now = this.d.clock.now();
     const { maxPerOrg, maxMinutes, idleSeconds } = this.d.limits;
@@ -130,7 +132,7 @@ export class LiveService {
    * (support staff watch through a grant but never feed audio).
    */
   async authorize(actor: Actor, recordingId: string, purpose: LivePurpose): Promise<void> {
-    requirePermission(actor, purpose === 'ingest' ? 'recordings.create' : 'recordings.read');
+    requirePermission(actor, purpose === 'ingest' ? 'live.ingest' : 'recordings.read');
     const row = await withTenant(this.d.db, actor, (tx) =>
       recordingRepository.find(tx, recordingId, visibility(actor)),
     );
@@ -160,6 +162,7 @@ export class LiveService {
       role: actor.role,
       viaSupportGrant: actor.viaSupportGrant,
       recordingId,
+      apiToken: actor.apiToken,
     };
     await this.d.tickets.put(sha256Hex(ticket), JSON.stringify(body), TICKET_TTL_SECONDS * 1000);
     return { ticket, expiresIn: TICKET_TTL_SECONDS };

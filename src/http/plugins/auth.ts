@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Actor } from '../../domain/auth-context.js';
 import { AppError } from '../../domain/errors.js';
-import { can, type Permission } from '../../domain/roles.js';
+import { actorCan } from '../../domain/api-scopes.js';
+import type { Permission } from '../../domain/roles.js';
 import type { Services } from '../../app.js';
 
 declare module 'fastify' {
@@ -14,6 +15,8 @@ declare module 'fastify' {
     authenticate: (req: FastifyRequest) => Promise<void>;
     /** preHandler factory: requires authentication and a permission of the actor's role. */
     requirePermission: (permission: Permission) => (req: FastifyRequest) => Promise<void>;
+    /** preHandler factory: like requirePermission, passing when ANY of the permissions is held. */
+    requireAnyPermission: (permissions: readonly Permission[]) => (req: FastifyRequest) => Promise<void>;
   }
 }
 
@@ -24,6 +27,17 @@ export function bearerToken(req: FastifyRequest): string | undefined {
   if (!header) return undefined;
   const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header);
   return match?.[1];
+}
+
+/**
+ * Names a guard after the permissions it checks, so `printRoutes({ includeHooks: true })` shows
+ * every route's requirement (test/api-tokens.spec.ts walks all routes with it).
+ */
+function guardNamed<T extends (req: FastifyRequest) => Promise<void>>(
+  wanted: readonly Permission[],
+  fn: T,
+): T {
+  return Object.defineProperty(fn, 'name', { value: `requirePermission(${wanted.join('|')})` });
 }
 
 /** Resolves the actor on routes that ask for it, and audits every request made through a support grant. */
@@ -41,10 +55,20 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { services: Serv
     req.actor = await actors.resolve(token, req.ip, supportOrg);
   });
 
-  app.decorate('requirePermission', (permission: Permission) => async (req: FastifyRequest) => {
-    await app.authenticate(req);
-    if (!can(req.actor!.role, permission)) throw new AppError('forbidden', 'Your role does not allow this');
-  });
+  app.decorate('requirePermission', (permission: Permission) =>
+    guardNamed([permission], async (req: FastifyRequest) => {
+      await app.authenticate(req);
+      if (!actorCan(req.actor!, permission)) throw new AppError('forbidden', 'Your role does not allow this');
+    }),
+  );
+
+  app.decorate('requireAnyPermission', (wanted: readonly Permission[]) =>
+    guardNamed(wanted, async (req: FastifyRequest) => {
+      await app.authenticate(req);
+      if (!wanted.some((p) => actorCan(req.actor!, p)))
+        throw new AppError('forbidden', 'Your role does not allow this');
+    }),
+  );
 
   app.addHook('onResponse', async (req, reply) => {
     const actor = req.actor;
