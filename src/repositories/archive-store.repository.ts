@@ -1,0 +1,272 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { Database } from '../db/database.js';
+import { withSystem, withTenant } from '../db/tenant.js';
+
+/**
+ * Where archived (cold) recordings live: sealed bytes only, encrypted before they get here. Two
+ * implementations behind one interface:
+ *  - `dir`: `<SOTTO_ARCHIVE_DIR>/<org>/<archiveId>.<part>` (files 0600, folders 0700), written to
+ *    a temp name, fsynced, renamed, and the folder fsynced: a write that returned survives a crash;
+ *  - `database`: the archive_objects table in 1 MiB rows, for several nodes without a shared disk.
+ * A part is `object` (the sealed recording) or `audio` (the kept audio's sealed blob, copied).
+ * Only server-chosen UUIDs reach a path or a row.
+ */
+export type ArchivePart = 'object' | 'audio';
+
+export interface StoredPart {
+  size: number;
+  /** SHA-256 (hex) of the bytes as stored (sealed). */
+  sha256: string;
+}
+
+export interface ArchiveEntry {
+  orgId: string;
+  archiveId: string;
+  /** When the oldest part was written (the sweep only touches entries older than its margin). */
+  writtenAtMs: number;
+}
+
+export interface ArchiveStore {
+  readonly kind: 'dir' | 'database';
+  /** Stores a part durably (returns after fsync / commit). Replaces an earlier part of that name. */
+  put(orgId: string, archiveId: string, part: ArchivePart, source: Readable, now: Date): Promise<StoredPart>;
+  /** The part's bytes as a stream; undefined when it does not exist. */
+  get(orgId: string, archiveId: string, part: ArchivePart): Promise<Readable | undefined>;
+  /** Removes every part of an item. Idempotent. */
+  remove(orgId: string, archiveId: string): Promise<void>;
+  /** Removes every item of an org (org deletion). */
+  removeOrg(orgId: string): Promise<void>;
+  /** Every stored item (for the orphan sweep). */
+  list(): Promise<ArchiveEntry[]>;
+}
+
+const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const PARTS: readonly ArchivePart[] = ['object', 'audio'];
+export const ARCHIVE_ROW_BYTES = 1024 * 1024;
+
+function checkIds(orgId: string, archiveId: string): { org: string; id: string } {
+  const org = orgId.toLowerCase();
+  const id = archiveId.toLowerCase();
+  if (!ID.test(org) || !ID.test(id)) throw new Error('invalid archive id');
+  return { org, id };
+}
+
+export class DirArchiveStore implements ArchiveStore {
+  readonly kind = 'dir' as const;
+  constructor(readonly directory: string) {}
+
+  private file(orgId: string, archiveId: string, part: ArchivePart): string {
+    const { org, id } = checkIds(orgId, archiveId);
+    return path.join(this.directory, org, `${id}.${part}`);
+  }
+
+  async put(orgId: string, archiveId: string, part: ArchivePart, source: Readable): Promise<StoredPart> {
+    const final = this.file(orgId, archiveId, part);
+    const dir = path.dirname(final);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const temp = path.join(dir, `.${archiveId}.${randomUUID()}.tmp`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      for await (const chunk of source) {
+        const buf = chunk as Buffer;
+        hash.update(buf);
+        size += buf.length;
+        await handle.write(buf);
+      }
+      await handle.sync();
+      await handle.close();
+      await rename(temp, final);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await rm(temp, { force: true });
+      throw err;
+    }
+    await syncDir(dir);
+    return { size, sha256: hash.digest('hex') };
+  }
+
+  async get(orgId: string, archiveId: string, part: ArchivePart): Promise<Readable | undefined> {
+    const file = this.file(orgId, archiveId, part);
+    try {
+      await stat(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    return createReadStream(file);
+  }
+
+  /** Removes the item's parts and any temp file an interrupted write of it left. */
+  async remove(orgId: string, archiveId: string): Promise<void> {
+    for (const part of PARTS) await rm(this.file(orgId, archiveId, part), { force: true });
+    const { org, id } = checkIds(orgId, archiveId);
+    const dir = path.join(this.directory, org);
+    for (const name of await readdirSafe(dir))
+      if (name.startsWith(`.${id}.`) && name.endsWith('.tmp'))
+        await rm(path.join(dir, name), { force: true });
+  }
+
+  async removeOrg(orgId: string): Promise<void> {
+    const org = orgId.toLowerCase();
+    if (!ID.test(org)) throw new Error('invalid archive id');
+    await rm(path.join(this.directory, org), { recursive: true, force: true });
+  }
+
+  async list(): Promise<ArchiveEntry[]> {
+    const byItem = new Map<string, ArchiveEntry>();
+    for (const orgId of await readdirSafe(this.directory)) {
+      if (!ID.test(orgId)) continue;
+      const dir = path.join(this.directory, orgId);
+      for (const name of await readdirSafe(dir)) {
+        const info = await stat(path.join(dir, name)).catch(() => undefined);
+        if (!info?.isFile()) continue;
+        // Item parts and temp files of interrupted writes (".<id>.<uuid>.tmp") alike.
+        const m = /^\.?([0-9a-f-]{36})\./.exec(name);
+        if (!m || !ID.test(m[1]!)) continue;
+        const key = `${orgId}/${m[1]}`;
+        const seen = byItem.get(key);
+        if (!seen || info.mtimeMs < seen.writtenAtMs)
+          byItem.set(key, { orgId, archiveId: m[1]!, writtenAtMs: info.mtimeMs });
+      }
+    }
+    return [...byItem.values()];
+  }
+}
+
+export class DatabaseArchiveStore implements ArchiveStore {
+  readonly kind = 'database' as const;
+  constructor(private readonly db: Database) {}
+
+  async put(
+    orgId: string,
+    archiveId: string,
+    part: ArchivePart,
+    source: Readable,
+    now: Date,
+  ): Promise<StoredPart> {
+    const { org, id } = checkIds(orgId, archiveId);
+    const hash = createHash('sha256');
+    let size = 0;
+    // One transaction: a part is either wholly stored or absent. The source is a local stream
+    // (never another transaction), so holding PGlite's one connection meanwhile is safe.
+    await withTenant(this.db, { orgId: org, userId: null }, async (tx) => {
+      await tx.query('DELETE FROM archive_objects WHERE archive_id = $1 AND part = $2', [id, part]);
+      let seq = 0;
+      for await (const row of rechunk(source, ARCHIVE_ROW_BYTES)) {
+        hash.update(row);
+        size += row.length;
+        await tx.query(
+          `INSERT INTO archive_objects (archive_id, org_id, part, seq, data, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6)`,
+          [id, org, part, seq++, row, now],
+        );
+      }
+    });
+    return { size, sha256: hash.digest('hex') };
+  }
+
+  async get(orgId: string, archiveId: string, part: ArchivePart): Promise<Readable | undefined> {
+    const { org, id } = checkIds(orgId, archiveId);
+    const rows = await withTenant(this.db, { orgId: org, userId: null }, async (tx) => {
+      const { rows } = await tx.query<{ seq: number }>(
+        'SELECT seq FROM archive_objects WHERE archive_id = $1 AND part = $2 ORDER BY seq',
+        [id, part],
+      );
+      return rows.map((r) => r.seq);
+    });
+    if (rows.length === 0) return undefined;
+    const db = this.db;
+    // Row by row, each in its own short transaction: a big audio part is never held in memory whole.
+    return Readable.from(
+      (async function* () {
+        for (const seq of rows) {
+          const data = await withTenant(db, { orgId: org, userId: null }, async (tx) => {
+            const res = await tx.query<{ data: Uint8Array }>(
+              'SELECT data FROM archive_objects WHERE archive_id = $1 AND part = $2 AND seq = $3',
+              [id, part, seq],
+            );
+            return res.rows[0]?.data;
+          });
+          if (!data) throw new Error('archive part changed while it was read');
+          yield Buffer.from(data);
+        }
+      })(),
+    );
+  }
+
+  async remove(orgId: string, archiveId: string): Promise<void> {
+    const { org, id } = checkIds(orgId, archiveId);
+    await withTenant(this.db, { orgId: org, userId: null }, (tx) =>
+      tx.query('DELETE FROM archive_objects WHERE archive_id = $1', [id]),
+    );
+  }
+
+  async removeOrg(orgId: string): Promise<void> {
+    const org = orgId.toLowerCase();
+    if (!ID.test(org)) throw new Error('invalid archive id');
+    await withTenant(this.db, { orgId: org, userId: null }, (tx) =>
+      tx.query('DELETE FROM archive_objects WHERE org_id = $1', [org]),
+    );
+  }
+
+  async list(): Promise<ArchiveEntry[]> {
+    return withSystem(this.db, async (tx) => {
+      const { rows } = await tx.query<{ orgId: string; archiveId: string; at: Date }>(
+        `SELECT org_id AS "orgId", archive_id AS "archiveId", min(created_at) AS at
+           FROM archive_objects GROUP BY org_id, archive_id`,
+      );
+      return rows.map((r) => ({
+        orgId: r.orgId,
+        archiveId: r.archiveId,
+        writtenAtMs: new Date(r.at).getTime(),
+      }));
+    });
+  }
+}
+
+/** Re-cuts a byte stream into pieces of exactly `size` bytes (the last one shorter). */
+async function* rechunk(source: Readable, size: number): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of source) {
+    let buf = chunk as Buffer;
+    while (length + buf.length >= size) {
+      const take = size - length;
+      pending.push(buf.subarray(0, take));
+      yield Buffer.concat(pending);
+      pending = [];
+      length = 0;
+      buf = buf.subarray(take);
+    }
+    if (buf.length > 0) {
+      pending.push(buf);
+      length += buf.length;
+    }
+  }
+  if (length > 0) yield Buffer.concat(pending);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch {
+    // Some filesystems refuse fsync on a directory; the file itself is synced.
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readdirSafe(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
