@@ -67,7 +67,11 @@ describe(`sotto keys (${backendLabel})`, () => {
       env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : { pgliteDir: path.join(dir, 'db') },
     );
     try {
-      const keys = new KeyService(db, readKeyFile(path.join(dir, 'keys', 'master.key')));
+      const keys = new KeyService(
+        db,
+        readKeyFile(path.join(dir, 'keys', 'master.key')),
+        path.join(dir, 'keys'),
+      );
       for (let i = 0; i < 3; i++) {
         const id = randomUUID();
         await withTenant(db, { orgId: id, userId: null }, async (tx) => {

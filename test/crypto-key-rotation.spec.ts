@@ -171,7 +171,7 @@ describe(`master key rotation under load (${backendLabel})`, () => {
       }
       // The old master key is no longer needed: a node holding only v2 reads everything.
       const onDisk = readKeyFile(file);
-      const onlyV2 = new KeyService(t.db, ring([onDisk.byVersion.get(2)!]));
+      const onlyV2 = new KeyService(t.db, ring([onDisk.byVersion.get(2)!]), t.services.config.keyDir);
       for (const org of orgs.slice(0, 20))
         expect((await read(onlyV2, org)).vocabulary).toEqual(['confidential term']);
 
@@ -226,8 +226,8 @@ describe(`master key rotation under load (${backendLabel})`, () => {
       await reached(ops, 20);
       const before = ops.n;
       const [x, y] = await Promise.all([
-        new KeyService(t.db, keyring).rewrapAll(7),
-        new KeyService(t.db, keyring).rewrapAll(7),
+        new KeyService(t.db, keyring, t.services.config.keyDir).rewrapAll(7),
+        new KeyService(t.db, keyring, t.services.config.keyDir).rewrapAll(7),
       ]);
       const during = ops.n - before;
       done = true;
@@ -235,7 +235,7 @@ describe(`master key rotation under load (${backendLabel})`, () => {
       expect(during).toBeGreaterThan(0);
       expect(x + y).toBe(ORGS); // each key re-wrapped exactly once (SKIP LOCKED)
       expect((await node.keys.status()).dataKeysByMasterVersion).toEqual({ 3: ORGS });
-      const onlyV3 = new KeyService(t.db, ring([v3]));
+      const onlyV3 = new KeyService(t.db, ring([v3]), t.services.config.keyDir);
       for (const org of orgs.slice(0, 20))
         expect((await read(onlyV3, org)).vocabulary).toEqual(['confidential term']);
     },

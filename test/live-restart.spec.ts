@@ -7,7 +7,6 @@ import {
   statSync,
   writeFileSync,
   appendFileSync,
-  utimesSync,
 } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -275,7 +274,7 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
     await send(del, all, 0, 3);
     await restart({ SOTTO_LIVE_RESUME_SECONDS: '2' });
     rmSync(path.join(dataDir, 'live', user.orgId, lost), { recursive: true, force: true });
-    // Deleted while suspended: its spool folder goes (after a minute's grace, backdated here).
+    // Deleted while suspended: its spool folder goes with the recording, at once (docs/lifecycle.md).
     const removed = await inst!.app.inject({
       method: 'DELETE',
       url: `/api/v1/recordings/${deleted}`,
@@ -284,16 +283,16 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
     });
     expect(removed.statusCode).toBe(204);
     const deletedDir = path.join(dataDir, 'live', user.orgId, deleted);
-    const old = new Date(Date.now() - 120_000);
-    for (const f of [deletedDir, ...readdirSync(deletedDir).map((n) => path.join(deletedDir, n))])
-      utimesSync(f, old, old);
+    expect(existsSync(deletedDir)).toBe(false);
 
     const status = async (id: string) =>
       (await get(`/api/v1/recordings/${id}`)).json() as { status: string; error: string | null };
     await eventually(async () => ((await status(abandoned)).status === 'queued' ? true : undefined), 15_000);
     const sealed = await sealedPcm(abandoned);
     expect(sealed.length).toBe(pcm.length);
-    expect(existsSync(path.join(dataDir, 'live', user.orgId, abandoned))).toBe(false);
+    // The spool goes right after the commit that queued the job (not inside it): wait for it.
+    const abandonedDir = path.join(dataDir, 'live', user.orgId, abandoned);
+    await eventually(async () => (existsSync(abandonedDir) ? undefined : true), 15_000);
     await eventually(async () => ((await status(never)).status === 'failed' ? true : undefined), 15_000);
     expect(await statusOf(never)).toEqual({ status: 'failed', error_code: 'no_audio' });
     // Lost spools wait twice the window (the owning node had a whole window to finalise them).

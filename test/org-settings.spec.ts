@@ -57,12 +57,22 @@ describe(`GET /org and /org/settings (${backendLabel})`, () => {
 
   it('PATCH changes settings, stores the vocabulary encrypted, and audits keys but not words', async () => {
     const before = await get('/api/v1/org/settings', admin);
-    expect(before.json()).toEqual({ retentionDays: 90, storeAudio: false, vocabulary: [] });
+    expect(before.json()).toEqual({
+      retentionDays: 90,
+      storeAudio: false,
+      vocabulary: [],
+      departedUserRecordings: 'transfer',
+    });
 
     const words = ['Zyprexa', 'Dr. Okonkwo', 'Hallowell Clinic'];
     const res = await patch(admin, { retentionDays: 30, vocabulary: words });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ retentionDays: 30, storeAudio: false, vocabulary: words });
+    expect(res.json()).toEqual({
+      retentionDays: 30,
+      storeAudio: false,
+      vocabulary: words,
+      departedUserRecordings: 'transfer',
+    });
     expect((await get('/api/v1/org/settings', owner)).json().vocabulary).toEqual(words);
     expect((await get('/api/v1/org', member)).json().retentionDays).toBe(30);
 
@@ -99,7 +109,12 @@ describe(`GET /org and /org/settings (${backendLabel})`, () => {
 
   it('another org sees its own settings, never these', async () => {
     const res = await get('/api/v1/org/settings', other);
-    expect(res.json()).toEqual({ retentionDays: 90, storeAudio: false, vocabulary: [] });
+    expect(res.json()).toEqual({
+      retentionDays: 90,
+      storeAudio: false,
+      vocabulary: [],
+      departedUserRecordings: 'transfer',
+    });
   });
 
   it('rejects hostile and malformed bodies with 400 and changes nothing', async () => {
@@ -109,6 +124,8 @@ describe(`GET /org and /org/settings (${backendLabel})`, () => {
       { retentionDays: '30' },
       { retentionDays: 1.5 },
       { storeAudio: 'yes' },
+      { departedUserRecordings: 'keep' },
+      { departedUserRecordings: true },
       { vocabulary: 'one word' },
       { vocabulary: [42] },
       { vocabulary: ['x'.repeat(101)] },

@@ -5,6 +5,8 @@ export interface WrappedDataKey {
   version: number;
   wrapped: Buffer;
   masterVersion: number;
+  /** 'kek': wrapped by the org's KEK (key directory); 'master': directly by the master key (pre-0012). */
+  wrappedBy: 'master' | 'kek';
 }
 
 const toBuffer = (v: unknown): Buffer => Buffer.from(v as Uint8Array);
@@ -14,20 +16,24 @@ function map(r: {
   version: number;
   wrapped: unknown;
   master_version: number;
+  wrapped_by: 'master' | 'kek';
 }): WrappedDataKey {
   return {
     orgId: r.org_id,
     version: r.version,
     wrapped: toBuffer(r.wrapped),
     masterVersion: r.master_version,
+    wrappedBy: r.wrapped_by,
   };
 }
+
+const COLS = 'org_id, version, wrapped, master_version, wrapped_by';
 
 /** SQL for org data keys. Tenant reads run under RLS; rotation runs in the system context. */
 export const keyRepository = {
   async find(tx: Queryable, orgId: string, version: number): Promise<WrappedDataKey | undefined> {
     const { rows } = await tx.query<Parameters<typeof map>[0]>(
-      'SELECT org_id, version, wrapped, master_version FROM org_keys WHERE org_id = $1 AND version = $2',
+      `SELECT ${COLS} FROM org_keys WHERE org_id = $1 AND version = $2`,
       [orgId, version],
     );
     return rows[0] && map(rows[0]);
@@ -35,8 +41,7 @@ export const keyRepository = {
 
   async findActive(tx: Queryable, orgId: string): Promise<WrappedDataKey | undefined> {
     const { rows } = await tx.query<Parameters<typeof map>[0]>(
-      `SELECT org_id, version, wrapped, master_version FROM org_keys
-        WHERE org_id = $1 ORDER BY version DESC LIMIT 1`,
+      `SELECT ${COLS} FROM org_keys WHERE org_id = $1 ORDER BY version DESC LIMIT 1`,
       [orgId],
     );
     return rows[0] && map(rows[0]);
@@ -44,27 +49,55 @@ export const keyRepository = {
 
   async insert(tx: Queryable, key: WrappedDataKey): Promise<void> {
     await tx.query(
-      'INSERT INTO org_keys (org_id, version, wrapped, master_version) VALUES ($1, $2, $3, $4)',
-      [key.orgId, key.version, key.wrapped, key.masterVersion],
+      'INSERT INTO org_keys (org_id, version, wrapped, master_version, wrapped_by) VALUES ($1, $2, $3, $4, $5)',
+      [key.orgId, key.version, key.wrapped, key.masterVersion, key.wrappedBy],
     );
   },
 
-  /** Locks a batch of keys still wrapped by an older master key; others may work on the rest. */
-  async lockStale(tx: Queryable, activeMasterVersion: number, limit: number): Promise<WrappedDataKey[]> {
-    const { rows } = await tx.query<Parameters<typeof map>[0]>(
-      `SELECT org_id, version, wrapped, master_version FROM org_keys
-        WHERE master_version <> $1 ORDER BY org_id, version LIMIT $2 FOR UPDATE SKIP LOCKED`,
+  /**
+   * Locks a batch of orgs whose keys need work — wrapped directly by the master key (pre-0012) or
+   * under a KEK sealed by an older master version — on the orgs row, SKIP LOCKED: one node
+   * handles all of an org's keys (and its single KEK file) at a time; others take other orgs.
+   */
+  async lockOrgsNeedingRewrap(
+    tx: Queryable,
+    activeMasterVersion: number | null,
+    limit: number,
+  ): Promise<string[]> {
+    // activeMasterVersion null: only the pre-0012 upgrade (no change of master version).
+    const { rows } = await tx.query<{ id: string }>(
+      `SELECT o.id FROM orgs o
+        WHERE EXISTS (SELECT 1 FROM org_keys k WHERE k.org_id = o.id
+                        AND (k.wrapped_by = 'master' OR ($1::int IS NOT NULL AND k.master_version <> $1::int)))
+        ORDER BY o.id LIMIT $2 FOR UPDATE OF o SKIP LOCKED`,
       [activeMasterVersion, limit],
+    );
+    return rows.map((r) => r.id);
+  },
+
+  async listOrg(tx: Queryable, orgId: string): Promise<WrappedDataKey[]> {
+    const { rows } = await tx.query<Parameters<typeof map>[0]>(
+      `SELECT ${COLS} FROM org_keys WHERE org_id = $1 ORDER BY version`,
+      [orgId],
     );
     return rows.map(map);
   },
 
   async rewrap(tx: Queryable, key: WrappedDataKey): Promise<void> {
     await tx.query(
-      `UPDATE org_keys SET wrapped = $3, master_version = $4, rewrapped_at = now()
+      `UPDATE org_keys SET wrapped = $3, master_version = $4, wrapped_by = $5, rewrapped_at = now()
         WHERE org_id = $1 AND version = $2`,
-      [key.orgId, key.version, key.wrapped, key.masterVersion],
+      [key.orgId, key.version, key.wrapped, key.masterVersion, key.wrappedBy],
     );
+  },
+
+  /** Crypto-shredding, database half (the KEK file is the other): every data key row of the org. */
+  async deleteOrg(tx: Queryable, orgId: string): Promise<number> {
+    const { rows } = await tx.query<{ n: number }>(
+      'WITH d AS (DELETE FROM org_keys WHERE org_id = $1 RETURNING 1) SELECT count(*)::int AS n FROM d',
+      [orgId],
+    );
+    return rows[0]?.n ?? 0;
   },
 
   async countByMasterVersion(tx: Queryable): Promise<{ masterVersion: number; count: number }[]> {

@@ -11,12 +11,18 @@ import {
   seal,
   type FieldLocation,
 } from '../crypto/envelope.js';
-import type { MasterKeyring } from '../crypto/keyring.js';
+import type { MasterKey, MasterKeyring } from '../crypto/keyring.js';
 import { keyRepository, type WrappedDataKey } from '../repositories/key.repository.js';
+import { OrgKekRepository } from '../repositories/org-kek.repository.js';
 
 /**
- * Envelope encryption for tenant data. Each org has data keys (AES-256) wrapped by the master
- * key; fields are sealed with the org's newest data key and bound to their location.
+ * Envelope encryption for tenant data, in three levels:
+ *   master key (outside the database) seals each org's key-encryption key (KEK), a file in the
+ *   key directory (outside the database, OrgKekRepository); the KEK wraps the org's data keys
+ *   (org_keys rows); data keys seal fields, bound to their location.
+ * Destroying the KEK file crypto-shreds the org everywhere, database backups included: a backup
+ * plus the master key no longer opens anything of that org. Rows written before migration 0012
+ * are wrapped by the master key directly (wrapped_by 'master') until `upgradeLegacy` runs.
  *
  * Unwrapped data keys are cached in memory: unwrapping is cheap but the key row read is not.
  * All reads go through the caller's transaction (PGlite has one connection: a second
@@ -24,11 +30,17 @@ import { keyRepository, type WrappedDataKey } from '../repositories/key.reposito
  */
 export class KeyService {
   private readonly cache = new Map<string, Buffer>();
+  private readonly kekCache = new Map<string, { key: Buffer; masterVersion: number }>();
+  private readonly keks: OrgKekRepository;
 
   constructor(
     private readonly db: Database,
     private readonly master: MasterKeyring,
-  ) {}
+    /** The key directory (SOTTO_KEY_DIR), or its repository. */
+    keyDir: string | OrgKekRepository,
+  ) {
+    this.keks = typeof keyDir === 'string' ? new OrgKekRepository(keyDir) : keyDir;
+  }
 
   get activeMasterVersion(): number {
     return this.master.active.version;
@@ -37,7 +49,8 @@ export class KeyService {
   /** Creates the org's first data key; call inside the transaction that creates the org. */
   async createOrgKey(tx: Queryable, orgId: string): Promise<void> {
     const key = randomBytes(32);
-    await keyRepository.insert(tx, this.wrap(orgId, 1, key));
+    const kek = this.kekOf(orgId, this.master.active);
+    await keyRepository.insert(tx, this.wrapUnder(kek, orgId, 1, key));
     this.cache.set(`${orgId}:1`, key);
   }
 
@@ -45,7 +58,16 @@ export class KeyService {
     assertSameTenant(tx, loc, 'internal');
     const wrapped = await keyRepository.findActive(tx, loc.orgId);
     if (!wrapped) throw new AppError('internal', 'organization has no data key');
-    const key = this.unwrapCached(wrapped);
+    let key: Buffer;
+    try {
+      key = this.unwrapCached(wrapped);
+    } catch (err) {
+      if (err instanceof DecryptionError)
+        throw new AppError('decryption_failed', `cannot encrypt ${loc.table}.${loc.field}`, undefined, {
+          cause: err,
+        });
+      throw err;
+    }
     const data = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext;
     return seal(key, wrapped.version, data, fieldAad(loc));
   }
@@ -86,7 +108,41 @@ export class KeyService {
 
   /** Forget cached keys of an org (crypto-shredding, tests). */
   forgetOrg(orgId: string): void {
-    for (const k of this.cache.keys()) if (k.startsWith(`${orgId}:`)) this.cache.delete(k);
+    for (const [k, v] of this.cache)
+      if (k.startsWith(`${orgId}:`)) {
+        v.fill(0);
+        this.cache.delete(k);
+      }
+    this.kekCache.get(orgId)?.key.fill(0);
+    this.kekCache.delete(orgId);
+  }
+
+  /**
+   * Crypto-shredding of an org (organization deletion), inside the caller's system transaction
+   * that holds the org's row lock: the data key rows go, then the KEK file (fsynced) — from then
+   * on no copy of the org's ciphertexts anywhere decrypts, whatever happens to the transaction.
+   * Caches of this process are cleared; other nodes hold no key they could still use on rows
+   * (the rows are purged next) and lose them at restart.
+   */
+  async shredOrg(tx: Queryable, orgId: string): Promise<{ dataKeys: number }> {
+    const dataKeys = await keyRepository.deleteOrg(tx, orgId);
+    this.keks.destroy(orgId);
+    this.forgetOrg(orgId);
+    return { dataKeys };
+  }
+
+  /** True when the org's KEK file exists (tests, diagnostics). */
+  hasKek(orgId: string): boolean {
+    return this.keks.read(orgId) !== undefined;
+  }
+
+  /**
+   * Start-up upgrade of pre-0012 orgs: their master-wrapped data keys are rewrapped under a new
+   * KEK, sealed by the same master version the rows had (a node must not switch master versions
+   * on its own: other nodes may not have a newer one yet). Idempotent, shared across nodes.
+   */
+  upgradeLegacy(batchSize = 100): Promise<number> {
+    return this.rewrapBatches(null, batchSize);
   }
 
   /**
@@ -95,19 +151,58 @@ export class KeyService {
    * nodes can share the work. Returns how many keys were re-wrapped.
    */
   async rewrapAll(batchSize = 100): Promise<number> {
+    return this.rewrapBatches(this.master.active, batchSize);
+  }
+
+  /**
+   * Master rotation reseals each org's KEK file under `target` (the data key rows only record the
+   * new version; their bytes, wrapped by the unchanged KEK, stay), and pre-0012 rows move under a
+   * KEK. Orgs are locked one batch at a time (SKIP LOCKED on the orgs row), so one node handles an
+   * org's single KEK file at a time. Returns how many data keys now sit under the target version.
+   */
+  private async rewrapBatches(target: MasterKey | null, batchSize: number): Promise<number> {
     let total = 0;
     for (;;) {
       const n = await withSystem(this.db, async (tx) => {
-        const stale = await keyRepository.lockStale(tx, this.master.active.version, batchSize);
-        for (const old of stale) {
-          const key = this.unwrap(old);
-          await keyRepository.rewrap(tx, this.wrap(old.orgId, old.version, key));
-        }
-        return stale.length;
+        const orgs = await keyRepository.lockOrgsNeedingRewrap(tx, target?.version ?? null, batchSize);
+        for (const orgId of orgs) total += await this.rewrapOrg(tx, orgId, target);
+        return orgs.length;
       });
-      total += n;
       if (n < batchSize) return total;
     }
+  }
+
+  private async rewrapOrg(tx: Queryable, orgId: string, target: MasterKey | null): Promise<number> {
+    const rows = await keyRepository.listOrg(tx, orgId);
+    const sealedKek = this.keks.read(orgId);
+    let kek: { key: Buffer; masterVersion: number };
+    if (sealedKek) {
+      kek = this.openKek(orgId, sealedKek);
+      if (target && kek.masterVersion !== target.version) {
+        this.keks.write(orgId, seal(target.key, target.version, kek.key, kekAad(orgId)));
+        kek = { key: kek.key, masterVersion: target.version };
+      }
+    } else if (rows.every((r) => r.wrappedBy === 'master')) {
+      // Upgrade: sealed by the target, or by the newest master version among the legacy rows.
+      const version = target?.version ?? Math.max(...rows.map((r) => r.masterVersion));
+      const m = this.master.byVersion.get(version) ?? this.master.active;
+      kek = this.kekOf(orgId, m);
+    } else {
+      throw new Error(`the key file of organization ${orgId} is missing from the key directory`);
+    }
+    this.kekCache.set(orgId, kek);
+    let n = 0;
+    for (const row of rows) {
+      if (row.wrappedBy === 'master') {
+        const key = this.unwrap(row);
+        await keyRepository.rewrap(tx, { ...this.wrapUnder(kek, orgId, row.version, key) });
+        n++;
+      } else if (row.masterVersion !== kek.masterVersion) {
+        await keyRepository.rewrap(tx, { ...row, masterVersion: kek.masterVersion });
+        n++;
+      }
+    }
+    return n;
   }
 
   async status(): Promise<{ activeMasterVersion: number; dataKeysByMasterVersion: Record<number, number> }> {
@@ -133,17 +228,50 @@ export class KeyService {
     return open(m.key, sealed, Buffer.from(`sotto/platform/v1|${label}`));
   }
 
-  private wrap(orgId: string, version: number, key: Buffer): WrappedDataKey {
-    const m = this.master.active;
+  /** The org's KEK: cached, else read from the key directory, else (`create`) made and written. */
+  private kekOf(orgId: string, createUnder?: MasterKey): { key: Buffer; masterVersion: number } {
+    const cached = this.kekCache.get(orgId);
+    if (cached) return cached;
+    const sealed = this.keks.read(orgId);
+    let kek: { key: Buffer; masterVersion: number };
+    if (sealed) kek = this.openKek(orgId, sealed);
+    else if (createUnder) {
+      kek = { key: randomBytes(32), masterVersion: createUnder.version };
+      this.keks.write(orgId, seal(createUnder.key, createUnder.version, kek.key, kekAad(orgId)));
+    } else {
+      throw new DecryptionError(
+        'the key-encryption key of this organization is gone (shredded or not restored)',
+      );
+    }
+    this.kekCache.set(orgId, kek);
+    return kek;
+  }
+
+  private openKek(orgId: string, sealed: Buffer): { key: Buffer; masterVersion: number } {
+    const version = keyVersionOf(sealed);
+    const m = this.master.byVersion.get(version);
+    if (!m) throw new DecryptionError(`master key v${version} is not configured`);
+    return { key: open(m.key, sealed, kekAad(orgId)), masterVersion: version };
+  }
+
+  private wrapUnder(
+    kek: { key: Buffer; masterVersion: number },
+    orgId: string,
+    version: number,
+    key: Buffer,
+  ): WrappedDataKey {
     return {
       orgId,
       version,
-      wrapped: seal(m.key, m.version, key, dataKeyAad(orgId, version)),
-      masterVersion: m.version,
+      wrapped: seal(kek.key, 1, key, dataKeyAad(orgId, version)),
+      masterVersion: kek.masterVersion,
+      wrappedBy: 'kek',
     };
   }
 
   private unwrap(w: WrappedDataKey): Buffer {
+    if (w.wrappedBy === 'kek')
+      return open(this.kekOf(w.orgId).key, w.wrapped, dataKeyAad(w.orgId, w.version));
     const m = this.master.byVersion.get(w.masterVersion);
     if (!m) throw new DecryptionError(`master key v${w.masterVersion} is not configured`);
     return open(m.key, w.wrapped, dataKeyAad(w.orgId, w.version));
@@ -164,6 +292,8 @@ export class KeyService {
  * Keys are cached outside the database, where RLS cannot guard them: inside a tenant transaction,
  * only that tenant's keys may be used. (System transactions — rotation, verification — may use any.)
  */
+const kekAad = (orgId: string): Buffer => Buffer.from(`sotto/org-kek/v1|${orgId}`, 'utf8');
+
 function assertSameTenant(tx: Queryable, loc: FieldLocation, code: 'internal' | 'decryption_failed'): void {
   if (tx.tenantOrgId !== undefined && tx.tenantOrgId !== loc.orgId) {
     throw new AppError(code, 'data key of another organization requested inside a tenant transaction');

@@ -3,8 +3,10 @@ import { withTenant } from '../db/tenant.js';
 import type { FieldLocation } from '../crypto/envelope.js';
 import type { Actor } from '../domain/auth-context.js';
 import { AppError, notFound } from '../domain/errors.js';
-import { can } from '../domain/roles.js';
+import { actorCan } from '../domain/api-scopes.js';
+import type { can } from '../domain/roles.js';
 import { orgRepository, type OrgRow } from '../repositories/org.repository.js';
+import { deletionRepository, type DepartedPolicy } from '../repositories/deletion.repository.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 
@@ -22,6 +24,8 @@ export interface OrgSettings {
   storeAudio: boolean;
   /** Custom words for recognition. They reveal what conversations are about: stored encrypted. */
   vocabulary: string[];
+  /** Account deletion: a departed member's recordings go to an owner/admin, or are deleted. */
+  departedUserRecordings: DepartedPolicy;
 }
 
 /** The encrypted part of the settings (orgs.settings_enc). */
@@ -81,12 +85,20 @@ export class OrgService {
         retentionDays: patch.retentionDays ?? before.retentionDays,
         storeAudio: patch.storeAudio ?? before.storeAudio,
         vocabulary: patch.vocabulary ?? before.vocabulary,
+        departedUserRecordings: patch.departedUserRecordings ?? before.departedUserRecordings,
       };
       const changed: Record<string, unknown> = {};
       if (after.retentionDays !== before.retentionDays)
         changed.retentionDays = { from: before.retentionDays, to: after.retentionDays };
       if (after.storeAudio !== before.storeAudio)
         changed.storeAudio = { from: before.storeAudio, to: after.storeAudio };
+      if (after.departedUserRecordings !== before.departedUserRecordings) {
+        changed.departedUserRecordings = {
+          from: before.departedUserRecordings,
+          to: after.departedUserRecordings,
+        };
+        await deletionRepository.setDepartedPolicy(tx, actor.orgId, after.departedUserRecordings);
+      }
       // Encrypted settings: the log says that they changed, never what they contain.
       const vocabularyChanged = JSON.stringify(after.vocabulary) !== JSON.stringify(before.vocabulary);
       if (!vocabularyChanged && Object.keys(changed).length === 0) return before;
@@ -125,11 +137,12 @@ export class OrgService {
       retentionDays: org.retentionDays,
       storeAudio: org.storeAudio,
       vocabulary: sealed.vocabulary ?? [],
+      departedUserRecordings: await deletionRepository.departedPolicy(tx, org.id),
     };
   }
 }
 
 /** Services re-check the permission the route already checked: they are called from the CLI too. */
 export function requirePermission(actor: Actor, permission: Parameters<typeof can>[1]): void {
-  if (!can(actor.role, permission)) throw new AppError('forbidden', 'Your role does not allow this');
+  if (!actorCan(actor, permission)) throw new AppError('forbidden', 'Your role does not allow this');
 }

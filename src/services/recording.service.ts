@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Actor } from '../domain/auth-context.js';
 import { AppError, notFound } from '../domain/errors.js';
-import { can } from '../domain/roles.js';
+import { actorCan } from '../domain/api-scopes.js';
 import type { Segment } from '../domain/transcript.js';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
@@ -10,6 +10,7 @@ import type { Clock } from '../repositories/clock.repository.js';
 import { recordingJobRepository } from '../repositories/recording-job.repository.js';
 import {
   recordingRepository,
+  type ListFilter,
   type RecordingRow,
   type RecordingStatus,
   type Visibility,
@@ -18,6 +19,7 @@ import type { UploadFileRepository } from '../repositories/upload-file.repositor
 import type { AudioStoreService, PreparedAudio } from './audio-store.service.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
+import type { RecordingDeletionService } from './recording-deletion.service.js';
 import { requirePermission } from './org.service.js';
 
 /**
@@ -85,6 +87,7 @@ export class RecordingService {
     private readonly audio: Pick<AudioStoreService, 'prepare' | 'attach' | 'discard' | 'remove'>,
     private readonly clock: Clock,
     private readonly maxUploadBytes: number,
+    private readonly deletion: Pick<RecordingDeletionService, 'destroy'>,
   ) {}
 
   /** Streams an uploaded file to the staging folder (413 beyond the limit, nothing kept). */
@@ -153,12 +156,17 @@ export class RecordingService {
     }
   }
 
+  /**
+   * A page of the visible recordings, newest first, narrowed by `filter` (all in SQL; the
+   * visibility rule always applies on top, so a member asking for a colleague's gets nothing).
+   */
   async list(
     actor: Actor,
-    page: { limit: number; after?: string | undefined },
+    page: { limit: number; after?: string | undefined; filter?: ListQueryFilter | undefined },
   ): Promise<{ items: RecordingView[]; next: string | null }> {
     requirePermission(actor, 'recordings.read');
     const vis = visibility(actor);
+    const filter = listFilter(actor, page.filter);
     return withTenant(this.db, actor, async (tx) => {
       let after: { createdAt: Date; id: string } | undefined;
       if (page.after) {
@@ -166,7 +174,7 @@ export class RecordingService {
         if (!last) throw new AppError('bad_request', 'Unknown page cursor');
         after = { createdAt: last.createdAt, id: last.id };
       }
-      const rows = await recordingRepository.list(tx, vis, { limit: page.limit, after });
+      const rows = await recordingRepository.list(tx, vis, { limit: page.limit, after, filter });
       const items: RecordingView[] = [];
       for (const row of rows) items.push(await this.view(tx, row));
       return { items, next: rows.length === page.limit ? rows[rows.length - 1]!.id : null };
@@ -182,29 +190,24 @@ export class RecordingService {
     });
   }
 
-  /** Hard delete: the rows (transcript, job and audio row cascade), then the sealed audio blob. */
+  /**
+   * Hard delete with a deletion receipt in the audit log (recording-deletion.service.ts): rows,
+   * sealed audio, live spool; a job in progress loses its lease and stores nothing.
+   */
   async delete(actor: Actor, id: string): Promise<void> {
     // Support staff may read through a grant, never destroy the customer's data.
     requirePermission(actor, 'recordings.create');
-    const file = await withTenant(this.db, actor, async (tx) => {
-      const row = await recordingRepository.find(tx, id, visibility(actor));
-      if (!row) throw notFound('Recording');
-      const audioPath = await recordingJobRepository.audioPath(tx, id);
-      await recordingRepository.delete(tx, id);
-      await this.audit.record(tx, {
+    await this.deletion.destroy(
+      {
         orgId: actor.orgId,
         actorId: actor.userId,
         actorKind: actor.viaSupportGrant ? 'support' : 'user',
-        action: 'recording.deleted',
-        targetType: 'recording',
-        targetId: id,
         ip: actor.ip,
-      });
-      return audioPath;
-    });
-    // A worker holding this job loses its lease check and writes nothing; the files go now.
-    if (file) await this.uploads.remove(file);
-    await this.audio.remove(actor.orgId, id);
+        reason: 'requested',
+      },
+      id,
+      visibility(actor),
+    );
   }
 
   private async view(
@@ -232,6 +235,25 @@ export class RecordingService {
   }
 }
 
+/** The list filters as the API takes them: `owner` is "me" or a user id. */
+export interface ListQueryFilter {
+  status?: RecordingStatus | undefined;
+  owner?: string | undefined;
+  from?: Date | undefined;
+  to?: Date | undefined;
+}
+
+/** Resolves "me" to the caller; the rest passes through to SQL as bound parameters. */
+export function listFilter(actor: Actor, f: ListQueryFilter | undefined): ListFilter {
+  if (!f) return {};
+  return {
+    status: f.status,
+    ownerId: f.owner === 'me' ? actor.userId : f.owner,
+    from: f.from,
+    to: f.to,
+  };
+}
+
 function visibility(actor: Actor): Visibility {
-  return can(actor.role, 'recordings.read_all') ? {} : { ownerId: actor.userId };
+  return actorCan(actor, 'recordings.read_all') ? {} : { ownerId: actor.userId };
 }

@@ -45,6 +45,7 @@ export const settingsResponse = z.object({
   retentionDays: z.number().int(),
   storeAudio: z.boolean(),
   vocabulary: z.array(z.string()),
+  departedUserRecordings: z.enum(['transfer', 'delete']),
 });
 
 export const settingsPatch = z
@@ -52,6 +53,7 @@ export const settingsPatch = z
     retentionDays: z.number().int().min(1).max(3650).optional(),
     storeAudio: z.boolean().optional(),
     vocabulary: z.array(vocabularyWord).max(MAX_VOCABULARY_WORDS).optional(),
+    departedUserRecordings: z.enum(['transfer', 'delete']).optional(),
   })
   .refine((v) => Object.keys(v).length > 0, { message: 'Change at least one setting' });
 

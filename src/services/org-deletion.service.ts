@@ -1,0 +1,91 @@
+import type { Logger } from 'pino';
+import type { Database } from '../db/database.js';
+import { withSystem } from '../db/tenant.js';
+import { AppError } from '../domain/errors.js';
+import { deletionRepository } from '../repositories/deletion.repository.js';
+import type { OrgFilesRepository } from '../repositories/org-files.repository.js';
+import type { AuditService } from './audit.service.js';
+import type { KeyService } from './key.service.js';
+import type { ReauthService } from './reauth.service.js';
+import { inUserScope, type SessionActor } from './session.service.js';
+
+/**
+ * Organization deletion by its owner (docs/lifecycle.md), in this order:
+ *  1. crypto-shredding: the org's data key rows and its KEK file (outside the database) are
+ *     destroyed, and every session of every member ends, in one transaction holding the org's row
+ *     lock. From the moment the KEK file is gone, no copy of the org's ciphertexts — database
+ *     backups, archive objects, stray blobs — can be decrypted by anyone, with or without the
+ *     master key;
+ *  2. purge: the orgs row, and with it every tenant table (ON DELETE CASCADE), then the org's
+ *     folders (sealed audio, live spools, exports) and its archive objects;
+ *  3. a receipt on the platform audit chain (the org's own chain is gone with it): org id, who,
+ *     when, counts.
+ * A crash between steps leaves an org that no longer decrypts; deleting it again finishes the job
+ * (every step is idempotent).
+ */
+export interface OrgDeletionInput {
+  confirmSlug: string;
+  password: string;
+  code?: string | undefined;
+}
+
+export interface OrgDeletionReceipt {
+  orgId: string;
+  deletedAt: Date;
+  counts: Record<string, number>;
+}
+
+export class OrgDeletionService {
+  constructor(
+    private readonly db: Database,
+    private readonly keys: Pick<KeyService, 'shredOrg'>,
+    private readonly audit: Pick<AuditService, 'recordStandalone'>,
+    private readonly reauth: Pick<ReauthService, 'verify'>,
+    private readonly files: OrgFilesRepository,
+    /** The archive store (archive.service.ts); undefined where no archive is wired. */
+    private readonly archive: { purgeOrg(orgId: string): Promise<void> } | undefined,
+    private readonly clock: { now(): Date },
+    private readonly logger: Pick<Logger, 'info' | 'warn'>,
+  ) {}
+
+  async deleteOrg(who: SessionActor, input: OrgDeletionInput): Promise<OrgDeletionReceipt> {
+    const orgId = who.orgId;
+    if (!orgId || who.role !== 'owner')
+      throw new AppError('forbidden', 'Only an owner of the organization can delete it');
+    const slug = await inUserScope(this.db, who, (tx) => deletionRepository.orgSlug(tx, orgId));
+    if (!slug) throw new AppError('not_found', 'Organization not found');
+    if (input.confirmSlug !== slug)
+      throw new AppError('bad_request', "Type the organization's slug exactly to confirm its deletion");
+    await this.reauth.verify(who, input.password, input.code, 'org.delete');
+
+    const now = this.clock.now();
+    // 1. Shred (and end every session) under the org's row lock.
+    const { counts, dataKeys } = await withSystem(this.db, async (tx) => {
+      if (!(await deletionRepository.lockOrg(tx, orgId)))
+        throw new AppError('not_found', 'Organization not found');
+      const counts = await deletionRepository.orgCounts(tx, orgId);
+      await deletionRepository.revokeOrgSessions(tx, orgId, now);
+      const { dataKeys } = await this.keys.shredOrg(tx, orgId);
+      return { counts, dataKeys };
+    });
+    this.logger.info({ orgId, dataKeys }, 'organization keys destroyed');
+    // 2. Purge rows, then files and archive objects (all unreadable already).
+    await withSystem(this.db, (tx) => deletionRepository.purgeOrg(tx, orgId));
+    const files = await this.files.removeOrg(orgId);
+    if (this.archive) await this.archive.purgeOrg(orgId);
+    // 3. The receipt, on the platform chain.
+    const receipt = { orgId, deletedAt: now, counts: { ...counts, dataKeys, files } };
+    await this.audit.recordStandalone({
+      orgId: null,
+      actorId: who.userId,
+      actorKind: 'user',
+      action: 'org.deleted',
+      targetType: 'org',
+      targetId: orgId,
+      ip: who.ip,
+      details: { counts: receipt.counts, cryptoShredded: true, archivePurged: Boolean(this.archive) },
+    });
+    this.logger.info({ orgId }, 'organization deleted');
+    return receipt;
+  }
+}

@@ -1,0 +1,67 @@
+import type { PasswordHasher } from '../crypto/password.js';
+import type { Database } from '../db/database.js';
+import { AppError } from '../domain/errors.js';
+import { userRepository, type UserAuthRow } from '../repositories/user.repository.js';
+import { accountActorKind, type AuditService } from './audit.service.js';
+import type { LoginGuard } from './login-guard.js';
+import type { MfaService } from './mfa.service.js';
+import { inUserScope, type SessionActor } from './session.service.js';
+
+/**
+ * Re-authentication for destructive account actions (deleting one's account or the whole org):
+ * the current password, checked like the password-change route does (login guard, failures
+ * audited), and — when the account has a second factor — a TOTP or recovery code, consumed.
+ * A stolen access token alone cannot destroy anything.
+ */
+export class ReauthService {
+  constructor(
+    private readonly db: Database,
+    private readonly hasher: PasswordHasher,
+    private readonly guard: LoginGuard,
+    private readonly mfa: Pick<MfaService, 'verifySecondFactor'>,
+    private readonly audit: Pick<AuditService, 'recordStandalone'>,
+  ) {}
+
+  async verify(
+    who: SessionActor,
+    password: string,
+    code: string | undefined,
+    purpose: string,
+  ): Promise<UserAuthRow> {
+    const user = await inUserScope(this.db, who, (tx) => userRepository.findById(tx, who.userId));
+    if (!user) throw new AppError('unauthenticated');
+    await this.guard.check(who.ip, user.email);
+    if (!(await this.hasher.verify(user.passwordHash, password))) {
+      await this.failed(who, user, purpose, 'bad_password');
+      throw new AppError('invalid_credentials', 'Current password is incorrect');
+    }
+    if (user.totpEnabled) {
+      const given = code?.trim();
+      if (!given) throw new AppError('mfa_required', 'Enter the code from your authenticator app');
+      const ok = await inUserScope(this.db, who, async (tx) => {
+        const locked = await userRepository.lock(tx, user.id);
+        return locked ? this.mfa.verifySecondFactor(tx, locked, given, who.ip) : undefined;
+      });
+      if (!ok) {
+        await this.failed(who, user, purpose, 'bad_code');
+        throw new AppError('invalid_credentials', 'The code is incorrect');
+      }
+    }
+    await this.guard.succeeded(who.ip, user.email);
+    return user;
+  }
+
+  private async failed(who: SessionActor, user: UserAuthRow, purpose: string, reason: string): Promise<void> {
+    await this.guard.failed(who.ip, user.email);
+    await this.audit.recordStandalone({
+      orgId: who.orgId,
+      actorId: who.userId,
+      actorKind: accountActorKind(who.orgId),
+      action: 'auth.reauth_failed',
+      targetType: 'user',
+      targetId: who.userId,
+      ip: who.ip,
+      details: { purpose, reason },
+    });
+  }
+}

@@ -1,0 +1,113 @@
+import type { Database } from '../db/database.js';
+import { withTenant } from '../db/tenant.js';
+import { notFound } from '../domain/errors.js';
+import type { AudioBlobRepository } from '../repositories/audio-blob.repository.js';
+import { deletionRepository } from '../repositories/deletion.repository.js';
+import { sha256File } from '../repositories/file-digest.repository.js';
+import { recordingJobRepository } from '../repositories/recording-job.repository.js';
+import { recordingRepository, type Visibility } from '../repositories/recording.repository.js';
+import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
+import type { AuditEntry, AuditService } from './audit.service.js';
+import { enqueueWebhooks, recordingEvent } from './webhook.service.js';
+
+/**
+ * Hard deletion of one recording with a deletion receipt (docs/lifecycle.md). Everything goes at
+ * once — rows (recording, transcript with its original and speaker names, job, audio row, live
+ * spool row), the sealed audio blob, a plain staged upload of an old job, the live spool files —
+ * and no copy is kept anywhere. The receipt, in the org's audit chain as `recording.deleted`,
+ * says what existed, when, by whom, and the SHA-256 of each stored *ciphertext* (never of
+ * plaintext, which could be confirmed by guessing), computed before deleting.
+ *
+ * The transcript's "report" is computed from the transcript on request and never stored, so it
+ * goes with the transcript. A job working on the recording loses its lease with the job row: its
+ * heartbeat aborts the run, its result is refused (`complete` checks the lease) and its decrypted
+ * work copy is removed when the run ends.
+ */
+export interface DeletionContext {
+  orgId: string;
+  actorId: string | null;
+  actorKind: AuditEntry['actorKind'];
+  ip?: string | undefined;
+  /** Why (receipt detail): the user asked, or their account was deleted. */
+  reason: 'requested' | 'account_deleted';
+}
+
+export interface RecordingReceipt {
+  recordingId: string;
+  parts: string[];
+  sha256: Record<string, string>;
+}
+
+interface SpoolFiles {
+  remove(orgId: string, recordingId: string): Promise<void>;
+}
+
+export class RecordingDeletionService {
+  constructor(
+    private readonly db: Database,
+    private readonly audit: Pick<AuditService, 'record'>,
+    private readonly blobs: Pick<AudioBlobRepository, 'blobPath' | 'remove'>,
+    private readonly uploads: Pick<UploadFileRepository, 'remove'>,
+    private readonly spools: SpoolFiles,
+  ) {}
+
+  async destroy(
+    ctx: DeletionContext,
+    recordingId: string,
+    visibility: Visibility,
+  ): Promise<RecordingReceipt> {
+    const tenant = { orgId: ctx.orgId, userId: ctx.actorId };
+    // Visibility first (a recording the caller may not see is 404, and is not even hashed).
+    const id = await withTenant(this.db, tenant, async (tx) => {
+      const row = await recordingRepository.find(tx, recordingId, visibility);
+      if (!row) throw notFound('Recording');
+      return row.id;
+    });
+    // The sealed blob is hashed outside any transaction (slow I/O); blobs are never rewritten.
+    const audioBlob = await sha256File(this.blobs.blobPath(ctx.orgId, id));
+    const { receipt, stagedFile } = await withTenant(this.db, tenant, async (tx) => {
+      const row = await recordingRepository.find(tx, id, visibility);
+      const digests = row && (await deletionRepository.ciphertextDigests(tx, id));
+      if (!row || !digests) throw notFound('Recording');
+      const stagedFile = await recordingJobRepository.audioPath(tx, id);
+      await recordingRepository.delete(tx, id);
+      await enqueueWebhooks(tx, recordingEvent(ctx.orgId, id, 'recording.deleted', new Date()));
+      const sha256: Record<string, string> = {};
+      const add = (name: string, v: string | null | undefined) => {
+        if (v) sha256[name] = v;
+      };
+      add('title', digests.title);
+      add('transcript', digests.transcript);
+      add('originalTranscript', digests.originalTranscript);
+      add('speakerNames', digests.speakerNames);
+      add('audioBlob', audioBlob);
+      add('audioContentKey', digests.audioContentKey);
+      add('liveSpoolKey', digests.liveSpoolKey);
+      const parts = [
+        'recording',
+        ...(digests.transcript ? ['transcript', 'report'] : []),
+        ...(digests.originalTranscript ? ['originalTranscript'] : []),
+        ...(audioBlob || digests.audioContentKey ? ['audio'] : []),
+        ...(digests.liveSpoolKey || row.status === 'live' ? ['liveSpool'] : []),
+        ...(digests.hasJob ? ['job'] : []),
+      ];
+      await this.audit.record(tx, {
+        orgId: ctx.orgId,
+        actorId: ctx.actorId,
+        actorKind: ctx.actorKind,
+        action: 'recording.deleted',
+        targetType: 'recording',
+        targetId: id,
+        ip: ctx.ip,
+        details: { reason: ctx.reason, status: row.status, parts, sha256 },
+      });
+      return { receipt: { recordingId: id, parts, sha256 }, stagedFile };
+    });
+    // The rows are gone (committed): files now. Each removal is idempotent; the start-up sweeps
+    // remove anything a crash right here would leave (blobs without a row, stale spools).
+    if (stagedFile) await this.uploads.remove(stagedFile);
+    await this.blobs.remove(ctx.orgId, id);
+    await this.spools.remove(ctx.orgId, id);
+    return receipt;
+  }
+}
