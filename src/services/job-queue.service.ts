@@ -11,6 +11,7 @@ import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import { transcriptLocation, type TranscriptBody } from './recording.service.js';
 import type { WorkerPrincipal } from './worker-token.service.js';
+import { enqueueWebhooks, recordingEvent } from './webhook.service.js';
 
 /**
  * The database side of transcription jobs, shared by the in-process runner and the remote worker
@@ -122,6 +123,7 @@ export class JobQueueService {
         now,
       });
       await recordingRepository.markDone(tx, job.recordingId, { ...r, now });
+      await enqueueWebhooks(tx, recordingEvent(job.orgId, job.recordingId, 'recording.done', now));
       await recordingJobRepository.remove(tx, job.recordingId);
       if (worker)
         await this.record(tx, worker, job, 'job.completed', {
@@ -157,6 +159,10 @@ export class JobQueueService {
         result = released ? 'retry' : 'lost';
       } else if (await recordingJobRepository.holdsLease(tx, job.recordingId, job.leaseId)) {
         await recordingRepository.markFailed(tx, job.recordingId, code, this.clock.now());
+        await enqueueWebhooks(
+          tx,
+          recordingEvent(job.orgId, job.recordingId, 'recording.failed', this.clock.now()),
+        );
         await recordingJobRepository.remove(tx, job.recordingId);
         result = 'failed';
       } else result = 'lost';
