@@ -12,6 +12,8 @@ export const errorCodes = {
   token_expired: { status: 401, title: 'Token expired' },
   csrf_failed: { status: 403, title: 'CSRF check failed' },
   forbidden: { status: 403, title: 'Forbidden' },
+  /** Password login refused: the account's organization signs in through its IdP (docs/sso.md). */
+  sso_required: { status: 403, title: 'Single sign-on required' },
   not_found: { status: 404, title: 'Not found' },
   conflict: { status: 409, title: 'Conflict' },
   weak_password: { status: 422, title: 'Password not accepted' },

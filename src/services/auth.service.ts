@@ -80,6 +80,11 @@ export interface Me {
 
 const invalidCredentials = () => new AppError('invalid_credentials', 'Email or password is incorrect');
 
+/** The require-SSO rule (SsoService): whether an org refuses password login for non-owners. */
+export interface PasswordLoginPolicy {
+  requiresSso(orgId: string): Promise<boolean>;
+}
+
 /**
  * Accounts: signup (a new org and its owner), login with an optional second factor, password
  * change. Login answers the same for an unknown email and a wrong password — same status, body
@@ -95,6 +100,7 @@ export class AuthService {
     private readonly sessions: SessionService,
     private readonly mfa: MfaService,
     private readonly clock: Clock,
+    private readonly ssoPolicy?: PasswordLoginPolicy,
   ) {}
 
   private assertPasswordAllowed(password: string, email: string): void {
@@ -169,6 +175,9 @@ export class AuthService {
       await this.loginFailed(meta, email, user, 'bad_password');
       throw invalidCredentials();
     }
+    // Only after the password is proven may the answer reveal that the org uses SSO (no
+    // enumeration). Owners keep password login as an audited break-glass path (docs/sso.md).
+    const breakGlass = await this.checkSsoRule(user, meta, email);
     const code = input.code?.trim();
     // Only now, with the password proven, may the answer reveal that a second factor is needed.
     if (user.totpEnabled && !code)
@@ -193,6 +202,17 @@ export class AuthService {
         ip: meta.ip,
         details: { method },
       });
+      if (breakGlass)
+        await this.audit.record(tx, {
+          orgId: user.orgId,
+          actorId: user.id,
+          actorKind: 'user',
+          action: 'auth.break_glass_login',
+          targetType: 'session',
+          targetId: session.sessionId,
+          ip: meta.ip,
+          details: { method },
+        });
       return session;
     });
     if (!opened) {
@@ -206,6 +226,29 @@ export class AuthService {
       expiresIn: this.sessions.accessTokenTtl,
       sessionExpiresAt: opened.expiresAt,
     };
+  }
+
+  /** Refuses password login under require-SSO; true when an owner uses it as break-glass. */
+  private async checkSsoRule(user: UserAuthRow, meta: ClientMeta, email: string): Promise<boolean> {
+    if (!user.orgId || !this.ssoPolicy || !(await this.ssoPolicy.requiresSso(user.orgId))) return false;
+    if (user.role === 'owner') return true;
+    // The password was right: not a guessing failure, so the guard's counters stay as they are.
+    await this.guard.succeeded(meta.ip, email);
+    await this.audit.recordStandalone({
+      orgId: user.orgId,
+      actorId: user.id,
+      actorKind: 'anonymous',
+      action: 'auth.login_failed',
+      targetType: 'user',
+      targetId: user.id,
+      ip: meta.ip,
+      details: { reason: 'sso_required' },
+    });
+    throw new AppError(
+      'sso_required',
+      'Your organization signs in with single sign-on: use "Continue with SSO"',
+      { sso: '/api/v1/auth/sso/start' },
+    );
   }
 
   /** Failures go on the account's chain, or the platform chain when no account matched. */

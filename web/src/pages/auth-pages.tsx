@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { ApiError, login, signup, takeSignOutNotice } from '../api';
 import { errorText } from '../format';
 import { navigate, onLinkClick } from '../router';
+import { SsoSection, ssoErrorFromUrl } from './sso-login';
 
 function ErrorBox({ message }: { message: string | null }) {
   if (!message) return null;
@@ -18,8 +19,10 @@ export function LoginPage() {
   const [code, setCode] = useState('');
   // After the server answers mfa_required: the second step, by authenticator or recovery code.
   const [step, setStep] = useState<'password' | 'totp' | 'recovery'>('password');
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(ssoErrorFromUrl);
   const [busy, setBusy] = useState(false);
+  // The org refuses password login (require SSO): offer the SSO path at once.
+  const [ssoRequired, setSsoRequired] = useState(false);
   // Set when the session ended without a log out here (revoked from another device, expired).
   const [notice] = useState(takeSignOutNotice);
 
@@ -35,6 +38,9 @@ export function LoginPage() {
     } catch (err) {
       if (err instanceof ApiError && err.code === 'mfa_required' && step === 'password') {
         setStep('totp');
+      } else if (err instanceof ApiError && err.code === 'sso_required') {
+        setSsoRequired(true);
+        setError('Your organization signs in with single sign-on. Continue with SSO below.');
       } else if (err instanceof ApiError && err.code === 'invalid_credentials') {
         setError(
           step === 'password'
@@ -111,6 +117,9 @@ export function LoginPage() {
           {busy ? 'Logging in…' : step === 'password' ? 'Log in' : 'Verify'}
         </button>
       </form>
+      {step === 'password' && (
+        <SsoSection key={String(ssoRequired)} initialEmail={email} open={ssoRequired} />
+      )}
       <p>
         New to Sotto?{' '}
         <a href="/signup" onClick={onLinkClick}>
