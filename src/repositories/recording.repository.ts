@@ -38,6 +38,35 @@ export interface Visibility {
   ownerId?: string | undefined;
 }
 
+/**
+ * What a caller asked the list to hold (on top of Visibility, never instead of it): all
+ * conditions AND-ed, in SQL, under RLS. `from` inclusive, `to` exclusive, on created_at.
+ */
+export interface ListFilter {
+  status?: RecordingStatus | undefined;
+  ownerId?: string | undefined;
+  from?: Date | undefined;
+  to?: Date | undefined;
+}
+
+/**
+ * The WHERE conditions shared by list(), listForSearch() and count(), as parameters $1..$7
+ * (alias `r`). Every value is a bound parameter; NULL means "no condition".
+ */
+const FILTER_SQL = `($1::uuid IS NULL OR r.owner_id = $1::uuid)
+          AND ($2::text IS NULL OR r.status = $2::text)
+          AND ($3::uuid IS NULL OR r.owner_id = $3::uuid)
+          AND ($4::timestamptz IS NULL OR r.created_at >= $4::timestamptz)
+          AND ($5::timestamptz IS NULL OR r.created_at < $5::timestamptz)`;
+const filterParams = (vis: Visibility, f: ListFilter = {}) => [
+  vis.ownerId ?? null,
+  f.status ?? null,
+  f.ownerId ?? null,
+  f.from ?? null,
+  f.to ?? null,
+];
+const KEYSET_SQL = `($6::timestamptz IS NULL OR (r.created_at, r.id) < ($6::timestamptz, $7::uuid))`;
+
 export const recordingRepository = {
   async insert(
     tx: Queryable,
@@ -73,16 +102,26 @@ export const recordingRepository = {
   async list(
     tx: Queryable,
     vis: Visibility,
-    opts: { limit: number; after?: { createdAt: Date; id: string } | undefined },
+    opts: { limit: number; after?: { createdAt: Date; id: string } | undefined; filter?: ListFilter },
   ): Promise<RecordingRow[]> {
     const res = await tx.query<RecordingRow>(
-      `SELECT ${COLUMNS} FROM recordings
-        WHERE ($1::uuid IS NULL OR owner_id = $1::uuid)
-          AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
-        ORDER BY created_at DESC, id DESC LIMIT $4`,
-      [vis.ownerId ?? null, opts.after?.createdAt ?? null, opts.after?.id ?? null, opts.limit],
+      `SELECT ${COLUMNS} FROM recordings r
+        WHERE ${FILTER_SQL}
+          AND ${KEYSET_SQL}
+        ORDER BY r.created_at DESC, r.id DESC LIMIT $8`,
+      [...filterParams(vis, opts.filter), opts.after?.createdAt ?? null, opts.after?.id ?? null, opts.limit],
     );
     return res.rows;
+  },
+
+  /** How many visible recordings match the filter (a search's "scanned N of M"). */
+  async count(tx: Queryable, vis: Visibility, filter?: ListFilter): Promise<number> {
+    const res = await tx.query<{ n: number | string }>(
+      `SELECT count(*)::int AS n FROM recordings r
+        WHERE ${FILTER_SQL}`,
+      filterParams(vis, filter),
+    );
+    return Number(res.rows[0]?.n ?? 0);
   },
 
   async delete(tx: Queryable, id: string): Promise<boolean> {
@@ -212,16 +251,16 @@ export const recordingRepository = {
   async listForSearch(
     tx: Queryable,
     vis: Visibility,
-    opts: { limit: number; after?: { createdAt: Date; id: string } | undefined },
+    opts: { limit: number; after?: { createdAt: Date; id: string } | undefined; filter?: ListFilter },
   ): Promise<SearchCandidate[]> {
     const res = await tx.query<SearchCandidate>(
       `SELECT r.id, r.org_id AS "orgId", r.title_enc AS "titleEnc", r.created_at AS "createdAt",
               t.body_enc AS "bodyEnc"
          FROM recordings r LEFT JOIN transcripts t ON t.recording_id = r.id
-        WHERE ($1::uuid IS NULL OR r.owner_id = $1::uuid)
-          AND ($2::timestamptz IS NULL OR (r.created_at, r.id) < ($2::timestamptz, $3::uuid))
-        ORDER BY r.created_at DESC, r.id DESC LIMIT $4`,
-      [vis.ownerId ?? null, opts.after?.createdAt ?? null, opts.after?.id ?? null, opts.limit],
+        WHERE ${FILTER_SQL}
+          AND ${KEYSET_SQL}
+        ORDER BY r.created_at DESC, r.id DESC LIMIT $8`,
+      [...filterParams(vis, opts.filter), opts.after?.createdAt ?? null, opts.after?.id ?? null, opts.limit],
     );
     return res.rows;
   },

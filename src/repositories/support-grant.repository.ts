@@ -29,6 +29,13 @@ const map = (r: DbRow): SupportGrant => ({
 
 const COLUMNS = 'id, org_id, granted_by, created_at, expires_at, revoked_at';
 
+/** An organization that currently lets platform support in, and until when (its latest grant). */
+export interface GrantedOrg {
+  orgId: string;
+  name: string;
+  expiresAt: Date;
+}
+
 export const supportGrantRepository = {
   /** The grant that currently lets support into `orgId`, if any. */
   async findActive(tx: Queryable, orgId: string, now: Date): Promise<SupportGrant | undefined> {
@@ -38,6 +45,18 @@ export const supportGrantRepository = {
       [orgId, now],
     );
     return rows[0] && map(rows[0]);
+  },
+
+  /** Every org with an active, unrevoked grant (system context: it spans organizations). */
+  async listGrantedOrgs(tx: Queryable, now: Date, limit = 500): Promise<GrantedOrg[]> {
+    const { rows } = await tx.query<{ id: string; name: string; expires_at: Date }>(
+      `SELECT o.id, o.name, max(g.expires_at) AS expires_at
+         FROM support_grants g JOIN orgs o ON o.id = g.org_id
+        WHERE g.revoked_at IS NULL AND g.expires_at > $1
+        GROUP BY o.id, o.name ORDER BY o.name, o.id LIMIT $2`,
+      [now, limit],
+    );
+    return rows.map((r) => ({ orgId: r.id, name: r.name, expiresAt: new Date(r.expires_at) }));
   },
 
   async find(tx: Queryable, orgId: string, id: string): Promise<SupportGrant | undefined> {

@@ -1,6 +1,6 @@
 import type { Actor } from '../domain/auth-context.js';
 import { AppError } from '../domain/errors.js';
-import { can } from '../domain/roles.js';
+import { actorCan } from '../domain/api-scopes.js';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
 import { recordingRepository, type Visibility } from '../repositories/recording.repository.js';
@@ -9,6 +9,8 @@ import { requirePermission } from './org.service.js';
 import {
   titleLocation,
   transcriptLocation,
+  listFilter,
+  type ListQueryFilter,
   type RecordingService,
   type RecordingView,
 } from './recording.service.js';
@@ -38,6 +40,11 @@ export interface SearchHit extends RecordingView {
 export interface SearchPage {
   items: SearchHit[];
   next: string | null;
+  /**
+   * Recordings decrypted by this request, and how many visible recordings the filters let
+   * through in all: a client adds up `scanned` over its pages to show "searched N of M".
+   */
+  scan: { scanned: number; total: number };
 }
 
 interface Body {
@@ -63,12 +70,20 @@ export class RecordingSearchService {
 
   async search(
     actor: Actor,
-    query: { q: string; limit: number; after?: string | undefined },
+    query: {
+      q: string;
+      limit: number;
+      after?: string | undefined;
+      filter?: ListQueryFilter | undefined;
+    },
   ): Promise<SearchPage> {
     requirePermission(actor, 'recordings.read');
     const matcher = compile(query.q);
     if (!matcher) throw new AppError('bad_request', 'The search needs at least one letter or digit');
     const vis = visibility(actor);
+    const filter = listFilter(actor, query.filter);
+    let scanned = 0;
+    let total = 0;
     const found = await withTenant(this.db, actor, async (tx) => {
       let after: { createdAt: Date; id: string } | undefined;
       if (query.after) {
@@ -76,13 +91,13 @@ export class RecordingSearchService {
         if (!last) throw new AppError('bad_request', 'Unknown page cursor');
         after = { createdAt: last.createdAt, id: last.id };
       }
+      total = await recordingRepository.count(tx, vis, filter);
       const hits: { id: string; match: SearchHit['match'] }[] = [];
-      let scanned = 0;
       // Elapsed time of this request's scan (a duration, not a date: no Clock needed).
       const started = performance.now();
       for (;;) {
         const want = Math.min(BATCH, this.scanBudget - scanned);
-        const rows = await recordingRepository.listForSearch(tx, vis, { limit: want, after });
+        const rows = await recordingRepository.listForSearch(tx, vis, { limit: want, after, filter });
         for (const row of rows) {
           scanned++;
           after = { createdAt: row.createdAt, id: row.id };
@@ -112,7 +127,7 @@ export class RecordingSearchService {
         if (!(err instanceof AppError && err.code === 'not_found')) throw err;
       }
     }
-    return { items, next: found.next };
+    return { items, next: found.next, scan: { scanned, total } };
   }
 }
 
@@ -207,5 +222,5 @@ function excerpt(text: string, at: number): string {
 }
 
 function visibility(actor: Actor): Visibility {
-  return can(actor.role, 'recordings.read_all') ? {} : { ownerId: actor.userId };
+  return actorCan(actor, 'recordings.read_all') ? {} : { ownerId: actor.userId };
 }

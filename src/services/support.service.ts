@@ -6,9 +6,14 @@ import { AppError, notFound } from '../domain/errors.js';
 import { checkPassword, passwordProblemMessages } from '../domain/password-policy.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { isUniqueViolation, memberRepository } from '../repositories/member.repository.js';
-import { supportGrantRepository, type SupportGrant } from '../repositories/support-grant.repository.js';
+import {
+  supportGrantRepository,
+  type GrantedOrg,
+  type SupportGrant,
+} from '../repositories/support-grant.repository.js';
 import type { AuditService } from './audit.service.js';
 import { commonPasswordSet } from './auth.service.js';
+import type { SessionActor } from './session.service.js';
 import { requirePermission } from './org.service.js';
 
 export const MAX_GRANT_HOURS = 168;
@@ -94,6 +99,40 @@ export class SupportService {
         ip: actor.ip,
         details: { wasActive: this.statusOf(grant, now) === 'active' },
       });
+    });
+  }
+
+  /**
+   * GET /support/orgs: the organizations a platform support user may enter right now (id, name,
+   * grant expiry; nothing else). Audited like every other support access: one `support.access`
+   * entry in each listed org's own log (the customer sees support looked), and one in the
+   * platform log naming the org ids. Anyone who is not platform support is refused.
+   */
+  async listGrantedOrgs(who: SessionActor): Promise<GrantedOrg[]> {
+    if (who.platformRole !== 'support') throw new AppError('forbidden', 'Only Sotto support uses this');
+    const now = this.clock.now();
+    return withSystem(this.db, async (tx) => {
+      const orgs = await supportGrantRepository.listGrantedOrgs(tx, now);
+      // Chains locked in one order (by id), so two concurrent listings cannot deadlock.
+      for (const org of [...orgs].sort((a, b) => a.orgId.localeCompare(b.orgId))) {
+        await this.audit.record(tx, {
+          orgId: org.orgId,
+          actorId: who.userId,
+          actorKind: 'support',
+          action: 'support.access',
+          ip: who.ip,
+          details: { method: 'GET', route: '/api/v1/support/orgs', status: 200 },
+        });
+      }
+      await this.audit.record(tx, {
+        orgId: null,
+        actorId: who.userId,
+        actorKind: 'support',
+        action: 'support.orgs_listed',
+        ip: who.ip,
+        details: { orgIds: orgs.map((o) => o.orgId) },
+      });
+      return orgs;
     });
   }
 

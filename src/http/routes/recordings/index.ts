@@ -67,7 +67,8 @@ const recordingRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { servi
   app.post(
     '/',
     {
-      onRequest: app.requirePermission('recordings.create'),
+      // Upload (recordings.create) or a live recording (live.ingest): the service checks which.
+      onRequest: app.requireAnyPermission(['recordings.create', 'live.ingest']),
       schema: {
         tags,
         security,
@@ -136,10 +137,13 @@ const recordingRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { servi
       schema: { tags, security, querystring: listQuery, response: { 200: listResponse } },
     },
     async (req) => {
-      const { q, ...page } = req.query;
-      const found = q
-        ? await services.search.search(actorOf(req), { q, ...page })
-        : await services.recordings.list(actorOf(req), page);
+      const { q, limit, after, ...filter } = req.query;
+      const page = { limit, after, filter };
+      if (q) {
+        const found = await services.search.search(actorOf(req), { q, ...page });
+        return { items: found.items.map(recording), next: found.next, scan: found.scan };
+      }
+      const found = await services.recordings.list(actorOf(req), page);
       return { items: found.items.map(recording), next: found.next };
     },
   );

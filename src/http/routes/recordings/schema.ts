@@ -48,16 +48,41 @@ export const recordingResponse = z.object({
   completedAt: z.iso.datetime().nullable(),
 });
 
-export const listQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  /** Id of the last recording of the previous page (with `q`: where the last scan stopped). */
-  after: id.optional(),
-  /**
-   * Search titles and transcripts (case- and accent-insensitive; every word must appear, or a
-   * "quoted phrase"). A page may then hold fewer than `limit` items while `next` is not null.
-   */
-  q: z.string().trim().min(1).max(200).regex(NO_CONTROL, 'must not contain control characters').optional(),
-});
+const DAY_MS = 86_400_000;
+/**
+ * A point in time for the list's date range: an ISO date (`2026-03-01`) or an ISO date-time
+ * with `Z` or an offset. A bare date is midnight UTC starting that day, or with `endOfDay` the
+ * midnight ending it (so `to=2026-03-01` includes the 1st). Years 2000–2999 only.
+ */
+const instant = (endOfDay: boolean) =>
+  z
+    .union([z.iso.date(), z.iso.datetime({ offset: true })])
+    .transform((v) =>
+      v.length === 10 ? new Date(Date.parse(`${v}T00:00:00Z`) + (endOfDay ? DAY_MS : 0)) : new Date(v),
+    )
+    .refine((d) => !Number.isNaN(d.getTime()) && d.getUTCFullYear() >= 2000 && d.getUTCFullYear() < 3000, {
+      message: 'must be a date between the years 2000 and 2999',
+    });
+
+export const listQuery = z
+  .strictObject({
+    limit: z.coerce.number().int().min(1).max(200).default(50),
+    /** Id of the last recording of the previous page (with `q`: where the last scan stopped). */
+    after: id.optional(),
+    /**
+     * Search titles and transcripts (case- and accent-insensitive; every word must appear, or a
+     * "quoted phrase"). A page may then hold fewer than `limit` items while `next` is not null.
+     */
+    q: z.string().trim().min(1).max(200).regex(NO_CONTROL, 'must not contain control characters').optional(),
+    status: status.optional(),
+    /** `me`, or a user id of the organization (a member only ever sees their own anyway). */
+    owner: z.union([z.literal('me'), id]).optional(),
+    /** Created at or after (inclusive). */
+    from: instant(false).optional(),
+    /** Created before (exclusive; a bare date means up to the end of that day, UTC). */
+    to: instant(true).optional(),
+  })
+  .refine((q) => !q.from || !q.to || q.from < q.to, { message: '`from` must be before `to`', path: ['to'] });
 
 const searchMatch = z.object({
   /** The title matched (at least one of the words). */
@@ -70,6 +95,11 @@ export const listResponse = z.object({
   /** `match` is present on search results only. */
   items: z.array(recordingResponse.extend({ match: searchMatch.optional() })),
   next: z.string().nullable(),
+  /**
+   * Search results only: recordings scanned by this request, and the visible recordings the
+   * filters let through in all (add `scanned` up over pages to show "searched N of M").
+   */
+  scan: z.object({ scanned: z.number().int(), total: z.number().int() }).optional(),
 });
 
 const word = z.object({ w: z.string(), start: z.number(), end: z.number(), conf: z.number() });
