@@ -29,7 +29,12 @@ export interface Panel {
   close(): Promise<void>;
 }
 
-export async function startPanel(env: Record<string, string> = {}): Promise<Panel> {
+export interface PanelOptions {
+  /** Extra Chromium command-line switches (e.g. a fake microphone for the live screens). */
+  browserArgs?: string[];
+}
+
+export async function startPanel(env: Record<string, string> = {}, opts: PanelOptions = {}): Promise<Panel> {
   const work = mkdtempSync(path.join(tmpdir(), 'sotto-panel-'));
   const webRoot = path.join(work, 'web');
   // A build of its own, so a parallel `npm run build` cannot swap files under the test.
@@ -76,6 +81,7 @@ export async function startPanel(env: Record<string, string> = {}): Promise<Pane
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
+        ...(opts.browserArgs ?? []),
       ],
     });
   } catch (err) {

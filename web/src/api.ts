@@ -134,6 +134,14 @@ async function sessionRefused(res: Response): Promise<boolean> {
   }
 }
 
+// Platform support only: the organization they act in (its grant must be active), sent as
+// X-Sotto-Org on every API call. Org members never set it (the server ignores it for them).
+let supportOrg: string | null = null;
+
+export function setSupportOrg(orgId: string | null): void {
+  supportOrg = orgId;
+}
+
 /** An authenticated request; one retry after a refresh when the token was refused. */
 export async function request(path: string, init: RequestInit = {}): Promise<Response> {
   const send = async () =>
@@ -142,6 +150,7 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
       credentials: 'same-origin',
       headers: {
         ...(init.headers as Record<string, string>),
+        ...(supportOrg ? { 'x-sotto-org': supportOrg } : {}),
         authorization: `Bearer ${await currentToken()}`,
       },
     });

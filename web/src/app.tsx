@@ -1,10 +1,12 @@
 import { useEffect, useState } from 'react';
 import { logout, onSessionChange, refresh } from './api';
+import { canManageOrg, isSupport, useMe, useSupportOrg } from './api-org';
 import { LoginPage, SignupPage } from './pages/auth-pages';
 import { AcceptInvitationPage } from './pages/accept-invitation-page';
 import { LiveRecordingPage, LiveStartPage } from './pages/live-page';
 import { NotFoundPage } from './pages/not-found-page';
 import { OrgPage } from './pages/org-page';
+import { SupportOrgBadge, SupportOrgPicker } from './pages/org-support-switch';
 import { RecordingPage } from './pages/recording-page';
 import { RecordingsPage } from './pages/recordings-page';
 import { SecurityPage } from './pages/security-page';
@@ -15,6 +17,9 @@ type SessionState = 'checking' | 'in' | 'out';
 export function App() {
   const path = usePath();
   const [session, setSession] = useState<SessionState>('checking');
+  // Who is signed in decides the Organization link; platform support first picks an org to act in.
+  const me = useMe(session === 'in');
+  const supportOrg = useSupportOrg();
 
   useEffect(() => {
     const off = onSessionChange((signedIn) => setSession(signedIn ? 'in' : 'out'));
@@ -54,7 +59,10 @@ export function App() {
   else if (path === '/live') page = <LiveStartPage />;
   else if (org) page = <OrgPage section={org[1] ?? 'members'} />;
   else if (path === '/settings/security') page = <SecurityPage />;
+  else if (path === '/invite') page = <AcceptInvitationPage signedIn />;
   else page = <NotFoundPage />;
+  if (isSupport(me) && (path === '/support' || (!supportOrg && path !== '/settings/security')))
+    page = <SupportOrgPicker />;
 
   return (
     <>
@@ -76,9 +84,11 @@ export function App() {
           <a href="/live" onClick={onLinkClick} aria-current={path === '/live' || live ? 'page' : undefined}>
             Live
           </a>
-          <a href="/org" onClick={onLinkClick} aria-current={org ? 'page' : undefined}>
-            Organization
-          </a>
+          {(canManageOrg(me) || isSupport(me)) && (
+            <a href="/org" onClick={onLinkClick} aria-current={org ? 'page' : undefined}>
+              Organization
+            </a>
+          )}
           <a
             href="/settings/security"
             onClick={onLinkClick}
@@ -86,6 +96,7 @@ export function App() {
           >
             Security
           </a>
+          {isSupport(me) && <SupportOrgBadge />}
           <button
             type="button"
             className="link"
@@ -97,7 +108,9 @@ export function App() {
           </button>
         </nav>
       </header>
-      <main id="main">{page}</main>
+      <main id="main" key={supportOrg?.id ?? ''}>
+        {page}
+      </main>
     </>
   );
 }

@@ -1,9 +1,80 @@
-/** Organization administration (admins and owners). Filled in by the org-admin work. */
+import { canManageOrg, isSupport, useMe, useSupportOrg } from '../api-org';
+import { onLinkClick } from '../router';
+import { NotFoundPage } from './not-found-page';
+import { AuditSection } from './org-audit';
+import { InvitationsSection, MembersSection } from './org-members';
+import { SettingsSection, SupportAccessSection } from './org-settings';
+import { WorkersSection } from './org-workers';
+
+const SECTIONS = [
+  { id: 'members', label: 'Members' },
+  { id: 'invitations', label: 'Invitations' },
+  { id: 'settings', label: 'Settings' },
+  { id: 'support', label: 'Support access' },
+  { id: 'workers', label: 'Workers' },
+  { id: 'audit', label: 'Audit log' },
+] as const;
+
+/**
+ * Organization administration (owners and admins), one section per URL under /org. Sotto support
+ * acting through a grant sees the members only (the API lets them read, never change). Members get
+ * a plain "no access" screen; the API would refuse them anyway.
+ */
 export function OrgPage({ section }: { section: string }) {
+  const me = useMe();
+  const supportOrg = useSupportOrg();
+  if (!me)
+    return (
+      <section aria-busy="true">
+        <h1 tabIndex={-1}>Organization</h1>
+        <p>Loading…</p>
+      </section>
+    );
+
+  const support = isSupport(me);
+  if (!canManageOrg(me) && !support)
+    return (
+      <section className="card narrow">
+        <h1 tabIndex={-1}>No access</h1>
+        <p>
+          Only the organization's owners and admins manage it. Ask one of them if you need a setting changed,
+          or go back to your{' '}
+          <a href="/recordings" onClick={onLinkClick}>
+            recordings
+          </a>
+          .
+        </p>
+      </section>
+    );
+
+  const visible = support ? SECTIONS.filter((s) => s.id === 'members') : SECTIONS;
+  const current = visible.find((s) => s.id === section);
+  if (!current) return <NotFoundPage />;
+
   return (
-    <section className="card narrow">
-      <h1 tabIndex={-1}>Organization</h1>
-      <p>Section: {section}</p>
-    </section>
+    <>
+      <h1 tabIndex={-1}>
+        Organization{me.organization ? `: ${me.organization.name}` : supportOrg ? `: ${supportOrg.name}` : ''}
+        <span className="visually-hidden"> — {current.label}</span>
+      </h1>
+      <nav className="org-tabs" aria-label="Organization sections">
+        {visible.map((s) => (
+          <a
+            key={s.id}
+            href={`/org/${s.id}`}
+            onClick={onLinkClick}
+            aria-current={s.id === current.id ? 'page' : undefined}
+          >
+            {s.label}
+          </a>
+        ))}
+      </nav>
+      {current.id === 'members' && <MembersSection me={me} />}
+      {current.id === 'invitations' && <InvitationsSection me={me} />}
+      {current.id === 'settings' && <SettingsSection />}
+      {current.id === 'support' && <SupportAccessSection />}
+      {current.id === 'workers' && <WorkersSection />}
+      {current.id === 'audit' && <AuditSection />}
+    </>
   );
 }

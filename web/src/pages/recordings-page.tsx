@@ -1,214 +1,207 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { del, getJson, uploadRecording, type Recording } from '../api';
-import { clock, errorText, when } from '../format';
+import { ApiError, getJson } from '../api';
+import {
+  listRecordings,
+  NO_FILTERS,
+  ownerChoices,
+  PAGE_SIZE,
+  type ListedRecording,
+  type ListFilters,
+  type Member,
+} from '../api-recordings';
+import { errorText } from '../format';
 import { onLinkClick } from '../router';
-
-const STATUS_TEXT: Record<Recording['status'], string> = {
-  live: 'Live',
-  queued: 'Waiting to be transcribed',
-  processing: 'Transcribing',
-  done: 'Ready',
-  failed: 'Failed',
-};
+import { RecordingFilters } from './recordings-filters';
+import { RecordingRow } from './recordings-row';
+import { UploadPanel } from './recordings-upload';
 
 const POLL_MS = 1500;
+/** The most rows one poll re-reads (the API's page limit). */
+const MAX_REFRESH = 200;
+const moving = (r: ListedRecording) =>
+  r.status === 'queued' || r.status === 'processing' || r.status === 'live';
+
+interface ListState {
+  items: ListedRecording[];
+  next: string | null;
+  /** Search only, added up over the pages: recordings scanned, and all the filters let through. */
+  scanned: number;
+  total: number;
+}
 
 export function RecordingsPage() {
-  const [items, setItems] = useState<Recording[] | null>(null);
+  const [filters, setFilters] = useState<ListFilters>(NO_FILTERS);
+  const [list, setList] = useState<ListState | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [loadingMore, setLoadingMore] = useState(false);
+  const [owners, setOwners] = useState<{ me: string; members: Member[] } | null>(null);
+  // Bumped to clear the filter form (its search box keeps its own text until submitted).
+  const [formKey, setFormKey] = useState(0);
+  // Answers to an older filter arriving late must not overwrite the current one's.
+  const generation = useRef(0);
+  const searching = filters.q !== '';
 
-  const load = useCallback(async () => {
+  const load = useCallback(async (f: ListFilters) => {
+    const gen = ++generation.current;
+    setError(null);
     try {
-      const page = await getJson<{ items: Recording[] }>('/api/v1/recordings?limit=100');
-      setItems(page.items);
-      setError(null);
+      const page = await listRecordings(f);
+      if (gen !== generation.current) return;
+      setList({
+        items: page.items,
+        next: page.next,
+        scanned: page.scan?.scanned ?? 0,
+        total: page.scan?.total ?? 0,
+      });
     } catch (err) {
-      setError(errorText(err));
+      if (gen !== generation.current) return;
+      setError(describe(err));
     }
   }, []);
 
   useEffect(() => {
-    void load();
-  }, [load]);
+    setList(null);
+    void load(filters);
+  }, [filters, load]);
 
-  // Poll only while something is still moving.
-  const busy = items?.some((r) => r.status === 'queued' || r.status === 'processing' || r.status === 'live');
   useEffect(() => {
-    if (!busy) return;
-    const t = setInterval(() => void load(), POLL_MS);
+    void ownerChoices().then(
+      (o) => o.seesAll && setOwners({ me: o.me, members: o.members }),
+      () => undefined, // without it the owner filter is simply not offered
+    );
+  }, []);
+
+  async function more() {
+    if (!list?.next) return;
+    const gen = generation.current;
+    setLoadingMore(true);
+    try {
+      const page = await listRecordings(filters, list.next);
+      if (gen !== generation.current) return;
+      setList(
+        (l) =>
+          l && {
+            // A row can only repeat if it was deleted and re-listed meanwhile; keep ids unique.
+            items: [...l.items, ...page.items.filter((i) => !l.items.some((x) => x.id === i.id))],
+            next: page.next,
+            scanned: l.scanned + (page.scan?.scanned ?? 0),
+            total: page.scan?.total ?? l.total,
+          },
+      );
+    } catch (err) {
+      setError(describe(err));
+    } finally {
+      setLoadingMore(false);
+    }
+  }
+
+  // Poll only while something shown is still moving: a list re-reads the rows it shows (one
+  // request); a search refreshes only the moving rows (a re-scan would cost a full search).
+  const busyIds = list?.items.filter(moving).map((r) => r.id) ?? [];
+  const busyKey = busyIds.join(',');
+  useEffect(() => {
+    if (!busyKey) return;
+    const t = setInterval(() => {
+      const gen = generation.current;
+      if (!searching) {
+        const n = Math.min(MAX_REFRESH, Math.max(PAGE_SIZE, list?.items.length ?? 0));
+        void listRecordings(filters, null, n).then(
+          (page) =>
+            gen === generation.current &&
+            setList((l) => l && { ...l, items: page.items, next: l.items.length > n ? l.next : page.next }),
+          () => undefined, // the next tick tries again
+        );
+        return;
+      }
+      for (const id of busyKey.split(',').slice(0, 10))
+        void getJson<ListedRecording>(`/api/v1/recordings/${id}`).then(
+          (r) =>
+            gen === generation.current &&
+            setList((l) => l && { ...l, items: l.items.map((x) => (x.id === id ? { ...x, ...r } : x)) }),
+          () => undefined,
+        );
+    }, POLL_MS);
     return () => clearInterval(t);
-  }, [busy, load]);
+  }, [busyKey, filters, searching]);
+
+  const names = new Map(owners?.members.map((m) => [m.id, m.name]));
+  const filtered = filters !== NO_FILTERS && Object.values(filters).some(Boolean);
 
   return (
     <section>
       <h1 tabIndex={-1}>Recordings</h1>
-      <UploadPanel onUploaded={() => void load()} />
-      <h2>Your recordings</h2>
+      <UploadPanel
+        onUploaded={() => {
+          // Show the new upload: whatever filter was on might hide it.
+          setFormKey((k) => k + 1);
+          setFilters({ ...NO_FILTERS });
+        }}
+      />
+      <h2>{owners ? 'Recordings of your organization' : 'Your recordings'}</h2>
+      <RecordingFilters key={formKey} value={filters} onChange={setFilters} owners={owners} />
       {error && (
-        <p className="error" role="alert">
-          Could not load your recordings: {error}{' '}
-          <button type="button" onClick={() => void load()}>
+        <div className="error" role="alert">
+          <p>{error}</p>
+          <button type="button" onClick={() => void load(filters)}>
             Try again
           </button>
+        </div>
+      )}
+      {list === null && !error && (
+        <p aria-busy="true">{searching ? 'Searching (decrypting and scanning)…' : 'Loading recordings…'}</p>
+      )}
+      {list && searching && (
+        <p className="scan-progress" role="status">
+          {list.next
+            ? `Searched ${list.scanned} of ${plural(list.total, 'recording')} so far, ${list.items.length} found.`
+            : `Searched all ${plural(list.total, 'recording')}: ${list.items.length} found.`}
         </p>
       )}
-      {items === null && !error && <p aria-busy="true">Loading recordings…</p>}
-      {items?.length === 0 && (
-        <p className="empty">No recordings yet. Upload an audio file above to get a transcript.</p>
+      {list && list.items.length === 0 && !list.next && !filtered && (
+        <p className="empty">
+          No recordings yet — upload one above or{' '}
+          <a href="/live" onClick={onLinkClick}>
+            start a live recording
+          </a>
+          .
+        </p>
       )}
-      {items && items.length > 0 && (
-        <ul className="recordings" aria-live="polite">
-          {items.map((r) => (
-            <RecordingRow key={r.id} r={r} onDeleted={() => void load()} />
+      {list && list.items.length === 0 && !list.next && filtered && (
+        <p className="empty">
+          {searching ? 'Nothing matched your search' : 'No recordings match these filters'}. Change or clear
+          the filters above.
+        </p>
+      )}
+      {list && list.items.length > 0 && (
+        <ul className="recordings" aria-live="polite" aria-label="Recordings">
+          {list.items.map((r) => (
+            <RecordingRow
+              key={r.id}
+              r={r}
+              owner={owners ? (r.ownerId === owners.me ? 'You' : names.get(r.ownerId)) : undefined}
+              onDeleted={(id) => setList((l) => l && { ...l, items: l.items.filter((x) => x.id !== id) })}
+            />
           ))}
         </ul>
       )}
-    </section>
-  );
-}
-
-function RecordingRow({ r, onDeleted }: { r: Recording; onDeleted: () => void }) {
-  const [confirming, setConfirming] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const title = r.title ?? 'Untitled recording';
-  return (
-    <li className="recording" data-status={r.status}>
-      <div className="recording-main">
-        <a href={`/recordings/${r.id}`} onClick={onLinkClick} className="recording-title">
-          {title}
-        </a>
-        <span className="meta">
-          {when(r.createdAt)}
-          {r.durationSeconds !== null && ` · ${clock(r.durationSeconds)}`}
-        </span>
-      </div>
-      <div className="recording-status">
-        <span className={`status status-${r.status}`}>{STATUS_TEXT[r.status]}</span>
-        {(r.status === 'queued' || r.status === 'processing') && (
-          <progress max={1} value={r.progress} aria-label={`Progress of ${title}`}>
-            {Math.round(r.progress * 100)}%
-          </progress>
-        )}
-        {r.status === 'failed' && r.error && <span className="error-inline">{r.error}</span>}
-      </div>
-      <div className="recording-actions">
-        {confirming ? (
-          <span role="group" aria-label={`Confirm deleting ${title}`}>
-            <span>Delete for good?</span>{' '}
-            <button
-              type="button"
-              className="danger"
-              onClick={() =>
-                void del(`/api/v1/recordings/${r.id}`).then(onDeleted, (err: unknown) =>
-                  setError(errorText(err)),
-                )
-              }
-            >
-              Yes, delete
-            </button>{' '}
-            <button type="button" onClick={() => setConfirming(false)} autoFocus>
-              Keep it
-            </button>
-          </span>
-        ) : (
-          <button type="button" onClick={() => setConfirming(true)} aria-label={`Delete ${title}`}>
-            Delete
-          </button>
-        )}
-        {error && (
-          <span className="error-inline" role="alert">
-            {error}
-          </span>
-        )}
-      </div>
-    </li>
-  );
-}
-
-function UploadPanel({ onUploaded }: { onUploaded: () => void }) {
-  const [file, setFile] = useState<File | null>(null);
-  const [title, setTitle] = useState('');
-  const [progress, setProgress] = useState<number | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [dragging, setDragging] = useState(false);
-  const input = useRef<HTMLInputElement>(null);
-  const abort = useRef<AbortController | null>(null);
-
-  function pick(f: File | undefined) {
-    if (!f) return;
-    setFile(f);
-    setError(null);
-    if (!title) setTitle(f.name.replace(/\.[^.]+$/, ''));
-  }
-
-  async function start() {
-    if (!file) return;
-    abort.current = new AbortController();
-    setProgress(0);
-    setError(null);
-    try {
-      await uploadRecording(file, title, setProgress, abort.current.signal);
-      setFile(null);
-      setTitle('');
-      if (input.current) input.current.value = '';
-      onUploaded();
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setProgress(null);
-    }
-  }
-
-  return (
-    <section className="card" aria-labelledby="upload-heading">
-      <h2 id="upload-heading">Upload a recording</h2>
-      <div
-        className={`dropzone${dragging ? ' dragging' : ''}`}
-        onDragOver={(e) => {
-          e.preventDefault();
-          setDragging(true);
-        }}
-        onDragLeave={() => setDragging(false)}
-        onDrop={(e) => {
-          e.preventDefault();
-          setDragging(false);
-          pick(e.dataTransfer.files[0]);
-        }}
-      >
-        <p>Drag an audio file here (WAV, FLAC, Ogg, MP3, M4A, WebM), or</p>
-        <input
-          ref={input}
-          id="upload-file"
-          className="visually-hidden"
-          type="file"
-          accept="audio/*,video/webm,.wav,.flac,.ogg,.mp3,.m4a,.webm"
-          onChange={(e) => pick(e.target.files?.[0])}
-        />
-        <label htmlFor="upload-file" className="button">
-          Choose a file
-        </label>
-        {file && <p className="meta">Selected: {file.name}</p>}
-      </div>
-      <label htmlFor="upload-title">Title (optional)</label>
-      <input id="upload-title" value={title} maxLength={300} onChange={(e) => setTitle(e.target.value)} />
-      {progress !== null ? (
-        <div className="upload-progress">
-          <label htmlFor="upload-bar">Uploading… {Math.round(progress * 100)}%</label>
-          <progress id="upload-bar" max={1} value={progress} />
-          <button type="button" onClick={() => abort.current?.abort()}>
-            Cancel
-          </button>
-        </div>
-      ) : (
-        <button type="button" className="primary" disabled={!file} onClick={() => void start()}>
-          Upload and transcribe
+      {list?.next && (
+        <button type="button" onClick={() => void more()} disabled={loadingMore} aria-busy={loadingMore}>
+          {loadingMore ? 'Loading…' : searching ? 'Continue searching' : 'Load more'}
         </button>
       )}
-      {error && (
-        <p className="error" role="alert">
-          Upload failed: {error}
-        </p>
-      )}
     </section>
   );
+}
+
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
+/** What went wrong, and what to do about it. */
+function describe(err: unknown): string {
+  if (err instanceof ApiError && (err.status === 400 || err.status === 422))
+    return `The search or filters were refused: ${err.message}. Check the dates (from before to) and the search words.`;
+  if (err instanceof ApiError && err.status === 429)
+    return 'Too many requests just now. Wait a moment, then try again.';
+  if (err instanceof ApiError && err.status === 0)
+    return 'The server could not be reached. Check your connection.';
+  return `Could not load your recordings: ${errorText(err)}`;
 }

@@ -1,5 +1,6 @@
 import type { Report } from '../api';
 import { clock } from '../format';
+import { TurnTimeline } from './report-timeline';
 
 const BAR_H = 22;
 const GAP = 10;
@@ -42,7 +43,20 @@ function TalkTimeChart({ report }: { report: Report }) {
   );
 }
 
-export function ReportView({ report }: { report: Report }) {
+/**
+ * The report: numbers, talk time per speaker, the turn timeline (from the transcript's segments,
+ * when they are loaded), a per-speaker table (talk time, turns, speaking rate, longest
+ * monologue) and keywords.
+ */
+export function ReportView({
+  report,
+  segments = null,
+  duration = 0,
+}: {
+  report: Report;
+  segments?: readonly { speaker: string; start: number; end: number }[] | null;
+  duration?: number;
+}) {
   return (
     <>
       <dl className="numbers">
@@ -76,6 +90,12 @@ export function ReportView({ report }: { report: Report }) {
         <p className="empty">Nobody spoke.</p>
       ) : (
         <TalkTimeChart report={report} />
+      )}
+      {segments && segments.length > 0 && (
+        <>
+          <h3>Turns over time</h3>
+          <TurnTimeline report={report} segments={segments} duration={duration} />
+        </>
       )}
       <table className="report-table">
         <caption className="visually-hidden">Per speaker</caption>

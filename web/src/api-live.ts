@@ -1,0 +1,43 @@
+import { getJson, sendJson, type Recording } from './api';
+
+/** The live-recording calls of the public API (docs/live.md), same origin like the rest. */
+
+export const LIVE_PROTOCOL = 'sotto.live.v1';
+
+export async function createLiveRecording(title: string): Promise<string> {
+  const t = title.trim();
+  const { id } = await sendJson<{ id: string }>('POST', '/api/v1/recordings', {
+    mode: 'live',
+    ...(t ? { title: t } : {}),
+  });
+  return id;
+}
+
+/** A single-use, 30-second ticket for one WebSocket handshake (browsers cannot send headers). */
+export async function liveTicket(id: string): Promise<string> {
+  const { ticket } = await sendJson<{ ticket: string }>(
+    'POST',
+    `/api/v1/recordings/${encodeURIComponent(id)}/live-ticket`,
+    {},
+  );
+  return ticket;
+}
+
+export function getRecording(id: string): Promise<Recording> {
+  return getJson<Recording>(`/api/v1/recordings/${encodeURIComponent(id)}`);
+}
+
+/**
+ * Opens `/live` or `/watch` with a fresh ticket offered as a subprotocol (never in the URL, so no
+ * log or history ever holds it); the server echoes only `sotto.live.v1`.
+ */
+export async function openLiveSocket(id: string, kind: 'live' | 'watch'): Promise<WebSocket> {
+  const ticket = await liveTicket(id);
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(
+    `${scheme}//${location.host}/api/v1/recordings/${encodeURIComponent(id)}/${kind}`,
+    [LIVE_PROTOCOL, `sotto.ticket.${ticket}`],
+  );
+  ws.binaryType = 'arraybuffer';
+  return ws;
+}

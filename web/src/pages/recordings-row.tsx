@@ -1,0 +1,109 @@
+import { useState } from 'react';
+import { deleteRecording, type ListedRecording } from '../api-recordings';
+import { clock, errorText, when } from '../format';
+import { onLinkClick } from '../router';
+import { ConfirmDialog } from './recordings-confirm';
+
+export const STATUS_TEXT: Record<ListedRecording['status'], string> = {
+  live: 'Live',
+  queued: 'Waiting to be transcribed',
+  processing: 'Transcribing',
+  done: 'Ready',
+  failed: 'Failed',
+};
+
+/** One recording in the list: title link (live ones to their live screen), status, delete. */
+export function RecordingRow({
+  r,
+  owner,
+  onDeleted,
+}: {
+  r: ListedRecording;
+  /** The owner's name, when the caller sees colleagues' recordings too. */
+  owner?: string | undefined;
+  onDeleted: (id: string) => void;
+}) {
+  const [confirming, setConfirming] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const title = r.title ?? 'Untitled recording';
+  const href = r.status === 'live' ? `/recordings/${r.id}/live` : `/recordings/${r.id}`;
+
+  async function remove() {
+    setBusy(true);
+    setError(null);
+    try {
+      await deleteRecording(r.id);
+      setConfirming(false);
+      onDeleted(r.id);
+    } catch (err) {
+      setError(`Not deleted: ${errorText(err)}. Try again, or reload the list.`);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <li className="recording" data-status={r.status}>
+      <div className="recording-main">
+        <a href={href} onClick={onLinkClick} className="recording-title">
+          {title}
+        </a>
+        <span className="meta">
+          {when(r.createdAt)}
+          {r.durationSeconds !== null && ` · ${clock(r.durationSeconds)}`}
+          {owner && ` · ${owner}`}
+        </span>
+        {r.match && r.match.snippets.length > 0 && (
+          <ul className="snippets">
+            {r.match.snippets.map((s) => (
+              <li key={s.segmentId}>
+                <a href={`/recordings/${r.id}`} onClick={onLinkClick} className="time">
+                  {clock(s.start)}
+                </a>{' '}
+                {s.text}
+              </li>
+            ))}
+          </ul>
+        )}
+      </div>
+      <div className="recording-status">
+        <span className={`status status-${r.status}`}>{STATUS_TEXT[r.status]}</span>
+        {(r.status === 'queued' || r.status === 'processing') && (
+          <progress max={1} value={r.progress} aria-label={`Progress of ${title}`}>
+            {Math.round(r.progress * 100)}%
+          </progress>
+        )}
+        {r.status === 'live' && (
+          <a href={href} onClick={onLinkClick} className="small">
+            Open live view
+          </a>
+        )}
+        {r.status === 'failed' && r.error && <span className="error-inline">{r.error}</span>}
+      </div>
+      <div className="recording-actions">
+        <button type="button" onClick={() => setConfirming(true)} aria-label={`Delete ${title}`}>
+          Delete
+        </button>
+        {confirming && (
+          <ConfirmDialog
+            title={`Delete “${title}”?`}
+            confirmLabel="Yes, delete"
+            cancelLabel="Keep it"
+            busy={busy}
+            error={error}
+            onConfirm={() => void remove()}
+            onCancel={() => {
+              setConfirming(false);
+              setError(null);
+            }}
+          >
+            <p>
+              The recording, its transcript and any kept audio are deleted for good. This cannot be undone.
+            </p>
+          </ConfirmDialog>
+        )}
+      </div>
+    </li>
+  );
+}

@@ -1,0 +1,96 @@
+import { useRef, useState } from 'react';
+import { uploadRecording } from '../api';
+import { errorText } from '../format';
+
+/**
+ * Upload: drop a file on the zone or pick one, optional title, a real progress bar (XMLHttpRequest
+ * upload events) and Cancel. The zone is also the label's neighbour, so keyboard users pick a file
+ * with the button and never need to drag.
+ */
+export function UploadPanel({ onUploaded }: { onUploaded: () => void }) {
+  const [file, setFile] = useState<File | null>(null);
+  const [title, setTitle] = useState('');
+  const [progress, setProgress] = useState<number | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [dragging, setDragging] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  const abort = useRef<AbortController | null>(null);
+
+  function pick(f: File | undefined) {
+    if (!f) return;
+    setFile(f);
+    setError(null);
+    if (!title) setTitle(f.name.replace(/\.[^.]+$/, ''));
+  }
+
+  async function start() {
+    if (!file) return;
+    abort.current = new AbortController();
+    setProgress(0);
+    setError(null);
+    try {
+      await uploadRecording(file, title, setProgress, abort.current.signal);
+      setFile(null);
+      setTitle('');
+      if (input.current) input.current.value = '';
+      onUploaded();
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setProgress(null);
+    }
+  }
+
+  return (
+    <section className="card" aria-labelledby="upload-heading">
+      <h2 id="upload-heading">Upload a recording</h2>
+      <div
+        className={`dropzone${dragging ? ' dragging' : ''}`}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={(e) => {
+          e.preventDefault();
+          setDragging(false);
+          pick(e.dataTransfer.files[0]);
+        }}
+      >
+        <p>Drag an audio file here (WAV, FLAC, Ogg, MP3, M4A, WebM), or</p>
+        <input
+          ref={input}
+          id="upload-file"
+          className="visually-hidden"
+          type="file"
+          accept="audio/*,video/webm,.wav,.flac,.ogg,.mp3,.m4a,.webm"
+          onChange={(e) => pick(e.target.files?.[0])}
+        />
+        <label htmlFor="upload-file" className="button">
+          Choose a file
+        </label>
+        {file && <p className="meta">Selected: {file.name}</p>}
+      </div>
+      <label htmlFor="upload-title">Title (optional)</label>
+      <input id="upload-title" value={title} maxLength={300} onChange={(e) => setTitle(e.target.value)} />
+      {progress !== null ? (
+        <div className="upload-progress">
+          <label htmlFor="upload-bar">Uploading… {Math.round(progress * 100)}%</label>
+          <progress id="upload-bar" max={1} value={progress} />
+          <button type="button" onClick={() => abort.current?.abort()}>
+            Cancel
+          </button>
+        </div>
+      ) : (
+        <button type="button" className="primary" disabled={!file} onClick={() => void start()}>
+          Upload and transcribe
+        </button>
+      )}
+      {error && (
+        <p className="error" role="alert">
+          Upload failed: {error}
+        </p>
+      )}
+    </section>
+  );
+}
