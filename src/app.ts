@@ -28,9 +28,14 @@ import { RecordingJobService } from './services/recording-job.service.js';
 import { RecordingSearchService } from './services/recording-search.service.js';
 import { RecordingService } from './services/recording.service.js';
 import { SessionService } from './services/session.service.js';
+import { SsoService } from './services/sso.service.js';
+import { OidcClientRepository } from './repositories/oidc-client.repository.js';
 import { SupportService } from './services/support.service.js';
 import { TokenService } from './services/token.service.js';
 import { WorkerTokenService } from './services/worker-token.service.js';
+import { ApiTokenService } from './services/api-token.service.js';
+import { WebhookService } from './services/webhook.service.js';
+import { WebhookSender } from './repositories/webhook-delivery.repository.js';
 import { JobQueueService } from './services/job-queue.service.js';
 import { TranscriptService } from './services/transcript.service.js';
 import { LiveService } from './services/live.service.js';
@@ -38,6 +43,16 @@ import { createLiveBus } from './repositories/live-bus.repository.js';
 import { createLiveTicketStore } from './repositories/live-ticket.repository.js';
 import { LiveSpoolRepository } from './repositories/live-spool.repository.js';
 import { LiveSpools } from './services/live-spool.js';
+import { SchedulerService } from './services/scheduler.service.js';
+import { ArchiveService } from './services/archive.service.js';
+import { DatabaseArchiveStore, DirArchiveStore } from './repositories/archive-store.repository.js';
+import { ExportFileRepository } from './repositories/export-file.repository.js';
+import { OrgExportService } from './services/org-export.service.js';
+import { RecordingDeletionService } from './services/recording-deletion.service.js';
+import { ReauthService } from './services/reauth.service.js';
+import { OrgDeletionService } from './services/org-deletion.service.js';
+import { AccountDeletionService } from './services/account-deletion.service.js';
+import { OrgFilesRepository } from './repositories/org-files.repository.js';
 
 /**
  * The composition root: builds every service from its dependencies. Entry points (the CLI, tests,
@@ -77,6 +92,8 @@ export interface Services {
   mfa: MfaService;
   /** Signup, login, password change, me. */
   auth: AuthService;
+  /** OIDC single sign-on: the org's connection, the sign-in flow, require-SSO (docs/sso.md). */
+  sso: SsoService;
   /** Upload, list, status, transcript, delete. */
   recordings: RecordingService;
   /** Sealed audio at rest (seal at upload, checkout for the pipeline, storeAudio policy, playback). */
@@ -89,17 +106,33 @@ export interface Services {
   jobs: RecordingJobService;
   /** Remote worker tokens (org admins and the operator's `sotto workers`). */
   workerTokens: WorkerTokenService;
+  /** Personal API tokens (`sotto_pat_…`, docs/api-tokens.md). */
+  apiTokens: ApiTokenService;
+  /** Org webhooks and their delivery loop (started by `serve`; tests call deliverDue). */
+  webhooks: WebhookService;
   /** The database side of jobs: the in-process worker's and the remote worker routes'. */
   jobQueue: JobQueueService;
   /** Live recordings: create, WSS ingest and watch, stop → queued job (docs/live.md). */
   live: LiveService;
+  /** Periodic maintenance claimed per task in the database (one node per interval); started by `serve`. */
+  scheduler: SchedulerService;
+  /** Cold archive: retention, list, restore, hard delete with receipt (docs/lifecycle.md). */
+  archive: ArchiveService;
+  /** Organization deletion: crypto-shredding, then purge (docs/lifecycle.md). */
+  orgDeletion: OrgDeletionService;
+  /** Account deletion: login ends at once, the rest by the `account-deletions` task. */
+  accountDeletion: AccountDeletionService;
+  /** Data-portability exports of a whole org (background zip build, sealed at rest, expiry sweep). */
+  orgExports: OrgExportService;
 }
 
 export async function createServices(deps: Deps): Promise<Services> {
   const { config, db, redis, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const hasher = new PasswordHasher(config.argon2Concurrency);
-  const keys = new KeyService(db, config.masterKeys);
+  const keys = new KeyService(db, config.masterKeys, config.keyDir);
+  // Pre-0012 orgs: data keys wrapped by the master key move under a per-org KEK (idempotent).
+  await keys.upgradeLegacy();
   const audit = new AuditService(db, clock);
   const tokens = new TokenService(db, keys, clock, {
     issuer: config.publicUrl,
@@ -119,9 +152,31 @@ export async function createServices(deps: Deps): Promise<Services> {
     absoluteDays: config.refreshAbsoluteDays,
     idleDays: config.refreshIdleDays,
   });
-  const actors = new ActorService(db, sessions, clock);
+  const apiTokens = new ApiTokenService(db, keys, audit, clock, config.apiTokenMaxDays);
+  const actors = new ActorService(db, sessions, clock, apiTokens);
+  const webhooks = new WebhookService(
+    db,
+    keys,
+    audit,
+    clock,
+    new WebhookSender({ ...config.webhooks, timeoutMs: config.webhooks.timeoutSeconds * 1000 }),
+    logger,
+    {
+      maxAttempts: config.webhooks.maxAttempts,
+      backoffSeconds: config.webhooks.backoffSeconds,
+      maxBackoffSeconds: 6 * 3600,
+      pollMs: 2000,
+      timeoutMs: config.webhooks.timeoutSeconds * 1000,
+      rotationGraceSeconds: 24 * 3600,
+    },
+  );
   const mfa = new MfaService(db, keys, audit, loginGuard, clock);
-  const auth = new AuthService(db, hasher, keys, audit, loginGuard, sessions, mfa, clock);
+  const sso = new SsoService(db, keys, audit, sessions, hasher, clock, new OidcClientRepository(), {
+    publicUrl: config.publicUrl,
+    allowInsecureIssuers: config.ssoAllowInsecureIssuers,
+    stateTtlSeconds: 600,
+  });
+  const auth = new AuthService(db, hasher, keys, audit, loginGuard, sessions, mfa, clock, sso);
   const decoder = createAudioDecoder({ maxAudioSeconds: config.maxAudioSeconds });
   const uploads = new UploadFileRepository(path.join(config.dataDir, 'tmp', 'uploads'));
   const audioBlobs = new AudioBlobRepository(
@@ -129,6 +184,27 @@ export async function createServices(deps: Deps): Promise<Services> {
     path.join(config.dataDir, 'tmp', 'work'),
   );
   const audio = new AudioStoreService(db, keys, audit, audioBlobs, uploads, clock, logger);
+  const archive = new ArchiveService(
+    db,
+    keys,
+    audit,
+    config.archive.store === 'database'
+      ? new DatabaseArchiveStore(db)
+      : new DirArchiveStore(config.archive.dir),
+    audio,
+    audioBlobs,
+    clock,
+    logger,
+  );
+  const scheduler = new SchedulerService(db, clock, logger, config.maintenanceIntervalSeconds);
+  for (const task of archive.tasks()) scheduler.register(task);
+  const recordingDeletion = new RecordingDeletionService(
+    db,
+    audit,
+    audioBlobs,
+    uploads,
+    new LiveSpoolRepository(path.join(config.dataDir, 'live')),
+  );
   const recordings = new RecordingService(
     db,
     keys,
@@ -138,6 +214,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     audio,
     clock,
     config.maxUploadBytes,
+    recordingDeletion,
   );
   const transcripts = new TranscriptService(db, keys, audit, clock);
   const search = new RecordingSearchService(db, keys, recordings);
@@ -164,6 +241,39 @@ export async function createServices(deps: Deps): Promise<Services> {
     audio,
     uploads,
   );
+  const orgExports = new OrgExportService(
+    db,
+    keys,
+    audit,
+    new ExportFileRepository(path.join(config.dataDir, 'exports')),
+    { db, audit, members, recordings, transcripts, audio },
+    clock,
+    logger,
+    { ttlHours: config.exportTtlHours },
+  );
+  const reauth = new ReauthService(db, hasher, loginGuard, mfa, audit);
+  const orgDeletion = new OrgDeletionService(
+    db,
+    keys,
+    audit,
+    reauth,
+    new OrgFilesRepository(['audio', 'live', 'exports'].map((d) => path.join(config.dataDir, d))),
+    archive,
+    clock,
+    logger,
+  );
+  const accountDeletion = new AccountDeletionService(
+    db,
+    hasher,
+    audit,
+    reauth,
+    recordingDeletion,
+    mailer,
+    clock,
+    logger,
+  );
+  for (const task of accountDeletion.tasks()) scheduler.register(task);
+  for (const task of orgExports.tasks()) scheduler.register(task);
   return {
     config,
     db,
@@ -186,13 +296,21 @@ export async function createServices(deps: Deps): Promise<Services> {
     sessions,
     mfa,
     auth,
+    sso,
     recordings,
     audio,
     transcripts,
     search,
     jobs,
     workerTokens,
+    apiTokens,
+    webhooks,
     jobQueue,
+    orgExports,
+    scheduler,
+    archive,
+    orgDeletion,
+    accountDeletion,
     live: new LiveService({
       db,
       keys,

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../src/db/tenant.js';
 import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
 import { recordingRepository } from '../src/repositories/recording.repository.js';
+import { enqueueWebhooks, recordingEvent } from '../src/services/webhook.service.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { freshIp } from './helpers/auth-client.js';
@@ -33,6 +34,14 @@ interface OrgA {
   /** A's worker token and the lease it holds on A's recording's job. */
   workerTokenId: string;
   leaseId: string;
+  /** An archived recording of A (docs/lifecycle.md). */
+  archiveId: string;
+  /** A's owner's personal API token, A's webhook and one of its deliveries. */
+  apiTokenId: string;
+  webhookId: string;
+  webhookDeliveryId: string;
+  /** A's data-portability export (docs/lifecycle.md). */
+  exportId: string;
 }
 
 const targets: Record<string, Partial<Record<Method, Target>>> = {
@@ -56,6 +65,18 @@ const targets: Record<string, Partial<Record<Method, Target>>> = {
     delete: { id: (a) => a.recordingId },
   },
   '/api/v1/org/workers/{id}': { delete: { id: (a) => a.workerTokenId } },
+  '/api/v1/tokens/{id}': { delete: { id: (a) => a.apiTokenId } },
+  '/api/v1/org/webhooks/{id}': {
+    patch: { id: (a) => a.webhookId, body: { enabled: false } },
+    delete: { id: (a) => a.webhookId },
+  },
+  '/api/v1/org/webhooks/{id}/rotate-secret': { post: { id: (a) => a.webhookId } },
+  '/api/v1/org/webhooks/{id}/deliveries': { get: { id: (a) => a.webhookId } },
+  '/api/v1/org/webhooks/{id}/deliveries/{deliveryId}/redeliver': { post: { id: (a) => a.webhookId } },
+  '/api/v1/org/archive/{id}': { delete: { id: (a) => a.archiveId } },
+  '/api/v1/org/exports/{id}': { get: { id: (a) => a.exportId }, delete: { id: (a) => a.exportId } },
+  '/api/v1/org/exports/{id}/download': { get: { id: (a) => a.exportId } },
+  '/api/v1/org/archive/{id}/restore': { post: { id: (a) => a.archiveId } },
   '/api/v1/worker/jobs/{id}/audio': {
     get: { id: (a) => a.recordingId, worker: true, query: '?lease=LEASE' },
   },
@@ -132,7 +153,42 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
       payload: {},
     });
     expect(claim.json().job.id).toBe(recordingId);
+    // A finished recording of A, archived by retention.
+    const archivedId = randomUUID();
+    await withTenant(t.services.db, { orgId: owner.orgId, userId: null }, async (tx) => {
+      await recordingRepository.insert(tx, {
+        id: archivedId,
+        orgId: owner.orgId,
+        ownerId: member.userId,
+        language: null,
+        speakersHint: null,
+        now: new Date(),
+      });
+      await recordingRepository.markDone(tx, archivedId, {
+        durationSeconds: 1,
+        channels: 1,
+        engine: 'x',
+        now: new Date(),
+      });
+    });
+    const archiveId = (await t.services.archive.archiveRecording(owner.orgId, archivedId))!;
+    const apiToken = await as(owner, 'post', '/api/v1/tokens', { name: 'a', scopes: ['recordings:read'] });
+    const webhook = await as(owner, 'post', '/api/v1/org/webhooks', {
+      url: 'https://hooks.example.com/a',
+      events: ['recording.done'],
+    });
+    expect([apiToken.statusCode, webhook.statusCode]).toEqual([201, 201]);
+    await withTenant(t.services.db, { orgId: owner.orgId, userId: null }, (tx) =>
+      enqueueWebhooks(tx, recordingEvent(owner.orgId, recordingId, 'recording.done', new Date())),
+    );
+    const webhookDeliveries = await as(owner, 'get', `/api/v1/org/webhooks/${webhook.json().id}/deliveries`);
+    const orgExport = await as(owner, 'post', '/api/v1/org/export');
+    expect(orgExport.statusCode).toBe(202);
+    await t.services.orgExports.idle();
     a = {
+      apiTokenId: apiToken.json().id,
+      webhookId: webhook.json().id,
+      webhookDeliveryId: webhookDeliveries.json()[0].id,
       owner,
       member,
       invitationId: inv.json().id,
@@ -140,6 +196,8 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
       recordingId,
       workerTokenId: aWorker.id,
       leaseId: claim.json().job.leaseId,
+      archiveId,
+      exportId: orgExport.json().id,
     };
     b = await createOrgWithUser(t.services, { role: 'owner' });
     bWorker = (await as(b, 'post', '/api/v1/org/workers', { name: 'b' })).json().token;
@@ -164,7 +222,9 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
     let swept = 0;
     for (const [path, methods] of Object.entries(targets)) {
       for (const [method, target] of Object.entries(methods) as [Method, Target][]) {
-        const url = path.replace('{id}', target.id(a)) + withLease(target.query ?? '', a.leaseId);
+        const url =
+          path.replace('{id}', target.id(a)).replace('{deliveryId}', a.webhookDeliveryId) +
+          withLease(target.query ?? '', a.leaseId);
         const res = target.worker
           ? await t.app.inject({
               method: method.toUpperCase() as 'GET',
@@ -194,11 +254,15 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
     }[];
     expect(grants.find((g) => g.id === a.grantId)?.status).toBe('active');
     expect((await as(a.member, 'get', `/api/v1/recordings/${a.recordingId}`)).statusCode).toBe(200);
+    const archived = (await as(a.owner, 'get', '/api/v1/org/archive')).json() as { items: { id: string }[] };
+    expect(archived.items.map((i) => i.id)).toEqual([a.archiveId]);
     const workers = (await as(a.owner, 'get', '/api/v1/org/workers')).json() as {
       id: string;
       status: string;
     }[];
     expect(workers.find((w) => w.id === a.workerTokenId)?.status).toBe('active');
+    const exported = await as(a.owner, 'get', `/api/v1/org/exports/${a.exportId}`);
+    expect(exported.json().status).toBe('ready');
     const job = await t.db.query('SELECT lease_id FROM recording_jobs WHERE recording_id = $1', [
       a.recordingId,
     ]);

@@ -53,6 +53,8 @@ const schema = z.object({
     .default('sotto:'),
   SOTTO_MASTER_KEY: optionalString,
   SOTTO_MASTER_KEY_FILE: optionalString,
+  // Per-org key-encryption keys (one file per org, sealed by the master key): docs/security.md.
+  SOTTO_KEY_DIR: optionalString,
   SOTTO_HOST: z.string().min(1).default('0.0.0.0'),
   SOTTO_HTTPS_PORT: port.default(8443),
   SOTTO_HTTP_PORT: port.default(8080),
@@ -75,6 +77,8 @@ const schema = z.object({
   SOTTO_JOB_LEASE_SECONDS: positiveInt.max(3600).default(120),
   SOTTO_JOB_MAX_ATTEMPTS: positiveInt.max(20).default(3),
   SOTTO_JOB_BACKOFF_SECONDS: positiveInt.max(3600).default(30),
+  // Data-portability exports (docs/lifecycle.md): the sealed zip is deleted this long after it is ready.
+  SOTTO_EXPORT_TTL_HOURS: positiveInt.max(24 * 30).default(24),
   // Live recordings (docs/live.md). Phase 1 keeps a session's audio in memory (≈ 115 MB per hour per stream).
   SOTTO_LIVE_MAX_PER_ORG: positiveInt.max(1000).default(5),
   SOTTO_LIVE_MAX_MINUTES: positiveInt.max(24 * 60).default(120),
@@ -89,10 +93,24 @@ const schema = z.object({
   // Partial (revisable) results of an utterance still being spoken, every SOTTO_LIVE_PARTIAL_SECONDS.
   SOTTO_LIVE_PARTIALS: optionalString.pipe(bool.optional()),
   SOTTO_LIVE_PARTIAL_SECONDS: positiveInt.max(60).default(3),
+  // Personal API tokens (docs/api-tokens.md): the longest lifetime a token may be given.
+  SOTTO_API_TOKEN_MAX_DAYS: positiveInt.max(3650).default(365),
+  // Webhooks (docs/webhooks.md). http:// and private addresses are for development only.
+  SOTTO_WEBHOOK_ALLOW_HTTP: optionalString.pipe(bool.optional()),
+  SOTTO_WEBHOOK_ALLOW_PRIVATE: optionalString.pipe(bool.optional()),
+  SOTTO_WEBHOOK_TIMEOUT_SECONDS: positiveInt.max(60).default(10),
+  SOTTO_WEBHOOK_MAX_ATTEMPTS: positiveInt.max(30).default(8),
+  SOTTO_WEBHOOK_BACKOFF_SECONDS: positiveInt.max(3600).default(30),
+  SOTTO_WEBHOOK_CA_FILE: optionalString,
   SOTTO_RATE_LIMIT_API_PER_MINUTE: positiveInt.default(300),
   SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(20),
   SOTTO_SMTP_URL: optionalString.pipe(z.url({ protocol: /^smtps?$/ }).optional()),
   SOTTO_MAIL_FROM: z.string().default('Sotto <no-reply@localhost>'),
+  // Data lifecycle (docs/lifecycle.md): maintenance pass period, cold archive location and store.
+  SOTTO_MAINTENANCE_INTERVAL_SECONDS: positiveInt.max(24 * 3600).default(300),
+  SOTTO_ARCHIVE_DIR: optionalString,
+  SOTTO_ARCHIVE_STORE: z.enum(['dir', 'database']).default('dir'),
+  SOTTO_SSO_ALLOW_INSECURE_ISSUERS: optionalString.pipe(bool.optional()),
   ...asrShape,
 });
 
@@ -144,6 +162,8 @@ export interface Config {
   redisPrefix: string;
   masterKeys: MasterKeyring;
   masterKeySource: { kind: 'env' } | { kind: 'file'; path: string };
+  /** The external key store of per-org KEKs (SOTTO_KEY_DIR, default <dataDir>/keys); shared by all nodes. */
+  keyDir: string;
   host: string;
   httpsPort: number;
   /** 0 disables the redirect listener. */
@@ -166,6 +186,8 @@ export interface Config {
   maxAudioSeconds: number;
   /** Transcription queue: poll interval, lease (a dead worker's job is retaken after it), retries. */
   jobs: { pollMs: number; leaseSeconds: number; maxAttempts: number; backoffSeconds: number };
+  /** How long a finished org export stays downloadable before it is deleted. */
+  exportTtlHours: number;
   /** Live recordings: concurrent per org, longest session, idle stop, largest frame, socket re-check period. */
   live: {
     maxPerOrg: number;
@@ -177,10 +199,27 @@ export interface Config {
     /** Seconds between partial results of an open utterance; 0 = no partials. */
     partialSeconds: number;
   };
+  /** Personal API tokens: the longest lifetime (days) a token may be created with. */
+  apiTokenMaxDays: number;
+  /** Webhook delivery: URL rules (dev relaxations), request timeout, retries, extra trusted CA file. */
+  webhooks: {
+    allowHttp: boolean;
+    allowPrivate: boolean;
+    timeoutSeconds: number;
+    maxAttempts: number;
+    backoffSeconds: number;
+    caFile: string | undefined;
+  };
   /** Default per-client-network request budgets per minute: every /api route, and /api/v1/auth/*. */
   rateLimitPerMinute: { api: number; auth: number };
   smtpUrl: string | undefined;
   mailFrom: string;
+  /** Seconds between maintenance passes (retention, sweeps); each task is claimed by one node. */
+  maintenanceIntervalSeconds: number;
+  /** Cold archive: a directory (default <dataDir>/archive) or the database (multi-node without shared disk). */
+  archive: { store: 'dir' | 'database'; dir: string };
+  /** Accept plain-http OIDC issuers (tests, an IdP on localhost); https only otherwise. */
+  ssoAllowInsecureIssuers: boolean;
   /** Speech recognition engine selection (docs/engines.md). */
   asr: AsrConfig;
 }
@@ -257,6 +296,7 @@ export function loadConfig(env: Env = process.env): Config {
     .filter(Boolean);
   const asr = asrFrom(v);
   problems.push(...asrProblems(asr));
+  const archiveDir = archiveDirOf(v.SOTTO_DATA_DIR, v.SOTTO_ARCHIVE_DIR, problems);
   if (problems.length > 0 || !keys) throw new ConfigError(problems);
 
   const dataDir = path.resolve(v.SOTTO_DATA_DIR);
@@ -267,6 +307,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl: v.REDIS_URL,
     redisPrefix: v.SOTTO_REDIS_PREFIX,
     ...keys,
+    keyDir: path.resolve(v.SOTTO_KEY_DIR ?? path.join(dataDir, 'keys')),
     host: v.SOTTO_HOST,
     httpsPort: v.SOTTO_HTTPS_PORT,
     httpPort: v.SOTTO_HTTP_PORT,
@@ -286,6 +327,7 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimitBytes: v.SOTTO_BODY_LIMIT_BYTES,
     maxUploadBytes: v.SOTTO_MAX_UPLOAD_BYTES,
     maxAudioSeconds: Math.round(v.SOTTO_MAX_AUDIO_HOURS * 3600),
+    exportTtlHours: v.SOTTO_EXPORT_TTL_HOURS,
     jobs: {
       pollMs: v.SOTTO_JOB_POLL_MS,
       leaseSeconds: v.SOTTO_JOB_LEASE_SECONDS,
@@ -301,11 +343,38 @@ export function loadConfig(env: Env = process.env): Config {
       resumeSeconds: v.SOTTO_LIVE_RESUME_SECONDS,
       partialSeconds: (v.SOTTO_LIVE_PARTIALS ?? true) ? v.SOTTO_LIVE_PARTIAL_SECONDS : 0,
     },
+    apiTokenMaxDays: v.SOTTO_API_TOKEN_MAX_DAYS,
+    webhooks: {
+      allowHttp: v.SOTTO_WEBHOOK_ALLOW_HTTP ?? false,
+      allowPrivate: v.SOTTO_WEBHOOK_ALLOW_PRIVATE ?? false,
+      timeoutSeconds: v.SOTTO_WEBHOOK_TIMEOUT_SECONDS,
+      maxAttempts: v.SOTTO_WEBHOOK_MAX_ATTEMPTS,
+      backoffSeconds: v.SOTTO_WEBHOOK_BACKOFF_SECONDS,
+      caFile: v.SOTTO_WEBHOOK_CA_FILE,
+    },
     rateLimitPerMinute: { api: v.SOTTO_RATE_LIMIT_API_PER_MINUTE, auth: v.SOTTO_RATE_LIMIT_AUTH_PER_MINUTE },
     smtpUrl: v.SOTTO_SMTP_URL,
     mailFrom: v.SOTTO_MAIL_FROM,
+    maintenanceIntervalSeconds: v.SOTTO_MAINTENANCE_INTERVAL_SECONDS,
+    archive: { store: v.SOTTO_ARCHIVE_STORE, dir: archiveDir },
+    ssoAllowInsecureIssuers: v.SOTTO_SSO_ALLOW_INSECURE_ISSUERS ?? false,
     asr,
   };
+}
+
+/** The cold archive folder: never the active audio folder, nor inside it or around it. */
+function archiveDirOf(dataDirVar: string, archiveVar: string | undefined, problems: string[]): string {
+  const audio = path.join(path.resolve(dataDirVar), 'audio');
+  const dir = path.resolve(archiveVar ?? path.join(path.resolve(dataDirVar), 'archive'));
+  const inside = (a: string, b: string) => {
+    const rel = path.relative(b, a);
+    return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  };
+  if (inside(dir, audio) || inside(audio, dir))
+    problems.push(
+      `SOTTO_ARCHIVE_DIR: ${dir} must be a different folder from the active audio store (${audio})`,
+    );
+  return dir;
 }
 
 /**

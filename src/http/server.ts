@@ -15,11 +15,19 @@ import authRoutes from './routes/auth/index.js';
 import healthRoutes from './routes/health/index.js';
 import invitationRoutes from './routes/invitations/index.js';
 import meRoutes from './routes/me/index.js';
+import lifecycleRoutes from './routes/lifecycle/index.js';
 import orgRoutes from './routes/org/index.js';
 import recordingRoutes from './routes/recordings/index.js';
 import liveRoutes, { liveWebsocketOptions } from './routes/recordings/live.js';
 import recordingAudioRoutes from './routes/recordings/audio.js';
+import supportRoutes from './routes/support/index.js';
 import orgWorkerRoutes from './routes/org/workers.js';
+import orgArchiveRoutes from './routes/org/archive.js';
+import orgExportRoutes from './routes/org/exports.js';
+import orgSsoRoutes from './routes/org/sso.js';
+import ssoRoutes from './routes/auth/sso.js';
+import apiTokenRoutes from './routes/tokens/index.js';
+import webhookRoutes from './routes/webhooks/index.js';
 import workerRoutes from './routes/worker/index.js';
 import { registerWebPanel } from './web-panel.js';
 
@@ -109,16 +117,25 @@ export async function buildServer({ services, https, webRoot }: ServerOptions): 
   await app.register(healthRoutes, { services });
   await app.register(authRoutes, { prefix: '/api/v1/auth', services });
   await app.register(meRoutes, { prefix: '/api/v1', services });
+  await app.register(lifecycleRoutes, { prefix: '/api/v1', services });
   await app.register(orgRoutes, { prefix: '/api/v1/org', services });
   await app.register(auditRoutes, { prefix: '/api/v1/audit', services });
   await app.register(recordingRoutes, { prefix: '/api/v1/recordings', services });
   await app.register(liveRoutes, { prefix: '/api/v1/recordings', services });
   await app.register(recordingAudioRoutes, { prefix: '/api/v1/recordings', services });
   await app.register(orgWorkerRoutes, { prefix: '/api/v1/org/workers', services });
+  await app.register(orgArchiveRoutes, { prefix: '/api/v1/org/archive', services });
+  await app.register(orgExportRoutes, { prefix: '/api/v1/org', services });
+  await app.register(orgSsoRoutes, { prefix: '/api/v1/org/sso', services });
+  await app.register(ssoRoutes, { prefix: '/api/v1/auth/sso', services });
+  await app.register(apiTokenRoutes, { prefix: '/api/v1/tokens', services });
+  await app.register(webhookRoutes, { prefix: '/api/v1/org/webhooks', services });
   // Remote transcription workers (worker tokens only).
   await app.register(workerRoutes, { prefix: '/api/v1/worker', services });
   // POST /api/v1/auth/accept-invitation (kept beside the rest of the invitation flow).
   await app.register(invitationRoutes, { prefix: '/api/v1', services });
+  // Platform support: the organizations whose grant lets them in (GET /api/v1/support/orgs).
+  await app.register(supportRoutes, { prefix: '/api/v1/support', services });
   // Last: its catch-all GET must not shadow any API route (it refuses /api/* itself too).
   await registerWebPanel(app, webRoot);
   return app;

@@ -48,6 +48,12 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
     logger[decoder.available ? 'info' : 'warn']({ ffmpeg: decoder.ffmpeg }, decoder.message);
     // The in-process transcription worker (sweeps leftover staged uploads first).
     await runtime.services.jobs.start();
+    // This node's org-export builder (expiry is a scheduler task; see docs/lifecycle.md).
+    runtime.services.orgExports.start();
+    // Webhook deliveries: due ones every 2 s, each claimed once across nodes (docs/webhooks.md).
+    runtime.services.webhooks.start();
+    // Periodic maintenance (retention → cold archive, sweeps), one node per task and interval.
+    runtime.services.scheduler.start();
     // Logged last: "started" means everything runs (callers wait for this line, then may signal).
     logger.info(
       {
@@ -69,6 +75,9 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
           try {
             // Hands the job in progress back to the queue before the database closes.
             await runtime.services.jobs.stop();
+            await runtime.services.orgExports.stop();
+            await runtime.services.webhooks.stop();
+            await runtime.services.scheduler.stop();
             await transport.close();
           } finally {
             await runtime.close();
