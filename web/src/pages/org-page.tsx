@@ -1,9 +1,13 @@
 import { canManageOrg, isSupport, useMe, useSupportOrg } from '../api-org';
 import { onLinkClick } from '../router';
 import { NotFoundPage } from './not-found-page';
+import { ArchiveSection } from './org-archive';
 import { AuditSection } from './org-audit';
+import { DataSection } from './org-data';
 import { InvitationsSection, MembersSection } from './org-members';
 import { SettingsSection, SupportAccessSection } from './org-settings';
+import { SsoSettingsSection } from './org-sso';
+import { WebhooksSection } from './org-webhooks';
 import { WorkersSection } from './org-workers';
 
 const SECTIONS = [
@@ -12,6 +16,10 @@ const SECTIONS = [
   { id: 'settings', label: 'Settings' },
   { id: 'support', label: 'Support access' },
   { id: 'workers', label: 'Workers' },
+  { id: 'sso', label: 'Single sign-on' },
+  { id: 'webhooks', label: 'Webhooks' },
+  { id: 'archive', label: 'Archive' },
+  { id: 'data', label: 'Data' },
   { id: 'audit', label: 'Audit log' },
 ] as const;
 
@@ -74,6 +82,10 @@ export function OrgPage({ section }: { section: string }) {
       {current.id === 'settings' && <SettingsSection />}
       {current.id === 'support' && <SupportAccessSection />}
       {current.id === 'workers' && <WorkersSection />}
+      {current.id === 'sso' && <SsoSettingsSection />}
+      {current.id === 'webhooks' && <WebhooksSection />}
+      {current.id === 'archive' && <ArchiveSection me={me} />}
+      {current.id === 'data' && <DataSection me={me} />}
       {current.id === 'audit' && <AuditSection />}
     </>
   );

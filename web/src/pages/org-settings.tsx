@@ -1,14 +1,12 @@
 import { useRef, useState, type FormEvent } from 'react';
 import { ApiError } from '../api';
+import { createGrant, listGrants, revokeGrant, type SupportGrant } from '../api-org';
 import {
-  createGrant,
-  getSettings,
-  listGrants,
-  revokeGrant,
-  updateSettings,
-  type OrgSettings,
-  type SupportGrant,
-} from '../api-org';
+  getSettingsWithPolicy,
+  updateSettingsWithPolicy,
+  type DepartedPolicy,
+  type SettingsWithPolicy,
+} from '../api-lifecycle';
 import { errorText, when } from '../format';
 import { Confirm, ErrorLine, FieldError, LoadStates, Status, describedBy, useLoad } from './org-common';
 
@@ -25,7 +23,7 @@ const wordsOf = (text: string) => [
 ];
 
 export function SettingsSection() {
-  const [load, reload] = useLoad(getSettings);
+  const [load, reload] = useLoad(getSettingsWithPolicy);
   return (
     <section className="card" aria-labelledby="settings-heading" aria-busy={load.state === 'loading'}>
       <h2 id="settings-heading">Settings</h2>
@@ -35,11 +33,12 @@ export function SettingsSection() {
   );
 }
 
-function SettingsForm({ initial }: { initial: OrgSettings }) {
+function SettingsForm({ initial }: { initial: SettingsWithPolicy }) {
   const [saved, setSaved] = useState(initial);
   const [days, setDays] = useState(String(initial.retentionDays));
   const [storeAudio, setStoreAudio] = useState(initial.storeAudio);
   const [vocabulary, setVocabulary] = useState(initial.vocabulary.join('\n'));
+  const [departed, setDeparted] = useState<DepartedPolicy>(initial.departedUserRecordings);
   const [errors, setErrors] = useState<{ days?: string; vocabulary?: string; form?: string }>({});
   const [status, setStatus] = useState('');
   const [busy, setBusy] = useState(false);
@@ -62,21 +61,23 @@ function SettingsForm({ initial }: { initial: OrgSettings }) {
       vocabRef.current?.focus();
       return;
     }
-    const patch: Partial<OrgSettings> = {};
+    const patch: Partial<SettingsWithPolicy> = {};
     if (n !== saved.retentionDays) patch.retentionDays = n;
     if (storeAudio !== saved.storeAudio) patch.storeAudio = storeAudio;
     if (words.join('\n') !== saved.vocabulary.join('\n')) patch.vocabulary = words;
+    if (departed !== saved.departedUserRecordings) patch.departedUserRecordings = departed;
     if (Object.keys(patch).length === 0) {
       setStatus('Nothing to save: no setting was changed.');
       return;
     }
     setBusy(true);
     try {
-      const next = await updateSettings(patch);
+      const next = await updateSettingsWithPolicy(patch);
       setSaved(next);
       setDays(String(next.retentionDays));
       setStoreAudio(next.storeAudio);
       setVocabulary(next.vocabulary.join('\n'));
+      setDeparted(next.departedUserRecordings);
       setStatus('Settings saved.');
     } catch (err) {
       setErrors({ form: err instanceof ApiError ? `Not saved: ${err.message}` : errorText(err) });
@@ -142,6 +143,32 @@ function SettingsForm({ initial }: { initial: OrgSettings }) {
         encrypted. Up to {MAX_WORDS}.
       </p>
       <FieldError id="vocabulary-error" message={errors.vocabulary} />
+
+      <fieldset className="org-fieldset">
+        <legend>When someone deletes their account</legend>
+        <label className="org-radio">
+          <input
+            type="radio"
+            name="departed-recordings"
+            checked={departed === 'transfer'}
+            onChange={() => setDeparted('transfer')}
+          />
+          Transfer their recordings to an owner (or, if there is none, an admin)
+        </label>
+        <label className="org-radio">
+          <input
+            type="radio"
+            name="departed-recordings"
+            checked={departed === 'delete'}
+            onChange={() => setDeparted('delete')}
+          />
+          Delete their recordings, with a receipt for each in the audit log
+        </label>
+        <p className="hint">
+          A deleted account is removed within 24 hours; this decides what happens to the recordings it owned.
+          When nobody can receive them they are deleted either way.
+        </p>
+      </fieldset>
       <ErrorLine message={errors.form ?? null} />
       <Status text={status} />
       <button type="submit" className="primary" disabled={busy}>

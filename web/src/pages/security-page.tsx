@@ -2,6 +2,8 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import QRCode from 'qrcode';
 import { ApiError, changePassword, confirmTotp, disableTotp, getJson, startTotp, type Me } from '../api';
 import { errorText } from '../format';
+import { ApiTokensSection } from './api-tokens-section';
+import { AccountDeletionSection } from './account-deletion-section';
 import { DevicesSection } from './devices-section';
 
 /**
@@ -15,6 +17,8 @@ export function SecurityPage() {
       <PasswordSection />
       <MfaSection />
       <DevicesSection />
+      <ApiTokensSection />
+      <AccountDeletionSection />
     </>
   );
 }

@@ -1,0 +1,354 @@
+import { useRef, useState, type FormEvent } from 'react';
+import { ApiError } from '../api';
+import {
+  deleteSso,
+  getSso,
+  isOidc,
+  putOidc,
+  type OidcConnection,
+  type OidcInput,
+  type SsoConnection,
+} from '../api-integrations';
+import { errorText, when } from '../format';
+import {
+  Confirm,
+  CopyButton,
+  ErrorLine,
+  FieldError,
+  LoadStates,
+  Status,
+  describedBy,
+  useLoad,
+} from './org-common';
+
+/** Same rule as the API (src/http/routes/org/sso.schema.ts), so most mistakes are caught here. */
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$/;
+
+const linesOf = (text: string) => [
+  ...new Set(
+    text
+      .split(/[\n,]/)
+      .map((w) => w.trim())
+      .filter(Boolean),
+  ),
+];
+
+/**
+ * Organization → Single sign-on: the org's identity provider connection. The kind comes from the
+ * API; each kind has its own form (OIDC today). The client secret is write-only: the API only says
+ * one is stored, and the form leaves it out unless a new one is typed.
+ */
+export function SsoSettingsSection() {
+  const [load, reload] = useLoad(getSso);
+  const [status, setStatus] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [confirming, setConfirming] = useState(false);
+  const headingRef = useRef<HTMLHeadingElement>(null);
+  const connection = load.state === 'ready' ? load.data : null;
+
+  async function remove() {
+    setError(null);
+    setStatus('');
+    try {
+      await deleteSso();
+      setConfirming(false);
+      setStatus('The single sign-on connection was removed. Everyone signs in with a password again.');
+      headingRef.current?.focus();
+      await reload();
+    } catch (err) {
+      setConfirming(false);
+      setError(`Could not remove the connection: ${errorText(err)}`);
+    }
+  }
+
+  return (
+    <section className="card" aria-labelledby="sso-heading" aria-busy={load.state === 'loading'}>
+      <h2 id="sso-heading" ref={headingRef} tabIndex={-1}>
+        Single sign-on
+      </h2>
+      <p className="hint">
+        Let people sign in through your identity provider (Okta, Entra ID, Google Workspace, Keycloak, …) with
+        OpenID Connect. People whose email is in an allowed domain use <strong>Continue with SSO</strong> on
+        the login page; new ones get an account as members the first time.
+      </p>
+      <Status text={status} />
+      <ErrorLine message={error} />
+      <LoadStates load={load} what="the single sign-on connection" onRetry={() => void reload()} />
+      {load.state === 'ready' && !connection && (
+        <p className="empty">
+          Not set up yet: fill in the form below with the values from your identity provider.
+        </p>
+      )}
+      {load.state === 'ready' && (!connection || isOidc(connection)) && (
+        <OidcForm
+          key={connection?.updatedAt ?? 'new'}
+          initial={connection}
+          onSaved={(text) => {
+            setStatus(text);
+            setError(null);
+            void reload();
+          }}
+        />
+      )}
+      {/* Other kinds (SAML is being added to the API): their own form goes here, chosen by kind. */}
+      {connection && !isOidc(connection) && <OtherKindSummary connection={connection} />}
+      {connection && (
+        <div className="org-danger-zone">
+          <h3>Remove the connection</h3>
+          {confirming ? (
+            <Confirm
+              label="Confirm removing single sign-on"
+              question="Remove single sign-on? Continue with SSO stops working; people who only ever signed in through it need a password reset."
+              keepLabel="Keep it"
+              doLabel="Remove"
+              onKeep={() => setConfirming(false)}
+              onDo={() => void remove()}
+            />
+          ) : (
+            <button type="button" className="danger" onClick={() => setConfirming(true)}>
+              Remove single sign-on…
+            </button>
+          )}
+        </div>
+      )}
+    </section>
+  );
+}
+
+function OtherKindSummary({ connection }: { connection: SsoConnection }) {
+  return (
+    <div className="org-sso-other">
+      <p>
+        This organization uses a <strong>{connection.kind.toUpperCase()}</strong> connection (allowed domains:{' '}
+        {connection.allowedDomains.join(', ')}; require SSO {connection.requireSso ? 'on' : 'off'}; changed{' '}
+        {when(connection.updatedAt)}). The panel cannot edit this kind yet: change it through the API (see the
+        single sign-on documentation), or remove it below to set up OpenID Connect instead.
+      </p>
+    </div>
+  );
+}
+
+type OidcErrors = Partial<Record<'issuer' | 'clientId' | 'clientSecret' | 'domains' | 'form', string>>;
+
+function OidcForm({ initial, onSaved }: { initial: OidcConnection | null; onSaved: (text: string) => void }) {
+  const [issuer, setIssuer] = useState(initial?.issuer ?? '');
+  const [clientId, setClientId] = useState(initial?.clientId ?? '');
+  const [secret, setSecret] = useState('');
+  const [domains, setDomains] = useState(initial?.allowedDomains.join('\n') ?? '');
+  const [roleClaim, setRoleClaim] = useState(initial?.roleClaim ?? '');
+  const [adminValues, setAdminValues] = useState(
+    Object.entries(initial?.roleMapping ?? {})
+      .filter(([, r]) => r === 'admin')
+      .map(([v]) => v)
+      .join('\n'),
+  );
+  const [requireSso, setRequireSso] = useState(initial?.requireSso ?? false);
+  const [errors, setErrors] = useState<OidcErrors>({});
+  const [busy, setBusy] = useState(false);
+  const refs = {
+    issuer: useRef<HTMLInputElement>(null),
+    clientId: useRef<HTMLInputElement>(null),
+    clientSecret: useRef<HTMLInputElement>(null),
+    domains: useRef<HTMLTextAreaElement>(null),
+  };
+  const turningOn = requireSso && !initial?.requireSso;
+
+  function fail(field: keyof typeof refs, message: string) {
+    setErrors({ [field]: message });
+    refs[field].current?.focus();
+  }
+
+  async function save(e: FormEvent) {
+    e.preventDefault();
+    setErrors({});
+    const domainList = linesOf(domains.toLowerCase());
+    if (!/^https?:\/\/\S+$/.test(issuer.trim()))
+      return fail('issuer', 'Enter the issuer URL exactly as your identity provider shows it (https://…).');
+    if (!clientId.trim()) return fail('clientId', 'Enter the client ID your identity provider gave you.');
+    if (!initial && !secret) return fail('clientSecret', 'Enter the client secret (needed the first time).');
+    const bad = domainList.find((d) => !DOMAIN.test(d));
+    if (domainList.length === 0 || bad)
+      return fail(
+        'domains',
+        bad ? `"${bad}" is not a domain name such as example.com.` : 'Enter at least one email domain.',
+      );
+    const roleMapping: Record<string, 'admin'> = {};
+    for (const v of linesOf(adminValues)) roleMapping[v] = 'admin';
+    const input: OidcInput = {
+      issuer: issuer.trim(),
+      clientId: clientId.trim(),
+      allowedDomains: domainList,
+      roleClaim: roleClaim.trim() || null,
+      roleMapping,
+      requireSso,
+      ...(secret ? { clientSecret: secret } : {}),
+    };
+    setBusy(true);
+    try {
+      await putOidc(input);
+      setSecret('');
+      onSaved(
+        turningOn
+          ? 'Saved. Require SSO is on: admins and members now sign in through your identity provider.'
+          : 'Single sign-on saved.',
+      );
+    } catch (err) {
+      const message = err instanceof ApiError ? `Not saved: ${err.message}` : errorText(err);
+      if (err instanceof ApiError && err.code === 'conflict') fail('domains', message);
+      else setErrors({ form: message });
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const field = (
+    id: string,
+    label: string,
+    key: 'issuer' | 'clientId' | 'clientSecret',
+    value: string,
+    set: (v: string) => void,
+    hint: string,
+    extra: { type?: string; maxLength: number; autoComplete?: string; placeholder?: string },
+  ) => (
+    <>
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        ref={refs[key]}
+        type={extra.type ?? 'text'}
+        maxLength={extra.maxLength}
+        autoComplete={extra.autoComplete ?? 'off'}
+        spellCheck={false}
+        placeholder={extra.placeholder}
+        value={value}
+        aria-invalid={errors[key] ? true : undefined}
+        aria-describedby={describedBy(`${id}-hint`, errors[key] && `${id}-error`)}
+        onChange={(e) => set(e.target.value)}
+      />
+      <p id={`${id}-hint`} className="hint">
+        {hint}
+      </p>
+      <FieldError id={`${id}-error`} message={errors[key]} />
+    </>
+  );
+
+  return (
+    <form className="org-sso-form" onSubmit={(e) => void save(e)} aria-label="OpenID Connect connection">
+      <h3>OpenID Connect</h3>
+      {initial && (
+        <div className="org-secret">
+          <p>
+            Redirect URI to register with your identity provider (a confidential web client, authorization
+            code flow, scopes <code>openid email profile</code>):
+          </p>
+          <code className="secret" data-testid="sso-redirect-uri">
+            {initial.redirectUri}
+          </code>
+          <div>
+            <CopyButton text={initial.redirectUri} label="Copy redirect URI" />
+          </div>
+        </div>
+      )}
+      {field(
+        'sso-issuer',
+        'Issuer URL',
+        'issuer',
+        issuer,
+        setIssuer,
+        'The issuer identifier, e.g. https://login.example.com/realms/acme; Sotto reads its discovery document.',
+        { maxLength: 2048, type: 'url' },
+      )}
+      {field(
+        'sso-client-id',
+        'Client ID',
+        'clientId',
+        clientId,
+        setClientId,
+        'From the client you created.',
+        {
+          maxLength: 512,
+        },
+      )}
+      {field(
+        'sso-client-secret',
+        'Client secret',
+        'clientSecret',
+        secret,
+        setSecret,
+        initial
+          ? 'A secret is stored (it is never shown). Leave this empty to keep it, or type a new one to replace it.'
+          : 'Stored encrypted and never shown again.',
+        {
+          maxLength: 512,
+          type: 'password',
+          autoComplete: 'new-password',
+          ...(initial ? { placeholder: 'Stored: leave empty to keep' } : {}),
+        },
+      )}
+      <label htmlFor="sso-domains">Allowed email domains</label>
+      <textarea
+        id="sso-domains"
+        ref={refs.domains}
+        rows={3}
+        spellCheck={false}
+        value={domains}
+        aria-invalid={errors.domains ? true : undefined}
+        aria-describedby={describedBy('sso-domains-hint', errors.domains && 'sso-domains-error')}
+        onChange={(e) => setDomains(e.target.value)}
+      />
+      <p id="sso-domains-hint" className="hint">
+        One per line, such as example.com. Only these emails can sign in through this connection, and the
+        domain picks your organization on the login page. A domain can belong to one organization only.
+      </p>
+      <FieldError id="sso-domains-error" message={errors.domains} />
+      <fieldset className="org-fieldset">
+        <legend>Admins from the identity provider (optional)</legend>
+        <label htmlFor="sso-role-claim">Role claim</label>
+        <input
+          id="sso-role-claim"
+          maxLength={100}
+          autoComplete="off"
+          spellCheck={false}
+          value={roleClaim}
+          aria-describedby="sso-role-hint"
+          onChange={(e) => setRoleClaim(e.target.value)}
+        />
+        <label htmlFor="sso-admin-values">Values that make someone an admin</label>
+        <textarea
+          id="sso-admin-values"
+          rows={2}
+          spellCheck={false}
+          value={adminValues}
+          aria-describedby="sso-role-hint"
+          onChange={(e) => setAdminValues(e.target.value)}
+        />
+        <p id="sso-role-hint" className="hint">
+          For example the claim <code>groups</code> and the value <code>sotto-admins</code>. Applied only when
+          an account is first created; everyone else starts as a member, and nobody becomes an owner this way.
+        </p>
+      </fieldset>
+      <label className="org-radio">
+        <input
+          type="checkbox"
+          checked={requireSso}
+          aria-describedby="sso-require-hint"
+          onChange={(e) => setRequireSso(e.target.checked)}
+        />
+        Require single sign-on for admins and members
+      </label>
+      <p
+        id="sso-require-hint"
+        className={turningOn ? 'warning' : 'hint'}
+        role={turningOn ? 'alert' : undefined}
+      >
+        {turningOn
+          ? 'When you save, every admin and member except you is signed out at once and can then sign in only through your identity provider; password login is refused for them. Owners keep password login as a break-glass path for when the identity provider is down.'
+          : 'Password login is refused for admins and members; owners keep it as a break-glass path.'}
+      </p>
+      <ErrorLine message={errors.form ?? null} />
+      <button type="submit" className="primary" disabled={busy}>
+        {busy ? 'Saving…' : initial ? 'Save changes' : 'Set up single sign-on'}
+      </button>
+    </form>
+  );
+}
