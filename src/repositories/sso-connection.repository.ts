@@ -1,14 +1,19 @@
 import type { Queryable } from '../db/database.js';
 import type { OrgRole } from '../domain/roles.js';
 
-/** An org's OIDC connection as stored (the secret still sealed). */
+/** An org's connection as stored (an OIDC secret still sealed). */
 export interface SsoConnectionRow {
   id: string;
   orgId: string;
-  kind: 'oidc';
+  kind: 'oidc' | 'saml';
+  /** OIDC: the issuer identifier. SAML: the IdP's entity id (the assertions' Issuer). */
   issuer: string;
-  clientId: string;
-  clientSecretEnc: Buffer;
+  /** OIDC only. */
+  clientId: string | null;
+  clientSecretEnc: Buffer | null;
+  /** SAML only: the IdP's HTTP-Redirect SSO URL and its signing certificates (PEM). */
+  samlSsoUrl: string | null;
+  samlCerts: string[];
   allowedDomains: string[];
   roleClaim: string | null;
   roleMapping: Record<string, OrgRole>;
@@ -23,6 +28,12 @@ export interface SsoEntry {
   orgId: string;
 }
 
+/** A connection entry with what the SAML routes need before any tenant exists. */
+export interface SsoSamlEntry extends SsoEntry {
+  kind: 'oidc' | 'saml';
+  orgSlug: string;
+}
+
 export interface SsoLoginState {
   connectionId: string;
   orgId: string;
@@ -35,10 +46,12 @@ export interface SsoLoginState {
 interface DbRow {
   id: string;
   org_id: string;
-  kind: 'oidc';
+  kind: 'oidc' | 'saml';
   issuer: string;
-  client_id: string;
-  client_secret_enc: Uint8Array;
+  client_id: string | null;
+  client_secret_enc: Uint8Array | null;
+  saml_sso_url: string | null;
+  saml_certs: string[] | null;
   allowed_domains: string[];
   role_claim: string | null;
   role_mapping: Record<string, OrgRole> | string;
@@ -47,8 +60,8 @@ interface DbRow {
   updated_at: Date;
 }
 
-const COLUMNS = `id, org_id, kind, issuer, client_id, client_secret_enc, allowed_domains, role_claim,
-  role_mapping, require_sso, created_at, updated_at`;
+const COLUMNS = `id, org_id, kind, issuer, client_id, client_secret_enc, saml_sso_url, saml_certs,
+  allowed_domains, role_claim, role_mapping, require_sso, created_at, updated_at`;
 
 const map = (r: DbRow): SsoConnectionRow => ({
   id: r.id,
@@ -56,7 +69,9 @@ const map = (r: DbRow): SsoConnectionRow => ({
   kind: r.kind,
   issuer: r.issuer,
   clientId: r.client_id,
-  clientSecretEnc: Buffer.from(r.client_secret_enc),
+  clientSecretEnc: r.client_secret_enc ? Buffer.from(r.client_secret_enc) : null,
+  samlSsoUrl: r.saml_sso_url,
+  samlCerts: r.saml_certs ?? [],
   allowedDomains: r.allowed_domains,
   roleClaim: r.role_claim,
   // pg parses jsonb; keep a string fallback for drivers that hand it over raw.
@@ -93,9 +108,12 @@ export const ssoConnectionRepository = {
     c: {
       id: string;
       orgId: string;
+      kind: 'oidc' | 'saml';
       issuer: string;
-      clientId: string;
-      clientSecretEnc: Buffer;
+      clientId: string | null;
+      clientSecretEnc: Buffer | null;
+      samlSsoUrl: string | null;
+      samlCerts: string[] | null;
       allowedDomains: string[];
       roleClaim: string | null;
       roleMapping: Record<string, OrgRole>;
@@ -105,10 +123,11 @@ export const ssoConnectionRepository = {
   ): Promise<SsoConnectionRow> {
     const { rows } = await tx.query<DbRow>(
       `INSERT INTO sso_connections (id, org_id, issuer, client_id, client_secret_enc, allowed_domains,
-         role_claim, role_mapping, require_sso, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $10)
+         role_claim, role_mapping, require_sso, created_at, updated_at, kind, saml_sso_url, saml_certs)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $10, $11, $12, $13)
        ON CONFLICT (org_id) DO UPDATE SET issuer = EXCLUDED.issuer, client_id = EXCLUDED.client_id,
          client_secret_enc = EXCLUDED.client_secret_enc, allowed_domains = EXCLUDED.allowed_domains,
+         kind = EXCLUDED.kind, saml_sso_url = EXCLUDED.saml_sso_url, saml_certs = EXCLUDED.saml_certs,
          role_claim = EXCLUDED.role_claim, role_mapping = EXCLUDED.role_mapping,
          require_sso = EXCLUDED.require_sso, updated_at = EXCLUDED.updated_at
        RETURNING ${COLUMNS}`,
@@ -123,6 +142,9 @@ export const ssoConnectionRepository = {
         JSON.stringify(c.roleMapping),
         c.requireSso,
         c.now,
+        c.kind,
+        c.samlSsoUrl,
+        c.samlCerts,
       ],
     );
     return map(rows[0]!);
@@ -218,5 +240,49 @@ export const ssoConnectionRepository = {
         expiresAt: r.expires_at,
       }
     );
+  },
+
+  /** System context: an org's connection kind and slug (SAML metadata and AuthnRequest). */
+  async samlEntry(tx: Queryable, orgId: string): Promise<SsoSamlEntry | undefined> {
+    const { rows } = await tx.query<{ id: string; org_id: string; kind: 'oidc' | 'saml'; slug: string }>(
+      `SELECT c.id, c.org_id, c.kind, o.slug FROM sso_connections c JOIN orgs o ON o.id = c.org_id
+        WHERE c.org_id = $1`,
+      [orgId],
+    );
+    const r = rows[0];
+    return r && { connectionId: r.id, orgId: r.org_id, kind: r.kind, orgSlug: r.slug };
+  },
+
+  /** System context: the org of a slug, with its connection if any (SP metadata). */
+  async samlEntryBySlug(tx: Queryable, slug: string): Promise<SsoSamlEntry | undefined> {
+    const { rows } = await tx.query<{ id: string; org_id: string; kind: 'oidc' | 'saml'; slug: string }>(
+      `SELECT c.id, c.org_id, c.kind, o.slug FROM sso_connections c JOIN orgs o ON o.id = c.org_id
+        WHERE o.slug = $1`,
+      [slug],
+    );
+    const r = rows[0];
+    return r && { connectionId: r.id, orgId: r.org_id, kind: r.kind, orgSlug: r.slug };
+  },
+
+  /**
+   * System context: records a used assertion id until it expires. False when it was already
+   * there: a replay. Expired ids go first (they can no longer be replayed: the assertion's own
+   * NotOnOrAfter refuses it).
+   */
+  async useAssertion(tx: Queryable, orgId: string, assertionId: string, expiresAt: Date, now: Date) {
+    await tx.query('DELETE FROM sso_saml_assertions WHERE expires_at < $1', [now]);
+    const { rowCount } = await tx.query(
+      `INSERT INTO sso_saml_assertions (org_id, assertion_id, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (org_id, assertion_id) DO NOTHING`,
+      [orgId, assertionId, expiresAt],
+    );
+    return rowCount === 1;
+  },
+
+  /** System context: the scheduler's sweep of expired assertion ids and login states. */
+  async sweepExpired(tx: Queryable, now: Date): Promise<number> {
+    const a = await tx.query('DELETE FROM sso_saml_assertions WHERE expires_at < $1', [now]);
+    const b = await tx.query('DELETE FROM sso_login_states WHERE expires_at < $1', [now]);
+    return a.rowCount + b.rowCount;
   },
 };

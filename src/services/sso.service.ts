@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import * as oidc from 'openid-client';
 import type { PasswordHasher } from '../crypto/password.js';
-import { randomToken, sha256Hex } from '../crypto/random.js';
+import { randomToken } from '../crypto/random.js';
 import type { Database } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
@@ -10,46 +9,40 @@ import { normaliseEmail } from '../domain/password-policy.js';
 import type { OrgRole } from '../domain/roles.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { isUniqueViolation, memberRepository } from '../repositories/member.repository.js';
-import {
-  OidcError,
-  type OidcClientRepository,
-  type OidcIdentity,
-} from '../repositories/oidc-client.repository.js';
+import type { OidcClientRepository } from '../repositories/oidc-client.repository.js';
 import {
   ssoConnectionRepository,
   type SsoConnectionRow,
   type SsoEntry,
 } from '../repositories/sso-connection.repository.js';
+import { SamlSpRepository } from '../repositories/saml-sp.repository.js';
 import { userRepository } from '../repositories/user.repository.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import { requirePermission } from './org.service.js';
 import type { ClientMeta, SessionService } from './session.service.js';
+import type { ScheduledTask } from './scheduler.service.js';
+import { OidcSso, secretAt } from './sso-oidc.js';
+import { SamlSso, type SamlConnectionInput, type SamlView } from './sso-saml.js';
+import {
+  SsoLoginError,
+  type SsoErrorCode,
+  type SsoOptions,
+  type SsoShared,
+  type SsoStart,
+} from './sso-shared.js';
 
-/** Why a sign-in was refused: the code the panel shows (`/login?sso_error=…`), never details. */
-export type SsoErrorCode =
-  | 'not_configured'
-  | 'state_invalid'
-  | 'idp_error'
-  | 'token_rejected'
-  | 'email_unverified'
-  | 'domain_not_allowed'
-  | 'account_not_allowed'
-  | 'failed';
-
-export class SsoLoginError extends Error {
-  constructor(readonly code: SsoErrorCode) {
-    super(`SSO sign-in refused: ${code}`);
-    this.name = 'SsoLoginError';
-  }
-}
+export { SsoLoginError, type SsoErrorCode, type SsoOptions } from './sso-shared.js';
 
 export interface SsoConnectionView {
   id: string;
-  kind: 'oidc';
+  kind: 'oidc' | 'saml';
+  /** OIDC: the issuer. SAML: the IdP's entity id. */
   issuer: string;
-  clientId: string;
-  hasClientSecret: true;
+  clientId: string | null;
+  hasClientSecret: boolean;
+  /** SAML only: what the IdP's metadata said and what to give the IdP. */
+  saml: SamlView | null;
   allowedDomains: string[];
   roleClaim: string | null;
   roleMapping: Record<string, 'admin' | 'member'>;
@@ -59,7 +52,10 @@ export interface SsoConnectionView {
   updatedAt: Date;
 }
 
-export interface SsoConnectionInput {
+export type SsoConnectionInput = OidcConnectionInput | SamlConnectionInput;
+
+export interface OidcConnectionInput {
+  kind?: 'oidc' | undefined;
   issuer: string;
   clientId: string;
   /** Write-only; may be left out on update to keep the stored one. */
@@ -70,23 +66,12 @@ export interface SsoConnectionInput {
   requireSso?: boolean | undefined;
 }
 
-export interface SsoOptions {
-  publicUrl: string;
-  allowInsecureIssuers: boolean;
-  stateTtlSeconds: number;
-}
-
 const NAME_MAX = 200;
-const secretAt = (orgId: string, rowId: string) => ({
-  orgId,
-  table: 'sso_connections',
-  rowId,
-  field: 'client_secret',
-});
-
 /**
- * OIDC single sign-on (docs/sso.md): the org's connection (admins), the sign-in flow (start →
- * IdP → callback → a normal session) and the require-SSO rule password login consults.
+ * Single sign-on (docs/sso.md): the org's connection (admins), the shared part of every
+ * sign-in (routing by domain or slug, refusals, the finish: domain rules, JIT provisioning, a
+ * normal session) and the require-SSO rule password login consults. The protocols live beside
+ * it: OIDC in sso-oidc.ts, SAML 2.0 in sso-saml.ts.
  *
  * Tenant boundary: the callback only ever works inside the org whose connection started the
  * flow (the login state names it), provisions accounts into that org only, and refuses an email
@@ -94,6 +79,8 @@ const secretAt = (orgId: string, rowId: string) => ({
  */
 export class SsoService {
   readonly redirectUri: string;
+  readonly oidc: OidcSso;
+  readonly saml: SamlSso;
 
   constructor(
     private readonly db: Database,
@@ -104,8 +91,15 @@ export class SsoService {
     private readonly clock: Clock,
     private readonly idp: OidcClientRepository,
     private readonly opts: SsoOptions,
+    samlSp: SamlSpRepository = new SamlSpRepository(),
   ) {
-    this.redirectUri = `${opts.publicUrl}/api/v1/auth/sso/callback`;
+    const shared = (method: 'oidc' | 'saml'): SsoShared => ({
+      refused: (entry, code, meta) => this.refused(entry, code, meta),
+      completeLogin: (conn, id, meta) => this.completeLogin(conn, id, meta, method),
+    });
+    this.oidc = new OidcSso(db, keys, clock, idp, opts, shared('oidc'));
+    this.saml = new SamlSso(db, clock, samlSp, opts, shared('saml'));
+    this.redirectUri = this.oidc.redirectUri;
   }
 
   private view(c: SsoConnectionRow): SsoConnectionView {
@@ -117,7 +111,8 @@ export class SsoService {
       kind: c.kind,
       issuer: c.issuer,
       clientId: c.clientId,
-      hasClientSecret: true,
+      hasClientSecret: c.clientSecretEnc !== null,
+      saml: c.kind === 'saml' ? this.saml.view(c) : null,
       allowedDomains: c.allowedDomains,
       roleClaim: c.roleClaim,
       roleMapping,
@@ -139,7 +134,11 @@ export class SsoService {
 
   async put(actor: Actor, input: SsoConnectionInput): Promise<SsoConnectionView> {
     requirePermission(actor, 'org.manage');
-    const issuer = this.checkIssuer(input.issuer);
+    // SAML: the IdP's entity id, SSO URL and signing certs come from its metadata (parsed here,
+    // outside any transaction; a bad document is a 400 with the reason).
+    const saml = input.kind === 'saml' ? this.saml.parseMetadata(input.idpMetadataXml) : undefined;
+    const issuer = saml ? saml.entityId : this.oidc.checkIssuer((input as OidcConnectionInput).issuer);
+    const oidcIn = input.kind === 'saml' ? undefined : input;
     const domains = [...new Set(input.allowedDomains.map((d) => d.trim().toLowerCase()))];
     // A domain routes "Continue with SSO" to one org: a second org may not claim it.
     const claimed = await withSystem(this.db, async (tx) => {
@@ -154,18 +153,27 @@ export class SsoService {
     const now = this.clock.now();
     return withTenant(this.db, actor, async (tx) => {
       const before = await ssoConnectionRepository.findForOrg(tx, actor.orgId);
-      if (!before && !input.clientSecret) throw new AppError('validation_failed', 'clientSecret is required');
+      // Switching kinds replaces the connection's protocol fields; an OIDC secret is only kept
+      // across an update of an OIDC connection.
+      const keptSecret = before?.kind === 'oidc' ? before.clientSecretEnc : null;
+      if (oidcIn && !oidcIn.clientSecret && !keptSecret)
+        throw new AppError('validation_failed', 'clientSecret is required');
       const id = before?.id ?? randomUUID();
-      const clientSecretEnc = input.clientSecret
-        ? await this.keys.encrypt(tx, secretAt(actor.orgId, id), input.clientSecret)
-        : before!.clientSecretEnc;
+      const clientSecretEnc = oidcIn?.clientSecret
+        ? await this.keys.encrypt(tx, secretAt(actor.orgId, id), oidcIn.clientSecret)
+        : oidcIn
+          ? keptSecret
+          : null;
       const requireSso = input.requireSso ?? before?.requireSso ?? false;
       const saved = await ssoConnectionRepository.upsert(tx, {
         id,
         orgId: actor.orgId,
+        kind: saml ? 'saml' : 'oidc',
         issuer,
-        clientId: input.clientId,
+        clientId: oidcIn ? oidcIn.clientId : null,
         clientSecretEnc,
+        samlSsoUrl: saml?.ssoUrl ?? null,
+        samlCerts: saml?.certs ?? null,
         allowedDomains: domains,
         roleClaim: input.roleClaim === undefined ? (before?.roleClaim ?? null) : input.roleClaim,
         roleMapping: input.roleMapping ?? before?.roleMapping ?? {},
@@ -195,7 +203,8 @@ export class SsoService {
         details: {
           issuer,
           domains: domains.length,
-          secretChanged: Boolean(input.clientSecret),
+          kind: saml ? 'saml' : 'oidc',
+          secretChanged: Boolean(oidcIn?.clientSecret),
           requireSso,
           ...(revokedSessions ? { revokedSessions } : {}),
         },
@@ -221,20 +230,17 @@ export class SsoService {
     });
   }
 
-  private checkIssuer(raw: string): string {
-    let url: URL;
-    try {
-      url = new URL(raw);
-    } catch {
-      throw new AppError('validation_failed', 'issuer must be a URL');
-    }
-    const insecureOk = this.opts.allowInsecureIssuers;
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && insecureOk))
-      throw new AppError('validation_failed', 'issuer must be an https URL');
-    if (url.search || url.hash || url.username || url.password)
-      throw new AppError('validation_failed', 'issuer must not carry a query, fragment or credentials');
-    // The issuer identifier is compared exactly with the ID token's iss: keep it as given.
-    return raw;
+  /** Maintenance: expired flow states and used SAML assertion ids (both also go on insert). */
+  tasks(): ScheduledTask[] {
+    return [
+      {
+        name: 'sso-sweep',
+        run: async () => {
+          const now = this.clock.now();
+          await withSystem(this.db, (tx) => ssoConnectionRepository.sweepExpired(tx, now));
+        },
+      },
+    ];
   }
 
   // ---- password login policy ---------------------------------------------------------------
@@ -247,10 +253,7 @@ export class SsoService {
   // ---- sign-in -------------------------------------------------------------------------------
 
   /** Starts a sign-in: the IdP URL to redirect to and the handle for the browser's cookie. */
-  async start(by: {
-    email?: string | undefined;
-    org?: string | undefined;
-  }): Promise<{ url: string; handle: string; ttlSeconds: number }> {
+  async start(by: { email?: string | undefined; org?: string | undefined }): Promise<SsoStart> {
     const email = by.email ? normaliseEmail(by.email) : undefined;
     const domain = email?.split('@').pop();
     const entry = await withSystem(this.db, (tx) =>
@@ -261,33 +264,7 @@ export class SsoService {
           : Promise.resolve(undefined),
     );
     if (!entry) throw new SsoLoginError('not_configured');
-    const { settings } = await this.settingsOf(entry);
-    const state = oidc.randomState();
-    const nonce = oidc.randomNonce();
-    const codeVerifier = oidc.randomPKCECodeVerifier();
-    const url = await this.idp
-      .authorizationUrl(settings, {
-        redirectUri: this.redirectUri,
-        state,
-        nonce,
-        codeVerifier,
-        loginHint: email,
-      })
-      .catch((err: unknown) => {
-        throw new SsoLoginError(err instanceof OidcError ? 'idp_error' : 'failed');
-      });
-    const handle = randomToken();
-    const now = this.clock.now();
-    const expiresAt = new Date(now.getTime() + this.opts.stateTtlSeconds * 1000);
-    await withSystem(this.db, (tx) =>
-      ssoConnectionRepository.insertState(
-        tx,
-        sha256Hex(handle),
-        { ...entry, state, nonce, codeVerifier, expiresAt },
-        now,
-      ),
-    );
-    return { url: url.toString(), handle, ttlSeconds: this.opts.stateTtlSeconds };
+    return (await this.saml.start(entry)) ?? this.oidc.start(entry, email);
   }
 
   /**
@@ -300,25 +277,20 @@ export class SsoService {
     query: string,
     meta: ClientMeta,
   ): Promise<{ refreshToken: string; sessionExpiresAt: Date }> {
-    const now = this.clock.now();
-    const st = handle
-      ? await withSystem(this.db, (tx) => ssoConnectionRepository.consumeState(tx, sha256Hex(handle)))
-      : undefined;
-    if (!st || st.expiresAt.getTime() <= now.getTime())
-      throw await this.refused(undefined, 'state_invalid', meta);
-    const entry = { connectionId: st.connectionId, orgId: st.orgId };
-    const loaded = await this.settingsOf(entry).catch(() => undefined);
-    if (!loaded) throw await this.refused(entry, 'not_configured', meta);
-    let id: OidcIdentity;
-    try {
-      id = await this.idp.exchange(loaded.settings, new URL(`${this.redirectUri}?${query}`), st);
-    } catch (err) {
-      const code: SsoErrorCode =
-        err instanceof OidcError && err.reason === 'idp_error' ? 'idp_error' : 'token_rejected';
-      throw await this.refused(entry, code, meta);
-    }
-    const conn = loaded.connection;
-    if (!id.email || !id.emailVerified) throw await this.refused(entry, 'email_unverified', meta);
+    return this.oidc.callback(handle, query, meta);
+  }
+
+  /**
+   * The shared end of every sign-in (OIDC and SAML), once the protocol has proven who the IdP
+   * says this is: allowed domain, never an account of another org, JIT provisioning, session.
+   */
+  private async completeLogin(
+    conn: SsoConnectionRow,
+    id: { email: string; name: string | undefined; claims: Record<string, unknown> },
+    meta: ClientMeta,
+    method: 'oidc' | 'saml',
+  ): Promise<{ refreshToken: string; sessionExpiresAt: Date }> {
+    const entry = { connectionId: conn.id, orgId: conn.orgId };
     const email = normaliseEmail(id.email);
     const domain = email.split('@').pop() ?? '';
     if (!email.includes('@') || !conn.allowedDomains.includes(domain))
@@ -372,7 +344,7 @@ export class SsoService {
           targetType: 'session',
           targetId: session.sessionId,
           ip: meta.ip,
-          details: { connectionId: conn.id, method: 'oidc', provisioned: Boolean(provisioned) },
+          details: { connectionId: conn.id, method, provisioned: Boolean(provisioned) },
         });
         return session;
       },
@@ -391,35 +363,8 @@ export class SsoService {
     return mapped.includes('admin') ? 'admin' : 'member';
   }
 
-  private async settingsOf(entry: SsoEntry) {
-    const skew = Math.round((this.clock.now().getTime() - Date.now()) / 1000);
-    return withTenant(this.db, { orgId: entry.orgId, userId: null }, async (tx) => {
-      const connection = await ssoConnectionRepository.find(tx, entry.orgId, entry.connectionId);
-      if (!connection) throw new SsoLoginError('not_configured');
-      const clientSecret = await this.keys.decryptString(
-        tx,
-        secretAt(entry.orgId, connection.id),
-        connection.clientSecretEnc,
-      );
-      return {
-        connection,
-        settings: {
-          issuer: connection.issuer,
-          clientId: connection.clientId,
-          clientSecret,
-          allowInsecure: this.opts.allowInsecureIssuers,
-          clockSkewSeconds: skew,
-        },
-      };
-    });
-  }
-
   /** Records a refused sign-in (reason code only) and returns the error to throw. */
-  private async refused(
-    entry: SsoEntry | undefined,
-    code: SsoErrorCode,
-    meta: ClientMeta,
-  ): Promise<SsoLoginError> {
+  async refused(entry: SsoEntry | undefined, code: SsoErrorCode, meta: ClientMeta): Promise<SsoLoginError> {
     await this.audit.recordStandalone({
       orgId: entry?.orgId ?? null,
       actorId: null,

@@ -12,7 +12,15 @@ import { setRefreshCookie } from './browser.js';
  * cookie would not be sent with it. `__Host-` pins it to this origin (no Domain, Path=/, Secure).
  */
 export const SSO_COOKIE = '__Host-sotto_sso';
-const ssoCookie = { path: '/', secure: true, httpOnly: true, sameSite: 'lax' } as const;
+export const ssoCookie = { path: '/', secure: true, httpOnly: true, sameSite: 'lax' } as const;
+/**
+ * SAML only: the same handle again, SameSite=None, because the IdP answers with a cross-site
+ * form POST that carries no Lax cookie. It binds that POST to the browser that started the
+ * sign-in (no login CSRF); it opens nothing by itself (the ACS also needs the matching
+ * RelayState and a signed response to the stored AuthnRequest).
+ */
+export const SAML_COOKIE = '__Host-sotto_saml';
+export const samlCookie = { path: '/', secure: true, httpOnly: true, sameSite: 'none' } as const;
 
 const MAX_QUERY = 8192;
 const startQuery = z.strictObject({
@@ -57,6 +65,8 @@ const ssoRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services })
       try {
         const r = await services.sso.start({ email: req.query.email, org: req.query.org });
         reply.setCookie(SSO_COOKIE, r.handle, { ...ssoCookie, maxAge: r.ttlSeconds });
+        if (r.kind === 'saml')
+          reply.setCookie(SAML_COOKIE, r.handle, { ...samlCookie, maxAge: r.ttlSeconds });
         return reply.redirect(r.url, 302);
       } catch (err) {
         return failure(req, reply, err);

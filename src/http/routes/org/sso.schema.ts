@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * Request and response shapes of /api/v1/org/sso (the org's OIDC connection). The client
+ * Request and response shapes of /api/v1/org/sso (the org's OIDC or SAML connection). The client
  * secret is write-only: accepted in PUT, never part of any answer (`hasClientSecret` only).
  */
 // eslint-disable-next-line no-control-regex
@@ -12,7 +12,31 @@ const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z
 const bounded = (max: number) =>
   z.string().trim().min(1).max(max).regex(NO_CONTROL, 'must not contain control characters');
 
-export const ssoPut = z.strictObject({
+const domains = z
+  .array(z.string().trim().toLowerCase().regex(DOMAIN, 'must be a domain name such as example.com'))
+  .min(1)
+  .max(50);
+const roleMapping = z
+  .record(bounded(200), z.enum(['admin', 'member']))
+  .refine((m) => Object.keys(m).length <= 50, 'at most 50 mappings')
+  .optional();
+
+/** IdP metadata is read in full into memory and parsed: keep it small (real ones are a few KiB). */
+export const IDP_METADATA_MAX = 100_000;
+
+const samlPut = z.strictObject({
+  kind: z.literal('saml'),
+  /** The IdP's SAML metadata (one md:EntityDescriptor; no DTD; at least one signing cert). */
+  idpMetadataXml: z.string().min(1).max(IDP_METADATA_MAX),
+  allowedDomains: domains,
+  /** SAML: the attribute name whose values map to a role. */
+  roleClaim: bounded(100).nullable().optional(),
+  roleMapping,
+  requireSso: z.boolean().optional(),
+});
+
+const oidcPut = z.strictObject({
+  kind: z.literal('oidc').optional(),
   issuer: z.string().trim().min(1).max(2048),
   clientId: bounded(512),
   clientSecret: z
@@ -33,14 +57,26 @@ export const ssoPut = z.strictObject({
   requireSso: z.boolean().optional(),
 });
 
+export const ssoPut = z.union([oidcPut, samlPut]);
+
 const timestamp = z.iso.datetime();
 
 export const ssoResponse = z.object({
   id: z.string(),
-  kind: z.literal('oidc'),
+  kind: z.enum(['oidc', 'saml']),
+  /** OIDC: the issuer. SAML: the IdP's entity id. */
   issuer: z.string(),
-  clientId: z.string(),
-  hasClientSecret: z.literal(true),
+  clientId: z.string().nullable(),
+  hasClientSecret: z.boolean(),
+  /** SAML only: what to give the IdP, and what its metadata said. */
+  saml: z
+    .object({
+      spEntityId: z.string(),
+      acsUrl: z.string(),
+      idpSsoUrl: z.string(),
+      certificates: z.array(z.object({ fingerprint256: z.string(), validTo: timestamp })),
+    })
+    .nullable(),
   allowedDomains: z.array(z.string()),
   roleClaim: z.string().nullable(),
   roleMapping: z.record(z.string(), z.enum(['admin', 'member'])),
