@@ -76,6 +76,8 @@ const SCOPES_FOR: Record<string, ApiScope[]> = {
   'recordings.read_all': ['recordings:read'],
   'recordings.create': ['recordings:write'],
   'live.ingest': ['live:ingest', 'recordings:write'],
+  // No scope opens it: the whole-org export is for a signed-in owner or admin only.
+  'org.export': [],
 };
 
 /** Routes without a permission guard, classified by hand: a new one must be added here. */
@@ -107,6 +109,7 @@ function ruleOf(r: RouteInfo): Rule | undefined {
   for (const p of guard[1]!.split('|')) {
     const scopes = SCOPES_FOR[p];
     if (!scopes) return undefined;
+    if (scopes.length === 0) return { kind: 'session' };
     for (const s of scopes) any.add(s);
   }
   return { kind: 'scoped', any: [...any] };

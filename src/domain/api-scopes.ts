@@ -5,7 +5,7 @@ import { can, type Permission } from './roles.js';
  * Scopes of personal API tokens (`sotto_pat_…`) and the permissions each one unlocks. A token acts
  * as its user with the INTERSECTION of the user's role (as it is today, read at every request)
  * and its scopes: a scope never adds a right the role lacks, and lowering the role lowers every
- * token at once. Permissions no scope names (org.delete) are never reachable with a token;
+ * token at once. Permissions no scope names (org.delete, org.export) are never reachable with a token;
  * managing the account itself (password, MFA, devices, tokens) is session-only by construction.
  */
 export const apiScopes = [

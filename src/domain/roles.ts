@@ -17,6 +17,11 @@ export const permissions = {
   'recordings.read': ['owner', 'admin', 'member', 'support'],
   'recordings.read_all': ['owner', 'admin', 'support'],
   'org.delete': ['owner'],
+  /**
+   * Request and download the whole-org export (every transcript, audio, the audit log). No API
+   * token scope names it: a leaked `org:admin` token must not be a way to take everything.
+   */
+  'org.export': ['owner', 'admin'],
   /** Create, list and revoke the org's remote transcription worker tokens. */
   'workers.manage': ['owner', 'admin'],
   /** Create, change, rotate and inspect the org's webhooks (docs/webhooks.md). */

@@ -32,7 +32,7 @@ const orgExportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { servi
   app.post(
     '/export',
     {
-      onRequest: app.requirePermission('org.manage'),
+      onRequest: app.requirePermission('org.export'),
       schema: { tags, security, body: exportRequestBody, response: { 202: exportResponse } },
     },
     async (req, reply) => reply.status(202).send(view(await services.orgExports.request(actorOf(req)))),
@@ -59,7 +59,7 @@ const orgExportRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { servi
   app.get(
     '/exports/:id/download',
     {
-      onRequest: app.requirePermission('org.manage'),
+      onRequest: app.requirePermission('org.export'),
       schema: { tags, security, params: exportParams, response: exportDownloadResponse },
     },
     async (req, reply) => {
