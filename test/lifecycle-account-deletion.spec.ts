@@ -9,6 +9,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withTenant } from '../src/db/tenant.js';
 import { ManualClock } from '../src/repositories/clock.repository.js';
 import { authed, call, freshIp, login, signup, totp, type Account } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
@@ -165,6 +166,12 @@ describe.skipIf(!hasCorpus)(`account deletion (${backendLabel}) ${hasCorpus ? ''
     expect(await count('SELECT count(*)::int AS n FROM recovery_codes WHERE user_id = $1', [m.userId])).toBe(
       0,
     );
+    // Every other way in (SSO, an invitation) ends in SessionService.open, which refuses too.
+    await expect(
+      withTenant(t.db, { orgId: owner.orgId, userId: m.userId }, (tx) =>
+        t.services.sessions.open(tx, { id: m.userId, orgId: owner.orgId }, { ip: m.ip, userAgent: 'sso' }),
+      ),
+    ).rejects.toMatchObject({ code: 'invalid_credentials' });
 
     clock.advance(60_000);
     const sentBefore = smtp.messages.length;

@@ -4,6 +4,7 @@ import { randomToken, sha256Hex } from '../crypto/random.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { OrgRole } from '../domain/roles.js';
 import type { Clock } from '../repositories/clock.repository.js';
+import { deletionRepository } from '../repositories/deletion.repository.js';
 import { refreshTokenRepository } from '../repositories/refresh-token.repository.js';
 import { sessionRepository, type DeviceSession } from '../repositories/session.repository.js';
 import { accountActorKind, type AuditService } from './audit.service.js';
@@ -85,6 +86,10 @@ export class SessionService {
     user: { id: string; orgId: string | null },
     meta: ClientMeta,
   ): Promise<{ sessionId: string; refreshToken: string; expiresAt: Date }> {
+    // Every way in (password, SSO, invitation) ends here: an account whose deletion was asked for
+    // gets no new session, so nothing can be created under it while the deletion is pending.
+    if (await deletionRepository.isDeletionPending(tx, user.id))
+      throw new AppError('invalid_credentials', 'This account is being deleted');
     const now = this.clock.now();
     const expiresAt = new Date(now.getTime() + this.opts.absoluteDays * DAY_MS);
     const sessionId = await sessionRepository.create(tx, {
