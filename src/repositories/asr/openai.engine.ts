@@ -153,7 +153,7 @@ export class OpenAiEngine implements AsrEngine {
     throwIfAborted(opts.signal);
     const duration = pcm.length / SAMPLE_RATE;
     const form = new FormData();
-    form.set('file', new Blob([pcmToWav(pcm)], { type: 'audio/wav' }), 'audio.wav');
+    form.set('file', new Blob([new Uint8Array(pcmToWav(pcm))], { type: 'audio/wav' }), 'audio.wav');
     form.set('model', this.opts.model);
     form.set('response_format', 'verbose_json');
     form.append('timestamp_granularities[]', 'word');
