@@ -29,15 +29,52 @@ export interface OidcConnection extends SsoCommon {
   redirectUri: string;
 }
 
-/** Any other kind the server may answer with (SAML is being added); shown read-only for now. */
+/** What Sotto tells the IdP (SP entity id, ACS URL) and what it kept of the IdP's metadata. */
+export interface SamlDetails {
+  spEntityId: string;
+  acsUrl: string;
+  idpSsoUrl: string;
+  certificates: { fingerprint256: string; validTo: string }[];
+}
+
+export interface SamlConnection extends SsoCommon {
+  kind: 'saml';
+  /** The IdP's entity id, from its metadata. */
+  issuer: string;
+  saml: SamlDetails;
+  roleClaim: string | null;
+  roleMapping: Record<string, 'admin' | 'member'>;
+}
+
+/** Any other kind a newer server may answer with; shown read-only. */
 export interface OtherConnection extends SsoCommon {
-  kind: Exclude<string, 'oidc'>;
+  kind: string;
   [field: string]: unknown;
 }
 
-export type SsoConnection = OidcConnection | OtherConnection;
+export type SsoConnection = OidcConnection | SamlConnection | OtherConnection;
 
 export const isOidc = (c: SsoConnection): c is OidcConnection => c.kind === 'oidc';
+export const isSaml = (c: SsoConnection): c is SamlConnection => c.kind === 'saml' && Boolean(c.saml);
+
+/** The API's limit on the IdP metadata document (IDP_METADATA_MAX in sso.schema.ts). */
+export const IDP_METADATA_MAX = 100_000;
+
+export interface SamlInput {
+  /** The whole IdP metadata document; the API keeps only its entity id, SSO URL and certificates. */
+  idpMetadataXml: string;
+  allowedDomains: string[];
+  roleClaim: string | null;
+  roleMapping: Record<string, 'admin' | 'member'>;
+  requireSso: boolean;
+}
+
+/**
+ * The public SP metadata of an org (GET /api/v1/auth/sso/saml/:orgSlug/metadata, docs/sso.md).
+ * The API does not list it, so it is built next to the ACS URL, which has the same public base.
+ */
+export const spMetadataUrl = (acsUrl: string, orgSlug: string): string =>
+  acsUrl.replace(/\/acs$/, `/${encodeURIComponent(orgSlug)}/metadata`);
 
 export interface OidcInput {
   issuer: string;
@@ -62,6 +99,9 @@ export async function getSso(): Promise<SsoConnection | null> {
 
 export const putOidc = (input: OidcInput): Promise<SsoConnection> =>
   sendJson('PUT', '/api/v1/org/sso', input);
+
+export const putSaml = (input: SamlInput): Promise<SsoConnection> =>
+  sendJson('PUT', '/api/v1/org/sso', { kind: 'saml', ...input });
 
 export const deleteSso = (): Promise<void> => del('/api/v1/org/sso');
 

@@ -4,11 +4,14 @@ import {
   deleteSso,
   getSso,
   isOidc,
+  isSaml,
   putOidc,
   type OidcConnection,
   type OidcInput,
   type SsoConnection,
+  type SsoKind,
 } from '../api-integrations';
+import { useMe } from '../api-org';
 import { errorText, when } from '../format';
 import {
   Confirm,
@@ -20,31 +23,31 @@ import {
   describedBy,
   useLoad,
 } from './org-common';
+import { DOMAIN, RequireSsoField, SamlForm, linesOf } from './org-sso-saml';
 
-/** Same rule as the API (src/http/routes/org/sso.schema.ts), so most mistakes are caught here. */
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$/;
-
-const linesOf = (text: string) => [
-  ...new Set(
-    text
-      .split(/[\n,]/)
-      .map((w) => w.trim())
-      .filter(Boolean),
-  ),
-];
+const KIND_NAMES: Record<SsoKind, string> = { oidc: 'OpenID Connect', saml: 'SAML 2.0' };
 
 /**
- * Organization → Single sign-on: the org's identity provider connection. The kind comes from the
- * API; each kind has its own form (OIDC today). The client secret is write-only: the API only says
- * one is stored, and the form leaves it out unless a new one is typed.
+ * Organization → Single sign-on: the org's identity provider connection. With none, the admin
+ * picks a kind; with one, its kind's form shows (OIDC here, SAML in org-sso-saml.tsx). Switching
+ * kind means removing the connection first, so a half-filled form never replaces a working one.
+ * The client secret is write-only: the API only says one is stored, and the form leaves it out
+ * unless a new one is typed.
  */
 export function SsoSettingsSection() {
   const [load, reload] = useLoad(getSso);
   const [status, setStatus] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState(false);
+  const [kind, setKind] = useState<SsoKind>('oidc');
   const headingRef = useRef<HTMLHeadingElement>(null);
+  const me = useMe();
   const connection = load.state === 'ready' ? load.data : null;
+  const onSaved = (text: string) => {
+    setStatus(text);
+    setError(null);
+    void reload();
+  };
 
   async function remove() {
     setError(null);
@@ -68,30 +71,61 @@ export function SsoSettingsSection() {
       </h2>
       <p className="hint">
         Let people sign in through your identity provider (Okta, Entra ID, Google Workspace, Keycloak, …) with
-        OpenID Connect. People whose email is in an allowed domain use <strong>Continue with SSO</strong> on
-        the login page; new ones get an account as members the first time.
+        OpenID Connect or SAML 2.0. People whose email is in an allowed domain use{' '}
+        <strong>Continue with SSO</strong> on the login page; new ones get an account as members the first
+        time.
       </p>
       <Status text={status} />
       <ErrorLine message={error} />
       <LoadStates load={load} what="the single sign-on connection" onRetry={() => void reload()} />
       {load.state === 'ready' && !connection && (
-        <p className="empty">
-          Not set up yet: fill in the form below with the values from your identity provider.
+        <>
+          <p className="empty">
+            Not set up yet: choose how your identity provider connects, then fill in the form below with its
+            values.
+          </p>
+          <fieldset className="org-fieldset org-sso-kind">
+            <legend>Protocol</legend>
+            {(Object.keys(KIND_NAMES) as SsoKind[]).map((k) => (
+              <label key={k} className="org-radio">
+                <input
+                  type="radio"
+                  name="sso-kind"
+                  value={k}
+                  checked={kind === k}
+                  onChange={() => setKind(k)}
+                />
+                {KIND_NAMES[k]}
+              </label>
+            ))}
+          </fieldset>
+        </>
+      )}
+      {connection && (isOidc(connection) || isSaml(connection)) && (
+        <p className="hint" data-testid="sso-kind-note">
+          This organization uses {KIND_NAMES[connection.kind]}. To switch to{' '}
+          {KIND_NAMES[connection.kind === 'oidc' ? 'saml' : 'oidc']}, remove this connection below first, then
+          set up the other kind.
         </p>
       )}
-      {load.state === 'ready' && (!connection || isOidc(connection)) && (
+      {load.state === 'ready' && (connection ? isOidc(connection) : kind === 'oidc') && (
         <OidcForm
           key={connection?.updatedAt ?? 'new'}
-          initial={connection}
-          onSaved={(text) => {
-            setStatus(text);
-            setError(null);
-            void reload();
-          }}
+          initial={connection && isOidc(connection) ? connection : null}
+          onSaved={onSaved}
         />
       )}
-      {/* Other kinds (SAML is being added to the API): their own form goes here, chosen by kind. */}
-      {connection && !isOidc(connection) && <OtherKindSummary connection={connection} />}
+      {load.state === 'ready' && (connection ? isSaml(connection) : kind === 'saml') && (
+        <SamlForm
+          key={connection?.updatedAt ?? 'new'}
+          initial={connection && isSaml(connection) ? connection : null}
+          orgSlug={me?.organization?.slug ?? null}
+          onSaved={onSaved}
+        />
+      )}
+      {connection && !isOidc(connection) && !isSaml(connection) && (
+        <OtherKindSummary connection={connection} />
+      )}
       {connection && (
         <div className="org-danger-zone">
           <h3>Remove the connection</h3>
@@ -122,7 +156,7 @@ function OtherKindSummary({ connection }: { connection: SsoConnection }) {
         This organization uses a <strong>{connection.kind.toUpperCase()}</strong> connection (allowed domains:{' '}
         {connection.allowedDomains.join(', ')}; require SSO {connection.requireSso ? 'on' : 'off'}; changed{' '}
         {when(connection.updatedAt)}). The panel cannot edit this kind yet: change it through the API (see the
-        single sign-on documentation), or remove it below to set up OpenID Connect instead.
+        single sign-on documentation), or remove it below to set up another kind instead.
       </p>
     </div>
   );
@@ -327,24 +361,7 @@ function OidcForm({ initial, onSaved }: { initial: OidcConnection | null; onSave
           an account is first created; everyone else starts as a member, and nobody becomes an owner this way.
         </p>
       </fieldset>
-      <label className="org-radio">
-        <input
-          type="checkbox"
-          checked={requireSso}
-          aria-describedby="sso-require-hint"
-          onChange={(e) => setRequireSso(e.target.checked)}
-        />
-        Require single sign-on for admins and members
-      </label>
-      <p
-        id="sso-require-hint"
-        className={turningOn ? 'warning' : 'hint'}
-        role={turningOn ? 'alert' : undefined}
-      >
-        {turningOn
-          ? 'When you save, every admin and member except you is signed out at once and can then sign in only through your identity provider; password login is refused for them. Owners keep password login as a break-glass path for when the identity provider is down.'
-          : 'Password login is refused for admins and members; owners keep it as a break-glass path.'}
-      </p>
+      <RequireSsoField checked={requireSso} turningOn={turningOn} onChange={setRequireSso} />
       <ErrorLine message={errors.form ?? null} />
       <button type="submit" className="primary" disabled={busy}>
         {busy ? 'Saving…' : initial ? 'Save changes' : 'Set up single sign-on'}
