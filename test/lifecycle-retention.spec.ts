@@ -280,7 +280,8 @@ for (const store of ['dir', 'database'] as const) {
         ),
       );
       expect(audit.rows).toHaveLength(1);
-      expect(audit.rows[0]!.details).toEqual(receipt);
+      // The audit receipt also says why and how many ready exports expired with it (none here).
+      expect(audit.rows[0]!.details).toEqual({ ...receipt, reason: 'requested', exportsInvalidated: 0 });
     });
 
     it('archives failed recordings too, and refuses to restore a tampered object (the item stays)', async () => {

@@ -153,32 +153,52 @@ export class DatabaseArchiveStore implements ArchiveStore {
     const { org, id } = checkIds(orgId, archiveId);
     const hash = createHash('sha256');
     let size = 0;
-    // One transaction: a part is either wholly stored or absent. The source is a local stream
-    // (never another transaction), so holding PGlite's one connection meanwhile is safe.
-    await withTenant(this.db, { orgId: org, userId: null }, async (tx) => {
-      await tx.query('DELETE FROM archive_objects WHERE archive_id = $1 AND part = $2', [id, part]);
+    const ctx = { orgId: org, userId: null };
+    // Never one transaction around the whole copy: the source may be a big audio file, and
+    // PGlite's one connection would be frozen meanwhile. Each 1 MiB row goes in its own short
+    // transaction (the source is read outside any), unreadable until the part is marked complete
+    // at the end. A crash leaves an incomplete part without an archive row: the sweep removes it.
+    await withTenant(this.db, ctx, (tx) =>
+      tx.query('DELETE FROM archive_objects WHERE archive_id = $1 AND part = $2', [id, part]),
+    );
+    try {
       let seq = 0;
       for await (const row of rechunk(source, ARCHIVE_ROW_BYTES)) {
         hash.update(row);
         size += row.length;
-        await tx.query(
-          `INSERT INTO archive_objects (archive_id, org_id, part, seq, data, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6)`,
-          [id, org, part, seq++, row, now],
+        const n = seq++;
+        await withTenant(this.db, ctx, (tx) =>
+          tx.query(
+            `INSERT INTO archive_objects (archive_id, org_id, part, seq, data, created_at, complete)
+             VALUES ($1, $2, $3, $4, $5, $6, false)`,
+            [id, org, part, n, row, now],
+          ),
         );
       }
-    });
+      await withTenant(this.db, ctx, (tx) =>
+        tx.query('UPDATE archive_objects SET complete = true WHERE archive_id = $1 AND part = $2', [
+          id,
+          part,
+        ]),
+      );
+    } catch (err) {
+      await withTenant(this.db, ctx, (tx) =>
+        tx.query('DELETE FROM archive_objects WHERE archive_id = $1 AND part = $2', [id, part]),
+      ).catch(() => undefined);
+      throw err;
+    }
     return { size, sha256: hash.digest('hex') };
   }
 
   async get(orgId: string, archiveId: string, part: ArchivePart): Promise<Readable | undefined> {
     const { org, id } = checkIds(orgId, archiveId);
     const rows = await withTenant(this.db, { orgId: org, userId: null }, async (tx) => {
-      const { rows } = await tx.query<{ seq: number }>(
-        'SELECT seq FROM archive_objects WHERE archive_id = $1 AND part = $2 ORDER BY seq',
+      const { rows } = await tx.query<{ seq: number; complete: boolean }>(
+        'SELECT seq, complete FROM archive_objects WHERE archive_id = $1 AND part = $2 ORDER BY seq',
         [id, part],
       );
-      return rows.map((r) => r.seq);
+      // A part still being written (or left by a crash) does not exist yet.
+      return rows.some((r) => !r.complete) ? [] : rows.map((r) => r.seq);
     });
     if (rows.length === 0) return undefined;
     const db = this.db;

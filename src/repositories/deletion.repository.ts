@@ -245,6 +245,22 @@ export const deletionRepository = {
     );
   },
 
+  /** Staged upload files (plaintext audio awaiting its job) of every job of the org (system context). */
+  async orgStagedFiles(tx: Queryable, orgId: string): Promise<string[]> {
+    const { rows } = await tx.query<{ p: string }>(
+      'SELECT audio_path AS p FROM recording_jobs WHERE org_id = $1 AND audio_path IS NOT NULL',
+      [orgId],
+    );
+    return rows.map((r) => r.p);
+  },
+
+  /** Every API and worker token of the org goes now (organization deletion); returns how many. */
+  async deleteOrgTokens(tx: Queryable, orgId: string): Promise<number> {
+    const api = await tx.query('DELETE FROM api_tokens WHERE org_id = $1', [orgId]);
+    const worker = await tx.query('DELETE FROM worker_tokens WHERE org_id = $1', [orgId]);
+    return api.rowCount + worker.rowCount;
+  },
+
   /** API tokens of a departing user stop working now (the rows cascade with the user later). */
   async revokeUserApiTokens(tx: Queryable, userId: string, now: Date): Promise<void> {
     await tx.query('UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL', [

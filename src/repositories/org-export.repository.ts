@@ -189,6 +189,20 @@ export const orgExportRepository = {
     );
   },
 
+  /**
+   * Data the org's ready or building exports hold was hard-deleted: they expire now, with the
+   * reason in error_code (a build in progress loses its lease and stops). Under RLS; returns the
+   * ids whose files the caller removes after the commit.
+   */
+  async invalidate(tx: Queryable, orgId: string, reason: string): Promise<string[]> {
+    const { rows } = await tx.query<{ id: string }>(
+      `UPDATE org_exports SET status = 'expired', content_key_enc = NULL, lease_until = NULL, error_code = $2
+        WHERE org_id = $1 AND status IN ('ready', 'building') RETURNING id`,
+      [orgId, reason],
+    );
+    return rows.map((r) => r.id);
+  },
+
   /** Every export that still has (or may have) a file on disk, as "org/id" (orphan sweep). */
   async liveFiles(tx: Queryable): Promise<Set<string>> {
     const { rows } = await tx.query<{ id: string; org_id: string }>(

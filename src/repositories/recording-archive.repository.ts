@@ -196,6 +196,24 @@ export const recordingArchiveRepository = {
     );
   },
 
+  /** Archive item ids owned by a user (account deletion; under RLS). */
+  async idsOfOwner(tx: Queryable, ownerId: string): Promise<string[]> {
+    const { rows } = await tx.query<{ id: string }>(
+      'SELECT id FROM recording_archive WHERE owner_id = $1 ORDER BY id',
+      [ownerId],
+    );
+    return rows.map((r) => r.id);
+  },
+
+  /** Hands a departed user's archived items to another member; returns how many. */
+  async transferOwner(tx: Queryable, fromUserId: string, toUserId: string): Promise<number> {
+    const res = await tx.query('UPDATE recording_archive SET owner_id = $2 WHERE owner_id = $1', [
+      fromUserId,
+      toUserId,
+    ]);
+    return res.rowCount;
+  },
+
   /** Whether a user is still a member of the caller's org (RLS-bound). */
   async isMember(tx: Queryable, userId: string): Promise<boolean> {
     const { rows } = await tx.query('SELECT 1 FROM users WHERE id = $1 AND org_id IS NOT NULL', [userId]);
@@ -204,7 +222,9 @@ export const recordingArchiveRepository = {
 
   /**
    * Recordings past their org's retention (system context): finished (done/failed) and older
-   * than retention_days, counted from restored_at when restored. Oldest first.
+   * than retention_days, counted from restored_at when restored. Oldest first across orgs; a
+   * recording whose archiving failed is skipped until its retry time (markArchiveFailed), so
+   * failures cannot fill every batch.
    */
   async expired(tx: Queryable, now: Date, limit: number): Promise<{ orgId: string; id: string }[]> {
     const { rows } = await tx.query<{ orgId: string; id: string }>(
@@ -212,11 +232,27 @@ export const recordingArchiveRepository = {
          FROM recordings r JOIN orgs o ON o.id = r.org_id
         WHERE r.status IN ('done', 'failed')
           AND COALESCE(r.restored_at, r.created_at) < $1::timestamptz - make_interval(days => o.retention_days)
-        ORDER BY r.org_id, r.created_at, r.id
+          AND (r.archive_next_try_at IS NULL OR r.archive_next_try_at <= $1::timestamptz)
+        ORDER BY COALESCE(r.restored_at, r.created_at), r.id
         LIMIT $2`,
       [now, limit],
     );
     return rows;
+  },
+
+  /**
+   * Archiving this recording failed: retry after 1 h, doubling per failure up to 7 days (under
+   * RLS). Returns the failure count.
+   */
+  async markArchiveFailed(tx: Queryable, id: string, now: Date): Promise<number> {
+    const { rows } = await tx.query<{ n: number }>(
+      `UPDATE recordings SET archive_failures = archive_failures + 1,
+              archive_next_try_at = $2::timestamptz
+                + make_interval(hours => LEAST(168, power(2, LEAST(archive_failures, 8))::int))
+        WHERE id = $1 RETURNING archive_failures AS n`,
+      [id, now],
+    );
+    return rows[0]?.n ?? 0;
   },
 
   /** "orgId/archiveId" of every archive row (system context; the orphan sweep). */

@@ -1,14 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { PasswordHasher } from '../crypto/password.js';
-import type { Database } from '../db/database.js';
+import type { Database, Queryable } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import { AppError } from '../domain/errors.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { deletionRepository, type AccountDeletionRow } from '../repositories/deletion.repository.js';
 import type { Mailer } from '../repositories/mail.repository.js';
+import { recordingArchiveRepository as archiveRepo } from '../repositories/recording-archive.repository.js';
 import { sessionRepository } from '../repositories/session.repository.js';
+import type { ArchiveService } from './archive.service.js';
 import type { AuditService } from './audit.service.js';
+import type { OrgExportInvalidation } from './org-export-invalidation.js';
 import type { ReauthService } from './reauth.service.js';
 import type { RecordingDeletionService } from './recording-deletion.service.js';
 import type { ScheduledTask } from './scheduler.service.js';
@@ -21,9 +24,10 @@ import type { SessionActor } from './session.service.js';
  * an unguessable hash, the second factor and recovery codes go, every session and API token is
  * revoked, and the deletion is queued. Login is refused from that moment.
  *
- * Within 24 hours (the job, `processDue`, run by the scheduler): the user's recordings are
- * transferred to an owner/admin or deleted with receipts, as the org's `departedUserRecordings`
- * policy says; the user row goes (sessions, refresh tokens, recovery codes cascade); a receipt is
+ * Within 24 hours (the job, `processDue`, run by the scheduler): the user's recordings, active
+ * and archived, are transferred to an owner/admin or deleted with receipts, as the org's
+ * `departedUserRecordings` policy says (re-listed in the final transaction, so nothing created
+ * meanwhile escapes the policy); the org's ready/building exports expire (they list the user); the user row goes (sessions, refresh tokens, recovery codes cascade); a receipt is
  * written to the audit log and e-mailed (what was removed and when, no content).
  *
  * The last owner cannot leave this way: they transfer ownership or delete the organization.
@@ -40,6 +44,8 @@ export class AccountDeletionService {
     private readonly mailer: Mailer,
     private readonly clock: Clock,
     private readonly logger: Pick<Logger, 'info' | 'warn'>,
+    private readonly archive: Pick<ArchiveService, 'destroy'>,
+    private readonly exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>,
   ) {}
 
   /** The maintenance task to register with the scheduler (scheduler.service.ts). */
@@ -114,80 +120,129 @@ export class AccountDeletionService {
 
   private async complete(d: AccountDeletionRow): Promise<boolean> {
     const ctx = { orgId: d.orgId, userId: null };
-    // Recordings first: transferred in one transaction, or deleted one by one with receipts.
-    const plan = await withTenant(this.db, ctx, async (tx) => {
-      if (!(await deletionRepository.isDeletionPending(tx, d.userId))) return undefined;
+    const policyOf = async (tx: Queryable) => {
       const policy = await deletionRepository.departedPolicy(tx, d.orgId);
       const successor = await deletionRepository.successorOwner(tx, d.orgId, d.userId);
-      if (policy === 'transfer' && successor) {
-        const transferred = await deletionRepository.transferRecordings(tx, d.userId, successor);
-        return { policy, successor, transferred, ids: [] as string[] };
-      }
-      return {
-        policy,
-        successor: undefined,
-        transferred: 0,
-        ids: await deletionRepository.recordingIdsOfOwner(tx, d.userId),
-      };
+      return { policy, successor: policy === 'transfer' ? successor : undefined };
+    };
+    // Recordings and archived items first: transferred in one transaction, or deleted one by
+    // one with receipts (files, archive parts, export invalidation included).
+    const plan = await withTenant(this.db, ctx, async (tx) => {
+      if (!(await deletionRepository.isDeletionPending(tx, d.userId))) return undefined;
+      return policyOf(tx);
     });
     if (!plan) return false;
-    let deleted = 0;
-    for (const id of plan.ids) {
+    const sum: ReceiptCounts = {
+      transferred: 0,
+      archiveTransferred: 0,
+      deleted: 0,
+      archiveDeleted: 0,
+      exportsInvalidated: 0,
+    };
+    // The final transaction re-lists what the user owns: something created after the request
+    // (an upload already in flight) is handled by the policy too, never left to the users-row
+    // cascade (no receipt, no blob removal). A few rounds at most; then the next run retries.
+    for (let round = 0; round < 3; round++) {
+      if (!plan.successor) await this.deleteOwned(d, sum);
+      const now = this.clock.now();
+      const outcome = await withTenant(this.db, ctx, async (tx) => {
+        if (!(await deletionRepository.lockPending(tx, d.userId))) return 'gone' as const;
+        const current = await policyOf(tx);
+        if (current.successor && current.successor === plan.successor) {
+          sum.transferred += await deletionRepository.transferRecordings(tx, d.userId, current.successor);
+          sum.archiveTransferred += await archiveRepo.transferOwner(tx, d.userId, current.successor);
+        } else if (current.successor !== plan.successor) {
+          // The policy or the successor changed meanwhile: plan again.
+          plan.policy = current.policy;
+          plan.successor = current.successor;
+          return 'again' as const;
+        } else if (
+          (await deletionRepository.recordingIdsOfOwner(tx, d.userId)).length > 0 ||
+          (await archiveRepo.idsOfOwner(tx, d.userId)).length > 0
+        )
+          return 'again' as const;
+        // The member list in an export names the user: ready/building exports expire too.
+        const expired = await this.exports.inTransaction(tx, d.orgId, 'account_deleted');
+        sum.exportsInvalidated += expired.length;
+        await deletionRepository.deleteUser(tx, d.userId);
+        await deletionRepository.completeAccountDeletion(tx, d.userId, now);
+        await this.audit.record(tx, {
+          orgId: d.orgId,
+          actorId: null,
+          actorKind: 'system',
+          action: 'account.deleted',
+          targetType: 'user',
+          targetId: d.userId,
+          details: {
+            requestedAt: d.requestedAt.toISOString(),
+            removed: ['user', 'sessions', 'refreshTokens', 'recoveryCodes', 'totp', 'apiTokens'],
+            recordings: {
+              policy: plan.policy,
+              transferred: sum.transferred,
+              ...(plan.successor ? { transferredTo: plan.successor } : {}),
+              deleted: sum.deleted,
+            },
+            archivedRecordings: { transferred: sum.archiveTransferred, deleted: sum.archiveDeleted },
+            exportsInvalidated: sum.exportsInvalidated,
+          },
+        });
+        return expired;
+      });
+      if (outcome === 'gone') return false;
+      if (outcome === 'again') continue;
+      await this.exports.removeFiles(d.orgId, outcome);
+      await this.mailReceipt(d, now, sum);
+      return true;
+    }
+    throw new AppError('conflict', 'the account kept receiving recordings; retried on the next run');
+  }
+
+  /** Deletes, with receipts, every recording and archived item the user owns now. */
+  private async deleteOwned(d: AccountDeletionRow, sum: ReceiptCounts): Promise<void> {
+    const { ids, archiveIds } = await withTenant(this.db, { orgId: d.orgId, userId: null }, async (tx) => ({
+      ids: await deletionRepository.recordingIdsOfOwner(tx, d.userId),
+      archiveIds: await archiveRepo.idsOfOwner(tx, d.userId),
+    }));
+    const system = { orgId: d.orgId, actorId: null, actorKind: 'system', reason: 'account_deleted' } as const;
+    for (const id of ids) {
       try {
-        await this.recordings.destroy(
-          { orgId: d.orgId, actorId: null, actorKind: 'system', reason: 'account_deleted' },
-          id,
-          { ownerId: d.userId },
-        );
-        deleted++;
+        const r = await this.recordings.destroy(system, id, { ownerId: d.userId });
+        sum.deleted++;
+        sum.exportsInvalidated += r.exportsInvalidated;
       } catch (err) {
         if (!(err instanceof AppError && err.code === 'not_found')) throw err;
       }
     }
-    const now = this.clock.now();
-    const completed = await withTenant(this.db, ctx, async (tx) => {
-      if (!(await deletionRepository.lockPending(tx, d.userId))) return false;
-      await deletionRepository.deleteUser(tx, d.userId);
-      await deletionRepository.completeAccountDeletion(tx, d.userId, now);
-      await this.audit.record(tx, {
-        orgId: d.orgId,
-        actorId: null,
-        actorKind: 'system',
-        action: 'account.deleted',
-        targetType: 'user',
-        targetId: d.userId,
-        details: {
-          requestedAt: d.requestedAt.toISOString(),
-          removed: ['user', 'sessions', 'refreshTokens', 'recoveryCodes', 'totp', 'apiTokens'],
-          recordings: {
-            policy: plan.policy,
-            transferred: plan.transferred,
-            ...(plan.successor ? { transferredTo: plan.successor } : {}),
-            deleted,
-          },
-        },
-      });
-      return true;
-    });
-    if (completed) await this.mailReceipt(d, now, plan.transferred, deleted);
-    return completed;
+    for (const id of archiveIds) {
+      try {
+        const r = await this.archive.destroy(system, id);
+        sum.archiveDeleted++;
+        sum.exportsInvalidated += r.exportsInvalidated;
+      } catch (err) {
+        if (!(err instanceof AppError && err.code === 'not_found')) throw err;
+      }
+    }
   }
 
-  private async mailReceipt(
-    d: AccountDeletionRow,
-    at: Date,
-    transferred: number,
-    deleted: number,
-  ): Promise<void> {
+  private async mailReceipt(d: AccountDeletionRow, at: Date, sum: ReceiptCounts): Promise<void> {
     if (!d.email) return;
     if (!this.mailer.enabled) {
       this.logger.warn({ userId: d.userId }, 'account deletion receipt not mailed: SMTP is not configured');
       return;
     }
-    const recordings =
-      deleted > 0 || transferred === 0
-        ? `${deleted} recording(s) you owned, with their transcripts and audio, were deleted.`
-        : `${transferred} recording(s) you owned were transferred to an administrator of your organization, as its policy requires.`;
+    const lines: string[] = [];
+    const deleted = sum.deleted + sum.archiveDeleted;
+    const transferred = sum.transferred + sum.archiveTransferred;
+    if (deleted > 0 || transferred === 0)
+      lines.push(
+        `${deleted} recording(s) you owned (${sum.archiveDeleted} of them from the archive), with their transcripts and audio, were deleted.`,
+      );
+    if (transferred > 0)
+      lines.push(
+        `${transferred} recording(s) you owned (${sum.archiveTransferred} of them in the archive) were transferred to an administrator of your organization, as its policy requires.`,
+      );
+    if (sum.exportsInvalidated > 0)
+      lines.push(`${sum.exportsInvalidated} prepared export(s) of your organization's data were deleted.`);
     try {
       await this.mailer.send({
         to: d.email,
@@ -199,7 +254,7 @@ export class AccountDeletionService {
           `Completed: ${at.toISOString()}`,
           '',
           'Removed: your login (e-mail address, password, second factor and recovery codes), every session and API token.',
-          recordings,
+          ...lines,
           '',
           'A receipt of this deletion is kept in your organization’s audit log.',
         ].join('\n'),
@@ -208,4 +263,12 @@ export class AccountDeletionService {
       this.logger.warn({ userId: d.userId, err: (err as Error).name }, 'account deletion receipt not mailed');
     }
   }
+}
+
+interface ReceiptCounts {
+  transferred: number;
+  archiveTransferred: number;
+  deleted: number;
+  archiveDeleted: number;
+  exportsInvalidated: number;
 }

@@ -18,8 +18,10 @@ import {
   sealArchiveObject,
 } from './archive-object.js';
 import { contentKeyLocation, type AudioStoreService } from './audio-store.service.js';
+import type { ArchiveDeletionContext, ArchiveItemView, DeletionReceipt } from './archive.types.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
+import type { OrgExportInvalidation } from './org-export-invalidation.js';
 import { requirePermission } from './org.service.js';
 import { titleLocation, transcriptLocation } from './recording.service.js';
 import type { ScheduledTask } from './scheduler.service.js';
@@ -36,27 +38,7 @@ import { originalTranscriptLocation, speakerNamesLocation } from './transcript.s
  * blob without a row (the audio sweep removes it). Restore mirrors it: blob first, one
  * transaction (archive row taken, rows re-inserted), archive object removed after the commit.
  */
-export interface ArchiveItemView {
-  id: string;
-  recordingId: string;
-  ownerId: string;
-  title: string | null;
-  recordingCreatedAt: Date;
-  archivedAt: Date;
-  archivedByPolicy: boolean;
-  sizeBytes: number;
-  hasAudio: boolean;
-}
-
-export interface DeletionReceipt {
-  archiveId: string;
-  recordingId: string;
-  deletedAt: Date;
-  deletedBy: string;
-  /** SHA-256 of the sealed bytes that were destroyed (never of plaintext). */
-  contentSha256: string;
-  audioSha256: string | null;
-}
+export type { ArchiveDeletionContext, ArchiveItemView, DeletionReceipt } from './archive.types.js';
 
 /** Recordings archived per retention pass at most (the next pass continues). */
 const RETENTION_BATCH = 500;
@@ -73,6 +55,7 @@ export class ArchiveService {
     private readonly blobs: AudioBlobRepository,
     private readonly clock: Clock,
     private readonly logger: Pick<Logger, 'info' | 'warn'>,
+    private readonly exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>,
   ) {}
 
   /** The maintenance tasks this service registers with the scheduler. */
@@ -86,16 +69,20 @@ export class ArchiveService {
   /**
    * One retention pass over every org: finished recordings older than the org's retentionDays
    * (by created time, or restore time) are archived; live/queued/processing ones are never
-   * touched. One audit entry per org with the count and ids.
+   * touched. One audit entry per org with the count and ids. A recording that fails to archive
+   * is remembered and skipped until its retry time (backing off), so it cannot block the others.
    */
-  async runRetention(): Promise<{ archived: number }> {
+  async runRetention(limit = RETENTION_BATCH): Promise<{ archived: number }> {
     const now = this.clock.now();
-    const due = await withSystem(this.db, (tx) => archiveRepo.expired(tx, now, RETENTION_BATCH));
+    const due = await withSystem(this.db, (tx) => archiveRepo.expired(tx, now, limit));
     const byOrg = new Map<string, { recordingIds: string[]; archiveIds: string[] }>();
     for (const { orgId, id } of due) {
-      const archiveId = await this.archiveRecording(orgId, id).catch((err: unknown) => {
+      const archiveId = await this.archiveRecording(orgId, id).catch(async (err: unknown) => {
         // One broken recording must not stop the others; ids only in the log.
-        this.logger.warn({ err, orgId, recordingId: id }, 'archiving a recording failed');
+        const failures = await withTenant(this.db, { orgId, userId: null }, (tx) =>
+          archiveRepo.markArchiveFailed(tx, id, now),
+        ).catch(() => undefined);
+        this.logger.warn({ err, orgId, recordingId: id, failures }, 'archiving a recording failed');
         return undefined;
       });
       if (!archiveId) continue;
@@ -259,7 +246,20 @@ export class ArchiveService {
     if (content.audio) {
       const source = await this.store.get(row.orgId, row.id, 'audio');
       if (!source) throw new AppError('internal', 'archived audio part is missing');
-      await this.blobs.write(row.orgId, recId, source, new PassThrough());
+      // Hashed while copied: a swapped or damaged audio part is refused (the item stays).
+      const hash = createHash('sha256');
+      const tap = new PassThrough();
+      tap.on('data', (c: Buffer) => hash.update(c));
+      await this.blobs.write(row.orgId, recId, source, tap);
+      if (hash.digest('hex') !== row.audioSha256) {
+        const claimed = await withTenant(this.db, actor, (tx) => recordingAudioRepository.find(tx, recId));
+        if (!claimed) await this.blobs.remove(row.orgId, recId);
+        this.logger.warn(
+          { orgId: row.orgId, archiveId: row.id },
+          'archived audio part does not match its record',
+        );
+        throw new AppError('decryption_failed', 'archived audio does not match its record');
+      }
     }
     try {
       await withTenant(this.db, actor, async (tx) => {
@@ -325,34 +325,56 @@ export class ArchiveService {
   /**
    * DELETE /org/archive/:id: hard delete of the row and every stored part, now. The receipt
    * (what, when, by whom, hashes of the sealed bytes) is written to the audit log in the same
-   * transaction that deletes the row; the parts go right after the commit.
+   * transaction that deletes the row (and expires the org's ready/building exports); the parts
+   * and export files go right after the commit.
    */
   async delete(actor: Actor, archiveId: string): Promise<DeletionReceipt> {
     requirePermission(actor, 'org.manage');
-    const receipt = await withTenant(this.db, actor, async (tx) => {
-      const row = await archiveRepo.take(tx, archiveId);
-      if (!row) throw notFound('Archived recording');
-      const r: DeletionReceipt = {
-        archiveId: row.id,
-        recordingId: row.recordingId,
-        deletedAt: this.clock.now(),
-        deletedBy: actor.userId,
-        contentSha256: row.contentSha256,
-        audioSha256: row.audioSha256,
-      };
-      await this.audit.record(tx, {
+    return this.destroy(
+      {
         orgId: actor.orgId,
         actorId: actor.userId,
         actorKind: actor.viaSupportGrant ? 'support' : 'user',
-        action: 'archive.deleted',
-        targetType: 'recording',
-        targetId: row.recordingId,
         ip: actor.ip,
-        details: { ...r, deletedAt: r.deletedAt.toISOString() },
-      });
-      return r;
-    });
-    await this.store.remove(actor.orgId, receipt.archiveId);
+        reason: 'requested',
+      },
+      archiveId,
+    );
+  }
+
+  /** The hard delete itself (also used by account deletion, as the system). 404 when absent. */
+  async destroy(ctx: ArchiveDeletionContext, archiveId: string): Promise<DeletionReceipt> {
+    const { receipt, expired } = await withTenant(
+      this.db,
+      { orgId: ctx.orgId, userId: ctx.actorId },
+      async (tx) => {
+        const row = await archiveRepo.take(tx, archiveId);
+        if (!row) throw notFound('Archived recording');
+        const expired = await this.exports.inTransaction(tx, ctx.orgId, 'archive_deleted');
+        const r: DeletionReceipt = {
+          archiveId: row.id,
+          recordingId: row.recordingId,
+          deletedAt: this.clock.now(),
+          deletedBy: ctx.actorId ?? 'system',
+          contentSha256: row.contentSha256,
+          audioSha256: row.audioSha256,
+          exportsInvalidated: expired.length,
+        };
+        await this.audit.record(tx, {
+          orgId: ctx.orgId,
+          actorId: ctx.actorId,
+          actorKind: ctx.actorKind,
+          action: 'archive.deleted',
+          targetType: 'recording',
+          targetId: row.recordingId,
+          ip: ctx.ip,
+          details: { ...r, deletedAt: r.deletedAt.toISOString(), reason: ctx.reason },
+        });
+        return { receipt: r, expired };
+      },
+    );
+    await this.store.remove(ctx.orgId, receipt.archiveId);
+    await this.exports.removeFiles(ctx.orgId, expired);
     return receipt;
   }
 

@@ -4,6 +4,7 @@ import { withSystem } from '../db/tenant.js';
 import { AppError } from '../domain/errors.js';
 import { deletionRepository } from '../repositories/deletion.repository.js';
 import type { OrgFilesRepository } from '../repositories/org-files.repository.js';
+import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import type { ReauthService } from './reauth.service.js';
@@ -12,12 +13,15 @@ import { inUserScope, type SessionActor } from './session.service.js';
 /**
  * Organization deletion by its owner (docs/lifecycle.md), in this order:
  *  1. crypto-shredding: the org's data key rows and its KEK file (outside the database) are
- *     destroyed, and every session of every member ends, in one transaction holding the org's row
+ *     destroyed, every session of every member ends and every API and worker token of the org is
+ *     deleted (nothing authenticates during the purge), in one transaction holding the org's row
  *     lock. From the moment the KEK file is gone, no copy of the org's ciphertexts — database
  *     backups, archive objects, stray blobs — can be decrypted by anyone, with or without the
  *     master key;
  *  2. purge: the orgs row, and with it every tenant table (ON DELETE CASCADE), then the org's
- *     folders (sealed audio, live spools, exports) and its archive objects;
+ *     folders (sealed audio, live spools, exports), the plaintext staged uploads of its pending
+ *     jobs (listed before the purge; the staging folder is shared, not per org) and its archive
+ *     objects;
  *  3. a receipt on the platform audit chain (the org's own chain is gone with it): org id, who,
  *     when, counts.
  * A crash between steps leaves an org that no longer decrypts; deleting it again finishes the job
@@ -46,6 +50,8 @@ export class OrgDeletionService {
     private readonly archive: { purgeOrg(orgId: string): Promise<void> } | undefined,
     private readonly clock: { now(): Date },
     private readonly logger: Pick<Logger, 'info' | 'warn'>,
+    /** The shared upload staging folder (plaintext audio waiting for its job). */
+    private readonly uploads: Pick<UploadFileRepository, 'remove'>,
   ) {}
 
   async deleteOrg(who: SessionActor, input: OrgDeletionInput): Promise<OrgDeletionReceipt> {
@@ -60,18 +66,24 @@ export class OrgDeletionService {
 
     const now = this.clock.now();
     // 1. Shred (and end every session) under the org's row lock.
-    const { counts, dataKeys } = await withSystem(this.db, async (tx) => {
+    const { counts, dataKeys, staged } = await withSystem(this.db, async (tx) => {
       if (!(await deletionRepository.lockOrg(tx, orgId)))
         throw new AppError('not_found', 'Organization not found');
       const counts = await deletionRepository.orgCounts(tx, orgId);
       await deletionRepository.revokeOrgSessions(tx, orgId, now);
+      counts.tokens = await deletionRepository.deleteOrgTokens(tx, orgId);
+      const staged = await deletionRepository.orgStagedFiles(tx, orgId);
       const { dataKeys } = await this.keys.shredOrg(tx, orgId);
-      return { counts, dataKeys };
+      return { counts, dataKeys, staged };
     });
     this.logger.info({ orgId, dataKeys }, 'organization keys destroyed');
     // 2. Purge rows, then files and archive objects (all unreadable already).
     await withSystem(this.db, (tx) => deletionRepository.purgeOrg(tx, orgId));
-    const files = await this.files.removeOrg(orgId);
+    let files = await this.files.removeOrg(orgId);
+    for (const file of staged) {
+      await this.uploads.remove(file);
+      files++;
+    }
     if (this.archive) await this.archive.purgeOrg(orgId);
     // 3. The receipt, on the platform chain.
     const receipt = { orgId, deletedAt: now, counts: { ...counts, dataKeys, files } };

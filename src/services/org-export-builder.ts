@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { ZipFile } from 'yazl';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
+import { AppError } from '../domain/errors.js';
 import { auditRepository } from '../repositories/audit.repository.js';
 import type { Member } from '../repositories/member.repository.js';
 import { orgRepository } from '../repositories/org.repository.js';
@@ -44,12 +46,16 @@ interface Entry {
   compress: boolean;
   /** Known up front for audio (yazl checks it); JSON sizes are only known once produced. */
   size?: number;
+  /** A recording's file: skipped (and listed in the manifest) if the recording is gone by then. */
+  recordingId?: string;
   produce: () => Promise<Readable>;
 }
 
 export interface ExportPlan {
   entries: Entry[];
   counts: Record<string, number>;
+  /** Files of recordings deleted or archived while the export was built (filled as it runs). */
+  skipped: { path: string; recordingId: string; reason: 'not_found' }[];
 }
 
 const EXTENSIONS: Record<string, string> = {
@@ -112,6 +118,7 @@ export async function planExport(src: ExportSources, actor: Actor, meta: ExportM
     entries.push({
       path: `transcripts/${r.id}.json`,
       compress: true,
+      recordingId: r.id,
       produce: async () =>
         json({
           recordingId: r.id,
@@ -122,6 +129,7 @@ export async function planExport(src: ExportSources, actor: Actor, meta: ExportM
     entries.push({
       path: `reports/${r.id}.json`,
       compress: true,
+      recordingId: r.id,
       produce: async () => json(await src.transcripts.report(actor, r.id)),
     });
   }
@@ -131,6 +139,7 @@ export async function planExport(src: ExportSources, actor: Actor, meta: ExportM
       // Audio formats are compressed already (WAV a little less, not worth the CPU).
       compress: false,
       size: a.size,
+      recordingId: id,
       produce: async () => (await src.audio.openPlain(actor.orgId, id)).stream,
     });
   }
@@ -156,9 +165,11 @@ export async function planExport(src: ExportSources, actor: Actor, meta: ExportM
   };
   // The manifest is produced last, when every other file's hash is known.
   const files: { path: string; size: number; sha256: string }[] = [];
+  const skipped: ExportPlan['skipped'] = [];
   const orgInfo = org ? { id: org.id, name: org.name, slug: org.slug } : { id: actor.orgId };
   return {
     counts,
+    skipped,
     entries: [
       ...entries.map((e) => ({ ...e, produce: tapped(e, files) })),
       {
@@ -173,6 +184,7 @@ export async function planExport(src: ExportSources, actor: Actor, meta: ExportM
             requestedBy: meta.requestedBy,
             counts: { ...counts, auditEntries },
             files,
+            skipped,
           }),
       },
     ],
@@ -248,33 +260,49 @@ export class HashTap extends Transform {
 }
 
 /**
- * The zip as one stream. `onItem` is called after each entry is fully written (progress); an
- * entry that fails to produce errors the whole stream (no partial export is ever marked ready).
+ * The zip as one stream. Entries are produced one after another, each only once the previous one
+ * is fully written. `onItem` is called after each entry (progress); `stopped` is asked between
+ * entries (shutdown: the stream fails with `unavailable`). An entry of a recording that is gone
+ * by the time it is produced (deleted, archived) is skipped and listed in `plan.skipped`; any
+ * other failure errors the whole stream (no partial export is ever marked ready).
  */
-export function streamZip(plan: ExportPlan, mtime: Date, onItem: () => void): Readable {
+export function streamZip(
+  plan: ExportPlan,
+  mtime: Date,
+  onItem: () => void,
+  stopped: () => boolean = () => false,
+): Readable {
   const zip = new ZipFile();
   const out = new PassThrough();
   // The consumer's pipeline handles errors; this keeps a late one (after it finished) from crashing.
   out.on('error', () => undefined);
   zip.on('error', (err: Error) => out.destroy(err));
-  for (const e of plan.entries) {
-    zip.addReadStreamLazy(
-      e.path,
-      { mtime, mode: 0o100600, compress: e.compress, ...(e.size !== undefined ? { size: e.size } : {}) },
-      (cb) => {
-        e.produce().then(
-          (stream) => {
-            stream.on('end', onItem);
-            stream.on('error', (err) => out.destroy(err));
-            cb(null, stream);
-          },
-          (err: Error) => cb(err, undefined as unknown as Readable),
-        );
-      },
-    );
-  }
-  zip.end();
   zip.outputStream.on('error', (err) => out.destroy(err));
   zip.outputStream.pipe(out);
+  const closed = new Promise<void>((resolve) => out.once('close', resolve));
+  void (async () => {
+    for (const e of plan.entries) {
+      if (out.destroyed) return;
+      if (stopped()) throw new AppError('unavailable', 'server stopping');
+      let stream: Readable;
+      try {
+        stream = await e.produce();
+      } catch (err) {
+        if (!(e.recordingId && err instanceof AppError && err.code === 'not_found')) throw err;
+        plan.skipped.push({ path: e.path, recordingId: e.recordingId, reason: 'not_found' });
+        continue;
+      }
+      zip.addReadStream(stream, e.path, {
+        mtime,
+        mode: 0o100600,
+        compress: e.compress,
+        ...(e.size !== undefined ? { size: e.size } : {}),
+      });
+      await Promise.race([finished(stream), closed]);
+      if (out.destroyed) return;
+      onItem();
+    }
+    zip.end();
+  })().catch((err: unknown) => out.destroy(err as Error));
   return out;
 }

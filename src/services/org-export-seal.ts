@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import {
@@ -11,6 +11,7 @@ import {
   parseHeader,
   sealedSize,
 } from '../crypto/chunked-cipher.js';
+import { createScratchCipher } from '../crypto/scratch-cipher.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { ExportFileRepository } from '../repositories/export-file.repository.js';
 import { HashTap } from './org-export-builder.js';
@@ -37,13 +38,9 @@ export async function sealZip(
   /** Called once the zip is fully written (only the short re-seal remains). */
   onZipWritten: () => void,
 ): Promise<SealedZip> {
-  const tempKey = randomBytes(32);
-  const iv = randomBytes(16);
+  const scratchCipher = createScratchCipher();
   const plain = new HashTap();
-  const scratch = await files.writeScratch(orgId, exportId, zip, [
-    plain,
-    createCipheriv('aes-256-ctr', tempKey, iv),
-  ]);
+  const scratch = await files.writeScratch(orgId, exportId, zip, [plain, scratchCipher.encrypt()]);
   try {
     onZipWritten();
     const size = plain.bytes;
@@ -51,7 +48,7 @@ export async function sealZip(
     const contentKey = randomBytes(32);
     const check = new HashTap();
     await files.write(orgId, exportId, files.readScratch(scratch), [
-      createDecipheriv('aes-256-ctr', tempKey, iv),
+      scratchCipher.decrypt(),
       check,
       createSealStream(contentKey, exportId, makeHeader(size)),
     ]);
@@ -61,7 +58,7 @@ export async function sealZip(
     }
     return { size, sha256, contentKey };
   } finally {
-    tempKey.fill(0);
+    scratchCipher.destroy();
     await files.removeScratch(scratch);
   }
 }

@@ -4,32 +4,30 @@ import type { Database } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import { AppError, notFound } from '../domain/errors.js';
-import { can } from '../domain/roles.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import type { ExportFileRepository } from '../repositories/export-file.repository.js';
-import { isUniqueViolation, memberRepository } from '../repositories/member.repository.js';
+import { isUniqueViolation } from '../repositories/member.repository.js';
 import { orgExportRepository, type OrgExportRow } from '../repositories/org-export.repository.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
-import { planExport, streamZip, type ExportSources } from './org-export-builder.js';
-import { openSealed, sealZip } from './org-export-seal.js';
+import type { ExportSources } from './org-export-builder.js';
+import { OrgExportInvalidation, type ExportInvalidationReason } from './org-export-invalidation.js';
+import { exportKeyLocation } from './org-export-key.js';
+import { OrgExportRunner } from './org-export-runner.js';
+import { openSealed } from './org-export-seal.js';
 import { requirePermission } from './org.service.js';
 import type { ScheduledTask } from './scheduler.service.js';
 
 /**
- * Data-portability exports (docs/lifecycle.md). An owner/admin asks (202); a background builder
- * on some node claims the export (lease, SKIP LOCKED), streams the zip, and seals it at rest with
+ * Data-portability exports (docs/lifecycle.md), the routes-facing side. An owner/admin asks
+ * (202); a background builder (org-export-runner.ts) on some node claims the export (lease, SKIP LOCKED), streams the zip, and seals it at rest with
  * the chunked cipher under a random per-file key wrapped by the org's data key, like audio. The
  * chunked format needs the plaintext size up front, so the zip first goes to a scratch file
  * encrypted with a throw-away in-memory key (AES-CTR; its SHA-256 is checked on the way back),
  * then is re-sealed into the final file: plaintext never touches the disk. Ready exports are
  * downloadable by admins until `ttlHours` after they were built; the sweep then deletes the file.
  */
-export const exportKeyLocation = (orgId: string, exportId: string) =>
-  ({ orgId, table: 'org_exports', rowId: exportId, field: 'content_key' }) as const;
-
-/** Builds attempted before an export whose builder keeps dying is failed for good. */
-const MAX_ATTEMPTS = 2;
+export { exportKeyLocation };
 /** Scratch and orphan files younger than this may belong to a build in progress elsewhere. */
 const ORPHAN_AGE_MS = 6 * 3600_000;
 
@@ -72,26 +70,22 @@ const view = (r: OrgExportRow): OrgExportView => ({
 });
 
 export class OrgExportService {
-  private draining: Promise<void> | undefined;
-  /** Set when work may have arrived while a drain was finishing: it looks once more. */
-  private rerun = false;
-  private stopping = false;
-  /** Stops the build in progress (shutdown): its export goes back to the queue. */
-  private abortCurrent: (() => void) | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly leaseMs: number;
+  /** This node's builder (claims, builds, leases): org-export-runner.ts. */
+  private readonly runner: OrgExportRunner;
+  private readonly invalidation: OrgExportInvalidation;
 
   constructor(
     private readonly db: Database,
     private readonly keys: KeyService,
     private readonly audit: AuditService,
     private readonly files: ExportFileRepository,
-    private readonly sources: ExportSources,
+    sources: ExportSources,
     private readonly clock: Clock,
     private readonly logger: Pick<Logger, 'info' | 'warn'>,
-    private readonly opts: OrgExportOptions,
+    opts: OrgExportOptions,
   ) {
-    this.leaseMs = (opts.leaseSeconds ?? 60) * 1000;
+    this.runner = new OrgExportRunner(db, keys, files, sources, clock, logger, opts);
+    this.invalidation = new OrgExportInvalidation(files);
   }
 
   /** POST /org/export: queues a build (409 while another one is queued or building); audited. */
@@ -123,7 +117,7 @@ export class OrgExportService {
       if (isUniqueViolation(err)) throw new AppError('conflict', 'An export is already being prepared');
       throw err;
     }
-    this.kick();
+    this.runner.kick();
     return view(row);
   }
 
@@ -203,7 +197,7 @@ export class OrgExportService {
   /** Expiry, then this node builds whatever is queued or was abandoned by a dead node. */
   async sweep(): Promise<{ expired: number; orphans: number }> {
     const result = await this.expire();
-    await this.drain();
+    await this.runner.drain();
     return result;
   }
 
@@ -239,166 +233,32 @@ export class OrgExportService {
     return { expired: due.length, orphans };
   }
 
-  /**
-   * Starts this node's builder (serve): builds exports as they are requested, and looks every
-   * minute for queued ones and ones a dead node abandoned (expired lease). Expiry is the
-   * scheduler's task (`tasks()`), run once across nodes.
-   */
+  /** Starts this node's builder (serve); see OrgExportRunner. */
   start(): void {
-    if (this.timer) return;
-    this.stopping = false;
-    const every = this.opts.sweepIntervalMs ?? 60_000;
-    this.timer = setInterval(() => this.kick(), every);
-    this.timer.unref();
-    this.kick();
+    this.runner.start();
   }
 
-  /** Shutdown: a build in progress is handed back to the queue (another node or the next start takes it). */
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    this.stopping = true;
-    this.abortCurrent?.();
-    await this.idle();
+  /** Shutdown: a build in progress is handed back to the queue. */
+  stop(): Promise<void> {
+    return this.runner.stop();
   }
 
   /** Resolves when this node has no build running (tests, shutdown). */
-  async idle(): Promise<void> {
-    while (this.draining) await this.draining;
+  idle(): Promise<void> {
+    return this.runner.idle();
   }
 
-  /** Builds claimable exports one after another on this node, in the background. */
-  private kick(): void {
-    this.rerun = true;
-    void this.drain().catch((err: unknown) =>
-      this.logger.warn({ err: errName(err) }, 'export builder stopped'),
+  /**
+   * Data was hard-deleted (a recording, an archived item, an account): the org's ready or building
+   * exports may hold it, so they expire now (file deleted, row 'expired' with the reason) instead
+   * of at their TTL. Returns how many. The deletion services do the same inside their own
+   * transactions through OrgExportInvalidation; this is the standalone entry point.
+   */
+  async invalidateForDeletion(orgId: string, reason: ExportInvalidationReason): Promise<number> {
+    const ids = await withTenant(this.db, { orgId, userId: null }, (tx) =>
+      this.invalidation.inTransaction(tx, orgId, reason),
     );
+    await this.invalidation.removeFiles(orgId, ids);
+    return ids.length;
   }
-
-  private drain(): Promise<void> {
-    if (!this.draining) {
-      // `finally` runs after this assignment even when the loop has nothing to do.
-      const run = this.drainLoop().finally(() => {
-        if (this.draining === run) this.draining = undefined;
-      });
-      this.draining = run;
-    }
-    return this.draining;
-  }
-
-  private async drainLoop(): Promise<void> {
-    while (!this.stopping) {
-      this.rerun = false;
-      const now = this.clock.now();
-      const row = await withSystem(this.db, (tx) =>
-        orgExportRepository.claim(tx, now, new Date(now.getTime() + this.leaseMs)),
-      );
-      if (!row) {
-        if (this.rerun) continue;
-        return;
-      }
-      if (row.attempts > MAX_ATTEMPTS) {
-        // Its builder died repeatedly (restarts, crashes): say so rather than loop forever.
-        await withSystem(this.db, (tx) => orgExportRepository.markFailed(tx, row.id, 'interrupted'));
-        await this.files.remove(row.orgId, row.id);
-        continue;
-      }
-      await this.build(row);
-    }
-  }
-
-  private async build(row: OrgExportRow): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const actor = await this.builderActor(row);
-      const plan = await planExport(this.sources, actor, {
-        exportId: row.id,
-        createdAt: row.createdAt,
-        requestedBy: row.requestedBy!,
-      });
-      const total = plan.entries.length;
-      let done = 0;
-      let cancelled = false;
-      const zip = streamZip(plan, row.createdAt, () => done++);
-      // Lease renewal and progress; a deleted (or retaken) export stops the build.
-      const beat = async () => {
-        const ok = await withSystem(this.db, (tx) =>
-          orgExportRepository.progress(tx, row.id, {
-            done,
-            total,
-            attempts: row.attempts,
-            leaseUntil: new Date(this.clock.now().getTime() + this.leaseMs),
-          }),
-        );
-        if (!ok && !cancelled) {
-          cancelled = true;
-          if (!zip.readableEnded) zip.destroy(new AppError('conflict', 'export cancelled'));
-        }
-      };
-      this.abortCurrent = () => {
-        if (!zip.readableEnded) zip.destroy(new AppError('unavailable', 'server stopping'));
-      };
-      await beat();
-      timer = setInterval(() => void beat().catch(() => undefined), Math.min(1000, this.leaseMs / 3));
-      const { size, sha256, contentKey } = await sealZip(this.files, row.orgId, row.id, zip, () => {
-        // The zip is written: from here a shutdown lets the (short) re-seal finish.
-        this.abortCurrent = undefined;
-      });
-      clearInterval(timer);
-      timer = undefined;
-      await beat();
-      if (cancelled) throw new AppError('conflict', 'export cancelled');
-      const now = this.clock.now();
-      const ok = await withTenant(this.db, { orgId: row.orgId, userId: null }, async (tx) =>
-        orgExportRepository.markReady(tx, row.id, {
-          now,
-          expiresAt: new Date(now.getTime() + this.opts.ttlHours * 3600_000),
-          sizeBytes: size,
-          sha256,
-          contentKeyEnc: await this.keys.encrypt(tx, exportKeyLocation(row.orgId, row.id), contentKey),
-          attempts: row.attempts,
-        }),
-      );
-      contentKey.fill(0);
-      if (!ok) throw new AppError('conflict', 'export cancelled');
-      this.logger.info({ exportId: row.id, orgId: row.orgId, items: total }, 'org export ready');
-    } catch (err) {
-      await this.files.remove(row.orgId, row.id);
-      if (this.stopping) {
-        await withSystem(this.db, (tx) => orgExportRepository.release(tx, row.id, row.attempts));
-        this.logger.info({ exportId: row.id }, 'org export handed back (shutdown)');
-        return;
-      }
-      const code = err instanceof AppError ? err.code : 'internal';
-      this.logger.warn({ exportId: row.id, orgId: row.orgId, code, err: errName(err) }, 'org export failed');
-      await withSystem(this.db, (tx) => orgExportRepository.markFailed(tx, row.id, code));
-    } finally {
-      this.abortCurrent = undefined;
-      if (timer) clearInterval(timer);
-    }
-  }
-
-  /** The requester, as they are now: an export is refused if they lost the right to ask for it. */
-  private async builderActor(row: OrgExportRow): Promise<Actor> {
-    const member = row.requestedBy
-      ? await withTenant(this.db, { orgId: row.orgId, userId: null }, (tx) =>
-          memberRepository.find(tx, row.orgId, row.requestedBy!),
-        )
-      : undefined;
-    if (!member || !can(member.role, 'org.manage'))
-      throw new AppError('forbidden', 'The requester may no longer export');
-    return {
-      userId: member.id,
-      orgId: row.orgId,
-      role: member.role,
-      sessionId: '',
-      viaSupportGrant: false,
-      ip: '',
-    };
-  }
-}
-
-/** Error class name only: messages may quote data. */
-function errName(err: unknown): string {
-  return err instanceof Error ? err.name : typeof err;
 }

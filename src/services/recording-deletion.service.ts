@@ -2,12 +2,14 @@ import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
 import { notFound } from '../domain/errors.js';
 import type { AudioBlobRepository } from '../repositories/audio-blob.repository.js';
+import type { Clock } from '../repositories/clock.repository.js';
 import { deletionRepository } from '../repositories/deletion.repository.js';
 import { sha256File } from '../repositories/file-digest.repository.js';
 import { recordingJobRepository } from '../repositories/recording-job.repository.js';
 import { recordingRepository, type Visibility } from '../repositories/recording.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
 import type { AuditEntry, AuditService } from './audit.service.js';
+import type { OrgExportInvalidation } from './org-export-invalidation.js';
 import { enqueueWebhooks, recordingEvent } from './webhook.service.js';
 
 /**
@@ -22,6 +24,9 @@ import { enqueueWebhooks, recordingEvent } from './webhook.service.js';
  * goes with the transcript. A job working on the recording loses its lease with the job row: its
  * heartbeat aborts the run, its result is refused (`complete` checks the lease) and its decrypted
  * work copy is removed when the run ends.
+ *
+ * The org's ready or building exports (copies of its data) expire in the same transaction and
+ * their files go after the commit (`exportsInvalidated` in the receipt).
  */
 export interface DeletionContext {
   orgId: string;
@@ -36,6 +41,8 @@ export interface RecordingReceipt {
   recordingId: string;
   parts: string[];
   sha256: Record<string, string>;
+  /** Ready/building org exports expired because they may hold the recording. */
+  exportsInvalidated: number;
 }
 
 interface SpoolFiles {
@@ -49,6 +56,8 @@ export class RecordingDeletionService {
     private readonly blobs: Pick<AudioBlobRepository, 'blobPath' | 'remove'>,
     private readonly uploads: Pick<UploadFileRepository, 'remove'>,
     private readonly spools: SpoolFiles,
+    private readonly clock: Clock,
+    private readonly exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>,
   ) {}
 
   async destroy(
@@ -65,13 +74,13 @@ export class RecordingDeletionService {
     });
     // The sealed blob is hashed outside any transaction (slow I/O); blobs are never rewritten.
     const audioBlob = await sha256File(this.blobs.blobPath(ctx.orgId, id));
-    const { receipt, stagedFile } = await withTenant(this.db, tenant, async (tx) => {
+    const { receipt, stagedFile, expiredExports } = await withTenant(this.db, tenant, async (tx) => {
       const row = await recordingRepository.find(tx, id, visibility);
       const digests = row && (await deletionRepository.ciphertextDigests(tx, id));
       if (!row || !digests) throw notFound('Recording');
       const stagedFile = await recordingJobRepository.audioPath(tx, id);
       await recordingRepository.delete(tx, id);
-      await enqueueWebhooks(tx, recordingEvent(ctx.orgId, id, 'recording.deleted', new Date()));
+      await enqueueWebhooks(tx, recordingEvent(ctx.orgId, id, 'recording.deleted', this.clock.now()));
       const sha256: Record<string, string> = {};
       const add = (name: string, v: string | null | undefined) => {
         if (v) sha256[name] = v;
@@ -91,6 +100,7 @@ export class RecordingDeletionService {
         ...(digests.liveSpoolKey || row.status === 'live' ? ['liveSpool'] : []),
         ...(digests.hasJob ? ['job'] : []),
       ];
+      const expiredExports = await this.exports.inTransaction(tx, ctx.orgId, 'recording_deleted');
       await this.audit.record(tx, {
         orgId: ctx.orgId,
         actorId: ctx.actorId,
@@ -99,15 +109,26 @@ export class RecordingDeletionService {
         targetType: 'recording',
         targetId: id,
         ip: ctx.ip,
-        details: { reason: ctx.reason, status: row.status, parts, sha256 },
+        details: {
+          reason: ctx.reason,
+          status: row.status,
+          parts,
+          sha256,
+          exportsInvalidated: expiredExports.length,
+        },
       });
-      return { receipt: { recordingId: id, parts, sha256 }, stagedFile };
+      return {
+        receipt: { recordingId: id, parts, sha256, exportsInvalidated: expiredExports.length },
+        stagedFile,
+        expiredExports,
+      };
     });
     // The rows are gone (committed): files now. Each removal is idempotent; the start-up sweeps
     // remove anything a crash right here would leave (blobs without a row, stale spools).
     if (stagedFile) await this.uploads.remove(stagedFile);
     await this.blobs.remove(ctx.orgId, id);
     await this.spools.remove(ctx.orgId, id);
+    await this.exports.removeFiles(ctx.orgId, expiredExports);
     return receipt;
   }
 }
