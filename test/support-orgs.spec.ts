@@ -6,6 +6,7 @@ import {
   bearer,
   createOrgWithUser,
   createSupportUserFixture,
+  eventually,
   type SupportUser,
   type TestUser,
 } from './helpers/fixtures.js';
@@ -110,15 +111,33 @@ describe(`support org list (${backendLabel})`, () => {
     expect(res.json().map((o: { id: string }) => o.id)).toEqual([granted.orgId]);
   });
 
-  it('is audited: in each listed org’s own log and in the platform log', async () => {
-    const entries = (await auditOf(granted.orgId)).filter(
-      (e) => e.action === 'support.access' && e.details.route === '/api/v1/support/orgs',
-    );
-    expect(entries.length).toBeGreaterThanOrEqual(3);
-    expect(entries[0]).toMatchObject({ actor_id: support.userId, actor_kind: 'support' });
-    // Orgs that were never listed learn nothing and get nothing.
-    expect((await auditOf(never.orgId)).some((e) => e.action === 'support.access')).toBe(false);
-    expect((await auditOf(revoked.orgId)).some((e) => e.action === 'support.access')).toBe(false);
+  it('is audited in the platform log; an org’s own log records what support does in it, not the listing', async () => {
+    // Listing (the panel polls it) reads no org's data: no entry in any org's chain.
+    for (const org of [granted, expiring, never, revoked])
+      expect(
+        (await auditOf(org.orgId)).some((e) => e.action === 'support.access'),
+        org.orgId,
+      ).toBe(false);
+    const before = (await auditOf(granted.orgId)).length;
+    for (let i = 0; i < 3; i++) expect((await list(support.accessToken)).statusCode).toBe(200);
+    expect((await auditOf(granted.orgId)).length).toBe(before);
+    // Acting in the org (X-Sotto-Org) is what the customer's log shows, once per request.
+    const inOrg = await t.app.inject({
+      url: '/api/v1/org',
+      headers: bearer(support.accessToken, granted.orgId),
+    });
+    expect(inOrg.statusCode).toBe(200);
+    // The entry is written once the response is sent (onResponse): wait for it.
+    const entries = await eventually(async () => {
+      const found = (await auditOf(granted.orgId)).filter((e) => e.action === 'support.access');
+      return found.length > 0 ? found : undefined;
+    });
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({
+      actor_id: support.userId,
+      actor_kind: 'support',
+      details: { method: 'GET', route: '/api/v1/org', status: 200 },
+    });
     const platform = (await auditOf(null)).filter((e) => e.action === 'support.orgs_listed');
     expect(platform.length).toBeGreaterThanOrEqual(4);
     expect(platform.at(-1)).toMatchObject({

@@ -22,6 +22,11 @@ export interface Queryable {
    * the database (the data-key cache) checks it so it cannot be led across tenants either.
    */
   readonly tenantOrgId?: string;
+  /**
+   * Set on transactions opened by withTenant() for an actor authenticated by a personal API
+   * token: AuditService.record names the token in every entry written in the transaction.
+   */
+  readonly apiTokenId?: string;
 }
 
 /** A transaction handle; `exec` runs multi-statement SQL without parameters (migrations). */

@@ -21,7 +21,14 @@ export function withTenant<T>(
               set_config('app.user_id', $2, true)`,
       [ctx.orgId, ctx.userId ?? ''],
     );
-    return fn({ query: (text, params) => tx.query(text, params), tenantOrgId: ctx.orgId });
+    // An actor's API token travels with the transaction so the audit log can name it (an Actor
+    // is a TenantContext with more fields; a plain context has none).
+    const apiTokenId = (ctx as { apiToken?: { id: string } | undefined }).apiToken?.id;
+    return fn({
+      query: (text, params) => tx.query(text, params),
+      tenantOrgId: ctx.orgId,
+      ...(apiTokenId ? { apiTokenId } : {}),
+    });
   });
 }
 

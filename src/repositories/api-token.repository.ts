@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { touchTokenLastUsed } from './token-usage.repository.js';
 import type { ApiScope } from '../domain/api-scopes.js';
 import type { OrgRole } from '../domain/roles.js';
 
@@ -121,12 +122,8 @@ export const apiTokenRepository = {
     return res.rowCount > 0;
   },
 
-  /** Written at most once a minute per token: a busy script must not cost a write per request. */
-  async touch(tx: Queryable, id: string, now: Date): Promise<void> {
-    await tx.query(
-      `UPDATE api_tokens SET last_used_at = $2
-        WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2::timestamptz - interval '1 minute')`,
-      [id, now],
-    );
+  /** Written at most once a minute per token (see token-usage.repository.ts). */
+  touch(tx: Queryable, id: string, now: Date): Promise<void> {
+    return touchTokenLastUsed(tx, 'api_tokens', id, now);
   },
 };

@@ -50,12 +50,20 @@ for (const [net, bits] of [
 ] as const)
   blocked.addSubnet(net, bits, 'ipv4');
 for (const [net, bits] of [
-  ['::', 128],
-  ['::1', 128],
+  // Unspecified, loopback and the deprecated IPv4-compatible form (::a.b.c.d, e.g. [::7f00:1]).
+  ['::', 96],
   ['fc00::', 7],
   ['fe80::', 10],
+  // Deprecated site-local: still routed to the local site by some stacks.
+  ['fec0::', 10],
   ['ff00::', 8],
+  // NAT64 (well-known and local-use prefixes) and 6to4: each embeds an IPv4 address a gateway
+  // would connect to, private ones included.
   ['64:ff9b::', 96],
+  ['64:ff9b:1::', 48],
+  ['2002::', 16],
+  // Discard-only.
+  ['100::', 64],
   ['2001:db8::', 32],
 ] as const)
   blocked.addSubnet(net, bits, 'ipv6');
@@ -128,8 +136,17 @@ export class WebhookSender {
       const done = (r: WebhookSendResult) => {
         if (settled) return;
         settled = true;
+        clearTimeout(deadline);
         resolve(r);
       };
+      // The socket timeout below only notices silence; a receiver that drips a byte now and then
+      // would hold the request open for ever. This deadline bounds the whole exchange (connect,
+      // TLS, headers and body), well inside the delivery's claim (2 × timeout).
+      const deadline = setTimeout(() => {
+        done({ ok: false, statusCode: null, error: 'timed out' });
+        req.destroy(new Error('timed out'));
+      }, this.opts.timeoutMs);
+      deadline.unref();
       const req = client.request(
         url,
         {
@@ -156,6 +173,9 @@ export class WebhookSender {
             }),
           );
           res.on('error', () => done({ ok: false, statusCode: code, error: 'response interrupted' }));
+          res.on('close', () => {
+            if (!res.complete) done({ ok: false, statusCode: code, error: 'response interrupted' });
+          });
         },
       );
       req.on('timeout', () => {

@@ -156,13 +156,17 @@ export const webhookRepository = {
   },
 
   /** Due deliveries of every org (system context): ids only, oldest first. */
-  async due(tx: Queryable, now: Date, limit: number): Promise<{ id: string; orgId: string }[]> {
-    const { rows } = await tx.query<{ id: string; org_id: string }>(
-      `SELECT id, org_id FROM webhook_deliveries
-        WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2`,
+  async due(
+    tx: Queryable,
+    now: Date,
+    limit: number,
+  ): Promise<{ id: string; orgId: string; webhookId: string }[]> {
+    const { rows } = await tx.query<{ id: string; org_id: string; webhook_id: string }>(
+      `SELECT id, org_id, webhook_id FROM webhook_deliveries
+        WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2`,
       [now, limit],
     );
-    return rows.map((r) => ({ id: r.id, orgId: r.org_id }));
+    return rows.map((r) => ({ id: r.id, orgId: r.org_id, webhookId: r.webhook_id }));
   },
 
   /**
@@ -178,9 +182,14 @@ export const webhookRepository = {
     return rows[0] && mapDelivery(rows[0]);
   },
 
+  /**
+   * Records an attempt's outcome, only while `claim` (the row as claimed) still holds: if the hold
+   * ran out and another node re-claimed the delivery, that node's attempt is the one that counts.
+   * False when the claim was lost.
+   */
   async settle(
     tx: Queryable,
-    id: string,
+    claim: Pick<DeliveryRow, 'id' | 'attempts' | 'nextAttemptAt'>,
     r: {
       status: DeliveryStatus;
       nextAttemptAt: Date;
@@ -188,12 +197,48 @@ export const webhookRepository = {
       error: string | null;
       deliveredAt: Date | null;
     },
-  ): Promise<void> {
-    await tx.query(
+  ): Promise<boolean> {
+    const res = await tx.query(
       `UPDATE webhook_deliveries SET status = $2, next_attempt_at = $3, last_status_code = $4,
-              last_error = $5, delivered_at = $6 WHERE id = $1`,
-      [id, r.status, r.nextAttemptAt, r.statusCode, r.error, r.deliveredAt],
+              last_error = $5, delivered_at = $6
+        WHERE id = $1 AND status = 'pending' AND attempts = $7 AND next_attempt_at = $8`,
+      [
+        claim.id,
+        r.status,
+        r.nextAttemptAt,
+        r.statusCode,
+        r.error,
+        r.deliveredAt,
+        claim.attempts,
+        claim.nextAttemptAt,
+      ],
     );
+    return res.rowCount > 0;
+  },
+
+  /**
+   * An attempt that could not even be prepared (e.g. the secret cannot be decrypted): counts it
+   * and moves the delivery out of the way, so it cannot sit at the head of the queue for ever.
+   * Only while still due (no other node holds it). The new state, or undefined.
+   */
+  async failPreparation(
+    tx: Queryable,
+    id: string,
+    now: Date,
+    r: { error: string; maxAttempts: number; backoffSeconds: number; maxBackoffSeconds: number },
+  ): Promise<{ status: DeliveryStatus; attempts: number } | undefined> {
+    const { rows } = await tx.query<{ status: DeliveryStatus; attempts: number }>(
+      `UPDATE webhook_deliveries
+          SET attempts = attempts + 1,
+              status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'pending' END,
+              next_attempt_at = $2::timestamptz + CASE WHEN attempts + 1 >= $3 THEN interval '0'
+                ELSE least($4 * power(2, attempts), $5) * interval '1 second' END,
+              last_status_code = NULL, last_error = $6
+        WHERE id = $1 AND status = 'pending' AND next_attempt_at <= $2
+        RETURNING status, attempts`,
+      [id, now, r.maxAttempts, r.backoffSeconds, r.maxBackoffSeconds, r.error],
+    );
+    return rows[0];
   },
 
   async deliveries(tx: Queryable, webhookId: string, limit: number): Promise<DeliveryRow[]> {

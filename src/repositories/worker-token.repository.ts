@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { touchTokenLastUsed } from './token-usage.repository.js';
 
 /**
  * Worker tokens (table worker_tokens). Org tokens are read and written under the org's RLS
@@ -99,13 +100,9 @@ export const workerTokenRepository = {
     return res.rowCount > 0;
   },
 
-  /** Written at most once a minute per token: a heartbeat must not cost a write each time. */
-  async touch(tx: Queryable, id: string, now: Date): Promise<void> {
-    await tx.query(
-      `UPDATE worker_tokens SET last_used_at = $2
-        WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2::timestamptz - interval '1 minute')`,
-      [id, now],
-    );
+  /** Written at most once a minute per token (see token-usage.repository.ts). */
+  touch(tx: Queryable, id: string, now: Date): Promise<void> {
+    return touchTokenLastUsed(tx, 'worker_tokens', id, now);
   },
 
   /** Org id of a slug (system context: the operator names orgs by slug on the command line). */

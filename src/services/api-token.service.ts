@@ -1,5 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { safeEqual, sha256Hex } from '../crypto/random.js';
+import { lastUsedIsStale, OpaqueTokenCodec } from '../crypto/opaque-token.js';
 import type { Database } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import { actorCan, apiScopes, scopePermissions, type ApiScope } from '../domain/api-scopes.js';
@@ -14,8 +13,8 @@ import type { KeyService } from './key.service.js';
 /**
  * Personal API tokens: a user's credential for scripts, `sotto bot` and integrations.
  *
- * Format `sotto_pat_<id: 32 hex>_<secret: 43 base64url>`, like worker tokens (see
- * worker-token.service.ts for why SHA-256 and not argon2): the prefix lets secret scanners spot a
+ * Format `sotto_pat_<id: 32 hex>_<secret: 43 base64url>`, like worker tokens (the shared codec,
+ * crypto/opaque-token.ts, says why SHA-256 and not argon2): the prefix lets secret scanners spot a
  * leak, the id finds the row, the 256-bit secret is stored only as its hash and compared in
  * constant time. At every request the token is checked (not revoked, not expired) together with
  * its user's membership as it is now, so removing the user or lowering their role takes effect at
@@ -41,7 +40,7 @@ export interface CreatedApiToken {
 }
 
 export const API_TOKEN_PREFIX = 'sotto_pat_';
-const FORMAT = /^sotto_pat_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/;
+const codec = new OpaqueTokenCodec(API_TOKEN_PREFIX);
 const MAX_NAME = 100;
 /** Live tokens per user: enough for every script, small enough to keep lists and audits sane. */
 export const MAX_ACTIVE_TOKENS = 50;
@@ -49,10 +48,7 @@ const DAY_MS = 86_400_000;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-const toUuid = (hex: string) =>
-  `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-
-export const looksLikeApiToken = (token: string): boolean => token.startsWith(API_TOKEN_PREFIX);
+export const looksLikeApiToken = (token: string): boolean => codec.looksLike(token);
 
 const nameLocation = (orgId: string, id: string) => ({
   orgId,
@@ -108,9 +104,7 @@ export class ApiTokenService {
     const days = input.expiresInDays ?? Math.min(90, this.maxDays);
     if (!Number.isInteger(days) || days < 1 || days > this.maxDays)
       throw new AppError('bad_request', `expiresInDays must be a whole number from 1 to ${this.maxDays}`);
-    const id = randomUUID();
-    const secretPart = randomBytes(32).toString('base64url');
-    const secret = `${API_TOKEN_PREFIX}${id.replace(/-/g, '')}_${secretPart}`;
+    const { id, secret, tokenHash } = codec.mint();
     const now = this.clock.now();
     const token = await withTenant(this.db, actor, async (tx) => {
       if ((await apiTokenRepository.countActive(tx, actor.userId, now)) >= MAX_ACTIVE_TOKENS)
@@ -124,7 +118,7 @@ export class ApiTokenService {
         userId: actor.userId,
         nameEnc: await this.keys.encrypt(tx, nameLocation(actor.orgId, id), name),
         scopes,
-        tokenHash: sha256Hex(secretPart),
+        tokenHash,
         now,
         expiresAt: new Date(now.getTime() + days * DAY_MS),
       });
@@ -188,17 +182,18 @@ export class ApiTokenService {
   async authenticate(token: string, ip: string): Promise<Actor> {
     const refused = () =>
       new AppError('unauthenticated', 'The API token is not valid (unknown, expired or revoked)');
-    const m = FORMAT.exec(token);
-    if (!m) throw refused();
-    const id = toUuid(m[1]!);
-    const presented = sha256Hex(m[2]!);
+    const presented = codec.parse(token);
+    if (!presented) throw refused();
+    const { id } = presented;
     const now = this.clock.now();
     const actor = await withSystem(this.db, async (tx) => {
       const t = await apiTokenRepository.findForAuth(tx, id);
-      if (!t || !safeEqual(t.tokenHash, presented)) return undefined;
+      if (!t || !codec.matches(t.tokenHash, presented)) return undefined;
       if (t.revokedAt || t.expiresAt.getTime() <= now.getTime()) return undefined;
       if (t.userOrgId !== t.orgId || !t.userRole) return undefined;
-      await apiTokenRepository.touch(tx, id, now);
+      // Read-only unless last_used_at is over a minute old: a busy script must not turn every
+      // request into a write (on PGlite, writes serialise everything).
+      if (lastUsedIsStale(t.lastUsedAt, now)) await apiTokenRepository.touch(tx, id, now);
       return {
         userId: t.userId,
         orgId: t.orgId,

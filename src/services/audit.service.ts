@@ -71,8 +71,14 @@ export class AuditService {
     private readonly clock: Clock,
   ) {}
 
-  /** Append inside the caller's transaction (tenant or system). */
+  /**
+   * Append inside the caller's transaction (tenant or system). In a transaction opened for an
+   * actor signed in with a personal API token (withTenant), the entry names the token
+   * (`details.apiTokenId`): the person acted, through that token. Done here, once, not by callers.
+   */
   async record(tx: Queryable, entry: AuditEntry): Promise<void> {
+    if (tx.apiTokenId && entry.actorId && entry.orgId === tx.tenantOrgId)
+      entry = { ...entry, details: { ...entry.details, apiTokenId: tx.apiTokenId } };
     await auditRepository.lockChain(tx, entry.orgId);
     // Continue from the recorded head, not from the last row present: if rows were removed from
     // the end, the next entry leaves a visible gap instead of quietly taking their place. (No head

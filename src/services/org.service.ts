@@ -4,7 +4,7 @@ import type { FieldLocation } from '../crypto/envelope.js';
 import type { Actor } from '../domain/auth-context.js';
 import { AppError, notFound } from '../domain/errors.js';
 import { actorCan } from '../domain/api-scopes.js';
-import type { can } from '../domain/roles.js';
+import type { Permission } from '../domain/roles.js';
 import { orgRepository, type OrgRow } from '../repositories/org.repository.js';
 import { deletionRepository, type DepartedPolicy } from '../repositories/deletion.repository.js';
 import type { AuditService } from './audit.service.js';
@@ -143,6 +143,6 @@ export class OrgService {
 }
 
 /** Services re-check the permission the route already checked: they are called from the CLI too. */
-export function requirePermission(actor: Actor, permission: Parameters<typeof can>[1]): void {
+export function requirePermission(actor: Actor, permission: Permission): void {
   if (!actorCan(actor, permission)) throw new AppError('forbidden', 'Your role does not allow this');
 }

@@ -104,26 +104,17 @@ export class SupportService {
 
   /**
    * GET /support/orgs: the organizations a platform support user may enter right now (id, name,
-   * grant expiry; nothing else). Audited like every other support access: one `support.access`
-   * entry in each listed org's own log (the customer sees support looked), and one in the
-   * platform log naming the org ids. Anyone who is not platform support is refused.
+   * grant expiry; nothing else). Audited once, in the platform log, naming the org ids. Listing
+   * reads no org's data, so it writes nothing into the orgs' own logs: the panel polls this, and
+   * one entry per poll in every granted org's chain would bury what matters there. Each org sees
+   * a `support.access` entry for every request support makes in it (the auth plugin, through
+   * X-Sotto-Org). Anyone who is not platform support is refused.
    */
   async listGrantedOrgs(who: SessionActor): Promise<GrantedOrg[]> {
     if (who.platformRole !== 'support') throw new AppError('forbidden', 'Only Sotto support uses this');
     const now = this.clock.now();
     return withSystem(this.db, async (tx) => {
       const orgs = await supportGrantRepository.listGrantedOrgs(tx, now);
-      // Chains locked in one order (by id), so two concurrent listings cannot deadlock.
-      for (const org of [...orgs].sort((a, b) => a.orgId.localeCompare(b.orgId))) {
-        await this.audit.record(tx, {
-          orgId: org.orgId,
-          actorId: who.userId,
-          actorKind: 'support',
-          action: 'support.access',
-          ip: who.ip,
-          details: { method: 'GET', route: '/api/v1/support/orgs', status: 200 },
-        });
-      }
       await this.audit.record(tx, {
         orgId: null,
         actorId: who.userId,

@@ -48,6 +48,14 @@ export interface WebhookOptions {
 
 export const MAX_WEBHOOKS_PER_ORG = 10;
 const BATCH = 20;
+/** Webhooks served at once by one pass (each by one request at a time). */
+const CONCURRENCY = 4;
+
+/** A short, content-free name for an error (for logs and the delivery log). */
+const errorCode = (err: unknown): string =>
+  err instanceof AppError
+    ? err.code
+    : ((err as NodeJS.ErrnoException | undefined)?.code ?? (err instanceof Error ? err.name : 'unknown'));
 
 const secretLocation = (orgId: string, id: string, field: 'secret' | 'previous_secret') => ({
   orgId,
@@ -274,9 +282,51 @@ export class WebhookService {
   private async pass(): Promise<number> {
     const now = this.clock.now();
     const due = await withSystem(this.db, (tx) => webhookRepository.due(tx, now, BATCH));
+    // One queue per webhook (oldest first): a slow receiver delays only its own deliveries, and
+    // never gets two requests at once. Up to CONCURRENCY webhooks are served in parallel.
+    const queues = new Map<string, { id: string; orgId: string }[]>();
+    for (const d of due) {
+      const q = queues.get(d.webhookId);
+      if (q) q.push(d);
+      else queues.set(d.webhookId, [d]);
+    }
+    const waiting = [...queues.values()];
     let attempted = 0;
-    for (const d of due) if (await this.attempt(d.orgId, d.id)) attempted++;
+    const worker = async () => {
+      for (let q = waiting.shift(); q; q = waiting.shift())
+        for (const d of q) if (await this.attemptSafely(d.orgId, d.id)) attempted++;
+    };
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, waiting.length) }, worker));
     return attempted;
+  }
+
+  /**
+   * One delivery, never throwing: an attempt that fails before it is sent (a secret that cannot be
+   * decrypted: the org is being shredded, or this node lacks its key) is counted and backed off
+   * in a transaction of its own, so it cannot stall the queue of every other org.
+   */
+  private async attemptSafely(orgId: string, deliveryId: string): Promise<boolean> {
+    try {
+      return await this.attempt(orgId, deliveryId);
+    } catch (err) {
+      const code = errorCode(err);
+      // The code only: messages may quote content.
+      this.logger.warn({ deliveryId, orgId, error: code }, 'webhook delivery could not be attempted');
+      try {
+        const r = await withTenant(this.db, { orgId, userId: null }, (tx) =>
+          webhookRepository.failPreparation(tx, deliveryId, this.clock.now(), {
+            error: `not sent: ${code}`.slice(0, 200),
+            maxAttempts: this.opts.maxAttempts,
+            backoffSeconds: this.opts.backoffSeconds,
+            maxBackoffSeconds: this.opts.maxBackoffSeconds,
+          }),
+        );
+        return r !== undefined;
+      } catch (settleErr) {
+        this.logger.error({ deliveryId, orgId, error: errorCode(settleErr) }, 'webhook delivery not settled');
+        return false;
+      }
+    }
   }
 
   private async attempt(orgId: string, deliveryId: string): Promise<boolean> {
@@ -341,8 +391,8 @@ export class WebhookService {
         },
         'webhook delivery failed',
       );
-    await withTenant(this.db, tenant, (tx) =>
-      webhookRepository.settle(tx, d.id, {
+    const kept = await withTenant(this.db, tenant, (tx) =>
+      webhookRepository.settle(tx, d, {
         status: result.ok ? 'delivered' : exhausted ? 'failed' : 'pending',
         nextAttemptAt: result.ok || exhausted ? after : new Date(after.getTime() + delay),
         statusCode: result.statusCode,
@@ -350,6 +400,9 @@ export class WebhookService {
         deliveredAt: result.ok ? after : null,
       }),
     );
+    // The hold ran out before this attempt ended and another node re-claimed the delivery: its
+    // attempt is the one recorded (the receiver dedupes on Sotto-Delivery).
+    if (!kept) this.logger.warn({ webhookId: hook.id, deliveryId: d.id }, 'webhook delivery claim lost');
     return true;
   }
 

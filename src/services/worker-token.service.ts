@@ -1,5 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { safeEqual, sha256Hex } from '../crypto/random.js';
+import { lastUsedIsStale, OpaqueTokenCodec } from '../crypto/opaque-token.js';
 import type { Database, Queryable } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
@@ -42,17 +41,14 @@ export interface CreatedWorkerToken {
 }
 
 export const WORKER_TOKEN_PREFIX = 'sotto_wkr_';
-const FORMAT = /^sotto_wkr_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/;
+const codec = new OpaqueTokenCodec(WORKER_TOKEN_PREFIX);
 const MAX_NAME = 100;
 // C0/C1 control characters never belong in a name (log and terminal injection).
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-const toUuid = (hex: string) =>
-  `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-
 /** Whether a bearer credential has the worker-token shape (routes use it to refuse it early). */
-export const looksLikeWorkerToken = (token: string): boolean => token.startsWith(WORKER_TOKEN_PREFIX);
+export const looksLikeWorkerToken = (token: string): boolean => codec.looksLike(token);
 
 function checkName(name: string): string {
   const trimmed = name.trim();
@@ -64,15 +60,7 @@ function checkName(name: string): string {
   return trimmed;
 }
 
-function mint(): { id: string; secret: string; tokenHash: string } {
-  const id = randomUUID();
-  const secretPart = randomBytes(32).toString('base64url');
-  return {
-    id,
-    secret: `${WORKER_TOKEN_PREFIX}${id.replace(/-/g, '')}_${secretPart}`,
-    tokenHash: sha256Hex(secretPart),
-  };
-}
+const mint = () => codec.mint();
 
 /** A revoked token's jobs go back to the queue at once instead of waiting for their leases. */
 async function releaseJobs(tx: Queryable, tokenId: string, now: Date): Promise<string[]> {
@@ -213,15 +201,14 @@ export class WorkerTokenService {
   async authenticate(token: string): Promise<WorkerPrincipal> {
     const refused = () =>
       new AppError('unauthenticated', 'The worker token is not valid (unknown or revoked)');
-    const m = FORMAT.exec(token);
-    if (!m) throw refused();
-    const id = toUuid(m[1]!);
-    const presented = sha256Hex(m[2]!);
+    const presented = codec.parse(token);
+    if (!presented) throw refused();
+    const { id } = presented;
     const now = this.clock.now();
     const row = await withSystem(this.db, async (tx) => {
       const found = await workerTokenRepository.findForAuth(tx, id);
-      if (!found || found.revokedAt || !safeEqual(found.tokenHash, presented)) return undefined;
-      await workerTokenRepository.touch(tx, id, now);
+      if (!found || found.revokedAt || !codec.matches(found.tokenHash, presented)) return undefined;
+      if (lastUsedIsStale(found.lastUsedAt, now)) await workerTokenRepository.touch(tx, id, now);
       return found;
     });
     if (!row) throw refused();

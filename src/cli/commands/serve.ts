@@ -46,6 +46,12 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
     const transport = await startTransport({ services: runtime.services, tls });
     const decoder = await checkDecoder();
     logger[decoder.available ? 'info' : 'warn']({ ffmpeg: decoder.ffmpeg }, decoder.message);
+    // Crypto-shredding only reaches backups the per-org keys are not in (docs/security.md).
+    if (isInside(config.keyDir, config.dataDir))
+      logger.warn(
+        { keyDir: config.keyDir },
+        'SOTTO_KEY_DIR is inside SOTTO_DATA_DIR: a backup of the data directory then holds the keys that decrypt it, so a deleted organization stays readable there; move it out and back it up separately',
+      );
     // The in-process transcription worker (sweeps leftover staged uploads first).
     await runtime.services.jobs.start();
     // This node's org-export builder (expiry is a scheduler task; see docs/lifecycle.md).
@@ -73,12 +79,27 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
       close: () =>
         (closing ??= (async () => {
           try {
-            // Hands the job in progress back to the queue before the database closes.
-            await runtime.services.jobs.stop();
-            await runtime.services.orgExports.stop();
-            await runtime.services.webhooks.stop();
-            await runtime.services.scheduler.stop();
+            // Stop accepting first (no new request starts work on a closing node; live sessions are
+            // suspended by the app's onClose hook), then stop every loop side by side: one that
+            // throws must not leave the others running. The database closes last.
             await transport.close();
+          } catch (err) {
+            logger.error({ err }, 'closing the listeners failed');
+          }
+          try {
+            const services = runtime.services;
+            const stops = {
+              scheduler: () => services.scheduler.stop(),
+              webhooks: () => services.webhooks.stop(),
+              orgExports: () => services.orgExports.stop(),
+              // Hands the job in progress back to the queue before the database closes.
+              jobs: () => services.jobs.stop(),
+            };
+            const results = await Promise.allSettled(Object.values(stops).map(async (stop) => stop()));
+            Object.keys(stops).forEach((name, i) => {
+              const r = results[i]!;
+              if (r.status === 'rejected') logger.error({ err: r.reason, service: name }, 'stopping failed');
+            });
           } finally {
             await runtime.close();
           }
@@ -112,4 +133,9 @@ export function registerServeCommand(program: Command): void {
       await running.close();
       log.info('stopped');
     });
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
