@@ -33,4 +33,6 @@ export const deletionReceipt = z.object({
   deletedBy: z.string(),
   contentSha256: z.string(),
   audioSha256: z.string().nullable(),
+  /** Org exports that may have held the item, expired with it. */
+  exportsInvalidated: z.number().int(),
 });
