@@ -78,6 +78,8 @@ const SCOPES_FOR: Record<string, ApiScope[]> = {
   'live.ingest': ['live:ingest', 'recordings:write'],
   // No scope opens it: the whole-org export is for a signed-in owner or admin only.
   'org.export': [],
+  // Nor this one: changing or removing the SSO connection takes a signed-in owner or admin.
+  'sso.manage': [],
 };
 
 /** Routes without a permission guard, classified by hand: a new one must be added here. */

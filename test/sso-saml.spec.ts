@@ -415,6 +415,71 @@ describe(`SAML SSO (${backendLabel})`, () => {
     });
   });
 
+  describe('identity links (NameID)', () => {
+    const linkCall = (ip: string, handle: string | undefined, password: string) =>
+      call(t, ip, {
+        method: 'POST',
+        url: '/api/v1/auth/sso/link',
+        headers: handle ? { cookie: `${SSO_COOKIE}=${handle}` } : {},
+        payload: { password },
+      });
+    const linkRows = () =>
+      withSystem(t.db, async (tx) => {
+        const { rows } = await tx.query<{ subject: string; user_id: string }>(
+          'SELECT subject, user_id FROM sso_identities WHERE org_id = $1 AND user_id = $2',
+          [ownerA.orgId, ownerA.userId],
+        );
+        return rows;
+      });
+    const linkStep = (acs: LightMyRequestResponse) => {
+      expect(acs.statusCode, acs.body).toBe(303);
+      expect(acs.headers.location).toBe('/login?sso_link=1');
+      expect(cookieOf(acs.headers['set-cookie'], REFRESH_COOKIE)).toBeUndefined();
+      return cookieOf(acs.headers['set-cookie'], SSO_COOKIE)!;
+    };
+
+    it("an IdP asserting the owner's email gets the link step; the password links the NameID", async () => {
+      const evil = await samlFlow(idpA, slugA, () => ({ email: 'owner@sa.example', nameId: 'evil-id' }));
+      const evilHandle = linkStep(evil.acs);
+      expect(evilHandle).toBeTruthy();
+      const ip = freshIp();
+      expect((await linkCall(ip, evilHandle, 'wrong password for the owner')).statusCode).toBe(401);
+      expect(await linkRows()).toHaveLength(0);
+
+      const real = await samlFlow(idpA, slugA, () => ({ email: 'owner@sa.example', nameId: 'owner-id' }));
+      const ok = await linkCall(freshIp(), linkStep(real.acs), ownerA.password);
+      expect(ok.statusCode, ok.body).toBe(204);
+      expect(cookieOf(ok.headers['set-cookie'], REFRESH_COOKIE)).toBeTruthy();
+      expect(await linkRows()).toEqual([{ subject: 'owner-id', user_id: ownerA.userId }]);
+
+      // The linked NameID now signs in directly; another NameID with the same email does not.
+      const again = await samlFlow(idpA, slugA, () => ({ email: 'owner@sa.example', nameId: 'owner-id' }));
+      expect(again.acs.headers.location).toBe('/');
+      const other = await samlFlow(idpA, slugA, () => ({ email: 'owner@sa.example', nameId: 'evil-id' }));
+      linkStep(other.acs);
+    });
+
+    it('new signing certificates for the same entity id clear the links', async () => {
+      const fresh = (await login(t, { ...ownerA, ip: freshIp() })).accessToken;
+      const swapped = idpB.metadata().split(idpB.entityId).join(idpA.entityId);
+      const res = await put(fresh, {
+        kind: 'saml',
+        idpMetadataXml: swapped,
+        allowedDomains: ['sa.example'],
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(await linkRows()).toHaveLength(0);
+      // The JIT accounts' links of the old certificates went too.
+      const all = await withSystem(t.db, async (tx) => {
+        const { rows } = await tx.query('SELECT 1 FROM sso_identities WHERE org_id = $1', [ownerA.orgId]);
+        return rows.length;
+      });
+      expect(all).toBe(0);
+      const back = await put(fresh, samlConn(idpA, ['sa.example']));
+      expect(back.statusCode, back.body).toBe(200);
+    });
+  });
+
   it('sweeps expired assertion ids and flow states', async () => {
     const before = await withSystem(t.db, async (tx) => {
       const { rows } = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM sso_saml_assertions');

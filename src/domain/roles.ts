@@ -22,6 +22,11 @@ export const permissions = {
    * token scope names it: a leaked `org:admin` token must not be a way to take everything.
    */
   'org.export': ['owner', 'admin'],
+  /**
+   * Change or remove the org's SSO connection. No API token scope names it either: whoever sets
+   * the IdP decides how people sign in (docs/sso.md), so it takes a signed-in owner or admin.
+   */
+  'sso.manage': ['owner', 'admin'],
   /** Create, list and revoke the org's remote transcription worker tokens. */
   'workers.manage': ['owner', 'admin'],
   /** Create, change, rotate and inspect the org's webhooks (docs/webhooks.md). */

@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { guardedFetch } from './sso-guarded-fetch.repository.js';
 
 /** The ID-token claims Sotto reads; everything else the IdP sends is ignored. */
 export interface OidcIdentity {
@@ -19,6 +20,11 @@ export interface OidcClientSettings {
   allowInsecure: boolean;
   /** Our clock minus the system clock, in seconds: openid-client checks exp/iat against it. */
   clockSkewSeconds: number;
+  /**
+   * The discovery cache key: connection id + updated_at, so any change of the connection
+   * discovers again.
+   */
+  cacheKey: string;
 }
 
 /** A failure talking to or trusting the IdP. `reason` is a short code, safe to audit. */
@@ -33,6 +39,9 @@ export class OidcError extends Error {
 }
 
 const TIMEOUT_SECONDS = 10;
+/** How long a discovered configuration is reused (per connection and version of it). */
+export const DISCOVERY_TTL_MS = 10 * 60_000;
+const CACHE_MAX = 1000;
 
 /**
  * The network side of OIDC sign-in, on openid-client (v6): discovery, the authorization URL and
@@ -43,20 +52,47 @@ const TIMEOUT_SECONDS = 10;
  * forged or swapped token fail even when the transport is not the weak point.
  */
 export class OidcClientRepository {
+  /** Discovered server metadata by connection version: not fetched on every start/callback. */
+  private readonly cache = new Map<string, { server: oidc.ServerMetadata; expiresAt: number }>();
+  /** How many discovery documents were fetched (tests: the cache is used). */
+  discoveries = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
   private async configure(s: OidcClientSettings): Promise<oidc.Configuration> {
-    const execute = [oidc.enableNonRepudiationChecks];
-    if (s.allowInsecure) execute.push(oidc.allowInsecureRequests);
-    try {
-      return await oidc.discovery(
-        new URL(s.issuer),
-        s.clientId,
-        { client_secret: s.clientSecret, [oidc.clockSkew]: s.clockSkewSeconds },
-        oidc.ClientSecretBasic(s.clientSecret),
-        { execute, timeout: TIMEOUT_SECONDS },
-      );
-    } catch (err) {
-      throw new OidcError('discovery_failed', { cause: err });
+    // Unless the operator allowed insecure issuers (tests, an IdP on localhost), every request to
+    // the admin-chosen issuer — discovery, JWKS, token endpoint — goes through the SSRF guard.
+    const fetchFn = s.allowInsecure ? undefined : guardedFetch;
+    const clientMeta = { client_secret: s.clientSecret, [oidc.clockSkew]: s.clockSkewSeconds };
+    const auth = oidc.ClientSecretBasic(s.clientSecret);
+    const hit = this.cache.get(s.cacheKey);
+    let config: oidc.Configuration;
+    if (hit && hit.expiresAt > this.now() && hit.server.issuer === s.issuer) {
+      config = new oidc.Configuration(hit.server, s.clientId, clientMeta, auth);
+      if (fetchFn) config[oidc.customFetch] = fetchFn;
+      config.timeout = TIMEOUT_SECONDS;
+    } else {
+      const execute = s.allowInsecure ? [oidc.allowInsecureRequests] : [];
+      try {
+        this.discoveries += 1;
+        config = await oidc.discovery(new URL(s.issuer), s.clientId, clientMeta, auth, {
+          execute,
+          timeout: TIMEOUT_SECONDS,
+          ...(fetchFn ? { [oidc.customFetch]: fetchFn } : {}),
+        });
+      } catch (err) {
+        throw new OidcError('discovery_failed', { cause: err });
+      }
+      if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
+      // A plain copy of the document (serverMetadata() also carries helper methods).
+      const server = JSON.parse(JSON.stringify(config.serverMetadata())) as oidc.ServerMetadata;
+      this.cache.set(s.cacheKey, { server, expiresAt: this.now() + DISCOVERY_TTL_MS });
+      // Only the discovery call is by then done: later requests use the config's own settings.
+      if (fetchFn) config[oidc.customFetch] = fetchFn;
     }
+    oidc.enableNonRepudiationChecks(config);
+    if (s.allowInsecure) oidc.allowInsecureRequests(config);
+    return config;
   }
 
   /** The IdP URL to send the browser to, with state, nonce and the PKCE S256 challenge. */

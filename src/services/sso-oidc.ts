@@ -16,6 +16,7 @@ import {
   SsoLoginError,
   type SsoErrorCode,
   type SsoOptions,
+  type SsoOutcome,
   type SsoShared,
   type SsoStart,
 } from './sso-shared.js';
@@ -82,11 +83,7 @@ export class OidcSso {
    * Finishes a sign-in: consumes the login state of the browser's handle (single use), lets
    * openid-client verify the answer and the ID token, then hands over to the shared finish.
    */
-  async callback(
-    handle: string | undefined,
-    query: string,
-    meta: ClientMeta,
-  ): Promise<{ refreshToken: string; sessionExpiresAt: Date }> {
+  async callback(handle: string | undefined, query: string, meta: ClientMeta): Promise<SsoOutcome> {
     const now = this.clock.now();
     const st = handle
       ? await withSystem(this.db, (tx) => ssoConnectionRepository.consumeState(tx, sha256Hex(handle)))
@@ -105,7 +102,12 @@ export class OidcSso {
       throw await this.shared.refused(entry, code, meta);
     }
     if (!id.email || !id.emailVerified) throw await this.shared.refused(entry, 'email_unverified', meta);
-    return this.shared.completeLogin(loaded.connection, { ...id, email: id.email }, meta);
+    if (!id.subject) throw await this.shared.refused(entry, 'token_rejected', meta);
+    return this.shared.completeLogin(
+      loaded.connection,
+      { issuer: id.issuer, subject: id.subject, email: id.email, name: id.name, claims: id.claims },
+      meta,
+    );
   }
 
   checkIssuer(raw: string): string {
@@ -143,6 +145,7 @@ export class OidcSso {
           clientSecret,
           allowInsecure: this.opts.allowInsecureIssuers,
           clockSkewSeconds: skew,
+          cacheKey: `${connection.id}:${connection.updatedAt.getTime()}`,
         },
       };
     });

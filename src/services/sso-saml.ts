@@ -19,7 +19,7 @@ import {
   type SsoEntry,
 } from '../repositories/sso-connection.repository.js';
 import type { ClientMeta } from './session.service.js';
-import type { SsoOptions, SsoShared, SsoStart } from './sso-shared.js';
+import type { SsoOptions, SsoOutcome, SsoShared, SsoStart } from './sso-shared.js';
 
 /** PUT /api/v1/org/sso with a SAML IdP: everything about the IdP comes from its metadata. */
 export interface SamlConnectionInput {
@@ -140,7 +140,7 @@ export class SamlSso {
     browserHandle: string | undefined,
     samlResponse: string,
     meta: ClientMeta,
-  ): Promise<{ refreshToken: string; sessionExpiresAt: Date }> {
+  ): Promise<SsoOutcome> {
     if (!relayState || !browserHandle || !sameText(relayState, browserHandle))
       throw await this.shared.refused(undefined, 'state_invalid', meta);
     const now = this.clock.now();
@@ -179,7 +179,12 @@ export class SamlSso {
     // The IdP vouches for the address it asserts (SAML has no email_verified): a connection
     // only accepts its allowed domains, and never an account of another org.
     if (!id.email) throw await this.shared.refused(entry, 'email_unverified', meta);
-    return this.shared.completeLogin(conn, { email: id.email, name: id.name, claims: id.attributes }, meta);
+    if (!id.nameId) throw await this.shared.refused(entry, 'token_rejected', meta);
+    return this.shared.completeLogin(
+      conn,
+      { issuer: id.issuer, subject: id.nameId, email: id.email, name: id.name, claims: id.attributes },
+      meta,
+    );
   }
 
   private async connection(entry: SsoEntry): Promise<SsoConnectionRow> {

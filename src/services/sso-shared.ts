@@ -30,11 +30,26 @@ export interface SsoShared {
   /** Records a refused sign-in (reason code only) and returns the error to throw. */
   refused(entry: SsoEntry | undefined, code: SsoErrorCode, meta: ClientMeta): Promise<SsoLoginError>;
   /** The shared finish once the protocol has proven who this is: domains, JIT, session. */
-  completeLogin(
-    conn: SsoConnectionRow,
-    id: { email: string; name: string | undefined; claims: Record<string, unknown> },
-    meta: ClientMeta,
-  ): Promise<{ refreshToken: string; sessionExpiresAt: Date }>;
+  completeLogin(conn: SsoConnectionRow, id: SsoIdentity, meta: ClientMeta): Promise<SsoOutcome>;
 }
+
+/** Who the IdP says this is, once the protocol has verified it. */
+export interface SsoIdentity {
+  /** OIDC: the ID token's iss. SAML: the assertion's Issuer. */
+  issuer: string;
+  /** OIDC: sub. SAML: the NameID. The account link is keyed by it, never by the email. */
+  subject: string;
+  email: string;
+  name: string | undefined;
+  claims: Record<string, unknown>;
+}
+
+/**
+ * The end of a sign-in: a session, or — for an existing account not yet linked to this IdP
+ * subject — a pending link the browser must confirm with the account's password (+ TOTP).
+ */
+export type SsoOutcome =
+  | { kind: 'session'; refreshToken: string; sessionExpiresAt: Date }
+  | { kind: 'link'; handle: string; ttlSeconds: number };
 
 export type SsoStart = { url: string; handle: string; ttlSeconds: number; kind: 'oidc' | 'saml' };

@@ -1,14 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { PasswordHasher } from '../crypto/password.js';
-import { randomToken } from '../crypto/random.js';
 import type { Database } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import { AppError, notFound } from '../domain/errors.js';
 import { normaliseEmail } from '../domain/password-policy.js';
-import type { OrgRole } from '../domain/roles.js';
 import type { Clock } from '../repositories/clock.repository.js';
-import { isUniqueViolation, memberRepository } from '../repositories/member.repository.js';
 import type { OidcClientRepository } from '../repositories/oidc-client.repository.js';
 import {
   ssoConnectionRepository,
@@ -16,7 +13,7 @@ import {
   type SsoEntry,
 } from '../repositories/sso-connection.repository.js';
 import { SamlSpRepository } from '../repositories/saml-sp.repository.js';
-import { userRepository } from '../repositories/user.repository.js';
+import { ssoIdentityRepository } from '../repositories/sso-identity.repository.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import { requirePermission } from './org.service.js';
@@ -28,11 +25,13 @@ import {
   SsoLoginError,
   type SsoErrorCode,
   type SsoOptions,
+  type SsoOutcome,
   type SsoShared,
   type SsoStart,
 } from './sso-shared.js';
+import { SsoAccounts, type SsoLinkDeps } from './sso-accounts.js';
 
-export { SsoLoginError, type SsoErrorCode, type SsoOptions } from './sso-shared.js';
+export { SsoLoginError, type SsoErrorCode, type SsoOptions, type SsoOutcome } from './sso-shared.js';
 
 export interface SsoConnectionView {
   id: string;
@@ -66,7 +65,6 @@ export interface OidcConnectionInput {
   requireSso?: boolean | undefined;
 }
 
-const NAME_MAX = 200;
 /**
  * Single sign-on (docs/sso.md): the org's connection (admins), the shared part of every
  * sign-in (routing by domain or slug, refusals, the finish: domain rules, JIT provisioning, a
@@ -81,6 +79,7 @@ export class SsoService {
   readonly redirectUri: string;
   readonly oidc: OidcSso;
   readonly saml: SamlSso;
+  private readonly accounts: SsoAccounts;
 
   constructor(
     private readonly db: Database,
@@ -92,10 +91,14 @@ export class SsoService {
     private readonly idp: OidcClientRepository,
     private readonly opts: SsoOptions,
     samlSp: SamlSpRepository = new SamlSpRepository(),
+    linkDeps?: SsoLinkDeps,
   ) {
+    this.accounts = new SsoAccounts(db, audit, sessions, hasher, clock, linkDeps);
+    const refuse = (conn: SsoConnectionRow, code: SsoErrorCode, meta: ClientMeta) =>
+      this.refused({ connectionId: conn.id, orgId: conn.orgId }, code, meta);
     const shared = (method: 'oidc' | 'saml'): SsoShared => ({
       refused: (entry, code, meta) => this.refused(entry, code, meta),
-      completeLogin: (conn, id, meta) => this.completeLogin(conn, id, meta, method),
+      completeLogin: (conn, id, meta) => this.accounts.finish(conn, id, meta, method, refuse),
     });
     this.oidc = new OidcSso(db, keys, clock, idp, opts, shared('oidc'));
     this.saml = new SamlSso(db, clock, samlSp, opts, shared('saml'));
@@ -133,7 +136,9 @@ export class SsoService {
   }
 
   async put(actor: Actor, input: SsoConnectionInput): Promise<SsoConnectionView> {
-    requirePermission(actor, 'org.manage');
+    // Session-only (no API token scope names sso.manage): whoever controls the IdP controls
+    // how people sign in, so a leaked token must not be a way to change it.
+    requirePermission(actor, 'sso.manage');
     // SAML: the IdP's entity id, SSO URL and signing certs come from its metadata (parsed here,
     // outside any transaction; a bad document is a 400 with the reason).
     const saml = input.kind === 'saml' ? this.saml.parseMetadata(input.idpMetadataXml) : undefined;
@@ -151,7 +156,8 @@ export class SsoService {
     if (claimed)
       throw new AppError('conflict', `The domain ${claimed} is already used by another organization`);
     const now = this.clock.now();
-    return withTenant(this.db, actor, async (tx) => {
+    let pendingCleanup: string | undefined;
+    const view = await withTenant(this.db, actor, async (tx) => {
       const before = await ssoConnectionRepository.findForOrg(tx, actor.orgId);
       // Switching kinds replaces the connection's protocol fields; an OIDC secret is only kept
       // across an update of an OIDC connection.
@@ -183,6 +189,7 @@ export class SsoService {
       // Turning require-SSO on ends every non-owner session but the caller's, SSO ones included
       // (sessions do not record how they began): members come back through their IdP.
       let revokedSessions = 0;
+      let revokedTokens = 0;
       if (requireSso && !before?.requireSso) {
         revokedSessions = await ssoConnectionRepository.revokeNonOwnerSessions(
           tx,
@@ -191,6 +198,15 @@ export class SsoService {
           now,
           actor.sessionId,
         );
+        // Personal API tokens of non-owners too: they would keep password-era access.
+        revokedTokens = await ssoIdentityRepository.revokeNonOwnerApiTokens(tx, actor.orgId, now);
+      }
+      // Another IdP (issuer, SAML entity id or signing keys changed, or another kind): its
+      // subjects are not the old IdP's, so every identity link goes and people re-link.
+      let unlinked = 0;
+      if (before && idpChanged(before, saved)) {
+        unlinked = await ssoIdentityRepository.removeForConnection(tx, actor.orgId, id);
+        pendingCleanup = id;
       }
       await this.audit.record(tx, {
         orgId: actor.orgId,
@@ -207,14 +223,22 @@ export class SsoService {
           secretChanged: Boolean(oidcIn?.clientSecret),
           requireSso,
           ...(revokedSessions ? { revokedSessions } : {}),
+          ...(revokedTokens ? { revokedTokens } : {}),
+          ...(unlinked ? { unlinkedIdentities: unlinked } : {}),
         },
       });
       return this.view(saved);
     });
+    // Pending links (system-only table) of the replaced IdP go as well.
+    if (pendingCleanup) {
+      const cid = pendingCleanup;
+      await withSystem(this.db, (tx) => ssoIdentityRepository.removePendingForConnection(tx, cid));
+    }
+    return view;
   }
 
   async remove(actor: Actor): Promise<void> {
-    requirePermission(actor, 'org.manage');
+    requirePermission(actor, 'sso.manage');
     await withTenant(this.db, actor, async (tx) => {
       const id = await ssoConnectionRepository.remove(tx, actor.orgId);
       if (!id) throw notFound('SSO connection');
@@ -237,7 +261,10 @@ export class SsoService {
         name: 'sso-sweep',
         run: async () => {
           const now = this.clock.now();
-          await withSystem(this.db, (tx) => ssoConnectionRepository.sweepExpired(tx, now));
+          await withSystem(this.db, async (tx) => {
+            await ssoConnectionRepository.sweepExpired(tx, now);
+            await ssoIdentityRepository.sweepPending(tx, now);
+          });
         },
       },
     ];
@@ -272,95 +299,18 @@ export class SsoService {
    * openid-client verify the answer and the ID token, then finds or provisions the account in
    * the connection's org and opens a session as password login does.
    */
-  async callback(
-    handle: string | undefined,
-    query: string,
-    meta: ClientMeta,
-  ): Promise<{ refreshToken: string; sessionExpiresAt: Date }> {
+  async callback(handle: string | undefined, query: string, meta: ClientMeta): Promise<SsoOutcome> {
     return this.oidc.callback(handle, query, meta);
   }
 
-  /**
-   * The shared end of every sign-in (OIDC and SAML), once the protocol has proven who the IdP
-   * says this is: allowed domain, never an account of another org, JIT provisioning, session.
-   */
-  private async completeLogin(
-    conn: SsoConnectionRow,
-    id: { email: string; name: string | undefined; claims: Record<string, unknown> },
+  /** POST /api/v1/auth/sso/link: confirms this browser's pending link with the password. */
+  confirmLink(
+    handle: string | undefined,
+    password: string,
+    code: string | undefined,
     meta: ClientMeta,
-    method: 'oidc' | 'saml',
   ): Promise<{ refreshToken: string; sessionExpiresAt: Date }> {
-    const entry = { connectionId: conn.id, orgId: conn.orgId };
-    const email = normaliseEmail(id.email);
-    const domain = email.split('@').pop() ?? '';
-    if (!email.includes('@') || !conn.allowedDomains.includes(domain))
-      throw await this.refused(entry, 'domain_not_allowed', meta);
-
-    const existing = await withSystem(this.db, (tx) => userRepository.findByEmail(tx, email));
-    if (existing && existing.orgId !== conn.orgId)
-      throw await this.refused(entry, 'account_not_allowed', meta);
-
-    let provisioned: OrgRole | undefined;
-    // Hash outside any transaction (slow; PGlite shares one connection). The password is random
-    // and thrown away: a provisioned account has no usable password until it sets one.
-    const unusableHash = existing ? undefined : await this.hasher.hash(randomToken());
-    const opened = await withTenant(
-      this.db,
-      { orgId: conn.orgId, userId: existing?.id ?? null },
-      async (tx) => {
-        let user = existing ? { id: existing.id, orgId: conn.orgId } : undefined;
-        if (!user) {
-          provisioned = this.roleFrom(conn, id.claims);
-          try {
-            const m = await memberRepository.insert(tx, {
-              orgId: conn.orgId,
-              email,
-              name: displayName(id.name, email),
-              role: provisioned,
-              passwordHash: unusableHash!,
-            });
-            user = { id: m.id, orgId: conn.orgId };
-          } catch (err) {
-            if (isUniqueViolation(err)) return undefined;
-            throw err;
-          }
-          await this.audit.record(tx, {
-            orgId: conn.orgId,
-            actorId: user.id,
-            actorKind: 'user',
-            action: 'user.sso_provisioned',
-            targetType: 'user',
-            targetId: user.id,
-            ip: meta.ip,
-            details: { connectionId: conn.id, role: provisioned },
-          });
-        }
-        const session = await this.sessions.open(tx, user, meta);
-        await this.audit.record(tx, {
-          orgId: conn.orgId,
-          actorId: user.id,
-          actorKind: 'user',
-          action: 'auth.sso_login',
-          targetType: 'session',
-          targetId: session.sessionId,
-          ip: meta.ip,
-          details: { connectionId: conn.id, method, provisioned: Boolean(provisioned) },
-        });
-        return session;
-      },
-    );
-    // A concurrent first sign-in of the same email won the insert: ask the user to try again.
-    if (!opened) throw await this.refused(entry, 'failed', meta);
-    return { refreshToken: opened.refreshToken, sessionExpiresAt: opened.expiresAt };
-  }
-
-  /** The mapped role of a new account; an IdP can grant admin at most, never owner. */
-  private roleFrom(conn: SsoConnectionRow, claims: Record<string, unknown>): OrgRole {
-    if (!conn.roleClaim) return 'member';
-    const raw = claims[conn.roleClaim];
-    const values = Array.isArray(raw) ? raw : [raw];
-    const mapped = values.filter((v): v is string => typeof v === 'string').map((v) => conn.roleMapping[v]);
-    return mapped.includes('admin') ? 'admin' : 'member';
+    return this.accounts.confirmLink(handle, password, code, meta);
   }
 
   /** Records a refused sign-in (reason code only) and returns the error to throw. */
@@ -379,7 +329,8 @@ export class SsoService {
   }
 }
 
-function displayName(name: string | undefined, email: string): string {
-  const n = name?.trim().slice(0, NAME_MAX);
-  return n || email.split('@')[0]!.slice(0, NAME_MAX) || 'SSO user';
+/** Whether a connection update points it at another IdP (its subjects are not the old ones). */
+function idpChanged(a: SsoConnectionRow, b: SsoConnectionRow): boolean {
+  const certs = (c: SsoConnectionRow) => [...c.samlCerts].sort().join('\n');
+  return a.kind !== b.kind || a.issuer !== b.issuer || certs(a) !== certs(b);
 }

@@ -11,6 +11,8 @@ import { SignedXml } from 'xml-crypto';
  */
 export interface ResponseOptions {
   email: string;
+  /** A persistent NameID (the IdP's subject); by default the NameID is the email. */
+  nameId?: string;
   name?: string;
   groups?: string[];
   /** The request id to answer; null for an unsolicited response (no InResponseTo). */
@@ -63,7 +65,9 @@ function assertionXml(o: ResponseOptions, issuer: string, id: string, email: str
   return (
     `<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="${id}" Version="2.0" IssueInstant="${iso(now)}">` +
     `<saml:Issuer>${esc(issuer)}</saml:Issuer>` +
-    `<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">${esc(email)}</saml:NameID>` +
+    (o.nameId
+      ? `<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">${esc(o.nameId)}</saml:NameID>`
+      : `<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">${esc(email)}</saml:NameID>`) +
     `<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer">` +
     `<saml:SubjectConfirmationData${irt} NotOnOrAfter="${until}" Recipient="${esc(o.recipient)}"/>` +
     `</saml:SubjectConfirmation></saml:Subject>` +

@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { ApiError, login, signup, takeSignOutNotice } from '../api';
 import { errorText } from '../format';
 import { navigate, onLinkClick } from '../router';
-import { SsoSection, ssoErrorFromUrl } from './sso-login';
+import { SsoLinkForm, SsoSection, ssoErrorFromUrl, ssoLinkWanted } from './sso-login';
 
 function ErrorBox({ message }: { message: string | null }) {
   if (!message) return null;
@@ -52,6 +52,9 @@ export function LoginPage() {
       setBusy(false);
     }
   }
+
+  // Back from the IdP for an existing account not linked yet: prove the password once.
+  if (ssoLinkWanted()) return <SsoLinkForm />;
 
   return (
     <main className="card narrow">

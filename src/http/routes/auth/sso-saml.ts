@@ -2,8 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SsoLoginError } from '../../../services/sso.service.js';
 import type { RouteOptions } from '../../server.js';
-import { setRefreshCookie } from './browser.js';
-import { SAML_COOKIE, samlCookie, SSO_COOKIE, ssoCookie } from './sso.js';
+import { finishTo, SAML_COOKIE, samlCookie, SSO_COOKIE, ssoCookie } from './sso.js';
 
 /** A signed response with a few certificates and attributes is well under this. */
 const ACS_BODY_LIMIT = 512 * 1024;
@@ -79,9 +78,8 @@ const samlRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }
             userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : '',
           },
         );
-        setRefreshCookie(reply, r.refreshToken, r.sessionExpiresAt, services.clock.now());
         // 303: the browser follows with a GET; the panel trades the refresh cookie on load.
-        return reply.redirect('/', 303);
+        return finishTo(reply, r, services.clock.now(), 303);
       } catch (err) {
         if (err instanceof SsoLoginError) return reply.redirect(failTo(err.code), 303);
         req.log.error({ err }, 'saml sign-in failed');

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { SsoLoginError } from '../../../services/sso.service.js';
+import { SsoLoginError, type SsoOutcome } from '../../../services/sso.service.js';
 import type { RouteOptions } from '../../server.js';
 import { setRefreshCookie } from './browser.js';
 
@@ -41,6 +41,27 @@ const callbackQuery = z.looseObject({
 const redirect = z.undefined();
 
 const failTo = (code: string) => `/login?sso_error=${encodeURIComponent(code)}`;
+
+/**
+ * The end of a sign-in, OIDC or SAML: a session (refresh cookie, then the panel), or a pending
+ * link of an existing account — its handle replaces the flow handle in the Lax flow cookie (the
+ * same browser-binding), and the login page asks for the account's password (+ code).
+ */
+export function finishTo(reply: FastifyReply, r: SsoOutcome, now: Date, status: 302 | 303) {
+  if (r.kind === 'link') {
+    reply.setCookie(SSO_COOKIE, r.handle, { ...ssoCookie, maxAge: r.ttlSeconds });
+    return reply.redirect('/login?sso_link=1', status);
+  }
+  reply.clearCookie(SSO_COOKIE, ssoCookie);
+  setRefreshCookie(reply, r.refreshToken, r.sessionExpiresAt, now);
+  // The panel trades the refresh cookie for an access token when it loads.
+  return reply.redirect('/', status);
+}
+
+const linkBody = z.strictObject({
+  password: z.string().min(1).max(1024),
+  code: z.string().trim().max(64).optional(),
+});
 
 /** Anything unexpected becomes a generic code; details stay in the server log (no content). */
 function failure(req: FastifyRequest, reply: FastifyReply, err: unknown) {
@@ -86,15 +107,27 @@ const ssoRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services })
           ip: req.ip,
           userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : '',
         });
-        reply.clearCookie(SSO_COOKIE, ssoCookie);
-        setRefreshCookie(reply, r.refreshToken, r.sessionExpiresAt, services.clock.now());
-        // The panel trades the refresh cookie for an access token when it loads.
-        return reply.redirect('/', 302);
+        return finishTo(reply, r, services.clock.now(), 302);
       } catch (err) {
         return failure(req, reply, err);
       }
     },
   );
+
+  // The link step of an existing account (docs/sso.md): the pending link rides on the flow
+  // cookie of the browser that ran the sign-in; the password (+ code) proves the account.
+  // JSON only (no form post from another site), and nothing opens without the password.
+  app.post('/link', { schema: { tags, body: linkBody, response: { 204: z.null() } } }, async (req, reply) => {
+    const handle = req.cookies[SSO_COOKIE] || undefined;
+    // Single use whatever the outcome: the cookie goes too.
+    reply.clearCookie(SSO_COOKIE, ssoCookie);
+    const r = await services.sso.confirmLink(handle, req.body.password, req.body.code || undefined, {
+      ip: req.ip,
+      userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : '',
+    });
+    setRefreshCookie(reply, r.refreshToken, r.sessionExpiresAt, services.clock.now());
+    return reply.status(204).send(null);
+  });
 };
 
 export default ssoRoutes;

@@ -27,7 +27,7 @@ const orgSsoRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services
   app.put(
     '/',
     {
-      onRequest: app.requirePermission('org.manage'),
+      onRequest: app.requirePermission('sso.manage'),
       schema: { tags, security, body: ssoPut, response: { 200: ssoResponse } },
     },
     async (req) => view(await services.sso.put(actorOf(req), req.body)),
@@ -36,7 +36,7 @@ const orgSsoRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services
   app.delete(
     '/',
     {
-      onRequest: app.requirePermission('org.manage'),
+      onRequest: app.requirePermission('sso.manage'),
       schema: { tags, security, response: { 204: noContent } },
     },
     async (req, reply) => {
