@@ -48,6 +48,7 @@ import { ArchiveService } from './services/archive.service.js';
 import { DatabaseArchiveStore, DirArchiveStore } from './repositories/archive-store.repository.js';
 import { ExportFileRepository } from './repositories/export-file.repository.js';
 import { OrgExportService } from './services/org-export.service.js';
+import { OrgExportInvalidation } from './services/org-export-invalidation.js';
 import { RecordingDeletionService } from './services/recording-deletion.service.js';
 import { ReauthService } from './services/reauth.service.js';
 import { OrgDeletionService } from './services/org-deletion.service.js';
@@ -171,11 +172,22 @@ export async function createServices(deps: Deps): Promise<Services> {
     },
   );
   const mfa = new MfaService(db, keys, audit, loginGuard, clock);
-  const sso = new SsoService(db, keys, audit, sessions, hasher, clock, new OidcClientRepository(), {
-    publicUrl: config.publicUrl,
-    allowInsecureIssuers: config.ssoAllowInsecureIssuers,
-    stateTtlSeconds: 600,
-  });
+  const sso = new SsoService(
+    db,
+    keys,
+    audit,
+    sessions,
+    hasher,
+    clock,
+    new OidcClientRepository(),
+    {
+      publicUrl: config.publicUrl,
+      allowInsecureIssuers: config.ssoAllowInsecureIssuers,
+      stateTtlSeconds: 600,
+    },
+    undefined,
+    { guard: loginGuard, mfa },
+  );
   const auth = new AuthService(db, hasher, keys, audit, loginGuard, sessions, mfa, clock, sso);
   const decoder = createAudioDecoder({ maxAudioSeconds: config.maxAudioSeconds });
   const uploads = new UploadFileRepository(path.join(config.dataDir, 'tmp', 'uploads'));
@@ -184,6 +196,9 @@ export async function createServices(deps: Deps): Promise<Services> {
     path.join(config.dataDir, 'tmp', 'work'),
   );
   const audio = new AudioStoreService(db, keys, audit, audioBlobs, uploads, clock, logger);
+  const exportFiles = new ExportFileRepository(path.join(config.dataDir, 'exports'));
+  // Hard deletions expire the org's ready/building exports (docs/lifecycle.md).
+  const exportInvalidation = new OrgExportInvalidation(exportFiles);
   const archive = new ArchiveService(
     db,
     keys,
@@ -195,15 +210,19 @@ export async function createServices(deps: Deps): Promise<Services> {
     audioBlobs,
     clock,
     logger,
+    exportInvalidation,
   );
   const scheduler = new SchedulerService(db, clock, logger, config.maintenanceIntervalSeconds);
   for (const task of archive.tasks()) scheduler.register(task);
+  for (const task of sso.tasks()) scheduler.register(task);
   const recordingDeletion = new RecordingDeletionService(
     db,
     audit,
     audioBlobs,
     uploads,
     new LiveSpoolRepository(path.join(config.dataDir, 'live')),
+    clock,
+    exportInvalidation,
   );
   const recordings = new RecordingService(
     db,
@@ -245,13 +264,13 @@ export async function createServices(deps: Deps): Promise<Services> {
     db,
     keys,
     audit,
-    new ExportFileRepository(path.join(config.dataDir, 'exports')),
+    exportFiles,
     { db, audit, members, recordings, transcripts, audio },
     clock,
     logger,
     { ttlHours: config.exportTtlHours },
   );
-  const reauth = new ReauthService(db, hasher, loginGuard, mfa, audit);
+  const reauth = new ReauthService(db, hasher, loginGuard, mfa, audit, () => clock.now());
   const orgDeletion = new OrgDeletionService(
     db,
     keys,
@@ -261,6 +280,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     archive,
     clock,
     logger,
+    uploads,
   );
   const accountDeletion = new AccountDeletionService(
     db,
@@ -271,6 +291,8 @@ export async function createServices(deps: Deps): Promise<Services> {
     mailer,
     clock,
     logger,
+    archive,
+    exportInvalidation,
   );
   for (const task of accountDeletion.tasks()) scheduler.register(task);
   for (const task of orgExports.tasks()) scheduler.register(task);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withTenant } from '../src/db/tenant.js';
+import { withSystem, withTenant } from '../src/db/tenant.js';
 import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
 import { recordingRepository } from '../src/repositories/recording.repository.js';
 import { enqueueWebhooks, recordingEvent } from '../src/services/webhook.service.js';
@@ -42,6 +42,8 @@ interface OrgA {
   webhookDeliveryId: string;
   /** A's data-portability export (docs/lifecycle.md). */
   exportId: string;
+  /** A's slug (public SAML SP metadata is by slug; A has no SAML connection, so it is 404). */
+  orgSlug: string;
 }
 
 const targets: Record<string, Partial<Record<Method, Target>>> = {
@@ -77,6 +79,8 @@ const targets: Record<string, Partial<Record<Method, Target>>> = {
   '/api/v1/org/exports/{id}': { get: { id: (a) => a.exportId }, delete: { id: (a) => a.exportId } },
   '/api/v1/org/exports/{id}/download': { get: { id: (a) => a.exportId } },
   '/api/v1/org/archive/{id}/restore': { post: { id: (a) => a.archiveId } },
+  // SP metadata is public by design (the IdP fetches it); an org without SAML has none: 404.
+  '/api/v1/auth/sso/saml/{orgSlug}/metadata': { get: { id: (a) => a.orgSlug } },
   '/api/v1/worker/jobs/{id}/audio': {
     get: { id: (a) => a.recordingId, worker: true, query: '?lease=LEASE' },
   },
@@ -198,6 +202,12 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
       leaseId: claim.json().job.leaseId,
       archiveId,
       exportId: orgExport.json().id,
+      orgSlug: await withSystem(t.services.db, async (tx) => {
+        const { rows } = await tx.query<{ slug: string }>('SELECT slug FROM orgs WHERE id = $1', [
+          owner.orgId,
+        ]);
+        return rows[0]!.slug;
+      }),
     };
     b = await createOrgWithUser(t.services, { role: 'owner' });
     bWorker = (await as(b, 'post', '/api/v1/org/workers', { name: 'b' })).json().token;
@@ -223,8 +233,10 @@ describe(`cross-tenant sweep over every route (${backendLabel})`, () => {
     for (const [path, methods] of Object.entries(targets)) {
       for (const [method, target] of Object.entries(methods) as [Method, Target][]) {
         const url =
-          path.replace('{id}', target.id(a)).replace('{deliveryId}', a.webhookDeliveryId) +
-          withLease(target.query ?? '', a.leaseId);
+          path
+            .replace('{id}', target.id(a))
+            .replace('{orgSlug}', target.id(a))
+            .replace('{deliveryId}', a.webhookDeliveryId) + withLease(target.query ?? '', a.leaseId);
         const res = target.worker
           ? await t.app.inject({
               method: method.toUpperCase() as 'GET',

@@ -26,6 +26,7 @@ import orgArchiveRoutes from './routes/org/archive.js';
 import orgExportRoutes from './routes/org/exports.js';
 import orgSsoRoutes from './routes/org/sso.js';
 import ssoRoutes from './routes/auth/sso.js';
+import samlRoutes from './routes/auth/sso-saml.js';
 import apiTokenRoutes from './routes/tokens/index.js';
 import webhookRoutes from './routes/webhooks/index.js';
 import workerRoutes from './routes/worker/index.js';
@@ -128,6 +129,7 @@ export async function buildServer({ services, https, webRoot }: ServerOptions): 
   await app.register(orgExportRoutes, { prefix: '/api/v1/org', services });
   await app.register(orgSsoRoutes, { prefix: '/api/v1/org/sso', services });
   await app.register(ssoRoutes, { prefix: '/api/v1/auth/sso', services });
+  await app.register(samlRoutes, { prefix: '/api/v1/auth/sso/saml', services });
   await app.register(apiTokenRoutes, { prefix: '/api/v1/tokens', services });
   await app.register(webhookRoutes, { prefix: '/api/v1/org/webhooks', services });
   // Remote transcription workers (worker tokens only).
