@@ -8,56 +8,20 @@ import {
   type SamlInput,
 } from '../api-integrations';
 import { errorText, when } from '../format';
-import { CopyButton, ErrorLine, FieldError, describedBy } from './org-common';
-
-/** Same rule as the API (src/http/routes/org/sso.schema.ts), so most mistakes are caught here. */
-export const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$/;
-
-/** One entry per line (or comma), trimmed, without repeats. */
-export const linesOf = (text: string) => [
-  ...new Set(
-    text
-      .split(/[\n,]/)
-      .map((w) => w.trim())
-      .filter(Boolean),
-  ),
-];
+import { CopyButton, FieldError, describedBy } from './org-common';
+import {
+  AdminRoleFields,
+  DomainsField,
+  SAVED_REQUIRING_SSO,
+  SsoFormFooter,
+  adminMapping,
+  domainsProblem,
+  linesOf,
+  saveFailure,
+  useSharedSsoFields,
+} from './org-sso-fields';
 
 const count = (n: number) => n.toLocaleString('en');
-
-/** Require SSO, with the warning shown while it is being turned on (both kinds share it). */
-export function RequireSsoField({
-  checked,
-  turningOn,
-  onChange,
-}: {
-  checked: boolean;
-  turningOn: boolean;
-  onChange: (on: boolean) => void;
-}) {
-  return (
-    <>
-      <label className="org-radio">
-        <input
-          type="checkbox"
-          checked={checked}
-          aria-describedby="sso-require-hint"
-          onChange={(e) => onChange(e.target.checked)}
-        />
-        Require single sign-on for admins and members
-      </label>
-      <p
-        id="sso-require-hint"
-        className={turningOn ? 'warning' : 'hint'}
-        role={turningOn ? 'alert' : undefined}
-      >
-        {turningOn
-          ? 'When you save, every admin and member except you is signed out at once and can then sign in only through your identity provider; password login is refused for them. Owners keep password login as a break-glass path for when the identity provider is down.'
-          : 'Password login is refused for admins and members; owners keep it as a break-glass path.'}
-      </p>
-    </>
-  );
-}
 
 /** A value to give the IdP, with its copy button. */
 function Given({ label, value, testId }: { label: string; value: string; testId: string }) {
@@ -148,19 +112,10 @@ export function SamlForm({
 }) {
   const [xml, setXml] = useState('');
   const [fileName, setFileName] = useState('');
-  const [domains, setDomains] = useState(initial?.allowedDomains.join('\n') ?? '');
-  const [roleClaim, setRoleClaim] = useState(initial?.roleClaim ?? '');
-  const [adminValues, setAdminValues] = useState(
-    Object.entries(initial?.roleMapping ?? {})
-      .filter(([, r]) => r === 'admin')
-      .map(([v]) => v)
-      .join('\n'),
-  );
-  const [requireSso, setRequireSso] = useState(initial?.requireSso ?? false);
+  const shared = useSharedSsoFields(initial);
   const [errors, setErrors] = useState<SamlErrors>({});
   const [busy, setBusy] = useState(false);
   const refs = { metadata: useRef<HTMLTextAreaElement>(null), domains: useRef<HTMLTextAreaElement>(null) };
-  const turningOn = requireSso && !initial?.requireSso;
   const tooBig = xml.length > IDP_METADATA_MAX;
 
   function fail(field: keyof typeof refs, message: string) {
@@ -194,7 +149,7 @@ export function SamlForm({
   async function save(e: FormEvent) {
     e.preventDefault();
     setErrors({});
-    const domainList = linesOf(domains.toLowerCase());
+    const domainList = linesOf(shared.domains.toLowerCase());
     if (!xml.trim())
       return fail(
         'metadata',
@@ -207,32 +162,26 @@ export function SamlForm({
         'metadata',
         `The metadata has ${count(xml.length)} characters; the limit is ${count(IDP_METADATA_MAX)}.`,
       );
-    const bad = domainList.find((d) => !DOMAIN.test(d));
-    if (domainList.length === 0 || bad)
-      return fail(
-        'domains',
-        bad ? `"${bad}" is not a domain name such as example.com.` : 'Enter at least one email domain.',
-      );
-    const roleMapping: Record<string, 'admin'> = {};
-    for (const v of linesOf(adminValues)) roleMapping[v] = 'admin';
+    const domainError = domainsProblem(domainList);
+    if (domainError) return fail('domains', domainError);
     const input: SamlInput = {
       idpMetadataXml: xml,
       allowedDomains: domainList,
-      roleClaim: roleClaim.trim() || null,
-      roleMapping,
-      requireSso,
+      roleClaim: shared.roleClaim.trim() || null,
+      roleMapping: adminMapping(shared.adminValues),
+      requireSso: shared.requireSso,
     };
     setBusy(true);
     try {
       await putSaml(input);
       onSaved(
-        turningOn
-          ? 'Saved. Require SSO is on: admins and members now sign in through your identity provider.'
+        shared.turningOn
+          ? SAVED_REQUIRING_SSO
           : 'Single sign-on saved. Give the values shown to your identity provider.',
       );
     } catch (err) {
-      const message = err instanceof ApiError ? `Not saved: ${err.message}` : errorText(err);
-      if (err instanceof ApiError && err.code === 'conflict') fail('domains', message);
+      const { message, aboutDomains } = saveFailure(err);
+      if (aboutDomains) fail('domains', message);
       else if (err instanceof ApiError && /idpMetadataXml/.test(err.message))
         fail(
           'metadata',
@@ -294,54 +243,26 @@ export function SamlForm({
         {initial ? '; every save needs the document again, as it is not stored' : ''}.
       </p>
       <FieldError id="sso-saml-metadata-error" message={errors.metadata} />
-      <label htmlFor="sso-saml-domains">Allowed email domains</label>
-      <textarea
-        id="sso-saml-domains"
-        ref={refs.domains}
-        rows={3}
-        spellCheck={false}
-        value={domains}
-        aria-invalid={errors.domains ? true : undefined}
-        aria-describedby={describedBy('sso-saml-domains-hint', errors.domains && 'sso-saml-domains-error')}
-        onChange={(e) => setDomains(e.target.value)}
+      <DomainsField
+        idPrefix="sso-saml"
+        value={shared.domains}
+        onChange={shared.setDomains}
+        error={errors.domains}
+        inputRef={refs.domains}
       />
-      <p id="sso-saml-domains-hint" className="hint">
-        One per line, such as example.com. Only these emails can sign in through this connection, and the
-        domain picks your organization on the login page. A domain can belong to one organization only.
-      </p>
-      <FieldError id="sso-saml-domains-error" message={errors.domains} />
-      <fieldset className="org-fieldset">
-        <legend>Admins from the identity provider (optional)</legend>
-        <label htmlFor="sso-saml-role-claim">Role attribute</label>
-        <input
-          id="sso-saml-role-claim"
-          maxLength={100}
-          autoComplete="off"
-          spellCheck={false}
-          value={roleClaim}
-          aria-describedby="sso-saml-role-hint"
-          onChange={(e) => setRoleClaim(e.target.value)}
-        />
-        <label htmlFor="sso-saml-admin-values">Values that make someone an admin</label>
-        <textarea
-          id="sso-saml-admin-values"
-          rows={2}
-          spellCheck={false}
-          value={adminValues}
-          aria-describedby="sso-saml-role-hint"
-          onChange={(e) => setAdminValues(e.target.value)}
-        />
-        <p id="sso-saml-role-hint" className="hint">
-          The name of a SAML attribute, for example <code>groups</code>, and the value{' '}
-          <code>sotto-admins</code>. Applied only when an account is first created; everyone else starts as a
-          member, and nobody becomes an owner this way.
-        </p>
-      </fieldset>
-      <RequireSsoField checked={requireSso} turningOn={turningOn} onChange={setRequireSso} />
-      <ErrorLine message={errors.form ?? null} />
-      <button type="submit" className="primary" disabled={busy}>
-        {busy ? 'Saving…' : initial ? 'Save changes' : 'Set up single sign-on'}
-      </button>
+      <AdminRoleFields
+        idPrefix="sso-saml"
+        claimLabel="Role attribute"
+        claim={shared.roleClaim}
+        onClaim={shared.setRoleClaim}
+        values={shared.adminValues}
+        onValues={shared.setAdminValues}
+      >
+        The name of a SAML attribute, for example <code>groups</code>, and the value <code>sotto-admins</code>
+        . Applied only when an account is first created; everyone else starts as a member, and nobody becomes
+        an owner this way.
+      </AdminRoleFields>
+      <SsoFormFooter shared={shared} formError={errors.form} busy={busy} isNew={!initial} />
     </form>
   );
 }

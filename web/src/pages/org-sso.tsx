@@ -1,5 +1,4 @@
 import { useRef, useState, type FormEvent } from 'react';
-import { ApiError } from '../api';
 import {
   deleteSso,
   getSso,
@@ -12,7 +11,7 @@ import {
   type SsoKind,
 } from '../api-integrations';
 import { useMe } from '../api-org';
-import { errorText, when } from '../format';
+import { when } from '../format';
 import {
   Confirm,
   CopyButton,
@@ -22,8 +21,20 @@ import {
   Status,
   describedBy,
   useLoad,
+  useSectionState,
 } from './org-common';
-import { DOMAIN, RequireSsoField, SamlForm, linesOf } from './org-sso-saml';
+import {
+  AdminRoleFields,
+  DomainsField,
+  SAVED_REQUIRING_SSO,
+  SsoFormFooter,
+  adminMapping,
+  domainsProblem,
+  linesOf,
+  saveFailure,
+  useSharedSsoFields,
+} from './org-sso-fields';
+import { SamlForm } from './org-sso-saml';
 
 const KIND_NAMES: Record<SsoKind, string> = { oidc: 'OpenID Connect', saml: 'SAML 2.0' };
 
@@ -36,9 +47,8 @@ const KIND_NAMES: Record<SsoKind, string> = { oidc: 'OpenID Connect', saml: 'SAM
  */
 export function SsoSettingsSection() {
   const [load, reload] = useLoad(getSso);
-  const [status, setStatus] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [confirming, setConfirming] = useState(false);
+  const { status, setStatus, error, setError, confirming, setConfirming, confirmed } =
+    useSectionState<true>();
   const [kind, setKind] = useState<SsoKind>('oidc');
   const headingRef = useRef<HTMLHeadingElement>(null);
   const me = useMe();
@@ -49,20 +59,14 @@ export function SsoSettingsSection() {
     void reload();
   };
 
-  async function remove() {
-    setError(null);
-    setStatus('');
-    try {
-      await deleteSso();
-      setConfirming(false);
-      setStatus('The single sign-on connection was removed. Everyone signs in with a password again.');
-      headingRef.current?.focus();
-      await reload();
-    } catch (err) {
-      setConfirming(false);
-      setError(`Could not remove the connection: ${errorText(err)}`);
-    }
-  }
+  const remove = () =>
+    confirmed(deleteSso, {
+      done: 'The single sign-on connection was removed. Everyone signs in with a password again.',
+      failed: 'Could not remove the connection',
+      reload,
+      focus: headingRef,
+      clearStatus: true,
+    });
 
   return (
     <section className="card" aria-labelledby="sso-heading" aria-busy={load.state === 'loading'}>
@@ -135,7 +139,7 @@ export function SsoSettingsSection() {
               question="Remove single sign-on? Continue with SSO stops working; people who only ever signed in through it need a password reset."
               keepLabel="Keep it"
               doLabel="Remove"
-              onKeep={() => setConfirming(false)}
+              onKeep={() => setConfirming(null)}
               onDo={() => void remove()}
             />
           ) : (
@@ -168,15 +172,7 @@ function OidcForm({ initial, onSaved }: { initial: OidcConnection | null; onSave
   const [issuer, setIssuer] = useState(initial?.issuer ?? '');
   const [clientId, setClientId] = useState(initial?.clientId ?? '');
   const [secret, setSecret] = useState('');
-  const [domains, setDomains] = useState(initial?.allowedDomains.join('\n') ?? '');
-  const [roleClaim, setRoleClaim] = useState(initial?.roleClaim ?? '');
-  const [adminValues, setAdminValues] = useState(
-    Object.entries(initial?.roleMapping ?? {})
-      .filter(([, r]) => r === 'admin')
-      .map(([v]) => v)
-      .join('\n'),
-  );
-  const [requireSso, setRequireSso] = useState(initial?.requireSso ?? false);
+  const shared = useSharedSsoFields(initial);
   const [errors, setErrors] = useState<OidcErrors>({});
   const [busy, setBusy] = useState(false);
   const refs = {
@@ -185,7 +181,6 @@ function OidcForm({ initial, onSaved }: { initial: OidcConnection | null; onSave
     clientSecret: useRef<HTMLInputElement>(null),
     domains: useRef<HTMLTextAreaElement>(null),
   };
-  const turningOn = requireSso && !initial?.requireSso;
 
   function fail(field: keyof typeof refs, message: string) {
     setErrors({ [field]: message });
@@ -195,40 +190,30 @@ function OidcForm({ initial, onSaved }: { initial: OidcConnection | null; onSave
   async function save(e: FormEvent) {
     e.preventDefault();
     setErrors({});
-    const domainList = linesOf(domains.toLowerCase());
+    const domainList = linesOf(shared.domains.toLowerCase());
     if (!/^https?:\/\/\S+$/.test(issuer.trim()))
       return fail('issuer', 'Enter the issuer URL exactly as your identity provider shows it (https://…).');
     if (!clientId.trim()) return fail('clientId', 'Enter the client ID your identity provider gave you.');
     if (!initial && !secret) return fail('clientSecret', 'Enter the client secret (needed the first time).');
-    const bad = domainList.find((d) => !DOMAIN.test(d));
-    if (domainList.length === 0 || bad)
-      return fail(
-        'domains',
-        bad ? `"${bad}" is not a domain name such as example.com.` : 'Enter at least one email domain.',
-      );
-    const roleMapping: Record<string, 'admin'> = {};
-    for (const v of linesOf(adminValues)) roleMapping[v] = 'admin';
+    const domainError = domainsProblem(domainList);
+    if (domainError) return fail('domains', domainError);
     const input: OidcInput = {
       issuer: issuer.trim(),
       clientId: clientId.trim(),
       allowedDomains: domainList,
-      roleClaim: roleClaim.trim() || null,
-      roleMapping,
-      requireSso,
+      roleClaim: shared.roleClaim.trim() || null,
+      roleMapping: adminMapping(shared.adminValues),
+      requireSso: shared.requireSso,
       ...(secret ? { clientSecret: secret } : {}),
     };
     setBusy(true);
     try {
       await putOidc(input);
       setSecret('');
-      onSaved(
-        turningOn
-          ? 'Saved. Require SSO is on: admins and members now sign in through your identity provider.'
-          : 'Single sign-on saved.',
-      );
+      onSaved(shared.turningOn ? SAVED_REQUIRING_SSO : 'Single sign-on saved.');
     } catch (err) {
-      const message = err instanceof ApiError ? `Not saved: ${err.message}` : errorText(err);
-      if (err instanceof ApiError && err.code === 'conflict') fail('domains', message);
+      const { message, aboutDomains } = saveFailure(err);
+      if (aboutDomains) fail('domains', message);
       else setErrors({ form: message });
     } finally {
       setBusy(false);
@@ -319,53 +304,25 @@ function OidcForm({ initial, onSaved }: { initial: OidcConnection | null; onSave
           ...(initial ? { placeholder: 'Stored: leave empty to keep' } : {}),
         },
       )}
-      <label htmlFor="sso-domains">Allowed email domains</label>
-      <textarea
-        id="sso-domains"
-        ref={refs.domains}
-        rows={3}
-        spellCheck={false}
-        value={domains}
-        aria-invalid={errors.domains ? true : undefined}
-        aria-describedby={describedBy('sso-domains-hint', errors.domains && 'sso-domains-error')}
-        onChange={(e) => setDomains(e.target.value)}
+      <DomainsField
+        idPrefix="sso"
+        value={shared.domains}
+        onChange={shared.setDomains}
+        error={errors.domains}
+        inputRef={refs.domains}
       />
-      <p id="sso-domains-hint" className="hint">
-        One per line, such as example.com. Only these emails can sign in through this connection, and the
-        domain picks your organization on the login page. A domain can belong to one organization only.
-      </p>
-      <FieldError id="sso-domains-error" message={errors.domains} />
-      <fieldset className="org-fieldset">
-        <legend>Admins from the identity provider (optional)</legend>
-        <label htmlFor="sso-role-claim">Role claim</label>
-        <input
-          id="sso-role-claim"
-          maxLength={100}
-          autoComplete="off"
-          spellCheck={false}
-          value={roleClaim}
-          aria-describedby="sso-role-hint"
-          onChange={(e) => setRoleClaim(e.target.value)}
-        />
-        <label htmlFor="sso-admin-values">Values that make someone an admin</label>
-        <textarea
-          id="sso-admin-values"
-          rows={2}
-          spellCheck={false}
-          value={adminValues}
-          aria-describedby="sso-role-hint"
-          onChange={(e) => setAdminValues(e.target.value)}
-        />
-        <p id="sso-role-hint" className="hint">
-          For example the claim <code>groups</code> and the value <code>sotto-admins</code>. Applied only when
-          an account is first created; everyone else starts as a member, and nobody becomes an owner this way.
-        </p>
-      </fieldset>
-      <RequireSsoField checked={requireSso} turningOn={turningOn} onChange={setRequireSso} />
-      <ErrorLine message={errors.form ?? null} />
-      <button type="submit" className="primary" disabled={busy}>
-        {busy ? 'Saving…' : initial ? 'Save changes' : 'Set up single sign-on'}
-      </button>
+      <AdminRoleFields
+        idPrefix="sso"
+        claimLabel="Role claim"
+        claim={shared.roleClaim}
+        onClaim={shared.setRoleClaim}
+        values={shared.adminValues}
+        onValues={shared.setAdminValues}
+      >
+        For example the claim <code>groups</code> and the value <code>sotto-admins</code>. Applied only when
+        an account is first created; everyone else starts as a member, and nobody becomes an owner this way.
+      </AdminRoleFields>
+      <SsoFormFooter shared={shared} formError={errors.form} busy={busy} isNew={!initial} />
     </form>
   );
 }
