@@ -1,4 +1,5 @@
-import { ApiError, del, getBlob, getJson, request, sendJson } from './api';
+import { del, getBlob, getJson, request, sendJson } from './api';
+import { refusedAnswer } from './api-problem';
 import type { OrgSettings } from './api-org';
 
 /**
@@ -50,20 +51,7 @@ export interface DeletionReceipt {
 /** A DELETE without a body (Fastify refuses an empty JSON body) whose answer is JSON. */
 async function deleteForJson<T>(path: string): Promise<T> {
   const res = await request(path, { method: 'DELETE' });
-  if (!res.ok) {
-    let body: { code?: string; title?: string; detail?: string } = {};
-    try {
-      body = (await res.json()) as typeof body;
-    } catch {
-      // not JSON: reported by status
-    }
-    throw new ApiError({
-      status: res.status,
-      code: body.code ?? 'error',
-      title: body.title ?? `The server answered ${res.status}`,
-      ...(body.detail ? { detail: body.detail } : {}),
-    });
-  }
+  if (!res.ok) throw await refusedAnswer(res);
   return (await res.json()) as T;
 }
 

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
-import { ApiError, del, getJson, onSessionChange, sendJson, setSupportOrg } from './api';
+import { del, getJson, onSessionChange, sendJson, setSupportOrg } from './api';
+import { refusedAnswer } from './api-problem';
 
 /**
  * The organization screens' API calls and shapes (/api/v1/org, /api/v1/audit, /api/v1/support,
@@ -225,19 +226,6 @@ export async function acceptInvitation(input: {
     body: JSON.stringify(input),
     headers: { 'content-type': 'application/json' },
   });
-  if (!res.ok) {
-    let body: { code?: string; title?: string; detail?: string } = {};
-    try {
-      body = (await res.json()) as typeof body;
-    } catch {
-      // not JSON: reported by status
-    }
-    throw new ApiError({
-      status: res.status,
-      code: body.code ?? 'error',
-      title: body.title ?? `The server answered ${res.status}`,
-      ...(body.detail ? { detail: body.detail } : {}),
-    });
-  }
+  if (!res.ok) throw await refusedAnswer(res);
   return (await res.json()) as { user: { email: string }; organization: { name: string } };
 }

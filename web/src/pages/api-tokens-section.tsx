@@ -11,13 +11,13 @@ import {
 import { errorText, when } from '../format';
 import {
   Confirm,
-  CopyButton,
-  ErrorLine,
   FieldError,
-  LoadStates,
-  Status,
+  HASH_ONLY_NOTE,
+  ListStates,
+  SecretOnce,
   describedBy,
   useLoad,
+  useSectionState,
 } from './org-common';
 
 const SCOPE_TEXT: Record<ApiScope, string> = {
@@ -48,9 +48,8 @@ export function ApiTokensSection() {
   const [days, setDays] = useState<number>(90);
   const [errors, setErrors] = useState<{ name?: string; scopes?: string }>({});
   const [created, setCreated] = useState<{ name: string; token: string } | null>(null);
-  const [confirming, setConfirming] = useState<string | null>(null);
-  const [status, setStatus] = useState('');
-  const [error, setError] = useState<string | null>(null);
+  const { status, setStatus, error, setError, confirming, setConfirming, confirmed } =
+    useSectionState<string>();
   const [busy, setBusy] = useState(false);
   const nameRef = useRef<HTMLInputElement>(null);
   const tokenRef = useRef<HTMLHeadingElement>(null);
@@ -90,19 +89,13 @@ export function ApiTokensSection() {
     }
   }
 
-  async function revoke(t: ApiToken) {
-    setError(null);
-    try {
-      await revokeToken(t.id);
-      setConfirming(null);
-      setStatus(`The token ${t.name} was revoked; it stops working at once.`);
-      headingRef.current?.focus();
-      await reload();
-    } catch (err) {
-      setConfirming(null);
-      setError(`Could not revoke ${t.name}: ${errorText(err)}`);
-    }
-  }
+  const revoke = (t: ApiToken) =>
+    confirmed(() => revokeToken(t.id), {
+      done: `The token ${t.name} was revoked; it stops working at once.`,
+      failed: `Could not revoke ${t.name}`,
+      reload,
+      focus: headingRef,
+    });
 
   const toggle = (s: ApiScope, on: boolean) =>
     setScopes(on ? API_SCOPES.filter((x) => x === s || scopes.includes(x)) : scopes.filter((x) => x !== s));
@@ -169,30 +162,24 @@ export function ApiTokensSection() {
         </div>
       </form>
       {created && (
-        <div className="org-secret">
-          <h3 ref={tokenRef} tabIndex={-1}>
-            Token {created.name}
-          </h3>
-          <p className="warning">
-            Copy it now: it is shown only this once and cannot be shown again (Sotto keeps only a hash).
-          </p>
-          <code className="secret" data-testid="api-token">
-            {created.token}
-          </code>
-          <div>
-            <CopyButton text={created.token} label="Copy token" />
-            <button type="button" onClick={() => setCreated(null)}>
-              Done, hide it
-            </button>
-          </div>
-        </div>
+        <SecretOnce
+          title={`Token ${created.name}`}
+          secret={created.token}
+          note={HASH_ONLY_NOTE}
+          testId="api-token"
+          copyLabel="Copy token"
+          headingRef={tokenRef}
+          onHide={() => setCreated(null)}
+        />
       )}
-      <Status text={status} />
-      <ErrorLine message={error} />
-      <LoadStates load={load} what="your API tokens" onRetry={() => void reload()} />
-      {load.state === 'ready' && load.data.length === 0 && (
-        <p className="empty">No API tokens yet. Create one above when a script or bot needs access.</p>
-      )}
+      <ListStates
+        status={status}
+        error={error}
+        load={load}
+        what="your API tokens"
+        onRetry={() => void reload()}
+        empty="No API tokens yet. Create one above when a script or bot needs access."
+      />
       {load.state === 'ready' && load.data.length > 0 && (
         <ul className="org-list" aria-label="API tokens">
           {load.data.map((t) => (

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState, type ReactNode, type RefObject } from 'react';
 import { errorText } from '../format';
 
 /** Small pieces the organization sections share: loading a list, its states, inline confirmation. */
@@ -134,4 +134,109 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
       </span>
     </>
   );
+}
+
+export const HASH_ONLY_NOTE =
+  'Copy it now: it is shown only this once and cannot be shown again (Sotto keeps only a hash).';
+
+/** A secret shown once (a new token, a signing secret), with its copy button and a way to hide it. */
+export function SecretOnce({
+  title,
+  secret,
+  note,
+  testId,
+  copyLabel,
+  headingRef,
+  onHide,
+}: {
+  title: string;
+  secret: string;
+  note: string;
+  testId: string;
+  copyLabel: string;
+  headingRef: RefObject<HTMLHeadingElement | null>;
+  onHide: () => void;
+}) {
+  return (
+    <div className="org-secret">
+      <h3 ref={headingRef} tabIndex={-1}>
+        {title}
+      </h3>
+      <p className="warning">{note}</p>
+      <code className="secret" data-testid={testId}>
+        {secret}
+      </code>
+      <div>
+        <CopyButton text={secret} label={copyLabel} />
+        <button type="button" onClick={onHide}>
+          Done, hide it
+        </button>
+      </div>
+    </div>
+  );
+}
+
+/**
+ * Under a list's form: the section's status and error lines, then the list's loading, error and
+ * empty states. The list itself is drawn by the caller once `load` is ready and not empty.
+ */
+export function ListStates({
+  status,
+  error,
+  load,
+  what,
+  onRetry,
+  empty,
+}: {
+  status: string;
+  error: string | null;
+  load: Loaded<readonly unknown[]>;
+  what: string;
+  onRetry: () => void;
+  empty: ReactNode;
+}) {
+  return (
+    <>
+      <Status text={status} />
+      <ErrorLine message={error} />
+      <LoadStates load={load} what={what} onRetry={onRetry} />
+      {load.state === 'ready' && load.data.length === 0 && <p className="empty">{empty}</p>}
+    </>
+  );
+}
+
+/**
+ * The status line, error line and open confirmation of a section, and `confirmed`, which runs
+ * the action a confirmation asked for: it closes the confirmation whether or not it worked, says
+ * what happened, and on success moves focus (when given) and reloads.
+ */
+export function useSectionState<K>() {
+  const [status, setStatus] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [confirming, setConfirming] = useState<K | null>(null);
+  async function confirmed(
+    action: () => Promise<unknown>,
+    o: {
+      done: string;
+      failed: string;
+      reload: () => Promise<unknown>;
+      focus?: RefObject<HTMLElement | null>;
+      /** Clear the status line first, so a failure does not stand under an older success. */
+      clearStatus?: boolean;
+    },
+  ) {
+    setError(null);
+    if (o.clearStatus) setStatus('');
+    try {
+      await action();
+      setConfirming(null);
+      setStatus(o.done);
+      o.focus?.current?.focus();
+      await o.reload();
+    } catch (err) {
+      setConfirming(null);
+      setError(`${o.failed}: ${errorText(err)}`);
+    }
+  }
+  return { status, setStatus, error, setError, confirming, setConfirming, confirmed };
 }

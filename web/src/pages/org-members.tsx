@@ -19,10 +19,12 @@ import {
   CopyButton,
   ErrorLine,
   FieldError,
+  ListStates,
   LoadStates,
   Status,
   describedBy,
   useLoad,
+  useSectionState,
 } from './org-common';
 
 const ROLE_TEXT: Record<OrgRole, string> = { owner: 'Owner', admin: 'Admin', member: 'Member' };
@@ -42,10 +44,9 @@ export function MembersSection({ me }: { me: MeInfo }) {
   const [load, reload] = useLoad(allMembers);
   const [extra, setExtra] = useState<Member[]>([]);
   const [more, setMore] = useState<boolean | null>(null);
-  const [confirming, setConfirming] = useState<string | null>(null);
   const [roles, setRoles] = useState<Record<string, OrgRole>>({});
-  const [status, setStatus] = useState('');
-  const [error, setError] = useState<string | null>(null);
+  const { status, setStatus, error, setError, confirming, setConfirming, confirmed } =
+    useSectionState<string>();
   const headingRef = useRef<HTMLHeadingElement>(null);
   const manage = me.role === 'owner' || me.role === 'admin';
 
@@ -84,20 +85,14 @@ export function MembersSection({ me }: { me: MeInfo }) {
     }
   }
 
-  async function remove(m: Member) {
-    setError(null);
-    setStatus('');
-    try {
-      await removeMember(m.id);
-      setConfirming(null);
-      setStatus(`${m.name} was removed from the organization.`);
-      headingRef.current?.focus();
-      await refresh();
-    } catch (err) {
-      setConfirming(null);
-      setError(`Could not remove ${m.name}: ${errorText(err)}`);
-    }
-  }
+  const remove = (m: Member) =>
+    confirmed(() => removeMember(m.id), {
+      done: `${m.name} was removed from the organization.`,
+      failed: `Could not remove ${m.name}`,
+      reload: refresh,
+      focus: headingRef,
+      clearStatus: true,
+    });
 
   return (
     <section className="card" aria-labelledby="members-heading" aria-busy={load.state === 'loading'}>
@@ -198,11 +193,10 @@ export function InvitationsSection({ me }: { me: MeInfo }) {
   const [email, setEmail] = useState('');
   const [role, setRole] = useState<'admin' | 'member'>('member');
   const [fieldError, setFieldError] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [created, setCreated] = useState<{ email: string; url: string; emailSent: boolean } | null>(null);
-  const [confirming, setConfirming] = useState<string | null>(null);
-  const [status, setStatus] = useState('');
+  const { status, setStatus, error, setError, confirming, setConfirming, confirmed } =
+    useSectionState<string>();
   const emailRef = useRef<HTMLInputElement>(null);
 
   async function invite(e: FormEvent) {
@@ -227,18 +221,12 @@ export function InvitationsSection({ me }: { me: MeInfo }) {
     }
   }
 
-  async function revoke(inv: Invitation) {
-    setError(null);
-    try {
-      await revokeInvitation(inv.id);
-      setConfirming(null);
-      setStatus(`The invitation to ${inv.email} was revoked; its link no longer works.`);
-      await reload();
-    } catch (err) {
-      setConfirming(null);
-      setError(`Could not revoke the invitation to ${inv.email}: ${errorText(err)}`);
-    }
-  }
+  const revoke = (inv: Invitation) =>
+    confirmed(() => revokeInvitation(inv.id), {
+      done: `The invitation to ${inv.email} was revoked; its link no longer works.`,
+      failed: `Could not revoke the invitation to ${inv.email}`,
+      reload,
+    });
 
   return (
     <section className="card" aria-labelledby="invitations-heading" aria-busy={load.state === 'loading'}>
@@ -298,12 +286,14 @@ export function InvitationsSection({ me }: { me: MeInfo }) {
           </div>
         </div>
       )}
-      <Status text={status} />
-      <ErrorLine message={error} />
-      <LoadStates load={load} what="the invitations" onRetry={() => void reload()} />
-      {load.state === 'ready' && load.data.length === 0 && (
-        <p className="empty">No invitations yet. Invite someone by email above.</p>
-      )}
+      <ListStates
+        status={status}
+        error={error}
+        load={load}
+        what="the invitations"
+        onRetry={() => void reload()}
+        empty="No invitations yet. Invite someone by email above."
+      />
       {load.state === 'ready' && load.data.length > 0 && (
         <ul className="org-list" aria-label="Invitations">
           {load.data.map((inv) => (

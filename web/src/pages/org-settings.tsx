@@ -8,7 +8,17 @@ import {
   type SettingsWithPolicy,
 } from '../api-lifecycle';
 import { errorText, when } from '../format';
-import { Confirm, ErrorLine, FieldError, LoadStates, Status, describedBy, useLoad } from './org-common';
+import {
+  Confirm,
+  ErrorLine,
+  FieldError,
+  ListStates,
+  LoadStates,
+  Status,
+  describedBy,
+  useLoad,
+  useSectionState,
+} from './org-common';
 
 const MAX_WORDS = 1000;
 
@@ -196,9 +206,8 @@ export function SupportAccessSection() {
   const [load, reload] = useLoad(listGrants);
   const [hours, setHours] = useState(24);
   const [busy, setBusy] = useState(false);
-  const [confirming, setConfirming] = useState<string | null>(null);
-  const [status, setStatus] = useState('');
-  const [error, setError] = useState<string | null>(null);
+  const { status, setStatus, error, setError, confirming, setConfirming, confirmed } =
+    useSectionState<string>();
 
   async function grant(e: FormEvent) {
     e.preventDefault();
@@ -215,18 +224,12 @@ export function SupportAccessSection() {
     }
   }
 
-  async function revoke(g: SupportGrant) {
-    setError(null);
-    try {
-      await revokeGrant(g.id);
-      setConfirming(null);
-      setStatus('Support access was revoked; it ended at once.');
-      await reload();
-    } catch (err) {
-      setConfirming(null);
-      setError(`Could not revoke: ${errorText(err)}`);
-    }
-  }
+  const revoke = (g: SupportGrant) =>
+    confirmed(() => revokeGrant(g.id), {
+      done: 'Support access was revoked; it ended at once.',
+      failed: 'Could not revoke',
+      reload,
+    });
 
   const active = load.state === 'ready' ? load.data.filter((g) => g.status === 'active') : [];
 
@@ -260,12 +263,14 @@ export function SupportAccessSection() {
           {busy ? 'Granting…' : 'Grant support access'}
         </button>
       </form>
-      <Status text={status} />
-      <ErrorLine message={error} />
-      <LoadStates load={load} what="the support grants" onRetry={() => void reload()} />
-      {load.state === 'ready' && load.data.length === 0 && (
-        <p className="empty">No grants yet: support has never had access.</p>
-      )}
+      <ListStates
+        status={status}
+        error={error}
+        load={load}
+        what="the support grants"
+        onRetry={() => void reload()}
+        empty="No grants yet: support has never had access."
+      />
       {load.state === 'ready' && load.data.length > 0 && (
         <ul className="org-list" aria-label="Support grants">
           {load.data.map((g) => (

@@ -14,16 +14,7 @@ import {
   type WebhookEvent,
 } from '../api-integrations';
 import { errorText, when } from '../format';
-import {
-  Confirm,
-  CopyButton,
-  ErrorLine,
-  FieldError,
-  LoadStates,
-  Status,
-  describedBy,
-  useLoad,
-} from './org-common';
+import { Confirm, FieldError, ListStates, SecretOnce, describedBy, useLoad } from './org-common';
 
 const EVENT_TEXT: Record<WebhookEvent, string> = {
   'recording.done': 'Transcript ready (recording.done)',
@@ -36,39 +27,6 @@ const DELIVERY_TEXT: Record<Delivery['status'], string> = {
   delivered: 'Delivered',
   failed: 'Failed',
 };
-
-/** A once-shown signing secret (creation or rotation), with its copy button. */
-function SecretBox({
-  title,
-  secret,
-  note,
-  headingRef,
-  onHide,
-}: {
-  title: string;
-  secret: string;
-  note: string;
-  headingRef: React.RefObject<HTMLHeadingElement | null>;
-  onHide: () => void;
-}) {
-  return (
-    <div className="org-secret">
-      <h3 ref={headingRef} tabIndex={-1}>
-        {title}
-      </h3>
-      <p className="warning">{note}</p>
-      <code className="secret" data-testid="webhook-secret">
-        {secret}
-      </code>
-      <div>
-        <CopyButton text={secret} label="Copy secret" />
-        <button type="button" onClick={onHide}>
-          Done, hide it
-        </button>
-      </div>
-    </div>
-  );
-}
 
 /**
  * Organization → Webhooks: HTTPS endpoints called when a recording is done, failed or deleted.
@@ -174,20 +132,24 @@ export function WebhooksSection() {
         </button>
       </form>
       {secret && (
-        <SecretBox
+        <SecretOnce
           title={secret.title}
           secret={secret.secret}
           note={secret.note}
+          testId="webhook-secret"
+          copyLabel="Copy secret"
           headingRef={secretRef}
           onHide={() => setSecret(null)}
         />
       )}
-      <Status text={status} />
-      <ErrorLine message={error} />
-      <LoadStates load={load} what="the webhooks" onRetry={() => void reload()} />
-      {load.state === 'ready' && load.data.length === 0 && (
-        <p className="empty">No webhooks yet. Add your receiver's address above.</p>
-      )}
+      <ListStates
+        status={status}
+        error={error}
+        load={load}
+        what="the webhooks"
+        onRetry={() => void reload()}
+        empty="No webhooks yet. Add your receiver's address above."
+      />
       {load.state === 'ready' && load.data.length > 0 && (
         <ul className="org-list" aria-label="Webhooks">
           {load.data.map((h) => (
@@ -362,15 +324,14 @@ function DeliveryLog({ hook }: { hook: Webhook }) {
           Refresh
         </button>
       </div>
-      <Status text={status} />
-      <ErrorLine message={error} />
-      <LoadStates load={load} what="the deliveries" onRetry={() => void reload()} />
-      {load.state === 'ready' && load.data.length === 0 && (
-        <p className="empty">
-          Nothing sent yet. Deliveries appear here when a recording of a chosen event finishes, fails or is
-          deleted.
-        </p>
-      )}
+      <ListStates
+        status={status}
+        error={error}
+        load={load}
+        what="the deliveries"
+        onRetry={() => void reload()}
+        empty="Nothing sent yet. Deliveries appear here when a recording of a chosen event finishes, fails or is deleted."
+      />
       {load.state === 'ready' && load.data.length > 0 && (
         <ul className="org-list" aria-label={`Deliveries to ${hook.url}`}>
           {load.data.map((d) => (

@@ -3,13 +3,13 @@ import { createWorker, listWorkers, revokeWorker, type WorkerToken } from '../ap
 import { errorText, when } from '../format';
 import {
   Confirm,
-  CopyButton,
-  ErrorLine,
   FieldError,
-  LoadStates,
-  Status,
+  HASH_ONLY_NOTE,
+  ListStates,
+  SecretOnce,
   describedBy,
   useLoad,
+  useSectionState,
 } from './org-common';
 
 /** Remote transcription workers' tokens: the token itself is in the creation answer only. */
@@ -18,9 +18,8 @@ export function WorkersSection() {
   const [name, setName] = useState('');
   const [nameError, setNameError] = useState<string | null>(null);
   const [created, setCreated] = useState<{ name: string; token: string } | null>(null);
-  const [confirming, setConfirming] = useState<string | null>(null);
-  const [status, setStatus] = useState('');
-  const [error, setError] = useState<string | null>(null);
+  const { status, setStatus, error, setError, confirming, setConfirming, confirmed } =
+    useSectionState<string>();
   const [busy, setBusy] = useState(false);
   const nameRef = useRef<HTMLInputElement>(null);
   const tokenRef = useRef<HTMLHeadingElement>(null);
@@ -50,18 +49,12 @@ export function WorkersSection() {
     }
   }
 
-  async function revoke(t: WorkerToken) {
-    setError(null);
-    try {
-      await revokeWorker(t.id);
-      setConfirming(null);
-      setStatus(`The token of ${t.name} was revoked; that worker can no longer take jobs.`);
-      await reload();
-    } catch (err) {
-      setConfirming(null);
-      setError(`Could not revoke ${t.name}: ${errorText(err)}`);
-    }
-  }
+  const revoke = (t: WorkerToken) =>
+    confirmed(() => revokeWorker(t.id), {
+      done: `The token of ${t.name} was revoked; that worker can no longer take jobs.`,
+      failed: `Could not revoke ${t.name}`,
+      reload,
+    });
 
   return (
     <section className="card" aria-labelledby="workers-heading" aria-busy={load.state === 'loading'}>
@@ -90,30 +83,24 @@ export function WorkersSection() {
       </form>
       <FieldError id="worker-name-error" message={nameError} />
       {created && (
-        <div className="org-secret">
-          <h3 ref={tokenRef} tabIndex={-1}>
-            Token for {created.name}
-          </h3>
-          <p className="warning">
-            Copy it now: it is shown only this once and cannot be shown again (Sotto keeps only a hash).
-          </p>
-          <code className="secret" data-testid="worker-token">
-            {created.token}
-          </code>
-          <div>
-            <CopyButton text={created.token} label="Copy token" />
-            <button type="button" onClick={() => setCreated(null)}>
-              Done, hide it
-            </button>
-          </div>
-        </div>
+        <SecretOnce
+          title={`Token for ${created.name}`}
+          secret={created.token}
+          note={HASH_ONLY_NOTE}
+          testId="worker-token"
+          copyLabel="Copy token"
+          headingRef={tokenRef}
+          onHide={() => setCreated(null)}
+        />
       )}
-      <Status text={status} />
-      <ErrorLine message={error} />
-      <LoadStates load={load} what="the worker tokens" onRetry={() => void reload()} />
-      {load.state === 'ready' && load.data.length === 0 && (
-        <p className="empty">No worker tokens. Jobs run on the server's own workers.</p>
-      )}
+      <ListStates
+        status={status}
+        error={error}
+        load={load}
+        what="the worker tokens"
+        onRetry={() => void reload()}
+        empty="No worker tokens. Jobs run on the server's own workers."
+      />
       {load.state === 'ready' && load.data.length > 0 && (
         <ul className="org-list" aria-label="Worker tokens">
           {load.data.map((t) => (
