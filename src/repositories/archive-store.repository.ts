@@ -1,10 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Database } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
+import { readdirSafe, syncDir } from './sealed-file-store.repository.js';
 
 /**
  * Where archived (cold) recordings live: sealed bytes only, encrypted before they get here. Two
@@ -270,23 +271,4 @@ async function* rechunk(source: Readable, size: number): AsyncGenerator<Buffer> 
     }
   }
   if (length > 0) yield Buffer.concat(pending);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch {
-    // Some filesystems refuse fsync on a directory; the file itself is synced.
-  } finally {
-    await handle.close();
-  }
-}
-
-async function readdirSafe(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch {
-    return [];
-  }
 }
