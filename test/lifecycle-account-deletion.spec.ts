@@ -5,7 +5,6 @@
  * user's recordings per the org's departedUserRecordings policy, audits and e-mails a receipt.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,52 +12,10 @@ import { withTenant } from '../src/db/tenant.js';
 import { ManualClock } from '../src/repositories/clock.repository.js';
 import { authed, call, freshIp, login, signup, totp, type Account } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
+import { fakeSmtp, type FakeSmtp } from './helpers/fake-smtp.js';
 import { addUser, type TestUser } from './helpers/fixtures.js';
 import { recordingEnv, upload } from './helpers/recordings.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
-
-/** A minimal SMTP server (enough for nodemailer, no TLS/AUTH) that keeps what it receives. */
-async function fakeSmtp(): Promise<{ url: string; messages: string[]; close: () => Promise<void> }> {
-  const messages: string[] = [];
-  const server: Server = createServer((sock) => {
-    sock.setEncoding('utf8');
-    let inData = false;
-    let buf = '';
-    let msg = '';
-    sock.write('220 fake.test ESMTP\r\n');
-    sock.on('data', (chunk: string) => {
-      buf += chunk;
-      for (let i = buf.indexOf('\r\n'); i >= 0; i = buf.indexOf('\r\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (inData) {
-          if (line === '.') {
-            inData = false;
-            messages.push(msg);
-            msg = '';
-            sock.write('250 queued\r\n');
-          } else msg += `${line.startsWith('..') ? line.slice(1) : line}\n`;
-          continue;
-        }
-        const cmd = line.slice(0, 4).toUpperCase();
-        if (cmd === 'EHLO') sock.write('250-fake.test\r\n250 8BITMIME\r\n');
-        else if (cmd === 'DATA') {
-          inData = true;
-          sock.write('354 go ahead\r\n');
-        } else if (cmd === 'QUIT') sock.end('221 bye\r\n');
-        else sock.write('250 ok\r\n');
-      }
-    });
-    sock.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `smtp://127.0.0.1:${port}`,
-    messages,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
 
 const PASSWORD = 'a long and private passphrase 77';
 const TITLE = 'Quarterly review with Philippa';
@@ -66,7 +23,7 @@ const TITLE = 'Quarterly review with Philippa';
 describe.skipIf(!hasCorpus)(`account deletion (${backendLabel}) ${hasCorpus ? '' : noCorpusReason}`, () => {
   let t: TestApp;
   let clock: ManualClock;
-  let smtp: Awaited<ReturnType<typeof fakeSmtp>>;
+  let smtp: FakeSmtp;
   let dataDir: string;
   let owner: Account;
   let ownerToken: string;

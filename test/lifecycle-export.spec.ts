@@ -4,12 +4,12 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import yauzl from 'yauzl';
 import { ManualClock } from '../src/repositories/clock.repository.js';
 import { auditRows, freshIp } from './helpers/auth-client.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 import { seedTranscript, seg } from './helpers/transcripts.js';
+import { unzip } from './helpers/zip.js';
 
 /**
  * Data-portability exports (docs/lifecycle.md), end to end through the HTTP routes: request →
@@ -17,30 +17,6 @@ import { seedTranscript, seg } from './helpers/transcripts.js';
  * admins only, another org's export exactly 404, expiry deleting the file, restart recovery.
  */
 const SECRET_WORDS = ['pelican', 'marmalade', 'zanzibar'];
-
-function unzip(buf: Buffer): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(buf, { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err ?? new Error('no zip'));
-      const out = new Map<string, Buffer>();
-      zip.on('entry', (entry: yauzl.Entry) => {
-        zip.openReadStream(entry, (e, stream) => {
-          if (e || !stream) return reject(e ?? new Error('no stream'));
-          const parts: Buffer[] = [];
-          stream.on('data', (c: Buffer) => parts.push(c));
-          stream.on('end', () => {
-            out.set(entry.fileName, Buffer.concat(parts));
-            zip.readEntry();
-          });
-          stream.on('error', reject);
-        });
-      });
-      zip.on('end', () => resolve(out));
-      zip.on('error', reject);
-      zip.readEntry();
-    });
-  });
-}
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 

@@ -1,11 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import yauzl from 'yauzl';
 import { withSystem, withTenant } from '../src/db/tenant.js';
 import { AppError } from '../src/domain/errors.js';
 import { DatabaseArchiveStore } from '../src/repositories/archive-store.repository.js';
@@ -13,10 +12,12 @@ import { ManualClock } from '../src/repositories/clock.repository.js';
 import { deletionRepository } from '../src/repositories/deletion.repository.js';
 import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
 import { streamZip, type ExportPlan } from '../src/services/org-export-builder.js';
+import { flipArchiveByte } from './helpers/archive.js';
 import { freshIp } from './helpers/auth-client.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, usingPostgres, type TestApp } from './helpers/test-app.js';
 import { seedTranscript, seg } from './helpers/transcripts.js';
+import { unzip } from './helpers/zip.js';
 
 /**
  * Fixes of the data-lifecycle review (docs/lifecycle.md): account deletion covers archived
@@ -27,30 +28,6 @@ import { seedTranscript, seg } from './helpers/transcripts.js';
  */
 const DAY = 24 * 3600 * 1000;
 const PASSWORD = 'a long and private passphrase 91';
-
-function unzip(buf: Buffer): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(buf, { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err ?? new Error('no zip'));
-      const out = new Map<string, Buffer>();
-      zip.on('entry', (entry: yauzl.Entry) => {
-        zip.openReadStream(entry, (e, stream) => {
-          if (e || !stream) return reject(e ?? new Error('no stream'));
-          const parts: Buffer[] = [];
-          stream.on('data', (c: Buffer) => parts.push(c));
-          stream.on('end', () => {
-            out.set(entry.fileName, Buffer.concat(parts));
-            zip.readEntry();
-          });
-          stream.on('error', reject);
-        });
-      });
-      zip.on('end', () => resolve(out));
-      zip.on('error', reject);
-      zip.readEntry();
-    });
-  });
-}
 
 for (const store of ['dir', 'database'] as const) {
   describe(`data-lifecycle fixes, ${store} archive store (${backendLabel})`, () => {
@@ -284,18 +261,16 @@ for (const store of ['dir', 'database'] as const) {
       writeFileSync(plain, randomBytes(100_000));
       await t.services.audio.seal(owner.orgId, rec, plain, 'audio/wav');
       const archiveId = (await t.services.archive.archiveRecording(owner.orgId, rec))!;
-      if (store === 'dir') {
-        const file = path.join(dataDir, 'archive', owner.orgId, `${archiveId}.audio`);
-        const bytes = readFileSync(file);
-        bytes[bytes.length - 100]! ^= 0x01;
-        writeFileSync(file, bytes);
-      } else {
-        await t.db.query(
-          `UPDATE archive_objects SET data = set_byte(data, 5000, get_byte(data, 5000) # 1)
-            WHERE archive_id = $1 AND part = 'audio'`,
-          [archiveId],
-        );
-      }
+      await flipArchiveByte({
+        t,
+        store,
+        dataDir,
+        orgId: owner.orgId,
+        archiveId,
+        part: 'audio',
+        fromEnd: 100,
+        dbOffset: 5000,
+      });
       const res = await api(owner, 'POST', `/api/v1/org/archive/${archiveId}/restore`);
       expect(res.statusCode).toBe(500);
       expect((await api(owner, 'GET', `/api/v1/recordings/${rec}`)).statusCode).toBe(404);

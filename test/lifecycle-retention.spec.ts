@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem, withTenant } from '../src/db/tenant.js';
 import { loadConfig } from '../src/config/config.js';
 import { ManualClock } from '../src/repositories/clock.repository.js';
+import { flipArchiveByte } from './helpers/archive.js';
 import { freshIp } from './helpers/auth-client.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
@@ -300,19 +301,16 @@ for (const store of ['dir', 'database'] as const) {
       const archiveId = (await t.services.archive.archiveRecording(owner.orgId, failed))!;
       expect(archiveId).toBeDefined();
       // Flip one byte of the sealed object where it is stored.
-      if (store === 'dir') {
-        const file = path.join(dataDir, 'archive', owner.orgId, `${archiveId}.object`);
-        const bytes = readFileSync(file);
-        bytes[bytes.length - 5]! ^= 0x01;
-        writeFileSync(file, bytes);
-      } else {
-        // As the login role (the application role may not UPDATE archive objects at all).
-        await t.db.query(
-          `UPDATE archive_objects SET data = set_byte(data, 40, get_byte(data, 40) # 1)
-            WHERE archive_id = $1 AND part = 'object'`,
-          [archiveId],
-        );
-      }
+      await flipArchiveByte({
+        t,
+        store,
+        dataDir,
+        orgId: owner.orgId,
+        archiveId,
+        part: 'object',
+        fromEnd: 5,
+        dbOffset: 40,
+      });
       const res = await api(owner, 'POST', `/api/v1/org/archive/${archiveId}/restore`);
       expect(res.statusCode).toBe(500);
       expect((await api(owner, 'GET', `/api/v1/recordings/${failed}`)).statusCode).toBe(404);

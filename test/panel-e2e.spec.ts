@@ -2,14 +2,8 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
-import {
-  hasChromium,
-  noChromiumReason,
-  screenshotDir as shots,
-  startPanel,
-  type Panel,
-} from './helpers/panel.js';
+import { corpusFile } from './helpers/corpus.js';
+import { panelSkipReason, screenshotDir as shots, startPanel, type Panel } from './helpers/panel.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
 
@@ -18,8 +12,7 @@ import { backendLabel } from './helpers/test-app.js';
  * playwright-core) against a real HTTPS listener serving a fresh Vite build of web/ under the
  * production CSP, with the sphinx engine transcribing a corpus file for real.
  */
-const skipReason = !hasCorpus ? noCorpusReason : !hasChromium ? noChromiumReason : '';
-if (skipReason) console.warn(`panel-e2e skipped: ${skipReason}`);
+const skipReason = panelSkipReason('panel-e2e', true);
 
 const PASSWORD = 'calm-harbour-lantern-47';
 

@@ -10,13 +10,7 @@ import { call, freshIp, login } from './helpers/auth-client.js';
 import { bearer } from './helpers/fixtures.js';
 import { createLive } from './helpers/live.js';
 import { startIdp, type TestIdp } from './helpers/oidc-idp.js';
-import {
-  hasChromium,
-  noChromiumReason,
-  screenshotDir as shots,
-  startPanel,
-  type Panel,
-} from './helpers/panel.js';
+import { orgTab, panelSkipReason, screenshotDir as shots, startPanel, type Panel } from './helpers/panel.js';
 import { backendLabel } from './helpers/test-app.js';
 
 /**
@@ -26,14 +20,14 @@ import { backendLabel } from './helpers/test-app.js';
  * only and stops when revoked; adds a webhook to a real HTTPS receiver, sees its secret once and
  * the delivery of a deleted recording in the log, and sends it again. A member sees neither tab.
  */
-if (!hasChromium) console.warn(`panel-integrations skipped: ${noChromiumReason}`);
+const skipReason = panelSkipReason('panel-integrations');
 
 const PASSWORD = 'amber-harbor-lantern-63';
 const MEMBER_PASSWORD = 'copper-willow-anchor-27';
 // The redirect URI the server advertises (SOTTO_PUBLIC_URL of the test app); the browser is sent on to the panel.
 const PUBLIC = 'https://sotto.test';
 
-describe.skipIf(!hasChromium)(`integration screens in Chromium (${backendLabel})`, () => {
+describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backendLabel})`, () => {
   let panel: Panel;
   let base: string;
   let dir: string;
@@ -84,8 +78,6 @@ describe.skipIf(!hasChromium)(`integration screens in Chromium (${backendLabel})
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const tab = (page: Page, name: string) =>
-    page.getByRole('navigation', { name: 'Organization sections' }).getByRole('link', { name, exact: true });
   const api = (token: string, method: string, url: string, payload?: object) =>
     call(panel.t, freshIp(), {
       method: method as 'GET',
@@ -116,7 +108,7 @@ describe.skipIf(!hasChromium)(`integration screens in Chromium (${backendLabel})
     await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
 
     await page.goto(`${base}/org/sso`);
-    expect(await tab(page, 'Single sign-on').getAttribute('aria-current')).toBe('page');
+    expect(await orgTab(page, 'Single sign-on').getAttribute('aria-current')).toBe('page');
     await page.getByText('Not set up yet').waitFor();
     // The form's own checks, each under its field.
     await page.getByLabel('Issuer URL').fill(idp.issuer);
@@ -200,7 +192,7 @@ describe.skipIf(!hasChromium)(`integration screens in Chromium (${backendLabel})
 
   it('an owner adds a webhook to a real HTTPS receiver and sees its secret once', async () => {
     const { page } = owner;
-    await tab(page, 'Webhooks').click();
+    await orgTab(page, 'Webhooks').click();
     await page.waitForURL(`${base}/org/webhooks`);
     await page.getByText('No webhooks yet').waitFor();
     const hookUrl = `https://127.0.0.1:${receiverPort}/hook`;

@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
 import type { Actor } from '../src/domain/auth-context.js';
 import {
-  hasChromium,
-  noChromiumReason,
+  logIn,
+  orgTab,
+  panelSkipReason,
   screenshotDir as shots,
   startPanel,
   type Panel,
@@ -24,13 +25,13 @@ import { seedTranscript, seg } from './helpers/transcripts.js';
  * a member deletes their account and cannot log in again; the owner deletes the organization by
  * typing its slug, is signed out, and cannot log in again.
  */
-if (!hasChromium) console.warn(`panel-lifecycle skipped: ${noChromiumReason}`);
+const skipReason = panelSkipReason('panel-lifecycle');
 
 const OWNER_PASSWORD = 'linden-harbour-compass-47';
 const ADMIN_PASSWORD = 'copper-kestrel-meadow-62';
 const MEMBER_PASSWORD = 'velvet-anchor-orchard-38';
 
-describe.skipIf(!hasChromium)(`data lifecycle screens in Chromium (${backendLabel})`, () => {
+describe.skipIf(Boolean(skipReason))(`data lifecycle screens in Chromium (${backendLabel})`, () => {
   let panel: Panel;
   let base: string;
   let dataDir: string;
@@ -58,15 +59,6 @@ describe.skipIf(!hasChromium)(`data lifecycle screens in Chromium (${backendLabe
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const logIn = async (page: Page, email: string, password: string) => {
-    await page.goto(`${base}/login`);
-    await page.getByRole('heading', { name: 'Log in to Sotto' }).waitFor();
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Log in' }).click();
-  };
-  const tab = (page: Page, name: string) =>
-    page.getByRole('navigation', { name: 'Organization sections' }).getByRole('link', { name, exact: true });
   const isFocused = (page: Page, name: string) =>
     page.getByRole('button', { name, exact: true }).evaluate((b) => b === b.ownerDocument.activeElement);
 
@@ -126,12 +118,12 @@ describe.skipIf(!hasChromium)(`data lifecycle screens in Chromium (${backendLabe
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
     admin = { ctx, page };
-    await logIn(page, adminEmail, ADMIN_PASSWORD);
+    await logIn(page, base, adminEmail, ADMIN_PASSWORD);
     await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
     expect(await page.locator('li.recording', { hasText: 'Quarterly review' }).count()).toBe(0);
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organization' }).click();
-    await tab(page, 'Archive').click();
+    await orgTab(page, 'Archive').click();
     await page.waitForURL(`${base}/org/archive`);
     const list = page.getByRole('list', { name: 'Archived recordings' });
     for (const title of Object.keys(archived)) await list.locator('.org-row', { hasText: title }).waitFor();
@@ -173,7 +165,7 @@ describe.skipIf(!hasChromium)(`data lifecycle screens in Chromium (${backendLabe
   it('the admin requests an export, sees it prepared, then Ready, and downloads the zip', async () => {
     const { page } = admin;
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organization' }).click();
-    await tab(page, 'Data').click();
+    await orgTab(page, 'Data').click();
     await page.waitForURL(`${base}/org/data`);
     await page.getByText('No exports yet').waitFor();
     // An admin is told that only an owner can delete the organization; no form for them.
@@ -205,7 +197,7 @@ describe.skipIf(!hasChromium)(`data lifecycle screens in Chromium (${backendLabe
     // Phone width: the archive and data sections fit without running off the side.
     await page.setViewportSize({ width: 390, height: 800 });
     for (const name of ['Archive', 'Data']) {
-      await tab(page, name).click();
+      await orgTab(page, name).click();
       await page.locator('[aria-busy="true"]').first().waitFor({ state: 'detached' });
       const fits = await page.evaluate(
         'document.documentElement.scrollWidth <= document.documentElement.clientWidth',
@@ -215,7 +207,7 @@ describe.skipIf(!hasChromium)(`data lifecycle screens in Chromium (${backendLabe
     await page.setViewportSize({ width: 1100, height: 760 });
 
     // Deleting the export asks first, then removes it.
-    await tab(page, 'Data').click();
+    await orgTab(page, 'Data').click();
     await page.getByRole('button', { name: /^Delete the export of/ }).click();
     await expect.poll(() => isFocused(page, 'Keep it')).toBe(true);
     await page.getByRole('button', { name: 'Delete', exact: true }).click();
@@ -233,7 +225,7 @@ describe.skipIf(!hasChromium)(`data lifecycle screens in Chromium (${backendLabe
   it('the owner chooses to delete the recordings of departed users', async () => {
     const { page } = owner;
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organization' }).click();
-    await tab(page, 'Settings').click();
+    await orgTab(page, 'Settings').click();
     const transfer = page.getByLabel(/^Transfer their recordings/);
     await transfer.waitFor();
     expect(await transfer.isChecked()).toBe(true);
@@ -255,7 +247,7 @@ describe.skipIf(!hasChromium)(`data lifecycle screens in Chromium (${backendLabe
   it('a member deletes their account, lands on the login page and cannot log in again', async () => {
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
-    await logIn(page, memberEmail, MEMBER_PASSWORD);
+    await logIn(page, base, memberEmail, MEMBER_PASSWORD);
     await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Security' }).click();
     const section = page.getByRole('region', { name: 'Delete my account' });
@@ -302,7 +294,7 @@ describe.skipIf(!hasChromium)(`data lifecycle screens in Chromium (${backendLabe
   it('the owner deletes the organization by typing its slug, is signed out, and cannot log in again', async () => {
     const { page } = owner;
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organization' }).click();
-    await tab(page, 'Data').click();
+    await orgTab(page, 'Data').click();
     const section = page.getByRole('region', { name: 'Delete the organization' });
     await section.getByText(/crypto-shredding/).waitFor();
     await section.getByText(/not in\s+database backups/).waitFor();

@@ -3,8 +3,9 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
 import {
-  hasChromium,
-  noChromiumReason,
+  logIn,
+  orgTab,
+  panelSkipReason,
   screenshotDir as shots,
   startPanel,
   type Panel,
@@ -18,7 +19,7 @@ import { backendLabel } from './helpers/test-app.js';
  * member has no Organization link and no access at /org; a support user picks the organization
  * and sees its recordings.
  */
-if (!hasChromium) console.warn(`panel-org skipped: ${noChromiumReason}`);
+const skipReason = panelSkipReason('panel-org');
 
 const PASSWORD = 'quiet-meadow-compass-81';
 const MEMBER_PASSWORD = 'brass-otter-lighthouse-19';
@@ -46,7 +47,7 @@ function toneWav(): Buffer {
   return buf;
 }
 
-describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel})`, () => {
+describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backendLabel})`, () => {
   let panel: Panel;
   let base: string;
   let owner: { ctx: BrowserContext; page: Page };
@@ -68,15 +69,6 @@ describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel}
   afterAll(async () => {
     await panel?.close();
   });
-
-  const logIn = async (page: Page, email: string, password: string) => {
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Log in' }).click();
-  };
-  const tab = (page: Page, name: string) =>
-    page.getByRole('navigation', { name: 'Organization sections' }).getByRole('link', { name, exact: true });
 
   it('an owner signs up, opens Organization and invites a member', async () => {
     const ctx = await panel.newContext();
@@ -102,12 +94,12 @@ describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel}
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organization' }).click();
     await page.getByRole('heading', { name: /^Organization: Harbour Practice/ }).waitFor();
-    expect(await tab(page, 'Members').getAttribute('aria-current')).toBe('page');
+    expect(await orgTab(page, 'Members').getAttribute('aria-current')).toBe('page');
     await page.locator('.org-row', { hasText: 'Olga Owner' }).getByText('You').waitFor();
 
-    await tab(page, 'Invitations').click();
+    await orgTab(page, 'Invitations').click();
     await page.waitForURL(`${base}/org/invitations`);
-    expect(await tab(page, 'Invitations').getAttribute('aria-current')).toBe('page');
+    expect(await orgTab(page, 'Invitations').getAttribute('aria-current')).toBe('page');
     await page.getByText('No invitations yet').waitFor();
     await page.getByLabel('Email').fill('not an address');
     await page.getByLabel('Role').selectOption('member');
@@ -167,7 +159,7 @@ describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel}
 
   it('the owner sees the member, changes a role back and forth, and sees the API refuse a stale revoke', async () => {
     const { page } = owner;
-    await tab(page, 'Members').click();
+    await orgTab(page, 'Members').click();
     const row = page.locator('.org-row', { hasText: 'Mia Member' });
     await row.waitFor();
     await row.getByLabel('Role of Mia Member', { exact: true }).selectOption('admin');
@@ -186,7 +178,7 @@ describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel}
     await page.screenshot({ path: path.join(shots, 'org-members.png'), fullPage: true });
 
     // The API's refusal is shown as it says: an invitation revoked elsewhere meanwhile.
-    await tab(page, 'Invitations').click();
+    await orgTab(page, 'Invitations').click();
     await page.getByLabel('Email').fill(`late-${stamp}@example.test`);
     await page.getByRole('button', { name: 'Invite', exact: true }).click();
     const late = page.locator('.org-row', { hasText: `late-${stamp}@example.test` });
@@ -197,13 +189,13 @@ describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel}
     await late.getByRole('button', { name: /^Revoke the invitation/ }).click();
     await late.getByRole('button', { name: 'Revoke', exact: true }).click();
     await page.getByRole('alert').filter({ hasText: 'already accepted or revoked' }).waitFor();
-    await tab(page, 'Members').click();
+    await orgTab(page, 'Members').click();
     await page.locator('.org-row', { hasText: 'Mia Member' }).waitFor();
 
     // Phone width: nothing runs off the side, on any section (the audit table scrolls in its box).
     await page.setViewportSize({ width: 390, height: 800 });
     for (const name of ['Members', 'Invitations', 'Settings', 'Support access', 'Workers', 'Audit log']) {
-      await tab(page, name).click();
+      await orgTab(page, name).click();
       await page.locator('[aria-busy="true"]').first().waitFor({ state: 'detached' });
       const fits = await page.evaluate(
         'document.documentElement.scrollWidth <= document.documentElement.clientWidth',
@@ -212,12 +204,12 @@ describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel}
     }
     await page.screenshot({ path: path.join(shots, 'org-phone.png') });
     await page.setViewportSize({ width: 1100, height: 760 });
-    await tab(page, 'Members').click();
+    await orgTab(page, 'Members').click();
   }, 60_000);
 
   it('the owner changes settings (a bad retention refused by its field) and grants support access', async () => {
     const { page } = owner;
-    await tab(page, 'Settings').click();
+    await orgTab(page, 'Settings').click();
     const days = page.getByLabel('Keep recordings for (days)');
     await days.waitFor();
     await days.fill('0');
@@ -237,7 +229,7 @@ describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel}
     expect(await page.getByLabel('Custom vocabulary').inputValue()).toBe('Rossi\nparacetamol');
     await page.screenshot({ path: path.join(shots, 'org-settings.png'), fullPage: true });
 
-    await tab(page, 'Support access').click();
+    await orgTab(page, 'Support access').click();
     await page.getByText('Support access is off.').waitFor();
     await page.getByLabel('Duration').selectOption('24');
     await page.getByRole('button', { name: 'Grant support access' }).click();
@@ -247,7 +239,7 @@ describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel}
 
   it('the owner creates a worker token (shown once, copyable) and revokes it', async () => {
     const { page } = owner;
-    await tab(page, 'Workers').click();
+    await orgTab(page, 'Workers').click();
     await page.getByText('No worker tokens').waitFor();
     await page.getByLabel('Worker name').fill('gpu-box');
     await page.getByRole('button', { name: 'Create token' }).click();
@@ -263,7 +255,7 @@ describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel}
 
   it('the owner sees the audit log, verified, with the actions just taken', async () => {
     const { page } = owner;
-    await tab(page, 'Audit log').click();
+    await orgTab(page, 'Audit log').click();
     await page.getByText('Chain verified').waitFor();
     const actions = await page.locator('.org-audit tbody th').allInnerTexts();
     for (const a of ['invitation.created', 'invitation.accepted', 'support.granted'])
@@ -282,7 +274,7 @@ describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel}
   it('a support user picks the organization and sees its recordings, read only', async () => {
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
-    await logIn(page, supportEmail, SUPPORT_PASSWORD);
+    await logIn(page, base, supportEmail, SUPPORT_PASSWORD);
     await page.getByRole('heading', { name: 'Choose an organization' }).waitFor();
     const row = page.locator('.org-row', { hasText: 'Harbour Practice' });
     await row.getByText(/access until/).waitFor();
@@ -294,7 +286,7 @@ describe.skipIf(!hasChromium)(`organization screens in Chromium (${backendLabel}
     // Organization shows support the members only.
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organization' }).click();
     await page.locator('.org-row', { hasText: 'Mia Member' }).waitFor();
-    expect(await tab(page, 'Settings').count()).toBe(0);
+    expect(await orgTab(page, 'Settings').count()).toBe(0);
     expect(await page.getByRole('button', { name: /^Remove/ }).count()).toBe(0);
 
     // Switching clears the views and asks again.

@@ -2,14 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
-import {
-  hasChromium,
-  noChromiumReason,
-  screenshotDir as shots,
-  startPanel,
-  type Panel,
-} from './helpers/panel.js';
+import { corpusFile } from './helpers/corpus.js';
+import { panelSkipReason, screenshotDir as shots, startPanel, type Panel } from './helpers/panel.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
 
@@ -20,8 +14,7 @@ import { backendLabel } from './helpers/test-app.js';
  * the machine original, the turn timeline, list filters and search, and the delete dialog
  * (Escape keeps, focus returns). No CSP violation on any page.
  */
-const skipReason = !hasCorpus ? noCorpusReason : !hasChromium ? noChromiumReason : '';
-if (skipReason) console.warn(`panel-recordings skipped: ${skipReason}`);
+const skipReason = panelSkipReason('panel-recordings', true);
 
 const PASSWORD = 'quiet-meadow-compass-82';
 const CORPUS = 'call-02';

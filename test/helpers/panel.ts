@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { buildServer } from '../../src/http/server.js';
 import { ensureSelfSignedCert } from '../../src/repositories/tls.repository.js';
+import { hasCorpus, noCorpusReason } from './corpus.js';
 import { startTestApp, type TestApp } from './test-app.js';
 
 /**
@@ -114,3 +115,26 @@ export async function startPanel(env: Record<string, string> = {}, opts: PanelOp
     close,
   };
 }
+
+/**
+ * Why the browser spec `spec` cannot run here ('' when it can: Chromium, and the corpus too when
+ * `needsCorpus`), warned once so a skipped run says why. Use as describe.skipIf(Boolean(reason)).
+ */
+export function panelSkipReason(spec: string, needsCorpus = false): string {
+  const reason = needsCorpus && !hasCorpus ? noCorpusReason : !hasChromium ? noChromiumReason : '';
+  if (reason) console.warn(`${spec} skipped: ${reason}`);
+  return reason;
+}
+
+/** Logs in through the panel's login page (the caller waits for where it lands). */
+export async function logIn(page: Page, base: string, email: string, password: string): Promise<void> {
+  await page.goto(`${base}/login`);
+  await page.getByRole('heading', { name: 'Log in to Sotto' }).waitFor();
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+/** A tab of the Organization page's section navigation. */
+export const orgTab = (page: Page, name: string) =>
+  page.getByRole('navigation', { name: 'Organization sections' }).getByRole('link', { name, exact: true });
