@@ -3,6 +3,7 @@ import type { Database } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import { actorCan, apiScopes, scopePermissions, type ApiScope } from '../domain/api-scopes.js';
 import type { Actor } from '../domain/auth-context.js';
+import { checkTokenName } from '../domain/token-name.js';
 import { AppError, notFound } from '../domain/errors.js';
 import { can } from '../domain/roles.js';
 import { apiTokenRepository, type ApiTokenRow } from '../repositories/api-token.repository.js';
@@ -41,12 +42,9 @@ export interface CreatedApiToken {
 
 export const API_TOKEN_PREFIX = 'sotto_pat_';
 const codec = new OpaqueTokenCodec(API_TOKEN_PREFIX);
-const MAX_NAME = 100;
 /** Live tokens per user: enough for every script, small enough to keep lists and audits sane. */
 export const MAX_ACTIVE_TOKENS = 50;
 const DAY_MS = 86_400_000;
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 export const looksLikeApiToken = (token: string): boolean => codec.looksLike(token);
 
@@ -56,16 +54,6 @@ const nameLocation = (orgId: string, id: string) => ({
   rowId: id,
   field: 'name',
 });
-
-function checkName(name: string): string {
-  const trimmed = name.trim();
-  if (trimmed.length < 1 || trimmed.length > MAX_NAME || CONTROL.test(trimmed))
-    throw new AppError(
-      'bad_request',
-      `The name must be 1 to ${MAX_NAME} characters, without control characters`,
-    );
-  return trimmed;
-}
 
 function checkScopes(actor: Actor, scopes: readonly string[]): ApiScope[] {
   const unique = [...new Set(scopes)];
@@ -99,7 +87,7 @@ export class ApiTokenService {
     input: { name: string; scopes: readonly string[]; expiresInDays?: number | undefined },
   ): Promise<CreatedApiToken> {
     requireSessionActor(actor);
-    const name = checkName(input.name);
+    const name = checkTokenName(input.name);
     const scopes = checkScopes(actor, input.scopes);
     const days = input.expiresInDays ?? Math.min(90, this.maxDays);
     if (!Number.isInteger(days) || days < 1 || days > this.maxDays)

@@ -2,6 +2,7 @@ import { lastUsedIsStale, OpaqueTokenCodec } from '../crypto/opaque-token.js';
 import type { Database, Queryable } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
+import { checkTokenName } from '../domain/token-name.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { recordingJobRepository } from '../repositories/recording-job.repository.js';
@@ -42,23 +43,9 @@ export interface CreatedWorkerToken {
 
 export const WORKER_TOKEN_PREFIX = 'sotto_wkr_';
 const codec = new OpaqueTokenCodec(WORKER_TOKEN_PREFIX);
-const MAX_NAME = 100;
-// C0/C1 control characters never belong in a name (log and terminal injection).
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Whether a bearer credential has the worker-token shape (routes use it to refuse it early). */
 export const looksLikeWorkerToken = (token: string): boolean => codec.looksLike(token);
-
-function checkName(name: string): string {
-  const trimmed = name.trim();
-  if (trimmed.length < 1 || trimmed.length > MAX_NAME || CONTROL.test(trimmed))
-    throw new AppError(
-      'bad_request',
-      `The name must be 1 to ${MAX_NAME} characters, without control characters`,
-    );
-  return trimmed;
-}
 
 const mint = () => codec.mint();
 
@@ -79,7 +66,7 @@ export class WorkerTokenService {
   /** POST /org/workers: an org admin creates a token that claims only this org's jobs. */
   async createForOrg(actor: Actor, name: string): Promise<CreatedWorkerToken> {
     requirePermission(actor, 'workers.manage');
-    const clean = checkName(name);
+    const clean = checkTokenName(name);
     const { id, secret, tokenHash } = mint();
     const now = this.clock.now();
     const token = await withTenant(this.db, actor, async (tx) => {
@@ -137,7 +124,7 @@ export class WorkerTokenService {
    * slug. Audited as a system action, on the platform chain or on the org's chain.
    */
   async createByOperator(opts: { name: string; orgSlug?: string | undefined }): Promise<CreatedWorkerToken> {
-    const clean = checkName(opts.name);
+    const clean = checkTokenName(opts.name);
     const { id, secret, tokenHash } = mint();
     const now = this.clock.now();
     const token = await withSystem(this.db, async (tx) => {
