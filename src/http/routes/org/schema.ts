@@ -1,14 +1,11 @@
 import { z } from 'zod';
+import { NO_CONTROL } from '../text.schema.js';
 
 /**
  * Request and response shapes of /api/v1/org. Bodies are strict (an unknown key is an error, not
  * silently ignored) and every string is bounded.
  */
 export const MAX_VOCABULARY_WORDS = 1000;
-
-// C0/C1 control characters have no business in names or words (log and header injection).
-// eslint-disable-next-line no-control-regex
-const NO_CONTROL = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
 export const email = z
   .email()

@@ -1,11 +1,10 @@
 import { z } from 'zod';
+import { NO_CONTROL } from '../text.schema.js';
 
 /**
  * Request and response shapes of /api/v1/org/sso (the org's OIDC or SAML connection). The client
  * secret is write-only: accepted in PUT, never part of any answer (`hasClientSecret` only).
  */
-// eslint-disable-next-line no-control-regex
-const NO_CONTROL = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 // A DNS name of at least two labels (punycode for IDNs), as it appears after the @ of an email.
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$/;
 

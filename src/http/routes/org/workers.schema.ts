@@ -1,8 +1,7 @@
 import { z } from 'zod';
+import { NO_CONTROL } from '../text.schema.js';
 
 /** Request and response shapes of /api/v1/org/workers (the org's remote worker tokens). */
-// eslint-disable-next-line no-control-regex
-const NO_CONTROL = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
 export const workerTokenCreate = z.strictObject({
   name: z.string().trim().min(1).max(100).regex(NO_CONTROL, 'must not contain control characters'),

@@ -1,12 +1,11 @@
 import { z } from 'zod';
+import { NO_CONTROL } from '../text.schema.js';
 
 /**
  * Shapes of the live-recording routes (docs/live.md): the JSON body that creates a live
  * recording, the browser ticket, the handshake query, and the control messages a capture client
  * sends as WebSocket text frames (binary frames are PCM and carry no JSON).
  */
-// eslint-disable-next-line no-control-regex
-const NO_CONTROL = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
 export const liveCreate = z.strictObject({
   mode: z.literal('live'),

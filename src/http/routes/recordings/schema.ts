@@ -1,12 +1,11 @@
 import { z } from 'zod';
+import { NO_CONTROL } from '../text.schema.js';
 import { EXPORT_FORMATS } from '../../../services/export.service.js';
 
 /**
  * Request and response shapes of /api/v1/recordings. The upload is multipart (a file is not
  * JSON): its text fields are validated with `uploadFields` after the stream is staged.
  */
-// eslint-disable-next-line no-control-regex
-const NO_CONTROL = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
 export const id = z.guid();
 export const idParams = z.strictObject({ id });

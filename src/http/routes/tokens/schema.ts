@@ -1,9 +1,8 @@
 import { z } from 'zod';
+import { NO_CONTROL } from '../text.schema.js';
 import { apiScopes } from '../../../domain/api-scopes.js';
 
 /** Request and response shapes of /api/v1/tokens (personal API tokens, docs/api-tokens.md). */
-// eslint-disable-next-line no-control-regex
-const NO_CONTROL = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
 export const apiTokenCreate = z.strictObject({
   name: z.string().trim().min(1).max(100).regex(NO_CONTROL, 'must not contain control characters'),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NO_CONTROL } from '../text.schema.js';
 import { workerFailureCodes } from '../../../domain/errors.js';
 
 /**
@@ -6,8 +7,6 @@ import { workerFailureCodes } from '../../../domain/errors.js';
  * A worker's result is untrusted input like any other: every number is finite and bounded, every
  * string and array has a maximum length, and every segment's speaker is one of the listed ones.
  */
-// eslint-disable-next-line no-control-regex
-const NO_CONTROL = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
 /** Longest recording a result may describe (the decoder's own cap is 8 h by default). */
 export const MAX_RESULT_SECONDS = 24 * 3600;
