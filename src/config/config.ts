@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { isPathInside } from './paths.js';
 import { z } from 'zod';
 import { KeyringError, parseKeyring, type MasterKeyring } from '../crypto/keyring.js';
 
@@ -366,11 +367,7 @@ export function loadConfig(env: Env = process.env): Config {
 function archiveDirOf(dataDirVar: string, archiveVar: string | undefined, problems: string[]): string {
   const audio = path.join(path.resolve(dataDirVar), 'audio');
   const dir = path.resolve(archiveVar ?? path.join(path.resolve(dataDirVar), 'archive'));
-  const inside = (a: string, b: string) => {
-    const rel = path.relative(b, a);
-    return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-  };
-  if (inside(dir, audio) || inside(audio, dir))
+  if (isPathInside(dir, audio) || isPathInside(audio, dir))
     problems.push(
       `SOTTO_ARCHIVE_DIR: ${dir} must be a different folder from the active audio store (${audio})`,
     );

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { loadConfig, type Config } from '../../config/config.js';
+import { isPathInside } from '../../config/paths.js';
 import { createLogger } from '../../http/logger.js';
 import { startTransport, type Transport } from '../../http/listen.js';
 import { ensureSelfSignedCert, readTlsFiles, type TlsMaterial } from '../../repositories/tls.repository.js';
@@ -47,7 +48,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
     const decoder = await checkDecoder();
     logger[decoder.available ? 'info' : 'warn']({ ffmpeg: decoder.ffmpeg }, decoder.message);
     // Crypto-shredding only reaches backups the per-org keys are not in (docs/security.md).
-    if (isInside(config.keyDir, config.dataDir))
+    if (isPathInside(config.keyDir, config.dataDir))
       logger.warn(
         { keyDir: config.keyDir },
         'SOTTO_KEY_DIR is inside SOTTO_DATA_DIR: a backup of the data directory then holds the keys that decrypt it, so a deleted organization stays readable there; move it out and back it up separately',
@@ -133,9 +134,4 @@ export function registerServeCommand(program: Command): void {
       await running.close();
       log.info('stopped');
     });
-}
-
-function isInside(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
