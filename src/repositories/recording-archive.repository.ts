@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/database.js';
-import type { RecordingStatus } from './recording.repository.js';
+import type { RecordingRow } from './recording.repository.js';
 
 /**
  * SQL of the cold archive: recording_archive rows (tenant, under RLS), the whole-row snapshot and
@@ -21,24 +21,11 @@ export interface ArchiveRow {
   audioSha256: string | null;
 }
 
-/** A recordings row as stored (dates as ISO strings once serialised into the archive object). */
-export interface FullRecordingRow {
-  id: string;
-  ownerId: string;
-  titleEnc: Uint8Array | null;
-  status: RecordingStatus;
-  progress: number;
-  errorCode: string | null;
-  language: string | null;
-  speakersHint: number | null;
-  durationSeconds: number | null;
-  channels: number | null;
-  engine: string | null;
-  mode: string;
-  createdAt: Date;
-  updatedAt: Date;
-  completedAt: Date | null;
-}
+/**
+ * A recordings row as stored, live mode included (dates as ISO strings once serialised into the
+ * archive object); the org is the archive row's own.
+ */
+export type FullRecordingRow = Omit<RecordingRow, 'orgId'> & { mode: string };
 
 export interface FullTranscriptRow {
   bodyEnc: Uint8Array;
