@@ -97,6 +97,8 @@ function manualRule(route: string): Rule | undefined {
   if (path.startsWith('/api/v1/tokens')) return { kind: 'session' };
   // Deleting the organization needs the owner's session (and password), never a token.
   if (route === 'DELETE /api/v1/org') return { kind: 'session' };
+  // The web panel, when it has been built (`npm run build`): static files and the SPA's pages.
+  if (route === 'GET /' || route === 'GET /*' || route.startsWith('GET /assets/')) return { kind: 'public' };
   // WebSocket handshakes authorise in a preHandler (a bearer header, or a browser ticket).
   if (route === 'GET /api/v1/recordings/:id/live')
     return { kind: 'scoped', any: ['live:ingest', 'recordings:write'] };

@@ -50,7 +50,9 @@ export async function registerWebPanel(app: FastifyInstance, root: string = DEFA
     // index.html names the current hashed assets: never let a cache keep an old one.
     return reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(indexHtml);
   };
-  app.get('/', sendIndex);
+  // The panel's pages are not API: kept out of the OpenAPI document (as @fastify/static's are).
+  const page = { schema: { hide: true } };
+  app.get('/', page, sendIndex);
   // Client-side routes (/recordings/…, /login): any other GET navigation gets the SPA.
-  app.get('/*', sendIndex);
+  app.get('/*', page, sendIndex);
 }
