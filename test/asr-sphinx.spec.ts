@@ -58,7 +58,11 @@ describe.skipIf(!installed.available)(
 
     it('a missing binary is a clear EngineUnavailableError naming the install command', async () => {
       const tmpDir = scratchDir('missing-binary');
-      const engine = new SphinxEngine({ binary: '/nonexistent/bin/pocketsphinx_continuous', tmpDir });
+      const engine = new SphinxEngine({
+        binary: '/nonexistent/bin/pocketsphinx_continuous',
+        tmpDir,
+        helper: false,
+      });
       const err = await engine.transcribe(shortPcm()).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(EngineUnavailableError);
       expect((err as Error).message).toMatch(/not found.*apt-get install pocketsphinx pocketsphinx-en-us/);
@@ -79,7 +83,7 @@ describe.skipIf(!installed.available)(
 
     it('a binary that fails is an EngineFailedError, and the temporary WAV is removed', async () => {
       const tmpDir = scratchDir('failing-binary');
-      const engine = new SphinxEngine({ binary: '/bin/false', tmpDir });
+      const engine = new SphinxEngine({ binary: '/bin/false', tmpDir, helper: false });
       const err = await engine.transcribe(shortPcm()).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(EngineFailedError);
       expect((err as Error).message).toMatch(/exit status 1/);
@@ -176,7 +180,8 @@ describe.skipIf(!corpusReady)(
         const longest = ids.map((i) => corpusEntry(i)).sort((a, b) => b.duration - a.duration)[0]!;
         const pcm = readPcm16Wav(corpusFile(longest.id, 'wav'));
         const ac = new AbortController();
-        const run = new SphinxEngine({ tmpDir }).transcribe(pcm, { signal: ac.signal });
+        // Cold mode (one pocketsphinx_continuous per call); the warm helper's abort is in asr-sphinx-warm.
+        const run = new SphinxEngine({ tmpDir, helper: false }).transcribe(pcm, { signal: ac.signal });
         // Wait until the subprocess is really running on our temporary file.
         const deadline = Date.now() + 5_000;
         while (processesMentioning(tmpDir).length === 0 && Date.now() < deadline) {

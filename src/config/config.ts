@@ -29,6 +29,8 @@ const optionalString = z
 const asrShape = {
   SOTTO_ASR_ENGINE: z.enum(['auto', 'whisper', 'sphinx', 'openai']).default('auto'),
   SOTTO_ASR_DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
+  // Warm decoders for uploads (upload chunks recognised at once); live gets one more. Default: cores.
+  SOTTO_ASR_CONCURRENCY: positiveInt.max(256).optional(),
   // A catalogue name, a .bin file in ${dataDir}/models, or an absolute path to a ggml .bin file.
   SOTTO_WHISPER_MODEL: z
     .string()
@@ -91,9 +93,10 @@ const schema = z.object({
   SOTTO_LIVE_RECHECK_SECONDS: positiveInt.max(300).default(5),
   // How long an interrupted live session (no ingest socket, or a restart) waits for its client.
   SOTTO_LIVE_RESUME_SECONDS: positiveInt.max(24 * 3600).default(300),
-  // Partial (revisable) results of an utterance still being spoken, every SOTTO_LIVE_PARTIAL_SECONDS.
+  // Partial (revisable) results of an utterance still being spoken, every SOTTO_LIVE_PARTIAL_SECONDS
+  // of new speech (a streaming engine answers a partial in milliseconds; others re-recognise).
   SOTTO_LIVE_PARTIALS: optionalString.pipe(bool.optional()),
-  SOTTO_LIVE_PARTIAL_SECONDS: positiveInt.max(60).default(3),
+  SOTTO_LIVE_PARTIAL_SECONDS: z.coerce.number().min(0.2).max(60).default(0.5),
   // Personal API tokens (docs/api-tokens.md): the longest lifetime a token may be given.
   SOTTO_API_TOKEN_MAX_DAYS: positiveInt.max(3650).default(365),
   // Webhooks (docs/webhooks.md). http:// and private addresses are for development only.
@@ -118,6 +121,8 @@ const schema = z.object({
 export interface AsrConfig {
   engine: 'auto' | 'whisper' | 'sphinx' | 'openai';
   device: 'cpu' | 'cuda';
+  /** Batch decoders (pocketsphinx); undefined: one per core. */
+  concurrency: number | undefined;
   whisperModel: string;
   openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string; timeoutMs: number };
 }
@@ -126,6 +131,7 @@ function asrFrom(v: z.infer<z.ZodObject<typeof asrShape>>): AsrConfig {
   return {
     engine: v.SOTTO_ASR_ENGINE,
     device: v.SOTTO_ASR_DEVICE,
+    concurrency: v.SOTTO_ASR_CONCURRENCY,
     whisperModel: v.SOTTO_WHISPER_MODEL,
     openai: {
       baseUrl: v.SOTTO_OPENAI_BASE_URL,

@@ -14,6 +14,10 @@ export type EngineId = 'sphinx' | 'whisper' | 'openai';
 export const SAMPLE_RATE = 16_000;
 
 export interface TranscribeOptions {
+  /** Who is waiting (default 'batch'): engines with a decoder pool serve live work first. */
+  priority?: Priority;
+  /** Fairness key for batch work (the recording id): the pool takes turns between groups. */
+  group?: string;
   /** ISO 639-1 code ('en'); engines with a single language refuse others. */
   language?: string;
   /** Added to every word time: where this chunk starts in the recording. */
@@ -29,8 +33,53 @@ export interface AsrEngine {
   /** One line for logs and `/readyz`-style reports: engine, model, backend actually used. */
   describe(): string;
   transcribe(pcm: Int16Array, opts?: TranscribeOptions): Promise<Word[]>;
+  /**
+   * How many `transcribe` calls are worth running at once (the pipeline recognises that many
+   * chunks in parallel). 1 when the engine serialises calls anyway.
+   */
+  readonly concurrency?: number;
+  /**
+   * A streaming session: audio fed as it arrives, partial text while someone speaks, words at
+   * each utterance end. Only engines that decode incrementally have one (pocketsphinx); the
+   * others are called with whole utterances and chunks.
+   */
+  session?(opts: SessionOptions): RecognizerSession;
+  /** Loads models ahead of the first request (a no-op where there is nothing to load). */
+  warm?(): Promise<void>;
   /** Releases a loaded model or helper process; the engine may be used again afterwards. */
   close?(): Promise<void>;
+}
+
+export type Priority = 'live' | 'batch';
+
+export interface SessionOptions {
+  priority: Priority;
+  group?: string;
+  language?: string;
+  /** Aborting ends whatever utterance is open (its decoder is thrown away, not reused). */
+  signal?: AbortSignal;
+}
+
+/**
+ * One voice over time (a live participant, or a run of chunks of one upload). Adaptation to the
+ * voice (pocketsphinx's cepstral mean) is carried from one utterance to the next, so no
+ * lead-in audio has to be recognised twice to warm a decoder up.
+ */
+export interface RecognizerSession {
+  /** Starts an utterance whose first fed sample sits at `offsetSeconds` on the recording. */
+  utterance(offsetSeconds: number): SpeechStream;
+}
+
+/** One utterance being recognised as it arrives. */
+export interface SpeechStream {
+  /** Audio (16 kHz mono PCM16), in order. Never blocks: buffered until a decoder is free. */
+  feed(pcm: Int16Array): void;
+  /** The text heard so far ('' before a decoder has it). */
+  partial(): Promise<string>;
+  /** Ends the utterance: its words with recording times. The decoder goes back to the pool. */
+  final(): Promise<Word[]>;
+  /** Drops the utterance (no words); its decoder is discarded. */
+  abort(): void;
 }
 
 /** Installation or configuration problem: nothing will work until the operator acts. */

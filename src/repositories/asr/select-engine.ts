@@ -20,6 +20,7 @@ import { WhisperEngine } from './whisper.engine.js';
 export interface EngineSettings {
   engine: 'auto' | 'whisper' | 'sphinx' | 'openai';
   device: 'cpu' | 'cuda';
+  concurrency?: number | undefined;
   whisperModel: string;
   openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string; timeoutMs: number };
 }
@@ -55,6 +56,10 @@ async function whisperEngine(asr: EngineSettings, dataDir: string): Promise<Whis
   });
 }
 
+function sphinxOptions(asr: EngineSettings, deps: SelectEngineDeps): SphinxOptions {
+  return { ...(asr.concurrency ? { concurrency: asr.concurrency } : {}), ...deps.sphinx };
+}
+
 export async function selectEngine(
   asr: EngineSettings,
   dataDir: string,
@@ -67,7 +72,7 @@ export async function selectEngine(
       const sphinx = sphinxAvailability(deps.sphinx);
       if (!sphinx.available)
         throw new EngineUnavailableError(`SOTTO_ASR_ENGINE=sphinx, but ${sphinx.reason}`);
-      return { engine: new SphinxEngine(deps.sphinx), reason: 'SOTTO_ASR_ENGINE=sphinx' };
+      return { engine: new SphinxEngine(sphinxOptions(asr, deps)), reason: 'SOTTO_ASR_ENGINE=sphinx' };
     }
     case 'openai': {
       if (!asr.openai.baseUrl)
@@ -91,7 +96,7 @@ export async function selectEngine(
       const sphinx = sphinxAvailability(deps.sphinx);
       if (sphinx.available) {
         return {
-          engine: new SphinxEngine(deps.sphinx),
+          engine: new SphinxEngine(sphinxOptions(asr, deps)),
           reason: `auto: no whisper model at ${model.path}, pocketsphinx is installed`,
         };
       }

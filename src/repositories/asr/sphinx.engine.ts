@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Word } from '../../domain/transcript.js';
 import { findExecutable } from '../executable.repository.js';
+import { DecoderPool } from './decoder-pool.js';
 import {
   EngineFailedError,
   EngineUnavailableError,
@@ -12,22 +15,58 @@ import {
   throwIfAborted,
   withTempWav,
   type AsrEngine,
+  type RecognizerSession,
+  type SessionOptions,
   type TranscribeOptions,
 } from './engine.js';
+import { SphinxHost } from './sphinx-host.js';
+import { SphinxSession, cleanWords } from './sphinx-session.js';
 
 /**
- * CMU PocketSphinx from the distribution (Debian: pocketsphinx + pocketsphinx-en-us), run as a
- * subprocess per call: `pocketsphinx_continuous -infile X.wav -time yes` prints every recognised
- * word with start, end and posterior probability. A subprocess (not a binding) keeps a crash or a
- * hang out of our process and lets an abort kill it outright.
+ * CMU PocketSphinx from the distribution (Debian: pocketsphinx + pocketsphinx-en-us).
+ *
+ * Warm (the normal case): a pool of `sotto-sphinx-host` helpers (native/sphinx-host.c, built by
+ * `npm install` from libpocketsphinx-dev), each with the model loaded once, serving upload chunks
+ * and live utterances alike, with audio streamed in and partial hypotheses out. Measured on the
+ * corpus (2-core machine): the same words and times as the command line, no ~0.35–2 s model load
+ * per call, and one decoder per core.
+ *
+ * Cold (fallback, when the helper is not built): `pocketsphinx_continuous -infile X.wav -time yes`
+ * per call, which prints every recognised word with start, end and posterior probability.
+ *
+ * Both are subprocesses, not bindings: a crash or a hang stays out of our process and an abort
+ * or the watchdog can kill it outright.
  */
 export interface SphinxOptions {
   /** Executable name (looked up on PATH) or path. */
   binary?: string;
   /** Folder holding `en-us/` (acoustic model), `en-us.lm.bin` and `cmudict-en-us.dict`. */
   modelDir?: string;
-  /** Where the temporary WAV goes (default: the OS temp dir). */
+  /** Where the temporary WAV goes in cold mode (default: the OS temp dir). */
   tmpDir?: string;
+  /**
+   * The warm helper executable; `false` forces cold mode. Default: the one `npm install` built
+   * (native/build/sotto-sphinx-host), when it exists.
+   */
+  helper?: string | false;
+  /** Decoders for batch work (default: the number of cores). */
+  concurrency?: number;
+  /** Watchdog settings of each helper (tests shorten them). */
+  replyTimeoutMs?: number;
+  perAudioSecondMs?: number;
+}
+
+// Three levels up from src/repositories/asr (or dist/repositories/asr) is the package root.
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const SPHINX_HELPER_PATH = path.join(PACKAGE_ROOT, 'native', 'build', 'sotto-sphinx-host');
+export const SPHINX_HELPER_HINT =
+  'install `libpocketsphinx-dev pkg-config` and run `npm install` (or `node scripts/build-native.mjs`)';
+
+/** The warm helper when it is built (and not switched off), else undefined. */
+export function sphinxHelper(opts: SphinxOptions = {}): string | undefined {
+  if (opts.helper === false) return undefined;
+  const file = opts.helper ?? SPHINX_HELPER_PATH;
+  return findExecutable(file.includes('/') ? file : `./${file}`);
 }
 
 export const SPHINX_DEFAULTS = {
@@ -79,23 +118,14 @@ export function sphinxAvailability(opts: SphinxOptions = {}): { available: boole
 // "<word> <start> <end> <posterior>" — one line per recognised token with -time yes. The plain
 // hypothesis lines also printed on stdout never end in three numbers.
 const WORD_LINE = /^(\S+)\s+(\d+(?:\.\d+)?)\s+(\d+(?:\.\d+)?)\s+(\d+(?:\.\d*)?(?:e-?\d+)?)\s*$/;
-// Fillers from the noise dictionary (<s>, </s>, <sil>, [NOISE], [SPEECH]) and ++GARBAGE++ markers.
-const FILLER = /^(<.*>|\[.*\]|\+\+.*\+\+)$/;
-// Alternate pronunciations are printed as word(2), word(3)…
-const ALTERNATE = /\(\d+\)$/;
-
 export function parseSphinxOutput(stdout: string): Word[] {
   const words: Word[] = [];
   for (const line of stdout.split('\n')) {
     const m = WORD_LINE.exec(line.trim());
     if (!m) continue;
-    const token = m[1]!;
-    if (FILLER.test(token)) continue;
-    const w = token.replace(ALTERNATE, '');
-    if (!w) continue;
-    words.push({ w, start: Number(m[2]), end: Number(m[3]), conf: Number(m[4]) });
+    words.push({ w: m[1]!, start: Number(m[2]), end: Number(m[3]), conf: Number(m[4]) });
   }
-  return words;
+  return cleanWords(words);
 }
 
 function lastProblem(stderr: string): string | undefined {
@@ -108,29 +138,113 @@ function lastProblem(stderr: string): string | undefined {
 
 export class SphinxEngine implements AsrEngine {
   readonly id = 'sphinx' as const;
+  readonly concurrency: number;
   private readonly paths: SphinxPaths;
+  private readonly helper: string | undefined;
+  private pool: DecoderPool<SphinxHost> | undefined;
 
   constructor(private readonly opts: SphinxOptions = {}) {
     this.paths = resolvePaths(opts);
+    this.helper = sphinxHelper(opts);
+    this.concurrency = this.helper ? Math.max(1, opts.concurrency ?? os.availableParallelism()) : 1;
+    if (this.helper) {
+      this.session = (session) => {
+        this.check(session.language);
+        return new SphinxSession(this.decoders(), session);
+      };
+    }
+  }
+
+  /** Whether decoders stay loaded (the helper is built) or each call starts pocketsphinx_continuous. */
+  get warmMode(): boolean {
+    return this.helper !== undefined;
   }
 
   describe(): string {
-    return `sphinx (pocketsphinx: ${this.paths.binary}, model ${path.dirname(this.paths.hmm)}, CPU)`;
+    const model = path.dirname(this.paths.hmm);
+    return this.helper
+      ? `sphinx (pocketsphinx, warm decoders: ${this.concurrency} + 1 for live, model ${model}, CPU)`
+      : `sphinx (pocketsphinx: ${this.paths.binary} per call, cold: the warm helper is not built, ${SPHINX_HELPER_HINT}; model ${model}, CPU)`;
   }
 
   async transcribe(pcm: Int16Array, opts: TranscribeOptions = {}): Promise<Word[]> {
     throwIfAborted(opts.signal);
-    if (opts.language && !/^en\b/i.test(opts.language)) {
+    this.check(opts.language);
+    if (this.helper) {
+      const utterance = this.session!({
+        priority: opts.priority ?? 'batch',
+        ...(opts.group ? { group: opts.group } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      }).utterance(opts.offsetSeconds ?? 0);
+      utterance.feed(pcm);
+      const words = await utterance.final();
+      opts.onProgress?.(1);
+      return words;
+    }
+    const duration = pcm.length / SAMPLE_RATE;
+    const raw = await withTempWav(pcm, this.opts.tmpDir, (wav) => this.run(wav, opts.signal));
+    return finishWords(raw, duration, opts.offsetSeconds ?? 0);
+  }
+
+  /** Streaming sessions exist in warm mode only (callers fall back to whole-chunk calls). */
+  readonly session?: (opts: SessionOptions) => RecognizerSession;
+
+  async warm(): Promise<void> {
+    if (!this.helper) return;
+    this.check(undefined);
+    await this.decoders().warm(Math.min(2, this.concurrency + 1));
+  }
+
+  /** Pool counters (tests and benches read how many decoders were made and are busy). */
+  stats() {
+    return this.pool?.stats();
+  }
+
+  /** Process ids of the helpers, idle and lent (diagnostics, and tests that kill one). */
+  helperPids(): { idle: number[]; busy: number[] } {
+    const d = this.pool?.decoders() ?? { idle: [], lent: [] };
+    const pids = (hosts: SphinxHost[]) => hosts.map((h) => h.pid).filter((p): p is number => p !== undefined);
+    return { idle: pids(d.idle), busy: pids(d.lent) };
+  }
+
+  async close(): Promise<void> {
+    this.pool?.close();
+    this.pool = undefined;
+  }
+
+  private check(language: string | undefined): void {
+    if (language && !/^en\b/i.test(language)) {
       throw new EngineUnavailableError(
-        `the sphinx engine only has an English (en-us) model; language "${opts.language}" needs the whisper or openai engine`,
+        `the sphinx engine only has an English (en-us) model; language "${language}" needs the whisper or openai engine`,
       );
     }
     // Checked here rather than left to pocketsphinx, whose own message for a missing model is cryptic.
     const problem = modelProblem(this.paths);
     if (problem) throw new EngineUnavailableError(problem);
-    const duration = pcm.length / SAMPLE_RATE;
-    const raw = await withTempWav(pcm, this.opts.tmpDir, (wav) => this.run(wav, opts.signal));
-    return finishWords(raw, duration, opts.offsetSeconds ?? 0);
+  }
+
+  private decoders(): DecoderPool<SphinxHost> {
+    const { hmm, lm, dict } = this.paths;
+    const args = ['-hmm', hmm, '-lm', lm, '-dict', dict, '-samprate', String(SAMPLE_RATE)];
+    const helper = this.helper!;
+    this.pool ??= new DecoderPool<SphinxHost>(
+      {
+        create: async () => {
+          const host = new SphinxHost({
+            binary: helper,
+            args,
+            ...(this.opts.replyTimeoutMs ? { replyTimeoutMs: this.opts.replyTimeoutMs } : {}),
+            ...(this.opts.perAudioSecondMs ? { perAudioSecondMs: this.opts.perAudioSecondMs } : {}),
+          });
+          await host.ready;
+          return host;
+        },
+        destroy: (host) => host.kill('released'),
+        alive: (host) => host.alive,
+      },
+      { size: this.concurrency, liveReserve: 1 },
+    );
+    return this.pool;
   }
 
   private run(wavPath: string, signal: AbortSignal | undefined): Promise<Word[]> {

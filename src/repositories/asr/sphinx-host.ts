@@ -1,0 +1,241 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { Word } from '../../domain/transcript.js';
+import { EngineFailedError, EngineUnavailableError, SAMPLE_RATE } from './engine.js';
+
+/**
+ * One warm PocketSphinx decoder: the `sotto-sphinx-host` helper process (native/sphinx-host.c)
+ * with its model loaded, driven over stdin/stdout. Requests are answered in order, so a FIFO of
+ * waiting replies is all the bookkeeping needed.
+ *
+ * Watchdog: a request that gets no answer in time (a generous base plus a multiple of the audio
+ * still unanswered) kills the helper; so does any protocol error. A dead helper rejects what
+ * was waiting with EngineFailedError and is never reused: the pool starts another. Nothing
+ * the helper does can block or crash the server.
+ */
+export interface SphinxHostOptions {
+  /** Path of the built helper executable. */
+  binary: string;
+  /** PocketSphinx arguments (-hmm, -lm, -dict, …). */
+  args: string[];
+  /** How long loading may take (default 30 s). */
+  loadTimeoutMs?: number;
+  /** Base allowance for any answer (default 10 s), plus `perAudioSecondMs` per unanswered second. */
+  replyTimeoutMs?: number;
+  /** Default 2 s per second of audio: ten times slower than this decoder's usual 0.15 real-time factor. */
+  perAudioSecondMs?: number;
+}
+
+interface Pending {
+  expect: string;
+  resolve: (payload: Buffer) => void;
+  reject: (err: Error) => void;
+}
+
+const STDERR_TAIL = 8 * 1024;
+const HEADER = 5;
+
+export class SphinxHost {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly pending: Pending[] = [];
+  private inbox: Buffer = Buffer.alloc(0);
+  private stderr = '';
+  private dead: Error | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+  /** Samples written since the last reply: what the next answer may have to wait for. */
+  private unanswered = 0;
+  readonly ready: Promise<void>;
+  /** Called once when the helper is gone (crash, kill, watchdog). */
+  onExit: ((err: Error) => void) | undefined;
+
+  constructor(private readonly opts: SphinxHostOptions) {
+    this.child = spawn(opts.binary, opts.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdin.on('error', () => undefined); // EPIPE after a crash: reported through 'exit'
+    this.child.stderr.setEncoding('utf8');
+    this.child.stderr.on('data', (s: string) => {
+      this.stderr = (this.stderr + s).slice(-STDERR_TAIL);
+    });
+    this.child.stdout.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.child.on('error', (err: NodeJS.ErrnoException) => {
+      this.fail(
+        err.code === 'ENOENT' || err.code === 'EACCES'
+          ? new EngineUnavailableError(`cannot run the pocketsphinx helper ${opts.binary}: ${err.code}`, {
+              cause: err,
+            })
+          : new EngineFailedError(`cannot start the pocketsphinx helper: ${err.message}`, { cause: err }),
+      );
+    });
+    this.child.on('exit', (code, signal) => {
+      const why = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+      this.fail(new EngineFailedError(`the pocketsphinx helper ${why}${this.problem()}`));
+    });
+    this.ready = new Promise<Buffer>((resolve, reject) => {
+      this.pending.push({ expect: 'R', resolve, reject });
+      this.arm(opts.loadTimeoutMs ?? 30_000, 'loading the model');
+    }).then(
+      () => undefined,
+      (err: Error) => {
+        // A helper that dies while loading is an installation problem, not a passing failure.
+        throw err instanceof EngineFailedError
+          ? new EngineUnavailableError(`pocketsphinx could not load its model: ${err.message}`, {
+              cause: err,
+            })
+          : err;
+      },
+    );
+    // Nobody may be listening yet; the rejection is observed through `ready` by the pool.
+    this.ready.catch(() => undefined);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get alive(): boolean {
+    return !this.dead;
+  }
+
+  /** Starts a stream; `cmn` is a cepstral mean carried from an earlier stream of the same voice. */
+  async begin(cmn?: Float32Array): Promise<void> {
+    const payload = cmn ? Buffer.from(cmn.buffer, cmn.byteOffset, cmn.byteLength) : undefined;
+    await this.request('B', payload, 'K');
+  }
+
+  /** Audio for the open stream; answered only through the next partial or final. */
+  feed(pcm: Int16Array): void {
+    if (this.dead || pcm.length === 0) return;
+    this.unanswered += pcm.length;
+    this.write('A', Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
+  }
+
+  /** Words of finished sub-utterances and the open hypothesis, as one text. */
+  async partial(): Promise<string> {
+    const lines = (await this.request('P', undefined, 'H')).toString('utf8').split('\n');
+    const out: string[] = [];
+    for (const line of lines) {
+      if (line.startsWith('~\t')) out.push(...line.slice(2).split(' ').filter(Boolean));
+      else {
+        const w = parseWordLine(line);
+        if (w) out.push(w.w);
+      }
+    }
+    return out.join(' ');
+  }
+
+  /** Closes the utterance: its words (seconds from the stream start) and the cepstral mean now. */
+  async final(): Promise<{ words: Word[]; cmn: Float32Array }> {
+    // Both expectations are queued now: the two replies may arrive in one read.
+    const [words, cmn] = await Promise.all([this.request('F', undefined, 'W'), this.expect('C')]);
+    return {
+      words: words
+        .toString('utf8')
+        .split('\n')
+        .map(parseWordLine)
+        .filter((w): w is Word => w !== undefined),
+      cmn: new Float32Array(cmn.buffer.slice(cmn.byteOffset, cmn.byteOffset + cmn.byteLength)),
+    };
+  }
+
+  /** Ends the helper at once (a hung or unwanted decoder). */
+  kill(reason = 'stopped'): void {
+    this.fail(new EngineFailedError(`the pocketsphinx helper was ${reason}`));
+  }
+
+  async close(): Promise<void> {
+    if (this.dead) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.write('Q');
+    this.child.stdin.end();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 2000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  private request(op: string, payload: Buffer | undefined, expect: string): Promise<Buffer> {
+    if (this.dead) return Promise.reject(this.dead);
+    this.write(op, payload);
+    return this.expect(expect);
+  }
+
+  private expect(op: string): Promise<Buffer> {
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise<Buffer>((resolve, reject) => {
+      this.pending.push({ expect: op, resolve, reject });
+      if (!this.watchdog) this.armForAudio();
+    });
+  }
+
+  private armForAudio(): void {
+    const seconds = this.unanswered / SAMPLE_RATE;
+    const ms = (this.opts.replyTimeoutMs ?? 10_000) + seconds * (this.opts.perAudioSecondMs ?? 2000);
+    this.arm(ms, `recognising ${seconds.toFixed(1)} s of audio`);
+  }
+
+  private arm(ms: number, what: string): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => {
+      this.fail(
+        new EngineFailedError(`the pocketsphinx helper hung ${what} (no answer in ${ms} ms); it was killed`),
+      );
+    }, ms);
+    this.watchdog.unref();
+  }
+
+  private write(op: string, payload?: Buffer): void {
+    if (this.dead) return;
+    const head = Buffer.alloc(HEADER);
+    head[0] = op.charCodeAt(0);
+    head.writeUInt32LE(payload?.length ?? 0, 1);
+    this.child.stdin.write(payload?.length ? Buffer.concat([head, payload]) : head);
+  }
+
+  private onData(chunk: Buffer): void {
+    this.inbox = this.inbox.length ? Buffer.concat([this.inbox, chunk]) : chunk;
+    while (this.inbox.length >= HEADER) {
+      const len = this.inbox.readUInt32LE(1);
+      if (this.inbox.length < HEADER + len) break;
+      const op = String.fromCharCode(this.inbox[0]!);
+      const payload = this.inbox.subarray(HEADER, HEADER + len);
+      this.inbox = this.inbox.subarray(HEADER + len);
+      if (op === 'E') {
+        this.fail(new EngineFailedError(`pocketsphinx: ${payload.toString('utf8')}${this.problem()}`));
+        return;
+      }
+      const next = this.pending.shift();
+      if (!next || next.expect !== op) {
+        this.fail(new EngineFailedError(`the pocketsphinx helper answered "${op}" out of turn`));
+        return;
+      }
+      this.unanswered = 0;
+      clearTimeout(this.watchdog);
+      this.watchdog = undefined;
+      if (this.pending.length > 0) this.armForAudio();
+      next.resolve(Buffer.from(payload));
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.dead) return;
+    this.dead = err;
+    clearTimeout(this.watchdog);
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    for (const p of this.pending.splice(0)) p.reject(err);
+    this.onExit?.(err);
+  }
+
+  private problem(): string {
+    const line = this.stderr
+      .split('\n')
+      .filter((l) => /^(FATAL|ERROR)/.test(l))
+      .at(-1)
+      ?.replace(/^(FATAL|ERROR): "[^"]*", line \d+: /, '')
+      .trim();
+    return line ? `: ${line}` : '';
+  }
+}
+
+function parseWordLine(line: string): Word | undefined {
+  const parts = line.split('\t');
+  if (parts.length !== 4) return undefined;
+  const [w, start, end, conf] = parts as [string, string, string, string];
+  return { w, start: Number(start), end: Number(end), conf: Number(conf) };
+}
