@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { planChunks, chunkOwns, type ChunkOptions } from '../audio/chunker.js';
+import { planChunks, chunkOwns, type Chunk, type ChunkOptions } from '../audio/chunker.js';
 import { diarize, diarizeChannels, isDualMono, type Diarizer } from '../audio/diarize.js';
 import { ClusteringDiarizer } from '../audio/diarize-cluster.js';
 import { VadStream } from '../audio/vad.js';
@@ -28,6 +28,8 @@ import { DECODE_RATE, type AudioDecoder } from '../repositories/audio-decoder.re
  */
 export interface PipelineInput {
   file: string;
+  /** Fairness key in the engine's decoder pool (the recording id; default: the file). */
+  group?: string;
   speakers?: number;
   language?: string;
   signal?: AbortSignal;
@@ -40,6 +42,8 @@ export interface PipelineResult {
   engine: string;
   speakers: string[];
   segments: Segment[];
+  /** Seconds of audio the engine recognised (lead-ins included): the cost of overlap. */
+  recognisedSeconds: number;
 }
 
 export type PipelineDecoder = Pick<AudioDecoder, 'open'>;
@@ -51,6 +55,8 @@ export interface PipelineDeps {
   /** Mono diarizer (default: MFCC clustering); the seam for a neural one. */
   diarizer?: Diarizer;
   chunking?: ChunkOptions;
+  /** Chunks recognised at once (default: what the engine says it can run in parallel). */
+  concurrency?: number;
   /**
    * Seconds of lead-in before each chunk also sent to the engine, whose words are then dropped
    * (the chunk's keep range decides). Engines adapt to the voice as they go (pocketsphinx's live
@@ -94,9 +100,11 @@ export class PipelineService {
     progress(DECODE_SHARE);
     const duration = audio.samples / DECODE_RATE;
 
+    const stats = { recognisedSamples: 0 };
     const segments = buildSegments(
-      await this.speakerWords(audio, duration, input, (f) => progress(DECODE_SHARE + f * ASR_SHARE)),
+      await this.speakerWords(audio, duration, input, (f) => progress(DECODE_SHARE + f * ASR_SHARE), stats),
     );
+    const recognisedSeconds = round3(stats.recognisedSamples / DECODE_RATE);
     const speakers = sortSpeakers(segments.map((s) => s.speaker));
     progress(1);
     this.deps.logger.info(
@@ -106,6 +114,7 @@ export class PipelineService {
         engine: this.deps.engine.id,
         speakers: speakers.length,
         segments: segments.length,
+        recognisedPerAudioSecond: duration > 0 ? round3(recognisedSeconds / duration) : 0,
         realTimeFactor: duration > 0 ? round3((performance.now() - began) / 1000 / duration) : 0,
       },
       'transcription pipeline finished',
@@ -116,6 +125,7 @@ export class PipelineService {
       engine: this.deps.engine.id,
       speakers,
       segments,
+      recognisedSeconds,
     };
   }
 
@@ -146,6 +156,13 @@ export class PipelineService {
     };
   }
 
+  /**
+   * Chunks recognised in parallel: the chunk list is cut into as many contiguous spans as the
+   * engine can run at once (one per warm decoder), each span recognised in order through one
+   * session. Within a span the voice adaptation travels from chunk to chunk with the session, so
+   * only each span's first chunk needs the lead-in; a recording costs (spans − 1) lead-ins
+   * instead of one per chunk. Engines without sessions get a lead-in for every chunk, as before.
+   */
   private async recognise(
     pcm: Int16Array,
     regions: SpeechRegion[],
@@ -153,39 +170,68 @@ export class PipelineService {
     input: PipelineInput,
     progress: (f: number) => void,
     leadIn: 'contiguous' | 'speech',
+    stats: { recognisedSamples: number },
   ): Promise<Word[]> {
     const chunks = planChunks(regions, duration, DECODE_RATE, this.deps.chunking);
     const total = chunks.reduce((s, c) => s + (c.end - c.start), 0);
-    const words: Word[] = [];
+    const engine = this.deps.engine;
+    const parallel = Math.max(1, Math.min(this.deps.concurrency ?? engine.concurrency ?? 1, chunks.length));
+    const context = Math.round(this.contextSeconds * DECODE_RATE);
+    const group = input.group ?? input.file;
     let done = 0;
-    for (const chunk of chunks) {
-      throwIfAborted(input.signal);
-      const span = chunk.end - chunk.start;
-      const own = pcm.subarray(chunk.startSample, chunk.endSample);
-      const context = Math.round(this.contextSeconds * DECODE_RATE);
-      const lead =
-        leadIn === 'speech'
-          ? speechBefore(pcm, regions, chunk.startSample, context)
-          : [pcm.subarray(Math.max(0, chunk.startSample - context), chunk.startSample)];
-      const audio = lead.some((p) => p.length > 0) ? concat(lead, own) : own;
-      // The lead-in's words land before the chunk's keep range and are dropped below; the
-      // chunk's own audio is contiguous at the end, so its words get their true times.
-      const found = await this.deps.engine.transcribe(audio, {
-        offsetSeconds: (chunk.startSample - (audio.length - own.length)) / DECODE_RATE,
+
+    const recogniseSpan = async (span: Chunk[]): Promise<Word[]> => {
+      const session = engine.session?.({
+        priority: 'batch',
+        group,
         ...(input.language ? { language: input.language } : {}),
         ...(input.signal ? { signal: input.signal } : {}),
-        onProgress: (f) => progress((done + Math.min(1, Math.max(0, f)) * span) / total),
       });
-      // Hard-cut chunks share a second of audio with their neighbour: each word is kept once.
-      for (const w of found) if (chunkOwns(chunk, w.start, w.end)) words.push(w);
-      done += span;
-      progress(total > 0 ? done / total : 1);
-      this.deps.logger.debug(
-        { chunk: chunk.index, of: chunks.length, words: found.length },
-        'chunk transcribed',
-      );
-    }
-    return words.sort((a, b) => a.start - b.start || a.end - b.end);
+      const words: Word[] = [];
+      for (const [k, chunk] of span.entries()) {
+        throwIfAborted(input.signal);
+        const seconds = chunk.end - chunk.start;
+        const own = pcm.subarray(chunk.startSample, chunk.endSample);
+        const lead =
+          session && k > 0
+            ? []
+            : leadIn === 'speech'
+              ? speechBefore(pcm, regions, chunk.startSample, context)
+              : [pcm.subarray(Math.max(0, chunk.startSample - context), chunk.startSample)];
+        const audio = lead.some((p) => p.length > 0) ? concat(lead, own) : own;
+        stats.recognisedSamples += audio.length;
+        // The lead-in's words land before the chunk's keep range and are dropped below; the
+        // chunk's own audio is contiguous at the end, so its words get their true times.
+        const offsetSeconds = (chunk.startSample - (audio.length - own.length)) / DECODE_RATE;
+        let found: Word[];
+        if (session) {
+          const utterance = session.utterance(offsetSeconds);
+          utterance.feed(audio);
+          found = await utterance.final();
+        } else {
+          found = await engine.transcribe(audio, {
+            offsetSeconds,
+            priority: 'batch',
+            group,
+            ...(input.language ? { language: input.language } : {}),
+            ...(input.signal ? { signal: input.signal } : {}),
+            onProgress: (f) => progress((done + Math.min(1, Math.max(0, f)) * seconds) / total),
+          });
+        }
+        // Hard-cut chunks share a second of audio with their neighbour: each word is kept once.
+        for (const w of found) if (chunkOwns(chunk, w.start, w.end)) words.push(w);
+        done += seconds;
+        progress(total > 0 ? done / total : 1);
+        this.deps.logger.debug(
+          { chunk: chunk.index, of: chunks.length, words: found.length },
+          'chunk transcribed',
+        );
+      }
+      return words;
+    };
+
+    const results = await Promise.all(splitSpans(chunks, parallel).map(recogniseSpan));
+    return results.flat().sort((a, b) => a.start - b.start || a.end - b.end);
   }
 
   /**
@@ -201,6 +247,7 @@ export class PipelineService {
     duration: number,
     input: PipelineInput,
     progress: (f: number) => void,
+    stats: { recognisedSamples: number },
   ): Promise<SpeakerWord[]> {
     const { signal } = input;
     if (audio.channels.length > 1 && !isDualMono(audio.channels)) {
@@ -217,6 +264,7 @@ export class PipelineService {
           input,
           (f) => progress(total > 0 ? (before + f * speech[c]!) / total : f),
           'speech',
+          stats,
         );
         out.push(...words.map((w) => ({ ...w, speaker: `S${c + 1}` })));
         before += speech[c]!;
@@ -225,7 +273,15 @@ export class PipelineService {
       throwIfAborted(signal);
       return out.sort((a, b) => a.start - b.start || a.end - b.end);
     }
-    const words = await this.recognise(audio.mono, audio.regions, duration, input, progress, 'contiguous');
+    const words = await this.recognise(
+      audio.mono,
+      audio.regions,
+      duration,
+      input,
+      progress,
+      'contiguous',
+      stats,
+    );
     progress(1);
     throwIfAborted(signal);
     const source = audio.channels.length > 1 ? audio.channels : [audio.mono];
@@ -261,6 +317,27 @@ export function speechBefore(
     need -= take;
   }
   return parts;
+}
+
+/** Chunks cut into `count` contiguous runs of about equal audio length. */
+export function splitSpans(chunks: readonly Chunk[], count: number): Chunk[][] {
+  const total = chunks.reduce((s, c) => s + (c.end - c.start), 0);
+  const spans: Chunk[][] = [];
+  let current: Chunk[] = [];
+  let acc = 0;
+  for (const [i, chunk] of chunks.entries()) {
+    current.push(chunk);
+    acc += chunk.end - chunk.start;
+    const left = chunks.length - i - 1;
+    const spansLeft = count - spans.length - 1;
+    // Close this span at its share of the audio, but leave at least one chunk per later span.
+    if (spansLeft > 0 && (acc >= (total * (spans.length + 1)) / count || left <= spansLeft)) {
+      spans.push(current);
+      current = [];
+    }
+  }
+  if (current.length > 0) spans.push(current);
+  return spans;
 }
 
 function concat(parts: readonly Int16Array[], last: Int16Array): Int16Array {
