@@ -105,14 +105,19 @@ describe.skipIf(!hasCorpus)(
         const final = said.findIndex((m) => m.type === 'segment' && m.id === p.id);
         // Replaced by the final with the same id, which comes after it.
         expect(final, `partial ${p.id} "${p.text}" has no final`).toBeGreaterThan(at);
-        // What was heard so far is (mostly) what the final says: sphinx may revise the last words.
         const f = said[final]!;
-        const known = new Set(words(f.text));
-        const pw = words(p.text);
-        expect(
-          pw.filter((w) => known.has(w)).length / pw.length,
-          `"${p.text}" vs "${f.text}"`,
-        ).toBeGreaterThan(0.5);
+        // The last partial before its final is (mostly) what the final says: the first ones of
+        // an utterance are the decoder's early guesses over half a second of speech, and sphinx
+        // revises them as the sentence goes on.
+        const later = said.slice(at + 1, final).some((m) => m.type === 'partial' && m.id === p.id);
+        if (!later) {
+          const known = new Set(words(f.text));
+          const pw = words(p.text);
+          expect(
+            pw.filter((w) => known.has(w)).length / pw.length,
+            `"${p.text}" vs "${f.text}"`,
+          ).toBeGreaterThan(0.5);
+        }
         expect(p.start).toBeGreaterThanOrEqual(f.start - 0.5);
         expect(p.end).toBeLessThanOrEqual(f.end + 0.5);
       }

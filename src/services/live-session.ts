@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { VadStream } from '../audio/vad.js';
 import type { SpeechRegion, Word } from '../domain/transcript.js';
+import type { RecognizerSession, SpeechStream } from '../repositories/asr/engine.js';
+import { LIVE_SAMPLE_RATE, PcmBuffer } from './live-pcm-buffer.js';
 
 /**
  * The in-memory state of one live recording on the node that ingests it: one stream per
@@ -13,7 +15,7 @@ import type { SpeechRegion, Word } from '../domain/transcript.js';
  * LiveService spools every frame to disk, encrypted, and reads the spool back for the final WAV
  * and to rebuild a session after a restart (docs/live.md).
  */
-export const LIVE_SAMPLE_RATE = 16_000;
+export { LIVE_SAMPLE_RATE };
 
 /** Bus payloads are sealed with the org's data key, bound to the recording (AAD). */
 export const liveSegmentLocation = (orgId: string, recordingId: string) =>
@@ -97,46 +99,6 @@ const MAX_UTTERANCE_SECONDS = 25;
 // eslint-disable-next-line no-control-regex -- refusing control characters is the point
 const LABEL = /^[^\u0000-\u001f\u007f-\u009f]{1,60}$/u;
 
-/** A stream's audio in sample positions from its start; only the last `keep` samples are held. */
-class PcmBuffer {
-  private buf = new Int16Array(LIVE_SAMPLE_RATE * 10);
-  /** Position of buf[0] in the stream (samples dropped before it). */
-  private base = 0;
-  /** Samples received so far (the position after the last one). */
-  length = 0;
-
-  constructor(private readonly keep = Infinity) {}
-
-  append(pcm: Int16Array): void {
-    const held = this.length - this.base;
-    if (held + pcm.length > this.buf.length && held + pcm.length > this.keep * 1.5) {
-      // Drop the oldest audio, keeping `keep` samples, before growing (amortised: every 0.5 × keep).
-      const drop = held + pcm.length - this.keep;
-      this.buf.copyWithin(0, drop, held);
-      this.base += drop;
-    }
-    const used = this.length - this.base;
-    if (used + pcm.length > this.buf.length) {
-      const next = new Int16Array(Math.max(used + pcm.length, this.buf.length * 2));
-      next.set(this.buf.subarray(0, used));
-      this.buf = next;
-    }
-    this.buf.set(pcm, used);
-    this.length += pcm.length;
-  }
-
-  /** Samples [from, to) that are still held (clamped to the window). */
-  view(from = 0, to = this.length): Int16Array {
-    const a = Math.max(this.base, from) - this.base;
-    const b = Math.min(this.length, to) - this.base;
-    return this.buf.subarray(a, Math.max(a, b));
-  }
-
-  get start(): number {
-    return this.base;
-  }
-}
-
 export class LiveStream {
   readonly pcm: PcmBuffer;
   readonly vad = new VadStream(LIVE_SAMPLE_RATE);
@@ -151,6 +113,10 @@ export class LiveStream {
   publishedTo = 0;
   /** End (samples) of the audio the last partial result covered. */
   partialTo = 0;
+  /** The utterance being recognised as it is spoken (streaming engines). */
+  live: LiveUtterance | undefined;
+  /** This participant's recognizer session (voice adaptation carried between utterances). */
+  recognizer: RecognizerSession | undefined;
 
   constructor(
     readonly label: string,
@@ -174,7 +140,24 @@ interface Utterance {
   stream: LiveStream;
   from: number;
   to: number;
+  /** Already recognised as it arrived: only its final is waited for. */
+  live?: LiveUtterance;
 }
+
+/** An utterance fed to a streaming recognizer while it is spoken. */
+interface LiveUtterance {
+  /** Stream samples [from, fed) have been fed. */
+  from: number;
+  fed: number;
+  speech: SpeechStream;
+  /** Queued for its final: no partial may be published after this. */
+  closed: boolean;
+  partialRunning: boolean;
+  partialOut?: Promise<void>;
+}
+
+/** Opens a participant's streaming recognizer; undefined when the engine cannot stream. */
+export type OpenRecognizer = (label: string) => RecognizerSession | undefined;
 
 export class LiveSession {
   readonly streams = new Map<string, LiveStream>();
@@ -194,7 +177,12 @@ export class LiveSession {
     private readonly limits: LiveLimits,
     private readonly recognise: Recognise,
     private readonly events: LiveSessionEvents,
+    /** Streaming recognition (partials as people speak, finals at once); absent: whole utterances. */
+    private readonly openRecognizer?: OpenRecognizer,
   ) {}
+
+  /** While restoring from a spool, replayed audio goes through whole-utterance recognition. */
+  private replaying = false;
 
   /**
    * A socket starts (or resumes) the stream of `participant`. `seq` is the number its next
@@ -243,9 +231,14 @@ export class LiveSession {
     stream.recognisedTo = stream.publishedTo = publishedTo;
     // Replayed audio is not being spoken now: no partials for it.
     stream.partialTo = Infinity;
-    for (const f of frames) {
-      stream.incomingSeq = stream.nextSeq;
-      this.frame(stream, f);
+    this.replaying = true;
+    try {
+      for (const f of frames) {
+        stream.incomingSeq = stream.nextSeq;
+        this.frame(stream, f);
+      }
+    } finally {
+      this.replaying = false;
     }
     stream.partialTo = stream.pcm.length;
     const end = Math.max(...[...this.streams.values()].map((s) => s.offsetSamples + s.pcm.length));
@@ -256,6 +249,22 @@ export class LiveSession {
 
   detach(stream: LiveStream): void {
     stream.attached = false;
+    // Do not hold a decoder through a reconnect: the utterance is fed again from its start when
+    // audio resumes (the buffer still holds it), or recognised whole when it closes.
+    this.abortLive(stream);
+  }
+
+  /** The session is dropped without a stop (suspend at shutdown): decoders go back at once. */
+  dispose(): void {
+    this.stopping = true;
+    for (const stream of this.streams.values()) this.abortLive(stream);
+  }
+
+  private abortLive(stream: LiveStream): void {
+    if (!stream.live || stream.live.closed) return;
+    stream.live.closed = true;
+    stream.live.speech.abort();
+    stream.live = undefined;
   }
 
   /** One binary frame. Returns the acknowledged seq; a resent (duplicate) frame changes nothing. */
@@ -277,15 +286,23 @@ export class LiveSession {
     stream.pcm.append(pcm);
     stream.nextSeq = seq + 1;
     this.lastFrameAt = Date.now();
-    for (const region of stream.vad.push(pcm)) this.enqueue(stream, region);
-    this.maybePartial(stream);
+    const closed = stream.vad.push(pcm);
+    if (this.streaming(stream)) this.stream(stream, closed);
+    else {
+      for (const region of closed) this.enqueue(stream, region);
+      this.maybePartial(stream);
+    }
     return stream.acked;
   }
 
   /** No more audio: closes every open utterance and waits until all are recognised. */
   async finish(): Promise<void> {
     this.stopping = true;
-    for (const stream of this.streams.values()) for (const r of stream.vad.end()) this.enqueue(stream, r);
+    for (const stream of this.streams.values()) {
+      const closed = stream.vad.end();
+      if (stream.live) this.stream(stream, closed);
+      else for (const r of closed) this.enqueue(stream, r);
+    }
     while (this.running) await this.running;
   }
 
@@ -305,8 +322,101 @@ export class LiveSession {
     return Math.max(0, ...[...this.streams.values()].map((s) => s.seconds));
   }
 
+  private streaming(stream: LiveStream): boolean {
+    if (this.replaying || !this.openRecognizer) return false;
+    stream.recognizer ??= this.openRecognizer(stream.label);
+    return stream.recognizer !== undefined;
+  }
+
+  /**
+   * Streaming recognition: an utterance is fed to the recognizer from the moment the VAD opens
+   * it, so when it closes only the last fraction of a second is left to decode and its final
+   * follows at once. Closed regions without a streamed utterance (a reconnect, a region shorter
+   * than one frame batch) are recognised whole, as without streaming.
+   */
+  private stream(stream: LiveStream, closed: readonly SpeechRegion[]): void {
+    for (const region of closed) {
+      const live = stream.live;
+      if (!live) {
+        this.enqueue(stream, region);
+        continue;
+      }
+      const to = Math.min(stream.pcm.length, Math.round(region.end * LIVE_SAMPLE_RATE));
+      this.closeLive(stream, live, Math.max(to, live.from + 1));
+    }
+    const open = stream.vad.openStart;
+    if (open === undefined) {
+      // A candidate the VAD dropped (a click, a cough too short to count): nothing to publish.
+      this.abortLive(stream);
+      return;
+    }
+    const start = Math.max(stream.recognisedTo, Math.round(open * LIVE_SAMPLE_RATE));
+    if (stream.live && stream.live.from !== start) this.abortLive(stream);
+    if (this.stopping || start >= stream.pcm.length) return;
+    const max = MAX_UTTERANCE_SECONDS * LIVE_SAMPLE_RATE;
+    for (;;) {
+      stream.live ??= this.openLive(stream, Math.max(start, stream.recognisedTo));
+      const live = stream.live;
+      // Pieces of at most MAX_UTTERANCE_SECONDS, cut exactly where enqueue would cut them.
+      if (stream.pcm.length - live.from <= max) break;
+      this.closeLive(stream, live, live.from + max);
+    }
+    const live = stream.live;
+    this.feedLive(stream, live, stream.pcm.length);
+    this.maybeLivePartial(stream, live);
+  }
+
+  private openLive(stream: LiveStream, from: number): LiveUtterance {
+    const offset = (from + stream.offsetSamples) / LIVE_SAMPLE_RATE;
+    const speech = stream.recognizer!.utterance(offset);
+    return { from, fed: from, speech, closed: false, partialRunning: false };
+  }
+
+  private feedLive(stream: LiveStream, live: LiveUtterance, to: number): void {
+    if (to <= live.fed) return;
+    live.speech.feed(stream.pcm.view(live.fed, to));
+    live.fed = to;
+  }
+
+  /** Queues the utterance's final (in order with whole-utterance work) and frees the stream. */
+  private closeLive(stream: LiveStream, live: LiveUtterance, to: number): void {
+    this.feedLive(stream, live, to);
+    live.closed = true;
+    stream.live = undefined;
+    stream.recognisedTo = Math.max(stream.recognisedTo, to);
+    this.queue.push({ stream, from: live.from, to, live });
+    this.running ??= this.drain().finally(() => (this.running = undefined));
+  }
+
+  /** A partial every `partialSeconds` of new speech, one at a time per utterance. */
+  private maybeLivePartial(stream: LiveStream, live: LiveUtterance): void {
+    const every = (this.limits.partialSeconds ?? 0) * LIVE_SAMPLE_RATE;
+    if (!every || !this.events.partial || live.partialRunning || live.closed || this.stopping) return;
+    if (live.fed - Math.max(live.from, stream.partialTo) < every) return;
+    stream.partialTo = live.fed;
+    live.partialRunning = true;
+    const to = live.fed;
+    const shift = stream.offsetSamples / LIVE_SAMPLE_RATE;
+    void (async () => {
+      const text = await live.speech.partial();
+      // Its final is queued already, or the session is ending: a partial now would be stale.
+      if (!text || live.closed || this.stopping) return;
+      live.partialOut = this.events.partial!({
+        id: segmentId(this.recordingId, stream.label, live.from),
+        speaker: stream.label,
+        start: round3(live.from / LIVE_SAMPLE_RATE + shift),
+        end: round3(to / LIVE_SAMPLE_RATE + shift),
+        text,
+      });
+      await live.partialOut;
+    })()
+      .catch(() => undefined) // a failed partial is just skipped: the final will come
+      .finally(() => (live.partialRunning = false));
+  }
+
   private backlogSeconds(): number {
-    return this.queue.reduce((s, u) => s + (u.to - u.from), 0) / LIVE_SAMPLE_RATE;
+    // Streamed utterances are recognised already; only whole ones still cost engine time.
+    return this.queue.reduce((s, u) => s + (u.live ? 0 : u.to - u.from), 0) / LIVE_SAMPLE_RATE;
   }
 
   private enqueue(stream: LiveStream, region: SpeechRegion): void {
@@ -318,7 +428,9 @@ export class LiveSession {
     for (; from < to; from += max) this.queue.push({ stream, from, to: Math.min(to, from + max) });
     // Bounded: live text that arrives minutes late is worth less than keeping up.
     while (this.queue.length > 1 && this.backlogSeconds() > this.limits.maxBacklogSeconds) {
-      this.queue.shift();
+      const i = this.queue.findIndex((u) => !u.live);
+      if (i < 0) break;
+      this.queue.splice(i, 1);
       this.events.lagging();
     }
     this.running ??= this.drain().finally(() => (this.running = undefined));
@@ -387,8 +499,8 @@ export class LiveSession {
     return found.filter((w) => (w.start + w.end) / 2 >= start);
   }
 
-  private async recogniseOne({ stream, from, to }: Utterance): Promise<void> {
-    const words = await this.recogniseRange(stream, from, to);
+  private async recogniseOne({ stream, from, to, live }: Utterance): Promise<void> {
+    const words = live ? await live.speech.final() : await this.recogniseRange(stream, from, to);
     const shift = stream.offsetSamples / LIVE_SAMPLE_RATE;
     const start = from / LIVE_SAMPLE_RATE + shift;
     const end = to / LIVE_SAMPLE_RATE + shift;
@@ -397,7 +509,7 @@ export class LiveSession {
       return;
     }
     // A partial of this utterance being published finishes first: no partial after its final.
-    await this.partialOut?.catch(() => undefined);
+    await (live ? live.partialOut : this.partialOut)?.catch(() => undefined);
     await this.events.segment({
       id: segmentId(this.recordingId, stream.label, from),
       seq: ++this.segmentSeq,

@@ -173,11 +173,19 @@ export class LiveSessions {
       keepSeconds: KEEP_SECONDS,
       partialSeconds: this.d.limits.partialSeconds,
     };
+    // Resolved once (normally at once: the engine is chosen at start-up); until then, and for
+    // engines that cannot stream, utterances are recognised whole when they end.
+    let engine: AsrEngine | undefined;
+    this.d.engine().then(
+      (e) => (engine = e),
+      () => undefined,
+    );
     const created = new LiveSession(
       recordingId,
       orgId,
       limits,
-      async (pcm, offsetSeconds) => (await this.d.engine()).transcribe(pcm, { offsetSeconds }),
+      async (pcm, offsetSeconds) =>
+        (await this.d.engine()).transcribe(pcm, { offsetSeconds, priority: 'live', group: recordingId }),
       {
         segment: (segment: LiveSegment) =>
           this.hooks.publish(orgId, recordingId, { type: 'segment', ...segment }),
@@ -191,6 +199,7 @@ export class LiveSessions {
           void this.hooks.publish(orgId, recordingId, { type: 'error', code });
         },
       },
+      () => engine?.session?.({ priority: 'live', group: recordingId }),
     );
     return Object.assign(created, {
       ingest: new Set<LiveSocket>(),

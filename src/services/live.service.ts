@@ -312,7 +312,7 @@ export class LiveService {
   private async suspend(session: Session): Promise<void> {
     if (session.ending) return session.ending.catch(() => undefined);
     const { orgId, recordingId } = session;
-    session.stopping = true;
+    session.dispose();
     try {
       await Promise.all([...session.opening.values()].map((p) => p.catch(() => undefined)));
       await Promise.all([...session.spools.values()].map((sp) => sp.close()));
