@@ -7,7 +7,8 @@ import type { Database } from './db/database.js';
 import { systemClock, type Clock } from './repositories/clock.repository.js';
 import { createMailer, type Mailer } from './repositories/mail.repository.js';
 import { RateLimitRepository } from './repositories/rate-limit.repository.js';
-import { selectEngine } from './repositories/asr/select-engine.js';
+import { selectEngine, type SelectEngineDeps } from './repositories/asr/select-engine.js';
+import { engineModelName, EngineReadinessService } from './services/engine-readiness.service.js';
 import { createAudioDecoder } from './repositories/audio-decoder.repository.js';
 import { UploadFileRepository } from './repositories/upload-file.repository.js';
 import { AudioBlobRepository } from './repositories/audio-blob.repository.js';
@@ -65,6 +66,10 @@ export interface Deps {
   redis: Redis | undefined;
   logger: Logger;
   clock?: Clock;
+  /** Engine selection overrides (tests: a pocketsphinx that is not installed). */
+  engineDeps?: SelectEngineDeps;
+  /** Without a usable engine, how often the in-process worker looks again (default 30 s). */
+  engineRecheckMs?: number;
 }
 
 export interface Services {
@@ -79,6 +84,8 @@ export interface Services {
   tokens: TokenService;
   actors: ActorService;
   health: HealthService;
+  /** The speech-recognition engine: chosen on first use, whether one is usable (serve, /readyz, admins). */
+  engines: EngineReadinessService;
   /** Rate-limit counters (Redis when configured, memory otherwise); used by the HTTP rate-limit plugin. */
   rateLimits: RateLimitRepository;
   loginGuard: LoginGuard;
@@ -141,7 +148,11 @@ export async function createServices(deps: Deps): Promise<Services> {
     ttlSeconds: config.accessTokenTtlSeconds,
   });
   await tokens.init();
-  const health = new HealthService(db, redis);
+  const engines = new EngineReadinessService(
+    () => selectEngine(config.asr, config.dataDir, deps.engineDeps),
+    logger,
+    { configured: config.asr.engine, modelName: (id) => engineModelName(config.asr, config.dataDir, id) },
+  );
   const rateLimits = new RateLimitRepository({ redis, keyPrefix: config.redisPrefix, logger });
   const loginGuard: LoginGuard = new RateLimitedLoginGuard(rateLimits);
   const mailer = createMailer(config.smtpUrl, config.mailFrom);
@@ -238,12 +249,15 @@ export async function createServices(deps: Deps): Promise<Services> {
   const transcripts = new TranscriptService(db, keys, audit, clock);
   const search = new RecordingSearchService(db, keys, recordings);
   // One engine for jobs and live recognition (a whisper model is loaded once).
-  const pipelines = lazyPipeline(config, logger, decoder);
+  const pipelines = lazyPipeline(engines, logger, decoder);
   const jobs = new RecordingJobService(db, keys, uploads, audio, pipelines, clock, logger, {
     ...config.jobs,
     heartbeatMs: Math.min(1000, (config.jobs.leaseSeconds * 1000) / 3),
     // Longer than any job may hold a file without renewing its lease.
     sweepOlderThanMs: Math.max(3600_000, config.jobs.leaseSeconds * 2000),
+    engineRecheckMs: deps.engineRecheckMs ?? 30_000,
+    engineReady: () => engines.choose(),
+    verifyEngine: () => engines.verify(),
   });
   const workerTokens = new WorkerTokenService(db, audit, clock);
   const jobQueue = new JobQueueService(
@@ -260,6 +274,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     audio,
     uploads,
   );
+  const health = new HealthService(db, redis, engines, jobQueue);
   const orgExports = new OrgExportService(
     db,
     keys,
@@ -308,6 +323,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     tokens,
     actors,
     health,
+    engines,
     rateLimits,
     loginGuard,
     mailer,
@@ -351,27 +367,19 @@ export async function createServices(deps: Deps): Promise<Services> {
 }
 
 /**
- * The engine is chosen on first use, not at start-up: a server without an engine still serves
- * everything else, and its jobs fail with the engine's clear message. A failed choice is not
- * cached, so installing an engine needs no restart.
+ * The engine is chosen on first use, not at start-up (EngineReadinessService): a server without
+ * an engine still serves everything else, and its uploads wait queued for one. A failed choice is
+ * not cached, so installing an engine needs no restart.
  */
 function lazyPipeline(
-  config: Config,
+  engines: EngineReadinessService,
   logger: Logger,
   decoder: ReturnType<typeof createAudioDecoder>,
 ): () => Promise<PipelineService> {
-  let pipeline: Promise<PipelineService> | undefined;
-  return () => {
-    pipeline ??= selectEngine(config.asr, config.dataDir).then(
-      ({ engine, reason }) => {
-        logger.info({ engine: engine.describe(), reason }, 'speech-recognition engine selected');
-        return new PipelineService({ decoder, engine, logger });
-      },
-      (err: unknown) => {
-        pipeline = undefined;
-        throw err;
-      },
-    );
+  let pipeline: PipelineService | undefined;
+  return async () => {
+    const { engine } = await engines.choose();
+    if (pipeline?.engine !== engine) pipeline = new PipelineService({ decoder, engine, logger });
     return pipeline;
   };
 }

@@ -124,7 +124,7 @@ describe.skipIf(!hasCorpus)(
       expect(stagedFiles(dataDir)).toEqual([]);
     });
 
-    it('a transient engine failure is retried after a backoff; a permanent one fails the job with a clear error', async () => {
+    it('a transient engine failure is retried after a backoff; without an engine the job waits, its attempt not counted', async () => {
       const uploads = new UploadFileRepository(path.join(dataDir, 'tmp', 'uploads'));
       let calls = 0;
       const real = t.services.jobs as unknown as {
@@ -191,22 +191,36 @@ describe.skipIf(!hasCorpus)(
           sweepOlderThanMs: 3600_000,
         },
       );
+      // No engine is not the job's fault: it waits queued, with the reason, its attempts untouched.
       const bad = await upload(t, user.accessToken, ip, audio());
       await unavailable.start();
       try {
-        const failed = await pollRecording(
+        const waiting = await pollRecording(
           t,
           user.accessToken,
           ip,
           bad.json().id,
-          (b) => b.status === 'failed',
+          (b) => typeof (b as { waiting?: unknown }).waiting === 'string',
         );
-        expect(failed.error).toMatch(/engine/i);
-        expect(await jobRow(bad.json().id)).toBeUndefined();
+        expect(waiting).toMatchObject({ status: 'queued', error: null });
+        expect(waiting.waiting).toMatch(/^Waiting for a speech-recognition engine/);
+        expect(await jobRow(bad.json().id)).toEqual({ attempts: 0, lease_id: null });
       } finally {
         await unavailable.stop();
       }
       expect(stagedFiles(dataDir)).toEqual([]);
+      // The shared worker takes it from there (its engine is installed).
+      await t.services.jobs.start();
+      const done = await pollRecording(
+        t,
+        user.accessToken,
+        ip,
+        bad.json().id,
+        (b) => b.status === 'done' || b.status === 'failed',
+        300_000,
+      );
+      expect(done).toMatchObject({ status: 'done', waiting: null });
+      await t.services.jobs.stop();
     }, 600_000);
 
     it('the start-up sweep removes old staged files no job needs', async () => {

@@ -42,7 +42,19 @@ export interface Database {
   exec(sql: string): Promise<void>;
   /** Plain statement outside any tenant (readiness probes, migration bookkeeping). */
   query<T = Row>(text: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+  /**
+   * Calls `onNotify` for each NOTIFY on `channel` (after the notifying transaction commits) until
+   * the returned function is called. PostgreSQL: one dedicated connection per listener that
+   * reconnects by itself (and calls `onNotify` once after reconnecting: notifications sent while
+   * it was away are lost). PGlite: the embedded database's own listener, in this process.
+   */
+  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+/** LISTEN takes an identifier, not a parameter: only plain lower-case names are accepted. */
+function checkChannel(channel: string): void {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) throw new Error(`invalid channel name "${channel}"`);
 }
 
 class PgliteDatabase implements Database {
@@ -73,14 +85,29 @@ class PgliteDatabase implements Database {
     return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
   }
 
+  async listen(channel: string, onNotify: () => void): Promise<() => Promise<void>> {
+    checkChannel(channel);
+    const stop = await this.pg.listen(channel, () => onNotify());
+    return async () => {
+      await stop().catch(() => undefined);
+    };
+  }
+
   async close(): Promise<void> {
     await this.pg.close();
   }
 }
 
+const LISTEN_RETRY_MS = 1000;
+const LISTEN_RETRY_MAX_MS = 30_000;
+
 class PostgresDatabase implements Database {
   readonly kind = 'postgres';
-  constructor(private readonly pool: pg.Pool) {}
+  private readonly listeners = new Set<() => Promise<void>>();
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly clientConfig: pg.ClientConfig,
+  ) {}
 
   async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
@@ -114,7 +141,66 @@ class PostgresDatabase implements Database {
     return { rows: res.rows as T[], rowCount: res.rowCount ?? 0 };
   }
 
+  async listen(channel: string, onNotify: () => void): Promise<() => Promise<void>> {
+    checkChannel(channel);
+    let client: pg.Client | undefined;
+    let stopped = false;
+    let retryMs = LISTEN_RETRY_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const connect = async (first: boolean): Promise<void> => {
+      const c = new pg.Client(this.clientConfig);
+      // A lost connection must not crash the process: the listener reconnects instead.
+      c.on('error', () => undefined);
+      c.on('end', () => {
+        if (client === c) client = undefined;
+        if (!stopped) schedule();
+      });
+      c.on('notification', (n) => {
+        if (n.channel === channel) onNotify();
+      });
+      try {
+        await c.connect();
+        await c.query(`LISTEN ${channel}`);
+      } catch (err) {
+        c.removeAllListeners('end');
+        await c.end().catch(() => undefined);
+        if (first) throw err;
+        schedule();
+        return;
+      }
+      if (stopped) {
+        await c.end().catch(() => undefined);
+        return;
+      }
+      client = c;
+      retryMs = LISTEN_RETRY_MS;
+      // Whatever was notified while the connection was down is lost: look once now.
+      if (!first) onNotify();
+    };
+    const schedule = () => {
+      if (stopped || timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        void connect(false);
+      }, retryMs);
+      timer.unref();
+      retryMs = Math.min(retryMs * 2, LISTEN_RETRY_MAX_MS);
+    };
+    await connect(true);
+    const stop = async () => {
+      stopped = true;
+      this.listeners.delete(stop);
+      if (timer) clearTimeout(timer);
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => undefined);
+    };
+    this.listeners.add(stop);
+    return stop;
+  }
+
   async close(): Promise<void> {
+    await Promise.all([...this.listeners].map((stop) => stop()));
     await this.pool.end();
   }
 }
@@ -128,17 +214,17 @@ export interface DatabaseOptions {
 
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   if (opts.databaseUrl) {
-    const pool = new pg.Pool({
+    const clientConfig: pg.ClientConfig = {
       connectionString: opts.databaseUrl,
-      max: opts.poolSize ?? 10,
       // A wedged query must not hold a pooled connection forever.
       statement_timeout: 30_000,
       idle_in_transaction_session_timeout: 60_000,
       application_name: 'sotto',
-    });
+    };
+    const pool = new pg.Pool({ ...clientConfig, max: opts.poolSize ?? 10 });
     // An idle client losing its connection must not crash the process; the next query reports it.
     pool.on('error', () => undefined);
-    return new PostgresDatabase(pool);
+    return new PostgresDatabase(pool, clientConfig);
   }
   const dir = opts.pgliteDir ?? 'memory://';
   if (!dir.startsWith('memory://')) mkdirSync(dir, { recursive: true, mode: 0o700 });

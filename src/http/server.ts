@@ -22,6 +22,7 @@ import liveRoutes, { liveWebsocketOptions } from './routes/recordings/live.js';
 import recordingAudioRoutes from './routes/recordings/audio.js';
 import supportRoutes from './routes/support/index.js';
 import orgWorkerRoutes from './routes/org/workers.js';
+import orgTranscriptionRoutes from './routes/org/transcription.js';
 import orgArchiveRoutes from './routes/org/archive.js';
 import orgExportRoutes from './routes/org/exports.js';
 import orgSsoRoutes from './routes/org/sso.js';
@@ -125,6 +126,7 @@ export async function buildServer({ services, https, webRoot }: ServerOptions): 
   await app.register(liveRoutes, { prefix: '/api/v1/recordings', services });
   await app.register(recordingAudioRoutes, { prefix: '/api/v1/recordings', services });
   await app.register(orgWorkerRoutes, { prefix: '/api/v1/org/workers', services });
+  await app.register(orgTranscriptionRoutes, { prefix: '/api/v1/org/transcription', services });
   await app.register(orgArchiveRoutes, { prefix: '/api/v1/org/archive', services });
   await app.register(orgExportRoutes, { prefix: '/api/v1/org', services });
   await app.register(orgSsoRoutes, { prefix: '/api/v1/org/sso', services });

@@ -18,6 +18,18 @@ export interface ClaimedJob {
   speakersHint: number | null;
 }
 
+/** NOTIFY channel of due jobs (migration 0020's trigger); LISTEN on it to claim at once. */
+export const JOBS_CHANNEL = 'sotto_recording_jobs';
+
+/** recordings.error_code of a queued recording that waits for a speech-recognition engine. */
+export const WAITING_FOR_ENGINE = 'waiting_for_engine';
+
+// A remote worker that could take recording r's job: its org's or a platform token, recently seen.
+const ACTIVE_WORKER_EXISTS = `EXISTS (
+  SELECT 1 FROM worker_tokens w
+   WHERE w.revoked_at IS NULL AND w.last_used_at > now() - make_interval(secs => $2)
+     AND (w.org_id IS NULL OR w.org_id = r.org_id))`;
+
 export const recordingJobRepository = {
   async enqueue(
     tx: Queryable,
@@ -145,6 +157,62 @@ export const recordingJobRepository = {
       [recordingId],
     );
     return res.rows[0]?.audioPath ?? undefined;
+  },
+
+  /**
+   * Marks every queued, unclaimed recording that no engine can take as waiting for one (system
+   * context; the in-process worker found no usable engine): those of orgs with no remote worker
+   * seen in the last `activeSeconds`, which could take them instead. Marks of orgs that have one
+   * now are cleared. A claim clears the mark (recordings.markProcessing), as does clearWaiting.
+   */
+  async markWaitingForEngine(tx: Queryable, activeSeconds: number): Promise<number> {
+    await tx.query(
+      `UPDATE recordings r SET error_code = NULL
+        WHERE r.status = 'queued' AND r.error_code = $1 AND ${ACTIVE_WORKER_EXISTS}`,
+      [WAITING_FOR_ENGINE, activeSeconds],
+    );
+    const res = await tx.query(
+      `UPDATE recordings r SET error_code = $1
+         FROM recording_jobs j
+        WHERE j.recording_id = r.id AND j.lease_id IS NULL
+          AND r.status = 'queued' AND r.error_code IS NULL AND NOT ${ACTIVE_WORKER_EXISTS}`,
+      [WAITING_FOR_ENGINE, activeSeconds],
+    );
+    return res.rowCount;
+  },
+
+  /** Clears every waiting mark (system context): an engine is usable again. */
+  async clearWaitingForEngine(tx: Queryable): Promise<number> {
+    const res = await tx.query(
+      `UPDATE recordings SET error_code = NULL WHERE status = 'queued' AND error_code = $1`,
+      [WAITING_FOR_ENGINE],
+    );
+    return res.rowCount;
+  },
+
+  /**
+   * How many remote workers could take `orgId`'s jobs now: its own and platform tokens, not
+   * revoked, seen in the last `activeSeconds` (a polling worker is seen at least once a minute).
+   * System context (platform tokens are in no tenant), always narrowed to the one org.
+   */
+  async activeRemoteWorkers(tx: Queryable, orgId: string, activeSeconds: number): Promise<number> {
+    const res = await tx.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM worker_tokens
+        WHERE revoked_at IS NULL AND last_used_at > now() - make_interval(secs => $2)
+          AND (org_id IS NULL OR org_id = $1)`,
+      [orgId, activeSeconds],
+    );
+    return res.rows[0]?.n ?? 0;
+  },
+
+  /** Remote workers of any org seen in the last `activeSeconds` (system context; /readyz). */
+  async anyActiveRemoteWorker(tx: Queryable, activeSeconds: number): Promise<boolean> {
+    const res = await tx.query(
+      `SELECT 1 FROM worker_tokens
+        WHERE revoked_at IS NULL AND last_used_at > now() - make_interval(secs => $1) LIMIT 1`,
+      [activeSeconds],
+    );
+    return res.rows.length > 0;
   },
 
   /** Every audio file a pending job still needs (system context; the start-up sweep keeps these). */

@@ -1,18 +1,82 @@
 import type { Database } from '../db/database.js';
 import type { Redis } from 'ioredis';
+import type { Actor } from '../domain/auth-context.js';
+import type { EngineId } from '../repositories/asr/engine.js';
+import { ENGINE_FIX, type EngineMissing, type EngineReadinessService } from './engine-readiness.service.js';
+import type { JobQueueService } from './job-queue.service.js';
+import { requirePermission } from './org.service.js';
 
 export type CheckResult = 'ok' | 'failed' | 'not_configured';
 
-/** Readiness: can this node reach what it needs to serve requests? */
+export interface Readiness {
+  ready: boolean;
+  database: 'ok' | 'failed';
+  redis: CheckResult;
+  engine: { status: 'ok'; id: EngineId; model: string | null } | { status: 'none'; missing: EngineMissing };
+  remoteWorkers: 'active' | 'none' | 'unknown';
+}
+
+/** What an org's owners and admins are told about transcription on this server (the panel's banner). */
+export interface TranscriptionStatus {
+  engine: Readiness['engine'];
+  /** Remote workers that can take this org's jobs (its own and platform ones) seen in the last minutes. */
+  activeRemoteWorkers: number;
+  /** True when nothing can transcribe this org's uploads: they wait queued. */
+  waiting: boolean;
+  /** What to do about it (set when `waiting`). */
+  fix: string | null;
+}
+
+/**
+ * Readiness: can this node reach what it needs to serve requests? The speech-recognition engine
+ * is reported but does not decide readiness: without one the node still serves everything, its
+ * uploads wait queued (remote workers may take them), and taking it out of a load balancer would
+ * also hide the panel that tells the admins how to fix it (docs/deployment.md).
+ */
 export class HealthService {
   constructor(
     private readonly db: Database,
     private readonly redis: Redis | undefined,
+    private readonly engines: Pick<EngineReadinessService, 'state'>,
+    private readonly queue: Pick<JobQueueService, 'activeRemoteWorkers' | 'anyActiveRemoteWorker'>,
   ) {}
 
-  async readiness(): Promise<{ ready: boolean; database: 'ok' | 'failed'; redis: CheckResult }> {
-    const [database, redis] = await Promise.all([this.checkDatabase(), this.checkRedis()]);
-    return { ready: database === 'ok' && redis !== 'failed', database, redis };
+  async readiness(): Promise<Readiness> {
+    const [database, redis, engine] = await Promise.all([
+      this.checkDatabase(),
+      this.checkRedis(),
+      this.engineSummary(),
+    ]);
+    const remoteWorkers =
+      database === 'ok'
+        ? await this.queue.anyActiveRemoteWorker().then(
+            (any) => (any ? ('active' as const) : ('none' as const)),
+            () => 'unknown' as const,
+          )
+        : 'unknown';
+    return { ready: database === 'ok' && redis !== 'failed', database, redis, engine, remoteWorkers };
+  }
+
+  /**
+   * For owners and admins (workers.manage): whether this org's uploads can be transcribed now.
+   * Operator details (engine description, paths, the selection's message) stay in the server log;
+   * this carries enums, a count and the fixed fix text. The org is always the caller's own.
+   */
+  async transcriptionStatus(actor: Actor): Promise<TranscriptionStatus> {
+    requirePermission(actor, 'workers.manage');
+    const [engine, activeRemoteWorkers] = await Promise.all([
+      this.engineSummary(),
+      this.queue.activeRemoteWorkers(actor.orgId),
+    ]);
+    const waiting = engine.status === 'none' && activeRemoteWorkers === 0;
+    return { engine, activeRemoteWorkers, waiting, fix: waiting ? ENGINE_FIX : null };
+  }
+
+  private async engineSummary(): Promise<Readiness['engine']> {
+    const s = await this.engines.state();
+    return s.status === 'ok'
+      ? { status: 'ok', id: s.id, model: s.model }
+      : { status: 'none', missing: s.missing };
   }
 
   private async checkDatabase(): Promise<'ok' | 'failed'> {

@@ -66,6 +66,12 @@ export interface JobAudio {
   settle(orgId: string, recordingId: string): Promise<void>;
 }
 
+/**
+ * A remote worker counts as active (able to take jobs, so a queued recording is not "waiting for
+ * an engine") when its token was used this recently: a polling worker is seen once a minute.
+ */
+export const REMOTE_WORKER_ACTIVE_SECONDS = 180;
+
 const leaseLost = () => new AppError('conflict', 'This worker no longer holds the job (lease lost)');
 
 export class JobQueueService {
@@ -98,6 +104,35 @@ export class JobQueueService {
     return worker?.orgId
       ? withTenant(this.db, { orgId: worker.orgId, userId: null }, take)
       : withSystem(this.db, take);
+  }
+
+  /**
+   * No engine on this server: queued recordings that no active remote worker could take either
+   * are marked as waiting for one (the API shows why they do not start). Claims clear the mark.
+   */
+  async markWaitingForEngine(): Promise<void> {
+    await withSystem(this.db, (tx) =>
+      recordingJobRepository.markWaitingForEngine(tx, REMOTE_WORKER_ACTIVE_SECONDS),
+    );
+  }
+
+  /** An engine is usable again: no recording waits for one any more. */
+  async clearWaitingForEngine(): Promise<void> {
+    await withSystem(this.db, (tx) => recordingJobRepository.clearWaitingForEngine(tx));
+  }
+
+  /** Active remote workers that could take `orgId`'s jobs (its own and platform tokens). */
+  activeRemoteWorkers(orgId: string): Promise<number> {
+    return withSystem(this.db, (tx) =>
+      recordingJobRepository.activeRemoteWorkers(tx, orgId, REMOTE_WORKER_ACTIVE_SECONDS),
+    );
+  }
+
+  /** Whether any remote worker (of any org) is active: /readyz reports it. */
+  anyActiveRemoteWorker(): Promise<boolean> {
+    return withSystem(this.db, (tx) =>
+      recordingJobRepository.anyActiveRemoteWorker(tx, REMOTE_WORKER_ACTIVE_SECONDS),
+    );
   }
 
   /** Extends the lease and writes progress; false when the lease was lost. */

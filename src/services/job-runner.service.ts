@@ -16,6 +16,10 @@ export interface JobSource {
   claim(): Promise<SourceJob | undefined>;
   /** Errors after which this runner must stop instead of retrying (e.g. a revoked worker token). */
   isFatal?(err: unknown): boolean;
+  /** No usable engine: nothing is claimed meanwhile (the in-process source marks queued recordings). */
+  engineUnavailable?(reason: string): Promise<void>;
+  /** An engine is usable again after engineUnavailable(). */
+  engineAvailable?(): Promise<void>;
 }
 
 export interface SourceJob {
@@ -40,6 +44,31 @@ export interface JobRunnerOptions {
   heartbeatMs: number;
   /** Longest wait between claims after repeated errors (they back off exponentially up to this). */
   maxBackoffMs?: number;
+  /** Without a usable engine, how often to look again (default 30 s); wake() looks at once. */
+  engineRecheckMs?: number;
+  /**
+   * Checked before each claim: rejects with engine_unavailable while no engine can be chosen (so
+   * no job is claimed only to wait). Without it, only a runner already waiting for an engine
+   * checks, with the pipeline provider.
+   */
+  engineReady?: () => Promise<unknown>;
+  /**
+   * Tries the engine itself (EngineReadinessService.verify): after a run failed with
+   * engine_unavailable, tells "the engine cannot work at all" (the job is handed back, its
+   * attempt not counted, and the runner waits) from "this job cannot run on it" (the job fails).
+   * Without it such a run fails its job as before.
+   */
+  verifyEngine?: () => Promise<{ status: 'ok' } | { status: 'none'; reason: string }>;
+}
+
+const isEngineUnavailable = (err: unknown): err is AppError =>
+  err instanceof AppError && err.code === 'engine_unavailable';
+
+/** The selection failed before any job was touched: the server has no engine (not the job's fault). */
+class NoEngine extends Error {
+  constructor(engineError: AppError) {
+    super(engineError.message, { cause: engineError });
+  }
 }
 
 export class JobRunner {
@@ -47,8 +76,13 @@ export class JobRunner {
   private stopping = false;
   private abandon = false;
   private current: AbortController | undefined;
-  private wake: (() => void) | undefined;
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
   private fatalError: unknown;
+  /** The reason while no engine is usable (the runner claims nothing meanwhile). */
+  private waitingForEngine: string | undefined;
+  /** A run proved the chosen engine unusable: verifyEngine() must pass before the next claim. */
+  private engineSuspect = false;
 
   constructor(
     private readonly source: JobSource,
@@ -59,6 +93,20 @@ export class JobRunner {
 
   get started(): boolean {
     return this.running !== undefined;
+  }
+
+  /** Why the runner claims nothing now (no usable engine), or undefined when it works normally. */
+  get engineProblem(): string | undefined {
+    return this.waitingForEngine;
+  }
+
+  /**
+   * Looks for a job now instead of at the next poll (a job was queued: LISTEN/NOTIFY). A wake-up
+   * while a job runs is remembered, so the next claim follows at once.
+   */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
   }
 
   /** The error that stopped the loop on its own (see JobSource.isFatal), if any. */
@@ -89,7 +137,7 @@ export class JobRunner {
     this.stopping = true;
     this.abandon = opts.abandon ?? false;
     this.current?.abort(new AppError('unavailable', 'worker stopping'));
-    this.wake?.();
+    this.wakeUp?.();
     await this.running;
     this.running = undefined;
   }
@@ -98,8 +146,10 @@ export class JobRunner {
     let errors = 0;
     while (!this.stopping) {
       let worked = false;
+      this.woken = false;
       try {
-        worked = await this.runOnce();
+        // No engine: claim nothing (a claimed job would only fail or use up an attempt).
+        worked = (await this.engineReady()) ? await this.runOnce() : false;
         errors = 0;
       } catch (err) {
         if (this.source.isFatal?.(err)) {
@@ -110,22 +160,65 @@ export class JobRunner {
         errors++;
         this.logger.error({ err }, 'job queue error');
       }
-      if (!worked && !this.stopping) {
+      if (!worked && !this.stopping && !this.woken) {
         const backoff = this.opts.pollMs * 2 ** Math.min(errors, 10);
-        await this.sleep(errors > 0 ? Math.min(backoff, this.opts.maxBackoffMs ?? 30_000) : this.opts.pollMs);
+        await this.sleep(
+          errors > 0
+            ? Math.min(backoff, this.opts.maxBackoffMs ?? 30_000)
+            : this.waitingForEngine !== undefined
+              ? (this.opts.engineRecheckMs ?? 30_000)
+              : this.opts.pollMs,
+        );
       }
     }
   }
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      let timer: NodeJS.Timeout | undefined = undefined;
+      const done = () => {
         clearTimeout(timer);
+        this.wakeUp = undefined;
         resolve();
-      }
-      this.wake = done;
+      };
+      timer = setTimeout(done, ms);
+      this.wakeUp = done;
     });
+  }
+
+  /** Whether an engine is usable; switches the runner into (and out of) waiting for one. */
+  private async engineReady(): Promise<boolean> {
+    let problem: string | undefined;
+    try {
+      if (this.opts.engineReady) await this.opts.engineReady();
+      else if (this.waitingForEngine !== undefined) await this.pipeline();
+      if (this.engineSuspect && this.opts.verifyEngine) {
+        const state = await this.opts.verifyEngine();
+        if (state.status === 'none') problem = state.reason;
+        else this.engineSuspect = false;
+      }
+    } catch (err) {
+      if (!isEngineUnavailable(err)) throw err;
+      problem = err.message;
+    }
+    if (problem !== undefined) {
+      await this.enterWaiting(problem);
+      return false;
+    }
+    if (this.waitingForEngine !== undefined) {
+      this.waitingForEngine = undefined;
+      this.logger.info('a speech-recognition engine is usable: taking queued jobs again');
+      await this.source.engineAvailable?.();
+    }
+    return true;
+  }
+
+  private async enterWaiting(reason: string): Promise<void> {
+    if (this.waitingForEngine === undefined)
+      this.logger.warn({ reason }, 'no usable speech-recognition engine: queued jobs wait for one');
+    this.waitingForEngine = reason;
+    // Every time, not only the first: recordings queued since then are marked too.
+    await this.source.engineUnavailable?.(reason);
   }
 
   /** Claims and runs one job; false when the source had nothing due. */
@@ -143,7 +236,9 @@ export class JobRunner {
     try {
       audio = await job.checkout();
       controller.signal.throwIfAborted();
-      const pipeline = await this.pipeline();
+      const pipeline = await this.pipeline().catch((err: unknown) => {
+        throw isEngineUnavailable(err) ? new NoEngine(err) : err;
+      });
       const result = await pipeline.run({
         file: audio.path,
         ...(job.speakersHint ? { speakers: job.speakersHint } : {}),
@@ -195,6 +290,22 @@ export class JobRunner {
       return;
     }
     if (this.source.isFatal?.(err)) throw err;
+    const noEngine = err instanceof NoEngine ? err.message : await this.engineUnusable(err);
+    if (noEngine !== undefined) {
+      // Not the job's fault: it goes back to the queue as it was, and waits for an engine.
+      await job.handBack();
+      await this.enterWaiting(noEngine);
+      return;
+    }
     await job.fail(err instanceof AppError ? err.code : 'internal');
+  }
+
+  /** After a run failed with engine_unavailable: the reason when the engine cannot work at all. */
+  private async engineUnusable(err: unknown): Promise<string | undefined> {
+    if (!isEngineUnavailable(err) || !this.opts.verifyEngine) return undefined;
+    const state = await this.opts.verifyEngine();
+    if (state.status === 'ok') return undefined;
+    this.engineSuspect = true;
+    return state.reason;
   }
 }

@@ -2,11 +2,17 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { withSystem } from '../db/tenant.js';
 import type { Clock } from '../repositories/clock.repository.js';
-import { recordingJobRepository } from '../repositories/recording-job.repository.js';
+import { JOBS_CHANNEL, recordingJobRepository } from '../repositories/recording-job.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
 import type { AudioStoreService } from './audio-store.service.js';
 import { JobQueueService } from './job-queue.service.js';
-import { JobRunner, type JobSource, type PipelineProvider, type SourceJob } from './job-runner.service.js';
+import {
+  JobRunner,
+  type JobRunnerOptions,
+  type JobSource,
+  type PipelineProvider,
+  type SourceJob,
+} from './job-runner.service.js';
 import type { KeyService } from './key.service.js';
 
 export type { PipelineProvider } from './job-runner.service.js';
@@ -22,6 +28,12 @@ export type { PipelineProvider } from './job-runner.service.js';
  * the same transaction as its recording (no orphan rows either way) and completed in the same
  * transaction as the transcript; a 100-line table with SKIP LOCKED gives both on PGlite and
  * PostgreSQL without an adapter.
+ *
+ * A job starts at once when queued: a trigger NOTIFYs when a job becomes due (migration 0020) and
+ * the worker LISTENs (PostgreSQL: every node; PGlite: this process), so the poll is only the
+ * fallback for delayed retries, expired leases and a lost listener. Without a usable engine the
+ * worker claims nothing: queued recordings stay queued, marked as waiting for an engine, their
+ * attempts untouched, until an engine appears (looked for every `engineRecheckMs`).
  */
 export interface JobOptions {
   pollMs: number;
@@ -33,6 +45,12 @@ export interface JobOptions {
   heartbeatMs: number;
   /** Staged files not needed by any job and older than this are removed at start. */
   sweepOlderThanMs: number;
+  /** Without a usable engine, how often to look for one again (default 30 s). */
+  engineRecheckMs?: number;
+  /** Rejects with engine_unavailable while no engine can be chosen (EngineReadinessService.choose). */
+  engineReady?: JobRunnerOptions['engineReady'];
+  /** Tries the engine itself (EngineReadinessService.verify; see JobRunnerOptions.verifyEngine). */
+  verifyEngine?: JobRunnerOptions['verifyEngine'];
 }
 
 type LocalAudio = Pick<AudioStoreService, 'checkout' | 'settle' | 'sweep' | 'openPlain'>;
@@ -40,6 +58,7 @@ type LocalAudio = Pick<AudioStoreService, 'checkout' | 'settle' | 'sweep' | 'ope
 export class RecordingJobService {
   private readonly queue: JobQueueService;
   private readonly runner: JobRunner;
+  private unlisten: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly db: Database,
@@ -57,11 +76,24 @@ export class RecordingJobService {
     this.runner = new JobRunner(this.localSource(), pipeline, logger, {
       pollMs: opts.pollMs,
       heartbeatMs: opts.heartbeatMs,
+      ...(opts.engineRecheckMs !== undefined ? { engineRecheckMs: opts.engineRecheckMs } : {}),
+      ...(opts.engineReady ? { engineReady: opts.engineReady } : {}),
+      ...(opts.verifyEngine ? { verifyEngine: opts.verifyEngine } : {}),
     });
   }
 
   get started(): boolean {
     return this.runner.started;
+  }
+
+  /** Why the worker takes no job now (no usable engine), or undefined. */
+  get engineProblem(): string | undefined {
+    return this.runner.engineProblem;
+  }
+
+  /** Looks for a job now (also what a NOTIFY on the jobs channel does). */
+  wake(): void {
+    this.runner.wake();
   }
 
   /** Sweeps leftover staged files, then works the queue until stop(). */
@@ -72,6 +104,12 @@ export class RecordingJobService {
     if (removed > 0) this.logger.info({ removed }, 'removed leftover upload files');
     // Decrypted work copies of killed runs, and blobs whose row never committed or was deleted.
     await this.audio.sweep(this.opts.sweepOlderThanMs, this.clock.now().getTime());
+    try {
+      this.unlisten ??= await this.db.listen(JOBS_CHANNEL, () => this.runner.wake());
+    } catch (err) {
+      // Not fatal: the poll still finds every job, only later.
+      this.logger.warn({ err }, 'cannot listen for new jobs; the worker polls only');
+    }
     this.runner.start();
   }
 
@@ -80,8 +118,11 @@ export class RecordingJobService {
    * again, attempt not counted). `{ abandon: true }` leaves it as a killed process would: held
    * until its lease expires, then claimed again.
    */
-  stop(opts: { abandon?: boolean } = {}): Promise<void> {
-    return this.runner.stop(opts);
+  async stop(opts: { abandon?: boolean } = {}): Promise<void> {
+    const unlisten = this.unlisten;
+    this.unlisten = undefined;
+    await unlisten?.();
+    await this.runner.stop(opts);
   }
 
   /** Claims and runs one job; false when the queue had nothing due. */
@@ -92,6 +133,8 @@ export class RecordingJobService {
   private localSource(): JobSource {
     const { queue, audio } = this;
     return {
+      engineUnavailable: () => queue.markWaitingForEngine(),
+      engineAvailable: () => queue.clearWaitingForEngine(),
       async claim(): Promise<SourceJob | undefined> {
         const job = await queue.claim();
         if (!job) return undefined;

@@ -7,7 +7,8 @@ import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
 import type { AudioDecoder } from '../repositories/audio-decoder.repository.js';
 import type { Clock } from '../repositories/clock.repository.js';
-import { recordingJobRepository } from '../repositories/recording-job.repository.js';
+import { recordingJobRepository, WAITING_FOR_ENGINE } from '../repositories/recording-job.repository.js';
+import { ENGINE_FIX } from './engine-readiness.service.js';
 import {
   recordingRepository,
   type ListFilter,
@@ -34,6 +35,8 @@ export interface RecordingView {
   status: RecordingStatus;
   progress: number;
   error: string | null;
+  /** Why a queued recording does not start (no speech-recognition engine yet), or null. */
+  waiting: string | null;
   language: string | null;
   speakersHint: number | null;
   durationSeconds: number | null;
@@ -68,6 +71,11 @@ const FAILURE_MESSAGES: Record<string, string> = {
   no_audio: 'The live recording received no audio',
   live_spool_tampered: "The live recording's stored audio failed an integrity check",
   live_spool_lost: "The live recording's audio was lost with its server's storage",
+};
+
+/** Why a queued recording waits, by the code the job queue marks it with (recording-job.repository.ts). */
+const WAITING_MESSAGES: Record<string, string> = {
+  [WAITING_FOR_ENGINE]: `Waiting for a speech-recognition engine: ${ENGINE_FIX}. It is transcribed as soon as one is available`,
 };
 
 const MIN_SECONDS = 0.1;
@@ -222,7 +230,12 @@ export class RecordingService {
       title,
       status: row.status,
       progress: row.progress,
-      error: row.errorCode ? (FAILURE_MESSAGES[row.errorCode] ?? 'Transcription failed') : null,
+      // A queued recording's code says why it waits; it has not failed.
+      error:
+        row.errorCode && row.status !== 'queued'
+          ? (FAILURE_MESSAGES[row.errorCode] ?? 'Transcription failed')
+          : null,
+      waiting: row.errorCode && row.status === 'queued' ? (WAITING_MESSAGES[row.errorCode] ?? null) : null,
       language: row.language,
       speakersHint: row.speakersHint,
       durationSeconds: row.durationSeconds,

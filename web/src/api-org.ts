@@ -229,3 +229,16 @@ export async function acceptInvitation(input: {
   if (!res.ok) throw await refusedAnswer(res);
   return (await res.json()) as { user: { email: string }; organization: { name: string } };
 }
+
+// ---- transcription readiness (owners and admins: the banner) ----
+
+export interface TranscriptionStatus {
+  engine: { status: 'ok'; id: string; model: string | null } | { status: 'none'; missing: string };
+  activeRemoteWorkers: number;
+  /** Nothing can transcribe this org's uploads now: they wait queued. */
+  waiting: boolean;
+  fix: string | null;
+}
+
+export const getTranscriptionStatus = (): Promise<TranscriptionStatus> =>
+  getJson('/api/v1/org/transcription');

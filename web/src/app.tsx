@@ -3,6 +3,7 @@ import { logout, onSessionChange, refresh } from './api';
 import { canManageOrg, isSupport, useMe, useSupportOrg } from './api-org';
 import { LoginPage, SignupPage } from './pages/auth-pages';
 import { AcceptInvitationPage } from './pages/accept-invitation-page';
+import { EngineBanner } from './pages/engine-banner';
 import { LiveRecordingPage, LiveStartPage } from './pages/live-page';
 import { NotFoundPage } from './pages/not-found-page';
 import { OrgPage } from './pages/org-page';
@@ -108,6 +109,7 @@ export function App() {
           </button>
         </nav>
       </header>
+      <EngineBanner me={me} />
       <main id="main" key={supportOrg?.id ?? ''}>
         {page}
       </main>

@@ -8,6 +8,7 @@ import { startTransport, type Transport } from '../../http/listen.js';
 import { ensureSelfSignedCert, readTlsFiles, type TlsMaterial } from '../../repositories/tls.repository.js';
 import { openRuntime, type Runtime } from '../runtime.js';
 import { checkDecoder } from '../../repositories/ffmpeg.repository.js';
+import { ENGINE_FIX, type EngineReadinessService } from '../../services/engine-readiness.service.js';
 
 /**
  * `sotto serve`: config (once; any bad variable stops the process), database, Redis, schema
@@ -38,6 +39,29 @@ async function tlsMaterial(config: Config, logger: Logger): Promise<TlsMaterial>
   return cert;
 }
 
+/**
+ * Which speech-recognition engine this server will use, said at start (the choice itself logs
+ * "speech-recognition engine selected" with its description and reason), or a warning naming the
+ * fix. Never fatal: the server runs without one, uploads wait queued, and the worker looks again
+ * every 30 s, so installing an engine later needs no restart.
+ */
+async function logEngine(engines: EngineReadinessService, logger: Logger): Promise<string> {
+  try {
+    const engine = await engines.state();
+    if (engine.status === 'ok') return engine.description;
+    logger.warn(
+      { reason: engine.reason },
+      `no speech-recognition engine is usable: uploads wait queued until one is; ${ENGINE_FIX}`,
+    );
+  } catch (err) {
+    logger.warn(
+      { err },
+      'could not check the speech-recognition engine; uploads wait queued until one works',
+    );
+  }
+  return 'none';
+}
+
 export async function startServe(opts: ServeOptions = {}): Promise<RunningServer> {
   const config = loadConfig(opts.env);
   const logger = opts.logger ?? createLogger(config.logLevel);
@@ -47,6 +71,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
     const transport = await startTransport({ services: runtime.services, tls });
     const decoder = await checkDecoder();
     logger[decoder.available ? 'info' : 'warn']({ ffmpeg: decoder.ffmpeg }, decoder.message);
+    const engine = await logEngine(runtime.services.engines, logger);
     // Crypto-shredding only reaches backups the per-org keys are not in (docs/security.md).
     if (isPathInside(config.keyDir, config.dataDir))
       logger.warn(
@@ -69,6 +94,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
         redis: config.redisUrl ? 'connected' : 'not configured (in-memory rate limits)',
         masterKeySource: config.masterKeySource.kind,
         activeMasterKeyVersion: config.masterKeys.active.version,
+        engine,
       },
       'sotto started',
     );

@@ -92,6 +92,7 @@ export async function startWorker(opts: WorkerRunOptions): Promise<RunningWorker
     const { engine, reason } = await selectEngine(cfg.asr, cfg.dataDir, opts.engineDeps);
     logger.info({ engine: engine.describe(), reason }, 'speech-recognition engine selected');
     pipeline = new PipelineService({ decoder: createAudioDecoder(), engine, logger });
+    await engine.warm?.();
   } catch (err) {
     api.close();
     throw new CliError(fatalMessage(err));
@@ -112,6 +113,7 @@ export async function startWorker(opts: WorkerRunOptions): Promise<RunningWorker
     (stopping ??= (async () => {
       await Promise.all(runners.map((r) => r.stop()));
       api.close();
+      await pipeline.engine.close?.();
       await rm(root, { recursive: true, force: true });
     })());
   for (const r of runners) r.start();

@@ -15,7 +15,13 @@ const healthRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services
       const r = await services.health.readiness();
       return reply.status(r.ready ? 200 : 503).send({
         status: r.ready ? 'ok' : 'unavailable',
-        checks: { database: r.database, redis: r.redis },
+        checks: {
+          database: r.database,
+          redis: r.redis,
+          engine: r.engine.status,
+          remoteWorkers: r.remoteWorkers,
+        },
+        engine: r.engine,
       });
     },
   );

@@ -87,7 +87,11 @@ const liveRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }
   const tags = ['recordings'];
   const security = [{ bearer: [] }];
   // Sessions on this node are finalised (audio sealed, job queued) when the server stops.
-  app.addHook('onClose', async () => services.live.close());
+  app.addHook('onClose', async () => {
+    await services.live.close();
+    // After the sessions are suspended (their decoders given back): helper processes end.
+    await services.engines.close();
+  });
 
   /** Handshake authentication: a bearer header (capture bot) or a single-use ticket (browser). */
   const handshake = (purpose: LivePurpose) => async (req: Handshake) => {

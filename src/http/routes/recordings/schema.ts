@@ -37,6 +37,8 @@ export const recordingResponse = z.object({
   progress: z.number(),
   /** Why a failed job failed, written for the user. */
   error: z.string().nullable(),
+  /** Why a queued recording has not started (e.g. waiting for a speech-recognition engine). */
+  waiting: z.string().nullable(),
   language: z.string().nullable(),
   speakersHint: z.number().int().nullable(),
   durationSeconds: z.number().nullable(),
