@@ -55,6 +55,9 @@ export class SphinxHost {
       this.stderr = (this.stderr + s).slice(-STDERR_TAIL);
     });
     this.child.stdout.on('data', (chunk: Buffer) => this.onData(chunk));
+    // An idle warm decoder must not keep a finishing process alive: referenced only while an
+    // answer is awaited (the model load included).
+    this.child.unref();
     this.child.on('error', (err: NodeJS.ErrnoException) => {
       this.fail(
         err.code === 'ENOENT' || err.code === 'EACCES'
@@ -70,6 +73,7 @@ export class SphinxHost {
     });
     this.ready = new Promise<Buffer>((resolve, reject) => {
       this.pending.push({ expect: 'R', resolve, reject });
+      this.setRef(true);
       this.arm(opts.loadTimeoutMs ?? 30_000, 'loading the model');
     }).then(
       () => undefined,
@@ -160,8 +164,19 @@ export class SphinxHost {
     if (this.dead) return Promise.reject(this.dead);
     return new Promise<Buffer>((resolve, reject) => {
       this.pending.push({ expect: op, resolve, reject });
+      this.setRef(true);
       if (!this.watchdog) this.armForAudio();
     });
+  }
+
+  private setRef(on: boolean): void {
+    for (const stream of [this.child.stdout, this.child.stderr, this.child.stdin] as unknown as {
+      ref?: () => void;
+      unref?: () => void;
+    }[]) {
+      if (on) stream.ref?.();
+      else stream.unref?.();
+    }
   }
 
   private armForAudio(): void {
@@ -209,6 +224,7 @@ export class SphinxHost {
       clearTimeout(this.watchdog);
       this.watchdog = undefined;
       if (this.pending.length > 0) this.armForAudio();
+      else this.setRef(false);
       next.resolve(Buffer.from(payload));
     }
   }

@@ -45,6 +45,8 @@ export class SphinxSession implements RecognizerSession {
   constructor(
     readonly pool: DecoderPool<SphinxHost>,
     readonly opts: SessionOptions,
+    /** Counts the audio handed to decoders (the engine's recognised-seconds counter). */
+    readonly onFed: (samples: number) => void = () => undefined,
   ) {}
 
   utterance(offsetSeconds: number): SpeechStream {
@@ -94,6 +96,7 @@ class SphinxUtterance implements SpeechStream {
   feed(pcm: Int16Array): void {
     if (this.ended || pcm.length === 0) return;
     this.samples += pcm.length;
+    this.session.onFed(pcm.length);
     if (this.lease) this.lease.decoder.feed(pcm);
     else this.buffered.push(pcm.slice()); // the caller may reuse its buffer
   }

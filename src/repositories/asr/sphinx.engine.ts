@@ -142,6 +142,7 @@ export class SphinxEngine implements AsrEngine {
   private readonly paths: SphinxPaths;
   private readonly helper: string | undefined;
   private pool: DecoderPool<SphinxHost> | undefined;
+  private fedSamples = 0;
 
   constructor(private readonly opts: SphinxOptions = {}) {
     this.paths = resolvePaths(opts);
@@ -150,7 +151,7 @@ export class SphinxEngine implements AsrEngine {
     if (this.helper) {
       this.session = (session) => {
         this.check(session.language);
-        return new SphinxSession(this.decoders(), session);
+        return new SphinxSession(this.decoders(), session, (n) => (this.fedSamples += n));
       };
     }
   }
@@ -195,9 +196,9 @@ export class SphinxEngine implements AsrEngine {
     await this.decoders().warm(Math.min(2, this.concurrency + 1));
   }
 
-  /** Pool counters (tests and benches read how many decoders were made and are busy). */
+  /** Pool counters and the audio recognised so far (tests and benches read them). */
   stats() {
-    return this.pool?.stats();
+    return this.pool ? { ...this.pool.stats(), recognisedSeconds: this.fedSamples / SAMPLE_RATE } : undefined;
   }
 
   /** Process ids of the helpers, idle and lent (diagnostics, and tests that kill one). */
