@@ -25,6 +25,8 @@ export type LiveEvent =
   | ({ type: 'segment' } & LiveSegment)
   | ({ type: 'partial' } & LivePartial)
   | { type: 'error'; code: string }
+  /** Progress of a stop: the last words being recognised, then the audio being sealed. */
+  | { type: 'stopping'; stage: 'recognising' | 'saving' }
   | { type: 'stopped'; status: 'queued' | 'failed' };
 
 export type LiveServerMessage = LiveEvent | { type: 'ack'; seq: number } | { type: 'ready' };

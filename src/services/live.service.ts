@@ -356,7 +356,9 @@ export class LiveService {
     const { orgId, recordingId } = session;
     let status: 'queued' | 'failed' = 'failed';
     try {
+      await this.publish(orgId, recordingId, { type: 'stopping', stage: 'recognising' });
       await session.finish();
+      await this.publish(orgId, recordingId, { type: 'stopping', stage: 'saving' });
       status = await sealLiveRecording(
         this.d,
         { orgId, recordingId, spools: session.spools.values(), opening: session.opening.values() },

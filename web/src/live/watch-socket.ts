@@ -33,6 +33,8 @@ export interface WatchView {
   partials: LivePartial[];
   /** The server's status after `stopped` (queued, failed). */
   stopStatus: string | null;
+  /** What a stop is doing now (`stopping` events): recognising the last words, saving the audio. */
+  stopStage: 'recognising' | 'saving' | null;
   notice: string | null;
   error: string | null;
 }
@@ -54,6 +56,7 @@ export class WatchSocket {
     latest: null,
     partials: [],
     stopStatus: null,
+    stopStage: null,
     notice: null,
     error: null,
   };
@@ -140,6 +143,8 @@ export class WatchSocket {
       this.update({ partials: [...others, next].sort((a, b) => a.start - b.start) });
     } else if (m.type === 'error' && typeof m.code === 'string')
       this.update({ notice: NOTICES[m.code] ?? `Live recognition reported: ${m.code}` });
+    else if (m.type === 'stopping' && (m.stage === 'recognising' || m.stage === 'saving'))
+      this.update({ stopStage: m.stage });
     else if (m.type === 'stopped')
       this.update({
         state: 'stopped',

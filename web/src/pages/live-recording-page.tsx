@@ -130,7 +130,7 @@ function statusOf(session: LiveSession | undefined, watch: WatchView): Status {
     case 'reconnecting':
       return { kind: 'reconnecting', text: 'Reconnecting…' };
     case 'stopping':
-      return { kind: 'stopping', text: 'Stopping…' };
+      return { kind: 'stopping', text: stoppingText(watch.stopStage) };
     case 'stopped': {
       const failed = (session?.stopStatus ?? watch.stopStatus) === 'failed';
       return failed
@@ -146,6 +146,13 @@ function statusOf(session: LiveSession | undefined, watch: WatchView): Status {
       return { kind: 'failed', text: 'Disconnected', error: `The live connection ended: ${why}.` };
     }
   }
+}
+
+/** A stop says what it waits for: the server's `stopping` stages, or the client's own flush. */
+function stoppingText(stage: WatchView['stopStage']): string {
+  if (stage === 'recognising') return 'Stopping: recognising the last words…';
+  if (stage === 'saving') return 'Stopping: saving the audio securely…';
+  return 'Stopping: sending the last audio…';
 }
 
 /** Level in decibels mapped to 0…1 over -60…0 dBFS: speech then sits in the meter's middle. */

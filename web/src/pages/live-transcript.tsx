@@ -14,6 +14,7 @@ export function useWatch(id: string): WatchView {
     latest: null,
     partials: [],
     stopStatus: null,
+    stopStage: null,
     notice: null,
     error: null,
   });
