@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { wordErrorRate } from '../src/domain/wer.js';
 import { EngineFailedError, SAMPLE_RATE } from '../src/repositories/asr/engine.js';
 import { SphinxEngine, sphinxAvailability, sphinxHelper } from '../src/repositories/asr/sphinx.engine.js';
 import { readPcm16Wav } from './helpers/pcm.js';
+import { FIXTURES, readReferences } from './helpers/speech-fixtures.js';
 
 /**
  * The warm pocketsphinx engine (native/sphinx-host.c behind a decoder pool) with the real
@@ -13,7 +13,6 @@ import { readPcm16Wav } from './helpers/pcm.js';
  * streaming sessions with partials and finals, word timings, warm reuse, abort, and isolation of
  * a crashed or hung decoder from the other sessions.
  */
-const FIXTURES = path.join(import.meta.dirname, 'fixtures', 'speech');
 const installed = sphinxAvailability();
 const helper = sphinxHelper();
 const skip = !installed.available
@@ -22,14 +21,7 @@ const skip = !installed.available
     ? 'the warm helper is not built (apt-get install libpocketsphinx-dev pkg-config; npm install)'
     : undefined;
 
-interface Reference {
-  file: string;
-  text: string;
-  kind: string;
-}
-const references = (
-  JSON.parse(readFileSync(path.join(FIXTURES, 'references.json'), 'utf8')) as Reference[]
-).filter((r) => r.kind === 'read');
+const references = readReferences().filter((r) => r.kind === 'read');
 const audio = (file: string) => readPcm16Wav(path.join(FIXTURES, file));
 const longest = [...references].sort((a, b) => audio(b.file).length - audio(a.file).length)[0]!;
 

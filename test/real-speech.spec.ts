@@ -13,23 +13,21 @@
  * en-us model) is not installed.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeWav, readWav } from '../src/audio/wav.js';
 import { loadAsrConfig } from '../src/config/config.js';
 import { wordErrorRate, type WerResult } from '../src/domain/wer.js';
 import type { AsrEngine } from '../src/repositories/asr/engine.js';
 import { selectEngine } from '../src/repositories/asr/select-engine.js';
 import { createAudioDecoder } from '../src/repositories/audio-decoder.repository.js';
 import { PipelineService, type PipelineResult } from '../src/services/pipeline.service.js';
+import { FIXTURES, buildLongTrack, pcmOf, readReferences } from './helpers/speech-fixtures.js';
 
 const run = promisify(execFile);
 
-const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/speech');
 const RATE = 16_000;
 const BINARY = 'pocketsphinx_continuous';
 const MODEL = '/usr/share/pocketsphinx/model/en-us';
@@ -48,16 +46,6 @@ const directArgs = (wav: string): string[] => [
 ];
 /** Allowed loss against the direct run: 2 WER points. */
 const TOLERANCE = 0.02;
-/** Pause between utterances in the long track: longer than the VAD's hangover, so chunks form there. */
-const GAP_SECONDS = 2;
-
-interface Reference {
-  file: string;
-  text: string;
-  source: string;
-  licence: string;
-  kind: 'read' | 'command';
-}
 
 interface Measured {
   name: string;
@@ -110,48 +98,6 @@ async function direct(wav: string): Promise<string[]> {
   return parseDirect(stdout);
 }
 
-function pcmOf(file: string): Int16Array {
-  const { sampleRate, channels } = readWav(readFileSync(file));
-  if (sampleRate !== RATE || channels.length !== 1) throw new Error(`${file}: not 16 kHz mono`);
-  return channels[0]!;
-}
-
-/**
- * The five LibriVox utterances end to end with GAP_SECONDS of room tone between them: > 30 s, so
- * the pipeline needs more than one chunk. The "silence" is faint fixed-seed noise rather than
- * digital zeros, which no microphone produces and which would put both recognisers in a
- * situation real audio never does. Returns where each utterance sits.
- */
-function buildLongTrack(refs: Reference[], out: string): { text: string; spans: [number, number][] } {
-  const parts: Int16Array[] = [];
-  const spans: [number, number][] = [];
-  let seed = 0x5eed;
-  const roomTone = (n: number): Int16Array =>
-    Int16Array.from({ length: n }, () => {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-      return ((seed >>> 16) % 13) - 6;
-    });
-  let at = 0;
-  for (const [i, ref] of refs.entries()) {
-    if (i > 0) {
-      parts.push(roomTone(GAP_SECONDS * RATE));
-      at += GAP_SECONDS * RATE;
-    }
-    const pcm = pcmOf(path.join(FIXTURES, ref.file));
-    parts.push(pcm);
-    spans.push([at / RATE, (at + pcm.length) / RATE]);
-    at += pcm.length;
-  }
-  const all = new Int16Array(at);
-  let o = 0;
-  for (const p of parts) {
-    all.set(p, o);
-    o += p.length;
-  }
-  writeFileSync(out, encodeWav(all, RATE));
-  return { text: refs.map((r) => r.text).join(' '), spans };
-}
-
 /** Pools errors and reference words, so short files weigh by their words, not one vote each. */
 function pooled(results: WerResult[]): number {
   const errors = results.reduce((s, r) => s + r.substitutions + r.deletions + r.insertions, 0);
@@ -179,7 +125,7 @@ const detail = (r: WerResult): string =>
 const missing = pocketsphinxMissing();
 // Said out loud: a skipped suite's title only shows in verbose output.
 if (missing) console.warn(`test/real-speech.spec.ts skipped: ${missing}`);
-const refs = JSON.parse(readFileSync(path.join(FIXTURES, 'references.json'), 'utf8')) as Reference[];
+const refs = readReferences();
 const LONG = 'librivox-long (built)';
 const LONG_SMALL = 'librivox-long, chunks ≤ 8 s';
 
