@@ -30,7 +30,7 @@ function ggmlFile(name: string, hparams: number[], rest: Buffer): string {
 }
 
 const second = new Int16Array(16_000);
-const helpers = () => processesMentioning('whisper.host');
+const helpers = () => processesMentioning('whisper.host', { childrenOf: process.pid });
 
 describe('whisper.node package', () => {
   it('loads, with the prebuilt native module for this platform', () => {

@@ -10,8 +10,12 @@ export function readPcm16Wav(file: string): Int16Array {
   return channels[0]!;
 }
 
-/** Process ids whose command line mentions `needle` (Linux /proc), to prove a subprocess is gone. */
-export function processesMentioning(needle: string): number[] {
+/**
+ * Process ids whose command line mentions `needle` (Linux /proc), to prove a subprocess is gone.
+ * `childrenOf` keeps only the children of that process: other spec files run their own helpers
+ * in parallel, and a machine-wide count would see them.
+ */
+export function processesMentioning(needle: string, opts: { childrenOf?: number } = {}): number[] {
   const found: number[] = [];
   let entries: string[] = [];
   try {
@@ -23,7 +27,12 @@ export function processesMentioning(needle: string): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes(needle)) found.push(Number(entry));
+      if (!cmdline.includes(needle)) continue;
+      if (opts.childrenOf !== undefined) {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== opts.childrenOf) continue;
+      }
+      found.push(Number(entry));
     } catch {
       /* exited meanwhile */
     }

@@ -95,14 +95,21 @@ async function load(req: Extract<HostRequest, { type: 'load' }>): Promise<void> 
     return;
   }
   const logs: string[] = [];
-  const listener = whisper.addNativeLogListener((_level, text) => logs.push(text.trim()));
+  // Error-level lines are reasons even without a telling word ("unknown tensor '…' in model file").
+  const errorLines = new Set<string>();
+  const listener = whisper.addNativeLogListener((level, text) => {
+    logs.push(text.trim());
+    if (level === 'error') errorLines.add(text.trim());
+  });
   await whisper.toggleNativeLog(true);
   try {
     ctx = await whisper.initWhisper({ filePath: req.modelPath, useGpu: req.useGpu }, req.variant);
   } catch (err) {
     await settleLogs(whisper, listener);
     // whisper.cpp logs the actual reason ("exception during model load: ..."); the exception only says it failed.
-    const reasons = logs.filter((l) => /error|fail|invalid|exception/i.test(l)).slice(-2);
+    const reasons = logs
+      .filter((l) => errorLines.has(l) || /error|fail|invalid|exception/i.test(l))
+      .slice(-2);
     const message = [(err as Error).message, ...reasons].join(': ');
     send({ type: 'load-failed', problem: 'model', message });
     return;
