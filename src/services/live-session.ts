@@ -94,6 +94,8 @@ export interface LiveSessionEvents {
 
 /** Lead-in audio before an utterance, sent to the engine and dropped from its words (see pipeline). */
 const CONTEXT_SECONDS = 2;
+/** Room before a streamed utterance's onset (see openLive); its adaptation comes with the session. */
+const LIVE_LEAD_IN_SECONDS = 0.5;
 /** Longer utterances are cut into pieces of at most this (engines work on ≤ 30 s windows). */
 const MAX_UTTERANCE_SECONDS = 25;
 // eslint-disable-next-line no-control-regex -- refusing control characters is the point
@@ -366,10 +368,16 @@ export class LiveSession {
     this.maybeLivePartial(stream, live);
   }
 
+  /**
+   * A streamed utterance starts LIVE_LEAD_IN_SECONDS before the VAD's onset (audio already
+   * recognised included): pocketsphinx needs a moment of the room before speech, or it mishears
+   * the first word. The lead-in's words, if any, belong to the previous utterance and are dropped.
+   */
   private openLive(stream: LiveStream, from: number): LiveUtterance {
-    const offset = (from + stream.offsetSamples) / LIVE_SAMPLE_RATE;
+    const lead = Math.max(stream.pcm.start, from - LIVE_LEAD_IN_SECONDS * LIVE_SAMPLE_RATE);
+    const offset = (lead + stream.offsetSamples) / LIVE_SAMPLE_RATE;
     const speech = stream.recognizer!.utterance(offset);
-    return { from, fed: from, speech, closed: false, partialRunning: false };
+    return { from, fed: lead, speech, closed: false, partialRunning: false };
   }
 
   private feedLive(stream: LiveStream, live: LiveUtterance, to: number): void {
@@ -500,9 +508,11 @@ export class LiveSession {
   }
 
   private async recogniseOne({ stream, from, to, live }: Utterance): Promise<void> {
-    const words = live ? await live.speech.final() : await this.recogniseRange(stream, from, to);
     const shift = stream.offsetSamples / LIVE_SAMPLE_RATE;
     const start = from / LIVE_SAMPLE_RATE + shift;
+    const words = live
+      ? (await live.speech.final()).filter((w) => (w.start + w.end) / 2 >= start)
+      : await this.recogniseRange(stream, from, to);
     const end = to / LIVE_SAMPLE_RATE + shift;
     if (words.length === 0) {
       stream.publishedTo = Math.max(stream.publishedTo, to);

@@ -41,6 +41,12 @@ function cleanText(text: string): string {
 export class SphinxSession implements RecognizerSession {
   /** The voice's cepstral mean after its last utterance (undefined: the model's default). */
   cmn: Float32Array | undefined;
+  /**
+   * Settles when the session's latest utterance has ended. The next one starts after it, so it
+   * starts from the adaptation that utterance left (in real time it has long ended; a caller
+   * feeding faster than real time would otherwise start from a stale mean).
+   */
+  previous: Promise<void> = Promise.resolve();
 
   constructor(
     readonly pool: DecoderPool<SphinxHost>,
@@ -60,14 +66,20 @@ class SphinxUtterance implements SpeechStream {
   private buffered: Int16Array[] = [];
   private samples = 0;
   private ended = false;
+  private settle: () => void = () => undefined;
 
   constructor(
     private readonly session: SphinxSession,
     private readonly offsetSeconds: number,
   ) {
     const { priority, group, signal } = session.opts;
-    this.leasing = session.pool
-      .acquire({ priority, ...(group ? { group } : {}), ...(signal ? { signal } : {}) })
+    const previous = session.previous;
+    session.previous = new Promise<void>((resolve) => (this.settle = resolve));
+    this.leasing = previous
+      .then(() => {
+        if (this.ended) throw new Error('utterance ended before it started');
+        return session.pool.acquire({ priority, ...(group ? { group } : {}), ...(signal ? { signal } : {}) });
+      })
       .then(async (lease) => {
         if (this.ended) {
           lease.release();
@@ -110,6 +122,8 @@ class SphinxUtterance implements SpeechStream {
     const { signal } = this.session.opts;
     if (signal?.aborted) throw abortError(signal);
     const lease = await this.leasing.catch((err: unknown) => {
+      this.ended = true;
+      this.settle();
       throw signal?.aborted ? abortError(signal) : err;
     });
     try {
@@ -123,12 +137,14 @@ class SphinxUtterance implements SpeechStream {
       throw err;
     } finally {
       this.ended = true;
+      this.settle();
     }
   }
 
   abort(): void {
     if (this.ended) return;
     this.ended = true;
+    this.settle();
     this.buffered = [];
     // Mid-utterance work would delay the decoder's next user: end it and let the pool make another.
     if (this.lease) {
