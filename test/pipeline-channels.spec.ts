@@ -96,42 +96,46 @@ describe.skipIf(!!skipReason)(
 
     it('abort stops the engine promptly and leaves no process or temp file', async () => {
       const tmpDir = mkdtempSync(path.join(tmpRoot, 'abort-'));
-      const aborting = new PipelineService({
-        decoder: createAudioDecoder(),
-        engine: new SphinxEngine({ tmpDir }),
-        logger: silentLogger,
-      });
+      const engine = new SphinxEngine({ tmpDir });
+      const aborting = new PipelineService({ decoder: createAudioDecoder(), engine, logger: silentLogger });
       const controller = new AbortController();
       let abortedAt = 0;
-      let midRecognition = false;
+      let busy: number[] = [];
+      const abortNow = () => {
+        // Warm decoders busy with this recording's chunks (or, without the helper, a
+        // pocketsphinx_continuous working on a temporary WAV under tmpDir).
+        busy = engine.warmMode ? engine.helperPids().busy : processesMentioning(tmpDir);
+        abortedAt = performance.now();
+        controller.abort();
+      };
       const run = aborting.run({
         file: corpusFile('intake-01', 'wav'),
         signal: controller.signal,
         onProgress: (f) => {
-          // Abort once recognition is under way (the pocketsphinx subprocess is running).
-          if (f > 0.1 && f < 0.9 && !abortedAt) {
-            midRecognition = true;
-            abortedAt = performance.now();
-            controller.abort();
-          }
+          if (f > 0.1 && f < 0.9 && !abortedAt) abortNow();
         },
       });
-      // Progress inside a sphinx chunk only comes at its end; abort on a timer as well.
-      const timer = setTimeout(() => {
-        if (!abortedAt) {
-          midRecognition = processesMentioning(tmpDir).length > 0;
-          abortedAt = performance.now();
-          controller.abort();
-        }
-      }, 1500);
+      // Progress inside a chunk only comes at its end; abort on a timer as well.
+      const timer = setTimeout(() => abortedAt || abortNow(), 1500);
       await expect(run).rejects.toMatchObject({ name: 'AbortError' });
       clearTimeout(timer);
-      // The abort hit a running pocketsphinx (or came between two chunks).
-      expect(midRecognition).toBe(true);
+      // The abort hit running recognition, which stopped at once: its processes are gone.
+      expect(busy.length).toBeGreaterThan(0);
       expect(performance.now() - abortedAt).toBeLessThan(2000);
+      const alive = (pid: number) => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      for (let i = 0; i < 50 && busy.some(alive); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(busy.filter(alive)).toEqual([]);
       expect(processesMentioning(tmpDir)).toEqual([]);
-      // The engine's temporary WAV folders live under tmpDir: all must be gone.
+      // No temporary audio anywhere under tmpDir (the warm engine writes none).
       expect(readdirSync(tmpDir)).toEqual([]);
+      await engine.close();
     }, 60_000);
 
     it('an already-aborted signal rejects before any work', async () => {

@@ -1,96 +1,31 @@
-import { createHash } from 'node:crypto';
-import { VadStream } from '../audio/vad.js';
 import type { SpeechRegion, Word } from '../domain/transcript.js';
-import type { RecognizerSession, SpeechStream } from '../repositories/asr/engine.js';
-import { LIVE_SAMPLE_RATE, PcmBuffer } from './live-pcm-buffer.js';
+import {
+  LIVE_CLOSE,
+  LiveProtocolError,
+  segmentId,
+  type LiveLimits,
+  type LiveSessionEvents,
+  type OpenRecognizer,
+  type Recognise,
+} from './live-protocol.js';
+import { LIVE_SAMPLE_RATE, LiveStream, type LiveUtterance } from './live-stream.js';
+
+export * from './live-protocol.js';
+export { LIVE_SAMPLE_RATE, LiveStream } from './live-stream.js';
 
 /**
  * The in-memory state of one live recording on the node that ingests it: one stream per
  * participant (PCM16 LE, 16 kHz, mono), each with its own sequence numbers, audio buffer and
- * streaming VAD. Closed VAD regions (utterances) go through the engine one at a time and come
- * out as final segments. Pure state and logic: sockets, the database and the bus belong to
+ * streaming VAD. With a streaming engine each utterance is fed to the recognizer while it is
+ * spoken (partials on the way, the final as soon as the VAD closes it); otherwise closed VAD
+ * regions go through the engine one at a time. Either way they come out as final segments, in
+ * order. Pure state and logic: sockets, the database and the bus belong to
  * LiveService, the engine is passed in.
  *
  * Only a rolling window of each stream's audio stays here (what live recognition may still need):
  * LiveService spools every frame to disk, encrypted, and reads the spool back for the final WAV
  * and to rebuild a session after a restart (docs/live.md).
  */
-export { LIVE_SAMPLE_RATE };
-
-/** Bus payloads are sealed with the org's data key, bound to the recording (AAD). */
-export const liveSegmentLocation = (orgId: string, recordingId: string) =>
-  ({ orgId, table: 'live', rowId: recordingId, field: 'segment' }) as const;
-
-/** WebSocket close codes of the live protocol (docs/live.md lists them for client authors). */
-export const LIVE_CLOSE = {
-  normal: 1000,
-  shuttingDown: 1001,
-  malformed: 4400,
-  unauthenticated: 4401,
-  notFound: 4404,
-  idle: 4408,
-  conflict: 4409,
-  tooLarge: 4413,
-  sequenceGap: 4422,
-  overloaded: 4429,
-} as const;
-
-/** A protocol violation or refusal: the socket is closed with `code` and `reason`. */
-export class LiveProtocolError extends Error {
-  constructor(
-    readonly code: number,
-    readonly reason: string,
-  ) {
-    super(reason);
-    this.name = 'LiveProtocolError';
-  }
-}
-
-export interface LiveLimits {
-  maxFrameBytes: number;
-  /** Longest audio one stream may send (the session stops itself there). */
-  maxSeconds: number;
-  maxStreams: number;
-  /** Utterance audio waiting for live recognition beyond this is skipped (the final job covers it). */
-  maxBacklogSeconds: number;
-  /** Audio kept in memory per stream (the rest is on the spool); Infinity keeps everything. */
-  keepSeconds?: number;
-  /** Seconds between partial results of an utterance still being spoken; 0 or absent: none. */
-  partialSeconds?: number;
-}
-
-export interface LiveSegment {
-  id: string;
-  /** Order of emission within the recording, from 1. */
-  seq: number;
-  speaker: string;
-  start: number;
-  end: number;
-  text: string;
-  words: Word[];
-}
-
-/** Words of one stretch of PCM, times shifted by `offsetSeconds`. */
-export type Recognise = (pcm: Int16Array, offsetSeconds: number) => Promise<Word[]>;
-
-/** The words so far of an utterance still being spoken; `id` is the one its final segment gets. */
-export interface LivePartial {
-  id: string;
-  speaker: string;
-  start: number;
-  end: number;
-  text: string;
-}
-
-export interface LiveSessionEvents {
-  segment(segment: LiveSegment): Promise<void>;
-  /** A partial result (never stored, never spooled); replaced by the final with the same id. */
-  partial?(partial: LivePartial): Promise<void>;
-  /** Live recognition fell behind and skipped an utterance (the stored transcript still has it). */
-  lagging(): void;
-  /** Recognition failed for one utterance (engine error); the session goes on. */
-  failed(err: unknown): void;
-}
 
 /** Lead-in audio before an utterance, sent to the engine and dropped from its words (see pipeline). */
 const CONTEXT_SECONDS = 2;
@@ -101,43 +36,7 @@ const MAX_UTTERANCE_SECONDS = 25;
 // eslint-disable-next-line no-control-regex -- refusing control characters is the point
 const LABEL = /^[^\u0000-\u001f\u007f-\u009f]{1,60}$/u;
 
-export class LiveStream {
-  readonly pcm: PcmBuffer;
-  readonly vad = new VadStream(LIVE_SAMPLE_RATE);
-  /** Sequence number the next new frame must carry (so `nextSeq - 1` is acknowledged). */
-  nextSeq = 0;
-  /** Sequence number of the next binary frame on the attached socket. */
-  incomingSeq = 0;
-  attached = false;
-  /** Audio handed to recognition so far (samples), so a region is never recognised twice. */
-  recognisedTo = 0;
-  /** Audio whose live segments are out (samples): after a restart, recognition resumes here. */
-  publishedTo = 0;
-  /** End (samples) of the audio the last partial result covered. */
-  partialTo = 0;
-  /** The utterance being recognised as it is spoken (streaming engines). */
-  live: LiveUtterance | undefined;
-  /** This participant's recognizer session (voice adaptation carried between utterances). */
-  recognizer: RecognizerSession | undefined;
-
-  constructor(
-    readonly label: string,
-    /** Where this stream's first sample sits on the recording's timeline. */
-    readonly offsetSamples: number,
-    keepSamples = Infinity,
-  ) {
-    this.pcm = new PcmBuffer(keepSamples);
-  }
-
-  get acked(): number {
-    return this.nextSeq - 1;
-  }
-
-  get seconds(): number {
-    return this.pcm.length / LIVE_SAMPLE_RATE;
-  }
-}
-
+/** Audio of one stream waiting for its final: streamed already (`live`) or to recognise whole. */
 interface Utterance {
   stream: LiveStream;
   from: number;
@@ -145,21 +44,6 @@ interface Utterance {
   /** Already recognised as it arrived: only its final is waited for. */
   live?: LiveUtterance;
 }
-
-/** An utterance fed to a streaming recognizer while it is spoken. */
-interface LiveUtterance {
-  /** Stream samples [from, fed) have been fed. */
-  from: number;
-  fed: number;
-  speech: SpeechStream;
-  /** Queued for its final: no partial may be published after this. */
-  closed: boolean;
-  partialRunning: boolean;
-  partialOut?: Promise<void>;
-}
-
-/** Opens a participant's streaming recognizer; undefined when the engine cannot stream. */
-export type OpenRecognizer = (label: string) => RecognizerSession | undefined;
 
 export class LiveSession {
   readonly streams = new Map<string, LiveStream>();
@@ -532,15 +416,6 @@ export class LiveSession {
     // Only once it is out: a restart before this point recognises the utterance again.
     stream.publishedTo = Math.max(stream.publishedTo, to);
   }
-}
-
-/**
- * Stable across a restart (the same utterance of the same stream gets the same id), so a viewer
- * that sees a segment again after a restart can de-duplicate it by id.
- */
-function segmentId(recordingId: string, label: string, from: number): string {
-  const h = createHash('sha256').update(`${recordingId}|${label}|${from}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
 function round3(x: number): number {
