@@ -12,13 +12,15 @@
  *
  * Frames, both directions: 1 byte op, 4 bytes payload length (little-endian), payload.
  * Requests:
- *   'B' begin a stream; payload: empty, or the 13 floats of a cepstral mean to start from
- *       (the caller's own speaker adaptation, carried between decoders). Reply 'K'.
+ *   'B' begin a stream; payload: empty (the model's initial state, as a fresh process), or a
+ *       cepstral-mean state from an earlier 'C' (the caller's own speaker adaptation, carried
+ *       between decoders). Reply 'K'.
  *   'A' audio: PCM16 LE mono at the configured rate. No reply.
  *   'P' partial: reply 'H' with the text recognised since the last final.
  *   'F' final: close the open utterance; reply 'W' with one line per word
  *       "word\tstart\tend\tconf\n" (seconds from the stream start), then 'C' with the current
- *       cepstral mean (floats) so the caller can carry it to another decoder.
+ *       cepstral-mean state (floats: the mean, the running sum, the frame count) so the caller
+ *       can carry it to another decoder.
  *   'Q' quit.
  * Any failure: reply 'E' with a message, and the helper exits (the caller starts a new one).
  * Ready: 'R' with the frame rate as text, once the model is loaded.
@@ -44,7 +46,9 @@ static int frame_rate = 100;
 static int utt_started = 0; /* PocketSphinx's detector has heard speech in this utterance */
 static int utt_open = 0;    /* ps_start_utt was called and not yet ended */
 static int n_ceps = 0;
-static mfcc_t *initial_cmn = NULL;
+/* The cepstral-mean state right after loading (mean, running sum, frame count), restored
+ * exactly at every stream start: a fresh process would start from it. */
+static float *initial_state = NULL;
 
 /* Words of finished sub-utterances since the last 'F'. */
 static char *words_buf = NULL;
@@ -157,6 +161,23 @@ static void process(const int16 *pcm, size_t n) {
   }
 }
 
+/* State as 2 * n_ceps + 1 floats: mean, sum, frame count. */
+static void cmn_save(cmn_t *cmn, float *out) {
+  for (int i = 0; i < n_ceps; i++) {
+    out[i] = (float)cmn->cmn_mean[i];
+    out[n_ceps + i] = (float)cmn->sum[i];
+  }
+  out[2 * n_ceps] = (float)cmn->nframe;
+}
+
+static void cmn_restore(cmn_t *cmn, const float *in) {
+  for (int i = 0; i < n_ceps; i++) {
+    cmn->cmn_mean[i] = (mfcc_t)in[i];
+    cmn->sum[i] = (mfcc_t)in[n_ceps + i];
+  }
+  cmn->nframe = (int32)in[2 * n_ceps];
+}
+
 static cmn_t *cmn_state(void) {
   feat_t *feat = ps_get_feat(ps);
   return feat ? feat->cmn_struct : NULL;
@@ -171,10 +192,12 @@ int main(int argc, char **argv) {
   if (ps == NULL) die("cannot load the pocketsphinx model");
   frame_rate = cmd_ln_int32_r(config, "-frate");
   cmn_t *cmn = cmn_state();
+  if (cmn && cmn->veclen > 64) cmn = NULL; /* no model here has more than 13; never overflow */
   if (cmn) {
     n_ceps = cmn->veclen;
-    initial_cmn = calloc((size_t)n_ceps, sizeof(mfcc_t));
-    cmn_live_get(cmn, initial_cmn);
+    initial_state = calloc((size_t)(2 * n_ceps + 1), sizeof(float));
+    if (!initial_state) die("out of memory");
+    cmn_save(cmn, initial_state);
   }
   char ready[32];
   int rn = snprintf(ready, sizeof ready, "%d", frame_rate);
@@ -204,13 +227,12 @@ int main(int argc, char **argv) {
         utt_started = 0;
         words_len = 0;
         if (cmn) {
-          if (n_ceps > 0 && len == (uint32_t)n_ceps * sizeof(float)) {
-            mfcc_t vec[64];
-            const float *f = (const float *)payload;
-            for (int i = 0; i < n_ceps && i < 64; i++) vec[i] = (mfcc_t)f[i];
-            cmn_live_set(cmn, vec);
+          if (len == (uint32_t)(2 * n_ceps + 1) * sizeof(float)) {
+            float carried[129];
+            memcpy(carried, payload, len);
+            cmn_restore(cmn, carried);
           } else {
-            cmn_live_set(cmn, initial_cmn);
+            cmn_restore(cmn, initial_state);
           }
         }
         if (ps_start_stream(ps) < 0) die("ps_start_stream failed");
@@ -242,13 +264,11 @@ int main(int argc, char **argv) {
         end_utterance();
         reply('W', words_buf ? words_buf : "", (uint32_t)words_len);
         words_len = 0;
-        float vec[64];
+        float vec[129];
         uint32_t nv = 0;
-        if (cmn && n_ceps <= 64) {
-          mfcc_t m[64];
-          cmn_live_get(cmn, m);
-          for (int i = 0; i < n_ceps; i++) vec[i] = (float)m[i];
-          nv = (uint32_t)n_ceps;
+        if (cmn) {
+          cmn_save(cmn, vec);
+          nv = (uint32_t)(2 * n_ceps + 1);
         }
         reply('C', vec, nv * (uint32_t)sizeof(float));
         break;
@@ -265,6 +285,6 @@ done:
   cmd_ln_free_r(config);
   free(payload);
   free(words_buf);
-  free(initial_cmn);
+  free(initial_state);
   return 0;
 }

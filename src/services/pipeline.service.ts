@@ -71,6 +71,8 @@ export interface PipelineDeps {
 }
 
 const DEFAULT_CONTEXT_SECONDS = 5;
+/** Audio just before a chunk that continues a session's span (see recognise). */
+const ROOM_SAMPLES = Math.round(0.5 * DECODE_RATE);
 
 const DECODE_SHARE = 0.1;
 const ASR_SHARE = 0.8;
@@ -192,9 +194,13 @@ export class PipelineService {
         throwIfAborted(input.signal);
         const seconds = chunk.end - chunk.start;
         const own = pcm.subarray(chunk.startSample, chunk.endSample);
+        // Within a span the voice's adaptation comes with the session, but pocketsphinx still
+        // needs a moment of the room before the first word, or it mishears it (as live does).
+        // One channel of a call keeps its speech lead-in on every chunk: the gaps between its
+        // chunks are the other party's turns, silenced, with nothing of the room in them.
         const lead =
-          session && k > 0
-            ? []
+          session && k > 0 && leadIn === 'contiguous'
+            ? [pcm.subarray(Math.max(0, chunk.startSample - ROOM_SAMPLES), chunk.startSample)]
             : leadIn === 'speech'
               ? speechBefore(pcm, regions, chunk.startSample, context)
               : [pcm.subarray(Math.max(0, chunk.startSample - context), chunk.startSample)];
