@@ -2,12 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../src/db/tenant.js';
 import { pcmToWav } from '../src/repositories/asr/engine.js';
-import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
-import { recordingRepository } from '../src/repositories/recording.repository.js';
 import { freshIp } from './helpers/auth-client.js';
 import { sine16k } from './helpers/audio-files.js';
 import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';
-import { recordingEnv, upload } from './helpers/recordings.js';
+import { insertQueuedRecording, recordingEnv, upload } from './helpers/recordings.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
 /**
@@ -63,15 +61,7 @@ describe(`queued jobs wake the worker at once (${backendLabel})`, () => {
     // What live finalise does: the recording and its job in one transaction (audio not needed to be claimed).
     const id = randomUUID();
     await withTenant(t.db, { orgId: user.orgId, userId: user.userId }, async (tx) => {
-      await recordingRepository.insert(tx, {
-        id,
-        orgId: user.orgId,
-        ownerId: user.userId,
-        language: null,
-        speakersHint: null,
-        now: new Date(),
-      });
-      await recordingJobRepository.enqueue(tx, { recordingId: id, orgId: user.orgId, now: new Date() });
+      await insertQueuedRecording(tx, user, { id });
     });
     const took = await claimedWithin(id, 10_000);
     expect(took).toBeDefined();
@@ -81,32 +71,12 @@ describe(`queued jobs wake the worker at once (${backendLabel})`, () => {
   it('a rolled-back enqueue wakes nobody into a claim, and a delayed retry waits for its time', async () => {
     const id = randomUUID();
     await withTenant(t.db, { orgId: user.orgId, userId: user.userId }, async (tx) => {
-      await recordingRepository.insert(tx, {
-        id,
-        orgId: user.orgId,
-        ownerId: user.userId,
-        language: null,
-        speakersHint: null,
-        now: new Date(),
-      });
-      await recordingJobRepository.enqueue(tx, { recordingId: id, orgId: user.orgId, now: new Date() });
+      await insertQueuedRecording(tx, user, { id });
       throw new Error('rolled back');
     }).catch(() => undefined);
     const later = randomUUID();
     await withTenant(t.db, { orgId: user.orgId, userId: user.userId }, async (tx) => {
-      await recordingRepository.insert(tx, {
-        id: later,
-        orgId: user.orgId,
-        ownerId: user.userId,
-        language: null,
-        speakersHint: null,
-        now: new Date(),
-      });
-      await recordingJobRepository.enqueue(tx, {
-        recordingId: later,
-        orgId: user.orgId,
-        now: new Date(Date.now() + 3600_000),
-      });
+      await insertQueuedRecording(tx, user, { id: later, runAfter: new Date(Date.now() + 3600_000) });
     });
     expect(await claimedWithin(later, 1500)).toBeUndefined();
     const rows = await t.db.query('SELECT 1 FROM recordings WHERE id = $1', [id]);

@@ -2,10 +2,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addWorker, listWorkers, revokeWorker } from '../src/cli/commands/workers.js';
 import { withTenant } from '../src/db/tenant.js';
-import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
-import { recordingRepository } from '../src/repositories/recording.repository.js';
 import { freshIp } from './helpers/auth-client.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
+import { insertQueuedRecording } from './helpers/recordings.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
 /**
@@ -38,21 +37,8 @@ describe(`worker tokens and the worker protocol guards (${backendLabel})`, () =>
   };
 
   /** A queued recording with its job (the claim does not need audio). */
-  const queueJob = async (user: TestUser) => {
-    const id = randomUUID();
-    await withTenant(t.db, { orgId: user.orgId, userId: user.userId }, async (tx) => {
-      await recordingRepository.insert(tx, {
-        id,
-        orgId: user.orgId,
-        ownerId: user.userId,
-        language: null,
-        speakersHint: null,
-        now: new Date(),
-      });
-      await recordingJobRepository.enqueue(tx, { recordingId: id, orgId: user.orgId, now: new Date() });
-    });
-    return id;
-  };
+  const queueJob = (user: TestUser): Promise<string> =>
+    withTenant(t.db, { orgId: user.orgId, userId: user.userId }, (tx) => insertQueuedRecording(tx, user));
 
   const jobRow = async (id: string) =>
     (

@@ -3,6 +3,9 @@ import { mkdtempSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { LightMyRequestResponse } from 'fastify';
+import type { Queryable } from '../../src/db/database.js';
+import { recordingJobRepository } from '../../src/repositories/recording-job.repository.js';
+import { recordingRepository } from '../../src/repositories/recording.repository.js';
 import type { TestApp } from './test-app.js';
 import { bearer } from './fixtures.js';
 
@@ -88,4 +91,30 @@ export async function pollRecording(
     if (Date.now() > end) throw new Error(`recording did not reach the expected state: ${res.body}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A queued recording and its job inserted in `tx` (inside withTenant), as live finalise does:
+ * the claim needs no audio. `runAfter` delays the job (a retry's backoff).
+ */
+export async function insertQueuedRecording(
+  tx: Queryable,
+  user: { orgId: string; userId: string },
+  opts: { id?: string; runAfter?: Date } = {},
+): Promise<string> {
+  const id = opts.id ?? randomUUID();
+  await recordingRepository.insert(tx, {
+    id,
+    orgId: user.orgId,
+    ownerId: user.userId,
+    language: null,
+    speakersHint: null,
+    now: new Date(),
+  });
+  await recordingJobRepository.enqueue(tx, {
+    recordingId: id,
+    orgId: user.orgId,
+    now: opts.runAfter ?? new Date(),
+  });
+  return id;
 }
