@@ -151,6 +151,14 @@ describe.skipIf(Boolean(skipReason))(
         .getByRole('status')
         .filter({ hasText: /^Live$/ })
         .waitFor({ timeout: 20_000 });
+      // How long until the first words show, partial or final: a figure for the log (the fake
+      // microphone starts with the capture, and the conversation's first turn 0.5 s into it).
+      const liveAt = Date.now();
+      const firstWords = page
+        .locator('.live-partial, .live-final')
+        .first()
+        .waitFor({ timeout: 90_000 })
+        .then(() => Date.now() - liveAt);
       await page.getByRole('meter', { name: 'Me sound level' }).waitFor();
       await page.getByRole('meter', { name: 'Meeting sound level' }).waitFor();
 
@@ -165,6 +173,9 @@ describe.skipIf(Boolean(skipReason))(
         .filter({ hasText: /^Live$/ })
         .waitFor({ timeout: 20_000 });
 
+      console.log(
+        `panel: first words ${((await firstWords) / 1000).toFixed(2)} s after the capture went live`,
+      );
       // Real words, recognised live, reach both pages (the viewer joined later: it may miss the first).
       const finals = page.locator('.live-final');
       await finals.first().waitFor({ timeout: 90_000 });
