@@ -81,10 +81,6 @@ export class DecoderPool<D> {
     this.reserve = opts.liveReserve ?? 1;
   }
 
-  get capacity(): { batch: number; live: number } {
-    return { batch: this.size, live: this.size + this.reserve };
-  }
-
   acquire(opts: AcquireOptions): Promise<Lease<D>> {
     if (this.closed) return Promise.reject(new Error('the decoder pool is closed'));
     const { signal } = opts;

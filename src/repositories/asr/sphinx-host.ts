@@ -44,8 +44,6 @@ export class SphinxHost {
   /** Samples written since the last reply: what the next answer may have to wait for. */
   private unanswered = 0;
   readonly ready: Promise<void>;
-  /** Called once when the helper is gone (crash, kill, watchdog). */
-  onExit: ((err: Error) => void) | undefined;
 
   constructor(private readonly opts: SphinxHostOptions) {
     this.child = spawn(opts.binary, opts.args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -111,8 +109,8 @@ export class SphinxHost {
     this.write('A', Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
   }
 
-  /** Words of finished sub-utterances and the open hypothesis, as one text. */
-  async partial(): Promise<string> {
+  /** Tokens of finished sub-utterances and of the open hypothesis, fillers included. */
+  async partial(): Promise<string[]> {
     const lines = (await this.request('P', undefined, 'H')).toString('utf8').split('\n');
     const out: string[] = [];
     for (const line of lines) {
@@ -122,7 +120,7 @@ export class SphinxHost {
         if (w) out.push(w.w);
       }
     }
-    return out.join(' ');
+    return out;
   }
 
   /** Closes the utterance: its words (seconds from the stream start) and the cepstral mean now. */
@@ -142,16 +140,6 @@ export class SphinxHost {
   /** Ends the helper at once (a hung or unwanted decoder). */
   kill(reason = 'stopped'): void {
     this.fail(new EngineFailedError(`the pocketsphinx helper was ${reason}`));
-  }
-
-  async close(): Promise<void> {
-    if (this.dead) return;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.write('Q');
-    this.child.stdin.end();
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 2000);
-    await exited;
-    clearTimeout(timer);
   }
 
   private request(op: string, payload: Buffer | undefined, expect: string): Promise<Buffer> {
@@ -235,7 +223,6 @@ export class SphinxHost {
     clearTimeout(this.watchdog);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     for (const p of this.pending.splice(0)) p.reject(err);
-    this.onExit?.(err);
   }
 
   private problem(): string {

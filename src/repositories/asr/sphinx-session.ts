@@ -15,22 +15,19 @@ import type { SphinxHost } from './sphinx-host.js';
 const FILLER = /^(<.*>|\[.*\]|\+\+.*\+\+)$/;
 const ALTERNATE = /\(\d+\)$/;
 
+/** The word a token stands for, or undefined for a filler. */
+function cleanToken(token: string): string | undefined {
+  if (FILLER.test(token)) return undefined;
+  return token.replace(ALTERNATE, '') || undefined;
+}
+
 export function cleanWords(words: readonly Word[]): Word[] {
   const out: Word[] = [];
   for (const word of words) {
-    if (FILLER.test(word.w)) continue;
-    const w = word.w.replace(ALTERNATE, '');
+    const w = cleanToken(word.w);
     if (w) out.push({ ...word, w });
   }
   return out;
-}
-
-function cleanText(text: string): string {
-  return text
-    .split(' ')
-    .filter((t) => t && !FILLER.test(t))
-    .map((t) => t.replace(ALTERNATE, ''))
-    .join(' ');
 }
 
 /**
@@ -115,7 +112,8 @@ class SphinxUtterance implements SpeechStream {
 
   async partial(): Promise<string> {
     if (this.ended || !this.lease) return '';
-    return cleanText(await this.lease.decoder.partial());
+    const tokens = await this.lease.decoder.partial();
+    return tokens.flatMap((t) => cleanToken(t) ?? []).join(' ');
   }
 
   async final(): Promise<Word[]> {
