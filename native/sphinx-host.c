@@ -21,9 +21,19 @@
  *       "word\tstart\tend\tconf\n" (seconds from the stream start), then 'C' with the current
  *       cepstral-mean state (floats: the mean, the running sum, the frame count) so the caller
  *       can carry it to another decoder.
+ *   'G' begin a scan: like 'B', but the stream is only listened to, not recognised (a one-word
+ *       grammar instead of the language model: ~3 % of recognition's cost). The voice detector
+ *       and the cepstral mean run exactly as in recognition, so 'F' on a scan replies 'U' with
+ *       where this decoder would end each utterance and the mean at that point: one record per
+ *       utterance end, a u32 sample count from the stream start then 2 * n_ceps + 1 floats.
+ *       A caller can then cut a long recording at those points and recognise the pieces on
+ *       several decoders, each started from its point's mean, with the words one decoder going
+ *       through the whole recording would find. Reply 'K', or 'E' when the model has no word
+ *       for the grammar (scans are then unavailable; the 'R' reply says whether they are).
  *   'Q' quit.
  * Any failure: reply 'E' with a message, and the helper exits (the caller starts a new one).
- * Ready: 'R' with the frame rate as text, once the model is loaded.
+ * Ready: 'R' once the model is loaded, as text: the frame rate, the number of floats in a
+ * cepstral-mean state (0 when the model has none), then " scan" when scans are available.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -49,6 +59,13 @@ static int n_ceps = 0;
 /* The cepstral-mean state right after loading (mean, running sum, frame count), restored
  * exactly at every stream start: a fresh process would start from it. */
 static float *initial_state = NULL;
+
+/* Scans: a second, trivial search switched in instead of the language model. */
+#define SCAN_SEARCH "sotto-scan"
+static char *recognise_search = NULL; /* the model's own search, restored after a scan */
+static int scan_ready = 0;
+static int scanning = 0;
+static uint32_t stream_samples = 0;
 
 /* Words of finished sub-utterances since the last 'F'. */
 static char *words_buf = NULL;
@@ -131,11 +148,29 @@ static void collect_words(void) {
   }
 }
 
+static cmn_t *cmn_state(void);
+static void cmn_save(cmn_t *cmn, float *out);
+
+/* A scan's record of one utterance end: where, and the cepstral mean after it. */
+static void record_boundary(void) {
+  uint8_t rec[4 + (2 * 64 + 1) * sizeof(float)];
+  memcpy(rec, &stream_samples, 4); /* little-endian on every platform this builds for */
+  size_t n = 4;
+  cmn_t *cmn = cmn_state();
+  if (cmn && n_ceps) {
+    float vec[2 * 64 + 1];
+    cmn_save(cmn, vec);
+    memcpy(rec + 4, vec, (size_t)(2 * n_ceps + 1) * sizeof(float));
+    n += (size_t)(2 * n_ceps + 1) * sizeof(float);
+  }
+  append((const char *)rec, n);
+}
+
 static void end_utterance(void) {
   if (!utt_open) return;
   if (ps_end_utt(ps) < 0) die("ps_end_utt failed");
   utt_open = 0;
-  if (utt_started) collect_words();
+  if (utt_started && !scanning) collect_words();
   utt_started = 0;
 }
 
@@ -152,8 +187,10 @@ static void process(const int16 *pcm, size_t n) {
     if (ps_process_raw(ps, pcm, k, FALSE, FALSE) < 0) die("ps_process_raw failed");
     int in_speech = ps_get_in_speech(ps);
     if (in_speech && !utt_started) utt_started = 1;
+    stream_samples += (uint32_t)k;
     if (!in_speech && utt_started) {
       end_utterance();
+      if (scanning) record_boundary();
       start_utterance();
     }
     pcm += k;
@@ -199,8 +236,17 @@ int main(int argc, char **argv) {
     if (!initial_state) die("out of memory");
     cmn_save(cmn, initial_state);
   }
-  char ready[32];
-  int rn = snprintf(ready, sizeof ready, "%d", frame_rate);
+  /* The scan grammar needs one word the dictionary knows; "a" is in every English one. Without
+   * it scans are unavailable and callers recognise in the old overlapping way. */
+  const char *own = ps_get_search(ps);
+  recognise_search = own ? strdup(own) : NULL;
+  if (recognise_search &&
+      ps_set_jsgf_string(ps, SCAN_SEARCH, "#JSGF V1.0;\ngrammar scan;\npublic <s> = a;\n") == 0 &&
+      ps_set_search(ps, recognise_search) == 0)
+    scan_ready = 1;
+  char ready[48];
+  int rn = snprintf(ready, sizeof ready, "%d %d%s", frame_rate, n_ceps ? 2 * n_ceps + 1 : 0,
+                    scan_ready ? " scan" : "");
   reply('R', ready, (uint32_t)rn);
 
   uint8_t *payload = NULL;
@@ -219,13 +265,19 @@ int main(int argc, char **argv) {
     }
     if (len && read_full(payload, len) <= 0) break;
     switch (head[0]) {
-      case 'B': {
+      case 'B':
+      case 'G': {
         if (utt_open) {
           ps_end_utt(ps);
           utt_open = 0;
         }
         utt_started = 0;
         words_len = 0;
+        stream_samples = 0;
+        scanning = head[0] == 'G';
+        if (scanning && !scan_ready) die("scans are unavailable with this model");
+        if (scan_ready && ps_set_search(ps, scanning ? SCAN_SEARCH : recognise_search) < 0)
+          die("cannot switch the search");
         if (cmn) {
           if (len == (uint32_t)(2 * n_ceps + 1) * sizeof(float)) {
             float carried[129];
@@ -262,6 +314,11 @@ int main(int argc, char **argv) {
       }
       case 'F': {
         end_utterance();
+        if (scanning) {
+          reply('U', words_buf ? words_buf : "", (uint32_t)words_len);
+          words_len = 0;
+          break;
+        }
         reply('W', words_buf ? words_buf : "", (uint32_t)words_len);
         words_len = 0;
         float vec[129];
@@ -286,5 +343,6 @@ done:
   free(payload);
   free(words_buf);
   free(initial_state);
+  free(recognise_search);
   return 0;
 }

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { planPieces } from '../src/audio/pieces.js';
 import { wordErrorRate } from '../src/domain/wer.js';
 import { EngineFailedError, SAMPLE_RATE } from '../src/repositories/asr/engine.js';
 import { SphinxEngine, sphinxAvailability, sphinxHelper } from '../src/repositories/asr/sphinx.engine.js';
@@ -124,6 +125,70 @@ describe.skipIf(skip !== undefined)(`warm pocketsphinx engine${skip ? ` (skipped
       expect((await e.transcribe(pcm)).map((w) => w.w)).toEqual(first.map((w) => w.w));
     expect(e.stats()).toMatchObject({ created: 1, decoders: 1, busy: 0 });
   });
+
+  it(
+    'scans: pieces cut at its utterance ends and started from its state give one pass’s words',
+    { timeout: 90_000 },
+    async () => {
+      const e = engine({ concurrency: 2 });
+      // Every read recording back to back, a second of silence between them: ~30 s of speech.
+      const gap = new Int16Array(SAMPLE_RATE);
+      const parts = references.flatMap((r) => [audio(r.file), gap]);
+      const pcm = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+      parts.reduce((at, p) => (pcm.set(p, at), at + p.length), 0);
+
+      const boundaries = (await e.scan(pcm, {}))!;
+      expect(boundaries.length).toBeGreaterThanOrEqual(references.length - 1);
+      for (const [i, b] of boundaries.entries()) {
+        expect(b.sample).toBeGreaterThan(i > 0 ? boundaries[i - 1]!.sample : 0);
+        expect(b.sample).toBeLessThanOrEqual(pcm.length);
+        expect(b.state.engine).toBe('sphinx');
+        // Mean, running sum and frame count of the 13 cepstra (after a first utterance, frames).
+        expect(b.state.data).toHaveLength(27);
+        expect(b.state.data.every(Number.isFinite)).toBe(true);
+        expect(b.state.data[26]).toBeGreaterThan(0);
+      }
+      // A scan recognises nothing: the engine's recognised-audio counter does not move.
+      expect(e.stats()?.recognisedSeconds ?? 0).toBe(0);
+
+      const onePass = (await e.transcribe(pcm)).map((w) => w.w);
+      const pieces = planPieces(boundaries, pcm.length, {
+        parallel: 2,
+        sampleRate: SAMPLE_RATE,
+        minSeconds: 1,
+      });
+      expect(pieces.length).toBeGreaterThanOrEqual(4);
+      const recognisePieces = (resume: boolean) =>
+        Promise.all(
+          pieces.map(async (piece) => {
+            const u = e.session!({
+              priority: 'batch',
+              ...(resume && piece.resume ? { resume: piece.resume } : {}),
+            }).utterance(piece.start / SAMPLE_RATE);
+            u.feed(pcm.subarray(piece.start, piece.end));
+            return u.final();
+          }),
+        ).then((found) =>
+          found
+            .flat()
+            .sort((a, b) => a.start - b.start)
+            .map((w) => w.w),
+        );
+      const resumed = await recognisePieces(true);
+      const differences = wordErrorRate(onePass.join(' '), resumed).wer;
+      // The same pieces each started from the model's initial state instead (what a decoder
+      // without the scan's state would do): the voice's adaptation is what keeps the words.
+      const cold = wordErrorRate(onePass.join(' '), await recognisePieces(false)).wer;
+      console.log(
+        `${pieces.length} pieces from ${boundaries.length} utterance ends: ${(100 * differences).toFixed(1)}% of one pass’s words differ (${(100 * cold).toFixed(1)}% when started cold)`,
+      );
+      expect(differences).toBeLessThanOrEqual(0.02);
+      expect(cold).toBeGreaterThan(differences);
+
+      // Silence has no utterance to end.
+      expect(await e.scan(new Int16Array(5 * SAMPLE_RATE), {})).toEqual([]);
+    },
+  );
 
   it('a voice’s adaptation travels with its session, not with the decoder', { timeout: 60_000 }, async () => {
     const e = engine({ concurrency: 1 });

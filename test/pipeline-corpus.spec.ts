@@ -171,6 +171,7 @@ describe.skipIf(!!skipReason)(
         engine,
         logger: { info: () => undefined, debug: (o: unknown) => void chunks.push(o) },
         chunking: { maxSeconds: 8 },
+        scan: false,
       });
       const result = await small.run({ file: corpusFile(id, 'wav') });
       const run = runs.get(id)!;

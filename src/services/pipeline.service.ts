@@ -1,25 +1,27 @@
 import type { Logger } from 'pino';
-import { planChunks, chunkOwns, type Chunk, type ChunkOptions } from '../audio/chunker.js';
+import type { ChunkOptions } from '../audio/chunker.js';
 import { diarize, diarizeChannels, isDualMono, type Diarizer } from '../audio/diarize.js';
 import { ClusteringDiarizer } from '../audio/diarize-cluster.js';
 import { VadStream } from '../audio/vad.js';
 import { assignSpeakers, buildSegments, sortSpeakers, type SpeakerWord } from '../domain/segments.js';
-import type { Segment, SpeechRegion, Word } from '../domain/transcript.js';
+import type { Segment, SpeechRegion } from '../domain/transcript.js';
 import { throwIfAborted, type AsrEngine } from '../repositories/asr/engine.js';
 import { DECODE_RATE, type AudioDecoder } from '../repositories/audio-decoder.repository.js';
+import { recognise, type RecogniseJob } from './pipeline-recognise.js';
 
 /**
- * The transcription pipeline for one recording: decode → VAD → VAD-bounded chunks through the
- * ASR engine → diarization → words to speakers → segments.
+ * The transcription pipeline for one recording: decode → VAD → recognition in parts on every
+ * decoder at once (pipeline-recognise.ts: pieces at the engine's own utterance ends, or VAD
+ * chunks) → diarization → words to speakers → segments.
  *
  * Memory: the decoder streams 30 s chunks and the VAD runs on them as they arrive, but the 16 kHz
  * mono PCM of the whole file is kept (2 bytes/sample: 115 MB per hour), plus one array per
  * channel for multichannel files, because the diarizers look at the whole recording. The decoder
  * caps recordings at its `maxAudioSeconds` (8 h by default ≈ 0.9 GB mono), which bounds this.
- * The engine only ever sees one chunk (≤ 30 s) at a time.
+ * Engines see one part (≤ 30 s, or a scanned piece) per decoder at a time.
  *
  * Progress is reported as real work done: decoding 0–10 % (decoded seconds / probed duration),
- * recognition 10–90 % (chunk seconds done, refined within a chunk by engines that report it),
+ * recognition 10–90 % (seconds of parts done, refined within a chunk by engines that report it),
  * diarization and segmentation 90–100 %. It never goes backwards and ends at exactly 1.
  *
  * Speakers: a multichannel file whose channels differ gets one speaker per channel (S1 = first
@@ -68,22 +70,22 @@ export interface PipelineDeps {
    * back (on mono it did not help: call-02 lost 3 points). Costs ~15 % more engine time.
    */
   contextSeconds?: number;
+  /**
+   * Cut mono recordings where the engine's own scan says (default true when the engine can):
+   * no lead-ins, and the words of one pass. False keeps the VAD chunks and lead-ins that
+   * engines without a scan get (the tests of that path).
+   */
+  scan?: boolean;
 }
-
-const DEFAULT_CONTEXT_SECONDS = 5;
-/** Audio just before a chunk that continues a session's span (see recognise). */
-const ROOM_SAMPLES = Math.round(0.5 * DECODE_RATE);
 
 const DECODE_SHARE = 0.1;
 const ASR_SHARE = 0.8;
 
 export class PipelineService {
   private readonly diarizer: Diarizer;
-  private readonly contextSeconds: number;
 
   constructor(private readonly deps: PipelineDeps) {
     this.diarizer = deps.diarizer ?? new ClusteringDiarizer();
-    this.contextSeconds = deps.contextSeconds ?? DEFAULT_CONTEXT_SECONDS;
   }
 
   /** The engine, shared with live recognition (LiveService) so a model is loaded once. */
@@ -158,86 +160,9 @@ export class PipelineService {
     };
   }
 
-  /**
-   * Chunks recognised in parallel: the chunk list is cut into as many contiguous spans as the
-   * engine can run at once (one per warm decoder), each span recognised in order through one
-   * session. Within a span the voice adaptation travels from chunk to chunk with the session, so
-   * only each span's first chunk needs the lead-in; a recording costs (spans − 1) lead-ins
-   * instead of one per chunk. Engines without sessions get a lead-in for every chunk, as before.
-   */
-  private async recognise(
-    pcm: Int16Array,
-    regions: SpeechRegion[],
-    duration: number,
-    input: PipelineInput,
-    progress: (f: number) => void,
-    leadIn: 'contiguous' | 'speech',
-    stats: { recognisedSamples: number },
-  ): Promise<Word[]> {
-    const chunks = planChunks(regions, duration, DECODE_RATE, this.deps.chunking);
-    const total = chunks.reduce((s, c) => s + (c.end - c.start), 0);
-    const engine = this.deps.engine;
-    const parallel = Math.max(1, Math.min(this.deps.concurrency ?? engine.concurrency ?? 1, chunks.length));
-    const context = Math.round(this.contextSeconds * DECODE_RATE);
-    const group = input.group ?? input.file;
-    let done = 0;
-
-    const recogniseSpan = async (span: Chunk[]): Promise<Word[]> => {
-      const session = engine.session?.({
-        priority: 'batch',
-        group,
-        ...(input.language ? { language: input.language } : {}),
-        ...(input.signal ? { signal: input.signal } : {}),
-      });
-      const words: Word[] = [];
-      for (const [k, chunk] of span.entries()) {
-        throwIfAborted(input.signal);
-        const seconds = chunk.end - chunk.start;
-        const own = pcm.subarray(chunk.startSample, chunk.endSample);
-        // Within a span the voice's adaptation comes with the session, but pocketsphinx still
-        // needs a moment of the room before the first word, or it mishears it (as live does).
-        // One channel of a call keeps its speech lead-in on every chunk: the gaps between its
-        // chunks are the other party's turns, silenced, with nothing of the room in them.
-        const lead =
-          session && k > 0 && leadIn === 'contiguous'
-            ? [pcm.subarray(Math.max(0, chunk.startSample - ROOM_SAMPLES), chunk.startSample)]
-            : leadIn === 'speech'
-              ? speechBefore(pcm, regions, chunk.startSample, context)
-              : [pcm.subarray(Math.max(0, chunk.startSample - context), chunk.startSample)];
-        const audio = lead.some((p) => p.length > 0) ? concat(lead, own) : own;
-        stats.recognisedSamples += audio.length;
-        // The lead-in's words land before the chunk's keep range and are dropped below; the
-        // chunk's own audio is contiguous at the end, so its words get their true times.
-        const offsetSeconds = (chunk.startSample - (audio.length - own.length)) / DECODE_RATE;
-        let found: Word[];
-        if (session) {
-          const utterance = session.utterance(offsetSeconds);
-          utterance.feed(audio);
-          found = await utterance.final();
-        } else {
-          found = await engine.transcribe(audio, {
-            offsetSeconds,
-            priority: 'batch',
-            group,
-            ...(input.language ? { language: input.language } : {}),
-            ...(input.signal ? { signal: input.signal } : {}),
-            onProgress: (f) => progress((done + Math.min(1, Math.max(0, f)) * seconds) / total),
-          });
-        }
-        // Hard-cut chunks share a second of audio with their neighbour: each word is kept once.
-        for (const w of found) if (chunkOwns(chunk, w.start, w.end)) words.push(w);
-        done += seconds;
-        progress(total > 0 ? done / total : 1);
-        this.deps.logger.debug(
-          { chunk: chunk.index, of: chunks.length, words: found.length },
-          'chunk transcribed',
-        );
-      }
-      return words;
-    };
-
-    const results = await Promise.all(splitSpans(chunks, parallel).map(recogniseSpan));
-    return results.flat().sort((a, b) => a.start - b.start || a.end - b.end);
+  private recognise(job: RecogniseJob) {
+    const { engine, logger, chunking, concurrency, contextSeconds, scan } = this.deps;
+    return recognise({ engine, logger, chunking, concurrency, contextSeconds, scan }, job);
   }
 
   /**
@@ -263,15 +188,15 @@ export class PipelineService {
       const out: SpeakerWord[] = [];
       let before = 0;
       for (const [c, pcm] of audio.channels.entries()) {
-        const words = await this.recognise(
+        const words = await this.recognise({
           pcm,
-          regions[c]!,
+          regions: regions[c]!,
           duration,
           input,
-          (f) => progress(total > 0 ? (before + f * speech[c]!) / total : f),
-          'speech',
+          progress: (f) => progress(total > 0 ? (before + f * speech[c]!) / total : f),
+          leadIn: 'speech',
           stats,
-        );
+        });
         out.push(...words.map((w) => ({ ...w, speaker: `S${c + 1}` })));
         before += speech[c]!;
       }
@@ -279,15 +204,15 @@ export class PipelineService {
       throwIfAborted(signal);
       return out.sort((a, b) => a.start - b.start || a.end - b.end);
     }
-    const words = await this.recognise(
-      audio.mono,
-      audio.regions,
+    const words = await this.recognise({
+      pcm: audio.mono,
+      regions: audio.regions,
       duration,
       input,
       progress,
-      'contiguous',
+      leadIn: 'contiguous',
       stats,
-    );
+    });
     progress(1);
     throwIfAborted(signal);
     const source = audio.channels.length > 1 ? audio.channels : [audio.mono];
@@ -300,60 +225,6 @@ export class PipelineService {
     throwIfAborted(signal);
     return assignSpeakers(words, turns);
   }
-}
-
-/**
- * Up to `maxSamples` of the speech (per the VAD regions) that ends before `beforeSample`, most
- * recent last, as views into `pcm`.
- */
-export function speechBefore(
-  pcm: Int16Array,
-  regions: readonly SpeechRegion[],
-  beforeSample: number,
-  maxSamples: number,
-): Int16Array[] {
-  const parts: Int16Array[] = [];
-  let need = maxSamples;
-  for (let i = regions.length - 1; i >= 0 && need > 0; i--) {
-    const start = Math.round(regions[i]!.start * DECODE_RATE);
-    const end = Math.min(Math.round(regions[i]!.end * DECODE_RATE), beforeSample, pcm.length);
-    if (end <= start) continue;
-    const take = Math.min(need, end - start);
-    parts.unshift(pcm.subarray(end - take, end));
-    need -= take;
-  }
-  return parts;
-}
-
-/** Chunks cut into `count` contiguous runs of about equal audio length. */
-export function splitSpans(chunks: readonly Chunk[], count: number): Chunk[][] {
-  const total = chunks.reduce((s, c) => s + (c.end - c.start), 0);
-  const spans: Chunk[][] = [];
-  let current: Chunk[] = [];
-  let acc = 0;
-  for (const [i, chunk] of chunks.entries()) {
-    current.push(chunk);
-    acc += chunk.end - chunk.start;
-    const left = chunks.length - i - 1;
-    const spansLeft = count - spans.length - 1;
-    // Close this span at its share of the audio, but leave at least one chunk per later span.
-    if (spansLeft > 0 && (acc >= (total * (spans.length + 1)) / count || left <= spansLeft)) {
-      spans.push(current);
-      current = [];
-    }
-  }
-  if (current.length > 0) spans.push(current);
-  return spans;
-}
-
-function concat(parts: readonly Int16Array[], last: Int16Array): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, last.length));
-  let at = 0;
-  for (const p of [...parts, last]) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Wraps a progress callback so it only ever sees non-decreasing values in [0, 1]. */

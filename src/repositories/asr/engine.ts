@@ -44,6 +44,15 @@ export interface AsrEngine {
    * others are called with whole utterances and chunks.
    */
   session?(opts: SessionOptions): RecognizerSession;
+  /**
+   * A cheap pass over a recording (listening, not recognising) that says where the engine's own
+   * voice detector would end each utterance if it went through the whole recording in one go,
+   * and the voice's adaptation at each of those points. Cut there and started from that state
+   * (`SessionOptions.resume`), pieces recognised on several decoders at once give the words a
+   * single pass would, with no overlapping lead-in recognised twice. Undefined from engines
+   * that cannot (the caller then cuts at its own silences and pays lead-ins).
+   */
+  scan?(pcm: Int16Array, opts: ScanOptions): Promise<UtteranceBoundary[] | undefined>;
   /** Loads models ahead of the first request (a no-op where there is nothing to load). */
   warm?(): Promise<void>;
   /** Releases a loaded model or helper process; the engine may be used again afterwards. */
@@ -52,10 +61,29 @@ export interface AsrEngine {
 
 export type Priority = 'live' | 'batch';
 
+export interface ScanOptions {
+  group?: string;
+  signal?: AbortSignal;
+}
+
+/** The voice's adaptation at some point of a recording; only the engine that made it reads it. */
+export interface AdaptationState {
+  readonly engine: EngineId;
+  readonly data: Float32Array;
+}
+
+export interface UtteranceBoundary {
+  /** Samples from the start of the scanned audio. */
+  sample: number;
+  state: AdaptationState;
+}
+
 export interface SessionOptions {
   priority: Priority;
   group?: string;
   language?: string;
+  /** Start from this adaptation (from `scan`) instead of the model's initial state. */
+  resume?: AdaptationState;
   /** Aborting ends whatever utterance is open (its decoder is thrown away, not reused). */
   signal?: AbortSignal;
 }

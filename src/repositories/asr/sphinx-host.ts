@@ -43,6 +43,10 @@ export class SphinxHost {
   private watchdog: NodeJS.Timeout | undefined;
   /** Samples written since the last reply: what the next answer may have to wait for. */
   private unanswered = 0;
+  /** Whether this helper can scan (see `beginScan`); known once `ready` settles. */
+  canScan = false;
+  /** Floats in a cepstral-mean state (0: the model has none); known once `ready` settles. */
+  private cmnFloats = 0;
   readonly ready: Promise<void>;
 
   constructor(private readonly opts: SphinxHostOptions) {
@@ -74,7 +78,11 @@ export class SphinxHost {
       this.setRef(true);
       this.arm(opts.loadTimeoutMs ?? 30_000, 'loading the model');
     }).then(
-      () => undefined,
+      (payload) => {
+        const [, floats, scan] = payload.toString('utf8').split(' ');
+        this.cmnFloats = Number(floats) || 0;
+        this.canScan = scan === 'scan';
+      },
       (err: Error) => {
         // A helper that dies while loading is an installation problem, not a passing failure.
         throw err instanceof EngineFailedError
@@ -100,6 +108,34 @@ export class SphinxHost {
   async begin(cmn?: Float32Array): Promise<void> {
     const payload = cmn ? Buffer.from(cmn.buffer, cmn.byteOffset, cmn.byteLength) : undefined;
     await this.request('B', payload, 'K');
+  }
+
+  /**
+   * Starts a scan: audio fed next is only listened to (no language model), and `finishScan` says
+   * where this decoder would end each utterance and its cepstral mean there.
+   */
+  async beginScan(cmn?: Float32Array): Promise<void> {
+    const payload = cmn ? Buffer.from(cmn.buffer, cmn.byteOffset, cmn.byteLength) : undefined;
+    await this.request('G', payload, 'K');
+  }
+
+  /** Ends a scan: each utterance end as a sample count from the scan's start and the mean after it. */
+  async finishScan(): Promise<{ sample: number; cmn: Float32Array }[]> {
+    const payload = await this.request('F', undefined, 'U');
+    const out: { sample: number; cmn: Float32Array }[] = [];
+    // Records are equal-sized: a u32 then the mean's floats.
+    const size = 4 + this.cmnFloats * 4;
+    if (payload.length % size !== 0) {
+      this.kill('answering a scan with a malformed record list');
+      throw new EngineFailedError('the pocketsphinx helper answered a scan with malformed records');
+    }
+    for (let at = 0; at + size <= payload.length; at += size) {
+      out.push({
+        sample: payload.readUInt32LE(at),
+        cmn: new Float32Array(payload.buffer.slice(payload.byteOffset + at + 4, payload.byteOffset + at + size)),
+      });
+    }
+    return out;
   }
 
   /** Audio for the open stream; answered only through the next partial or final. */

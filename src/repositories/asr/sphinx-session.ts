@@ -50,7 +50,9 @@ export class SphinxSession implements RecognizerSession {
     readonly opts: SessionOptions,
     /** Counts the audio handed to decoders (the engine's recognised-seconds counter). */
     readonly onFed: (samples: number) => void = () => undefined,
-  ) {}
+  ) {
+    if (opts.resume?.engine === 'sphinx') this.cmn = opts.resume.data;
+  }
 
   utterance(offsetSeconds: number): SpeechStream {
     return new SphinxUtterance(this, offsetSeconds);

@@ -16,8 +16,10 @@ import {
   withTempWav,
   type AsrEngine,
   type RecognizerSession,
+  type ScanOptions,
   type SessionOptions,
   type TranscribeOptions,
+  type UtteranceBoundary,
 } from './engine.js';
 import { SphinxHost } from './sphinx-host.js';
 import { SphinxSession, cleanWords } from './sphinx-session.js';
@@ -75,6 +77,9 @@ export const SPHINX_DEFAULTS = {
 } as const;
 
 export const SPHINX_INSTALL_HINT = 'apt-get install pocketsphinx pocketsphinx-en-us';
+
+// Audio is written to a helper in pieces of at most this many samples (its frames are ≤ 16 MB).
+const SCAN_FEED_SAMPLES = 30 * SAMPLE_RATE;
 
 // Keep only the end of stderr: its last lines carry the reason of a failure, and a long run logs a lot.
 const STDERR_TAIL_BYTES = 16 * 1024;
@@ -185,6 +190,41 @@ export class SphinxEngine implements AsrEngine {
     const duration = pcm.length / SAMPLE_RATE;
     const raw = await withTempWav(pcm, this.opts.tmpDir, (wav) => this.run(wav, opts.signal));
     return finishWords(raw, duration, opts.offsetSeconds ?? 0);
+  }
+
+  /**
+   * One warm decoder listens to the whole recording with a one-word grammar instead of the
+   * language model (native/sphinx-host.c, 'G'): its voice detector and cepstral mean run exactly
+   * as in recognition, at ~3 % of the cost (call-02, 32 s: 0.15 s against 4.7 s).
+   */
+  async scan(pcm: Int16Array, opts: ScanOptions): Promise<UtteranceBoundary[] | undefined> {
+    if (!this.helper) return undefined;
+    this.check(undefined);
+    const { signal } = opts;
+    const lease = await this.decoders().acquire({
+      priority: 'batch',
+      ...(opts.group ? { group: opts.group } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    if (!lease.decoder.canScan) {
+      lease.release();
+      return undefined;
+    }
+    const onAbort = () => lease.decoder.kill('aborted');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await lease.decoder.beginScan();
+      for (let at = 0; at < pcm.length; at += SCAN_FEED_SAMPLES)
+        lease.decoder.feed(pcm.subarray(at, Math.min(pcm.length, at + SCAN_FEED_SAMPLES)));
+      const points = await lease.decoder.finishScan();
+      lease.release();
+      return points.map((p) => ({ sample: p.sample, state: { engine: 'sphinx', data: p.cmn } }));
+    } catch (err) {
+      lease.release(true);
+      throw signal?.aborted ? abortError(signal) : err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   /** Streaming sessions exist in warm mode only (callers fall back to whole-chunk calls). */
