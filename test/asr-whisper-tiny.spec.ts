@@ -147,6 +147,32 @@ describe('whisper engine end to end on the tiny model', () => {
     expect(ourHelpers()).toEqual([helperPid]);
   }, 30_000);
 
+  it('serves the streaming session interface: partials while audio arrives, a final with recording times, one loaded model', async () => {
+    const utterance = engine.session({ priority: 'live', group: 'rec-1' }).utterance(30);
+    // Fed as live capture would: 0.5 s at a time, asking for text after each.
+    const partials: string[] = [];
+    for (let at = 0; at < shortClip.length; at += SAMPLE_RATE / 2) {
+      utterance.feed(shortClip.subarray(at, at + SAMPLE_RATE / 2));
+      partials.push(await utterance.partial());
+    }
+    // A partial is a whole call over the audio so far: the first comes back with the model's
+    // words once that call is done, without blocking the caller meanwhile.
+    expect(partials[0]).toBe('');
+    let text = partials.at(-1)!;
+    for (const end = Date.now() + 4 * windowMs; !text && Date.now() < end;) {
+      await new Promise((r) => setTimeout(r, 50));
+      text = await utterance.partial();
+    }
+    expect(text).not.toBe('');
+    for (const word of text.split(' ')) expect(model.words).toContain(word);
+
+    const words = await utterance.final();
+    expectWellFormed(words, seconds(shortClip), 30);
+    expect(words[0]!.start).toBeGreaterThanOrEqual(30);
+    expect(engine.load()).toBe(firstLoad);
+    expect(ourHelpers()).toEqual([helperPid]);
+  }, 60_000);
+
   it('close() ends the helper; the engine loads afresh when used again', async () => {
     await engine.close();
     expect(await until(() => ourHelpers().length === 0)).toBe(true);

@@ -70,12 +70,15 @@ async function recogniseChunks(deps: RecogniseDeps, job: RecogniseJob): Promise<
   let done = 0;
 
   const recogniseSpan = async (span: Chunk[]): Promise<Word[]> => {
-    const session = engine.session?.({
+    // A session only where it carries the voice's adaptation between chunks; otherwise whole
+    // calls, which also report progress within a chunk (whisper).
+    const opened = engine.session?.({
       priority: 'batch',
       group,
       ...(input.language ? { language: input.language } : {}),
       ...(input.signal ? { signal: input.signal } : {}),
     });
+    const session = opened?.adapts ? opened : undefined;
     const words: Word[] = [];
     for (const [k, chunk] of span.entries()) {
       throwIfAborted(input.signal);

@@ -94,6 +94,11 @@ export interface SessionOptions {
  * lead-in audio has to be recognised twice to warm a decoder up.
  */
 export interface RecognizerSession {
+  /**
+   * Whether the voice's adaptation travels from one utterance to the next (pocketsphinx's
+   * cepstral mean), so a later utterance of the voice needs no lead-in audio.
+   */
+  readonly adapts: boolean;
   /** Starts an utterance whose first fed sample sits at `offsetSeconds` on the recording. */
   utterance(offsetSeconds: number): SpeechStream;
 }

@@ -36,6 +36,7 @@ export function cleanWords(words: readonly Word[]): Word[] {
  * same voice starts adapted on whichever decoder it gets.
  */
 export class SphinxSession implements RecognizerSession {
+  readonly adapts = true;
   /** The voice's cepstral mean after its last utterance (undefined: the model's default). */
   cmn: Float32Array | undefined;
   /**

@@ -15,8 +15,11 @@ import {
   finishWords,
   throwIfAborted,
   type AsrEngine,
+  type RecognizerSession,
+  type SessionOptions,
   type TranscribeOptions,
 } from './engine.js';
+import { WholeUtteranceSession } from './whole-utterance-session.js';
 import type { HostReply, HostRequest, HostSegment } from './whisper.host.js';
 
 /**
@@ -249,6 +252,15 @@ export class WhisperEngine implements AsrEngine {
     this.loading = undefined;
     this.info = undefined;
     child.kill('SIGKILL');
+  }
+
+  /**
+   * Live and batch alike through the streaming interface: the loaded model recognises each
+   * utterance whole at its end, and partials are whole calls over the audio so far, taken as
+   * fast as the model finishes them (WholeUtteranceSession).
+   */
+  session(opts: SessionOptions): RecognizerSession {
+    return new WholeUtteranceSession(this, opts);
   }
 
   async transcribe(pcm: Int16Array, opts: TranscribeOptions = {}): Promise<Word[]> {
