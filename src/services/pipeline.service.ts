@@ -185,21 +185,28 @@ export class PipelineService {
       const { regions } = diarizeChannels(audio.channels, DECODE_RATE);
       const speech = regions.map((rs) => rs.reduce((s, r) => s + (r.end - r.start), 0));
       const total = speech.reduce((a, b) => a + b, 0);
-      const out: SpeakerWord[] = [];
-      let before = 0;
-      for (const [c, pcm] of audio.channels.entries()) {
-        const words = await this.recognise({
-          pcm,
-          regions: regions[c]!,
-          duration,
-          input,
-          progress: (f) => progress(total > 0 ? (before + f * speech[c]!) / total : f),
-          leadIn: 'speech',
-          stats,
-        });
-        out.push(...words.map((w) => ({ ...w, speaker: `S${c + 1}` })));
-        before += speech[c]!;
-      }
+      // The channels at once: their chunks queue for the same decoders, which stay busy where
+      // one channel's few chunks alone would leave one idle.
+      const done = speech.map(() => 0);
+      const perChannel = await Promise.all(
+        audio.channels.map((pcm, c) =>
+          this.recognise({
+            pcm,
+            regions: regions[c]!,
+            duration,
+            input,
+            progress: (f) => {
+              done[c] = f * speech[c]!;
+              progress(total > 0 ? done.reduce((a, b) => a + b, 0) / total : f);
+            },
+            leadIn: 'speech',
+            stats,
+          }),
+        ),
+      );
+      const out: SpeakerWord[] = perChannel.flatMap((words, c) =>
+        words.map((w) => ({ ...w, speaker: `S${c + 1}` })),
+      );
       progress(1);
       throwIfAborted(signal);
       return out.sort((a, b) => a.start - b.start || a.end - b.end);
