@@ -62,6 +62,7 @@ const targets: Record<string, Partial<Record<Method, Target>>> = {
   '/api/v1/recordings/{id}/export': { get: { id: (a) => a.recordingId, query: '?format=txt' } },
   '/api/v1/recordings/{id}/report': { get: { id: (a) => a.recordingId } },
   '/api/v1/recordings/{id}/live-ticket': { post: { id: (a) => a.recordingId } },
+  '/api/v1/recordings/{id}/retry': { post: { id: (a) => a.recordingId } },
   '/api/v1/recordings/{id}/audio': {
     get: { id: (a) => a.recordingId },
     delete: { id: (a) => a.recordingId },

@@ -45,6 +45,13 @@ const FATAL_CLOSE: Record<number, string> = {
   4429: 'too many participant streams',
 };
 
+/**
+ * Whether a close ends the run: only the codes above (and 4409 repeated too often). Every other
+ * code — 1011, 1012 (restart), 1013 (an outage on the server: database, Redis, disk), codes this
+ * client does not know — is resumed, so an infrastructure failure never ends a capture.
+ */
+const isFinalClose = (code: number) => code in FATAL_CLOSE;
+
 function closeError(code: number, reason: string): LiveClientError {
   return new LiveClientError('refused', `${FATAL_CLOSE[code] ?? 'closed by the server'} (${code} ${reason})`);
 }
@@ -172,6 +179,9 @@ export class IngestStream {
   private async run(): Promise<void> {
     let first = true;
     let conflicts = 0;
+    // Closes in a row without the server acknowledging anything new: backoff, and a bound.
+    let closes = 0;
+    let firstCloseAt = Date.now();
     while (!this.ended) {
       const ws = await connectWithRetry(
         () =>
@@ -184,6 +194,7 @@ export class IngestStream {
         () => this.ended !== undefined,
       );
       if (!ws) return;
+      const ackedBefore = this.acked;
       const close = await this.serve(ws, first);
       first = false;
       if (close.code === 1000) {
@@ -192,16 +203,26 @@ export class IngestStream {
         return;
       }
       // 4409: the server has not yet noticed our previous socket went away; retry shortly.
-      if (close.code >= 4000 && (close.code !== 4409 || ++conflicts > 20))
+      if (isFinalClose(close.code) || (close.code === 4409 && ++conflicts > 20))
         throw closeError(close.code, close.reason);
-      if (close.code !== 4409) conflicts = 0;
-      await sleep(250);
+      if (this.acked > ackedBefore) closes = 0;
+      if (close.code !== 4409) {
+        conflicts = 0;
+        if (closes++ === 0) firstCloseAt = Date.now();
+        else if (Date.now() - firstCloseAt > this.opts.maxOutageMs)
+          throw new LiveClientError(
+            'network',
+            `the server kept closing the stream (${close.code} ${close.reason}); gave up after ${Math.round(this.opts.maxOutageMs / 1000)} s`,
+          );
+      }
+      const delayMs = closes > 1 ? BACKOFF_MS[Math.min(closes - 2, BACKOFF_MS.length - 1)]! : 250;
       this.opts.onEvent({
         type: 'reconnecting',
-        attempt: 0,
-        delayMs: 0,
-        reason: `connection lost (${close.code})`,
+        attempt: closes,
+        delayMs,
+        reason: `closed ${close.code}${close.reason ? ` ${close.reason}` : ''}`,
       });
+      await sleep(delayMs);
     }
   }
 
@@ -335,7 +356,9 @@ export class WatchStream {
       });
       this.ws = undefined;
       if (code === 1000 || this.cancelled) return;
-      if (code >= 4000) throw closeError(code, reason);
+      if (isFinalClose(code)) throw closeError(code, reason);
+      // Any other close (a restart, an outage on the server: 1012, 1013…) is resumed after a pause.
+      await sleep(250);
     }
   }
 

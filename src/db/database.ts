@@ -111,6 +111,11 @@ class PostgresDatabase implements Database {
 
   async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // The connection lost while checked out (PostgreSQL restarted, network cut): pg emits 'error'
+    // besides failing the query, and an 'error' nobody listens to would kill the process. The
+    // failed query is what reports it; the pool drops the dead client on release.
+    const lost = () => undefined;
+    client.on('error', lost);
     try {
       await client.query('BEGIN');
       const result = await fn({
@@ -128,6 +133,7 @@ class PostgresDatabase implements Database {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
+      client.off('error', lost);
       client.release();
     }
   }

@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { SafeLogDestination } from '../repositories/log-destination.repository.js';
 
 /**
  * Structured logs. Request logs carry method, path, status and ids only (Fastify's default
@@ -36,6 +37,10 @@ export const REDACT_PATHS = [
   'text',
 ];
 
+/**
+ * `destination` defaults to stdout through SafeLogDestination: a full or failing log disk drops
+ * (and counts) lines instead of freezing or crashing the server.
+ */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {
@@ -47,7 +52,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       base: { service: 'sotto' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    destination,
+    destination ?? new SafeLogDestination(1),
   );
 }
 

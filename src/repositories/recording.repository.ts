@@ -164,6 +164,17 @@ export const recordingRepository = {
     );
   },
 
+  /** A failed recording queued again (an admin's retry): its error and end time are cleared. */
+  async requeueFailed(tx: Queryable, id: string, now: Date): Promise<boolean> {
+    const res = await tx.query(
+      `UPDATE recordings SET status = 'queued', progress = 0, error_code = NULL, completed_at = NULL,
+              updated_at = $2
+        WHERE id = $1 AND status = 'failed'`,
+      [id, now],
+    );
+    return res.rowCount > 0;
+  },
+
   async markFailed(tx: Queryable, id: string, errorCode: string, now: Date): Promise<void> {
     await tx.query(
       `UPDATE recordings SET status = 'failed', error_code = $2, updated_at = $3, completed_at = $3

@@ -2,6 +2,7 @@ import type { Database } from '../db/database.js';
 import type { Redis } from 'ioredis';
 import type { Actor } from '../domain/auth-context.js';
 import type { EngineId } from '../repositories/asr/engine.js';
+import type { DiskSpaceRepository } from '../repositories/disk-space.repository.js';
 import { ENGINE_FIX, type EngineMissing, type EngineReadinessService } from './engine-readiness.service.js';
 import type { JobQueueService } from './job-queue.service.js';
 import { requirePermission } from './org.service.js';
@@ -12,6 +13,8 @@ export interface Readiness {
   ready: boolean;
   database: 'ok' | 'failed';
   redis: CheckResult;
+  /** The data disk: `low` below SOTTO_DISK_MIN_FREE_MB free, `failed` when it cannot be read. */
+  disk: 'ok' | 'low' | 'failed';
   engine: { status: 'ok'; id: EngineId; model: string | null } | { status: 'none'; missing: EngineMissing };
   remoteWorkers: 'active' | 'none' | 'unknown';
 }
@@ -39,13 +42,15 @@ export class HealthService {
     private readonly redis: Redis | undefined,
     private readonly engines: Pick<EngineReadinessService, 'state'>,
     private readonly queue: Pick<JobQueueService, 'activeRemoteWorkers' | 'anyActiveRemoteWorker'>,
+    private readonly disk: { space: Pick<DiskSpaceRepository, 'freeBytes'>; minFreeBytes: number },
   ) {}
 
   async readiness(): Promise<Readiness> {
-    const [database, redis, engine] = await Promise.all([
+    const [database, redis, engine, disk] = await Promise.all([
       this.checkDatabase(),
       this.checkRedis(),
       this.engineSummary(),
+      this.checkDisk(),
     ]);
     const remoteWorkers =
       database === 'ok'
@@ -54,7 +59,10 @@ export class HealthService {
             () => 'unknown' as const,
           )
         : 'unknown';
-    return { ready: database === 'ok' && redis !== 'failed', database, redis, engine, remoteWorkers };
+    // A (nearly) full disk: uploads are refused and live audio cannot be spooled, so this node
+    // should get no new work until space is freed.
+    const ready = database === 'ok' && redis !== 'failed' && disk === 'ok';
+    return { ready, database, redis, disk, engine, remoteWorkers };
   }
 
   /**
@@ -83,6 +91,14 @@ export class HealthService {
     try {
       await this.db.query('SELECT 1');
       return 'ok';
+    } catch {
+      return 'failed';
+    }
+  }
+
+  private async checkDisk(): Promise<Readiness['disk']> {
+    try {
+      return (await this.disk.space.freeBytes()) < this.disk.minFreeBytes ? 'low' : 'ok';
     } catch {
       return 'failed';
     }

@@ -209,11 +209,14 @@ export class JobQueueService {
     return outcome;
   }
 
-  /** Gives the job back at once, the attempt not counted (a worker stopping). */
-  handBack(job: HeldJob, worker?: WorkerPrincipal): Promise<boolean> {
+  /**
+   * Gives the job back, the attempt not counted: at once (a worker stopping), or after
+   * `delaySeconds` (an outage — database, Redis, full disk — that was not the job's fault).
+   */
+  handBack(job: HeldJob, worker?: WorkerPrincipal, delaySeconds = 0): Promise<boolean> {
     return withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
       const released = await recordingJobRepository.release(tx, job.recordingId, job.leaseId, {
-        delaySeconds: 0,
+        delaySeconds,
         countAttempt: false,
       });
       if (!released) return false;

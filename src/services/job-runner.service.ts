@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError } from '../domain/errors.js';
+import { OUTAGE_RETRY_AFTER_SECONDS, outageOf, type Outage } from '../domain/outage.js';
 import type { PipelineResult, PipelineService } from './pipeline.service.js';
 
 /**
@@ -34,8 +35,11 @@ export interface SourceJob {
   complete(result: PipelineResult): Promise<boolean>;
   /** Reports a failed attempt by error code (the queue decides: retry later, or fail for good). */
   fail(code: string): Promise<void>;
-  /** Gives the job back at once, the attempt not counted (the worker is stopping). */
-  handBack(): Promise<void>;
+  /**
+   * Gives the job back, the attempt not counted: at once (the worker is stopping), or due again
+   * after `delaySeconds` (an outage: the database, Redis or the disk failed, not the job).
+   */
+  handBack(delaySeconds?: number): Promise<void>;
 }
 
 export interface JobRunnerOptions {
@@ -61,8 +65,22 @@ export interface JobRunnerOptions {
   verifyEngine?: () => Promise<{ status: 'ok' } | { status: 'none'; reason: string }>;
 }
 
+/** How long the runner keeps trying to record a result or a hand-back through an outage. */
+const OUTAGE_RETRY_MS = 60_000;
+
 const isEngineUnavailable = (err: unknown): err is AppError =>
   err instanceof AppError && err.code === 'engine_unavailable';
+
+/**
+ * An outage the job must not pay for. A typed verdict (AppError) is never second-guessed; and a
+ * broken connection inside the engine run (a helper process that died on this audio: EPIPE,
+ * ECONNRESET) may be the job's own doing, so only a full disk counts there.
+ */
+function transientOutage(err: unknown, inPipeline: boolean): Outage | undefined {
+  if (err instanceof AppError) return undefined;
+  const outage = outageOf(err);
+  return inPipeline && outage === 'unavailable' ? undefined : outage;
+}
 
 /** The selection failed before any job was touched: the server has no engine (not the job's fault). */
 class NoEngine extends Error {
@@ -83,6 +101,8 @@ export class JobRunner {
   private waitingForEngine: string | undefined;
   /** A run proved the chosen engine unusable: verifyEngine() must pass before the next claim. */
   private engineSuspect = false;
+  /** Set when an outage interrupted a job: the loop waits this long before its next claim. */
+  private outagePauseMs = 0;
 
   constructor(
     private readonly source: JobSource,
@@ -160,6 +180,14 @@ export class JobRunner {
         errors++;
         this.logger.error({ err }, 'job queue error');
       }
+      if (this.outagePauseMs > 0 && !this.stopping && !this.woken) {
+        // An outage interrupted the last job: a claim now would most likely meet it again (and a
+        // remote worker's hand-back carries no delay), so wait as long as the job does.
+        const pause = this.outagePauseMs;
+        this.outagePauseMs = 0;
+        await this.sleep(pause);
+        continue;
+      }
       if (!worked && !this.stopping && !this.woken) {
         const backoff = this.opts.pollMs * 2 ** Math.min(errors, 10);
         await this.sleep(
@@ -233,12 +261,14 @@ export class JobRunner {
       beat = beat.then(() => this.heartbeat(job, fraction, controller));
     }, this.opts.heartbeatMs);
     let audio: { path: string; release(): Promise<void> } | undefined;
+    let inPipeline = false;
     try {
       audio = await job.checkout();
       controller.signal.throwIfAborted();
       const pipeline = await this.pipeline().catch((err: unknown) => {
         throw isEngineUnavailable(err) ? new NoEngine(err) : err;
       });
+      inPipeline = true;
       const result = await pipeline.run({
         file: audio.path,
         ...(job.speakersHint ? { speakers: job.speakersHint } : {}),
@@ -248,15 +278,20 @@ export class JobRunner {
           fraction = f;
         },
       });
+      inPipeline = false;
       clearInterval(timer);
       await beat;
       controller.signal.throwIfAborted();
-      const stored = await job.complete(result);
+      // A transcript already made is worth waiting a little for the database to come back.
+      let stored = false;
+      await this.whileOutage(async () => {
+        stored = await job.complete(result);
+      });
       this.logger.info({ recordingId: job.recordingId, stored }, 'transcription finished');
     } catch (err) {
       clearInterval(timer);
       await beat;
-      await this.handleFailure(job, err, controller.signal);
+      await this.handleFailure(job, err, controller.signal, inPipeline);
     } finally {
       this.current = undefined;
       // The plaintext copy of the audio never outlives the attempt.
@@ -279,7 +314,12 @@ export class JobRunner {
     }
   }
 
-  private async handleFailure(job: SourceJob, err: unknown, signal: AbortSignal): Promise<void> {
+  private async handleFailure(
+    job: SourceJob,
+    err: unknown,
+    signal: AbortSignal,
+    inPipeline: boolean,
+  ): Promise<void> {
     if (signal.aborted && this.stopping) {
       if (!this.abandon) await job.handBack();
       return;
@@ -290,6 +330,18 @@ export class JobRunner {
       return;
     }
     if (this.source.isFatal?.(err)) throw err;
+    const outage = transientOutage(err, inPipeline);
+    if (outage) {
+      // Not the job's fault: its attempt is given back, and it waits for the outage to pass.
+      const delaySeconds = OUTAGE_RETRY_AFTER_SECONDS[outage];
+      this.logger.warn(
+        { recordingId: job.recordingId, outage, delaySeconds },
+        'transcription interrupted by an outage: job handed back, attempt not counted',
+      );
+      this.outagePauseMs = delaySeconds * 1000;
+      await this.whileOutage(() => job.handBack(delaySeconds));
+      return;
+    }
     const noEngine = err instanceof NoEngine ? err.message : await this.engineUnusable(err);
     if (noEngine !== undefined) {
       // Not the job's fault: it goes back to the queue as it was, and waits for an engine.
@@ -298,6 +350,23 @@ export class JobRunner {
       return;
     }
     await job.fail(err instanceof AppError ? err.code : 'internal');
+  }
+
+  /**
+   * Runs `step` again while it fails with an outage (backing off, for at most OUTAGE_RETRY_MS):
+   * the database that failed the job is usually the one that must record it. Past that, the
+   * lease expires and the job is claimed again.
+   */
+  private async whileOutage(step: () => Promise<void>): Promise<void> {
+    const until = Date.now() + OUTAGE_RETRY_MS;
+    for (let delay = 500; ; delay = Math.min(delay * 2, 8000)) {
+      try {
+        return await step();
+      } catch (err) {
+        if (!outageOf(err) || this.stopping || Date.now() + delay > until) throw err;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   /** After a run failed with engine_unavailable: the reason when the engine cannot work at all. */

@@ -12,6 +12,8 @@ export const liveSegmentLocation = (orgId: string, recordingId: string) =>
 export const LIVE_CLOSE = {
   normal: 1000,
   shuttingDown: 1001,
+  /** An infrastructure failure (database, Redis, disk) ended the socket: reconnect and resume. */
+  tryAgainLater: 1013,
   malformed: 4400,
   unauthenticated: 4401,
   notFound: 4404,

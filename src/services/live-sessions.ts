@@ -4,6 +4,7 @@ import { SpoolIntegrityError } from '../crypto/spool-cipher.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { AsrEngine } from '../repositories/asr/engine.js';
 import {
+  LIVE_CLOSE,
   LiveProtocolError,
   LiveSession,
   type LivePartial,
@@ -160,7 +161,7 @@ export class LiveSessions {
   /** A spool write failed (disk full, I/O error): nothing more is acknowledged; clients retry. */
   private spoolFailed(session: Session, err: Error): void {
     this.d.logger.warn({ recordingId: session.recordingId, err: err.name }, 'live spool write failed');
-    for (const socket of session.ingest) socket.close(1011, 'audio could not be stored');
+    for (const socket of session.ingest) socket.close(LIVE_CLOSE.tryAgainLater, 'audio could not be stored');
   }
 
   private create(orgId: string, recordingId: string): Session {

@@ -3,6 +3,7 @@ import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import type { LiveBus } from '../repositories/live-bus.repository.js';
+import { outageOf } from '../domain/outage.js';
 import type { KeyService } from './key.service.js';
 import { LIVE_CLOSE, liveSegmentLocation, type LivePartial, type LiveSegment } from './live-session.js';
 
@@ -17,7 +18,8 @@ import { LIVE_CLOSE, liveSegmentLocation, type LivePartial, type LiveSegment } f
  * Every few seconds (SOTTO_LIVE_RECHECK_SECONDS) each socket's session, role, support grant and
  * the recording's visibility are checked again, and a socket that lost its right is closed
  * (4401 when the session ended — revoked device, logout —, 4404 when the recording is no longer
- * visible — role changed, grant revoked, recording deleted). Polling rather than events keeps it
+ * visible — role changed, grant revoked, recording deleted). A re-check that cannot be made (the
+ * database or Redis down) closes nothing. Polling rather than events keeps it
  * correct across nodes without a second channel; the cost is one or two small queries per
  * socket per period.
  */
@@ -66,6 +68,7 @@ export class LiveViewers {
   private readonly channels = new Map<string, Channel>();
   private lastRecheck = Date.now();
   private rechecking = false;
+  private recheckFailingSince: number | undefined;
 
   constructor(
     private readonly bus: LiveBus,
@@ -121,17 +124,41 @@ export class LiveViewers {
     if (this.rechecking || Date.now() - this.lastRecheck < periodMs) return;
     this.rechecking = true;
     try {
+      let failure: unknown;
       for (const t of [...this.tracked]) {
         if (!this.tracked.has(t)) continue;
-        const code = await this.recheck(t.actor, t.recordingId, t.purpose).catch(() => undefined);
+        // A re-check that could not be made (database or Redis down) keeps the socket: an outage
+        // is not a revocation, and ingested audio goes to the node's local spool regardless.
+        const code = await this.recheck(t.actor, t.recordingId, t.purpose).catch((err: unknown) => {
+          failure ??= err;
+          return undefined;
+        });
         if (code !== undefined) {
           this.tracked.delete(t);
           t.socket.close(code, code === LIVE_CLOSE.unauthenticated ? 'session ended' : 'access revoked');
         }
       }
+      this.noteRecheckFailure(failure);
     } finally {
       this.lastRecheck = Date.now();
       this.rechecking = false;
+    }
+  }
+
+  /** Logged when re-checks start failing and when they work again, not every period. */
+  private noteRecheckFailure(failure: unknown): void {
+    if (failure !== undefined && this.recheckFailingSince === undefined) {
+      this.recheckFailingSince = Date.now();
+      this.logger.warn(
+        { err: (failure as Error).name, outage: outageOf(failure) ?? 'unknown' },
+        'live sockets cannot be re-checked (database or Redis unavailable): keeping them open',
+      );
+    } else if (failure === undefined && this.recheckFailingSince !== undefined) {
+      this.logger.warn(
+        { seconds: Math.round((Date.now() - this.recheckFailingSince) / 1000) },
+        'live socket re-checks work again',
+      );
+      this.recheckFailingSince = undefined;
     }
   }
 

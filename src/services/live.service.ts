@@ -5,6 +5,7 @@ import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import { AppError, notFound } from '../domain/errors.js';
+import { outageOf } from '../domain/outage.js';
 import type { Role } from '../domain/roles.js';
 import type { AsrEngine } from '../repositories/asr/engine.js';
 import type { Clock } from '../repositories/clock.repository.js';
@@ -201,8 +202,11 @@ export class LiveService {
       } else if (err instanceof AppError) {
         socket.close(LIVE_CLOSE.conflict, err.message);
       } else {
-        this.d.logger.warn({ recordingId, err: (err as Error).name }, 'live ingest failed');
-        socket.close(1011, 'internal error');
+        const outage = outageOf(err);
+        this.d.logger.warn({ recordingId, err: (err as Error).name, outage }, 'live ingest failed');
+        // The database or the disk failing us for now is not final: the client resumes later.
+        if (outage) socket.close(LIVE_CLOSE.tryAgainLater, 'temporarily unavailable: reconnect and resume');
+        else socket.close(1011, 'internal error');
       }
     };
     const frame = (bytes: Buffer) => {
@@ -375,7 +379,11 @@ export class LiveService {
     }
   }
 
-  /** The periodic re-check of an open socket: undefined while allowed, else the close code. */
+  /**
+   * The periodic re-check of an open socket: undefined while allowed, else the close code. Only an
+   * answer (not found, forbidden) revokes; a failure to ask (the database or Redis down) throws,
+   * and LiveViewers keeps the socket: its audio goes to the local spool all the same.
+   */
   private async recheck(
     actor: Actor,
     recordingId: string,
@@ -388,9 +396,11 @@ export class LiveService {
       await this.authorize(current, recordingId, purpose);
       return undefined;
     } catch (err) {
+      if (!(err instanceof AppError)) throw err;
       // Not live any more is the normal end (the stop closes the sockets itself).
-      if (err instanceof AppError && err.code === 'conflict') return undefined;
-      return LIVE_CLOSE.notFound;
+      if (err.code === 'conflict') return undefined;
+      if (err.code === 'not_found' || err.code === 'forbidden') return LIVE_CLOSE.notFound;
+      throw err;
     }
   }
 

@@ -17,6 +17,8 @@ import {
   type Visibility,
 } from '../repositories/recording.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
+import type { DiskSpaceRepository } from '../repositories/disk-space.repository.js';
+import { OUTAGE_RETRY_AFTER_SECONDS } from '../domain/outage.js';
 import type { AudioStoreService, PreparedAudio } from './audio-store.service.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
@@ -96,11 +98,23 @@ export class RecordingService {
     private readonly clock: Clock,
     private readonly maxUploadBytes: number,
     private readonly deletion: Pick<RecordingDeletionService, 'destroy'>,
+    /** The data disk and the free space it must keep (SOTTO_DISK_MIN_FREE_MB). */
+    private readonly disk?: { space: Pick<DiskSpaceRepository, 'freeBytes'>; minFreeBytes: number },
   ) {}
 
-  /** Streams an uploaded file to the staging folder (413 beyond the limit, nothing kept). */
+  /**
+   * Streams an uploaded file to the staging folder (413 beyond the limit, nothing kept). Refused
+   * first, before a byte is written, with 507 when the data disk is below its free-space floor:
+   * the upload would fail half-way, or fill the disk the live spools and the database need.
+   */
   async stage(actor: Actor, source: Readable): Promise<string> {
     requirePermission(actor, 'recordings.create');
+    if (this.disk && (await this.disk.space.freeBytes()) < this.disk.minFreeBytes) {
+      source.resume();
+      throw new AppError('insufficient_storage', 'The server is short of disk space: try again later', {
+        retryAfterSeconds: OUTAGE_RETRY_AFTER_SECONDS.insufficient_storage,
+      });
+    }
     return (await this.uploads.save(source, this.maxUploadBytes)).path;
   }
 

@@ -78,6 +78,8 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
         { keyDir: config.keyDir },
         'SOTTO_KEY_DIR is inside SOTTO_DATA_DIR: a backup of the data directory then holds the keys that decrypt it, so a deleted organization stays readable there; move it out and back it up separately',
       );
+    // An old master key is logged once per start (and shown in /readyz, `sotto keys status`).
+    await runtime.services.keyAge.warnIfDue(logger);
     // The in-process transcription worker (sweeps leftover staged uploads first).
     await runtime.services.jobs.start();
     // This node's org-export builder (expiry is a scheduler task; see docs/lifecycle.md).
@@ -145,18 +147,23 @@ export function registerServeCommand(program: Command): void {
     .command('serve')
     .description('start the HTTPS API server')
     .action(async () => {
-      const running = await startServe();
-      const log = running.runtime.services.logger;
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      // Installed before anything starts: the listener answers (a load balancer may already send
+      // traffic, an orchestrator may already stop us) before start-up ends, and a SIGTERM then
+      // must not kill the process mid-way. A signal during start-up shuts down once it is done.
+      const signal = new Promise<NodeJS.Signals>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
       });
-      log.info({ signal }, 'shutting down');
       // A second signal, or a shutdown that hangs, ends the process the hard way.
       const force = (): never => process.exit(1);
-      process.once('SIGINT', force);
-      process.once('SIGTERM', force);
-      setTimeout(force, SHUTDOWN_GRACE_MS).unref();
+      void signal.then(() => {
+        process.once('SIGINT', force);
+        process.once('SIGTERM', force);
+        setTimeout(force, SHUTDOWN_GRACE_MS).unref();
+      });
+      const running = await startServe();
+      const log = running.runtime.services.logger;
+      log.info({ signal: await signal }, 'shutting down');
       await running.close();
       log.info('stopped');
     });

@@ -103,6 +103,8 @@ export class IngestSocket {
     let since = Date.now();
     let attempt = 0;
     let conflicts = 0;
+    // Closes in a row without a new ack (an outage on the server: 1013): back off, like connects.
+    let closes = 0;
     while (!this.over) {
       let ws: WebSocket;
       try {
@@ -122,18 +124,26 @@ export class IngestSocket {
         ws.close(1000);
         return;
       }
+      const ackedBefore = this.acked;
       const close = await this.serve(ws);
       if (this.over) return;
       if (close.code === 1000) return this.setState('stopped');
+      // Only the codes of FATAL_CLOSE end the capture: any other close (1011, 1012, 1013 when the
+      // server's database, Redis or disk fails) is resumed.
       const fatal = FATAL_CLOSE[close.code];
       // 4409: the server has not yet noticed our previous socket went away; retry shortly.
       if (fatal || (close.code === 4409 && ++conflicts > 20))
         return this.setState('failed', fatal ?? 'another page is streaming as this participant');
-      if (close.code !== 4409) conflicts = 0;
-      since = Date.now();
+      if (this.acked > ackedBefore) closes = 0;
+      if (close.code !== 4409) {
+        conflicts = 0;
+        if (closes++ === 0) since = Date.now();
+        else if (Date.now() - since > MAX_OUTAGE_MS)
+          return this.setState('failed', 'the server kept closing the stream for two minutes');
+      }
       attempt = 0;
       this.setState('reconnecting');
-      await sleep(250);
+      await sleep(closes > 1 ? BACKOFF_MS[Math.min(closes - 2, BACKOFF_MS.length - 1)]! : 250);
     }
   }
 

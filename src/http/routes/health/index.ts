@@ -12,14 +12,20 @@ const healthRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services
     '/readyz',
     { schema: { hide: true, response: { 200: readyResponse, 503: readyResponse } } },
     async (_req, reply) => {
-      const r = await services.health.readiness();
+      const [r, key] = await Promise.all([
+        services.health.readiness(),
+        // An old key is a warning for the operator, not a reason to take the node out of service.
+        services.keyAge.activeKey().catch(() => ({ status: 'unknown' as const })),
+      ]);
       return reply.status(r.ready ? 200 : 503).send({
         status: r.ready ? 'ok' : 'unavailable',
         checks: {
           database: r.database,
           redis: r.redis,
+          disk: r.disk,
           engine: r.engine.status,
           remoteWorkers: r.remoteWorkers,
+          masterKeyAge: key.status,
         },
         engine: r.engine,
       });

@@ -22,9 +22,16 @@ export const readyResponse = z.object({
   checks: z.object({
     database: z.enum(['ok', 'failed']),
     redis: z.enum(['ok', 'failed', 'not_configured']),
+    /** `low`: less than SOTTO_DISK_MIN_FREE_MB free on the data disk (not ready). */
+    disk: z.enum(['ok', 'low', 'failed']),
     /** Reported, not required: uploads wait queued without one (docs/deployment.md). */
     engine: z.enum(['ok', 'none']),
     remoteWorkers: z.enum(['active', 'none', 'unknown']),
+    /**
+     * Reported, not required: `rotate_due` when the active master key is older than
+     * SOTTO_KEY_MAX_AGE_DAYS (its age in days is in the server log and `sotto keys status`, not here).
+     */
+    masterKeyAge: z.enum(['ok', 'rotate_due', 'unknown']),
   }),
   engine: engineReport,
 });

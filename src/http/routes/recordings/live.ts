@@ -153,7 +153,8 @@ const liveRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }
         stop = s;
         socket.send({ type: 'ready' });
       },
-      () => socket.close(1011, 'live fan-out unavailable'),
+      // Redis down: not the viewer's fault nor final; it reconnects when Redis is back.
+      () => socket.close(LIVE_CLOSE.tryAgainLater, 'live fan-out unavailable: reconnect later'),
     );
   });
 };
