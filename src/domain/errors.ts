@@ -18,6 +18,8 @@ export const errorCodes = {
   conflict: { status: 409, title: 'Conflict' },
   weak_password: { status: 422, title: 'Password not accepted' },
   invalid_code: { status: 422, title: 'Invalid code' },
+  /** The request (headers or body) did not arrive in time (SOTTO_HTTP_*_TIMEOUT_SECONDS); the connection is closed. */
+  request_timeout: { status: 408, title: 'Request timeout' },
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   undecodable_audio: { status: 422, title: 'Audio could not be decoded' },
@@ -27,6 +29,8 @@ export const errorCodes = {
   decryption_failed: { status: 500, title: 'Internal error' },
   internal: { status: 500, title: 'Internal error' },
   unavailable: { status: 503, title: 'Service unavailable' },
+  /** The data disk is (nearly) full: nothing more can be stored until space is freed (domain/outage.ts). */
+  insufficient_storage: { status: 507, title: 'Insufficient storage' },
   /** No usable speech-recognition engine (binary or model missing, model corrupt, GPU asked for but absent). */
   engine_unavailable: { status: 503, title: 'Transcription engine unavailable' },
   /** The engine was there but a transcription run failed (crash, bad answer, remote HTTP error). */

@@ -9,6 +9,8 @@ import type { Services } from '../app.js';
 import { authPlugin } from './plugins/auth.js';
 import { frameworkErrors, registerErrorHandler } from './plugins/error-handler.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
+import { requestDeadlinePlugin, serverDeadlines, tlsServerDeadlines } from './plugins/request-deadline.js';
+import { upgradeGuardPlugin } from './plugins/upgrade-guard.js';
 import { workerAuthPlugin } from './plugins/worker-auth.js';
 import auditRoutes from './routes/audit/index.js';
 import authRoutes from './routes/auth/index.js';
@@ -20,6 +22,7 @@ import orgRoutes from './routes/org/index.js';
 import recordingRoutes from './routes/recordings/index.js';
 import liveRoutes, { liveWebsocketOptions } from './routes/recordings/live.js';
 import recordingAudioRoutes from './routes/recordings/audio.js';
+import recordingRetryRoutes from './routes/recordings/retry.js';
 import supportRoutes from './routes/support/index.js';
 import orgWorkerRoutes from './routes/org/workers.js';
 import orgTranscriptionRoutes from './routes/org/transcription.js';
@@ -52,8 +55,16 @@ export async function buildServer({ services, https, webRoot }: ServerOptions): 
   const app = Fastify({
     loggerInstance: services.logger as FastifyBaseLogger,
     ...(https
-      ? { https: { ...https, minVersion: 'TLSv1.3' as const, maxVersion: 'TLSv1.3' as const }, http2: false }
-      : {}),
+      ? {
+          https: {
+            ...https,
+            minVersion: 'TLSv1.3' as const,
+            maxVersion: 'TLSv1.3' as const,
+            ...tlsServerDeadlines(config.http),
+          },
+          http2: false,
+        }
+      : { http: serverDeadlines(config.http) }),
     trustProxy: config.trustProxy ?? false,
     bodyLimit: config.bodyLimitBytes,
     // Request ids are ours, never taken from a client header (they end up in logs).
@@ -91,6 +102,9 @@ export async function buildServer({ services, https, webRoot }: ServerOptions): 
   await app.register(cookie);
   // Before any route: it must see every upgrade request (docs/live.md).
   await app.register(websocket, liveWebsocketOptions(config));
+  // Right after it: upgrades anywhere but a websocket route are refused before the handshake.
+  await app.register(upgradeGuardPlugin);
+  await app.register(requestDeadlinePlugin, { deadlines: config.http });
   // Before any route is registered: it attaches each route's limit as the route is added.
   await app.register(rateLimitPlugin, {
     limits: services.rateLimits,
@@ -125,6 +139,7 @@ export async function buildServer({ services, https, webRoot }: ServerOptions): 
   await app.register(recordingRoutes, { prefix: '/api/v1/recordings', services });
   await app.register(liveRoutes, { prefix: '/api/v1/recordings', services });
   await app.register(recordingAudioRoutes, { prefix: '/api/v1/recordings', services });
+  await app.register(recordingRetryRoutes, { prefix: '/api/v1/recordings', services });
   await app.register(orgWorkerRoutes, { prefix: '/api/v1/org/workers', services });
   await app.register(orgTranscriptionRoutes, { prefix: '/api/v1/org/transcription', services });
   await app.register(orgArchiveRoutes, { prefix: '/api/v1/org/archive', services });

@@ -21,6 +21,9 @@ export class UploadFileRepository {
   /** Streams `source` into a new file; 413 (and no file left) once it passes `maxBytes`. */
   async save(source: Readable, maxBytes: number): Promise<{ path: string; bytes: number }> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    // A source destroyed before we read it (its request died first) may never end nor fail under
+    // pipeline() when its end was already pushed, which would keep the file open for ever.
+    if (source.destroyed) throw new AppError('bad_request', 'The upload ended before it was complete');
     const file = path.join(this.dir, `${randomUUID()}.upload`);
     let bytes = 0;
     const limit = new Transform({

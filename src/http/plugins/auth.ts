@@ -25,7 +25,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function bearerToken(req: FastifyRequest): string | undefined {
   const header = req.headers.authorization;
   if (!header) return undefined;
-  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header);
+  // The scheme is case-insensitive (RFC 9110 §11.1), one or more spaces before the token68.
+  const match = /^bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
   return match?.[1];
 }
 

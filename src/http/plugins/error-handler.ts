@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import { AppError, errorCodes, type ErrorCode } from '../../domain/errors.js';
+import { OUTAGE_RETRY_AFTER_SECONDS, outageOf } from '../../domain/outage.js';
 
 /**
  * The one place errors become HTTP: RFC 9457 problem+json with a stable `code`. Client errors say
@@ -20,6 +21,9 @@ export interface Problem {
 
 function send(reply: FastifyReply, req: FastifyRequest, code: ErrorCode, detail?: string, extra?: object) {
   const { status, title } = errorCodes[code];
+  // A refused body that is still arriving will never be read: close the connection, or the next
+  // request on it would wait behind the rest of this one for ever (`complete` is undefined under inject).
+  if (req.raw.complete === false) reply.header('connection', 'close');
   const body: Problem = {
     type: `https://sotto.dev/problems/${code.replace(/_/g, '-')}`,
     title,
@@ -43,6 +47,13 @@ function fromFastify(err: FastifyError): { code: ErrorCode; detail: string } | u
         code: 'csrf_failed',
         detail: 'Missing or invalid CSRF token (get one from GET /api/v1/auth/csrf)',
       };
+    // @fastify/multipart's form limits: a malformed form, not a big one.
+    case 'FST_FILES_LIMIT':
+      return { code: 'bad_request', detail: 'Too many files in the form' };
+    case 'FST_FIELDS_LIMIT':
+      return { code: 'bad_request', detail: 'Too many fields in the form' };
+    case 'FST_PARTS_LIMIT':
+      return { code: 'bad_request', detail: 'Too many parts in the form' };
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { code: 'payload_too_large', detail: 'Request body is too large' };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -83,10 +94,21 @@ function handle(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
   }
   if (err instanceof AppError) {
     if (err.status >= 500) req.log.error({ err, code: err.code }, 'request failed');
-    const retryAfter = err.details?.retryAfterSeconds;
+    const retryAfter =
+      err.details?.retryAfterSeconds ??
+      (err.code === 'unavailable' || err.code === 'insufficient_storage'
+        ? OUTAGE_RETRY_AFTER_SECONDS[err.code]
+        : undefined);
     if (typeof retryAfter === 'number')
       reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
     return send(reply, req, err.code, err.message, err.status < 500 ? err.details : undefined);
+  }
+  // The database or Redis unreachable, the disk full: the client may try again later (not a bug).
+  const outage = outageOf(err);
+  if (outage) {
+    req.log.warn({ err, code: outage }, 'request failed: a dependency is unavailable or the disk is full');
+    reply.header('retry-after', String(OUTAGE_RETRY_AFTER_SECONDS[outage]));
+    return send(reply, req, outage);
   }
   if (isResponseSerializationError(err)) {
     req.log.error({ err }, 'response did not match its schema');

@@ -20,6 +20,7 @@ import {
   uploadFields,
 } from './schema.js';
 import { liveCreate, liveCreated } from './live.schema.js';
+import { readUploadForm } from './upload.form.js';
 
 const recording = (r: RecordingView) => ({
   ...r,
@@ -30,11 +31,15 @@ const recording = (r: RecordingView) => ({
 /**
  * Content-Disposition for a download: a plain ASCII `filename` (the export's slug, for old
  * clients) and the title itself as RFC 8187 `filename*` UTF-8. Quotes, backslashes, path
- * separators and control characters cannot reach the header from either.
+ * separators, control characters (C0, C1) and bidirectional controls cannot reach the header from
+ * either.
  */
 function attachment(asciiName: string, title: string, extension: string): string {
   const safeAscii = asciiName.replace(/[^A-Za-z0-9._-]/g, '_');
   const cleaned = title
+    // Bidirectional controls (embeddings, overrides, isolates, marks) would let a title show a
+    // different name or extension than the file really has ("invoice\u202Etxt.exe").
+    .replace(/[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/g, '')
     // eslint-disable-next-line no-control-regex -- stripping control characters is the point
     .replace(/[\u0000-\u001f\u007f-\u009f/\\"]/g, ' ')
     .replace(/\s+/g, ' ')
@@ -69,6 +74,8 @@ const recordingRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { servi
     {
       // Upload (recordings.create) or a live recording (live.ingest): the service checks which.
       onRequest: app.requireAnyPermission(['recordings.create', 'live.ingest']),
+      // The body deadline is a minimum rate, not a fixed time (plugins/request-deadline.ts).
+      config: { upload: true },
       schema: {
         tags,
         security,
@@ -97,22 +104,14 @@ const recordingRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { servi
           'unsupported_media_type',
           'Send multipart/form-data with the audio in an "audio" field',
         );
-      let staged: string | undefined;
+      const form = await readUploadForm(
+        req,
+        (file) => services.recordings.stage(actor, file),
+        (file) => services.recordings.discard(file),
+      );
+      let staged: string | undefined = form.staged;
       try {
-        const fields: Record<string, string> = {};
-        for await (const part of req.parts()) {
-          if (part.type === 'file') {
-            if (part.fieldname !== 'audio' || staged) {
-              part.file.resume();
-              throw new AppError('bad_request', 'Send exactly one file, in the "audio" field');
-            }
-            staged = await services.recordings.stage(actor, part.file);
-          } else {
-            fields[part.fieldname] = String(part.value);
-          }
-        }
-        if (!staged) throw new AppError('bad_request', 'The "audio" file field is missing');
-        const parsed = uploadFields.safeParse(fields);
+        const parsed = uploadFields.safeParse(form.fields);
         if (!parsed.success)
           throw new AppError('validation_failed', 'The request did not match the expected shape', {
             errors: parsed.error.issues.map((i) => ({
@@ -120,9 +119,8 @@ const recordingRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { servi
               message: i.message,
             })),
           });
-        const file = staged;
         staged = undefined; // the service owns it now (and removes it if it refuses the file)
-        const result = await services.recordings.create(actor, { file, ...parsed.data });
+        const result = await services.recordings.create(actor, { file: form.staged, ...parsed.data });
         return reply.code(202).send({ id: result.id, status: 'queued' as const });
       } finally {
         if (staged) await services.recordings.discard(staged);
