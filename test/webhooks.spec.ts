@@ -10,11 +10,8 @@ import { ManualClock } from '../src/repositories/clock.repository.js';
 import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
 import { recordingRepository } from '../src/repositories/recording.repository.js';
 import { ensureSelfSignedCert } from '../src/repositories/tls.repository.js';
-import {
-  checkWebhookUrl,
-  isPrivateAddress,
-  WebhookSender,
-} from '../src/repositories/webhook-delivery.repository.js';
+import { isPrivateAddress } from '../src/repositories/ssrf-guard.repository.js';
+import { checkWebhookUrl, WebhookSender } from '../src/repositories/webhook-delivery.repository.js';
 import { enqueueWebhooks, recordingEvent } from '../src/services/webhook.service.js';
 import { call, freshIp } from './helpers/auth-client.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';

@@ -1,35 +1,20 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
+import { isIP } from 'node:net';
 import type { CustomFetch } from 'openid-client';
-// The webhooks' address rules (private, loopback, link-local, reserved; IPv4-mapped IPv6):
-// one list for every outbound request an org admin can aim.
-import { isPrivateAddress } from './webhook-delivery.repository.js';
+// The one SSRF guard (shared with webhooks): every outbound request an org admin can aim.
+import {
+  assertPublicLiteral,
+  guardedLookup,
+  hostOf,
+  isPrivateAddress,
+  SsrfBlockedError,
+} from './ssrf-guard.repository.js';
+
+export { SsrfBlockedError };
 
 /** Discovery documents, JWKS and token answers are small; anything bigger is refused. */
 const MAX_BODY = 1024 * 1024;
-
-export class SsrfBlockedError extends Error {
-  constructor() {
-    super('the IdP host resolves to a private address');
-    this.name = 'SsrfBlockedError';
-  }
-}
-
-/** A DNS lookup that refuses any host with an address `blocked` names. */
-const lookupGuard =
-  (blocked: (address: string) => boolean): LookupFunction =>
-  (hostname, options, callback) => {
-    dnsLookup(hostname, { all: true }, (err, addresses: LookupAddress[]) => {
-      if (err) return callback(err, '', 0);
-      if (addresses.length === 0 || addresses.some((a) => blocked(a.address)))
-        return callback(new SsrfBlockedError(), '', 0);
-      if ((options as { all?: boolean }).all)
-        return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
-      return callback(null, addresses[0]!.address, addresses[0]!.family);
-    });
-  };
 
 /**
  * openid-client's fetch for an admin-chosen issuer (discovery, JWKS, token endpoint): node's
@@ -37,7 +22,15 @@ const lookupGuard =
  * (no DNS-rebinding window), a literal private address is refused before connecting, redirects
  * are never followed (openid-client asks for `manual`) and the answer is capped at 1 MiB.
  */
-export const guardedFetch: CustomFetch = (url, options) => guardedFetchWith(isPrivateAddress)(url, options);
+export const guardedFetch: CustomFetch = (url, options) => {
+  try {
+    // Local names (localhost., *.localhost) whatever the resolver would say.
+    assertPublicLiteral(hostOf(new URL(url)));
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+  return guardedFetchWith(isPrivateAddress)(url, options);
+};
 
 /** The same fetch with another address rule (tests: allow loopback to reach a local IdP). */
 export const guardedFetchWith =
@@ -45,7 +38,8 @@ export const guardedFetchWith =
   (url, options) =>
     new Promise<Response>((resolve, reject) => {
       const u = new URL(url);
-      const host = u.hostname.replace(/^\[|\]$/g, '');
+      const host = hostOf(u);
+      // Node skips `lookup` for a literal address: it is checked here.
       if (isIP(host) && blocked(host)) return reject(new SsrfBlockedError());
       const client = u.protocol === 'https:' ? https : u.protocol === 'http:' ? http : undefined;
       if (!client) return reject(new Error('unsupported protocol'));
@@ -67,7 +61,7 @@ export const guardedFetchWith =
         {
           method: options.method,
           headers: options.headers,
-          lookup: lookupGuard(blocked),
+          lookup: guardedLookup(blocked),
           signal: options.signal,
           agent: false,
         },

@@ -1,15 +1,21 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { BlockList, isIP, type LookupFunction } from 'node:net';
 import tls from 'node:tls';
+import {
+  assertPublicLiteral,
+  assertPublicUrlHost,
+  guardedLookup,
+  hostOf,
+  isPrivateAddress,
+  SsrfBlockedError,
+} from './ssrf-guard.repository.js';
 
 /**
  * Sends one webhook request (HTTPS POST, bounded in time, no redirects followed) and reports the
- * outcome. The SSRF guard lives here because it must run at send time, on the address actually
- * connected to: the host name is resolved by our own `lookup`, every address is checked against
- * private/loopback/link-local ranges, and the socket connects to the checked address (no second
+ * outcome. The SSRF guard (ssrf-guard.repository.ts, shared with SSO) runs at save time and again
+ * at send time, on the address actually connected to: the host name is resolved by the guard's
+ * `lookup`, every address is checked, and the socket connects to the checked address (no second
  * resolution a DNS-rebinding server could answer differently). TLS still verifies the host name.
  */
 export interface WebhookSendOptions {
@@ -31,52 +37,6 @@ export interface WebhookSendResult {
 
 export class WebhookUrlError extends Error {}
 
-const blocked = new BlockList();
-for (const [net, bits] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.0.2.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['198.51.100.0', 24],
-  ['203.0.113.0', 24],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const)
-  blocked.addSubnet(net, bits, 'ipv4');
-for (const [net, bits] of [
-  // Unspecified, loopback and the deprecated IPv4-compatible form (::a.b.c.d, e.g. [::7f00:1]).
-  ['::', 96],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  // Deprecated site-local: still routed to the local site by some stacks.
-  ['fec0::', 10],
-  ['ff00::', 8],
-  // NAT64 (well-known and local-use prefixes) and 6to4: each embeds an IPv4 address a gateway
-  // would connect to, private ones included.
-  ['64:ff9b::', 96],
-  ['64:ff9b:1::', 48],
-  ['2002::', 16],
-  // Discard-only.
-  ['100::', 64],
-  ['2001:db8::', 32],
-] as const)
-  blocked.addSubnet(net, bits, 'ipv6');
-
-/** Whether an address is private, loopback, link-local, reserved (IPv4-mapped IPv6 included). */
-export function isPrivateAddress(address: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return blocked.check(mapped[1]!, 'ipv4');
-  const family = isIP(address);
-  if (family === 0) return true;
-  return blocked.check(address, family === 4 ? 'ipv4' : 'ipv6');
-}
-
 /** Static URL rules (at creation and at send time): scheme, no credentials, literal addresses. */
 export function checkWebhookUrl(
   raw: string,
@@ -91,12 +51,20 @@ export function checkWebhookUrl(
   if (url.protocol !== 'https:' && !(opts.allowHttp && url.protocol === 'http:'))
     throw new WebhookUrlError('the URL must use https');
   if (url.username || url.password) throw new WebhookUrlError('the URL must not carry credentials');
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (!opts.allowPrivate && (host === 'localhost' || host.endsWith('.localhost')))
-    throw new WebhookUrlError('the URL must not point to a private address');
-  if (isIP(host) && !opts.allowPrivate && isPrivateAddress(host))
-    throw new WebhookUrlError('the URL must not point to a private address');
+  if (!opts.allowPrivate) {
+    try {
+      assertPublicLiteral(hostOf(url));
+    } catch (err) {
+      asWebhookUrlError(err);
+    }
+  }
   return url;
+}
+
+/** The guard's refusal as this module's error (its message is shown to the admin). */
+function asWebhookUrlError(err: unknown): never {
+  if (err instanceof SsrfBlockedError) throw new WebhookUrlError(err.message);
+  throw err;
 }
 
 export class WebhookSender {
@@ -111,6 +79,13 @@ export class WebhookSender {
     return checkWebhookUrl(raw, this.opts);
   }
 
+  /** Save-time check: the static rules, then the host name resolved as `send` will resolve it. */
+  async checkBeforeSave(raw: string): Promise<URL> {
+    const url = this.check(raw);
+    if (!this.opts.allowPrivate) await assertPublicUrlHost(url).catch(asWebhookUrlError);
+    return url;
+  }
+
   async send(rawUrl: string, body: string, headers: Record<string, string>): Promise<WebhookSendResult> {
     let url: URL;
     try {
@@ -118,18 +93,7 @@ export class WebhookSender {
     } catch (err) {
       return { ok: false, statusCode: null, error: err instanceof Error ? err.message : 'invalid URL' };
     }
-    const allowPrivate = this.opts.allowPrivate;
-    const guardedLookup: LookupFunction = (hostname, options, callback) => {
-      dnsLookup(hostname, { all: true }, (err, addresses: LookupAddress[]) => {
-        if (err) return callback(err, '', 0);
-        const ok = addresses.filter((a) => allowPrivate || !isPrivateAddress(a.address));
-        if (ok.length === 0 || ok.length !== addresses.length)
-          return callback(new WebhookUrlError('the host resolves to a private address'), '', 0);
-        if ((options as { all?: boolean }).all)
-          return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, ok);
-        return callback(null, ok[0]!.address, ok[0]!.family);
-      });
-    };
+    const lookup = guardedLookup(this.opts.allowPrivate ? () => false : isPrivateAddress);
     const client = url.protocol === 'https:' ? https : http;
     return new Promise<WebhookSendResult>((resolve) => {
       let settled = false;
@@ -156,7 +120,7 @@ export class WebhookSender {
             'content-length': Buffer.byteLength(body),
             ...headers,
           },
-          lookup: guardedLookup,
+          lookup,
           timeout: this.opts.timeoutMs,
           ...(url.protocol === 'https:' && this.ca ? { ca: this.ca } : {}),
           agent: false,
@@ -183,7 +147,7 @@ export class WebhookSender {
       });
       req.on('error', (err: NodeJS.ErrnoException) => {
         const reason =
-          err instanceof WebhookUrlError
+          err instanceof WebhookUrlError || err instanceof SsrfBlockedError
             ? err.message
             : err.message === 'timed out'
               ? 'timed out'

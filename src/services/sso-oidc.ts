@@ -10,6 +10,7 @@ import {
   type OidcIdentity,
 } from '../repositories/oidc-client.repository.js';
 import { ssoConnectionRepository, type SsoEntry } from '../repositories/sso-connection.repository.js';
+import { assertPublicUrlHost, SsrfBlockedError } from '../repositories/ssrf-guard.repository.js';
 import type { KeyService } from './key.service.js';
 import type { ClientMeta } from './session.service.js';
 import {
@@ -110,7 +111,13 @@ export class OidcSso {
     );
   }
 
-  checkIssuer(raw: string): string {
+  /**
+   * The issuer as saved: an https URL without query, fragment or credentials and, unless the
+   * operator allowed insecure issuers (tests, a local IdP), passing the SSRF guard at save time
+   * (literal private addresses, local names, names resolving to a blocked address). The guarded
+   * fetch applies the same guard again to every request sent to the IdP.
+   */
+  async checkIssuer(raw: string): Promise<string> {
     let url: URL;
     try {
       url = new URL(raw);
@@ -122,6 +129,12 @@ export class OidcSso {
       throw new AppError('validation_failed', 'issuer must be an https URL');
     if (url.search || url.hash || url.username || url.password)
       throw new AppError('validation_failed', 'issuer must not carry a query, fragment or credentials');
+    if (!insecureOk)
+      await assertPublicUrlHost(url).catch((err: unknown) => {
+        if (err instanceof SsrfBlockedError)
+          throw new AppError('validation_failed', 'issuer must not point to a private address');
+        throw err;
+      });
     // The issuer identifier is compared exactly with the ID token's iss: keep it as given.
     return raw;
   }

@@ -142,7 +142,7 @@ export class SsoService {
     // SAML: the IdP's entity id, SSO URL and signing certs come from its metadata (parsed here,
     // outside any transaction; a bad document is a 400 with the reason).
     const saml = input.kind === 'saml' ? this.saml.parseMetadata(input.idpMetadataXml) : undefined;
-    const issuer = saml ? saml.entityId : this.oidc.checkIssuer((input as OidcConnectionInput).issuer);
+    const issuer = saml ? saml.entityId : await this.oidc.checkIssuer((input as OidcConnectionInput).issuer);
     const oidcIn = input.kind === 'saml' ? undefined : input;
     const domains = [...new Set(input.allowedDomains.map((d) => d.trim().toLowerCase()))];
     // A domain routes "Continue with SSO" to one org: a second org may not claim it.

@@ -137,9 +137,10 @@ export class WebhookService {
     private readonly opts: WebhookOptions,
   ) {}
 
-  private checkUrl(url: string): string {
+  /** The URL rules and the SSRF guard, host name resolved (the same guard runs again at send). */
+  private async checkUrl(url: string): Promise<string> {
     try {
-      return this.sender.check(url).toString();
+      return (await this.sender.checkBeforeSave(url)).toString();
     } catch (err) {
       throw new AppError(
         'bad_request',
@@ -172,7 +173,7 @@ export class WebhookService {
     input: { url: string; events: readonly string[] },
   ): Promise<{ webhook: WebhookView; secret: string }> {
     requirePermission(actor, 'webhooks.manage');
-    const url = this.checkUrl(input.url);
+    const url = await this.checkUrl(input.url);
     const events = checkEvents(input.events);
     const id = randomUUID();
     const secret = newSecret();
@@ -205,7 +206,7 @@ export class WebhookService {
     p: { url?: string | undefined; events?: readonly string[] | undefined; enabled?: boolean | undefined },
   ): Promise<WebhookView> {
     requirePermission(actor, 'webhooks.manage');
-    const url = p.url !== undefined ? this.checkUrl(p.url) : undefined;
+    const url = p.url !== undefined ? await this.checkUrl(p.url) : undefined;
     const events = p.events !== undefined ? checkEvents(p.events) : undefined;
     const now = this.clock.now();
     return withTenant(this.db, actor, async (tx) => {
