@@ -12,6 +12,8 @@ import {
   type Account,
   auditRows as auditRowsOf,
   stableProblem,
+  verificationToken,
+  verifySignup,
 } from './helpers/auth-client.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
@@ -27,7 +29,7 @@ describe(`signup and login (${backendLabel})`, () => {
   const stable = stableProblem;
 
   describe('signup', () => {
-    it('creates an org with its owner, a data key, a unique slug, and audits both', async () => {
+    it('creates an org with its owner, a data key, a unique slug, and audits both, once the email is verified', async () => {
       const ip = freshIp();
       const res = await call(t, ip, {
         method: 'POST',
@@ -39,8 +41,11 @@ describe(`signup and login (${backendLabel})`, () => {
           organization: 'Ærø Thérapie & Co',
         },
       });
-      expect(res.statusCode).toBe(201);
-      const body = res.json();
+      expect(res.statusCode).toBe(202);
+      expect(res.json()).toEqual({ status: 'check_email' });
+      const verified = await verifySignup(t, ip, await verificationToken(t, 'mixed.case@example.test'));
+      expect(verified.statusCode, verified.body).toBe(201);
+      const body = verified.json();
       expect(body).toEqual({
         user: { id: expect.any(String), email: 'mixed.case@example.test', name: 'Ada', role: 'owner' },
         organization: { id: expect.any(String), name: 'Ærø Thérapie & Co', slug: 'r-therapie-co' },
@@ -63,7 +68,8 @@ describe(`signup and login (${backendLabel})`, () => {
       await login(t, { email: 'MIXED.case@example.test', password: STRONG_PASSWORD, ip });
     });
 
-    it('refuses a second account with the same email (409) and creates no org for it', async () => {
+    it('answers a second signup with the same email like a new one (202) and creates no org for it', async () => {
+      // Enumeration and verification in depth: test/auth-signup-verification.spec.ts.
       const a = await signup(t);
       const before = await withSystem(t.db, (tx) => tx.query('SELECT id FROM orgs'));
       const res = await call(t, freshIp(), {
@@ -71,8 +77,8 @@ describe(`signup and login (${backendLabel})`, () => {
         url: '/api/v1/auth/signup',
         payload: { email: a.email.toUpperCase(), password: STRONG_PASSWORD, name: 'X', organization: 'Dup' },
       });
-      expect(res.statusCode).toBe(409);
-      expect(res.json().code).toBe('conflict');
+      expect(res.statusCode).toBe(202);
+      expect(res.json()).toEqual({ status: 'check_email' });
       const after = await withSystem(t.db, (tx) => tx.query('SELECT id FROM orgs'));
       expect(after.rows.length).toBe(before.rows.length);
     });
@@ -96,7 +102,7 @@ describe(`signup and login (${backendLabel})`, () => {
     });
 
     it('counts length in characters: 12 emoji are enough, 11 are not', async () => {
-      const ok = await signup(t, { password: '🔐'.repeat(12) });
+      const ok = await signup(t, { password: '🔐🌊🦉🍋🚲🎻🧭🌵🪁🐙🍄🛶' });
       expect(ok.userId).toBeTruthy();
       const res = await call(t, freshIp(), {
         method: 'POST',
@@ -133,9 +139,15 @@ describe(`signup and login (${backendLabel})`, () => {
           organization: org,
         },
       });
-      expect(res.statusCode).toBe(201);
-      expect(res.json().organization).toMatchObject({ name: org, slug: 'robert-drop-table-users-x' });
-      expect(res.json().user).toMatchObject({ email: `o'brien+sql@example.test`, name: `O'Brien` });
+      expect(res.statusCode).toBe(202);
+      const verified = await verifySignup(
+        t,
+        freshIp(),
+        await verificationToken(t, `o'brien+sql@example.test`),
+      );
+      expect(verified.statusCode).toBe(201);
+      expect(verified.json().organization).toMatchObject({ name: org, slug: 'robert-drop-table-users-x' });
+      expect(verified.json().user).toMatchObject({ email: `o'brien+sql@example.test`, name: `O'Brien` });
       const { rows } = await withSystem(t.db, (tx) => tx.query('SELECT count(*)::int AS n FROM users'));
       expect((rows[0] as { n: number }).n).toBeGreaterThan(0);
     });

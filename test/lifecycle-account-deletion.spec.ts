@@ -65,10 +65,10 @@ describe.skipIf(!hasCorpus)(`account deletion (${backendLabel}) ${hasCorpus ? ''
     const r = recordingEnv({ SOTTO_SMTP_URL: smtp.url });
     dataDir = r.dataDir;
     t = await startTestApp({ clock, env: r.env });
-    owner = await signup(t, { organization: 'Departures Org' });
+    owner = await signup(t, { organization: 'Departures Org', smtp });
     ownerToken = (await login(t, owner)).accessToken;
     // Another org with a member and a recording: nothing here may touch it.
-    const other = await signup(t, { organization: 'Bystander Org' });
+    const other = await signup(t, { organization: 'Bystander Org', smtp });
     const o = await member(other.orgId);
     otherOrgMember = o;
     otherOrgRecording = await uploadAs(o);

@@ -3,7 +3,13 @@ import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { corpusFile } from './helpers/corpus.js';
-import { panelSkipReason, screenshotDir as shots, startPanel, type Panel } from './helpers/panel.js';
+import {
+  finishSignup,
+  panelSkipReason,
+  screenshotDir as shots,
+  startPanel,
+  type Panel,
+} from './helpers/panel.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
 
@@ -90,6 +96,7 @@ describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, 
     await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
     await page.getByLabel('Organization').fill('Harbour Practice');
     await page.getByRole('button', { name: 'Create account' }).click();
+    await finishSignup(page, panel, email, PASSWORD);
     await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
     await page.getByText('No recordings yet').waitFor();
 
@@ -244,12 +251,14 @@ describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, 
     expect(recordingUrl).not.toBe('');
     const ctx = await newContext();
     const page = await newPage(ctx);
+    const otherEmail = `other-${Date.now()}@example.test`;
     await page.goto(`${base}/signup`);
     await page.getByLabel('Your name').fill('Other Person');
-    await page.getByLabel('Email').fill(`other-${Date.now()}@example.test`);
+    await page.getByLabel('Email').fill(otherEmail);
     await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
     await page.getByLabel('Organization').fill('Another Clinic');
     await page.getByRole('button', { name: 'Create account' }).click();
+    await finishSignup(page, panel, otherEmail, PASSWORD);
     await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
     await page.goto(recordingUrl);
     await page.getByRole('heading', { name: 'Not found' }).waitFor();

@@ -10,7 +10,14 @@ import { call, freshIp, login } from './helpers/auth-client.js';
 import { bearer } from './helpers/fixtures.js';
 import { createLive } from './helpers/live.js';
 import { startIdp, type TestIdp } from './helpers/oidc-idp.js';
-import { orgTab, panelSkipReason, screenshotDir as shots, startPanel, type Panel } from './helpers/panel.js';
+import {
+  finishSignup,
+  orgTab,
+  panelSkipReason,
+  screenshotDir as shots,
+  startPanel,
+  type Panel,
+} from './helpers/panel.js';
 import { backendLabel } from './helpers/test-app.js';
 
 /**
@@ -105,6 +112,7 @@ describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backend
     await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
     await page.getByLabel('Organization').fill('Lighthouse Clinic');
     await page.getByRole('button', { name: 'Create account' }).click();
+    await finishSignup(page, panel, ownerEmail, PASSWORD);
     await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
 
     await page.goto(`${base}/org/sso`);

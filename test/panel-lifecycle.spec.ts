@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
 import type { Actor } from '../src/domain/auth-context.js';
 import {
+  finishSignup,
   logIn,
   orgTab,
   panelSkipReason,
@@ -72,6 +73,7 @@ describe.skipIf(Boolean(skipReason))(`data lifecycle screens in Chromium (${back
     await page.getByLabel('Password', { exact: true }).fill(OWNER_PASSWORD);
     await page.getByLabel('Organization').fill('Linden Clinic');
     await page.getByRole('button', { name: 'Create account' }).click();
+    await finishSignup(page, panel, ownerEmail, OWNER_PASSWORD);
     await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
 
     const row = await withSystem(panel.t.db, (tx) =>

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findExecutable } from '../src/repositories/executable.repository.js';
 import { corpusEntry, corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import {
+  finishSignup,
   hasChromium,
   noChromiumReason,
   screenshotDir as shots,
@@ -122,6 +123,7 @@ describe.skipIf(Boolean(skipReason))(
       await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
       await page.getByLabel('Organization').fill('Harbour Practice');
       await page.getByRole('button', { name: 'Create account' }).click();
+      await finishSignup(page, panel, email, PASSWORD);
       await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
 
       // Start screen: permission first, then the microphones by name.

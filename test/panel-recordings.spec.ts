@@ -3,7 +3,13 @@ import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { corpusFile } from './helpers/corpus.js';
-import { panelSkipReason, screenshotDir as shots, startPanel, type Panel } from './helpers/panel.js';
+import {
+  finishSignup,
+  panelSkipReason,
+  screenshotDir as shots,
+  startPanel,
+  type Panel,
+} from './helpers/panel.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
 
@@ -54,6 +60,7 @@ describe.skipIf(Boolean(skipReason))(`panel: recordings, transcript and report (
     await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
     await page.getByLabel('Organization').fill('Meadow Clinic');
     await page.getByRole('button', { name: 'Create account' }).click();
+    await finishSignup(page, panel, email, PASSWORD);
     await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
     await page.getByText('No recordings yet — upload one above or').waitFor();
     await page.getByRole('link', { name: 'start a live recording' }).waitFor();

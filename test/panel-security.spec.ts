@@ -2,7 +2,14 @@ import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totp } from './helpers/auth-client.js';
-import { hasChromium, noChromiumReason, screenshotDir, startPanel, type Panel } from './helpers/panel.js';
+import {
+  finishSignup,
+  hasChromium,
+  noChromiumReason,
+  screenshotDir,
+  startPanel,
+  type Panel,
+} from './helpers/panel.js';
 import { backendLabel } from './helpers/test-app.js';
 
 /**
@@ -54,6 +61,7 @@ describe.skipIf(!hasChromium)(`panel security settings in Chromium (${backendLab
       await a.getByLabel('Password', { exact: true }).fill(PASSWORD);
       await a.getByLabel('Organization').fill('Meadow Clinic');
       await a.getByRole('button', { name: 'Create account' }).click();
+      await finishSignup(a, p, email, PASSWORD);
       await recordingsHeading(a).waitFor();
 
       // Device B: the same user in another browser context (its own cookies), before MFA is on.

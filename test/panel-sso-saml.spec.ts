@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, freshIp, login } from './helpers/auth-client.js';
 import { bearer } from './helpers/fixtures.js';
 import {
+  finishSignup,
   hasChromium,
   noChromiumReason,
   screenshotDir as shots,
@@ -68,6 +69,7 @@ describe.skipIf(!hasChromium)(`SAML single sign-on screen in Chromium (${backend
     await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
     await page.getByLabel('Organization').fill('Harbor Practice');
     await page.getByRole('button', { name: 'Create account' }).click();
+    await finishSignup(page, panel, ownerEmail, PASSWORD);
     await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
     const { accessToken } = await login(panel.t, { email: ownerEmail, password: PASSWORD, ip: freshIp() });
 

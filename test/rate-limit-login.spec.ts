@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signup } from './helpers/auth-client.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
 /**
@@ -16,13 +17,7 @@ describe(`brute-force protection through POST /api/v1/auth/login (${backendLabel
 
   beforeAll(async () => {
     t = await startTestApp();
-    const signup = await t.app.inject({
-      method: 'POST',
-      url: '/api/v1/auth/signup',
-      remoteAddress: OWNER_NET,
-      payload: { email, password: PASSWORD, name: 'Victim', organization: 'Victim Co' },
-    });
-    expect(signup.statusCode).toBe(201);
+    await signup(t, { email, password: PASSWORD, organization: 'Victim Co', ip: OWNER_NET });
   });
   afterAll(async () => t?.close());
 

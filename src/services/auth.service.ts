@@ -1,61 +1,18 @@
-import { randomUUID } from 'node:crypto';
-import { dictionary } from '@zxcvbn-ts/language-common';
 import type { PasswordHasher } from '../crypto/password.js';
 import type { Database } from '../db/database.js';
-import { withSystem, withTenant } from '../db/tenant.js';
+import { withSystem } from '../db/tenant.js';
 import { AppError } from '../domain/errors.js';
-import { checkPassword, normaliseEmail, passwordProblemMessages } from '../domain/password-policy.js';
+import { normaliseEmail } from '../domain/password-policy.js';
 import type { OrgRole } from '../domain/roles.js';
 import type { Clock } from '../repositories/clock.repository.js';
-import { isUniqueViolation } from '../repositories/member.repository.js';
-import { orgSlugRepository } from '../repositories/org-slug.repository.js';
 import { orgRepository } from '../repositories/org.repository.js';
 import { userRepository, type UserAuthRow } from '../repositories/user.repository.js';
 import { sessionRepository } from '../repositories/session.repository.js';
 import { accountActorKind, type AuditService } from './audit.service.js';
-import type { KeyService } from './key.service.js';
 import type { LoginGuard } from './login-guard.js';
 import type { MfaService, SecondFactorMethod } from './mfa.service.js';
+import { assertAcceptablePassword } from './password-strength.js';
 import { inUserScope, type ClientMeta, type SessionActor, type SessionService } from './session.service.js';
-
-/**
- * The most common passwords (zxcvbn-ts's list, compiled from leaked-password corpora and kept
- * up to date by that project), lower-cased for a case-insensitive match. Loaded once.
- */
-let commonPasswords: ReadonlySet<string> | undefined;
-export function commonPasswordSet(): ReadonlySet<string> {
-  commonPasswords ??= new Set(dictionary['passwords-common'].map((p) => p.toLowerCase()));
-  return commonPasswords;
-}
-
-const SLUG_MAX = 48;
-const SIGNUP_ATTEMPTS = 3;
-
-/** A URL-safe slug from an org name: ASCII letters and digits joined by single dashes. */
-export function slugify(name: string): string {
-  const slug = name
-    .normalize('NFKD')
-    .replace(/[\u0300-\u036f]/g, '')
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, SLUG_MAX)
-    .replace(/-+$/g, '');
-  return slug || 'org';
-}
-
-function firstFreeSlug(base: string, taken: ReadonlySet<string>): string {
-  if (!taken.has(base)) return base;
-  for (let i = 2; i < 1000; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
-  return `${base}-${randomUUID().slice(0, 6)}`;
-}
-
-export interface SignupInput {
-  email: string;
-  password: string;
-  name: string;
-  organization: string;
-}
 
 export interface LoginInput {
   email: string;
@@ -86,15 +43,15 @@ export interface PasswordLoginPolicy {
 }
 
 /**
- * Accounts: signup (a new org and its owner), login with an optional second factor, password
- * change. Login answers the same for an unknown email and a wrong password — same status, body
- * and (through a dummy hash verification) time — so it cannot be used to find accounts.
+ * Accounts: login with an optional second factor, password change, me (signup, with its email
+ * verification, is SignupService). Login answers the same for an unknown email and a wrong
+ * password — same status, body and (through a dummy hash verification) time — so it cannot be
+ * used to find accounts.
  */
 export class AuthService {
   constructor(
     private readonly db: Database,
     private readonly hasher: PasswordHasher,
-    private readonly keys: KeyService,
     private readonly audit: AuditService,
     private readonly guard: LoginGuard,
     private readonly sessions: SessionService,
@@ -102,65 +59,6 @@ export class AuthService {
     private readonly clock: Clock,
     private readonly ssoPolicy?: PasswordLoginPolicy,
   ) {}
-
-  private assertPasswordAllowed(password: string, email: string): void {
-    const problem = checkPassword(password, { email, common: commonPasswordSet() });
-    if (problem) throw new AppError('weak_password', passwordProblemMessages[problem], { reason: problem });
-  }
-
-  async signup(input: SignupInput, meta: ClientMeta) {
-    const email = normaliseEmail(input.email);
-    this.assertPasswordAllowed(input.password, email);
-    const passwordHash = await this.hasher.hash(input.password);
-    const orgName = input.organization.trim();
-    const name = input.name.trim();
-    const base = slugify(orgName);
-    for (let attempt = 1; ; attempt++) {
-      const pre = await withSystem(this.db, async (tx) => ({
-        emailTaken: await userRepository.emailTaken(tx, email),
-        slugs: await orgSlugRepository.taken(tx, base),
-      }));
-      if (pre.emailTaken) throw new AppError('conflict', 'An account with this email already exists');
-      const orgId = randomUUID();
-      const userId = randomUUID();
-      try {
-        // One tenant transaction with the new org's id: the RLS WITH CHECK admits exactly it.
-        return await withTenant(this.db, { orgId, userId }, async (tx) => {
-          const org = await orgRepository.insert(tx, {
-            id: orgId,
-            name: orgName,
-            slug: firstFreeSlug(base, pre.slugs),
-          });
-          await this.keys.createOrgKey(tx, orgId);
-          if (!(await userRepository.insertOwner(tx, { id: userId, orgId, email, name, passwordHash })))
-            throw new AppError('conflict', 'An account with this email already exists');
-          const entry = { orgId, actorId: userId, actorKind: 'user' as const, ip: meta.ip };
-          await this.audit.record(tx, {
-            ...entry,
-            action: 'org.created',
-            targetType: 'org',
-            targetId: orgId,
-            details: { slug: org.slug },
-          });
-          await this.audit.record(tx, {
-            ...entry,
-            action: 'user.signup',
-            targetType: 'user',
-            targetId: userId,
-          });
-          return {
-            user: { id: userId, email, name, role: 'owner' as const },
-            organization: { id: org.id, name: org.name, slug: org.slug },
-          };
-        });
-      } catch (err) {
-        // A concurrent signup took the slug between our check and insert: pick again.
-        if (isUniqueViolation(err) && attempt < SIGNUP_ATTEMPTS) continue;
-        if (isUniqueViolation(err)) throw new AppError('conflict', 'Please try again');
-        throw err;
-      }
-    }
-  }
 
   async login(input: LoginInput, meta: ClientMeta): Promise<LoginResult> {
     const email = normaliseEmail(input.email);
@@ -291,7 +189,7 @@ export class AuthService {
       throw new AppError('invalid_credentials', 'Current password is incorrect');
     }
     await this.guard.succeeded(who.ip, user.email);
-    this.assertPasswordAllowed(newPassword, user.email);
+    assertAcceptablePassword(newPassword, { email: user.email, name: user.name });
     const hash = await this.hasher.hash(newPassword);
     const now = this.clock.now();
     await inUserScope(this.db, who, async (tx) => {

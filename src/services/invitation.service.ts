@@ -17,7 +17,7 @@ import { orgRepository } from '../repositories/org.repository.js';
 import type { Logger } from 'pino';
 import type { AuditService } from './audit.service.js';
 import { requirePermission } from './org.service.js';
-import { assertAcceptablePassword } from './support.service.js';
+import { assertAcceptablePassword } from './password-strength.js';
 
 export const INVITATION_TTL_MS = 7 * 24 * 3600 * 1000;
 
@@ -147,7 +147,7 @@ export class InvitationService {
       }
       return inv;
     });
-    assertAcceptablePassword(input.password, found.email);
+    assertAcceptablePassword(input.password, { email: found.email, name: input.name });
     // Hash outside any transaction: it is slow, and PGlite has one connection to share.
     const passwordHash = await this.hasher.hash(input.password);
 

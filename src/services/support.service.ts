@@ -3,7 +3,6 @@ import type { Database } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import { AppError, notFound } from '../domain/errors.js';
-import { checkPassword, passwordProblemMessages } from '../domain/password-policy.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { isUniqueViolation, memberRepository } from '../repositories/member.repository.js';
 import {
@@ -12,7 +11,7 @@ import {
   type SupportGrant,
 } from '../repositories/support-grant.repository.js';
 import type { AuditService } from './audit.service.js';
-import { commonPasswordSet } from './auth.service.js';
+import { assertAcceptablePassword } from './password-strength.js';
 import type { SessionActor } from './session.service.js';
 import { requirePermission } from './org.service.js';
 
@@ -22,15 +21,6 @@ export type GrantStatus = 'active' | 'expired' | 'revoked';
 
 export interface GrantView extends SupportGrant {
   status: GrantStatus;
-}
-
-/**
- * The signup password policy (length, common passwords, not built from the email) for accounts
- * created here and by invitation: one rule set for every way an account gets a password.
- */
-export function assertAcceptablePassword(password: string, email: string): void {
-  const problem = checkPassword(password, { email, common: commonPasswordSet() });
-  if (problem) throw new AppError('weak_password', passwordProblemMessages[problem], { reason: problem });
 }
 
 /**
@@ -133,7 +123,7 @@ export class SupportService {
     name: string;
     password: string;
   }): Promise<{ id: string; email: string; name: string; createdAt: Date }> {
-    assertAcceptablePassword(input.password, input.email);
+    assertAcceptablePassword(input.password, { email: input.email, name: input.name });
     const passwordHash = await this.hasher.hash(input.password);
     return withSystem(this.db, async (tx) => {
       let user;

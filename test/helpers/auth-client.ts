@@ -2,6 +2,7 @@ import { withSystem } from '../../src/db/tenant.js';
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { authenticator } from 'otplib';
+import { mailText, type FakeSmtp } from './fake-smtp.js';
 import type { TestApp } from './test-app.js';
 
 /**
@@ -35,9 +36,15 @@ export function call(t: TestApp, ip: string, opts: InjectOptions): Promise<Light
   return t.app.inject({ remoteAddress: ip, ...opts } as InjectOptions) as Promise<LightMyRequestResponse>;
 }
 
+/**
+ * Signs up as a person would: the signup request (202 for any address), then the link from the
+ * mailbox — the fake SMTP server's when the app has one, else the development log line that
+ * stands in for mail without SMTP — sent back to the verify route. Only then does the account
+ * exist.
+ */
 export async function signup(
   t: TestApp,
-  opts: { email?: string; password?: string; organization?: string; ip?: string } = {},
+  opts: { email?: string; password?: string; organization?: string; ip?: string; smtp?: FakeSmtp } = {},
 ): Promise<Account> {
   const ip = opts.ip ?? freshIp();
   const email = opts.email ?? `user-${randomUUID().slice(0, 8)}@example.test`;
@@ -47,9 +54,46 @@ export async function signup(
     url: '/api/v1/auth/signup',
     payload: { email, password, name: 'Test User', organization: opts.organization ?? `Org ${email}` },
   });
-  if (res.statusCode !== 201) throw new Error(`signup failed: ${res.statusCode} ${res.body}`);
-  const body = res.json();
+  if (res.statusCode !== 202) throw new Error(`signup failed: ${res.statusCode} ${res.body}`);
+  const token = await verificationToken(t, email, opts.smtp);
+  const verified = await verifySignup(t, ip, token);
+  if (verified.statusCode !== 201) throw new Error(`verify failed: ${verified.statusCode} ${verified.body}`);
+  const body = verified.json();
   return { email, password, userId: body.user.id, orgId: body.organization.id, ip };
+}
+
+export function verifySignup(t: TestApp, ip: string, token: string): Promise<LightMyRequestResponse> {
+  return call(t, ip, { method: 'POST', url: '/api/v1/auth/signup/verify', payload: { token } });
+}
+
+const TOKEN_IN_LINK = /\/verify-email#token=([A-Za-z0-9_-]+)/;
+
+/** The verification links sent to `email` so far, oldest first (log lines, or `smtp`'s mail). */
+export function verificationLinks(t: TestApp, email: string, smtp?: FakeSmtp): string[] {
+  const to = email.trim().toLowerCase();
+  if (smtp)
+    return smtp.messages
+      .filter((m) => m.toLowerCase().includes(`to: ${to}`))
+      .map((m) => /https:\/\/\S+\/verify-email#token=[A-Za-z0-9_-]+/.exec(mailText(m))?.[0])
+      .filter((l): l is string => Boolean(l));
+  const links: string[] = [];
+  for (const line of t.logs) {
+    if (!line.includes('"verifyUrl"')) continue;
+    const entry = JSON.parse(line) as { to?: string; verifyUrl?: string };
+    if (entry.to === to && entry.verifyUrl) links.push(entry.verifyUrl);
+  }
+  return links;
+}
+
+/** The token of the newest verification link for `email` (waits a little for the mail). */
+export async function verificationToken(t: TestApp, email: string, smtp?: FakeSmtp): Promise<string> {
+  const until = Date.now() + 5000;
+  for (;;) {
+    const link = verificationLinks(t, email, smtp).at(-1);
+    if (link) return TOKEN_IN_LINK.exec(link)![1]!;
+    if (Date.now() > until) throw new Error(`no verification link for ${email}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 export function loginRaw(

@@ -48,3 +48,11 @@ export async function fakeSmtp(): Promise<FakeSmtp> {
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
+
+/** A received message's text with quoted-printable soft breaks and escapes undone. */
+export function mailText(raw: string): string {
+  if (!/content-transfer-encoding: quoted-printable/i.test(raw)) return raw;
+  return raw
+    .replace(/=\n/g, '')
+    .replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}

@@ -11,6 +11,7 @@ import { SupportOrgBadge, SupportOrgPicker } from './pages/org-support-switch';
 import { RecordingPage } from './pages/recording-page';
 import { RecordingsPage } from './pages/recordings-page';
 import { SecurityPage } from './pages/security-page';
+import { VerifyEmailPage } from './pages/verify-email-page';
 import { navigate, onLinkClick, usePath } from './router';
 
 type SessionState = 'checking' | 'in' | 'out';
@@ -41,6 +42,14 @@ export function App() {
       <main className="centered" aria-busy="true">
         <p>Loading…</p>
       </main>
+    );
+
+  // The emailed signup link works the same signed in or out: it concerns another account.
+  if (path === '/verify-email')
+    return (
+      <div className="auth-shell">
+        <VerifyEmailPage />
+      </div>
     );
 
   if (session === 'out') {

@@ -134,8 +134,8 @@ export function AcceptInvitationPage({ signedIn = false }: { signedIn?: boolean 
           onChange={(e) => setPassword(e.target.value)}
         />
         <p id="invite-password-hint" className="hint">
-          At least 12 characters, not a common password and not made from your email; a long passphrase is
-          best.
+          At least 12 characters, hard to guess and not made from your email; a long passphrase of unrelated
+          words is best.
         </p>
         <FieldError id="invite-password-error" message={errors.password} />
         {errors.form && (

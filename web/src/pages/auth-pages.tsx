@@ -137,6 +137,8 @@ export function SignupPage() {
   const [form, setForm] = useState({ name: '', email: '', password: '', organization: '' });
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // The address the link went to: the account exists once that link is opened.
+  const [sentTo, setSentTo] = useState<string | null>(null);
   const field = (k: keyof typeof form) => ({
     id: `signup-${k}`,
     value: form[k],
@@ -150,13 +152,38 @@ export function SignupPage() {
     setError(null);
     try {
       await signup(form);
-      navigate('/recordings');
+      setSentTo(form.email.trim());
     } catch (err) {
       setError(errorText(err));
     } finally {
       setBusy(false);
     }
   }
+
+  if (sentTo)
+    return (
+      <main className="card narrow">
+        <h1 tabIndex={-1} ref={(h) => h?.focus()}>
+          Check your email
+        </h1>
+        <p>
+          We sent a message to <strong>{sentTo}</strong>. Open the link in it within 24 hours to create your
+          organization, then log in. If that address already has an account, the message says so instead.
+        </p>
+        <p>
+          Nothing arrived? Check the spam folder, or{' '}
+          <button type="button" className="link" onClick={() => setSentTo(null)}>
+            try again
+          </button>
+          .
+        </p>
+        <p>
+          <a href="/login" onClick={onLinkClick}>
+            Log in
+          </a>
+        </p>
+      </main>
+    );
 
   return (
     <main className="card narrow">
@@ -174,7 +201,7 @@ export function SignupPage() {
           aria-describedby="pw-hint"
         />
         <p id="pw-hint" className="hint">
-          At least 12 characters; a long passphrase is best.
+          At least 12 characters and hard to guess; a long passphrase of unrelated words is best.
         </p>
         <label htmlFor="signup-organization">Organization</label>
         <input {...field('organization')} autoComplete="organization" />

@@ -99,7 +99,8 @@ function PasswordSection() {
           onChange={(e) => setNext(e.target.value)}
         />
         <p id="pw-new-hint" className="hint">
-          At least 12 characters; a long passphrase is best. Your other devices will be signed out.
+          At least 12 characters and hard to guess; a long passphrase is best. Your other devices will be
+          signed out.
         </p>
         <FieldError id="pw-new-error" message={errors.next ?? null} />
         <FieldError id="pw-form-error" message={errors.form ?? null} />

@@ -24,8 +24,10 @@ import {
   recoveryCodesResponse,
   refreshBody,
   revokeAllResponse,
+  signupAccepted,
   signupBody,
   signupResponse,
+  signupVerifyBody,
   tokenResponse,
   totpStartResponse,
 } from './schema.js';
@@ -47,10 +49,20 @@ const authRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }
   const authed = { onRequest: requireSession };
   const secured = [{ bearer: [] }];
 
+  // 202 for every address: whether it already has an account is told only to its mailbox.
   app.post(
     '/signup',
-    { schema: { tags: ['auth'], body: signupBody, response: { 201: signupResponse } } },
-    async (req, reply) => reply.status(201).send(await services.auth.signup(req.body, meta(req))),
+    { schema: { tags: ['auth'], body: signupBody, response: { 202: signupAccepted } } },
+    async (req, reply) => {
+      await services.signup.request(req.body, meta(req));
+      return reply.status(202).send({ status: 'check_email' as const });
+    },
+  );
+
+  app.post(
+    '/signup/verify',
+    { schema: { tags: ['auth'], body: signupVerifyBody, response: { 201: signupResponse } } },
+    async (req, reply) => reply.status(201).send(await services.signup.verify(req.body.token, meta(req))),
   );
 
   app.post(

@@ -16,6 +16,16 @@ export const signupBody = z.object({
   organization: z.string().trim().min(1).max(200),
 });
 
+/** The same for every address, new or already registered (no account enumeration). */
+export const signupAccepted = z.object({
+  /** A link to finish went to the address (or, if it has an account, a note saying so). */
+  status: z.literal('check_email'),
+});
+
+/** The token from the emailed link (`/verify-email#token=…`). */
+export const signupVerifyBody = z.object({ token: z.string().min(20).max(200) });
+
+/** The org and its owner, created by a verified signup. */
 export const signupResponse = z.object({
   user: z.object({
     id: z.string(),
