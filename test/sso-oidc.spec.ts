@@ -326,6 +326,12 @@ describe(`OIDC SSO (${backendLabel})`, () => {
         url: '/api/v1/auth/sso/start?org=..%2F..%2Fetc',
       });
       expect(weird.statusCode).toBe(400);
+      // A NUL used to reach PostgreSQL's domain lookup (an encoding error, logged; bench/fuzz.ts).
+      const nul = await call(t, freshIp(), {
+        method: 'GET',
+        url: '/api/v1/auth/sso/start?email=a%00%40a.example',
+      });
+      expect(nul.statusCode).toBe(400);
       const junk = await call(t, freshIp(), {
         method: 'GET',
         url: `/api/v1/auth/sso/callback?code=x&state=y&extra=${'z'.repeat(9000)}`,

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SsoLoginError, type SsoOutcome } from '../../../services/sso.service.js';
 import type { RouteOptions } from '../../server.js';
+import { NO_CONTROL } from '../text.schema.js';
 import { setRefreshCookie } from './browser.js';
 
 /**
@@ -24,7 +25,9 @@ export const samlCookie = { path: '/', secure: true, httpOnly: true, sameSite: '
 
 const MAX_QUERY = 8192;
 const startQuery = z.strictObject({
-  email: z.string().trim().max(320).optional(),
+  // No control characters: a NUL reached PostgreSQL's domain lookup as an encoding error (the
+  // fuzzer's finding, docs/security-fuzz.md); no address or domain contains one.
+  email: z.string().trim().max(320).regex(NO_CONTROL).optional(),
   org: z
     .string()
     .trim()
