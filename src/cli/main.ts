@@ -6,6 +6,7 @@ import { createLogger } from '../http/logger.js';
 import { registerAdminCommands } from './commands/admin.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerBotCommand } from './commands/bot.js';
+import { registerIncidentCommands } from './commands/incident.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerMigrateCommand } from './commands/migrate.js';
@@ -53,6 +54,7 @@ registerMigrateCommand(program);
 registerKeysCommands(program, open);
 registerAdminCommands(program, boot);
 registerAuditCommands(program, boot);
+registerIncidentCommands(program, boot);
 // Models need neither the database nor the master key: they work while `serve` holds the data dir.
 registerModelCommands(program);
 registerWorkersCommands(program, boot);

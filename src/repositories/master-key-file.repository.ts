@@ -66,7 +66,10 @@ export function readKeyFile(file: string): MasterKeyring {
  * A lock file serialises concurrent rotations: two rotations racing on the same file could
  * otherwise each wrap data keys with a "v2" that the other then overwrites, losing one forever.
  */
-export function addKeyVersion(file: string): { keyring: MasterKeyring; added: MasterKey } {
+export function addKeyVersion(
+  file: string,
+  now: Date = new Date(),
+): { keyring: MasterKeyring; added: MasterKey } {
   const lock = `${file}.lock`;
   try {
     writeDurably(lock, `${process.pid}\n`, 'wx');
@@ -80,7 +83,7 @@ export function addKeyVersion(file: string): { keyring: MasterKeyring; added: Ma
   }
   try {
     const current = readKeyFile(file);
-    const added: MasterKey = { version: current.active.version + 1, key: randomBytes(32) };
+    const added: MasterKey = { version: current.active.version + 1, key: randomBytes(32), createdAt: now };
     const keys = [...current.byVersion.values(), added];
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
     try {
@@ -165,6 +168,12 @@ export function liveFileKeyring(file: string, initial: MasterKeyring, minCheckMs
     },
     byVersion,
   };
+}
+
+/** When the key file last changed (the age of its newest key, when the file has no `created` comment). */
+export function keyFileModifiedAt(file: string): Date | undefined {
+  const mtime = statSafe(file);
+  return mtime === undefined ? undefined : new Date(mtime);
 }
 
 function statSafe(file: string): number | undefined {

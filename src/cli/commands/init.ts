@@ -40,7 +40,7 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
   }
   ensurePrivateDir(boot.dataDir);
   try {
-    createKeyFile(boot.masterKeyFile, [{ version: 1, key: randomBytes(32) }]);
+    createKeyFile(boot.masterKeyFile, [{ version: 1, key: randomBytes(32), createdAt: new Date() }]);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       if (opts.ifMissing) return { keyFile: undefined };

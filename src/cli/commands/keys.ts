@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Services } from '../../app.js';
 import { loadConfig, type Config } from '../../config/config.js';
 import { addKeyVersion } from '../../repositories/master-key-file.repository.js';
+import type { ActiveKeyAge, MasterKeyAge } from '../../services/key-age.service.js';
 import { stdout, type Print } from '../output.js';
 
 /**
@@ -22,6 +23,9 @@ export interface KeyStatus {
   configuredVersions: number[];
   activeVersion: number;
   dataKeysByMasterVersion: Record<number, number>;
+  /** Each configured version's age, newest first, and the active one judged against the limit. */
+  ages: MasterKeyAge[];
+  activeKeyAge: ActiveKeyAge;
 }
 
 function describeSource(source: Config['masterKeySource']): string {
@@ -36,6 +40,20 @@ export async function keysStatus(services: Services, print: Print = stdout): Pro
   print(
     `Configured master key versions: ${configuredVersions.map((v) => `v${v}`).join(', ')} (active: v${s.activeMasterVersion})`,
   );
+  const ages = await services.keyAge.ages();
+  const activeKeyAge = await services.keyAge.activeKey();
+  print(`Master key ages (warning after SOTTO_KEY_MAX_AGE_DAYS = ${activeKeyAge.maxAgeDays} days):`);
+  for (const a of ages) {
+    const age =
+      a.createdAt && a.ageDays !== undefined
+        ? `${a.ageDays} day${a.ageDays === 1 ? '' : 's'} old (since ${a.createdAt.toISOString()}, from the ${a.source})`
+        : 'unknown (no creation record: the key predates Sotto recording it, or comes from the environment)';
+    print(`  v${a.version} age: ${age}${a.active ? '  (active)' : ''}`);
+  }
+  if (activeKeyAge.status === 'rotate_due')
+    print(
+      `WARNING: the active master key v${activeKeyAge.version} is ${activeKeyAge.ageDays} days old, more than ${activeKeyAge.maxAgeDays}: rotate it with \`sotto keys rotate\`.`,
+    );
   const entries = Object.entries(s.dataKeysByMasterVersion).map(([v, n]) => [Number(v), n] as const);
   print('Organization data keys by master key version:');
   if (entries.length === 0) print('  (none yet)');
@@ -52,6 +70,8 @@ export async function keysStatus(services: Services, print: Print = stdout): Pro
     configuredVersions,
     activeVersion: s.activeMasterVersion,
     dataKeysByMasterVersion: s.dataKeysByMasterVersion,
+    ages,
+    activeKeyAge,
   };
 }
 
@@ -133,7 +153,7 @@ export function registerKeysCommands(program: Command, open: OpenServices): void
   const keys = program.command('keys').description('master key status and rotation');
   keys
     .command('status')
-    .description('show the active master key version and which versions wrap the data keys')
+    .description('show the master key versions, their ages, and which versions wrap the data keys')
     .action(async () => {
       const handle = await open(loadConfig());
       try {
