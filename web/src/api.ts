@@ -197,6 +197,10 @@ export async function login(email: string, password: string, code?: string): Pro
   setToken(t.accessToken, t.expiresIn);
 }
 
+/**
+ * Asks for a new organization. The server answers alike whether or not the address already has
+ * an account, and mails the rest (a link to finish, or a note): nothing to log in to yet.
+ */
 export async function signup(input: {
   email: string;
   password: string;
@@ -205,7 +209,15 @@ export async function signup(input: {
 }): Promise<void> {
   const res = await fetch('/api/v1/auth/signup', { method: 'POST', ...json(input) });
   if (!res.ok) throw await problemOf(res);
-  await login(input.email, input.password);
+}
+
+/** The emailed link's token: creates the organization and its owner (log in afterwards). */
+export async function verifySignup(
+  token: string,
+): Promise<{ user: { email: string }; organization: { name: string } }> {
+  const res = await fetch('/api/v1/auth/signup/verify', { method: 'POST', ...json({ token }) });
+  if (!res.ok) throw await problemOf(res);
+  return (await res.json()) as { user: { email: string }; organization: { name: string } };
 }
 
 export async function logout(): Promise<void> {
@@ -325,6 +337,8 @@ export interface Recording {
   title: string | null;
   status: RecordingStatus;
   progress: number;
+  /** What a processing job is doing now, when the server says (older servers do not). */
+  stage?: string | null;
   error: string | null;
   durationSeconds: number | null;
   createdAt: string;

@@ -90,7 +90,8 @@ export function AuditSection() {
         <p className="empty">No entries{filter ? ` for ${filter}` : ''}.</p>
       )}
       {load.state === 'ready' && load.data.entries.length > 0 && (
-        <div className="org-table-wrap">
+        // Focusable and named: on a phone the table scrolls sideways, and keyboard users must reach it.
+        <div className="org-table-wrap" tabIndex={0} role="region" aria-label="Audit log entries">
           <table className="report-table org-audit">
             <caption className="visually-hidden">Audit log entries, newest first</caption>
             <thead>

@@ -153,7 +153,7 @@ export function MembersSection({ me }: { me: MeInfo }) {
                       <button
                         type="button"
                         disabled={selected === m.role}
-                        aria-label={`Change the role of ${m.name}`}
+                        aria-label={`Change role of ${m.name}`}
                         onClick={() => void saveRole(m)}
                       >
                         Change role

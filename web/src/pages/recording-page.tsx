@@ -4,10 +4,13 @@ import { getTranscript, type TimedTranscript } from '../api-recordings';
 import { clock, errorText } from '../format';
 import { onLinkClick } from '../router';
 import { ReportView } from './report-view';
+import { STATUS_TEXT } from './recordings-row';
+import { RetryFailed } from './recording-retry';
 import { NotFoundPage } from './not-found-page';
 import { ExportMenu } from './recording-export';
 import { FindBar, findMatches } from './recording-find';
-import { AudioPlayer, useAudio } from './recording-player';
+import { useAudio } from './recording-player';
+import { AudioPlayer } from './recording-player-bar';
 import { SegmentRow, wordAt, type SegmentMatch } from './recording-segments';
 import { SpeakerList, type EditFn } from './recording-speakers';
 
@@ -55,7 +58,7 @@ export function RecordingPage({ id }: { id: string }) {
       <h1 tabIndex={-1}>{r.title ?? 'Untitled recording'}</h1>
       <p className="meta">
         {r.durationSeconds !== null && <>Length {clock(r.durationSeconds)} · </>}
-        Status: <span className={`status status-${r.status}`}>{r.status}</span>
+        Status: <span className={`status status-${r.status}`}>{STATUS_TEXT[r.status]}</span>
       </p>
       {r.status === 'live' && (
         <p className="notice-box">
@@ -68,23 +71,51 @@ export function RecordingPage({ id }: { id: string }) {
       )}
       {(r.status === 'queued' || r.status === 'processing') && (
         <p>
-          Transcribing… <progress max={1} value={r.progress} aria-label="Transcription progress" />
+          {progressText(r)}{' '}
+          <progress max={1} value={r.progress} aria-label="Transcription progress">
+            {Math.round(r.progress * 100)}%
+          </progress>
         </p>
       )}
       {r.status === 'failed' && (
-        <p className="error" role="alert">
-          Transcription failed: {r.error ?? 'unknown reason'}. Upload the file again, or ask your
-          administrator.
-        </p>
+        <>
+          <p className="error" role="alert">
+            Transcription failed: {r.error ?? 'unknown reason'}. Upload the file again, or ask your
+            administrator.
+          </p>
+          <RetryFailed id={r.id} onQueued={() => void loadRec()} />
+        </>
       )}
       {r.status === 'done' && (
-        <DoneRecording base={base} title={r.title ?? 'recording'} duration={r.durationSeconds ?? 0} />
+        <DoneRecording
+          id={r.id}
+          base={base}
+          title={r.title ?? 'recording'}
+          duration={r.durationSeconds ?? 0}
+        />
       )}
     </section>
   );
 }
 
-function DoneRecording({ base, title, duration }: { base: string; title: string; duration: number }) {
+/** The list's words for a moving job, with the stage (when the API names one) and percentage. */
+function progressText(r: Recording): string {
+  if (r.status === 'queued') return `${STATUS_TEXT.queued}…`;
+  const stage = r.stage ? ` (${r.stage})` : '';
+  return `${STATUS_TEXT.processing}${stage}: ${Math.round(r.progress * 100)}%`;
+}
+
+function DoneRecording({
+  id,
+  base,
+  title,
+  duration,
+}: {
+  id: string;
+  base: string;
+  title: string;
+  duration: number;
+}) {
   const [version, setVersion] = useState<Version>('current');
   const [transcript, setTranscript] = useState<Load<TimedTranscript>>({ state: 'loading' });
   const [report, setReport] = useState<Load<Report>>({ state: 'loading' });
@@ -166,7 +197,6 @@ function DoneRecording({ base, title, duration }: { base: string; title: string;
     <>
       <div className="toolbar">
         <ExportMenu base={base} title={title} />
-        <AudioPlayer audio={audio} />
       </div>
       <p className="notice" role="status" aria-live="polite">
         {notice}
@@ -223,6 +253,7 @@ function DoneRecording({ base, title, duration }: { base: string; title: string;
                 {t.segments.map((s, i) => (
                   <SegmentRow
                     key={`${t.version}-${s.id}`}
+                    recordingId={id}
                     s={s}
                     speaker={names.get(s.speaker) ?? s.speaker}
                     onEdit={editable}
@@ -235,6 +266,8 @@ function DoneRecording({ base, title, duration }: { base: string; title: string;
               </ol>
             </>
           )}
+          {/* Last in the card, so it sticks to the bottom of the screen while the transcript runs. */}
+          <AudioPlayer audio={audio} />
         </section>
         <section aria-labelledby="report-heading" className="card">
           <h2 id="report-heading">Report</h2>

@@ -13,6 +13,12 @@ export interface AudioControl {
   load: () => Promise<void>;
   /** Seeks and plays; loads the kept audio first when it is not loaded yet. */
   playFrom: (seconds: number) => void;
+  /** Plays when paused, pauses when playing (the Space key). */
+  toggle: () => void;
+  /** Moves the play position by `delta` seconds, kept within the audio. */
+  skip: (delta: number) => void;
+  rate: number;
+  setRate: (rate: number) => void;
 }
 
 /**
@@ -27,6 +33,7 @@ export function useAudio(base: string): AudioControl {
   const [url, setUrl] = useState<string | null>(null);
   const [time, setTime] = useState(0);
   const [playing, setPlaying] = useState(false);
+  const [rate, setRateState] = useState(1);
   const ref = useRef<HTMLAudioElement>(null);
   // A click on a word before the audio was loaded: where to start once it is.
   const pending = useRef<number | null>(null);
@@ -78,6 +85,8 @@ export function useAudio(base: string): AudioControl {
     el.addEventListener('play', onPlay);
     el.addEventListener('pause', onPause);
     el.addEventListener('loadedmetadata', onReady);
+    // A new blob: URL resets the element's rate; keep the one the listener chose.
+    el.defaultPlaybackRate = el.playbackRate = rate;
     if (el.readyState >= 1) onReady();
     return () => {
       el.removeEventListener('timeupdate', onTime);
@@ -86,6 +95,7 @@ export function useAudio(base: string): AudioControl {
       el.removeEventListener('pause', onPause);
       el.removeEventListener('loadedmetadata', onReady);
     };
+    // Not re-run on rate changes: setRate applies those to the element itself.
   }, [url]);
 
   const playFrom = useCallback(
@@ -100,33 +110,26 @@ export function useAudio(base: string): AudioControl {
     [state, load],
   );
 
-  return { state, ref, url, time, playing, load, playFrom };
-}
+  const toggle = useCallback(() => {
+    const el = ref.current;
+    if (!el || state !== 'ready') return;
+    if (el.paused) void el.play().catch(() => undefined);
+    else el.pause();
+  }, [state]);
 
-export function AudioPlayer({ audio }: { audio: AudioControl }) {
-  const { state } = audio;
-  if (state === 'checking') return null;
-  if (state === 'absent')
-    return <p className="meta">Audio is not kept for this recording (your organization's policy).</p>;
-  return (
-    <div className="player">
-      {state === 'available' && (
-        <button type="button" onClick={() => void audio.load()}>
-          Load audio
-        </button>
-      )}
-      {state === 'loading' && <span aria-busy="true">Loading audio…</span>}
-      {state === 'error' && (
-        <span className="error-inline">
-          The audio could not be loaded.{' '}
-          <button type="button" className="link" onClick={() => void audio.load()}>
-            Try again
-          </button>
-        </span>
-      )}
-      <audio ref={audio.ref} controls hidden={state !== 'ready'} src={audio.url ?? undefined}>
-        Your browser cannot play this audio.
-      </audio>
-    </div>
-  );
+  const skip = useCallback((delta: number) => {
+    const el = ref.current;
+    if (!el) return;
+    const end = Number.isFinite(el.duration) ? el.duration : Infinity;
+    el.currentTime = Math.min(end, Math.max(0, el.currentTime + delta));
+    setTime(el.currentTime);
+  }, []);
+
+  const setRate = useCallback((next: number) => {
+    setRateState(next);
+    const el = ref.current;
+    if (el) el.defaultPlaybackRate = el.playbackRate = next;
+  }, []);
+
+  return { state, ref, url, time, playing, load, playFrom, toggle, skip, rate, setRate };
 }

@@ -1,6 +1,7 @@
 import { memo, useMemo, useState, type ReactNode } from 'react';
 import type { TimedSegment } from '../api-recordings';
 import { clock } from '../format';
+import { dropDraft, keepDraft, readDraft } from './edit-drafts';
 import type { EditFn } from './recording-speakers';
 
 /** A find match inside one segment: offsets in its text, and its index among all matches. */
@@ -105,6 +106,7 @@ function renderText(
  * only). Memoised: while audio plays only the segment holding the played word re-renders.
  */
 export const SegmentRow = memo(function SegmentRow({
+  recordingId,
   s,
   speaker,
   onEdit,
@@ -113,6 +115,7 @@ export const SegmentRow = memo(function SegmentRow({
   current,
   activeWord,
 }: {
+  recordingId: string;
   s: TimedSegment;
   speaker: string;
   onEdit: EditFn | null;
@@ -121,8 +124,14 @@ export const SegmentRow = memo(function SegmentRow({
   current: number;
   activeWord: number;
 }) {
-  const [editing, setEditing] = useState(false);
-  const [value, setValue] = useState(s.text);
+  // An edit typed before the session ended reopens as it was (see edit-drafts.ts).
+  const [draft] = useState(() => (onEdit ? readDraft(recordingId, s.id) : null));
+  const [editing, setEditing] = useState(draft !== null);
+  const [value, setValue] = useState(draft ?? s.text);
+  const stopEditing = () => {
+    dropDraft(recordingId, s.id);
+    setEditing(false);
+  };
   const words = useMemo(() => wordRanges(s), [s]);
   return (
     <li className={`segment${activeWord >= 0 ? ' segment-playing' : ''}`}>
@@ -146,7 +155,7 @@ export const SegmentRow = memo(function SegmentRow({
         <form
           onSubmit={(e) => {
             e.preventDefault();
-            void onEdit({ segments: [{ id: s.id, text: value }] }).then((ok) => ok && setEditing(false));
+            void onEdit({ segments: [{ id: s.id, text: value }] }).then((ok) => ok && stopEditing());
           }}
         >
           <label htmlFor={`seg-${s.id}`} className="visually-hidden">
@@ -157,12 +166,15 @@ export const SegmentRow = memo(function SegmentRow({
             value={value}
             rows={3}
             autoFocus
-            onChange={(e) => setValue(e.target.value)}
+            onChange={(e) => {
+              setValue(e.target.value);
+              keepDraft(recordingId, s.id, e.target.value);
+            }}
           />
           <button type="submit" className="primary">
             Save
           </button>
-          <button type="button" onClick={() => setEditing(false)}>
+          <button type="button" onClick={stopEditing}>
             Cancel
           </button>
         </form>

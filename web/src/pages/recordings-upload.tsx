@@ -10,17 +10,27 @@ import { errorText } from '../format';
 export function UploadPanel({ onUploaded }: { onUploaded: () => void }) {
   const [file, setFile] = useState<File | null>(null);
   const [title, setTitle] = useState('');
+  // Whether the title is the person's own: only then does choosing another file leave it alone.
+  const [titleTyped, setTitleTyped] = useState(false);
   const [progress, setProgress] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [refused, setRefused] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
   const input = useRef<HTMLInputElement>(null);
   const abort = useRef<AbortController | null>(null);
 
   function pick(f: File | undefined) {
     if (!f) return;
+    // A drop (or a picker set to "All files") can bring anything; a refused file changes
+    // nothing, so the previous choice and its title stay as they were.
+    if (!looksLikeAudio(f)) {
+      setRefused(`${f.name} is not an audio file. Choose a WAV, FLAC, Ogg, MP3, M4A or WebM file.`);
+      return;
+    }
     setFile(f);
     setError(null);
-    if (!title) setTitle(f.name.replace(/\.[^.]+$/, ''));
+    setRefused(null);
+    if (!titleTyped) setTitle(f.name.replace(/\.[^.]+$/, ''));
   }
 
   async function start() {
@@ -32,6 +42,7 @@ export function UploadPanel({ onUploaded }: { onUploaded: () => void }) {
       await uploadRecording(file, title, setProgress, abort.current.signal);
       setFile(null);
       setTitle('');
+      setTitleTyped(false);
       if (input.current) input.current.value = '';
       onUploaded();
     } catch (err) {
@@ -71,8 +82,22 @@ export function UploadPanel({ onUploaded }: { onUploaded: () => void }) {
         </label>
         {file && <p className="meta">Selected: {file.name}</p>}
       </div>
+      {refused && (
+        <p className="error" role="alert">
+          {refused}
+        </p>
+      )}
       <label htmlFor="upload-title">Title (optional)</label>
-      <input id="upload-title" value={title} maxLength={300} onChange={(e) => setTitle(e.target.value)} />
+      <input
+        id="upload-title"
+        value={title}
+        maxLength={300}
+        onChange={(e) => {
+          setTitle(e.target.value);
+          // Emptied, it follows the next file again.
+          setTitleTyped(e.target.value !== '');
+        }}
+      />
       {progress !== null ? (
         <div className="upload-progress">
           <label htmlFor="upload-bar">Uploading… {Math.round(progress * 100)}%</label>
@@ -93,4 +118,10 @@ export function UploadPanel({ onUploaded }: { onUploaded: () => void }) {
       )}
     </section>
   );
+}
+
+/** What the file input's `accept` lists: audio of any kind, WebM, or one of those extensions. */
+function looksLikeAudio(f: File): boolean {
+  if (f.type.startsWith('audio/') || f.type === 'video/webm') return true;
+  return /\.(wav|flac|ogg|oga|opus|mp3|m4a|webm)$/i.test(f.name);
 }

@@ -97,29 +97,32 @@ export function ReportView({
           <TurnTimeline report={report} segments={segments} duration={duration} />
         </>
       )}
-      <table className="report-table">
-        <caption className="visually-hidden">Per speaker</caption>
-        <thead>
-          <tr>
-            <th scope="col">Speaker</th>
-            <th scope="col">Talk time</th>
-            <th scope="col">Turns</th>
-            <th scope="col">Words/min</th>
-            <th scope="col">Longest</th>
-          </tr>
-        </thead>
-        <tbody>
-          {report.speakers.map((s) => (
-            <tr key={s.speaker}>
-              <th scope="row">{s.name}</th>
-              <td>{clock(s.talkSeconds)}</td>
-              <td>{s.turns}</td>
-              <td>{Math.round(s.wordsPerMinute)}</td>
-              <td>{clock(s.longestMonologueSeconds)}</td>
+      {/* Its own focusable, named scroll region: on a phone the table is wider than the card. */}
+      <div className="table-scroll" tabIndex={0} role="region" aria-label="Per speaker">
+        <table className="report-table">
+          <caption className="visually-hidden">Per speaker</caption>
+          <thead>
+            <tr>
+              <th scope="col">Speaker</th>
+              <th scope="col">Talk time</th>
+              <th scope="col">Turns</th>
+              <th scope="col">Words/min</th>
+              <th scope="col">Longest</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {report.speakers.map((s) => (
+              <tr key={s.speaker}>
+                <th scope="row">{s.name}</th>
+                <td>{clock(s.talkSeconds)}</td>
+                <td>{s.turns}</td>
+                <td>{Math.round(s.wordsPerMinute)}</td>
+                <td>{clock(s.longestMonologueSeconds)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
       {report.topKeywords.length > 0 && (
         <>
           <h3>Keywords</h3>
