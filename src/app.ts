@@ -11,14 +11,17 @@ import { selectEngine, type SelectEngineDeps } from './repositories/asr/select-e
 import { engineModelName, EngineReadinessService } from './services/engine-readiness.service.js';
 import { createAudioDecoder } from './repositories/audio-decoder.repository.js';
 import { UploadFileRepository } from './repositories/upload-file.repository.js';
+import { DiskSpaceRepository } from './repositories/disk-space.repository.js';
 import { AudioBlobRepository } from './repositories/audio-blob.repository.js';
 import { AudioStoreService } from './services/audio-store.service.js';
 import { ActorService } from './services/actor.service.js';
 import { AuditService } from './services/audit.service.js';
 import { AuthService } from './services/auth.service.js';
+import { SignupService } from './services/signup.service.js';
 import { HealthService } from './services/health.service.js';
 import { InvitationService } from './services/invitation.service.js';
 import { KeyService } from './services/key.service.js';
+import { KeyAgeService } from './services/key-age.service.js';
 import type { LoginGuard } from './services/login-guard.js';
 import { RateLimitedLoginGuard } from './services/login-guard.service.js';
 import { MemberService } from './services/member.service.js';
@@ -26,6 +29,7 @@ import { MfaService } from './services/mfa.service.js';
 import { OrgService } from './services/org.service.js';
 import { PipelineService } from './services/pipeline.service.js';
 import { RecordingJobService } from './services/recording-job.service.js';
+import { RecordingRetryService } from './services/recording-retry.service.js';
 import { RecordingSearchService } from './services/recording-search.service.js';
 import { RecordingService } from './services/recording.service.js';
 import { SessionService } from './services/session.service.js';
@@ -80,6 +84,8 @@ export interface Services {
   clock: Clock;
   hasher: PasswordHasher;
   keys: KeyService;
+  /** Master key ages against SOTTO_KEY_MAX_AGE_DAYS (start-up log, /readyz, `sotto keys status`). */
+  keyAge: KeyAgeService;
   audit: AuditService;
   tokens: TokenService;
   actors: ActorService;
@@ -98,8 +104,10 @@ export interface Services {
   sessions: SessionService;
   /** TOTP second factor and recovery codes. */
   mfa: MfaService;
-  /** Signup, login, password change, me. */
+  /** Login, password change, me. */
   auth: AuthService;
+  /** Signup that tells no one whether an address has an account; the org exists once the email is verified. */
+  signup: SignupService;
   /** OIDC single sign-on: the org's connection, the sign-in flow, require-SSO (docs/sso.md). */
   sso: SsoService;
   /** Upload, list, status, transcript, delete. */
@@ -110,6 +118,8 @@ export interface Services {
   transcripts: TranscriptService;
   /** Search over visible titles and transcripts (decrypt-and-scan, see docs/search.md). */
   search: RecordingSearchService;
+  /** An admin's retry of a failed recording whose audio is still stored (issue 17). */
+  recordingRetry: RecordingRetryService;
   /** The in-process transcription worker (started by `serve`; tests start it explicitly). */
   jobs: RecordingJobService;
   /** Remote worker tokens (org admins and the operator's `sotto workers`). */
@@ -199,9 +209,15 @@ export async function createServices(deps: Deps): Promise<Services> {
     undefined,
     { guard: loginGuard, mfa },
   );
-  const auth = new AuthService(db, hasher, keys, audit, loginGuard, sessions, mfa, clock, sso);
+  const auth = new AuthService(db, hasher, audit, loginGuard, sessions, mfa, clock, sso);
+  const signup = new SignupService(db, hasher, keys, audit, mailer, rateLimits, clock, logger, {
+    publicUrl: config.publicUrl,
+    logLinksWithoutSmtp: config.env !== 'production',
+  });
   const decoder = createAudioDecoder({ maxAudioSeconds: config.maxAudioSeconds });
   const uploads = new UploadFileRepository(path.join(config.dataDir, 'tmp', 'uploads'));
+  // The data disk's free-space floor: /readyz and uploads (docs/deployment.md, outages).
+  const disk = { space: new DiskSpaceRepository(config.dataDir), minFreeBytes: config.diskMinFreeBytes };
   const audioBlobs = new AudioBlobRepository(
     path.join(config.dataDir, 'audio'),
     path.join(config.dataDir, 'tmp', 'work'),
@@ -226,6 +242,7 @@ export async function createServices(deps: Deps): Promise<Services> {
   const scheduler = new SchedulerService(db, clock, logger, config.maintenanceIntervalSeconds);
   for (const task of archive.tasks()) scheduler.register(task);
   for (const task of sso.tasks()) scheduler.register(task);
+  for (const task of signup.tasks()) scheduler.register(task);
   const recordingDeletion = new RecordingDeletionService(
     db,
     audit,
@@ -245,6 +262,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     clock,
     config.maxUploadBytes,
     recordingDeletion,
+    disk,
   );
   const transcripts = new TranscriptService(db, keys, audit, clock);
   const search = new RecordingSearchService(db, keys, recordings);
@@ -274,7 +292,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     audio,
     uploads,
   );
-  const health = new HealthService(db, redis, engines, jobQueue);
+  const health = new HealthService(db, redis, engines, jobQueue, disk);
   const orgExports = new OrgExportService(
     db,
     keys,
@@ -319,6 +337,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     clock,
     hasher,
     keys,
+    keyAge: new KeyAgeService(db, config, clock),
     audit,
     tokens,
     actors,
@@ -334,12 +353,14 @@ export async function createServices(deps: Deps): Promise<Services> {
     sessions,
     mfa,
     auth,
+    signup,
     sso,
     recordings,
     audio,
     transcripts,
     search,
     jobs,
+    recordingRetry: new RecordingRetryService(db, audit, clock),
     workerTokens,
     apiTokens,
     webhooks,

@@ -58,6 +58,8 @@ const schema = z.object({
   SOTTO_MASTER_KEY_FILE: optionalString,
   // Per-org key-encryption keys (one file per org, sealed by the master key): docs/security.md.
   SOTTO_KEY_DIR: optionalString,
+  // Start-up log, /readyz and `sotto keys status` warn when the active master key is older.
+  SOTTO_KEY_MAX_AGE_DAYS: positiveInt.max(36500).default(90),
   SOTTO_HOST: z.string().min(1).default('0.0.0.0'),
   SOTTO_HTTPS_PORT: port.default(8443),
   SOTTO_HTTP_PORT: port.default(8080),
@@ -73,13 +75,23 @@ const schema = z.object({
   SOTTO_REFRESH_IDLE_DAYS: positiveInt.max(365).default(7),
   SOTTO_ARGON2_CONCURRENCY: positiveInt.max(64).default(2),
   SOTTO_BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
+  // Deadlines of a request's arrival (docs/security.md): slow or stalled clients must not hold
+  // sockets, file descriptors or staged files. Fractions of a second are for tests.
+  SOTTO_HTTP_HEADERS_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(600).default(20),
+  SOTTO_HTTP_BODY_IDLE_SECONDS: z.coerce.number().min(0.1).max(3600).default(30),
+  SOTTO_HTTP_REQUEST_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(3600).default(60),
+  SOTTO_UPLOAD_MIN_BYTES_PER_SECOND: positiveInt.default(8 * 1024),
   SOTTO_MAX_UPLOAD_BYTES: positiveInt.default(2 * 1024 ** 3),
   // The pipeline holds a recording's 16 kHz PCM while it diarizes (≈ 115 MB per hour): this bounds it.
   SOTTO_MAX_AUDIO_HOURS: z.coerce.number().positive().max(24).default(8),
+  // Below this much free space on the data disk, /readyz says not ready and uploads are refused (507).
+  SOTTO_DISK_MIN_FREE_MB: z.coerce.number().int().min(0).default(512),
   SOTTO_JOB_POLL_MS: positiveInt.max(60_000).default(1000),
   SOTTO_JOB_LEASE_SECONDS: positiveInt.max(3600).default(120),
   SOTTO_JOB_MAX_ATTEMPTS: positiveInt.max(20).default(3),
   SOTTO_JOB_BACKOFF_SECONDS: positiveInt.max(3600).default(30),
+  // Recordings this node transcribes at once; they share the engine's decoders in turns.
+  SOTTO_JOB_CONCURRENCY: positiveInt.max(16).default(2),
   // Data-portability exports (docs/lifecycle.md): the sealed zip is deleted this long after it is ready.
   SOTTO_EXPORT_TTL_HOURS: positiveInt.max(24 * 30).default(24),
   // Live recordings (docs/live.md). Phase 1 keeps a session's audio in memory (≈ 115 MB per hour per stream).
@@ -171,6 +183,8 @@ export interface Config {
   masterKeySource: { kind: 'env' } | { kind: 'file'; path: string };
   /** The external key store of per-org KEKs (SOTTO_KEY_DIR, default <dataDir>/keys); shared by all nodes. */
   keyDir: string;
+  /** SOTTO_KEY_MAX_AGE_DAYS: an active master key older than this is reported as due for rotation. */
+  keyMaxAgeDays: number;
   host: string;
   httpsPort: number;
   /** 0 disables the redirect listener. */
@@ -187,12 +201,34 @@ export interface Config {
   refreshIdleDays: number;
   argon2Concurrency: number;
   bodyLimitBytes: number;
+  /**
+   * Request arrival deadlines: TLS handshake plus headers; longest pause inside a body; a whole
+   * body, which uploads may exceed as long as they average the minimum rate (a floor, so big files
+   * on slow links still arrive).
+   */
+  http: {
+    headersTimeoutMs: number;
+    bodyIdleMs: number;
+    requestTimeoutMs: number;
+    uploadMinBytesPerSecond: number;
+  };
   /** Largest audio upload accepted (413 beyond); streamed to disk, never held in memory. */
   maxUploadBytes: number;
   /** Longest recording accepted (413 at upload, judged from the file's own header, before decoding). */
   maxAudioSeconds: number;
-  /** Transcription queue: poll interval, lease (a dead worker's job is retaken after it), retries. */
-  jobs: { pollMs: number; leaseSeconds: number; maxAttempts: number; backoffSeconds: number };
+  /** Free space (bytes) the data disk must keep: below it /readyz fails and uploads get 507. */
+  diskMinFreeBytes: number;
+  /**
+   * Transcription queue: poll interval, lease (a dead worker's job is retaken after it), retries,
+   * and how many recordings the in-process worker transcribes at once.
+   */
+  jobs: {
+    pollMs: number;
+    leaseSeconds: number;
+    maxAttempts: number;
+    backoffSeconds: number;
+    concurrency: number;
+  };
   /** How long a finished org export stays downloadable before it is deleted. */
   exportTtlHours: number;
   /** Live recordings: concurrent per org, longest session, idle stop, largest frame, socket re-check period. */
@@ -315,6 +351,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisPrefix: v.SOTTO_REDIS_PREFIX,
     ...keys,
     keyDir: path.resolve(v.SOTTO_KEY_DIR ?? path.join(dataDir, 'keys')),
+    keyMaxAgeDays: v.SOTTO_KEY_MAX_AGE_DAYS,
     host: v.SOTTO_HOST,
     httpsPort: v.SOTTO_HTTPS_PORT,
     httpPort: v.SOTTO_HTTP_PORT,
@@ -332,14 +369,22 @@ export function loadConfig(env: Env = process.env): Config {
     refreshIdleDays: v.SOTTO_REFRESH_IDLE_DAYS,
     argon2Concurrency: v.SOTTO_ARGON2_CONCURRENCY,
     bodyLimitBytes: v.SOTTO_BODY_LIMIT_BYTES,
+    http: {
+      headersTimeoutMs: Math.round(v.SOTTO_HTTP_HEADERS_TIMEOUT_SECONDS * 1000),
+      bodyIdleMs: Math.round(v.SOTTO_HTTP_BODY_IDLE_SECONDS * 1000),
+      requestTimeoutMs: Math.round(v.SOTTO_HTTP_REQUEST_TIMEOUT_SECONDS * 1000),
+      uploadMinBytesPerSecond: v.SOTTO_UPLOAD_MIN_BYTES_PER_SECOND,
+    },
     maxUploadBytes: v.SOTTO_MAX_UPLOAD_BYTES,
     maxAudioSeconds: Math.round(v.SOTTO_MAX_AUDIO_HOURS * 3600),
     exportTtlHours: v.SOTTO_EXPORT_TTL_HOURS,
+    diskMinFreeBytes: v.SOTTO_DISK_MIN_FREE_MB * 1024 * 1024,
     jobs: {
       pollMs: v.SOTTO_JOB_POLL_MS,
       leaseSeconds: v.SOTTO_JOB_LEASE_SECONDS,
       maxAttempts: v.SOTTO_JOB_MAX_ATTEMPTS,
       backoffSeconds: v.SOTTO_JOB_BACKOFF_SECONDS,
+      concurrency: v.SOTTO_JOB_CONCURRENCY,
     },
     live: {
       maxPerOrg: v.SOTTO_LIVE_MAX_PER_ORG,

@@ -51,13 +51,19 @@ export interface JobOptions {
   engineReady?: JobRunnerOptions['engineReady'];
   /** Tries the engine itself (EngineReadinessService.verify; see JobRunnerOptions.verifyEngine). */
   verifyEngine?: JobRunnerOptions['verifyEngine'];
+  /**
+   * Jobs run at once (default 1). They share the engine's decoders, which take turns between
+   * recordings: a short upload queued behind a long one finishes without waiting for it.
+   */
+  concurrency?: number;
 }
 
 type LocalAudio = Pick<AudioStoreService, 'checkout' | 'settle' | 'sweep' | 'openPlain'>;
 
 export class RecordingJobService {
   private readonly queue: JobQueueService;
-  private readonly runner: JobRunner;
+  /** One loop per job run at once; the first also answers for the worker's engine state. */
+  private readonly runners: JobRunner[];
   private unlisten: (() => Promise<void>) | undefined;
 
   constructor(
@@ -73,13 +79,22 @@ export class RecordingJobService {
     // No audit service: the in-process worker is the server itself; remote workers' steps are
     // audited by the queue the worker routes use.
     this.queue = new JobQueueService(db, keys, null, clock, logger, opts, audio, uploads);
-    this.runner = new JobRunner(this.localSource(), pipeline, logger, {
-      pollMs: opts.pollMs,
-      heartbeatMs: opts.heartbeatMs,
-      ...(opts.engineRecheckMs !== undefined ? { engineRecheckMs: opts.engineRecheckMs } : {}),
-      ...(opts.engineReady ? { engineReady: opts.engineReady } : {}),
-      ...(opts.verifyEngine ? { verifyEngine: opts.verifyEngine } : {}),
-    });
+    const source = this.localSource();
+    this.runners = Array.from(
+      { length: Math.max(1, opts.concurrency ?? 1) },
+      () =>
+        new JobRunner(source, pipeline, logger, {
+          pollMs: opts.pollMs,
+          heartbeatMs: opts.heartbeatMs,
+          ...(opts.engineRecheckMs !== undefined ? { engineRecheckMs: opts.engineRecheckMs } : {}),
+          ...(opts.engineReady ? { engineReady: opts.engineReady } : {}),
+          ...(opts.verifyEngine ? { verifyEngine: opts.verifyEngine } : {}),
+        }),
+    );
+  }
+
+  private get runner(): JobRunner {
+    return this.runners[0]!;
   }
 
   get started(): boolean {
@@ -88,12 +103,12 @@ export class RecordingJobService {
 
   /** Why the worker takes no job now (no usable engine), or undefined. */
   get engineProblem(): string | undefined {
-    return this.runner.engineProblem;
+    return this.runners.find((r) => r.engineProblem)?.engineProblem;
   }
 
   /** Looks for a job now (also what a NOTIFY on the jobs channel does). */
   wake(): void {
-    this.runner.wake();
+    for (const r of this.runners) r.wake();
   }
 
   /** Sweeps leftover staged files, then works the queue until stop(). */
@@ -105,12 +120,12 @@ export class RecordingJobService {
     // Decrypted work copies of killed runs, and blobs whose row never committed or was deleted.
     await this.audio.sweep(this.opts.sweepOlderThanMs, this.clock.now().getTime());
     try {
-      this.unlisten ??= await this.db.listen(JOBS_CHANNEL, () => this.runner.wake());
+      this.unlisten ??= await this.db.listen(JOBS_CHANNEL, () => this.wake());
     } catch (err) {
       // Not fatal: the poll still finds every job, only later.
       this.logger.warn({ err }, 'cannot listen for new jobs; the worker polls only');
     }
-    this.runner.start();
+    for (const r of this.runners) r.start();
   }
 
   /**
@@ -122,7 +137,7 @@ export class RecordingJobService {
     const unlisten = this.unlisten;
     this.unlisten = undefined;
     await unlisten?.();
-    await this.runner.stop(opts);
+    await Promise.all(this.runners.map((r) => r.stop(opts)));
   }
 
   /** Claims and runs one job; false when the queue had nothing due. */
@@ -159,8 +174,8 @@ export class RecordingJobService {
           fail: async (code) => {
             await queue.fail(job, code);
           },
-          handBack: async () => {
-            await queue.handBack(job);
+          handBack: async (delaySeconds) => {
+            await queue.handBack(job, undefined, delaySeconds);
           },
         };
       },

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { buildServer } from '../../src/http/server.js';
 import { ensureSelfSignedCert } from '../../src/repositories/tls.repository.js';
+import { verificationToken } from './auth-client.js';
 import { hasCorpus, noCorpusReason } from './corpus.js';
 import { startTestApp, type TestApp } from './test-app.js';
 
@@ -17,7 +18,20 @@ export const CHROMIUM = process.env.SOTTO_CHROMIUM ?? '/usr/bin/chromium';
 export const hasChromium = existsSync(CHROMIUM);
 export const noChromiumReason = `Chromium not found at ${CHROMIUM} (apt-get install chromium)`;
 export const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
-export const screenshotDir = path.join(repoRoot, 'docs', 'screenshots');
+/**
+ * Where the specs' screenshots go: docs/screenshots when regenerating them on purpose
+ * (`npm run screenshots`), else a private temporary folder, removed when the run ends, so that
+ * a test run never changes tracked files.
+ */
+export const screenshotDir = process.env.SOTTO_SCREENSHOTS
+  ? path.join(repoRoot, 'docs', 'screenshots')
+  : temporaryScreenshots();
+
+function temporaryScreenshots(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sotto-screenshots-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 export interface Panel {
   t: TestApp;
@@ -133,6 +147,24 @@ export async function logIn(page: Page, base: string, email: string, password: s
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+/**
+ * After "Create account": the panel says to check the mail; the link (from the development log,
+ * the mailbox when SMTP is not configured) is opened as from a mail client, then the person logs
+ * in (the caller waits for where it lands).
+ */
+export async function finishSignup(
+  page: Page,
+  panel: Pick<Panel, 't' | 'base'>,
+  email: string,
+  password: string,
+): Promise<void> {
+  await page.getByRole('heading', { name: 'Check your email' }).waitFor();
+  const token = await verificationToken(panel.t, email);
+  await page.goto(`${panel.base}/verify-email#token=${token}`);
+  await page.getByRole('heading', { name: 'Email verified' }).waitFor();
+  await logIn(page, panel.base, email, password);
 }
 
 /** A tab of the Organization page's section navigation. */

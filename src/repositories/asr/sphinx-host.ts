@@ -132,7 +132,9 @@ export class SphinxHost {
     for (let at = 0; at + size <= payload.length; at += size) {
       out.push({
         sample: payload.readUInt32LE(at),
-        cmn: new Float32Array(payload.buffer.slice(payload.byteOffset + at + 4, payload.byteOffset + at + size)),
+        cmn: new Float32Array(
+          payload.buffer.slice(payload.byteOffset + at + 4, payload.byteOffset + at + size),
+        ),
       });
     }
     return out;
