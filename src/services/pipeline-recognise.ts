@@ -36,6 +36,11 @@ export interface RecogniseJob {
    */
   leadIn: 'contiguous' | 'speech';
   stats: { recognisedSamples: number };
+  /**
+   * Called once when a decoder first has nothing left to take while others still work (scanned
+   * pieces only): the caller's chance to use the idle core for work of its own.
+   */
+  whenIdle?: () => void;
 }
 
 const DEFAULT_CONTEXT_SECONDS = 5;
@@ -149,6 +154,7 @@ async function recogniseScanned(deps: RecogniseDeps, job: RecogniseJob): Promise
   const words: Word[] = [];
   let next = 0;
   let done = 0;
+  let idle = false;
   const worker = async () => {
     for (let piece = pieces[next++]; piece; piece = pieces[next++]) {
       throwIfAborted(input.signal);
@@ -168,6 +174,10 @@ async function recogniseScanned(deps: RecogniseDeps, job: RecogniseJob): Promise
         { piece: pieces.indexOf(piece), of: pieces.length, words: found.length },
         'piece transcribed',
       );
+    }
+    if (!idle && done < pcm.length) {
+      idle = true;
+      job.whenIdle?.();
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, pieces.length) }, worker));

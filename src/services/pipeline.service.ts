@@ -4,7 +4,7 @@ import { diarize, diarizeChannels, isDualMono, type Diarizer } from '../audio/di
 import { ClusteringDiarizer } from '../audio/diarize-cluster.js';
 import { VadStream } from '../audio/vad.js';
 import { assignSpeakers, buildSegments, sortSpeakers, type SpeakerWord } from '../domain/segments.js';
-import type { Segment, SpeechRegion } from '../domain/transcript.js';
+import type { Segment, SpeakerTurn, SpeechRegion } from '../domain/transcript.js';
 import { throwIfAborted, type AsrEngine } from '../repositories/asr/engine.js';
 import { DECODE_RATE, type AudioDecoder } from '../repositories/audio-decoder.repository.js';
 import { recognise, type RecogniseJob } from './pipeline-recognise.js';
@@ -211,6 +211,19 @@ export class PipelineService {
       throwIfAborted(signal);
       return out.sort((a, b) => a.start - b.start || a.end - b.end);
     }
+    // Diarization needs only the audio. It runs on this thread while the last pieces are still
+    // being recognised in the decoders' processes (a core would otherwise idle), else after.
+    let turns: SpeakerTurn[] | undefined;
+    const diarizeNow = () => {
+      if (turns || signal?.aborted) return;
+      const source = audio.channels.length > 1 ? audio.channels : [audio.mono];
+      turns = diarize(
+        source,
+        DECODE_RATE,
+        this.diarizer,
+        input.speakers ? { speakers: input.speakers } : {},
+      ).turns;
+    };
     const words = await this.recognise({
       pcm: audio.mono,
       regions: audio.regions,
@@ -219,18 +232,13 @@ export class PipelineService {
       progress,
       leadIn: 'contiguous',
       stats,
+      whenIdle: diarizeNow,
     });
     progress(1);
     throwIfAborted(signal);
-    const source = audio.channels.length > 1 ? audio.channels : [audio.mono];
-    const { turns } = diarize(
-      source,
-      DECODE_RATE,
-      this.diarizer,
-      input.speakers ? { speakers: input.speakers } : {},
-    );
+    diarizeNow();
     throwIfAborted(signal);
-    return assignSpeakers(words, turns);
+    return assignSpeakers(words, turns!);
   }
 }
 
