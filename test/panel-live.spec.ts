@@ -261,7 +261,7 @@ describe.skipIf(Boolean(skipReason))(
       await page.waitForURL(`${base}/recordings/${id}`);
       await page.getByRole('heading', { name: 'Live intake' }).waitFor();
       await page.locator('.status-done, .status-failed').first().waitFor({ timeout: 150_000 });
-      expect(await page.locator('.status').first().innerText()).toBe('done');
+      expect(await page.locator('.status').first().innerText()).toBe('Ready');
       // Everything captured reached the server once: no gap from the outage, no duplicate.
       const login = await ctx.request.post(`${base}/api/v1/auth/login`, {
         data: { email, password: PASSWORD },
