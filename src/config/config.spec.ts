@@ -90,6 +90,7 @@ describe('loadConfig', () => {
       SOTTO_MASTER_KEY: key(),
       SOTTO_TRUST_PROXY: '10.0.0.1, 192.168.0.0/16',
       SOTTO_ENV: 'production',
+      SOTTO_PUBLIC_URL: 'https://sotto.example',
     });
     expect(c.trustProxy).toEqual(['10.0.0.1', '192.168.0.0/16']);
     expect(c.migrateOnStart).toBe(false);
@@ -98,9 +99,20 @@ describe('loadConfig', () => {
         SOTTO_DATA_DIR: dir,
         SOTTO_MASTER_KEY: key(),
         SOTTO_ENV: 'production',
+        SOTTO_PUBLIC_URL: 'https://sotto.example',
         SOTTO_MIGRATE_ON_START: 'true',
       }).migrateOnStart,
     ).toBe(true);
+  });
+
+  it('refuses production without an explicit public URL (nodes would each issue tokens for their own)', () => {
+    expect(() =>
+      loadConfig({ SOTTO_DATA_DIR: dir, SOTTO_MASTER_KEY: key(), SOTTO_ENV: 'production' }),
+    ).toThrow(/SOTTO_PUBLIC_URL: required in production/);
+    // Development keeps its default, so `npm start` needs no configuration.
+    expect(loadConfig({ SOTTO_DATA_DIR: dir, SOTTO_MASTER_KEY: key() }).publicUrl).toBe(
+      'https://localhost:8443',
+    );
   });
 });
 

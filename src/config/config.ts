@@ -337,6 +337,13 @@ export function loadConfig(env: Env = process.env): Config {
   const trustProxy = v.SOTTO_TRUST_PROXY?.split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+  // The public URL is every token's issuer and audience: nodes that each default to their own
+  // https://localhost:PORT reject one another's tokens (401) behind a load balancer.
+  if (v.SOTTO_ENV === 'production' && v.SOTTO_PUBLIC_URL === undefined) {
+    problems.push(
+      'SOTTO_PUBLIC_URL: required in production (the https:// address users reach; every node must share it, tokens are issued for it)',
+    );
+  }
   const asr = asrFrom(v);
   problems.push(...asrProblems(asr));
   const archiveDir = archiveDirOf(v.SOTTO_DATA_DIR, v.SOTTO_ARCHIVE_DIR, problems);
