@@ -71,18 +71,13 @@ async function recogniseChunks(deps: RecogniseDeps, job: RecogniseJob): Promise<
   const total = chunks.reduce((s, c) => s + (c.end - c.start), 0);
   const parallel = Math.max(1, Math.min(deps.concurrency ?? engine.concurrency ?? 1, chunks.length));
   const context = Math.round((deps.contextSeconds ?? DEFAULT_CONTEXT_SECONDS) * DECODE_RATE);
-  const group = input.group ?? input.file;
+  const options = batchOptions(input);
   let done = 0;
 
   const recogniseSpan = async (span: Chunk[]): Promise<Word[]> => {
     // A session only where it carries the voice's adaptation between chunks; otherwise whole
     // calls, which also report progress within a chunk (whisper).
-    const opened = engine.session?.({
-      priority: 'batch',
-      group,
-      ...(input.language ? { language: input.language } : {}),
-      ...(input.signal ? { signal: input.signal } : {}),
-    });
+    const opened = engine.session?.(options);
     const session = opened?.adapts ? opened : undefined;
     const words: Word[] = [];
     for (const [k, chunk] of span.entries()) {
@@ -111,11 +106,8 @@ async function recogniseChunks(deps: RecogniseDeps, job: RecogniseJob): Promise<
         found = await utterance.final();
       } else {
         found = await engine.transcribe(audio, {
+          ...options,
           offsetSeconds,
-          priority: 'batch',
-          group,
-          ...(input.language ? { language: input.language } : {}),
-          ...(input.signal ? { signal: input.signal } : {}),
           onProgress: (f) => progress((done + Math.min(1, Math.max(0, f)) * seconds) / total),
         });
       }
@@ -141,12 +133,7 @@ async function recogniseChunks(deps: RecogniseDeps, job: RecogniseJob): Promise<
 async function recogniseScanned(deps: RecogniseDeps, job: RecogniseJob): Promise<Word[] | undefined> {
   const { engine } = deps;
   const { pcm, input, progress, stats } = job;
-  const group = input.group ?? input.file;
-  const options = {
-    group,
-    ...(input.language ? { language: input.language } : {}),
-    ...(input.signal ? { signal: input.signal } : {}),
-  };
+  const options = batchOptions(input);
   const boundaries = await engine.scan!(pcm, options);
   if (!boundaries) return undefined;
   const parallel = Math.max(1, deps.concurrency ?? engine.concurrency ?? 1);
@@ -156,10 +143,10 @@ async function recogniseScanned(deps: RecogniseDeps, job: RecogniseJob): Promise
   let done = 0;
   let idle = false;
   const worker = async () => {
-    for (let piece = pieces[next++]; piece; piece = pieces[next++]) {
+    for (let i = next++; i < pieces.length; i = next++) {
+      const piece = pieces[i]!;
       throwIfAborted(input.signal);
       const session = engine.session!({
-        priority: 'batch',
         ...options,
         ...(piece.resume ? { resume: piece.resume } : {}),
       });
@@ -170,10 +157,7 @@ async function recogniseScanned(deps: RecogniseDeps, job: RecogniseJob): Promise
       words.push(...found);
       done += piece.end - piece.start;
       progress(pcm.length > 0 ? done / pcm.length : 1);
-      deps.logger.debug(
-        { piece: pieces.indexOf(piece), of: pieces.length, words: found.length },
-        'piece transcribed',
-      );
+      deps.logger.debug({ piece: i, of: pieces.length, words: found.length }, 'piece transcribed');
     }
     if (!idle && done < pcm.length) {
       idle = true;
@@ -182,6 +166,16 @@ async function recogniseScanned(deps: RecogniseDeps, job: RecogniseJob): Promise
   };
   await Promise.all(Array.from({ length: Math.min(parallel, pieces.length) }, worker));
   return words.sort((a, b) => a.start - b.start || a.end - b.end);
+}
+
+/** What every engine call for one recording's upload carries: its pool group (fairness), language and abort. */
+function batchOptions(input: RecogniseJob['input']) {
+  return {
+    priority: 'batch' as const,
+    group: input.group ?? input.file,
+    ...(input.language ? { language: input.language } : {}),
+    ...(input.signal ? { signal: input.signal } : {}),
+  };
 }
 
 /**
