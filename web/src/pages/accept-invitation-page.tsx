@@ -2,23 +2,12 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { ApiError, login, logout } from '../api';
 import { acceptInvitation } from '../api-org';
 import { errorText } from '../format';
+import { linkTokenReader } from '../link-token';
 import { navigate, onLinkClick } from '../router';
 import { FieldError, describedBy } from './org-common';
 
-/**
- * Read once at start-up, before anything can log or send the address, and then wiped from the
- * address bar and history: the token goes only into the accept-invitation request body.
- */
-let taken: string | null | undefined;
-function takeToken(): string | null {
-  // Memoised: the address bar no longer has it after the first read (and StrictMode reads twice).
-  if (taken === undefined) {
-    const m = /(?:^#|&)token=([A-Za-z0-9_-]{20,200})(?:&|$)/.exec(location.hash);
-    if (location.hash) history.replaceState(null, '', location.pathname);
-    taken = m?.[1] ?? null;
-  }
-  return taken;
-}
+/** The link's token (see linkTokenReader): read once, then gone from the address bar. */
+const linkToken = linkTokenReader();
 
 /**
  * Accepting an invitation (signed out): name and password, then signed in on /recordings. Opened
@@ -26,7 +15,7 @@ function takeToken(): string | null {
  * offers to log out first.
  */
 export function AcceptInvitationPage({ signedIn = false }: { signedIn?: boolean }) {
-  const [token] = useState(takeToken);
+  const [token] = useState(linkToken.take);
   const [name, setName] = useState('');
   const [password, setPassword] = useState('');
   const [errors, setErrors] = useState<{ name?: string; password?: string; form?: string }>({});
@@ -47,7 +36,7 @@ export function AcceptInvitationPage({ signedIn = false }: { signedIn?: boolean 
     try {
       const accepted = await acceptInvitation({ token, name: name.trim(), password });
       await login(accepted.user.email, password);
-      taken = null;
+      linkToken.forget();
       navigate('/recordings');
     } catch (err) {
       if (err instanceof ApiError && err.code === 'weak_password') {

@@ -1,22 +1,11 @@
 import { useEffect, useState } from 'react';
 import { ApiError, verifySignup } from '../api';
 import { errorText } from '../format';
+import { linkTokenReader } from '../link-token';
 import { onLinkClick } from '../router';
 
-/**
- * Read once at start-up, before anything can log or send the address, and then wiped from the
- * address bar and history: the token goes only into the verify request's body.
- */
-let taken: string | null | undefined;
-function takeToken(): string | null {
-  // Memoised: the address bar no longer has it after the first read (and StrictMode reads twice).
-  if (taken === undefined) {
-    const m = /(?:^#|&)token=([A-Za-z0-9_-]{20,200})(?:&|$)/.exec(location.hash);
-    if (location.hash) history.replaceState(null, '', location.pathname);
-    taken = m?.[1] ?? null;
-  }
-  return taken;
-}
+/** The link's token (see linkTokenReader): read once, then gone from the address bar. */
+const linkToken = linkTokenReader();
 
 type State =
   | { kind: 'working' }
@@ -45,7 +34,7 @@ function verifyOnce(token: string): Promise<State> {
  * organization and its owner; then the person logs in with the password chosen at signup.
  */
 export function VerifyEmailPage() {
-  const [token] = useState(takeToken);
+  const [token] = useState(linkToken.take);
   const [state, setState] = useState<State>(token ? { kind: 'working' } : { kind: 'invalid' });
 
   useEffect(() => {
