@@ -4,6 +4,7 @@
  * for a seed: a 5xx found once can be replayed.
  */
 import { generateKeyPairSync, sign } from 'node:crypto';
+import { mulberry32 } from '../scripts/prng.js';
 
 export interface JsonSchema {
   type?: string | string[];
@@ -69,17 +70,8 @@ export function operationsOf(doc: {
   return ops;
 }
 
-/** mulberry32: small, seedable, good enough to pick cases. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded case picking: the same seed sends the same requests. */
+export const rng = mulberry32;
 
 const BIDI = '\u202Eexe.txt\u2066\u200F\u061C';
 export const HOSTILE_STRINGS: readonly string[] = [

@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from './prng.js';
 
 /**
  * Writes a tiny whisper.cpp model (legacy ggml .bin, the format of models/convert-pt-to-ggml.py
@@ -69,18 +70,6 @@ const GGML_QNT_VERSION = 2;
 const TYPE_ID = { f32: 0, f16: 1, q4_0: 2 } as const;
 const FTYPE_ID = { f32: 0, f16: 1, q4_0: 2 + GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR } as const;
 const QK4_0 = 32;
-
-/** mulberry32: small, fast and good enough for weights; seeded so files are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Uniform values with the given standard deviation (a normal is not needed for noise). */
 function randomArray(rand: () => number, n: number, std: number): Float32Array {
@@ -263,7 +252,8 @@ export function buildTinyWhisperModel(opts: TinyWhisperOptions = {}): {
   file: Buffer;
   model: TinyWhisperModel;
 } {
-  const rand = prng(opts.seed ?? 1);
+  // Seeded, so the same options write the same bytes.
+  const rand = mulberry32(opts.seed ?? 1);
   const wtype: TinyWhisperFtype = opts.ftype ?? 'q4_0';
   // Conv kernels are f16 in every model that is not all-f32 (whisper_model_load's vtype).
   const vtype: TinyWhisperFtype = wtype === 'f32' ? 'f32' : 'f16';
