@@ -173,6 +173,37 @@ describe('whisper engine end to end on the tiny model', () => {
     expect(ourHelpers()).toEqual([helperPid]);
   }, 60_000);
 
+  it('the one loaded model serves live calls first and takes upload chunks by turns between recordings', async () => {
+    // Queued at once while nothing runs: recording A's three chunks, then recording B's one,
+    // then a live utterance. A first-come queue would finish them in that order; the live call
+    // must instead wait only for the chunk already running, and B must not wait for all of A.
+    const finished: string[] = [];
+    const call = (name: string, opts: Parameters<WhisperEngine['transcribe']>[1]) =>
+      engine.transcribe(shortClip, opts).then((words) => {
+        expectWellFormed(words, seconds(shortClip));
+        finished.push(name);
+      });
+    await Promise.all([
+      call('A1', { group: 'A' }),
+      call('A2', { group: 'A' }),
+      call('A3', { group: 'A' }),
+      call('B1', { group: 'B' }),
+      call('live', { priority: 'live' }),
+    ]);
+    expect(finished).toEqual(['A1', 'live', 'A2', 'B1', 'A3']);
+    expect(ourHelpers()).toEqual([helperPid]);
+  }, 60_000);
+
+  it('a call aborted while it waits for its turn leaves the queue without touching the model', async () => {
+    const aborter = new AbortController();
+    const running = engine.transcribe(shortClip, { group: 'A' });
+    const waiting = engine.transcribe(shortClip, { group: 'B', signal: aborter.signal });
+    aborter.abort();
+    await expect(waiting).rejects.toMatchObject({ name: 'AbortError' });
+    expectWellFormed(await running, seconds(shortClip));
+    // Aborting a waiting call must not restart the helper (that is only for a running one).
+    expect(ourHelpers()).toEqual([helperPid]);
+  }, 30_000);
   it('close() ends the helper; the engine loads afresh when used again', async () => {
     await engine.close();
     expect(await until(() => ourHelpers().length === 0)).toBe(true);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Word } from '../../domain/transcript.js';
 import { isWhisperModelName } from '../model.repository.js';
+import { DecoderPool } from './decoder-pool.js';
 import { inspectGgmlModel, type GgmlWhisperHeader } from './ggml-header.js';
 import {
   EngineFailedError,
@@ -95,6 +96,16 @@ export function forkWhisperHost(): ChildProcess {
   });
 }
 
+/**
+ * The helper's one model serves one call at a time, so calls wait their turn here, scheduled by
+ * the same pool that schedules pocketsphinx decoders: live utterances go before upload chunks
+ * (a live final waits for at most the call already running), and uploads take turns by
+ * recording, so a long file does not hold a short one behind all its chunks. The pool lends a
+ * turn, not a decoder: there is one slot.
+ */
+const TURN = Symbol('whisper turn');
+type Turn = typeof TURN;
+
 interface Pending {
   resolve: (segments: HostSegment[]) => void;
   reject: (err: Error) => void;
@@ -110,7 +121,12 @@ export class WhisperEngine implements AsrEngine {
   private onLoadReply: ((reply: HostReply) => void) | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly turns = new DecoderPool<Turn>(
+    { create: () => Promise.resolve(TURN), destroy: () => undefined, alive: () => true },
+    { size: 1, liveReserve: 0 },
+  );
+  /** Calls waiting or running: close() lets them finish, as it did when they were a chain. */
+  private readonly calls = new Set<Promise<unknown>>();
 
   constructor(private readonly opts: WhisperEngineOptions) {}
 
@@ -263,11 +279,24 @@ export class WhisperEngine implements AsrEngine {
     return new WholeUtteranceSession(this, opts);
   }
 
-  async transcribe(pcm: Int16Array, opts: TranscribeOptions = {}): Promise<Word[]> {
-    // One call at a time: the helper holds one model and transcribes serially anyway.
-    const run = this.queue.then(() => this.run(pcm, opts));
-    this.queue = run.catch(() => undefined);
-    return run;
+  transcribe(pcm: Int16Array, opts: TranscribeOptions = {}): Promise<Word[]> {
+    const call = this.inTurn(pcm, opts);
+    const settled = call.catch(() => undefined).finally(() => this.calls.delete(settled));
+    this.calls.add(settled);
+    return call;
+  }
+
+  private async inTurn(pcm: Int16Array, opts: TranscribeOptions): Promise<Word[]> {
+    const turn = await this.turns.acquire({
+      priority: opts.priority ?? 'batch',
+      ...(opts.group !== undefined ? { group: opts.group } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    try {
+      return await this.run(pcm, opts);
+    } finally {
+      turn.release();
+    }
   }
 
   private async run(pcm: Int16Array, opts: TranscribeOptions): Promise<Word[]> {
@@ -334,7 +363,7 @@ export class WhisperEngine implements AsrEngine {
   }
 
   async close(): Promise<void> {
-    await this.queue;
+    while (this.calls.size > 0) await Promise.all(this.calls);
     this.stopHost();
   }
 }
