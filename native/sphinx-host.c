@@ -30,6 +30,8 @@
  *       several decoders, each started from its point's mean, with the words one decoder going
  *       through the whole recording would find. Reply 'K', or 'E' when the model has no word
  *       for the grammar (scans are then unavailable; the 'R' reply says whether they are).
+ *       'P' during a scan replies 'U' with the records found since the last 'U' (so a caller
+ *       can start on the first pieces while the scan goes on); 'F' then replies the rest.
  *   'Q' quit.
  * Any failure: reply 'E' with a message, and the helper exits (the caller starts a new one).
  * Ready: 'R' once the model is loaded, as text: the frame rate, the number of floats in a
@@ -296,6 +298,11 @@ int main(int argc, char **argv) {
         process((const int16 *)payload, len / 2);
         break;
       case 'P': {
+        if (scanning) {
+          reply('U', words_buf ? words_buf : "", (uint32_t)words_len);
+          words_len = 0;
+          break;
+        }
         size_t base = words_len;
         if (utt_open && utt_started) {
           int32 score;

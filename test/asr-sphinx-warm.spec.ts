@@ -150,6 +150,13 @@ describe.skipIf(skip !== undefined)(`warm pocketsphinx engine${skip ? ` (skipped
       }
       // A scan recognises nothing: the engine's recognised-audio counter does not move.
       expect(e.stats()?.recognisedSeconds ?? 0).toBe(0);
+      // Reported as it goes (onBoundaries, in several reports): the same ends and states, each once.
+      const reports: number[][] = [];
+      const streamed = (await e.scan(pcm, { onBoundaries: (b) => reports.push(b.map((x) => x.sample)) }))!;
+      expect(streamed.map((b) => b.sample)).toEqual(boundaries.map((b) => b.sample));
+      expect(streamed.map((b) => [...b.state.data])).toEqual(boundaries.map((b) => [...b.state.data]));
+      expect(reports.flat()).toEqual(boundaries.map((b) => b.sample));
+      expect(reports.length).toBeGreaterThan(1);
 
       const onePass = (await e.transcribe(pcm)).map((w) => w.w);
       const pieces = planPieces(boundaries, pcm.length, {

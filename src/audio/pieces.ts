@@ -27,39 +27,114 @@ export interface PieceOptions {
   maxSeconds?: number;
 }
 
-/**
- * Cuts [0, samples) at boundaries (sample positions, ascending) into pieces of about
- * `samples / (4 × parallel)` each, within the bounds, longest first (the order that ends a
- * queue of independent jobs soonest). A stretch with no boundary stays whole, however long.
- */
-export function planPieces<S>(
-  boundaries: readonly { sample: number; state: S }[],
-  samples: number,
-  opts: PieceOptions,
-): Piece<S>[] {
+interface Boundary<S> {
+  sample: number;
+  state: S;
+}
+
+function targetSamples(samples: number, opts: PieceOptions): number {
   const min = (opts.minSeconds ?? 2) * opts.sampleRate;
   const max = (opts.maxSeconds ?? 30) * opts.sampleRate;
-  const target = Math.min(max, Math.max(min, samples / (4 * Math.max(1, opts.parallel))));
-  const cuts = boundaries.filter((b) => b.sample > 0 && b.sample < samples);
+  return Math.min(max, Math.max(min, samples / (4 * Math.max(1, opts.parallel))));
+}
+
+/**
+ * Where the piece that starts at `start` ends: the last boundary before `start + target`, or the
+ * first after it when that one is nearer. `cuts` are ascending and all after `start`. Undefined
+ * when no boundary reaches the goal and `final` is false (a later boundary may still be nearer).
+ */
+function chooseCut<S>(
+  cuts: readonly Boundary<S>[],
+  start: number,
+  target: number,
+  final: boolean,
+): Boundary<S> | undefined {
+  if (cuts.length === 0) return undefined;
+  const goal = start + target;
+  let j = 0;
+  while (j + 1 < cuts.length && cuts[j + 1]!.sample <= goal) j++;
+  const next = cuts[j + 1];
+  if (cuts[j]!.sample >= goal) return cuts[j];
+  if (!next) return final ? cuts[j] : undefined;
+  return next.sample - goal < goal - cuts[j]!.sample ? next : cuts[j];
+}
+
+/**
+ * Cuts [from, samples) — from the recording's start unless `from` says otherwise — at
+ * boundaries (sample positions, ascending) into pieces of about `samples / (4 × parallel)`
+ * each, within the bounds, longest first (the order that ends a queue of independent jobs
+ * soonest). A stretch with no boundary stays whole, however long.
+ */
+export function planPieces<S>(
+  boundaries: readonly Boundary<S>[],
+  samples: number,
+  opts: PieceOptions,
+  from?: Boundary<S>,
+): Piece<S>[] {
+  const target = targetSamples(samples, opts);
+  let start = from?.sample ?? 0;
+  let resume: S | undefined = from?.state;
+  let cuts = boundaries.filter((b) => b.sample > start && b.sample < samples);
   const pieces: Piece<S>[] = [];
-  let start = 0;
-  let resume: S | undefined;
-  let i = 0;
   // What is left after a cut must be worth a piece of its own: stop when it would be a sliver.
   while (samples - start > target * 1.25) {
-    while (i < cuts.length && cuts[i]!.sample <= start) i++;
-    if (i >= cuts.length) break;
-    const goal = start + target;
-    let j = i;
-    while (j + 1 < cuts.length && cuts[j + 1]!.sample <= goal) j++;
-    // The last boundary before the goal, or the first after it when that one is nearer.
-    let cut = cuts[j]!;
-    const next = cuts[j + 1];
-    if (cut.sample < goal && next && next.sample - goal < goal - cut.sample) cut = next;
+    const cut = chooseCut(cuts, start, target, true);
+    if (!cut) break;
     pieces.push({ start, end: cut.sample, resume });
     start = cut.sample;
     resume = cut.state;
+    cuts = cuts.filter((b) => b.sample > start);
   }
   pieces.push({ start, end: samples, resume });
   return pieces.sort((a, b) => b.end - b.start - (a.end - a.start) || a.start - b.start);
+}
+
+/**
+ * Pieces cut while a scan is still going on: a decoder that would otherwise wait for the scan
+ * to end takes the next stretch from the start as soon as the boundaries that end it are known
+ * (`take`), and once the scan has ended what is left is planned whole, longest first, as
+ * `planPieces` would (`rest`). With a scan that is already over, `rest` alone gives exactly
+ * `planPieces`.
+ */
+export class PieceCutter<S> {
+  private known: Boundary<S>[] = [];
+  /** Where the next piece starts: the boundary the last piece taken ended at (none: the start). */
+  private from: Boundary<S> | undefined;
+  private readonly target: number;
+
+  constructor(
+    private readonly samples: number,
+    private readonly opts: PieceOptions,
+  ) {
+    this.target = targetSamples(samples, opts);
+  }
+
+  private get start(): number {
+    return this.from?.sample ?? 0;
+  }
+
+  /** Boundaries, ascending; those at or before one already added are ignored (a repeat is harmless). */
+  add(found: readonly Boundary<S>[]): void {
+    for (const b of found) {
+      const last = this.known.at(-1)?.sample ?? this.start;
+      if (b.sample > last && b.sample < this.samples) this.known.push(b);
+    }
+  }
+
+  /** The next piece from the start, when the boundaries known so far settle where it ends. */
+  take(): Piece<S> | undefined {
+    const start = this.start;
+    if (this.samples - start <= this.target * 1.25) return undefined;
+    const cut = chooseCut(this.known, start, this.target, false);
+    if (!cut) return undefined;
+    const piece: Piece<S> = { start, end: cut.sample, resume: this.from?.state };
+    this.from = cut;
+    this.known = this.known.filter((b) => b.sample > cut.sample);
+    return piece;
+  }
+
+  /** Everything not yet taken, once every boundary is known. */
+  rest(): Piece<S>[] {
+    return planPieces(this.known, this.samples, this.opts, this.from);
+  }
 }

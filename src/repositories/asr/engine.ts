@@ -64,6 +64,11 @@ export type Priority = 'live' | 'batch';
 export interface ScanOptions {
   group?: string;
   signal?: AbortSignal;
+  /**
+   * Called with the boundaries found so far, in order, as the scan goes on (each boundary once;
+   * the resolved list still holds them all): a caller can start on the first pieces meanwhile.
+   */
+  onBoundaries?: (found: UtteranceBoundary[]) => void;
 }
 
 /** The voice's adaptation at some point of a recording; only the engine that made it reads it. */

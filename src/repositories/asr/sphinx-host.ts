@@ -34,6 +34,12 @@ interface Pending {
 const STDERR_TAIL = 8 * 1024;
 const HEADER = 5;
 
+/** One utterance end found by a scan: where (samples from the scan's start) and the mean there. */
+export interface ScanRecord {
+  sample: number;
+  cmn: Float32Array;
+}
+
 export class SphinxHost {
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly pending: Pending[] = [];
@@ -120,9 +126,17 @@ export class SphinxHost {
   }
 
   /** Ends a scan: each utterance end as a sample count from the scan's start and the mean after it. */
-  async finishScan(): Promise<{ sample: number; cmn: Float32Array }[]> {
-    const payload = await this.request('F', undefined, 'U');
-    const out: { sample: number; cmn: Float32Array }[] = [];
+  async finishScan(): Promise<ScanRecord[]> {
+    return this.scanRecords(await this.request('F', undefined, 'U'));
+  }
+
+  /** The utterance ends a scan found since the last call (in the audio fed so far). */
+  async scanSoFar(): Promise<ScanRecord[]> {
+    return this.scanRecords(await this.request('P', undefined, 'U'));
+  }
+
+  private scanRecords(payload: Buffer): ScanRecord[] {
+    const out: ScanRecord[] = [];
     // Records are equal-sized: a u32 then the mean's floats.
     const size = 4 + this.cmnFloats * 4;
     if (payload.length % size !== 0) {

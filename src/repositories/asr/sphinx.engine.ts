@@ -21,7 +21,7 @@ import {
   type TranscribeOptions,
   type UtteranceBoundary,
 } from './engine.js';
-import { SphinxHost } from './sphinx-host.js';
+import { SphinxHost, type ScanRecord } from './sphinx-host.js';
 import { SphinxSession, cleanWords } from './sphinx-session.js';
 
 /**
@@ -78,8 +78,19 @@ export const SPHINX_DEFAULTS = {
 
 export const SPHINX_INSTALL_HINT = 'apt-get install pocketsphinx pocketsphinx-en-us';
 
-// Audio is written to a helper in pieces of at most this many samples (its frames are ≤ 16 MB).
-const SCAN_FEED_SAMPLES = 30 * SAMPLE_RATE;
+/**
+ * The helper's processing block (BLOCK in native/sphinx-host.c). Its voice detector decides at
+ * the end of each block, so a scan fed in whole blocks keeps one block grid from the stream's
+ * start, and finds the same utterance ends whatever the size of the pieces it is fed in.
+ */
+const HOST_BLOCK = 2048;
+// Audio is written to a helper in pieces of about 30 s (its frames are ≤ 16 MB).
+const SCAN_FEED_SAMPLES = Math.floor((30 * SAMPLE_RATE) / HOST_BLOCK) * HOST_BLOCK;
+/**
+ * With `onBoundaries`, how much audio the scan takes between reports (about 5 s: ~15 ms of
+ * scanning), so a caller waiting for its first piece waits little, for one round trip per step.
+ */
+const SCAN_REPORT_SAMPLES = Math.floor((5 * SAMPLE_RATE) / HOST_BLOCK) * HOST_BLOCK;
 
 // Keep only the end of stderr: its last lines carry the reason of a failure, and a long run logs a lot.
 const STDERR_TAIL_BYTES = 16 * 1024;
@@ -213,12 +224,24 @@ export class SphinxEngine implements AsrEngine {
     const onAbort = () => lease.decoder.kill('aborted');
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      await lease.decoder.beginScan();
-      for (let at = 0; at < pcm.length; at += SCAN_FEED_SAMPLES)
-        lease.decoder.feed(pcm.subarray(at, Math.min(pcm.length, at + SCAN_FEED_SAMPLES)));
-      const points = await lease.decoder.finishScan();
+      const host = lease.decoder;
+      const boundaries = (records: ScanRecord[]): UtteranceBoundary[] =>
+        records.map((p) => ({ sample: p.sample, state: { engine: 'sphinx', data: p.cmn } }));
+      const all: UtteranceBoundary[] = [];
+      await host.beginScan();
+      const step = opts.onBoundaries ? SCAN_REPORT_SAMPLES : SCAN_FEED_SAMPLES;
+      for (let at = 0; at < pcm.length; at += step) {
+        host.feed(pcm.subarray(at, Math.min(pcm.length, at + step)));
+        if (!opts.onBoundaries || at + step >= pcm.length) continue;
+        const found = boundaries(await host.scanSoFar());
+        all.push(...found);
+        if (found.length > 0) opts.onBoundaries(found);
+      }
+      const rest = boundaries(await host.finishScan());
       lease.release();
-      return points.map((p) => ({ sample: p.sample, state: { engine: 'sphinx', data: p.cmn } }));
+      all.push(...rest);
+      if (rest.length > 0) opts.onBoundaries?.(rest);
+      return all;
     } catch (err) {
       lease.release(true);
       throw signal?.aborted ? abortError(signal) : err;
