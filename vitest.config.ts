@@ -1,11 +1,30 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { specsByKind } from './test/helpers/spec-backends.js';
+
+const root = path.dirname(fileURLToPath(import.meta.url));
+// Two projects over the same files: `npm test` runs both (every spec once, on PGlite unless
+// DATABASE_URL / REDIS_URL are set); CI's second run, against PostgreSQL and Redis, runs only
+// `backend` (`npm run test:backend`). Which spec is which is computed, not listed: see
+// test/helpers/spec-backends.ts.
+const specs = specsByKind(root);
 
 export default defineConfig({
   test: {
-    include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'],
     // Files run in parallel (one per core); tests inside a file share a server and run in order.
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // Spies made with vi.spyOn are undone before each test, so one test's stub cannot leak into the next.
+    restoreMocks: true,
+    // Tests slower than this show their duration in the report: where CI time goes.
+    slowTestThreshold: 5_000,
+    // Unpacks the test corpus once and checks for every tool a spec would skip without (fails under CI).
+    globalSetup: ['test/helpers/preflight.ts'],
+    projects: [
+      { extends: true, test: { name: 'backend', include: specs.backend } },
+      { extends: true, test: { name: 'once', include: specs.once } },
+    ],
   },
 });
