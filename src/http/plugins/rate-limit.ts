@@ -9,9 +9,9 @@ import {
 } from '../../repositories/rate-limit.repository.js';
 
 /**
- * Per-route rate limits (DESIGN.md "Abuse"). Every /api route is limited per client network by
- * default (`policy.api`), the routes under /api/v1/auth/ more tightly (`policy.auth`); a route
- * declares its own limit in its options:
+ * Per-route rate limits (docs/architecture.md, "Security model": abuse). Every /api route is
+ * limited per client network by default (`policy.api`), the routes under /api/v1/auth/ more
+ * tightly (`policy.auth`); a route declares its own limit in its options:
  *
  *   app.post('/x', { config: { rateLimit: { points: 5, durationSeconds: 60, key: 'user' } } }, …)
  *
