@@ -9,10 +9,26 @@ import type { Logger } from 'pino';
  * Without Redis (one node) an in-process implementation does the same job. With Redis, publishes
  * go over the shared connection and subscriptions over a dedicated one (a subscribed ioredis
  * connection cannot send other commands); channels are `<SOTTO_REDIS_PREFIX>live:<recordingId>`.
- * Delivery is at most once, like Redis pub/sub itself: a viewer that is not connected when a
- * segment is published does not get it later (phase 2 adds a replay).
+ * Delivery is at most once, like Redis pub/sub itself; what a viewer connecting late needs is kept
+ * beside the channel (`retain`): every final segment in order and the latest partial of each
+ * participant, read back with `history` (a Redis list and hash next to the channel, written in
+ * the same MULTI as the publish, so a subscriber that reads the history after subscribing misses
+ * nothing; in memory without Redis). Still opaque sealed bytes, with an expiry, dropped by `forget`.
  */
 export type LiveBusHandler = (payload: Buffer) => void;
+
+/** What to keep of a published event for late viewers. */
+export type LiveRetain =
+  | { kind: 'final'; ttlMs: number }
+  /** `slot`: one partial kept per slot (a participant); a later one replaces it. */
+  | { kind: 'partial'; slot: string; ttlMs: number };
+
+export interface LiveHistory {
+  /** Sealed final segments, in publication order. */
+  finals: Buffer[];
+  /** The latest sealed partial of each slot (its final may be among `finals`). */
+  partials: Buffer[];
+}
 
 export interface LiveBus {
   /**
@@ -22,7 +38,11 @@ export interface LiveBus {
    */
   claim(recordingId: string, nodeId: string, ttlMs: number): Promise<boolean>;
   release(recordingId: string, nodeId: string): Promise<void>;
-  publish(recordingId: string, payload: Buffer): Promise<void>;
+  publish(recordingId: string, payload: Buffer, retain?: LiveRetain): Promise<void>;
+  /** What was retained for the recording (empty when nothing was, or it expired). */
+  history(recordingId: string): Promise<LiveHistory>;
+  /** Drops what was retained (the recording stopped or failed). */
+  forget(recordingId: string): Promise<void>;
   /** Resolves once the subscription is active; the returned function ends it. */
   subscribe(recordingId: string, handler: LiveBusHandler): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -69,6 +89,10 @@ class Handlers {
 
 export class MemoryLiveBus implements LiveBus {
   private readonly handlers = new Handlers();
+  private readonly kept = new Map<
+    string,
+    { finals: Buffer[]; partials: Map<string, Buffer>; timer?: NodeJS.Timeout }
+  >();
 
   /** One node: the service's own session map already keeps one session per recording. */
   async claim(): Promise<boolean> {
@@ -77,9 +101,29 @@ export class MemoryLiveBus implements LiveBus {
 
   async release(): Promise<void> {}
 
-  async publish(recordingId: string, payload: Buffer): Promise<void> {
+  async publish(recordingId: string, payload: Buffer, retain?: LiveRetain): Promise<void> {
+    if (retain) {
+      let kept = this.kept.get(recordingId);
+      if (!kept) this.kept.set(recordingId, (kept = { finals: [], partials: new Map() }));
+      if (retain.kind === 'final') kept.finals.push(payload);
+      else kept.partials.set(retain.slot, payload);
+      // The same expiry as in Redis: a session that vanished without a stop does not stay forever.
+      clearTimeout(kept.timer);
+      kept.timer = setTimeout(() => this.kept.delete(recordingId), retain.ttlMs);
+      kept.timer.unref();
+    }
     // Asynchronous like the network path, so callers never depend on re-entrant delivery.
     queueMicrotask(() => this.handlers.deliver(recordingId, payload));
+  }
+
+  async history(recordingId: string): Promise<LiveHistory> {
+    const kept = this.kept.get(recordingId);
+    return { finals: [...(kept?.finals ?? [])], partials: [...(kept?.partials.values() ?? [])] };
+  }
+
+  async forget(recordingId: string): Promise<void> {
+    clearTimeout(this.kept.get(recordingId)?.timer);
+    this.kept.delete(recordingId);
   }
 
   async subscribe(recordingId: string, handler: LiveBusHandler): Promise<() => Promise<void>> {
@@ -91,6 +135,8 @@ export class MemoryLiveBus implements LiveBus {
 
   async close(): Promise<void> {
     this.handlers.clear();
+    for (const kept of this.kept.values()) clearTimeout(kept.timer);
+    this.kept.clear();
   }
 }
 
@@ -138,8 +184,47 @@ export class RedisLiveBus implements LiveBus {
     if ((await this.redis.get(key)) === nodeId) await this.redis.del(key);
   }
 
-  async publish(recordingId: string, payload: Buffer): Promise<void> {
-    await this.redis.publish(this.channel(recordingId), payload);
+  private finalsKey(recordingId: string): string {
+    return `${this.prefix}live-finals:${recordingId}`;
+  }
+
+  private partialsKey(recordingId: string): string {
+    return `${this.prefix}live-partials:${recordingId}`;
+  }
+
+  async publish(recordingId: string, payload: Buffer, retain?: LiveRetain): Promise<void> {
+    if (!retain) {
+      await this.redis.publish(this.channel(recordingId), payload);
+      return;
+    }
+    // One MULTI: the event is in the history by the time any subscriber receives it.
+    const m = this.redis.multi();
+    if (retain.kind === 'final') {
+      m.rpush(this.finalsKey(recordingId), payload);
+      m.pexpire(this.finalsKey(recordingId), retain.ttlMs);
+    } else {
+      m.hset(this.partialsKey(recordingId), retain.slot, payload);
+      m.pexpire(this.partialsKey(recordingId), retain.ttlMs);
+    }
+    m.publish(this.channel(recordingId), payload);
+    const results = await m.exec();
+    const failed = results?.find(([err]) => err);
+    if (!results || failed) throw failed?.[0] ?? new Error('live bus transaction aborted');
+  }
+
+  async history(recordingId: string): Promise<LiveHistory> {
+    const results = await this.redis
+      .multi()
+      .lrangeBuffer(this.finalsKey(recordingId), 0, -1)
+      .hvalsBuffer(this.partialsKey(recordingId))
+      .exec();
+    const failed = results?.find(([err]) => err);
+    if (!results || failed) throw failed?.[0] ?? new Error('live bus transaction aborted');
+    return { finals: results[0]![1] as Buffer[], partials: results[1]![1] as Buffer[] };
+  }
+
+  async forget(recordingId: string): Promise<void> {
+    await this.redis.del(this.finalsKey(recordingId), this.partialsKey(recordingId));
   }
 
   async subscribe(recordingId: string, handler: LiveBusHandler): Promise<() => Promise<void>> {

@@ -44,6 +44,31 @@ export const liveRecordingRepository = {
     );
   },
 
+  /** The participant labels per channel, encrypted (migration 0022), written by the stop. */
+  async setSpeakers(tx: Queryable, id: string, speakersEnc: Buffer): Promise<void> {
+    await tx.query(`UPDATE recordings SET live_speakers_enc = $2 WHERE id = $1`, [id, speakersEnc]);
+  },
+
+  /** Read and cleared by the job that stores the transcript (in its transaction). */
+  async takeSpeakers(tx: Queryable, id: string): Promise<Uint8Array | undefined> {
+    const res = await tx.query<{ enc: Uint8Array | null }>(
+      `SELECT live_speakers_enc AS enc FROM recordings WHERE id = $1 FOR UPDATE`,
+      [id],
+    );
+    const enc = res.rows[0]?.enc;
+    if (!enc) return undefined;
+    await tx.query(`UPDATE recordings SET live_speakers_enc = NULL WHERE id = $1`, [id]);
+    return enc;
+  },
+
+  /** Speaker names for a transcript that has none yet (a user's renames are never replaced). */
+  async nameSpeakersIfUnnamed(tx: Queryable, id: string, namesEnc: Buffer): Promise<void> {
+    await tx.query(
+      `UPDATE transcripts SET speaker_names_enc = $2 WHERE recording_id = $1 AND speaker_names_enc IS NULL`,
+      [id, namesEnc],
+    );
+  },
+
   /** The spool's wrapped content key (migration 0010), written when the first stream starts. */
   async insertSpool(
     tx: Queryable,

@@ -6,6 +6,8 @@ import type { Queryable } from '../db/database.js';
  * filter (members see only their own recordings) is applied here too, from the service's rule.
  */
 export type RecordingStatus = 'live' | 'queued' | 'processing' | 'done' | 'failed';
+/** What a processing job is doing (migration 0023). */
+export type JobStage = 'decoding' | 'transcribing' | 'speakers' | 'saving';
 
 export interface RecordingRow {
   id: string;
@@ -14,6 +16,9 @@ export interface RecordingRow {
   titleEnc: Uint8Array | null;
   status: RecordingStatus;
   progress: number;
+  stage: JobStage | null;
+  /** When the current attempt started processing. */
+  startedAt: Date | null;
   errorCode: string | null;
   language: string | null;
   speakersHint: number | null;
@@ -26,7 +31,7 @@ export interface RecordingRow {
 }
 
 const COLUMNS = `id, org_id AS "orgId", owner_id AS "ownerId", title_enc AS "titleEnc", status,
-  progress, error_code AS "errorCode", language, speakers_hint AS "speakersHint",
+  progress, stage, started_at AS "startedAt", error_code AS "errorCode", language, speakers_hint AS "speakersHint",
   duration_seconds AS "durationSeconds", channels, engine, created_at AS "createdAt",
   updated_at AS "updatedAt", completed_at AS "completedAt"`;
 
@@ -131,16 +136,25 @@ export const recordingRepository = {
 
   async markProcessing(tx: Queryable, id: string, now: Date): Promise<void> {
     await tx.query(
-      `UPDATE recordings SET status = 'processing', progress = 0, error_code = NULL, updated_at = $2
+      `UPDATE recordings SET status = 'processing', progress = 0, error_code = NULL, updated_at = $2,
+              stage = 'decoding', started_at = $2
         WHERE id = $1 AND status IN ('queued', 'processing')`,
       [id, now],
     );
   },
 
-  async setProgress(tx: Queryable, id: string, progress: number, now: Date): Promise<void> {
+  /** A job's progress; `stage` absent keeps the stage last reported. */
+  async setProgress(
+    tx: Queryable,
+    id: string,
+    progress: number,
+    now: Date,
+    stage?: JobStage | undefined,
+  ): Promise<void> {
     await tx.query(
-      `UPDATE recordings SET progress = $2, updated_at = $3 WHERE id = $1 AND status = 'processing'`,
-      [id, Math.min(1, Math.max(0, progress)), now],
+      `UPDATE recordings SET progress = $2, updated_at = $3, stage = coalesce($4, stage)
+        WHERE id = $1 AND status = 'processing'`,
+      [id, Math.min(1, Math.max(0, progress)), now, stage ?? null],
     );
   },
 

@@ -12,6 +12,9 @@ import type { KeyService } from './key.service.js';
 import { transcriptLocation, type TranscriptBody } from './recording.service.js';
 import type { WorkerPrincipal } from './worker-token.service.js';
 import { enqueueWebhooks, recordingEvent } from './webhook.service.js';
+import { nameLiveSpeakers } from './live-speakers.js';
+import type { JobStage } from './job-runner.service.js';
+import { stageAt } from './pipeline.service.js';
 
 /**
  * The database side of transcription jobs, shared by the in-process runner and the remote worker
@@ -135,12 +138,15 @@ export class JobQueueService {
     );
   }
 
-  /** Extends the lease and writes progress; false when the lease was lost. */
-  renew(job: HeldJob, progress: number): Promise<boolean> {
+  /**
+   * Extends the lease and writes progress and stage; false when the lease was lost. A worker that
+   * reports no stage (a remote worker) gets the one its fraction falls in.
+   */
+  renew(job: HeldJob, progress: number, stage: JobStage = stageAt(progress)): Promise<boolean> {
     return withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
       if (!(await recordingJobRepository.renew(tx, job.recordingId, job.leaseId, this.opts.leaseSeconds)))
         return false;
-      await recordingRepository.setProgress(tx, job.recordingId, progress, this.clock.now());
+      await recordingRepository.setProgress(tx, job.recordingId, progress, this.clock.now(), stage);
       return true;
     });
   }
@@ -156,6 +162,11 @@ export class JobQueueService {
         orgId: job.orgId,
         bodyEnc,
         now,
+      });
+      // A live recording's participant labels become its speaker names (live-speakers.ts).
+      await nameLiveSpeakers(tx, this.keys, job.orgId, job.recordingId, {
+        speakers: r.body.speakers,
+        channels: r.channels,
       });
       await recordingRepository.markDone(tx, job.recordingId, { ...r, now });
       await enqueueWebhooks(tx, recordingEvent(job.orgId, job.recordingId, 'recording.done', now));

@@ -1,7 +1,10 @@
 import type { Logger } from 'pino';
 import { AppError } from '../domain/errors.js';
 import { OUTAGE_RETRY_AFTER_SECONDS, outageOf, type Outage } from '../domain/outage.js';
-import type { PipelineResult, PipelineService } from './pipeline.service.js';
+import type { PipelineResult, PipelineService, PipelineStage } from './pipeline.service.js';
+
+/** What a job is doing, as its heartbeat reports it: the pipeline's stages, then the save. */
+export type JobStage = PipelineStage | 'saving';
 
 /**
  * The transcription loop, generic over where jobs come from: the in-process worker's source is
@@ -29,8 +32,8 @@ export interface SourceJob {
   readonly speakersHint: number | null;
   /** The audio as a private local file; release() removes it. */
   checkout(): Promise<{ path: string; release(): Promise<void> }>;
-  /** Renews the lease and reports progress; false when the lease was lost. */
-  heartbeat(progress: number): Promise<boolean>;
+  /** Renews the lease and reports progress and stage; false when the lease was lost. */
+  heartbeat(progress: number, stage?: JobStage): Promise<boolean>;
   /** Stores the result; false when the lease was lost meanwhile (nothing stored). */
   complete(result: PipelineResult): Promise<boolean>;
   /** Reports a failed attempt by error code (the queue decides: retry later, or fail for good). */
@@ -256,9 +259,10 @@ export class JobRunner {
     const controller = new AbortController();
     this.current = controller;
     let fraction = 0;
+    let stage: JobStage = 'decoding';
     let beat: Promise<void> = Promise.resolve();
     const timer = setInterval(() => {
-      beat = beat.then(() => this.heartbeat(job, fraction, controller));
+      beat = beat.then(() => this.heartbeat(job, fraction, stage, controller));
     }, this.opts.heartbeatMs);
     let audio: { path: string; release(): Promise<void> } | undefined;
     let inPipeline = false;
@@ -277,10 +281,16 @@ export class JobRunner {
         onProgress: (f) => {
           fraction = f;
         },
+        onStage: (s) => {
+          stage = s;
+        },
       });
       inPipeline = false;
       clearInterval(timer);
       await beat;
+      controller.signal.throwIfAborted();
+      // Encrypting and storing a long transcript takes a moment: the panel says so.
+      await this.heartbeat(job, 1, 'saving', controller);
       controller.signal.throwIfAborted();
       // A transcript already made is worth waiting a little for the database to come back.
       let stored = false;
@@ -301,9 +311,15 @@ export class JobRunner {
   }
 
   /** Renews the lease; a lost lease aborts the run (someone else has the job now). */
-  private async heartbeat(job: SourceJob, fraction: number, controller: AbortController): Promise<void> {
+  private async heartbeat(
+    job: SourceJob,
+    fraction: number,
+    stage: JobStage,
+    controller: AbortController,
+  ): Promise<void> {
     try {
-      if (!(await job.heartbeat(fraction))) controller.abort(new AppError('conflict', 'job lease lost'));
+      if (!(await job.heartbeat(fraction, stage)))
+        controller.abort(new AppError('conflict', 'job lease lost'));
     } catch (err) {
       if (this.source.isFatal?.(err)) {
         // Revoked mid-job: nothing this worker does for the job can be accepted any more.

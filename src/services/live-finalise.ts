@@ -12,11 +12,14 @@ import type { UploadFileRepository } from '../repositories/upload-file.repositor
 import type { AudioStoreService } from './audio-store.service.js';
 import type { AuditService } from './audit.service.js';
 import { LIVE_SAMPLE_RATE } from './live-session.js';
+import type { KeyService } from './key.service.js';
+import { keepLiveSpeakers } from './live-speakers.js';
 import { LiveSpools, type StreamSpool } from './live-spool.js';
 
 export interface FinaliseDeps {
   db: Database;
   audit: AuditService;
+  keys: Pick<KeyService, 'encryptJson'>;
   audio: Pick<AudioStoreService, 'seal' | 'remove'>;
   uploads: Pick<UploadFileRepository, 'save'>;
   spools: LiveSpools;
@@ -62,6 +65,8 @@ export async function sealLiveRecording(
     const queued = await withTenant(d.db, { orgId, userId: null }, async (tx) => {
       await liveRecordingRepository.deleteSpool(tx, recordingId);
       if (!(await liveRecordingRepository.markQueued(tx, recordingId, now()))) return false;
+      // The names people were given while live become the transcript's speaker names.
+      await keepLiveSpeakers(tx, d.keys, orgId, recordingId, LiveSpools.channelLabels(loaded!.streams));
       await recordingJobRepository.enqueue(tx, { recordingId, orgId, now: now() });
       await d.audit.record(tx, {
         orgId,

@@ -206,6 +206,13 @@ export class LiveSpools {
     return { key: wrapped, streams };
   }
 
+  /** The participant label of each channel `channels` returns, in the same order. */
+  static channelLabels(streams: LoadedStream[]): string[] {
+    return streams
+      .filter((s) => s.opened.batches.some((b) => b.frames.some((f) => f.length > 0)))
+      .map((s) => s.opened.meta.label);
+  }
+
   /** The recording's audio as the spool holds it: one aligned channel per stream, or mono. */
   static channels(streams: LoadedStream[]): Int16Array[] {
     const pcm = streams

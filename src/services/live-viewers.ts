@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
-import type { LiveBus } from '../repositories/live-bus.repository.js';
+import type { LiveBus, LiveRetain } from '../repositories/live-bus.repository.js';
+import type { Config } from '../config/config.js';
+import { sha256Hex } from '../crypto/random.js';
 import { outageOf } from '../domain/outage.js';
 import type { KeyService } from './key.service.js';
 import { LIVE_CLOSE, liveSegmentLocation, type LivePartial, type LiveSegment } from './live-session.js';
@@ -54,8 +56,20 @@ interface Tracked {
   socket: LiveSocket;
 }
 
+/**
+ * A viewer's hand-over from the backlog to live events: until its backlog is out, live events
+ * wait in `pending`; `finals` holds the ids it has been sent, so nothing reaches it twice (an
+ * event may be both in the backlog and on its way over the bus) and no partial follows its final.
+ */
+interface Viewer {
+  pending: LiveEvent[] | undefined;
+  finals: Set<string>;
+  /** Bytes of its backlog: a long recording's backlog is not a sign of a slow reader. */
+  slack: number;
+}
+
 interface Channel {
-  sockets: Set<LiveSocket>;
+  sockets: Map<LiveSocket, Viewer>;
   unsubscribe: Promise<() => Promise<void>>;
   chain: Promise<void>;
 }
@@ -85,13 +99,18 @@ export class LiveViewers {
     return () => this.tracked.delete(entry);
   }
 
-  /** Sends the recording's events to `socket` until the returned function is called. */
+  /**
+   * Sends `ready`, then what was said so far (every final segment, in order, then the partial of
+   * each participant still speaking), then the recording's live events, to `socket` until the
+   * returned function is called. Subscribed before the backlog is read: an event published
+   * meanwhile is in one or both, and sent once.
+   */
   async watch(actor: Actor, recordingId: string, socket: LiveSocket): Promise<() => void> {
     const untrack = this.track(actor, recordingId, 'watch', socket);
     let channel = this.channels.get(recordingId);
     if (!channel) {
       const c: Channel = {
-        sockets: new Set(),
+        sockets: new Map(),
         chain: Promise.resolve(),
         unsubscribe: Promise.resolve(async () => {}),
       };
@@ -100,7 +119,8 @@ export class LiveViewers {
       });
       this.channels.set(recordingId, (channel = c));
     }
-    channel.sockets.add(socket);
+    const viewer: Viewer = { pending: [], finals: new Set(), slack: 0 };
+    channel.sockets.set(socket, viewer);
     const c = channel;
     const stop = () => {
       untrack();
@@ -111,12 +131,62 @@ export class LiveViewers {
       }
     };
     try {
-      await c.unsubscribe; // subscribed before the caller tells the client it is watching
+      await c.unsubscribe; // subscribed before the backlog is read: no gap between the two
+      socket.send({ type: 'ready' });
+      for (const event of await this.backlog(actor.orgId, recordingId)) {
+        viewer.slack += JSON.stringify(event).length;
+        this.offer(socket, viewer, event, true);
+      }
     } catch (err) {
       stop();
       throw err;
     }
+    // No await from here to the end: events delivered from now on go straight to the socket.
+    const held = viewer.pending ?? [];
+    viewer.pending = undefined;
+    for (const event of held) this.offer(socket, viewer, event);
     return stop;
+  }
+
+  /** The finals published so far, in order, then the partials whose final is not among them. */
+  private async backlog(orgId: string, recordingId: string): Promise<LiveEvent[]> {
+    const kept = await this.bus.history(recordingId);
+    if (kept.finals.length === 0 && kept.partials.length === 0) return [];
+    const open = (tx: Parameters<KeyService['decryptJson']>[0], payload: Buffer) =>
+      this.keys
+        .decryptJson<LiveEvent>(tx, liveSegmentLocation(orgId, recordingId), payload)
+        .catch(() => undefined); // not sealed for this recording: dropped, as on the bus
+    return withTenant(this.db, { orgId, userId: null }, async (tx) => {
+      const events: LiveEvent[] = [];
+      for (const p of kept.finals) {
+        const e = await open(tx, p);
+        if (e?.type === 'segment') events.push(e);
+      }
+      const partials: LiveEvent[] = [];
+      for (const p of kept.partials) {
+        const e = await open(tx, p);
+        if (e?.type === 'partial') partials.push(e);
+      }
+      return [...events, ...partials.sort((a, b) => start(a) - start(b))];
+    });
+  }
+
+  /** One event to one viewer: held during its backlog, never twice, no partial after its final. */
+  private offer(socket: LiveSocket, viewer: Viewer, event: LiveEvent, backlog = false): void {
+    if (viewer.pending && !backlog) {
+      viewer.pending.push(event);
+      return;
+    }
+    if (event.type === 'segment' || event.type === 'partial') {
+      if (viewer.finals.has(event.id)) return;
+      if (event.type === 'segment') viewer.finals.add(event.id);
+    }
+    if (socket.bufferedAmount > MAX_VIEWER_BUFFER_BYTES + viewer.slack) {
+      socket.close(LIVE_CLOSE.overloaded, 'viewer too slow');
+      return;
+    }
+    socket.send(event);
+    if (event.type === 'stopped') socket.close(LIVE_CLOSE.normal, 'stopped');
   }
 
   /** Runs the re-check when `periodMs` has passed since the last one (never two at once). */
@@ -164,7 +234,7 @@ export class LiveViewers {
 
   async close(): Promise<void> {
     for (const [id, c] of this.channels) {
-      for (const s of c.sockets) s.close(LIVE_CLOSE.shuttingDown, 'server shutting down');
+      for (const s of c.sockets.keys()) s.close(LIVE_CLOSE.shuttingDown, 'server shutting down');
       this.channels.delete(id);
       await (await c.unsubscribe)().catch(() => undefined);
     }
@@ -182,13 +252,27 @@ export class LiveViewers {
       this.logger.warn({ recordingId }, 'live event could not be opened');
       return;
     }
-    for (const socket of c.sockets) {
-      if (socket.bufferedAmount > MAX_VIEWER_BUFFER_BYTES) {
-        socket.close(LIVE_CLOSE.overloaded, 'viewer too slow');
-        continue;
-      }
-      socket.send(event);
-      if (event.type === 'stopped') socket.close(LIVE_CLOSE.normal, 'stopped');
-    }
+    for (const [socket, viewer] of c.sockets) this.offer(socket, viewer, event);
   }
+}
+
+function start(event: LiveEvent): number {
+  return 'start' in event ? event.start : 0;
+}
+
+/**
+ * What late viewers get (docs/live.md, "Late viewers"): every final and the latest partial of each
+ * participant, kept beside the bus until the stop, at most for the longest session. The partial's
+ * slot is a hash of the participant, so no name is in a Redis key.
+ */
+export function backlogRetention(
+  recordingId: string,
+  event: LiveEvent,
+  limits: Pick<Config['live'], 'maxMinutes' | 'resumeSeconds' | 'idleSeconds'>,
+): LiveRetain | undefined {
+  const ttlMs = (limits.maxMinutes * 60 + 2 * limits.resumeSeconds + limits.idleSeconds) * 1000;
+  if (event.type === 'segment') return { kind: 'final', ttlMs };
+  if (event.type === 'partial')
+    return { kind: 'partial', slot: sha256Hex(`${recordingId}|${event.speaker}`), ttlMs };
+  return undefined;
 }

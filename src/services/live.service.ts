@@ -23,7 +23,7 @@ import { sealLiveRecording } from './live-finalise.js';
 import type { LiveSpools, StreamSpool } from './live-spool.js';
 import { sweepLive, type SweepHooks } from './live-sweep.js';
 import { CLOSE_RESTART, LiveSessions, type Session } from './live-sessions.js';
-import { LiveViewers, type LiveEvent, type LiveSocket } from './live-viewers.js';
+import { backlogRetention, LiveViewers, type LiveEvent, type LiveSocket } from './live-viewers.js';
 import { requirePermission } from './org.service.js';
 import { titleLocation } from './recording.service.js';
 
@@ -342,6 +342,7 @@ export class LiveService {
     await this.d.spools.remove(orgId, recordingId);
     this.d.logger.info({ recordingId, code }, 'live recording failed');
     await this.publish(orgId, recordingId, { type: 'stopped', status: 'failed' });
+    await this.forget(recordingId);
   }
 
   private async publish(orgId: string, recordingId: string, event: LiveEvent): Promise<void> {
@@ -349,11 +350,19 @@ export class LiveService {
       const payload = await withTenant(this.d.db, { orgId, userId: null }, (tx) =>
         this.d.keys.encryptJson(tx, liveSegmentLocation(orgId, recordingId), event),
       );
-      await this.d.bus.publish(recordingId, payload);
+      await this.d.bus.publish(recordingId, payload, backlogRetention(recordingId, event, this.d.limits));
     } catch (err) {
       // Live text is a convenience: the stored transcript does not depend on it.
       this.d.logger.warn({ recordingId, err: (err as Error).name }, 'live event not published');
     }
+  }
+
+  /** After `stopped` is out: nobody can start watching any more, the backlog goes. */
+  private async forget(recordingId: string): Promise<void> {
+    await this.d.bus.forget(recordingId).catch((err: Error) => {
+      // It expires by itself; sealed with the org's key meanwhile.
+      this.d.logger.warn({ recordingId, err: err.name }, 'live backlog not dropped');
+    });
   }
 
   private async finalise(session: Session, reason: string): Promise<void> {
@@ -373,6 +382,7 @@ export class LiveService {
     }
     this.d.logger.info({ recordingId, reason, status }, 'live recording stopped');
     await this.publish(orgId, recordingId, { type: 'stopped', status });
+    await this.forget(recordingId);
     for (const socket of session.ingest) {
       socket.send({ type: 'stopped', status });
       socket.close(LIVE_CLOSE.normal, reason);

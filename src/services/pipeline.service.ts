@@ -36,7 +36,11 @@ export interface PipelineInput {
   language?: string;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
+  /** What the run is doing now (shown with the progress: docs/panel.md, "Progress"). */
+  onStage?: (stage: PipelineStage) => void;
 }
+
+export type PipelineStage = 'decoding' | 'transcribing' | 'speakers';
 
 export interface PipelineResult {
   durationSeconds: number;
@@ -81,6 +85,18 @@ export interface PipelineDeps {
 const DECODE_SHARE = 0.1;
 const ASR_SHARE = 0.8;
 
+/**
+ * The stage a progress fraction falls in (the shares above): for a worker that reports only the
+ * fraction (a remote `sotto worker` of an older version).
+ */
+export function stageAt(fraction: number): PipelineStage {
+  return fraction < DECODE_SHARE
+    ? 'decoding'
+    : fraction < DECODE_SHARE + ASR_SHARE
+      ? 'transcribing'
+      : 'speakers';
+}
+
 export class PipelineService {
   private readonly diarizer: Diarizer;
 
@@ -100,8 +116,10 @@ export class PipelineService {
     const progress = monotonic(input.onProgress);
     const began = performance.now();
 
+    input.onStage?.('decoding');
     const audio = await this.decode(input.file, signal, (f) => progress(f * DECODE_SHARE));
     progress(DECODE_SHARE);
+    input.onStage?.('transcribing');
     const duration = audio.samples / DECODE_RATE;
 
     const stats = { recognisedSamples: 0 };
@@ -209,6 +227,7 @@ export class PipelineService {
       );
       progress(1);
       throwIfAborted(signal);
+      input.onStage?.('speakers');
       return out.sort((a, b) => a.start - b.start || a.end - b.end);
     }
     // Diarization needs only the audio. It runs on this thread while the last pieces are still
@@ -236,6 +255,7 @@ export class PipelineService {
     });
     progress(1);
     throwIfAborted(signal);
+    input.onStage?.('speakers');
     diarizeNow();
     throwIfAborted(signal);
     return assignSpeakers(words, turns!);

@@ -163,7 +163,7 @@ export class RecordingJobService {
             job.audioPath
               ? { path: job.audioPath, release: async () => undefined }
               : audio.checkout(job.orgId, job.recordingId),
-          heartbeat: (progress) => queue.renew(job, progress),
+          heartbeat: (progress, stage) => queue.renew(job, progress, stage),
           complete: (r) =>
             queue.complete(job, {
               body: { segments: r.segments, speakers: r.speakers },

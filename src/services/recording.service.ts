@@ -12,6 +12,7 @@ import { ENGINE_FIX } from './engine-readiness.service.js';
 import {
   recordingRepository,
   type ListFilter,
+  type JobStage,
   type RecordingRow,
   type RecordingStatus,
   type Visibility,
@@ -36,6 +37,10 @@ export interface RecordingView {
   title: string | null;
   status: RecordingStatus;
   progress: number;
+  /** What the job is doing: `queued`, a pipeline stage or `saving` while processing; else null. */
+  stage: 'queued' | JobStage | null;
+  elapsedSeconds: number | null;
+  remainingSeconds: number | null;
   error: string | null;
   /** Why a queued recording does not start (no speech-recognition engine yet), or null. */
   waiting: string | null;
@@ -244,6 +249,7 @@ export class RecordingService {
       title,
       status: row.status,
       progress: row.progress,
+      ...jobProgress(row, this.clock.now()),
       // A queued recording's code says why it waits; it has not failed.
       error:
         row.errorCode && row.status !== 'queued'
@@ -283,4 +289,27 @@ export function listFilter(actor: Actor, f: ListQueryFilter | undefined): ListFi
 
 function visibility(actor: Actor): Visibility {
   return actorCan(actor, 'recordings.read_all') ? {} : { ownerId: actor.userId };
+}
+
+/** Below this fraction an estimate of the time left is noise (decoding is fast; recognition is not). */
+const ESTIMATE_FROM = 0.15;
+
+/**
+ * Stage, elapsed time and an estimate of the time left (elapsed × the share left / the share
+ * done), computed on the server's clock so a client's clock does not matter.
+ */
+export function jobProgress(
+  row: Pick<RecordingRow, 'status' | 'progress' | 'stage' | 'startedAt'>,
+  now: Date,
+): Pick<RecordingView, 'stage' | 'elapsedSeconds' | 'remainingSeconds'> {
+  if (row.status === 'queued') return { stage: 'queued', elapsedSeconds: null, remainingSeconds: null };
+  if (row.status !== 'processing') return { stage: null, elapsedSeconds: null, remainingSeconds: null };
+  const elapsed = row.startedAt ? Math.max(0, (now.getTime() - row.startedAt.getTime()) / 1000) : null;
+  const p = row.progress;
+  const remaining = elapsed !== null && p >= ESTIMATE_FROM && p < 1 ? (elapsed * (1 - p)) / p : null;
+  return {
+    stage: row.stage ?? 'decoding',
+    elapsedSeconds: elapsed === null ? null : Math.round(elapsed),
+    remainingSeconds: remaining === null ? null : Math.round(remaining),
+  };
 }

@@ -5,7 +5,8 @@ import type { LinkState } from './ingest-socket';
  * A viewer socket (`/watch`, docs/live.md): final segments and partial results as they come,
  * kept across drops (a new ticket each time). Segments are de-duplicated by their stable id (a
  * server restart may publish the last one twice); a partial is replaced by the final with the
- * same id and never shown after it. Segments published while away are not replayed.
+ * same id and never shown after it. On every (re)connection the server first sends what was said
+ * so far (docs/live.md, "Late viewers"): a late viewer sees the whole conversation.
  */
 export interface LiveSegment {
   id: string;

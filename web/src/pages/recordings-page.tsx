@@ -12,10 +12,10 @@ import {
 import { errorText } from '../format';
 import { onLinkClick } from '../router';
 import { RecordingFilters } from './recordings-filters';
+import { usePolling } from './recording-progress';
 import { RecordingRow } from './recordings-row';
 import { UploadPanel } from './recordings-upload';
 
-const POLL_MS = 1500;
 /** The most rows one poll re-reads (the API's page limit). */
 const MAX_REFRESH = 200;
 const moving = (r: ListedRecording) =>
@@ -96,33 +96,37 @@ export function RecordingsPage() {
   }
 
   // Poll only while something shown is still moving: a list re-reads the rows it shows (one
-  // request); a search refreshes only the moving rows (a re-scan would cost a full search).
-  const busyIds = list?.items.filter(moving).map((r) => r.id) ?? [];
-  const busyKey = busyIds.join(',');
-  useEffect(() => {
-    if (!busyKey) return;
-    const t = setInterval(() => {
-      const gen = generation.current;
-      if (!searching) {
-        const n = Math.min(MAX_REFRESH, Math.max(PAGE_SIZE, list?.items.length ?? 0));
-        void listRecordings(filters, null, n).then(
-          (page) =>
-            gen === generation.current &&
-            setList((l) => l && { ...l, items: page.items, next: l.items.length > n ? l.next : page.next }),
-          () => undefined, // the next tick tries again
-        );
-        return;
-      }
-      for (const id of busyKey.split(',').slice(0, 10))
-        void getJson<ListedRecording>(`/api/v1/recordings/${id}`).then(
-          (r) =>
-            gen === generation.current &&
-            setList((l) => l && { ...l, items: l.items.map((x) => (x.id === id ? { ...x, ...r } : x)) }),
-          () => undefined,
-        );
-    }, POLL_MS);
-    return () => clearInterval(t);
+  // request); a search refreshes only the moving rows (a re-scan would cost a full search). The
+  // wait grows while nothing changes (usePolling: 1.5 s up to 10 s) and stops when nothing moves.
+  const listLength = useRef(0);
+  listLength.current = list?.items.length ?? 0;
+  const busy = list?.items.filter(moving) ?? [];
+  const busyKey = busy.map((r) => r.id).join(',');
+  const signature = busy.map((r) => `${r.id}|${r.status}|${r.stage}|${r.progress}`).join(',');
+  const refresh = useCallback(async () => {
+    const gen = generation.current;
+    if (!searching) {
+      const n = Math.min(MAX_REFRESH, Math.max(PAGE_SIZE, listLength.current));
+      const page = await listRecordings(filters, null, n).catch(() => undefined); // the next round tries again
+      if (page && gen === generation.current)
+        setList((l) => l && { ...l, items: page.items, next: l.items.length > n ? l.next : page.next });
+      return;
+    }
+    await Promise.all(
+      busyKey
+        .split(',')
+        .slice(0, 10)
+        .map((id) =>
+          getJson<ListedRecording>(`/api/v1/recordings/${id}`).then(
+            (r) =>
+              gen === generation.current &&
+              setList((l) => l && { ...l, items: l.items.map((x) => (x.id === id ? { ...x, ...r } : x)) }),
+            () => undefined,
+          ),
+        ),
+    );
   }, [busyKey, filters, searching]);
+  usePolling(busyKey !== '', signature, refresh);
 
   const names = new Map(owners?.members.map((m) => [m.id, m.name]));
   const filtered = filters !== NO_FILTERS && Object.values(filters).some(Boolean);

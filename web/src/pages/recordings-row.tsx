@@ -12,6 +12,22 @@ export const STATUS_TEXT: Record<ListedRecording['status'], string> = {
   failed: 'Failed',
 };
 
+/** What a moving job is doing (the API's `stage`), in the words the list and the recording page share. */
+export const STAGE_TEXT: Record<string, string> = {
+  queued: 'Waiting to be transcribed',
+  decoding: 'Reading the audio',
+  transcribing: 'Recognising speech',
+  speakers: 'Identifying speakers',
+  saving: 'Saving the transcript',
+};
+
+/** "Recognising speech · 45%" for a processing job; the status word alone otherwise. */
+export function stageLine(r: Pick<ListedRecording, 'status' | 'stage' | 'progress'>): string | null {
+  if (r.status !== 'processing') return null;
+  const stage = r.stage ? STAGE_TEXT[r.stage] : undefined;
+  return `${stage ? `${stage} · ` : ''}${Math.round(r.progress * 100)}%`;
+}
+
 /** One recording in the list: title link (live ones to their live screen), status, delete. */
 export function RecordingRow({
   r,
@@ -69,6 +85,7 @@ export function RecordingRow({
       </div>
       <div className="recording-status">
         <span className={`status status-${r.status}`}>{STATUS_TEXT[r.status]}</span>
+        {stageLine(r) && <span className="stage small">{stageLine(r)}</span>}
         {(r.status === 'queued' || r.status === 'processing') && (
           <progress max={1} value={r.progress} aria-label={`Progress of ${title}`}>
             {Math.round(r.progress * 100)}%

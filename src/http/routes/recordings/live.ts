@@ -148,10 +148,10 @@ const liveRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }
       stop?.();
     });
     services.live.watch(actorOf(req), req.params.id, socket).then(
+      // `ready`, the backlog (what was said so far), then live events: sent by the service.
       (s) => {
         if (closed) return s();
         stop = s;
-        socket.send({ type: 'ready' });
       },
       // Redis down: not the viewer's fault nor final; it reconnects when Redis is back.
       () => socket.close(LIVE_CLOSE.tryAgainLater, 'live fan-out unavailable: reconnect later'),

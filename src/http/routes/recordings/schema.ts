@@ -35,6 +35,15 @@ export const recordingResponse = z.object({
   status,
   /** 0..1 */
   progress: z.number(),
+  /**
+   * What the job is doing (docs/panel.md, "Progress"): `queued` while it waits, then `decoding`,
+   * `transcribing`, `speakers` (identifying speakers) and `saving`; null otherwise.
+   */
+  stage: z.enum(['queued', 'decoding', 'transcribing', 'speakers', 'saving']).nullable(),
+  /** Seconds since the job started processing (server clock), while processing; else null. */
+  elapsedSeconds: z.number().nullable(),
+  /** Estimated seconds left, from the elapsed time and the progress; null until it means something. */
+  remainingSeconds: z.number().nullable(),
   /** Why a failed job failed, written for the user. */
   error: z.string().nullable(),
   /** Why a queued recording has not started (e.g. waiting for a speech-recognition engine). */
@@ -130,6 +139,7 @@ export const transcriptResponse = z.object({
 });
 
 const MAX_EDITS = 500;
+const MAX_OPS = 50;
 const editId = z.string().min(1).max(100);
 
 export const transcriptEdit = z
@@ -147,19 +157,46 @@ export const transcriptEdit = z
       .optional(),
     segments: z
       .array(
-        z.strictObject({
-          id: editId,
-          text: z.string().max(10_000).regex(NO_CONTROL, 'must not contain control characters'),
-        }),
+        z
+          .strictObject({
+            id: editId,
+            /** The corrected text (words are re-timed to it). */
+            text: z.string().max(10_000).regex(NO_CONTROL, 'must not contain control characters').optional(),
+            /** Moves the segment to another of the transcript's speakers (an id of `speakers`). */
+            speaker: editId.optional(),
+          })
+          .refine((s) => s.text !== undefined || s.speaker !== undefined, 'give a text, a speaker or both'),
       )
       .max(MAX_EDITS)
       .optional(),
+    /**
+     * Structural edits, applied after the corrections above, in order: `merge` joins a segment
+     * with the next one (same speaker only); `split` cuts one at a character offset of its text
+     * that falls on a space, the second part getting a new id.
+     */
+    ops: z
+      .array(
+        z.discriminatedUnion('op', [
+          z.strictObject({ op: z.literal('merge'), id: editId }),
+          z.strictObject({ op: z.literal('split'), id: editId, at: z.number().int().min(1).max(10_000) }),
+        ]),
+      )
+      .max(MAX_OPS)
+      .optional(),
   })
-  .refine((e) => (e.speakers?.length ?? 0) + (e.segments?.length ?? 0) > 0, 'there is nothing to change')
-  .refine((e) => (e.speakers?.length ?? 0) + (e.segments?.length ?? 0) <= MAX_EDITS, {
+  .refine((e) => editCount(e) > 0, 'there is nothing to change')
+  .refine((e) => editCount(e) <= MAX_EDITS, {
     message: `at most ${MAX_EDITS} edits per request`,
   })
   .refine((e) => unique(e.speakers) && unique(e.segments), 'an id is edited twice in one request');
+
+function editCount(e: {
+  speakers?: unknown[] | undefined;
+  segments?: unknown[] | undefined;
+  ops?: unknown[] | undefined;
+}): number {
+  return (e.speakers?.length ?? 0) + (e.segments?.length ?? 0) + (e.ops?.length ?? 0);
+}
 
 function unique(edits: { id: string }[] | undefined): boolean {
   return !edits || new Set(edits.map((e) => e.id)).size === edits.length;
