@@ -14,6 +14,8 @@ import { UploadFileRepository } from './repositories/upload-file.repository.js';
 import { DiskSpaceRepository } from './repositories/disk-space.repository.js';
 import { AudioBlobRepository } from './repositories/audio-blob.repository.js';
 import { AudioStoreService } from './services/audio-store.service.js';
+import { AudioTicketService } from './services/audio-ticket.service.js';
+import { createAudioTicketStore } from './repositories/audio-ticket.repository.js';
 import { ActorService } from './services/actor.service.js';
 import { AuditService } from './services/audit.service.js';
 import { AuthService } from './services/auth.service.js';
@@ -114,6 +116,8 @@ export interface Services {
   recordings: RecordingService;
   /** Sealed audio at rest (seal at upload, checkout for the pipeline, storeAudio policy, playback). */
   audio: AudioStoreService;
+  /** Short-lived playback tickets, so an <audio> element streams ranges without the bearer token. */
+  audioTickets: AudioTicketService;
   /** Transcript read (current/original), edit, export, report. */
   transcripts: TranscriptService;
   /** Search over visible titles and transcripts (decrypt-and-scan, see docs/search.md). */
@@ -357,6 +361,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     sso,
     recordings,
     audio,
+    audioTickets: new AudioTicketService(db, audio, createAudioTicketStore(redis, config.redisPrefix), clock),
     transcripts,
     search,
     jobs,

@@ -103,6 +103,9 @@ function manualRule(route: string): Rule | undefined {
   if (route === 'GET /api/v1/recordings/:id/live')
     return { kind: 'scoped', any: ['live:ingest', 'recordings:write'] };
   if (route === 'GET /api/v1/recordings/:id/watch') return { kind: 'scoped', any: ['recordings:read'] };
+  // The panel's <audio> source: the ticket in the query is the credential, minted through the
+  // scoped POST …/audio-ticket (test/audio-range.spec.ts).
+  if (route === 'GET /api/v1/recordings/:id/audio/stream') return { kind: 'public' };
   return undefined;
 }
 

@@ -67,6 +67,11 @@ const targets: Record<string, Partial<Record<Method, Target>>> = {
     get: { id: (a) => a.recordingId },
     delete: { id: (a) => a.recordingId },
   },
+  '/api/v1/recordings/{id}/audio-ticket': { post: { id: (a) => a.recordingId } },
+  // The ticket is the credential here: B's bearer token opens nothing, a well-formed guess neither.
+  '/api/v1/recordings/{id}/audio/stream': {
+    get: { id: (a) => a.recordingId, query: `?ticket=${'A'.repeat(43)}` },
+  },
   '/api/v1/org/workers/{id}': { delete: { id: (a) => a.workerTokenId } },
   '/api/v1/tokens/{id}': { delete: { id: (a) => a.apiTokenId } },
   '/api/v1/org/webhooks/{id}': {

@@ -171,7 +171,7 @@ describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, 
     await ctx.close();
   }, 240_000);
 
-  it('plays kept audio from a blob: URL, reports a stale edit (409) and deletes with confirmation', async () => {
+  it('streams kept audio from a ticket URL, reports a stale edit (409) and deletes with confirmation', async () => {
     const ctx = await newContext();
     // The same user as an API client: turn on audio keeping and make a concurrent edit.
     const login = await ctx.request.post(`${base}/api/v1/auth/login`, {
@@ -199,9 +199,8 @@ describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, 
     await row.getByRole('link', { name: 'Kept audio' }).click();
     await page.getByRole('heading', { name: 'Kept audio' }).waitFor();
 
-    await page.getByRole('button', { name: 'Load audio' }).click();
     // Headless Chromium gives <audio controls> no box, so wait for its source, not visibility.
-    const audio = page.locator('audio[src^="blob:"]');
+    const audio = page.locator('audio[src*="/audio/stream?ticket="]');
     await audio.waitFor({ state: 'attached' });
     // The browser decoded it: the duration of the corpus file (9.14 s).
     await expect

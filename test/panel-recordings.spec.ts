@@ -139,10 +139,10 @@ describe.skipIf(Boolean(skipReason))(`panel: recordings, transcript and report (
     }
     await page.screenshot({ path: path.join(shots, 'transcript.png'), fullPage: true });
 
-    // Click the word itself (audio kept: the click loads the audio and seeks to the word).
+    // Click the word itself (audio kept: the click seeks the streamed audio to the word).
     const target = page.locator('.word.playable', { hasText: new RegExp(`^${chosen!.w}$`, 'i') }).first();
     await target.click();
-    const audio = page.locator('audio[src^="blob:"]');
+    const audio = page.locator('audio[src*="/audio/stream?ticket="]');
     await audio.waitFor({ state: 'attached', timeout: 20_000 });
     const start = Number(await target.getAttribute('data-start'));
     expect(Math.abs(start - chosen!.start)).toBeLessThan(60); // some occurrence of that word

@@ -169,8 +169,8 @@ describe.skipIf(Boolean(skipReason))(`panel: usability fixes of issue 13 (${back
     await page.goto(`${panel.base}/recordings/${recordingId}`);
     await page.getByRole('heading', { name: 'intake-01' }).waitFor();
     await page.locator('.segment-text .word.playable').first().waitFor();
-    await page.getByRole('button', { name: 'Load audio' }).click();
-    await expect.poll(() => audioProp('duration')).toBeGreaterThan(5);
+    // The ticket, then the metadata over the network: more than the default second.
+    await expect.poll(() => audioProp('duration'), { timeout: 15_000 }).toBeGreaterThan(5);
 
     for (const size of [DESKTOP, PHONE]) {
       await page.setViewportSize(size);
@@ -237,8 +237,8 @@ describe.skipIf(Boolean(skipReason))(`panel: usability fixes of issue 13 (${back
       await page.setViewportSize(size);
       await page.goto(`${panel.base}/recordings/${recordingId}`);
       await page.getByRole('heading', { name: 'Transcript' }).waitFor();
-      await page.getByRole('button', { name: 'Load audio' }).click();
-      await expect.poll(() => audioProp('duration')).toBeGreaterThan(5);
+      // The ticket, then the metadata over the network: more than the default second.
+      await expect.poll(() => audioProp('duration'), { timeout: 15_000 }).toBeGreaterThan(5);
       await page.getByRole('heading', { name: 'Transcript' }).scrollIntoViewIfNeeded();
       const at = `${size.width}×${size.height}`;
       const bar = await box('.player');

@@ -192,15 +192,9 @@ export class AudioStoreService {
    */
   async playback(actor: Actor, recordingId: string, rangeHeader: string | undefined): Promise<Playback> {
     requirePermission(actor, 'recordings.read');
-    const found = await withTenant(this.db, actor, async (tx) => {
-      const rec = await recordingRepository.find(tx, recordingId, visibility(actor));
-      if (!rec) return undefined;
-      if (rec.status === 'queued' || rec.status === 'processing') {
-        const org = await orgRepository.find(tx, actor.orgId);
-        if (!org?.storeAudio) return undefined;
-      }
-      return this.unlock(tx, actor.orgId, recordingId);
-    });
+    const found = await withTenant(this.db, actor, async (tx) =>
+      (await this.mayPlay(tx, actor, recordingId)) ? this.unlock(tx, actor.orgId, recordingId) : undefined,
+    );
     if (!found) throw notFound('Audio');
     const { plainSize: size, contentType } = found.row;
     const decision = decideRange(rangeHeader, size);
@@ -212,6 +206,27 @@ export class AudioStoreService {
       return { status: 200, size, contentType, stream: await this.decrypting(found, undefined) };
     const range = { start: decision.start, end: decision.end };
     return { status: 206, size, contentType, range, stream: await this.decrypting(found, range) };
+  }
+
+  /** Whether `playback` would serve this actor audio now (without unwrapping any key); 404 otherwise. */
+  async requirePlayable(actor: Actor, recordingId: string): Promise<void> {
+    requirePermission(actor, 'recordings.read');
+    const ok = await withTenant(this.db, actor, async (tx) => {
+      if (!(await this.mayPlay(tx, actor, recordingId))) return false;
+      return (await recordingAudioRepository.find(tx, recordingId)) !== undefined;
+    });
+    if (!ok) throw notFound('Audio');
+  }
+
+  /** The visibility rule of `playback` (the audio row itself is checked by the caller). */
+  private async mayPlay(tx: Queryable, actor: Actor, recordingId: string): Promise<boolean> {
+    const rec = await recordingRepository.find(tx, recordingId, visibility(actor));
+    if (!rec) return false;
+    if (rec.status === 'queued' || rec.status === 'processing') {
+      const org = await orgRepository.find(tx, actor.orgId);
+      if (!org?.storeAudio) return false;
+    }
+    return true;
   }
 
   /** DELETE /recordings/:id/audio (owner/admin): destroys kept audio now; audited, ids only. */

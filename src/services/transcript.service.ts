@@ -2,6 +2,7 @@ import type { Actor } from '../domain/auth-context.js';
 import { AppError, notFound } from '../domain/errors.js';
 import { can } from '../domain/roles.js';
 import type { Segment, Word } from '../domain/transcript.js';
+import { applyOp, OpRefused, type SegmentOp } from '../domain/transcript-ops.js';
 import type { Database, Queryable } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
 import type { Clock } from '../repositories/clock.repository.js';
@@ -49,7 +50,10 @@ export interface TranscriptEdit {
   /** The revision the client's edits are based on. */
   revision: number;
   speakers?: { id: string; name: string }[] | undefined;
-  segments?: { id: string; text: string }[] | undefined;
+  /** A corrected text, a move to another (existing) speaker, or both. */
+  segments?: { id: string; text?: string | undefined; speaker?: string | undefined }[] | undefined;
+  /** Merges and splits, applied after the corrections, in this order. */
+  ops?: SegmentOp[] | undefined;
 }
 
 export interface NamedReport extends Omit<TranscriptReport, 'speakers'> {
@@ -120,6 +124,13 @@ export class TranscriptService {
           .map((s, i) => ({ i, id: s.id }))
           .filter((s) => !t.body.segments.some((seg) => seg.id === s.id))
           .map((s) => ({ path: `body.segments.${s.i}.id`, message: `unknown segment id "${s.id}"` })),
+        ...segmentEdits
+          .map((s, i) => ({ i, speaker: s.speaker }))
+          .filter((s) => s.speaker !== undefined && !t.body.speakers.includes(s.speaker))
+          .map((s) => ({
+            path: `body.segments.${s.i}.speaker`,
+            message: `unknown speaker id "${s.speaker}"`,
+          })),
       ];
       if (unknown.length > 0)
         throw new AppError('validation_failed', 'The edit names ids this transcript does not have', {
@@ -128,15 +139,25 @@ export class TranscriptService {
 
       const names = { ...t.names };
       for (const s of speakerEdits) names[s.id] = s.name;
-      const corrections = new Map(segmentEdits.map((s) => [s.id, cleanText(s.text)]));
-      const body: StoredBody = {
-        speakers: t.body.speakers,
-        segments: t.body.segments.map((seg) => {
-          const text = corrections.get(seg.id);
-          if (text === undefined) return seg;
-          return { ...seg, text, words: retime(seg, text), edited: true };
-        }),
-      };
+      const corrections = new Map(segmentEdits.map((s) => [s.id, s]));
+      let segments: StoredSegment[] = t.body.segments.map((seg) => {
+        const c = corrections.get(seg.id);
+        if (!c) return seg;
+        const text = c.text === undefined ? seg.text : cleanText(c.text);
+        const words = c.text === undefined ? seg.words : retime(seg, text);
+        return { ...seg, speaker: c.speaker ?? seg.speaker, text, words, edited: true };
+      });
+      for (const [i, op] of (edit.ops ?? []).entries()) {
+        try {
+          segments = applyOp(segments, op, retime);
+        } catch (err) {
+          if (!(err instanceof OpRefused)) throw err;
+          throw new AppError('validation_failed', 'An edit operation cannot be applied', {
+            errors: [{ path: `body.ops.${i}`, message: err.message }],
+          });
+        }
+      }
+      const body: StoredBody = { speakers: t.body.speakers, segments };
 
       const saved = await recordingRepository.saveTranscriptEdit(tx, {
         recordingId: id,
@@ -168,6 +189,7 @@ export class TranscriptService {
           revision,
           segments: segmentEdits.map((s) => s.id),
           speakers: speakerEdits.map((s) => s.id),
+          ...(edit.ops?.length ? { ops: edit.ops.map((o) => ({ op: o.op, id: o.id })) } : {}),
         },
       });
       return document(body, names, revision, 'current');

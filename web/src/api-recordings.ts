@@ -3,7 +3,7 @@
  * filters, search and cursor, the transcript with word timings and its machine original, and
  * who the caller is (to offer the owner filter only to those who see everyone's recordings).
  */
-import { del, getJson, type Recording, type RecordingStatus, type Segment } from './api';
+import { del, getJson, sendJson, type Recording, type RecordingStatus, type Segment } from './api';
 
 export interface ListedRecording extends Recording {
   ownerId: string;
@@ -87,4 +87,15 @@ export async function ownerChoices(): Promise<{ seesAll: boolean; me: string; me
     // The filter still offers "me" and "anyone" without the list.
     return { seesAll, me: me.user.id, members: [] };
   }
+}
+
+/** A short-lived URL to stream kept audio from (the <audio> element cannot send the token). */
+export interface AudioTicket {
+  url: string;
+  expiresIn: number;
+}
+
+/** POST …/audio-ticket; 404 (ApiError) when the recording keeps no audio the caller may play. */
+export function audioTicket(base: string): Promise<AudioTicket> {
+  return sendJson('POST', `${base}/audio-ticket`, {});
 }

@@ -6,6 +6,7 @@
  * JavaScript cannot read; a cookie refresh must carry a CSRF token from GET /auth/csrf in the
  * X-CSRF-Token header (docs/security.md).
  */
+import { clearDrafts } from './pages/edit-drafts';
 
 export interface Problem {
   status: number;
@@ -233,6 +234,20 @@ export async function logout(): Promise<void> {
   } finally {
     signOutNotice = null;
     setToken(null);
+    // Unsaved transcript edits are confidential text: none stays behind a deliberate log out.
+    clearDrafts();
+  }
+}
+
+/** The signed-in account (the access token's `sub`), or null: tab-local data is bound to it. */
+export function sessionUserId(): string | null {
+  try {
+    const payload = (accessToken ?? '').split('.')[1];
+    if (!payload) return null;
+    const claims = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { sub?: unknown };
+    return typeof claims.sub === 'string' ? claims.sub : null;
+  } catch {
+    return null;
   }
 }
 
@@ -337,8 +352,12 @@ export interface Recording {
   title: string | null;
   status: RecordingStatus;
   progress: number;
-  /** What a processing job is doing now, when the server says (older servers do not). */
-  stage?: string | null;
+  /** What a moving job is doing: queued, decoding, transcribing, speakers, saving (null otherwise). */
+  stage?: 'queued' | 'decoding' | 'transcribing' | 'speakers' | 'saving' | null;
+  /** Seconds since processing started, on the server's clock (processing only). */
+  elapsedSeconds?: number | null;
+  /** The server's estimate of the seconds left, once the progress means something. */
+  remainingSeconds?: number | null;
   error: string | null;
   durationSeconds: number | null;
   createdAt: string;

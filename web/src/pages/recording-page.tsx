@@ -6,6 +6,7 @@ import { onLinkClick } from '../router';
 import { ReportView } from './report-view';
 import { STATUS_TEXT } from './recordings-row';
 import { RetryFailed } from './recording-retry';
+import { FinishNotice, JobProgress, usePolling } from './recording-progress';
 import { NotFoundPage } from './not-found-page';
 import { ExportMenu } from './recording-export';
 import { FindBar, findMatches } from './recording-find';
@@ -13,6 +14,7 @@ import { useAudio } from './recording-player';
 import { AudioPlayer } from './recording-player-bar';
 import { SegmentRow, wordAt, type SegmentMatch } from './recording-segments';
 import { SpeakerList, type EditFn } from './recording-speakers';
+import { speakerColours } from './speaker-colour';
 
 type Load<T> = { state: 'loading' } | { state: 'error'; message: string } | { state: 'ok'; data: T };
 type Version = 'current' | 'original';
@@ -38,11 +40,9 @@ export function RecordingPage({ id }: { id: string }) {
   const moving =
     rec.state === 'ok' &&
     (rec.data.status === 'queued' || rec.data.status === 'processing' || rec.data.status === 'live');
-  useEffect(() => {
-    if (!moving) return;
-    const t = setInterval(() => void loadRec(), 1500);
-    return () => clearInterval(t);
-  }, [moving, loadRec]);
+  // Read again while the job moves, less often while nothing changes (recording-progress.tsx).
+  const signature = rec.state === 'ok' ? `${rec.data.status}|${rec.data.stage}|${rec.data.progress}` : '';
+  usePolling(moving, signature, loadRec);
 
   if (rec.state === 'missing') return <NotFoundPage what="recording" />;
   if (rec.state === 'loading') return <p aria-busy="true">Loading…</p>;
@@ -69,14 +69,8 @@ export function RecordingPage({ id }: { id: string }) {
           to follow it; the full transcript appears here once it is stopped and transcribed.
         </p>
       )}
-      {(r.status === 'queued' || r.status === 'processing') && (
-        <p>
-          {progressText(r)}{' '}
-          <progress max={1} value={r.progress} aria-label="Transcription progress">
-            {Math.round(r.progress * 100)}%
-          </progress>
-        </p>
-      )}
+      {(r.status === 'queued' || r.status === 'processing') && <JobProgress r={r} />}
+      <FinishNotice status={r.status} />
       {r.status === 'failed' && (
         <>
           <p className="error" role="alert">
@@ -96,13 +90,6 @@ export function RecordingPage({ id }: { id: string }) {
       )}
     </section>
   );
-}
-
-/** The list's words for a moving job, with the stage (when the API names one) and percentage. */
-function progressText(r: Recording): string {
-  if (r.status === 'queued') return `${STATUS_TEXT.queued}…`;
-  const stage = r.stage ? ` (${r.stage})` : '';
-  return `${STATUS_TEXT.processing}${stage}: ${Math.round(r.progress * 100)}%`;
 }
 
 function DoneRecording({
@@ -188,9 +175,10 @@ function DoneRecording({
   }, [cur, query]);
 
   const playing = t && audio.state === 'ready' ? wordAt(t.segments, audio.time) : null;
-  const canPlay = audio.state === 'available' || audio.state === 'ready' || audio.state === 'error';
+  const canPlay = audio.state === 'ready' || audio.state === 'error';
   const onPlay = canPlay ? audio.playFrom : null;
   const names = new Map(t?.speakers.map((s) => [s.id, s.name]));
+  const colours = speakerColours(t?.speakers.map((s) => s.id) ?? []);
   const editable = version === 'current' ? edit : null;
 
   return (
@@ -256,6 +244,10 @@ function DoneRecording({
                     recordingId={id}
                     s={s}
                     speaker={names.get(s.speaker) ?? s.speaker}
+                    colour={colours.get(s.speaker) ?? 0}
+                    speakers={t.speakers}
+                    revision={t.revision}
+                    canMerge={t.segments[i + 1]?.speaker === s.speaker}
                     onEdit={editable}
                     onPlay={onPlay}
                     marks={bySegment.get(i) ?? NONE}

@@ -2,65 +2,73 @@ import { useEffect } from 'react';
 import type { AudioControl } from './recording-player';
 
 const RATES = [0.75, 1, 1.25, 1.5, 2] as const;
+const SKIP_SECONDS = 5;
 
 /**
- * Where Space must keep its own meaning: typing in a field, or pressing the focused control
- * (a button, link, menu or the native player, which toggles itself).
+ * Where a shortcut key must keep its own meaning: typing in a field (Space and the arrows move
+ * the caret there), or, for Space, pressing the focused control (a button, link, menu). The
+ * native player handles both itself when it has focus.
  */
-function ownsSpace(target: EventTarget | null): boolean {
+function ownsKey(target: EventTarget | null, key: string): boolean {
   if (!(target instanceof HTMLElement)) return false;
   if (target.isContentEditable) return true;
-  return /^(INPUT|TEXTAREA|SELECT|BUTTON|A|SUMMARY|AUDIO|VIDEO)$/.test(target.tagName);
+  if (/^(INPUT|TEXTAREA|SELECT|AUDIO|VIDEO)$/.test(target.tagName)) return true;
+  return key === ' ' && /^(BUTTON|A|SUMMARY)$/.test(target.tagName);
 }
 
 /**
  * The audio bar: sticky at the bottom of the transcript, so pausing, seeking and slowing down
- * stay in reach while reading a long transcript. The native controls get a real width (a
- * percentage width inside a shrink-to-fit box collapsed them to 0 px), beside ±5 s buttons and a
- * speed choice; Space plays and pauses when focus is not in a field or on a control.
+ * stay in reach while reading a long transcript. The native controls (play/pause, scrubber) get
+ * a real width (a percentage width inside a shrink-to-fit box collapsed them to 0 px), beside
+ * ±5 s buttons and a speed choice. Keys, when focus is not in a field: Space plays and pauses,
+ * ← and → move 5 s.
  */
 export function AudioPlayer({ audio }: { audio: AudioControl }) {
-  const { state, toggle } = audio;
+  const { state, toggle, skip } = audio;
 
   useEffect(() => {
     if (state !== 'ready') return;
     const onKey = (e: KeyboardEvent) => {
-      if (e.key !== ' ' || e.repeat || e.ctrlKey || e.metaKey || e.altKey || ownsSpace(e.target)) return;
-      e.preventDefault(); // Space would otherwise scroll the page
-      toggle();
+      if (e.ctrlKey || e.metaKey || e.altKey || e.shiftKey || ownsKey(e.target, e.key)) return;
+      if (e.key === ' ' && !e.repeat) toggle();
+      else if (e.key === 'ArrowLeft') skip(-SKIP_SECONDS);
+      else if (e.key === 'ArrowRight') skip(SKIP_SECONDS);
+      else return;
+      e.preventDefault(); // Space and the arrows would otherwise scroll the page
     };
     document.addEventListener('keydown', onKey);
     return () => document.removeEventListener('keydown', onKey);
-  }, [state, toggle]);
+  }, [state, toggle, skip]);
 
   if (state === 'checking') return null;
   if (state === 'absent')
     return <p className="meta">Audio is not kept for this recording (your organization's policy).</p>;
   return (
     <div className="player" role="group" aria-label="Audio player">
-      {state === 'available' && (
-        <button type="button" onClick={() => void audio.load()}>
-          Load audio
-        </button>
-      )}
-      {state === 'loading' && <span aria-busy="true">Loading audio…</span>}
       {state === 'error' && (
         <span className="error-inline">
-          The audio could not be loaded.{' '}
-          <button type="button" className="link" onClick={() => void audio.load()}>
+          The audio could not be played.{' '}
+          <button type="button" className="link" onClick={audio.retry}>
             Try again
           </button>
         </span>
       )}
-      <audio ref={audio.ref} controls hidden={state !== 'ready'} src={audio.url ?? undefined}>
+      {/* preload="metadata": the duration and the first bytes only; the rest streams as it plays. */}
+      <audio
+        ref={audio.ref}
+        controls
+        preload="metadata"
+        hidden={state !== 'ready'}
+        src={audio.url ?? undefined}
+      >
         Your browser cannot play this audio.
       </audio>
       {state === 'ready' && (
         <div className="player-controls">
-          <button type="button" onClick={() => audio.skip(-5)}>
+          <button type="button" onClick={() => skip(-SKIP_SECONDS)} aria-keyshortcuts="ArrowLeft">
             Back 5 s
           </button>
-          <button type="button" onClick={() => audio.skip(5)}>
+          <button type="button" onClick={() => skip(SKIP_SECONDS)} aria-keyshortcuts="ArrowRight">
             Forward 5 s
           </button>
           <label htmlFor="player-rate">Speed</label>
@@ -71,7 +79,7 @@ export function AudioPlayer({ audio }: { audio: AudioControl }) {
               </option>
             ))}
           </select>
-          <span className="hint player-hint">Space plays or pauses</span>
+          <span className="hint player-hint">Space plays or pauses, ← → move 5 s</span>
         </div>
       )}
     </div>

@@ -1,7 +1,8 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { getBlob, request } from '../api';
+import { ApiError } from '../api';
+import { audioTicket } from '../api-recordings';
 
-export type AudioState = 'checking' | 'absent' | 'available' | 'loading' | 'ready' | 'error';
+export type AudioState = 'checking' | 'absent' | 'ready' | 'error';
 
 export interface AudioControl {
   state: AudioState;
@@ -10,8 +11,9 @@ export interface AudioControl {
   /** Current play position (seconds), updated as the audio plays or is sought. */
   time: number;
   playing: boolean;
-  load: () => Promise<void>;
-  /** Seeks and plays; loads the kept audio first when it is not loaded yet. */
+  /** Asks for a fresh source after an error ("Try again"). */
+  retry: () => void;
+  /** Seeks and plays. */
   playFrom: (seconds: number) => void;
   /** Plays when paused, pauses when playing (the Space key). */
   toggle: () => void;
@@ -21,12 +23,15 @@ export interface AudioControl {
   setRate: (rate: number) => void;
 }
 
+/** Two failed sources this close together are a real error, not an expired ticket. */
+const RENEW_WINDOW_MS = 10_000;
+
 /**
- * GET /audio needs the bearer token, which an <audio src> cannot send (and the access token is
- * never put in a cookie or URL). So the panel checks with a one-byte range request whether the
- * audio is kept, and on request fetches it with the token and plays it from a blob: URL (the CSP
- * allows media-src blob:). Fine for consultation-length files; very long ones would want a
- * short-lived signed URL, which the API does not offer yet.
+ * The <audio> element streams kept audio with HTTP ranges from a ticket URL (POST
+ * …/audio-ticket): it cannot send the bearer token, and the token never goes into a URL. The
+ * browser fetches only what it plays or seeks to, so a long recording is never held whole in
+ * memory. A ticket lives five minutes; when the element's next request is refused (a seek after a
+ * long pause), it gets a new URL and goes back to where it was, playing if it was.
  */
 export function useAudio(base: string): AudioControl {
   const [state, setState] = useState<AudioState>('checking');
@@ -35,31 +40,26 @@ export function useAudio(base: string): AudioControl {
   const [playing, setPlaying] = useState(false);
   const [rate, setRateState] = useState(1);
   const ref = useRef<HTMLAudioElement>(null);
-  // A click on a word before the audio was loaded: where to start once it is.
-  const pending = useRef<number | null>(null);
+  // Where to continue (and whether to play) once a new source has its metadata.
+  const resume = useRef<{ at: number; play: boolean } | null>(null);
+  const lastRenew = useRef(0);
+  // Read by the error handler, which must not re-subscribe on every play/pause.
+  const playingRef = useRef(false);
+  playingRef.current = playing;
 
-  useEffect(() => {
-    let live = true;
-    void request(`${base}/audio`, { headers: { range: 'bytes=0-0' } }).then(
-      (res) => live && setState(res.ok ? 'available' : 'absent'),
-      () => live && setState('absent'),
-    );
-    return () => {
-      live = false;
-    };
-  }, [base]);
-
-  useEffect(() => () => void (url && URL.revokeObjectURL(url)), [url]);
-
-  const load = useCallback(async () => {
-    setState('loading');
+  const fetchUrl = useCallback(async () => {
     try {
-      setUrl(URL.createObjectURL(await getBlob(`${base}/audio`)));
+      setUrl((await audioTicket(base)).url);
       setState('ready');
-    } catch {
-      setState('error');
+    } catch (err) {
+      setState(err instanceof ApiError && err.status === 404 ? 'absent' : 'error');
     }
   }, [base]);
+
+  useEffect(() => {
+    setState('checking');
+    void fetchUrl();
+  }, [fetchUrl]);
 
   const seek = (el: HTMLAudioElement, seconds: number) => {
     el.currentTime = seconds;
@@ -75,17 +75,32 @@ export function useAudio(base: string): AudioControl {
     const onPlay = () => setPlaying(true);
     const onPause = () => setPlaying(false);
     const onReady = () => {
-      if (pending.current !== null) {
-        seek(el, pending.current);
-        pending.current = null;
+      const r = resume.current;
+      if (!r) return;
+      resume.current = null;
+      el.currentTime = r.at;
+      setTime(r.at);
+      if (r.play) void el.play().catch(() => undefined);
+    };
+    const onError = () => {
+      // Most likely the ticket expired. Once: a new URL and back to the same place; twice in a
+      // row: the audio itself is the problem.
+      const now = Date.now();
+      if (now - lastRenew.current < RENEW_WINDOW_MS) {
+        setState('error');
+        return;
       }
+      lastRenew.current = now;
+      resume.current ??= { at: el.currentTime, play: !el.paused || playingRef.current };
+      void fetchUrl();
     };
     el.addEventListener('timeupdate', onTime);
     el.addEventListener('seeked', onTime);
     el.addEventListener('play', onPlay);
     el.addEventListener('pause', onPause);
     el.addEventListener('loadedmetadata', onReady);
-    // A new blob: URL resets the element's rate; keep the one the listener chose.
+    el.addEventListener('error', onError);
+    // A new source resets the element's rate; keep the one the listener chose.
     el.defaultPlaybackRate = el.playbackRate = rate;
     if (el.readyState >= 1) onReady();
     return () => {
@@ -94,20 +109,27 @@ export function useAudio(base: string): AudioControl {
       el.removeEventListener('play', onPlay);
       el.removeEventListener('pause', onPause);
       el.removeEventListener('loadedmetadata', onReady);
+      el.removeEventListener('error', onError);
     };
     // Not re-run on rate changes: setRate applies those to the element itself.
-  }, [url]);
+  }, [url, fetchUrl]);
+
+  const retry = useCallback(() => {
+    lastRenew.current = Date.now();
+    setState('checking');
+    void fetchUrl();
+  }, [fetchUrl]);
 
   const playFrom = useCallback(
     (seconds: number) => {
       const el = ref.current;
       if (state === 'ready' && el) seek(el, seconds);
-      else if (state === 'available' || state === 'error') {
-        pending.current = seconds;
-        void load();
+      else if (state === 'error') {
+        resume.current = { at: seconds, play: true };
+        retry();
       }
     },
-    [state, load],
+    [state, retry],
   );
 
   const toggle = useCallback(() => {
@@ -131,5 +153,5 @@ export function useAudio(base: string): AudioControl {
     if (el) el.defaultPlaybackRate = el.playbackRate = next;
   }, []);
 
-  return { state, ref, url, time, playing, load, playFrom, toggle, skip, rate, setRate };
+  return { state, ref, url, time, playing, retry, playFrom, toggle, skip, rate, setRate };
 }

@@ -1,7 +1,9 @@
-import { memo, useMemo, useState, type ReactNode } from 'react';
+import { memo, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import { sessionUserId } from '../api';
 import type { TimedSegment } from '../api-recordings';
 import { clock } from '../format';
-import { dropDraft, keepDraft, readDraft } from './edit-drafts';
+import { draftConflicts, dropDraft, readDraft, rebaseDraft } from './edit-drafts';
+import { DraftConflict, SegmentEditor } from './recording-segment-edit';
 import type { EditFn } from './recording-speakers';
 
 /** A find match inside one segment: offsets in its text, and its index among all matches. */
@@ -65,6 +67,7 @@ function renderText(
       <span
         key={`w${wi}`}
         className={`word${w.wi === activeWord ? ' playing' : ''}${onWord ? ' playable' : ''}`}
+        aria-current={w.wi === activeWord ? 'true' : undefined}
         data-start={w.start}
         title={onWord ? `Play from ${clock(w.start)}` : undefined}
         onClick={onWord ? () => onWord(w.start) : undefined}
@@ -101,14 +104,19 @@ function renderText(
 }
 
 /**
- * One segment: time (a "play from here" button when audio is kept), speaker, text with
- * clickable words, find highlights, the word being played, and the edit form (current version
- * only). Memoised: while audio plays only the segment holding the played word re-renders.
+ * One segment: time (a "play from here" button when audio is kept), speaker (in its colour, the
+ * same as in the report's charts), text with clickable words, find highlights, the word being
+ * played (followed on screen), and the edit form (current version only). Memoised: while audio
+ * plays only the segment holding the played word re-renders.
  */
 export const SegmentRow = memo(function SegmentRow({
   recordingId,
   s,
   speaker,
+  colour,
+  speakers,
+  revision,
+  canMerge,
   onEdit,
   onPlay,
   marks,
@@ -118,23 +126,89 @@ export const SegmentRow = memo(function SegmentRow({
   recordingId: string;
   s: TimedSegment;
   speaker: string;
+  colour: number;
+  speakers: { id: string; name: string }[];
+  revision: number;
+  canMerge: boolean;
   onEdit: EditFn | null;
   onPlay: ((start: number) => void) | null;
   marks: SegmentMatch[];
   current: number;
   activeWord: number;
 }) {
-  // An edit typed before the session ended reopens as it was (see edit-drafts.ts).
-  const [draft] = useState(() => (onEdit ? readDraft(recordingId, s.id) : null));
+  // An edit typed before the session ended reopens as it was (see edit-drafts.ts) — or, when
+  // someone saved another text for this segment meanwhile, as a conflict to resolve.
+  const [draft, setDraft] = useState(() => (onEdit ? readDraft(recordingId, s.id, sessionUserId()) : null));
+  const [conflict, setConflict] = useState(() => draft !== null && draftConflicts(draft, revision, s.text));
   const [editing, setEditing] = useState(draft !== null);
-  const [value, setValue] = useState(draft ?? s.text);
   const stopEditing = () => {
     dropDraft(recordingId, s.id);
+    setDraft(null);
+    setConflict(false);
     setEditing(false);
   };
   const words = useMemo(() => wordRanges(s), [s]);
+  const item = useRef<HTMLLIElement>(null);
+
+  // Follow the played word: bring it on screen when it leaves it (above the sticky audio bar),
+  // unless the person is typing somewhere.
+  useEffect(() => {
+    if (activeWord < 0) return;
+    const el = item.current?.querySelector('.word.playing');
+    const active = document.activeElement;
+    if (!el || active instanceof HTMLTextAreaElement) return;
+    const r = el.getBoundingClientRect();
+    const bar = document.querySelector('.player')?.getBoundingClientRect().height ?? 0;
+    if (r.top < 0 || r.bottom > window.innerHeight - bar) el.scrollIntoView({ block: 'center' });
+  }, [activeWord]);
+
+  const body = (() => {
+    if (!onEdit || !editing)
+      return (
+        <p className="segment-text">
+          {renderText(s.text, words, marks, current, activeWord, onPlay)}{' '}
+          {onEdit && (
+            <button
+              type="button"
+              className="link small"
+              onClick={() => setEditing(true)}
+              aria-label={`Edit the segment at ${clock(s.start)}`}
+            >
+              Edit
+            </button>
+          )}
+        </p>
+      );
+    if (conflict && draft)
+      return (
+        <DraftConflict
+          start={s.start}
+          saved={s.text}
+          draft={draft.text}
+          onKeep={() => {
+            const owner = sessionUserId();
+            if (owner) rebaseDraft(recordingId, s.id, { owner, revision, text: s.text });
+            setConflict(false);
+          }}
+          onDiscard={stopEditing}
+        />
+      );
+    return (
+      <SegmentEditor
+        recordingId={recordingId}
+        s={s}
+        revision={revision}
+        speakers={speakers}
+        canMerge={canMerge}
+        initial={draft?.text ?? s.text}
+        onEdit={onEdit}
+        onDone={stopEditing}
+      />
+    );
+  })();
+
   return (
-    <li className={`segment${activeWord >= 0 ? ' segment-playing' : ''}`}>
+    <li ref={item} className={`segment${activeWord >= 0 ? ' segment-playing' : ''}`}>
       <div className="segment-head">
         {onPlay ? (
           <button
@@ -148,54 +222,10 @@ export const SegmentRow = memo(function SegmentRow({
         ) : (
           <span className="time">{clock(s.start)}</span>
         )}
-        <span className="segment-speaker">{speaker}</span>
+        <span className={`segment-speaker spk spk-${colour}`}>{speaker}</span>
         {s.edited && <span className="badge">edited</span>}
       </div>
-      {editing && onEdit ? (
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            void onEdit({ segments: [{ id: s.id, text: value }] }).then((ok) => ok && stopEditing());
-          }}
-        >
-          <label htmlFor={`seg-${s.id}`} className="visually-hidden">
-            Text of the segment at {clock(s.start)}
-          </label>
-          <textarea
-            id={`seg-${s.id}`}
-            value={value}
-            rows={3}
-            autoFocus
-            onChange={(e) => {
-              setValue(e.target.value);
-              keepDraft(recordingId, s.id, e.target.value);
-            }}
-          />
-          <button type="submit" className="primary">
-            Save
-          </button>
-          <button type="button" onClick={stopEditing}>
-            Cancel
-          </button>
-        </form>
-      ) : (
-        <p className="segment-text">
-          {renderText(s.text, words, marks, current, activeWord, onPlay)}{' '}
-          {onEdit && (
-            <button
-              type="button"
-              className="link small"
-              onClick={() => {
-                setValue(s.text);
-                setEditing(true);
-              }}
-              aria-label={`Edit the segment at ${clock(s.start)}`}
-            >
-              Edit
-            </button>
-          )}
-        </p>
-      )}
+      {body}
     </li>
   );
 });

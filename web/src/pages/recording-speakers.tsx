@@ -1,9 +1,16 @@
 import { useState } from 'react';
+import { speakerColours } from './speaker-colour';
 
-export type EditFn = (body: {
+/** A PATCH /transcript body without its revision (the page adds the one it shows). */
+export interface TranscriptPatch {
   speakers?: { id: string; name: string }[];
-  segments?: { id: string; text: string }[];
-}) => Promise<boolean>;
+  /** A corrected text, a move to another speaker, or both. */
+  segments?: { id: string; text?: string; speaker?: string }[];
+  /** Applied after the corrections, in order; `at` is an offset in the stored (cleaned) text. */
+  ops?: ({ op: 'merge'; id: string } | { op: 'split'; id: string; at: number })[];
+}
+
+export type EditFn = (body: TranscriptPatch) => Promise<boolean>;
 
 /** The speakers and, on the edited version, a Rename form each. */
 export function SpeakerList({
@@ -13,14 +20,15 @@ export function SpeakerList({
   speakers: { id: string; name: string }[];
   onEdit: EditFn | null;
 }) {
+  const colour = speakerColours(speakers.map((s) => s.id));
   return (
     <ul className="speakers">
       {speakers.map((s) =>
         onEdit ? (
-          <SpeakerName key={s.id} id={s.id} name={s.name} onEdit={onEdit} />
+          <SpeakerName key={s.id} id={s.id} name={s.name} colour={colour.get(s.id) ?? 0} onEdit={onEdit} />
         ) : (
           <li key={s.id}>
-            <span className="speaker-name">{s.name}</span>
+            <span className={`speaker-name spk spk-${colour.get(s.id) ?? 0}`}>{s.name}</span>
           </li>
         ),
       )}
@@ -28,13 +36,23 @@ export function SpeakerList({
   );
 }
 
-function SpeakerName({ id, name, onEdit }: { id: string; name: string; onEdit: EditFn }) {
+function SpeakerName({
+  id,
+  name,
+  colour,
+  onEdit,
+}: {
+  id: string;
+  name: string;
+  colour: number;
+  onEdit: EditFn;
+}) {
   const [editing, setEditing] = useState(false);
   const [value, setValue] = useState(name);
   if (!editing)
     return (
       <li>
-        <span className="speaker-name">{name}</span>{' '}
+        <span className={`speaker-name spk spk-${colour}`}>{name}</span>{' '}
         <button
           type="button"
           onClick={() => {

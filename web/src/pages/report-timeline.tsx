@@ -1,6 +1,7 @@
 import { useId } from 'react';
 import type { Report } from '../api';
 import { clock } from '../format';
+import { speakerColours } from './speaker-colour';
 
 export interface Turn {
   speaker: string;
@@ -57,6 +58,7 @@ export function TurnTimeline({
   const counts = lanes.map((sp) => `${name(sp)} ${turns.filter((t) => t.speaker === sp).length}`).join(', ');
   const summary = `Turn timeline: ${turns.length} turn${turns.length === 1 ? '' : 's'} over ${clock(total)}; turns per speaker: ${counts}.`;
   const axisY = lanes.length * (LANE_H + GAP) + GAP;
+  const colour = speakerColours(lanes);
   return (
     <figure className="timeline">
       <svg
@@ -86,7 +88,7 @@ export function TurnTimeline({
                     width={Math.max(1.5, x(t.end) - x(t.start))}
                     height={LANE_H - 4}
                     rx={2}
-                    className={`bar bar-${i % 6} turn`}
+                    className={`bar bar-${colour.get(sp) ?? 0} turn`}
                   />
                 ))}
             </g>

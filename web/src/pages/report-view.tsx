@@ -1,6 +1,7 @@
 import type { Report } from '../api';
 import { clock } from '../format';
 import { TurnTimeline } from './report-timeline';
+import { speakerColours } from './speaker-colour';
 
 const BAR_H = 22;
 const GAP = 10;
@@ -12,6 +13,7 @@ function TalkTimeChart({ report }: { report: Report }) {
   const speakers = report.speakers;
   const max = Math.max(1, ...speakers.map((s) => s.talkSeconds));
   const height = speakers.length * (BAR_H + GAP) + GAP;
+  const colour = speakerColours(speakers.map((s) => s.speaker));
   return (
     <svg
       className="chart"
@@ -32,7 +34,14 @@ function TalkTimeChart({ report }: { report: Report }) {
             <text x={0} y={y + BAR_H * 0.7} className="chart-label">
               {s.name.length > 14 ? `${s.name.slice(0, 13)}…` : s.name}
             </text>
-            <rect x={LABEL_W} y={y} width={w} height={BAR_H} rx={3} className={`bar bar-${i % 6}`} />
+            <rect
+              x={LABEL_W}
+              y={y}
+              width={w}
+              height={BAR_H}
+              rx={3}
+              className={`bar bar-${colour.get(s.speaker) ?? 0}`}
+            />
             <text x={LABEL_W + w + 6} y={y + BAR_H * 0.7} className="chart-value">
               {Math.round(s.share * 100)}%
             </text>

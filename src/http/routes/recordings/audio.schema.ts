@@ -23,4 +23,17 @@ export const audioResponse = {
   },
 };
 
+/**
+ * The panel's <audio> source: a ticket (256 random bits, base64url) instead of the bearer token.
+ * The query string is cut off every logged URL (src/http/logger.ts).
+ */
+export const audioStreamQuery = z.strictObject({ ticket: z.string().regex(/^[A-Za-z0-9_-]{43}$/) });
+
+export const audioTicketResponse = z.object({
+  /** Relative URL to use as the audio source: GET with or without Range, no Authorization. */
+  url: z.string(),
+  /** Seconds the URL works for; ask for a new one after that (playback in progress is cut). */
+  expiresIn: z.number().int(),
+});
+
 export const audioDeleted = z.null().describe('No content');

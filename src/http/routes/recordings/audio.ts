@@ -2,7 +2,16 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AppError } from '../../../domain/errors.js';
 import { actorOf } from '../../plugins/auth.js';
 import type { RouteOptions } from '../../server.js';
-import { audioDeleted, audioHeaders, audioParams, audioResponse } from './audio.schema.js';
+import type { FastifyReply } from 'fastify';
+import type { Playback } from '../../../services/audio-store.service.js';
+import {
+  audioDeleted,
+  audioHeaders,
+  audioParams,
+  audioResponse,
+  audioStreamQuery,
+  audioTicketResponse,
+} from './audio.schema.js';
 
 /**
  * /api/v1/recordings/:id/audio: range-capable playback of kept audio (decrypted on the fly, only
@@ -25,28 +34,41 @@ const audioRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services 
       onRequest: app.requirePermission('recordings.read'),
       schema: { tags, security, params: audioParams, headers: audioHeaders, response: audioResponse },
     },
-    async (req, reply) => {
-      const play = await services.audio.playback(actorOf(req), req.params.id, req.headers.range);
-      reply.header('accept-ranges', 'bytes');
-      if (play.status === 416) {
-        reply.header('content-range', `bytes */${play.size}`);
-        throw new AppError('range_not_satisfiable', 'The requested range is outside the audio');
-      }
-      const length = play.range ? play.range.end - play.range.start + 1 : play.size;
-      if (play.range)
-        reply.header('content-range', `bytes ${play.range.start}-${play.range.end}/${play.size}`);
-      return (
-        reply
-          .code(play.status)
-          .type(play.contentType)
-          .header('content-length', String(length))
-          .header('content-disposition', 'inline')
-          .header('x-content-type-options', 'nosniff')
-          // A stream goes out as it is (Fastify never serialises one); the typed reply only
-          // knows the documented shapes, hence the cast.
-          .send(play.stream as unknown as string)
-      );
+    async (req, reply) =>
+      sendPlayback(reply, await services.audio.playback(actorOf(req), req.params.id, req.headers.range)),
+  );
+
+  app.post(
+    '/:id/audio-ticket',
+    {
+      onRequest: app.requirePermission('recordings.read'),
+      schema: { tags, security, params: audioParams, response: { 201: audioTicketResponse } },
     },
+    async (req, reply) => {
+      const { ticket, expiresIn } = await services.audioTickets.issue(actorOf(req), req.params.id);
+      const url = `/api/v1/recordings/${req.params.id.toLowerCase()}/audio/stream?ticket=${ticket}`;
+      return reply.code(201).send({ url, expiresIn });
+    },
+  );
+
+  // No bearer: the ticket in the query is the credential (AudioTicketService). Every failure is
+  // 404, like audio that does not exist.
+  app.get(
+    '/:id/audio/stream',
+    {
+      schema: {
+        tags,
+        params: audioParams,
+        querystring: audioStreamQuery,
+        headers: audioHeaders,
+        response: audioResponse,
+      },
+    },
+    async (req, reply) =>
+      sendPlayback(
+        reply,
+        await services.audioTickets.playback(req.query.ticket, req.params.id, req.headers.range, req.ip),
+      ),
   );
 
   app.delete(
@@ -61,5 +83,27 @@ const audioRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services 
     },
   );
 };
+
+/** 200/206 with the decrypting stream, or 416 (problem+json) with the size. */
+function sendPlayback(reply: FastifyReply, play: Playback) {
+  reply.header('accept-ranges', 'bytes');
+  if (play.status === 416) {
+    reply.header('content-range', `bytes */${play.size}`);
+    throw new AppError('range_not_satisfiable', 'The requested range is outside the audio');
+  }
+  const length = play.range ? play.range.end - play.range.start + 1 : play.size;
+  if (play.range) reply.header('content-range', `bytes ${play.range.start}-${play.range.end}/${play.size}`);
+  return (
+    reply
+      .code(play.status)
+      .type(play.contentType)
+      .header('content-length', String(length))
+      .header('content-disposition', 'inline')
+      .header('x-content-type-options', 'nosniff')
+      // A stream goes out as it is (Fastify never serialises one); the typed reply only knows
+      // the documented shapes, hence the cast.
+      .send(play.stream as unknown as string)
+  );
+}
 
 export default audioRoutes;

@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import { randomToken, sha256Hex } from '../crypto/random.js';
+import type { Database } from '../db/database.js';
+import { apiScopes } from '../domain/api-scopes.js';
+import type { Actor } from '../domain/auth-context.js';
+import { notFound } from '../domain/errors.js';
+import type { AudioTicketStore } from '../repositories/audio-ticket.repository.js';
+import type { Clock } from '../repositories/clock.repository.js';
+import type { AudioStoreService, Playback } from './audio-store.service.js';
+import { currentActor } from './live-access.js';
+
+/**
+ * Playback tickets (docs/audio-storage.md): the panel's <audio> element streams kept audio with
+ * HTTP ranges from a URL that carries a ticket instead of the bearer token. A ticket is 256
+ * random bits, stored only as its SHA-256, valid for one recording and one user's session for
+ * five minutes, reusable meanwhile (a player makes a request per seek). Every use re-checks the
+ * session (logout or a revoked device ends it at once), the role and a support grant, then applies
+ * exactly the bearer route's visibility rule. Anything wrong — unknown, expired, another
+ * recording, a session gone — is 404, indistinguishable from audio that does not exist.
+ */
+export const AUDIO_TICKET_TTL_SECONDS = 300;
+
+const ticketBody = z.object({
+  userId: z.string(),
+  orgId: z.string(),
+  sessionId: z.string(),
+  role: z.enum(['owner', 'admin', 'member', 'support']),
+  viaSupportGrant: z.boolean(),
+  recordingId: z.string(),
+  expiresAt: z.number(),
+  apiToken: z.object({ id: z.string(), scopes: z.array(z.enum(apiScopes)) }).optional(),
+});
+type TicketBody = z.infer<typeof ticketBody>;
+
+export class AudioTicketService {
+  constructor(
+    private readonly db: Database,
+    private readonly audio: Pick<AudioStoreService, 'requirePlayable' | 'playback'>,
+    private readonly tickets: AudioTicketStore,
+    private readonly clock: Clock,
+  ) {}
+
+  /** A ticket for audio the actor may play now (404 otherwise, as GET /audio would answer). */
+  async issue(actor: Actor, recordingId: string): Promise<{ ticket: string; expiresIn: number }> {
+    await this.audio.requirePlayable(actor, recordingId);
+    const ticket = randomToken();
+    const body: TicketBody = {
+      userId: actor.userId,
+      orgId: actor.orgId,
+      sessionId: actor.sessionId,
+      role: actor.role,
+      viaSupportGrant: actor.viaSupportGrant,
+      recordingId: recordingId.toLowerCase(),
+      // Checked against the service clock as well as the store's TTL, so expiry is testable
+      // and a store with a laxer TTL can never extend it.
+      expiresAt: this.clock.now().getTime() + AUDIO_TICKET_TTL_SECONDS * 1000,
+      apiToken: actor.apiToken ? { id: actor.apiToken.id, scopes: [...actor.apiToken.scopes] } : undefined,
+    };
+    await this.tickets.put(sha256Hex(ticket), JSON.stringify(body), AUDIO_TICKET_TTL_SECONDS * 1000);
+    return { ticket, expiresIn: AUDIO_TICKET_TTL_SECONDS };
+  }
+
+  /** GET /audio/stream?ticket=: the actor behind the ticket as it is now, then the usual playback. */
+  async playback(
+    ticket: string,
+    recordingId: string,
+    rangeHeader: string | undefined,
+    ip: string,
+  ): Promise<Playback> {
+    const body = await this.read(ticket);
+    if (
+      !body ||
+      body.recordingId !== recordingId.toLowerCase() ||
+      body.expiresAt <= this.clock.now().getTime()
+    )
+      throw notFound('Audio');
+    const actor = await currentActor(this.db, this.clock, {
+      userId: body.userId,
+      orgId: body.orgId,
+      sessionId: body.sessionId,
+      role: body.role,
+      viaSupportGrant: body.viaSupportGrant,
+      apiToken: body.apiToken,
+      ip,
+    });
+    if (!actor) throw notFound('Audio');
+    return this.audio.playback(actor, recordingId, rangeHeader);
+  }
+
+  private async read(ticket: string): Promise<TicketBody | undefined> {
+    const raw = await this.tickets.get(sha256Hex(ticket));
+    if (!raw) return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      return undefined; // not ours (a shared Redis): as unknown as a forged ticket
+    }
+    const parsed = ticketBody.safeParse(json);
+    return parsed.success ? parsed.data : undefined;
+  }
+}
