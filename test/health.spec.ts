@@ -22,6 +22,8 @@ describe(`health and transport headers (${backendLabel})`, () => {
     expect(res.headers['strict-transport-security']).toBe('max-age=63072000; includeSubDomains');
     expect(res.headers['content-security-policy']).toContain("default-src 'self'");
     expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    // Audio plays from the server through a ticket URL: no page may load media from blob: URLs.
+    expect(res.headers['content-security-policy']).toMatch(/media-src 'self'(;|$)/);
     expect(res.headers['x-content-type-options']).toBe('nosniff');
     expect(res.headers['referrer-policy']).toBe('no-referrer');
     expect(res.headers['cache-control']).toBe('no-store');

@@ -91,7 +91,8 @@ export async function buildServer({ services, https, webRoot }: ServerOptions): 
         scriptSrc: ["'self'"],
         styleSrc: ["'self'"],
         imgSrc: ["'self'", 'data:', 'blob:'],
-        mediaSrc: ["'self'", 'blob:'],
+        // Audio streams from the server through a playback ticket; no blob: media is made.
+        mediaSrc: ["'self'"],
         connectSrc: ["'self'"],
         upgradeInsecureRequests: [],
       },
