@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTransport, type Transport } from '../src/http/listen.js';
 import { ManualClock } from '../src/repositories/clock.repository.js';
 import { ensureSelfSignedCert, type SelfSignedResult } from '../src/repositories/tls.repository.js';
-import { freshIp } from './helpers/auth-client.js';
+import { auditRows, freshIp } from './helpers/auth-client.js';
 import {
   addUser,
   bearer,
@@ -244,7 +244,17 @@ describe(`audio playback tickets and ranges (${backendLabel})`, () => {
     });
     expect(grant.statusCode, grant.body).toBe(201);
     const url = await urlFor(support, kept, owner.orgId);
+    const streamed = async () =>
+      (await auditRows(t, 'support.access')).filter(
+        (r) =>
+          JSON.stringify(r.details).includes('/audio/stream') && JSON.stringify(r.details).includes(kept),
+      ).length;
+    expect(await streamed()).toBe(0);
     expect((await httpsGet(url, { range: 'bytes=0-3' })).status).toBe(206);
+    // Listening through the ticket is in the audit log, once per ticket, not once per seek.
+    expect(await streamed()).toBe(1);
+    expect((await httpsGet(url, { range: 'bytes=4-7' })).status).toBe(206);
+    expect(await streamed()).toBe(1);
     const ended = await t.app.inject({
       method: 'DELETE',
       url: `/api/v1/org/support-grants/${grant.json<{ id: string }>().id}`,

@@ -148,5 +148,37 @@ describe.skipIf(!installed.available)(
       };
       expect(transcript.speakers).toEqual([{ id: 'S1', name: 'Dr Rossi' }]);
     }, 180_000);
+
+    it('labels that cannot be read are dropped: the transcript is stored, its speakers unnamed', async () => {
+      await t.services.jobs.stop();
+      const id = await createLive(t, owner.accessToken, ip);
+      const bot = await mustOpen(server, `/api/v1/recordings/${id}/live`, { token: owner.accessToken });
+      await streamPcm(bot, speech(['librivox-0880.wav']), 'Dr Rossi');
+      bot.ws.send(JSON.stringify({ type: 'stop' }));
+      expect((await bot.closed).code).toBe(1000);
+      await pollRecording(t, owner.accessToken, ip, id, (r) => r.status === 'queued');
+      // One byte of the sealed labels flipped on the row: their integrity check fails.
+      await withTenant(t.db, { orgId: owner.orgId, userId: null }, (tx) =>
+        tx.query(
+          `UPDATE recordings SET live_speakers_enc = overlay(live_speakers_enc placing
+             decode(lpad(to_hex(get_byte(live_speakers_enc, 40) # 1), 2, '0'), 'hex') from 41 for 1)
+           WHERE id = $1`,
+          [id],
+        ),
+      );
+      await t.services.jobs.start();
+      const done = await pollRecording(t, owner.accessToken, ip, id, (r) =>
+        ['done', 'failed'].includes(r.status),
+      );
+      expect(done.status).toBe('done');
+      const transcript = (await get(owner.accessToken, `/api/v1/recordings/${id}/transcript`)).json() as {
+        speakers: { id: string; name: string | null }[];
+        segments: unknown[];
+      };
+      expect(transcript.segments.length).toBeGreaterThan(0);
+      expect(transcript.speakers.map((sp) => sp.name)).not.toContain('Dr Rossi');
+      expect(await keptSpeakers(id)).toBeNull();
+      expect(t.logs.join('\n')).toContain('live speaker names unreadable');
+    }, 180_000);
   },
 );

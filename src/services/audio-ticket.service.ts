@@ -7,6 +7,7 @@ import { notFound } from '../domain/errors.js';
 import type { AudioTicketStore } from '../repositories/audio-ticket.repository.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import type { AudioStoreService, Playback } from './audio-store.service.js';
+import type { AuditService } from './audit.service.js';
 import { currentActor } from './live-access.js';
 
 /**
@@ -29,6 +30,8 @@ const ticketBody = z.object({
   recordingId: z.string(),
   expiresAt: z.number(),
   apiToken: z.object({ id: z.string(), scopes: z.array(z.enum(apiScopes)) }).optional(),
+  /** Support access through this ticket is already in the audit log (once per ticket, not per seek). */
+  audited: z.boolean().optional(),
 });
 type TicketBody = z.infer<typeof ticketBody>;
 
@@ -38,6 +41,7 @@ export class AudioTicketService {
     private readonly audio: Pick<AudioStoreService, 'requirePlayable' | 'playback'>,
     private readonly tickets: AudioTicketStore,
     private readonly clock: Clock,
+    private readonly audit: Pick<AuditService, 'recordStandalone'>,
   ) {}
 
   /** A ticket for audio the actor may play now (404 otherwise, as GET /audio would answer). */
@@ -84,6 +88,22 @@ export class AudioTicketService {
       ip,
     });
     if (!actor) throw notFound('Audio');
+    // The stream route has no bearer token, so the HTTP plugin's support audit never sees it:
+    // support staff listening is recorded here, before any audio is read, once per ticket (a
+    // player makes a request per seek).
+    if (actor.viaSupportGrant && !body.audited) {
+      await this.audit.recordStandalone({
+        orgId: actor.orgId,
+        actorId: actor.userId,
+        actorKind: 'support',
+        action: 'support.access',
+        ip,
+        details: { method: 'GET', route: '/api/v1/recordings/:id/audio/stream', recordingId },
+      });
+      const left = body.expiresAt - this.clock.now().getTime();
+      if (left > 0)
+        await this.tickets.put(sha256Hex(ticket), JSON.stringify({ ...body, audited: true }), left);
+    }
     return this.audio.playback(actor, recordingId, rangeHeader);
   }
 

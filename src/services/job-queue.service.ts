@@ -164,10 +164,15 @@ export class JobQueueService {
         now,
       });
       // A live recording's participant labels become its speaker names (live-speakers.ts).
-      await nameLiveSpeakers(tx, this.keys, job.orgId, job.recordingId, {
+      const named = await nameLiveSpeakers(tx, this.keys, job.orgId, job.recordingId, {
         speakers: r.body.speakers,
         channels: r.channels,
       });
+      if (named === 'unreadable')
+        this.logger.warn(
+          { recordingId: job.recordingId },
+          'live speaker names unreadable; transcript kept unnamed',
+        );
       await recordingRepository.markDone(tx, job.recordingId, { ...r, now });
       await enqueueWebhooks(tx, recordingEvent(job.orgId, job.recordingId, 'recording.done', now));
       await recordingJobRepository.remove(tx, job.recordingId);

@@ -73,7 +73,10 @@ export interface LivePartial {
 
 export interface LiveSessionEvents {
   segment(segment: LiveSegment): Promise<void>;
-  /** A partial result (never stored, never spooled); replaced by the final with the same id. */
+  /**
+   * A partial result, replaced by the final with the same id. Never spooled or stored with the
+   * recording; kept sealed in the live backlog (for late viewers) only until the session ends.
+   */
   partial?(partial: LivePartial): Promise<void>;
   /** Live recognition fell behind and skipped an utterance (the stored transcript still has it). */
   lagging(): void;

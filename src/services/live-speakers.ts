@@ -54,12 +54,20 @@ export async function nameLiveSpeakers(
   orgId: string,
   recordingId: string,
   result: { speakers: readonly string[]; channels: number },
-): Promise<void> {
+): Promise<'named' | 'none' | 'unreadable'> {
   const enc = await liveRecordingRepository.takeSpeakers(tx, recordingId);
-  if (!enc) return;
-  const labels = await keys.decryptJson<string[]>(tx, liveSpeakersLocation(orgId, recordingId), enc);
+  if (!enc) return 'none';
+  let labels: string[];
+  try {
+    labels = await keys.decryptJson<string[]>(tx, liveSpeakersLocation(orgId, recordingId), enc);
+  } catch {
+    // Names are a nicety; the transcript is not. Labels that cannot be read (a damaged value, a
+    // key gone) are dropped with the column rather than failing the job that stores the words.
+    return 'unreadable';
+  }
   const names = liveSpeakerNames(labels, result);
-  if (Object.keys(names).length === 0) return;
+  if (Object.keys(names).length === 0) return 'none';
   const namesEnc = await keys.encryptJson(tx, speakerNamesLocation(orgId, recordingId), names);
   await liveRecordingRepository.nameSpeakersIfUnnamed(tx, recordingId, namesEnc);
+  return 'named';
 }
