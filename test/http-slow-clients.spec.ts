@@ -237,7 +237,7 @@ describe(`slow and stalled clients on the HTTPS listener (${backendLabel})`, () 
       `--${B}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
 
     it('two audio files: 400 "Too many files", and the keep-alive connection does not hang', async () => {
-      const big = tone(3); // ≈ 96 kB each: more than the socket buffers hold
+      const big = tone(3); // ≈ 96 kB each: two just fit under the upload limit
       const form = Buffer.concat([
         Buffer.from(FILE_HEAD),
         big,
@@ -249,8 +249,12 @@ describe(`slow and stalled clients on the HTTPS listener (${backendLabel})`, () 
       const { answer, outcome } = await refusedThenHealthz(form);
       expect(answer.status, answer.body).toBe(400);
       expect(JSON.parse(answer.body).detail).toBe('Too many files in the form');
-      expect(answer.headers.connection).toBe('close');
-      expect(outcome).not.toBe('stuck');
+      // Whether the rest of the body was still arriving when the 400 went out depends on the
+      // socket buffers (Node 22 raised the default to 64 kB): if it was, the connection is closed;
+      // if the server had already read it all, the connection stays usable and the next request
+      // on it is answered. Either way it never hangs.
+      if (answer.headers.connection === 'close') expect(outcome).toBe('closed');
+      else expect(outcome).toBe('answered');
       await expectNothingLeft();
     });
 
