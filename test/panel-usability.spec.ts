@@ -153,12 +153,14 @@ describe.skipIf(Boolean(skipReason))(`panel: usability fixes of issue 13 (${back
     const id = await seedTranscript(panel.t.services, owner, { title: 'Afternoon call', done: false });
     await withTenant(panel.t.db, owner, async (tx) => {
       await recordingRepository.markProcessing(tx, id, new Date());
-      await recordingRepository.setProgress(tx, id, 0.42, new Date());
+      await recordingRepository.setProgress(tx, id, 0.42, new Date(), 'transcribing');
     });
     await page.goto(`${panel.base}/recordings/${id}`);
     await page.getByRole('heading', { name: 'Afternoon call' }).waitFor();
     expect(await page.locator('.meta .status').innerText()).toBe('Transcribing');
-    await page.getByText('Transcribing: 42%').waitFor();
+    // The status word, the stage in the list's words and the percentage (recording-progress.tsx).
+    await page.locator('.job-stage', { hasText: 'Transcribing · Recognising speech' }).waitFor();
+    expect(await page.locator('.job-percent').innerText()).toBe('42%');
     expect(
       await page.getByRole('progressbar', { name: 'Transcription progress' }).getAttribute('value'),
     ).toBe('0.42');
