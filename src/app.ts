@@ -15,7 +15,6 @@ import { DiskSpaceRepository } from './repositories/disk-space.repository.js';
 import { AudioBlobRepository } from './repositories/audio-blob.repository.js';
 import { AudioStoreService } from './services/audio-store.service.js';
 import { AudioTicketService } from './services/audio-ticket.service.js';
-import { createAudioTicketStore } from './repositories/audio-ticket.repository.js';
 import { ActorService } from './services/actor.service.js';
 import { AuditService } from './services/audit.service.js';
 import { AuthService } from './services/auth.service.js';
@@ -47,7 +46,7 @@ import { JobQueueService } from './services/job-queue.service.js';
 import { TranscriptService } from './services/transcript.service.js';
 import { LiveService } from './services/live.service.js';
 import { createLiveBus } from './repositories/live-bus.repository.js';
-import { createLiveTicketStore } from './repositories/live-ticket.repository.js';
+import { createTicketStore } from './repositories/ticket.repository.js';
 import { LiveSpoolRepository } from './repositories/live-spool.repository.js';
 import { LiveSpools } from './services/live-spool.js';
 import { SchedulerService } from './services/scheduler.service.js';
@@ -364,7 +363,8 @@ export async function createServices(deps: Deps): Promise<Services> {
     audioTickets: new AudioTicketService(
       db,
       audio,
-      createAudioTicketStore(redis, config.redisPrefix),
+      // Enough for every open player of a busy node; without Redis the oldest go first when full.
+      createTicketStore(redis, config.redisPrefix, 'audio', { memoryMaxEntries: 10_000 }),
       clock,
       audit,
     ),
@@ -389,7 +389,7 @@ export async function createServices(deps: Deps): Promise<Services> {
       uploads,
       bus: createLiveBus({ redis, prefix: config.redisPrefix, logger }),
       spools: new LiveSpools(db, keys, new LiveSpoolRepository(path.join(config.dataDir, 'live')), clock),
-      tickets: createLiveTicketStore(redis, config.redisPrefix),
+      tickets: createTicketStore(redis, config.redisPrefix, 'live'),
       engine: async () => (await pipelines()).engine,
       clock,
       logger,

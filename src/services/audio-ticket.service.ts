@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import { randomToken, sha256Hex } from '../crypto/random.js';
 import type { Database } from '../db/database.js';
-import { apiScopes } from '../domain/api-scopes.js';
 import type { Actor } from '../domain/auth-context.js';
 import { notFound } from '../domain/errors.js';
-import type { AudioTicketStore } from '../repositories/audio-ticket.repository.js';
+import type { TicketStore } from '../repositories/ticket.repository.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import type { AudioStoreService, Playback } from './audio-store.service.js';
+import { actorTicket, actorTicketSchema, readActorTicket } from './actor-ticket.js';
 import type { AuditService } from './audit.service.js';
 import { currentActor } from './live-access.js';
 
@@ -21,15 +21,8 @@ import { currentActor } from './live-access.js';
  */
 export const AUDIO_TICKET_TTL_SECONDS = 300;
 
-const ticketBody = z.object({
-  userId: z.string(),
-  orgId: z.string(),
-  sessionId: z.string(),
-  role: z.enum(['owner', 'admin', 'member', 'support']),
-  viaSupportGrant: z.boolean(),
-  recordingId: z.string(),
+const ticketBody = actorTicketSchema.extend({
   expiresAt: z.number(),
-  apiToken: z.object({ id: z.string(), scopes: z.array(z.enum(apiScopes)) }).optional(),
   /** Support access through this ticket is already in the audit log (once per ticket, not per seek). */
   audited: z.boolean().optional(),
 });
@@ -39,7 +32,7 @@ export class AudioTicketService {
   constructor(
     private readonly db: Database,
     private readonly audio: Pick<AudioStoreService, 'requirePlayable' | 'playback'>,
-    private readonly tickets: AudioTicketStore,
+    private readonly tickets: Pick<TicketStore, 'put' | 'get'>,
     private readonly clock: Clock,
     private readonly audit: Pick<AuditService, 'recordStandalone'>,
   ) {}
@@ -49,16 +42,10 @@ export class AudioTicketService {
     await this.audio.requirePlayable(actor, recordingId);
     const ticket = randomToken();
     const body: TicketBody = {
-      userId: actor.userId,
-      orgId: actor.orgId,
-      sessionId: actor.sessionId,
-      role: actor.role,
-      viaSupportGrant: actor.viaSupportGrant,
-      recordingId: recordingId.toLowerCase(),
+      ...actorTicket(actor, recordingId.toLowerCase()),
       // Checked against the service clock as well as the store's TTL, so expiry is testable
       // and a store with a laxer TTL can never extend it.
       expiresAt: this.clock.now().getTime() + AUDIO_TICKET_TTL_SECONDS * 1000,
-      apiToken: actor.apiToken ? { id: actor.apiToken.id, scopes: [...actor.apiToken.scopes] } : undefined,
     };
     await this.tickets.put(sha256Hex(ticket), JSON.stringify(body), AUDIO_TICKET_TTL_SECONDS * 1000);
     return { ticket, expiresIn: AUDIO_TICKET_TTL_SECONDS };
@@ -108,15 +95,6 @@ export class AudioTicketService {
   }
 
   private async read(ticket: string): Promise<TicketBody | undefined> {
-    const raw = await this.tickets.get(sha256Hex(ticket));
-    if (!raw) return undefined;
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      return undefined; // not ours (a shared Redis): as unknown as a forged ticket
-    }
-    const parsed = ticketBody.safeParse(json);
-    return parsed.success ? parsed.data : undefined;
+    return readActorTicket(ticketBody, await this.tickets.get(sha256Hex(ticket)));
   }
 }

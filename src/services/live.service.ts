@@ -6,12 +6,12 @@ import { withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import { AppError, notFound } from '../domain/errors.js';
 import { outageOf } from '../domain/outage.js';
-import type { Role } from '../domain/roles.js';
+import { actorTicket, actorTicketSchema, readActorTicket } from './actor-ticket.js';
 import type { AsrEngine } from '../repositories/asr/engine.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import type { LiveBus } from '../repositories/live-bus.repository.js';
 import { liveRecordingRepository } from '../repositories/live-recording.repository.js';
-import type { LiveTicketStore } from '../repositories/live-ticket.repository.js';
+import type { TicketStore } from '../repositories/ticket.repository.js';
 import { recordingRepository } from '../repositories/recording.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
 import type { AudioStoreService } from './audio-store.service.js';
@@ -45,7 +45,7 @@ export interface LiveDeps {
   uploads: Pick<UploadFileRepository, 'save'>;
   bus: LiveBus;
   spools: LiveSpools;
-  tickets: LiveTicketStore;
+  tickets: Pick<TicketStore, 'put' | 'take'>;
   engine: () => Promise<AsrEngine>;
   clock: Clock;
   logger: Pick<Logger, 'info' | 'warn'>;
@@ -58,17 +58,6 @@ export interface IngestHandle {
   audio(bytes: Buffer): void;
   stop(): Promise<void>;
   closed(): void;
-}
-
-interface TicketBody {
-  userId: string;
-  orgId: string;
-  sessionId: string;
-  role: Role;
-  viaSupportGrant: boolean;
-  recordingId: string;
-  /** An API token's id and scopes: the redeemed actor is narrowed (and re-checked) like the token. */
-  apiToken?: Actor['apiToken'];
 }
 
 const TICKET_TTL_SECONDS = 30;
@@ -156,23 +145,17 @@ export class LiveService {
     );
     if (!row) throw notFound('Recording');
     const ticket = randomToken();
-    const body: TicketBody = {
-      userId: actor.userId,
-      orgId: actor.orgId,
-      sessionId: actor.sessionId,
-      role: actor.role,
-      viaSupportGrant: actor.viaSupportGrant,
-      recordingId,
-      apiToken: actor.apiToken,
-    };
-    await this.d.tickets.put(sha256Hex(ticket), JSON.stringify(body), TICKET_TTL_SECONDS * 1000);
+    await this.d.tickets.put(
+      sha256Hex(ticket),
+      JSON.stringify(actorTicket(actor, recordingId)),
+      TICKET_TTL_SECONDS * 1000,
+    );
     return { ticket, expiresIn: TICKET_TTL_SECONDS };
   }
 
   /** The actor behind a ticket (used up by this call), re-checked against the live session. */
   async redeem(ticket: string, recordingId: string, ip: string): Promise<Actor> {
-    const raw = await this.d.tickets.take(sha256Hex(ticket));
-    const body = raw ? (JSON.parse(raw) as TicketBody) : undefined;
+    const body = readActorTicket(actorTicketSchema, await this.d.tickets.take(sha256Hex(ticket)));
     if (!body || body.recordingId !== recordingId)
       throw new AppError('unauthenticated', 'The live ticket is invalid, used or expired');
     const actor = await currentActor(this.d.db, this.d.clock, { ...body, ip });
