@@ -1,9 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServices, type Services } from '../src/app.js';
+import type { Services } from '../src/app.js';
 import type { LiveBus } from '../src/repositories/live-bus.repository.js';
 import { sphinxAvailability } from '../src/repositories/asr/sphinx.engine.js';
 import { freshIp } from './helpers/auth-client.js';
@@ -17,6 +16,7 @@ import {
   type Conn,
   type LiveMessage,
   type Listening,
+  secondNode,
 } from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { buildLongTrack, pcmOf, readReferences } from './helpers/speech-fixtures.js';
@@ -192,33 +192,23 @@ describe.skipIf(!installed.available || !usingRedis)(
   `a late viewer on another node (${backendLabel}) ${usingRedis ? '' : 'needs REDIS_URL'}`,
   () => {
     let t: TestApp;
-    let servicesB: Services;
-    let redisB: Redis;
+    let b: Awaited<ReturnType<typeof secondNode>>;
     let nodeA: Listening;
-    let nodeB: Listening;
     let owner: TestUser;
     let dir: string;
     const ip = freshIp();
 
     beforeAll(async () => {
       t = await startTestApp({ env: recordingEnv().env });
-      redisB = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 2 });
-      servicesB = await createServices({
-        config: t.services.config,
-        db: t.db,
-        redis: redisB,
-        logger: t.services.logger,
-      });
+      b = await secondNode(t);
       nodeA = await listenTls(t.services);
-      nodeB = await listenTls(servicesB);
       owner = await createOrgWithUser(t.services, { role: 'owner' });
       dir = mkdtempSync(path.join(tmpdir(), 'sotto-late-'));
     });
     afterAll(async () => {
       await t?.services.jobs.stop();
-      await nodeB?.close();
+      await b?.close();
       await nodeA?.close();
-      redisB?.disconnect();
       await t?.close();
       rmSync(dir, { recursive: true, force: true });
     });
@@ -235,18 +225,20 @@ describe.skipIf(!installed.available || !usingRedis)(
       const said = idsOf(early);
 
       const prefix = t.services.config.redisPrefix;
-      const kept = await redisB.lrangeBuffer(`${prefix}live-finals:${id}`, 0, -1);
+      const kept = await b.redis.lrangeBuffer(`${prefix}live-finals:${id}`, 0, -1);
       expect(kept.length).toBeGreaterThanOrEqual(said.length);
       const raw = Buffer.concat(kept).toString('latin1');
       for (const w of words) expect(raw).not.toContain(w);
       expect(raw).not.toContain('segment');
 
-      const late = await mustOpen(nodeB, `/api/v1/recordings/${id}/watch`, { token: owner.accessToken });
+      const late = await mustOpen(b.server, `/api/v1/recordings/${id}/watch`, { token: owner.accessToken });
       await late.waitFor((m: LiveMessage) => m.type === 'segment' && m.id === said.at(-1));
       expect(idsOf(late).slice(0, said.length)).toEqual(said);
       // Another org's owner on node B: exactly 404, like any watch.
       const other = await createOrgWithUser(t.services, { role: 'owner' });
-      expect(await openWs(nodeB, `/api/v1/recordings/${id}/watch`, { token: other.accessToken })).toBe(404);
+      expect(await openWs(b.server, `/api/v1/recordings/${id}/watch`, { token: other.accessToken })).toBe(
+        404,
+      );
 
       await send(bot, after, next);
       bot.ws.send(JSON.stringify({ type: 'stop' }));
@@ -254,7 +246,7 @@ describe.skipIf(!installed.available || !usingRedis)(
       expect((await early.closed).code).toBe(1000);
       expect(idsOf(late)).toEqual(idsOf(early));
       await eventually(async () =>
-        (await redisB.exists(`${prefix}live-finals:${id}`, `${prefix}live-partials:${id}`)) === 0
+        (await b.redis.exists(`${prefix}live-finals:${id}`, `${prefix}live-partials:${id}`)) === 0
           ? true
           : undefined,
       );

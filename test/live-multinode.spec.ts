@@ -1,12 +1,19 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServices, type Services } from '../src/app.js';
 import { wordErrorRate } from '../src/domain/wer.js';
 import { freshIp } from './helpers/auth-client.js';
 import { corpusEntry, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
 import { createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
-import { createLive, listenTls, mustOpen, openWs, streamPcm, type Listening } from './helpers/live.js';
+import {
+  createLive,
+  listenTls,
+  mustOpen,
+  openWs,
+  secondNode,
+  streamPcm,
+  type Listening,
+} from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel, startTestApp, usingRedis, type TestApp } from './helpers/test-app.js';
 
@@ -19,30 +26,20 @@ const why = !usingRedis ? 'needs REDIS_URL' : hasCorpus ? '' : noCorpusReason;
 
 describe.skipIf(skip)(`live fan-out between two nodes (${backendLabel}) ${why}`, () => {
   let t: TestApp;
-  let servicesB: Services;
-  let redisB: Redis;
+  let b: Awaited<ReturnType<typeof secondNode>>;
   let nodeA: Listening;
-  let nodeB: Listening;
   let owner: TestUser;
   const ip = freshIp();
 
   beforeAll(async () => {
     t = await startTestApp({ env: recordingEnv().env });
-    redisB = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 2 });
-    servicesB = await createServices({
-      config: t.services.config,
-      db: t.db,
-      redis: redisB,
-      logger: t.services.logger,
-    });
+    b = await secondNode(t);
     nodeA = await listenTls(t.services);
-    nodeB = await listenTls(servicesB);
     owner = await createOrgWithUser(t.services, { role: 'owner' });
   });
   afterAll(async () => {
-    await nodeB?.close();
+    await b?.close();
     await nodeA?.close();
-    redisB?.disconnect();
     await t?.close();
   });
 
@@ -56,19 +53,19 @@ describe.skipIf(skip)(`live fan-out between two nodes (${backendLabel}) ${why}`,
     spy.on('messageBuffer', (_c: Buffer, m: Buffer) => wire.push(m));
     await spy.subscribe(`${t.services.config.redisPrefix}live:${id}`);
 
-    const viewer = await mustOpen(nodeB, `/api/v1/recordings/${id}/watch`, { token: owner.accessToken });
+    const viewer = await mustOpen(b.server, `/api/v1/recordings/${id}/watch`, { token: owner.accessToken });
     await viewer.waitFor((m) => m.type === 'ready');
     const bot = await mustOpen(nodeA, `/api/v1/recordings/${id}/live`, { token: owner.accessToken });
     await streamPcm(bot, pcm, 'Desk');
     // The session's audio is in node A's memory: another participant may not start one on node B.
     const ownerKey = `${t.services.config.redisPrefix}live-owner:${id}`;
-    expect(await redisB.get(ownerKey)).not.toBeNull();
-    expect(await openWs(nodeB, `/api/v1/recordings/${id}/live`, { token: owner.accessToken })).toBe(409);
+    expect(await b.redis.get(ownerKey)).not.toBeNull();
+    expect(await openWs(b.server, `/api/v1/recordings/${id}/live`, { token: owner.accessToken })).toBe(409);
     bot.ws.send(JSON.stringify({ type: 'stop' }));
     expect((await viewer.closed).code).toBe(1000);
     spy.disconnect();
     // The claim is released once the session has ended.
-    await eventually(async () => ((await redisB.get(ownerKey)) === null ? true : undefined));
+    await eventually(async () => ((await b.redis.get(ownerKey)) === null ? true : undefined));
 
     const segs = viewer.messages.filter((m) => m.type === 'segment') as unknown as {
       speaker: string;

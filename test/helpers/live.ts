@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { startTransport, type Transport } from '../../src/http/listen.js';
 import { ensureSelfSignedCert } from '../../src/repositories/tls.repository.js';
-import type { Services } from '../../src/app.js';
+import { createServices, type Services } from '../../src/app.js';
 import type { TestApp } from './test-app.js';
 import { bearer } from './fixtures.js';
 
@@ -147,4 +148,30 @@ export async function createLive(t: TestApp, token: string, ip: string, title?: 
   });
   if (res.statusCode !== 201) throw new Error(`create live: ${res.statusCode} ${res.body}`);
   return (res.json() as { id: string }).id;
+}
+
+/**
+ * A second API node beside a test app: its own services and Redis connection over the same
+ * database and config, listening on its own HTTPS port (live fan-out between nodes needs REDIS_URL).
+ */
+export async function secondNode(
+  t: TestApp,
+): Promise<{ services: Services; server: Listening; redis: Redis; close(): Promise<void> }> {
+  const redis = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 2 });
+  const services = await createServices({
+    config: t.services.config,
+    db: t.db,
+    redis,
+    logger: t.services.logger,
+  });
+  const server = await listenTls(services);
+  return {
+    services,
+    server,
+    redis,
+    close: async () => {
+      await server.close();
+      redis.disconnect();
+    },
+  };
 }
