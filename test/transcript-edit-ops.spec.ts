@@ -9,7 +9,7 @@ import {
   type TestUser,
 } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
-import { dumpContains, rawDump, seedTranscript, seg } from './helpers/transcripts.js';
+import { dumpContains, rawDump, seedTranscript, seg, type TranscriptDoc } from './helpers/transcripts.js';
 
 /**
  * PATCH /recordings/:id/transcript beyond text corrections (issue 13): moving a segment to
@@ -17,20 +17,6 @@ import { dumpContains, rawDump, seedTranscript, seg } from './helpers/transcript
  * transcript is stored through the repository and key service exactly as the worker stores it;
  * every answer is checked against what a following GET, the report and the export return.
  */
-interface Doc {
-  revision: number;
-  segments: {
-    id: string;
-    speaker: string;
-    start: number;
-    end: number;
-    text: string;
-    edited: boolean;
-    words: { w: string; start: number; end: number; conf: number }[];
-  }[];
-  speakers: { id: string; name: string }[];
-}
-
 // S1 speaks twice in a row, then S2: merges within S1, not across.
 const machine = [
   seg(1, 'S1', 0, 'good morning this is the clinic'),
@@ -65,7 +51,7 @@ describe(`transcript edit operations (${backendLabel})`, () => {
     expect(res.statusCode, res.body).toBe(200);
     return res;
   };
-  const doc = async (u: TestUser, id: string): Promise<Doc> => (await get(u, id)).json();
+  const doc = async (u: TestUser, id: string): Promise<TranscriptDoc> => (await get(u, id)).json();
   const fresh = () => seedTranscript(t.services, member, { segments: machine });
 
   beforeAll(async () => {
@@ -105,7 +91,7 @@ describe(`transcript edit operations (${backendLabel})`, () => {
       segments: [{ id: 'seg-0001', text: 'Good morning', speaker: 'S2' }],
     });
     expect(both.statusCode, both.body).toBe(200);
-    expect(both.json<Doc>().segments[0]).toMatchObject({ speaker: 'S2', text: 'Good morning' });
+    expect(both.json<TranscriptDoc>().segments[0]).toMatchObject({ speaker: 'S2', text: 'Good morning' });
   });
 
   it('merges a segment with the next one of the same speaker, keeping every word timing', async () => {
@@ -155,8 +141,8 @@ describe(`transcript edit operations (${backendLabel})`, () => {
       ],
     });
     expect(again.statusCode, again.body).toBe(200);
-    expect(again.json<Doc>().segments[0]!.text).toBe(machine[0]!.text);
-    expect(again.json<Doc>().segments[0]!.words).toEqual(machine[0]!.words);
+    expect(again.json<TranscriptDoc>().segments[0]!.text).toBe(machine[0]!.text);
+    expect(again.json<TranscriptDoc>().segments[0]!.words).toEqual(machine[0]!.words);
   });
 
   it('splits a corrected text in the same request (words re-timed first)', async () => {
@@ -168,7 +154,7 @@ describe(`transcript edit operations (${backendLabel})`, () => {
       ops: [{ op: 'split', id: 'seg-0001', at: text.indexOf(' this') }],
     });
     expect(res.statusCode, res.body).toBe(200);
-    const [a, b] = res.json<Doc>().segments;
+    const [a, b] = res.json<TranscriptDoc>().segments;
     expect(a!.text).toBe('Good morning,');
     expect(b!.text).toBe('this is the Harbour clinic speaking');
     expect(a!.words.map((x) => x.w)).toEqual(['Good', 'morning,']);

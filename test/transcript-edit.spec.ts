@@ -8,28 +8,13 @@ import {
 } from './helpers/fixtures.js';
 import { freshIp } from './helpers/auth-client.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
-import { dumpContains, rawDump, seedTranscript, seg } from './helpers/transcripts.js';
+import { dumpContains, rawDump, seedTranscript, seg, type TranscriptDoc } from './helpers/transcripts.js';
 
 /**
  * PATCH /recordings/:id/transcript. Transcripts are written through the repository and key
  * service in setup (the edit logic does not depend on how the words were recognised; the
  * export/report spec runs the real pipeline end to end).
  */
-interface Doc {
-  revision: number;
-  version: string;
-  segments: {
-    id: string;
-    speaker: string;
-    start: number;
-    end: number;
-    text: string;
-    edited: boolean;
-    words: { w: string; start: number; end: number; conf: number }[];
-  }[];
-  speakers: { id: string; name: string }[];
-}
-
 const machine = [
   seg(1, 'S1', 0, 'good morning this is the clinic'),
   seg(2, 'S2', 3.5, 'hello I am calling about my apointment'),
@@ -59,7 +44,7 @@ describe(`transcript editing (${backendLabel})`, () => {
     });
   const patch = (u: TestUser | Record<string, string>, id: string, payload: unknown) =>
     call(u, 'PATCH', `/api/v1/recordings/${id}/transcript`, payload);
-  const get = async (u: TestUser, id: string, query = ''): Promise<Doc> => {
+  const get = async (u: TestUser, id: string, query = ''): Promise<TranscriptDoc> => {
     const res = await call(u, 'GET', `/api/v1/recordings/${id}/transcript${query}`);
     expect(res.statusCode, res.body).toBe(200);
     return res.json();
@@ -106,7 +91,7 @@ describe(`transcript editing (${backendLabel})`, () => {
       ],
     });
     expect(res.statusCode, res.body).toBe(200);
-    const doc: Doc = res.json();
+    const doc: TranscriptDoc = res.json();
     expect(doc.revision).toBe(1);
     expect(doc.speakers[0]).toEqual({ id: 'S1', name: 'Dr. Émilie Zola' });
     expect(doc.segments.map((s) => s.edited)).toEqual([false, true, true]);

@@ -5,6 +5,21 @@ import type { Segment, Word } from '../../src/domain/transcript.js';
 import { recordingRepository } from '../../src/repositories/recording.repository.js';
 import { titleLocation, transcriptLocation } from '../../src/services/recording.service.js';
 
+/** GET /recordings/:id/transcript as the specs read it. */
+export interface TranscriptDoc {
+  revision: number;
+  version: string;
+  segments: {
+    id: string;
+    speaker: string;
+    start: number;
+    end: number;
+    text: string;
+    edited: boolean;
+    words: { w: string; start: number; end: number; conf: number }[];
+  }[];
+  speakers: { id: string; name: string }[];
+}
 /**
  * A finished recording written straight through the repository and the key service, exactly as
  * the worker stores one (encrypted title and body, status done), without running speech
