@@ -36,6 +36,8 @@ function longTrack(): Int16Array {
 interface Watch {
   scanSettled?: number;
   opened: number[];
+  /** The audio each piece was given, in the order the pieces started. */
+  fed: number[];
   reports: number;
 }
 
@@ -49,7 +51,19 @@ function watched(engine: SphinxEngine, watch: Watch, streamReports: boolean): As
     concurrency: 2,
     session: (opts) => {
       watch.opened.push(tick++);
-      return engine.session!(opts);
+      const session = engine.session!(opts);
+      return {
+        adapts: session.adapts,
+        utterance: (offset: number) => {
+          const u = session.utterance(offset);
+          return {
+            feed: (pcm: Int16Array) => (watch.fed.push(pcm.length), u.feed(pcm)),
+            partial: () => u.partial(),
+            final: () => u.final(),
+            abort: () => u.abort(),
+          };
+        },
+      };
     },
     scan: async (pcm: Int16Array, opts: ScanOptions) => {
       const { onBoundaries, ...rest } = opts;
@@ -78,10 +92,14 @@ describe.skipIf(skip !== undefined)(
     const pcm = longTrack();
 
     const run = async (streamReports: boolean) => {
-      const watch: Watch = { opened: [], reports: 0 };
+      const watch: Watch = { opened: [], fed: [], reports: 0 };
       const stats = { recognisedSamples: 0 };
       const words: Word[] = await recognise(
-        { engine: watched(engine, watch, streamReports), logger: { debug: () => undefined }, concurrency: 2 },
+        {
+          engine: watched(engine, watch, streamReports),
+          logger: { debug: () => undefined },
+          concurrency: 2,
+        },
         {
           pcm,
           regions: [],
@@ -108,6 +126,10 @@ describe.skipIf(skip !== undefined)(
         expect(streamed.watch.opened[0]).toBeLessThan(streamed.watch.scanSettled!);
         // Without reports every piece waits for the scan (the check above can fail).
         expect(waited.watch.opened[0]).toBeGreaterThan(waited.watch.scanSettled!);
+        // Planned after the scan, the pieces go longest first (none cut greedily from the start).
+        const lengths = waited.watch.fed;
+        expect(lengths.length).toBeGreaterThanOrEqual(4);
+        expect(lengths).toEqual([...lengths].sort((a, b) => b - a));
 
         expect(streamed.words.map((w) => [w.w, w.start, w.end])).toEqual(
           waited.words.map((w) => [w.w, w.start, w.end]),

@@ -179,14 +179,15 @@ async function recogniseScanned(deps: RecogniseDeps, job: RecogniseJob): Promise
     for (;;) {
       throwIfAborted(input.signal);
       if (planned) return planned[taken++];
-      const early = cutter.take();
-      if (early) return early;
+      // Once the scan is over, what is left is planned whole (longest first), not cut greedily.
       if (scanEnded) {
         const boundaries = await scanning;
         if (!boundaries) return undefined;
         planned ??= cutter.rest();
         continue;
       }
+      const early = cutter.take();
+      if (early) return early;
       await found;
     }
   };
