@@ -101,7 +101,8 @@ describe('the tiny whisper model generator', () => {
 });
 
 describe('whisper engine end to end on the tiny model', () => {
-  const engine = new WhisperEngine({ modelPath });
+  // One copy of the model: the scheduling below is that of a single context.
+  const engine = new WhisperEngine({ modelPath, liveContext: 'off' });
   let windowMs = 4_000; // replaced by the measurement below
   let helperPid: number | undefined;
   let firstLoad: ReturnType<WhisperEngine['load']> | undefined;
@@ -272,6 +273,97 @@ describe('whisper engine end to end on the tiny model', () => {
       await guarded.close();
     }
   }, 90_000);
+});
+
+describe('the live context: a second copy of the model for live calls', () => {
+  /** Resolves once the call has begun computing (its first progress report). */
+  const started = () => {
+    let mark: () => void = () => undefined;
+    const begun = new Promise<void>((r) => (mark = r));
+    return { begun, onProgress: () => mark() };
+  };
+
+  it('is loaded only when a live call finds the first copy busy, and the live call then finishes before the chunk', async () => {
+    const engine = new WhisperEngine({ modelPath });
+    try {
+      await engine.load();
+      expect(engine.describe()).toMatch(/a second context for live calls/); // auto: a small model
+      // A live call with nothing else running takes the first copy: no second one is loaded.
+      expectWellFormed(await engine.transcribe(shortClip, { priority: 'live' }), seconds(shortClip));
+      expect(engine.contexts()).toBe(1);
+
+      const finished: string[] = [];
+      const chunk = started();
+      const upload = engine
+        .transcribe(longAudio(10), { group: 'A', onProgress: chunk.onProgress })
+        .then((words) => {
+          expectWellFormed(words, 10);
+          finished.push('chunk');
+        });
+      await chunk.begun;
+      const live = engine.transcribe(shortClip, { priority: 'live' }).then((words) => {
+        expectWellFormed(words, seconds(shortClip));
+        finished.push('live');
+      });
+      await Promise.all([upload, live]);
+      // With one copy the live call would wait for all five windows of the chunk.
+      expect(finished).toEqual(['live', 'chunk']);
+      expect(engine.contexts()).toBe(2);
+      expect(ourHelpers()).toHaveLength(1); // both copies in the one helper process
+    } finally {
+      await engine.close();
+    }
+  }, 120_000);
+
+  it('aborting a live call beside a running chunk leaves the chunk and the helper alone', async () => {
+    const engine = new WhisperEngine({ modelPath, liveContext: 'on' });
+    try {
+      await engine.load();
+      const helper = ourHelpers()[0];
+      const chunk = started();
+      const upload = engine.transcribe(longAudio(6), { group: 'A', onProgress: chunk.onProgress });
+      await chunk.begun;
+      const ac = new AbortController();
+      const live = started();
+      const aborted = engine
+        .transcribe(shortClip, { priority: 'live', signal: ac.signal, onProgress: live.onProgress })
+        .catch((e: unknown) => e);
+      await live.begun;
+      ac.abort();
+      expect(((await aborted) as Error).name).toBe('AbortError');
+      expectWellFormed(await upload, 6);
+      expect(ourHelpers()).toEqual([helper]);
+      // The next live call still gets an answer (after the dropped one's work ran out).
+      expectWellFormed(await engine.transcribe(shortClip, { priority: 'live' }), seconds(shortClip));
+      expect(ourHelpers()).toEqual([helper]);
+    } finally {
+      await engine.close();
+    }
+  }, 120_000);
+
+  it("'off' keeps one copy: the live call waits for the running chunk", async () => {
+    const engine = new WhisperEngine({ modelPath, liveContext: 'off' });
+    try {
+      await engine.load();
+      expect(engine.describe()).not.toMatch(/second context/);
+      const finished: string[] = [];
+      const chunk = started();
+      const upload = engine
+        .transcribe(longAudio(4), { group: 'A', onProgress: chunk.onProgress })
+        .then(() => {
+          finished.push('chunk');
+        });
+      await chunk.begun;
+      const live = engine.transcribe(shortClip, { priority: 'live' }).then(() => {
+        finished.push('live');
+      });
+      await Promise.all([upload, live]);
+      expect(finished).toEqual(['chunk', 'live']);
+      expect(engine.contexts()).toBe(1);
+    } finally {
+      await engine.close();
+    }
+  }, 120_000);
 });
 
 describe('damaged copies of the tiny model fail cleanly', () => {

@@ -39,6 +39,9 @@ const asrShape = {
       'tiny.en, base.en, small.en, medium.en, large-v3-turbo, or a ggml .bin file',
     )
     .default('base.en'),
+  // A second copy of the whisper model so live calls never wait for an upload chunk (memory: the
+  // model's size again). auto: for models up to 1 GiB.
+  SOTTO_WHISPER_LIVE_CONTEXT: z.enum(['auto', 'on', 'off']).default('auto'),
   SOTTO_OPENAI_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
   SOTTO_OPENAI_API_KEY: optionalString,
   SOTTO_OPENAI_MODEL: z.string().min(1).default('whisper-1'),
@@ -136,6 +139,7 @@ export interface AsrConfig {
   /** Batch decoders (pocketsphinx); undefined: one per core. */
   concurrency: number | undefined;
   whisperModel: string;
+  whisperLiveContext: 'auto' | 'on' | 'off';
   openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string; timeoutMs: number };
 }
 
@@ -145,6 +149,7 @@ function asrFrom(v: z.infer<z.ZodObject<typeof asrShape>>): AsrConfig {
     device: v.SOTTO_ASR_DEVICE,
     concurrency: v.SOTTO_ASR_CONCURRENCY,
     whisperModel: v.SOTTO_WHISPER_MODEL,
+    whisperLiveContext: v.SOTTO_WHISPER_LIVE_CONTEXT,
     openai: {
       baseUrl: v.SOTTO_OPENAI_BASE_URL,
       apiKey: v.SOTTO_OPENAI_API_KEY,

@@ -22,6 +22,8 @@ export interface EngineSettings {
   device: 'cpu' | 'cuda';
   concurrency?: number | undefined;
   whisperModel: string;
+  /** See WhisperEngineOptions.liveContext (default auto). */
+  whisperLiveContext?: 'auto' | 'on' | 'off';
   openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string; timeoutMs: number };
 }
 
@@ -52,6 +54,7 @@ async function whisperEngine(asr: EngineSettings, dataDir: string): Promise<Whis
     modelPath: model.path,
     ...(model.catalog ? { modelName: model.name } : {}),
     device: asr.device,
+    ...(asr.whisperLiveContext ? { liveContext: asr.whisperLiveContext } : {}),
     ...(recorded ? { expectedBytes: recorded.bytes } : {}),
   });
 }

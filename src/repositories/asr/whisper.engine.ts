@@ -50,7 +50,17 @@ export interface WhisperEngineOptions {
    * stopped natively, so without this a failed call would hang for ever.
    */
   transcribeTimeoutMs?: number;
+  /**
+   * A second copy of the model for live calls, loaded the first time a live utterance finds the
+   * first copy busy with an upload chunk, so live text never waits for a chunk (up to a 30 s
+   * window) to finish. Costs the model's size again in memory. 'auto' (default): only for
+   * models up to 1 GiB (tiny … small, quantised turbo), where that is cheap.
+   */
+  liveContext?: 'auto' | 'on' | 'off';
 }
+
+/** Models up to this size get the live context under 'auto'. */
+const AUTO_LIVE_CONTEXT_BYTES = 1024 ** 3;
 
 export interface WhisperLoadInfo {
   /** 'CPU' or the device whisper.cpp reported using ('CUDA0'). */
@@ -97,14 +107,16 @@ export function forkWhisperHost(): ChildProcess {
 }
 
 /**
- * The helper's one model serves one call at a time, so calls wait their turn here, scheduled by
- * the same pool that schedules pocketsphinx decoders: live utterances go before upload chunks
- * (a live final waits for at most the call already running), and uploads take turns by
- * recording, so a long file does not hold a short one behind all its chunks. The pool lends a
- * turn, not a decoder: there is one slot.
+ * A loaded copy of the model serves one call at a time, so calls wait their turn here, scheduled
+ * by the same pool that schedules pocketsphinx decoders: live utterances go before upload chunks,
+ * and uploads take turns by recording, so a long file does not hold a short one behind all its
+ * chunks. The pool lends a turn, at most two at once, one of them live only; the context a call
+ * runs on is chosen when it runs (slotFor): upload chunks always on the first copy, a live call
+ * on the first copy when it is free, else on the second, the live context (see liveContext).
+ * Without that context the helper queues the live call behind the running chunk (at most one
+ * window).
  */
-const TURN = Symbol('whisper turn');
-type Turn = typeof TURN;
+type Turn = object;
 
 interface Pending {
   resolve: (segments: HostSegment[]) => void;
@@ -118,13 +130,19 @@ export class WhisperEngine implements AsrEngine {
   private loading: Promise<WhisperLoadInfo> | undefined;
   private info: WhisperLoadInfo | undefined;
   private stderr = '';
-  private onLoadReply: ((reply: HostReply) => void) | undefined;
+  /** Waiting for the helper's answer to a 'load', per slot. */
+  private readonly onLoadReply = new Map<number, (reply: HostReply) => void>();
+  /** The live context of the current helper: loading or loaded (true), or refused (false). */
+  private liveSlot: Promise<boolean> | undefined;
+  private modelBytes = 0;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly turns = new DecoderPool<Turn>(
-    { create: () => Promise.resolve(TURN), destroy: () => undefined, alive: () => true },
-    { size: 1, liveReserve: 0 },
+    { create: () => Promise.resolve({}), destroy: () => undefined, alive: () => true },
+    { size: 1, liveReserve: 1 },
   );
+  /** Calls sent to the first copy of the model and not yet answered. */
+  private firstSlotCalls = 0;
   /** Calls waiting or running: close() lets them finish, as it did when they were a chain. */
   private readonly calls = new Set<Promise<unknown>>();
 
@@ -133,7 +151,8 @@ export class WhisperEngine implements AsrEngine {
   describe(): string {
     const model = this.opts.modelName ?? path.basename(this.opts.modelPath);
     const backend = this.info ? this.info.backend : `not loaded yet, ${this.device.toUpperCase()} requested`;
-    return `whisper (whisper.cpp, model ${model}, ${backend})`;
+    const live = this.liveContextWanted() ? ', a second context for live calls' : '';
+    return `whisper (whisper.cpp, model ${model}, ${backend}${live})`;
   }
 
   private get device(): 'cpu' | 'cuda' {
@@ -146,6 +165,19 @@ export class WhisperEngine implements AsrEngine {
       ? `run \`sotto models pull ${name}\``
       : 'point SOTTO_WHISPER_MODEL at a whisper.cpp ggml .bin file';
   }
+
+  private liveContextWanted(): boolean {
+    const mode = this.opts.liveContext ?? 'auto';
+    return (
+      mode === 'on' || (mode === 'auto' && this.modelBytes > 0 && this.modelBytes <= AUTO_LIVE_CONTEXT_BYTES)
+    );
+  }
+
+  /** Copies of the model loaded in the helper now (1, or 2 with the live context). */
+  contexts(): number {
+    return this.info ? 1 + (this.liveLoaded ? 1 : 0) : 0;
+  }
+  private liveLoaded = false;
 
   /** Checks and loads the model (once); start-up can call it to fail early. */
   load(): Promise<WhisperLoadInfo> {
@@ -162,8 +194,9 @@ export class WhisperEngine implements AsrEngine {
     const check = await inspectGgmlModel(file);
     if (!check.ok)
       throw new EngineUnavailableError(`whisper model ${file}: ${check.problem}; ${this.fixHint()}`);
+    const size = (await stat(file)).size;
+    this.modelBytes = size;
     if (this.opts.expectedBytes !== undefined) {
-      const size = (await stat(file)).size;
       if (size !== this.opts.expectedBytes) {
         throw new EngineUnavailableError(
           `whisper model ${file} changed since it was downloaded (${size} bytes, verified ${this.opts.expectedBytes}); ${this.fixHint().replace(/`$/, ' --force`')}`,
@@ -172,23 +205,7 @@ export class WhisperEngine implements AsrEngine {
     }
 
     const host = this.spawnHost();
-    const reply = await new Promise<HostReply>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new EngineFailedError('whisper did not finish loading the model in time')),
-        this.opts.loadTimeoutMs ?? 120_000,
-      );
-      this.onLoadReply = (r) => {
-        clearTimeout(timer);
-        this.onLoadReply = undefined;
-        resolve(r);
-      };
-      this.send({
-        type: 'load',
-        modelPath: file,
-        useGpu: this.device === 'cuda',
-        variant: this.device === 'cuda' ? 'cuda' : 'default',
-      });
-    });
+    const reply = await this.loadSlot(0);
     if (reply.type === 'load-failed') {
       throw new EngineUnavailableError(
         reply.problem === 'model'
@@ -207,6 +224,48 @@ export class WhisperEngine implements AsrEngine {
     host.channel?.unref();
     this.info = { backend: reply.gpuDevice ?? 'CPU', header: check.header };
     return this.info;
+  }
+
+  /** Asks the helper to load the model into a slot; the helper's answer. */
+  private loadSlot(slot: number): Promise<HostReply> {
+    return new Promise<HostReply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.onLoadReply.delete(slot);
+        reject(new EngineFailedError('whisper did not finish loading the model in time'));
+      }, this.opts.loadTimeoutMs ?? 120_000);
+      this.onLoadReply.set(slot, (r) => {
+        clearTimeout(timer);
+        this.onLoadReply.delete(slot);
+        resolve(r);
+      });
+      this.send({
+        type: 'load',
+        slot,
+        modelPath: this.opts.modelPath,
+        useGpu: this.device === 'cuda',
+        variant: this.device === 'cuda' ? 'cuda' : 'default',
+      });
+    });
+  }
+
+  /**
+   * The context a call runs on. Slot 1, the live context, only for a live call while the first
+   * copy is busy; it is loaded on first use. When it is not wanted or could not be loaded (then
+   * not tried again until the helper restarts: a machine short of memory should not retry on
+   * every utterance), slot 0, where the helper queues the call behind the running one.
+   */
+  private async slotFor(priority: 'live' | 'batch'): Promise<number> {
+    if (priority !== 'live' || this.firstSlotCalls === 0 || !this.liveContextWanted()) return 0;
+    const host = this.host;
+    this.liveSlot ??= this.loadSlot(1).then(
+      (reply) => {
+        const ok = reply.type === 'loaded' && this.host === host;
+        if (ok) this.liveLoaded = true;
+        return ok;
+      },
+      () => false,
+    );
+    return (await this.liveSlot) ? 1 : 0;
   }
 
   private spawnHost(): ChildProcess {
@@ -231,7 +290,8 @@ export class WhisperEngine implements AsrEngine {
   }
 
   private onReply(reply: HostReply): void {
-    if (reply.type === 'loaded' || reply.type === 'load-failed') return this.onLoadReply?.(reply);
+    if (reply.type === 'loaded' || reply.type === 'load-failed')
+      return this.onLoadReply.get(reply.slot)?.(reply);
     const p = this.pending.get(reply.id);
     if (!p) return;
     if (reply.type === 'progress') return p.onProgress?.(Math.min(1, Math.max(0, reply.percent / 100)));
@@ -243,15 +303,14 @@ export class WhisperEngine implements AsrEngine {
 
   private onHostGone(child: ChildProcess, how: string): void {
     if (this.host !== child) return;
-    this.host = undefined;
-    this.loading = undefined;
-    this.info = undefined;
+    this.forgetHost();
     // The last native message (often a GGML_ASSERT) says why.
     const last = this.stderr.trim().split('\n').at(-1)?.slice(0, 300);
     const err = new EngineFailedError(`the whisper helper process ${how}${last ? `: ${last}` : ''}`);
-    if (this.onLoadReply) {
-      this.onLoadReply({
+    for (const [slot, answer] of [...this.onLoadReply]) {
+      answer({
         type: 'load-failed',
+        slot,
         problem: 'model',
         message: `${err.message} (the model file may be corrupt)`,
       });
@@ -262,12 +321,19 @@ export class WhisperEngine implements AsrEngine {
 
   private stopHost(): void {
     const child = this.host;
-    this.onLoadReply = undefined;
+    this.onLoadReply.clear();
     if (!child) return;
+    this.forgetHost();
+    child.kill('SIGKILL');
+  }
+
+  /** What was loaded lives and dies with the helper process. */
+  private forgetHost(): void {
     this.host = undefined;
     this.loading = undefined;
     this.info = undefined;
-    child.kill('SIGKILL');
+    this.liveSlot = undefined;
+    this.liveLoaded = false;
   }
 
   /**
@@ -302,6 +368,21 @@ export class WhisperEngine implements AsrEngine {
   private async run(pcm: Int16Array, opts: TranscribeOptions): Promise<Word[]> {
     throwIfAborted(opts.signal);
     const info = await this.load();
+    const slot = await this.slotFor(opts.priority ?? 'batch');
+    if (slot === 0) this.firstSlotCalls++;
+    try {
+      return await this.runOn(slot, info, pcm, opts);
+    } finally {
+      if (slot === 0) this.firstSlotCalls--;
+    }
+  }
+
+  private async runOn(
+    slot: number,
+    info: WhisperLoadInfo,
+    pcm: Int16Array,
+    opts: TranscribeOptions,
+  ): Promise<Word[]> {
     throwIfAborted(opts.signal);
     let language = opts.language;
     if (!info.header.multilingual) {
@@ -316,14 +397,30 @@ export class WhisperEngine implements AsrEngine {
     const duration = pcm.length / SAMPLE_RATE;
     const timeoutMs = this.opts.transcribeTimeoutMs ?? 120_000 + duration * 20_000;
     const segments = await new Promise<HostSegment[]>((resolve, reject) => {
-      const giveUp = (err: Error) => {
-        // Killing the helper is the one stop that always works; the model reloads on the next call.
-        this.pending.delete(id);
-        this.stopHost();
+      const startedAt = Date.now();
+      const giveUp = (err: Error, kill = true) => {
         done();
+        if (kill) {
+          // Killing the helper is the one stop that always works; the model reloads on the next call.
+          this.pending.delete(id);
+          this.stopHost();
+        } else {
+          // Another call runs on the other copy of the model, and killing the helper would fail
+          // it too: this call's native work runs out on its own and its answer is dropped. The
+          // watchdog still ends the helper if it never answers.
+          const dropped = setTimeout(
+            () => {
+              if (this.pending.has(id)) this.stopHost();
+            },
+            Math.max(0, timeoutMs - (Date.now() - startedAt)),
+          );
+          dropped.unref();
+          const forget = () => clearTimeout(dropped);
+          this.pending.set(id, { resolve: forget, reject: forget, onProgress: undefined });
+        }
         reject(err);
       };
-      const onAbort = () => giveUp(abortError(opts.signal!));
+      const onAbort = () => giveUp(abortError(opts.signal!), this.pending.size <= 1);
       const timer = setTimeout(
         () =>
           giveUp(
@@ -351,12 +448,16 @@ export class WhisperEngine implements AsrEngine {
       });
       // A copy: the IPC serializer sends bytes, and the caller keeps its array.
       const bytes = new Uint8Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + pcm.byteLength));
+      const threads = this.opts.threads ?? Math.max(1, os.availableParallelism());
       this.send({
         type: 'transcribe',
         id,
+        slot,
         pcm: bytes,
         language: language ?? 'auto',
-        threads: this.opts.threads ?? Math.max(1, os.availableParallelism()),
+        // Beside a running chunk, the live call takes half the threads: both go on at once
+        // instead of fighting over every core (ggml's threads spin while they wait).
+        threads: slot === 1 ? Math.max(1, Math.floor(threads / 2)) : threads,
       });
     });
     return finishWords(wordsFromTokens(segments), duration, opts.offsetSeconds ?? 0);

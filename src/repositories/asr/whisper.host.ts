@@ -4,7 +4,12 @@ import { createRequire } from 'node:module';
  * The child process that holds a whisper.cpp model (started by whisper.engine.ts). whisper.cpp
  * aborts the whole process on some malformed model files and on native failures (GGML_ASSERT),
  * and loading a large model blocks the thread for seconds: both must stay out of the server.
- * Messages arrive over the IPC channel one at a time; replies carry the request id.
+ * Messages arrive over the IPC channel; replies carry the request id.
+ *
+ * A helper holds one or two contexts (slots), each a loaded copy of the model: slot 0 serves
+ * everything, slot 1 (loaded only when asked, by the first live call that finds slot 0 busy)
+ * lets a live utterance run beside an upload chunk instead of waiting for it. One context runs one
+ * call at a time (whisper.node locks it), so requests queue per slot.
  */
 export type WhisperVariant = 'default' | 'cuda';
 
@@ -39,8 +44,15 @@ interface WhisperNode {
 const WHISPER_PACKAGE: string = '@fugood/whisper.node';
 
 export type HostRequest =
-  | { type: 'load'; modelPath: string; useGpu: boolean; variant: WhisperVariant }
-  | { type: 'transcribe'; id: number; pcm: Uint8Array; language: string | undefined; threads: number };
+  | { type: 'load'; slot: number; modelPath: string; useGpu: boolean; variant: WhisperVariant }
+  | {
+      type: 'transcribe';
+      id: number;
+      slot: number;
+      pcm: Uint8Array;
+      language: string | undefined;
+      threads: number;
+    };
 
 export interface HostSegment {
   text: string;
@@ -50,13 +62,13 @@ export interface HostSegment {
 }
 
 export type HostReply =
-  | { type: 'loaded'; gpuDevice: string | undefined; noGpuReason: string | undefined }
-  | { type: 'load-failed'; message: string; problem: 'model' | 'runtime' }
+  | { type: 'loaded'; slot: number; gpuDevice: string | undefined; noGpuReason: string | undefined }
+  | { type: 'load-failed'; slot: number; message: string; problem: 'model' | 'runtime' }
   | { type: 'progress'; id: number; percent: number }
   | { type: 'result'; id: number; segments: HostSegment[] }
   | { type: 'failed'; id: number; message: string };
 
-let ctx: WhisperContext | undefined;
+const contexts: (WhisperContext | undefined)[] = [];
 
 function send(reply: HostReply): void {
   process.send?.(reply);
@@ -76,6 +88,7 @@ async function load(req: Extract<HostRequest, { type: 'load' }>): Promise<void> 
       // Typically libcudart/libcublas missing: say so instead of running on the CPU unnoticed.
       send({
         type: 'load-failed',
+        slot: req.slot,
         problem: 'runtime',
         message: `the ${req.variant.toUpperCase()} build of whisper cannot be loaded on this machine (${(err as Error).message.split('\n')[0]})`,
       });
@@ -89,6 +102,7 @@ async function load(req: Extract<HostRequest, { type: 'load' }>): Promise<void> 
   } catch (err) {
     send({
       type: 'load-failed',
+      slot: req.slot,
       problem: 'runtime',
       message: `@fugood/whisper.node cannot be loaded (${(err as Error).message})`,
     });
@@ -103,7 +117,10 @@ async function load(req: Extract<HostRequest, { type: 'load' }>): Promise<void> 
   });
   await whisper.toggleNativeLog(true);
   try {
-    ctx = await whisper.initWhisper({ filePath: req.modelPath, useGpu: req.useGpu }, req.variant);
+    contexts[req.slot] = await whisper.initWhisper(
+      { filePath: req.modelPath, useGpu: req.useGpu },
+      req.variant,
+    );
   } catch (err) {
     await settleLogs(whisper, listener);
     // whisper.cpp logs the actual reason ("exception during model load: ..."); the exception only says it failed.
@@ -111,7 +128,7 @@ async function load(req: Extract<HostRequest, { type: 'load' }>): Promise<void> 
       .filter((l) => errorLines.has(l) || /error|fail|invalid|exception/i.test(l))
       .slice(-2);
     const message = [(err as Error).message, ...reasons].join(': ');
-    send({ type: 'load-failed', problem: 'model', message });
+    send({ type: 'load-failed', slot: req.slot, problem: 'model', message });
     return;
   }
   await settleLogs(whisper, listener);
@@ -119,7 +136,7 @@ async function load(req: Extract<HostRequest, { type: 'load' }>): Promise<void> 
   // says it found none; that, not the request, is what we report.
   const gpu = logs.map((l) => /whisper_backend_init_gpu: using (\S+) backend/.exec(l)?.[1]).find(Boolean);
   const failed = logs.find((l) => /failed to initialize \S+ backend|no GPU found/.test(l));
-  send({ type: 'loaded', gpuDevice: failed ? undefined : gpu, noGpuReason: failed });
+  send({ type: 'loaded', slot: req.slot, gpuDevice: failed ? undefined : gpu, noGpuReason: failed });
 }
 
 async function settleLogs(whisper: WhisperNode, listener: { remove: () => void }): Promise<void> {
@@ -130,6 +147,7 @@ async function settleLogs(whisper: WhisperNode, listener: { remove: () => void }
 }
 
 async function transcribe(req: Extract<HostRequest, { type: 'transcribe' }>): Promise<void> {
+  const ctx = contexts[req.slot];
   if (!ctx) return send({ type: 'failed', id: req.id, message: 'no model loaded' });
   const pcm = req.pcm;
   const audio = pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + pcm.byteLength) as ArrayBuffer;
@@ -150,10 +168,12 @@ async function transcribe(req: Extract<HostRequest, { type: 'transcribe' }>): Pr
   }
 }
 
-// Requests are handled strictly in order: one model, one transcription at a time.
-let queue: Promise<void> = Promise.resolve();
+// Requests are handled strictly in order per slot: one context, one transcription at a time.
+const queues: Promise<void>[] = [];
 process.on('message', (req: HostRequest) => {
-  queue = queue.then(() => (req.type === 'load' ? load(req) : transcribe(req)));
+  queues[req.slot] = (queues[req.slot] ?? Promise.resolve()).then(() =>
+    req.type === 'load' ? load(req) : transcribe(req),
+  );
 });
 // The parent went away (crash, kill -9): nothing is left to serve.
 process.on('disconnect', () => process.exit(0));
