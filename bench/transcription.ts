@@ -19,6 +19,8 @@
  *
  *   npm run bench:transcription                 # PGlite
  *   DATABASE_URL=postgres://… npm run bench:transcription
+ *   BENCH_ONLY=intake-01 npm run bench:transcription   # some conversations only
+ * A second table splits each upload→done into its parts, from the server's own log lines.
  */
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -26,7 +28,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import selfsigned from 'selfsigned';
-import { diarizationErrorRate } from '../src/audio/der.js';
+import { diarizationErrorRate } from '../test/helpers/der.js';
 import type { Segment, SpeakerTurn } from '../src/domain/transcript.js';
 import { wordErrorRate } from '../src/domain/wer.js';
 import { createAudioDecoder } from '../src/repositories/audio-decoder.repository.js';
@@ -62,17 +64,37 @@ interface Row {
   wallSeconds: number;
   cliSeconds: number;
   recognisedPerSecond: number;
+  /** Where upload→done went, in seconds (see phaseNote). */
+  phases: {
+    upload: number;
+    wait: number;
+    checkout: number;
+    decode: number;
+    recognise: number;
+    diarize: number;
+    save: number;
+  };
+}
+
+/** The last log entry with this message written since `from` (the harness keeps every line). */
+function logged(logs: string[], from: number, msg: string): Record<string, number> {
+  for (let i = logs.length - 1; i >= from; i--) {
+    const entry = JSON.parse(logs[i]!) as Record<string, unknown>;
+    if (entry.msg === msg) return entry as Record<string, number>;
+  }
+  throw new Error(`no "${msg}" in the server log`);
 }
 
 async function main(): Promise<void> {
   if (!hasCorpus) throw new Error(noCorpusReason);
-  const sphinx = sphinxAvailability();
+  const sphinx = sphinxAvailability(process.env.PATH ?? '');
   if (!sphinx.available) throw new Error(sphinx.reason);
 
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sotto-bench-'));
   const harness = await startTestApp({
     env: {
-      SOTTO_LOG_LEVEL: 'warn',
+      // info: the jobs' own timings (checkout, decode, recognise, save) are read from the log.
+      SOTTO_LOG_LEVEL: 'info',
       SOTTO_DATA_DIR: dataDir,
       SOTTO_ASR_ENGINE: 'sphinx',
       SOTTO_JOB_POLL_MS: '100',
@@ -130,7 +152,9 @@ async function main(): Promise<void> {
   };
   const rows: Row[] = [];
   try {
-    for (const id of corpusIds()) {
+    // BENCH_ONLY=intake-01 (comma-separated ids) limits the run to some conversations.
+    const only = process.env.BENCH_ONLY?.split(',').filter(Boolean);
+    for (const id of corpusIds().filter((i) => !only || only.includes(i))) {
       const ref = corpusEntry(id);
       const mono = readCorpusMono(id).pcm;
       const wavWer = await directWer(ref.text, [mono]);
@@ -148,8 +172,10 @@ async function main(): Promise<void> {
         await engine.transcribe(mono);
         const cliSeconds = (performance.now() - cliStart) / 1000;
         const before = await recognised();
+        const logFrom = harness.logs.length;
         const postedAt = performance.now();
         const posted = await call('POST', '/api/v1/recordings', form.payload, form.headers);
+        const uploadSeconds = (performance.now() - postedAt) / 1000;
         if (posted.status !== 202)
           throw new Error(`${file}: upload answered ${posted.status} ${posted.body}`);
         const recordingId = (JSON.parse(posted.body) as { id: string }).id;
@@ -167,7 +193,21 @@ async function main(): Promise<void> {
         const { segments } = JSON.parse(t.body) as { segments: Segment[] };
         const hyp: SpeakerTurn[] = segments.map((s) => ({ speaker: s.speaker, start: s.start, end: s.end }));
         const seconds = rec.durationSeconds;
+        const job = logged(harness.logs, logFrom, 'transcription finished');
+        const pipe = logged(harness.logs, logFrom, 'transcription pipeline finished');
+        const phases = {
+          upload: uploadSeconds,
+          checkout: job.checkoutMs! / 1000,
+          decode: pipe.decodeMs! / 1000,
+          recognise: pipe.recogniseMs! / 1000,
+          diarize: pipe.diarizeMs! / 1000,
+          save: job.saveMs! / 1000,
+          wait: 0,
+        };
+        // The rest: from the 202 to the claim, the pipeline's progress heartbeats, and the poll.
+        phases.wait = wallSeconds - uploadSeconds - (job.checkoutMs! + job.pipelineMs! + job.saveMs!) / 1000;
         rows.push({
+          phases,
           file: path.basename(file),
           seconds,
           wavWer,
@@ -234,6 +274,36 @@ async function main(): Promise<void> {
   console.log(line(header));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const row of table) console.log(line(row));
+  const phaseHeader = [
+    'file',
+    'upload→done s',
+    'upload',
+    'queue + poll',
+    'decrypt copy',
+    'decode',
+    'recognise + speakers',
+    'of which diarization on the main thread',
+    'save',
+  ];
+  const phaseTable = rows.map((r) => [
+    r.file,
+    r.wallSeconds.toFixed(2),
+    ...[
+      r.phases.upload,
+      r.phases.wait,
+      r.phases.checkout,
+      r.phases.decode,
+      r.phases.recognise,
+      r.phases.diarize,
+      r.phases.save,
+    ].map((x) => `${x.toFixed(2)} (${Math.round((100 * x) / r.wallSeconds)}%)`),
+  ]);
+  const pw = phaseHeader.map((h, i) => Math.max(h.length, ...phaseTable.map((row) => row[i]!.length)));
+  const pline = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(pw[i]!)).join(' | ')} |`;
+  console.log(`\nWhere upload→done went (seconds, share):`);
+  console.log(pline(phaseHeader));
+  console.log(`|${pw.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const row of phaseTable) console.log(pline(row));
   console.log(
     '\nWER direct = pocketsphinx on the whole file, each channel separately, no Sotto code in between;' +
       '\nΔ points = WER API − WER direct (this file).' +

@@ -266,8 +266,12 @@ export class JobRunner {
     }, this.opts.heartbeatMs);
     let audio: { path: string; release(): Promise<void> } | undefined;
     let inPipeline = false;
+    const claimedAt = performance.now();
+    const ms = (from: number) => Math.round(performance.now() - from);
     try {
       audio = await job.checkout();
+      const checkoutMs = ms(claimedAt);
+      const pipelineAt = performance.now();
       controller.signal.throwIfAborted();
       const pipeline = await this.pipeline().catch((err: unknown) => {
         throw isEngineUnavailable(err) ? new NoEngine(err) : err;
@@ -286,8 +290,10 @@ export class JobRunner {
         },
       });
       inPipeline = false;
+      const pipelineMs = ms(pipelineAt);
       clearInterval(timer);
       await beat;
+      const savingAt = performance.now();
       controller.signal.throwIfAborted();
       // Encrypting and storing a long transcript takes a moment: the panel says so.
       await this.heartbeat(job, 1, 'saving', controller);
@@ -297,7 +303,10 @@ export class JobRunner {
       await this.whileOutage(async () => {
         stored = await job.complete(result);
       });
-      this.logger.info({ recordingId: job.recordingId, stored }, 'transcription finished');
+      this.logger.info(
+        { recordingId: job.recordingId, stored, checkoutMs, pipelineMs, saveMs: ms(savingAt) },
+        'transcription finished',
+      );
     } catch (err) {
       clearInterval(timer);
       await beat;
