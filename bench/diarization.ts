@@ -9,7 +9,7 @@
  *   npx tsx bench/diarization.ts             # corpus files
  *   npx tsx bench/diarization.ts --long 10   # plus a 10-minute concatenation (scaling, RTF)
  */
-import { diarizationErrorRate } from '../src/audio/der.js';
+import { diarizationErrorRate } from '../test/helpers/der.js';
 import { diarizeChannels } from '../src/audio/diarize.js';
 import { ClusteringDiarizer } from '../src/audio/diarize-cluster.js';
 import type { SpeakerTurn } from '../src/domain/transcript.js';

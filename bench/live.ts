@@ -204,7 +204,7 @@ function row(name: string, r: Timings, reference: string): string {
 
 async function main(): Promise<void> {
   if (!hasCorpus) throw new Error(noCorpusReason);
-  const sphinx = sphinxAvailability();
+  const sphinx = sphinxAvailability(process.env.PATH ?? '');
   if (!sphinx.available) throw new Error(sphinx.reason);
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sotto-bench-live-'));
   const t = await startTestApp({

@@ -16,9 +16,11 @@ const settings = (over: Partial<EngineSettings> = {}): EngineSettings => ({
   device: 'cpu',
   whisperModel: 'base.en',
   openai: { baseUrl: undefined, apiKey: undefined, model: 'whisper-1', timeoutMs: 1000 },
+  searchPath: process.env.PATH ?? '',
   ...over,
 });
 const noSphinx = { sphinx: { binary: '/nonexistent/pocketsphinx_continuous' } };
+const installed = sphinxAvailability(process.env.PATH ?? '');
 
 function dataDir(name: string, withModel: boolean): string {
   const dir = path.join(tmp, name);
@@ -34,14 +36,11 @@ describe('selectEngine', () => {
     expect(choice.reason).toMatch(/whisper model base.en is installed/);
   });
 
-  it.skipIf(!sphinxAvailability().available)(
-    'auto falls back to pocketsphinx without a whisper model',
-    async () => {
-      const choice = await selectEngine(settings(), dataDir('no-model', false));
-      expect(choice.engine.id).toBe('sphinx');
-      expect(choice.reason).toMatch(/pocketsphinx is installed/);
-    },
-  );
+  it.skipIf(!installed.available)('auto falls back to pocketsphinx without a whisper model', async () => {
+    const choice = await selectEngine(settings(), dataDir('no-model', false));
+    expect(choice.engine.id).toBe('sphinx');
+    expect(choice.reason).toMatch(/pocketsphinx is installed/);
+  });
 
   it('auto with nothing installed tells the user both ways to get an engine', async () => {
     const err = await selectEngine(settings(), dataDir('nothing', false), noSphinx).catch((e: unknown) => e);
@@ -82,6 +81,7 @@ describe('ASR configuration', () => {
       device: 'cpu',
       whisperModel: 'base.en',
       openai: { baseUrl: undefined, apiKey: undefined, model: 'whisper-1', timeoutMs: 600_000 },
+      searchPath: '',
       dataDir: tmp,
     });
   });
@@ -96,6 +96,7 @@ describe('ASR configuration', () => {
       SOTTO_OPENAI_API_KEY: 'sk-x',
       SOTTO_OPENAI_MODEL: 'Systran/faster-whisper-large-v3',
       SOTTO_OPENAI_TIMEOUT_SECONDS: '120',
+      PATH: '/opt/sphinx/bin:/usr/bin',
     });
     expect(asr).toMatchObject({
       engine: 'openai',
@@ -107,6 +108,7 @@ describe('ASR configuration', () => {
         model: 'Systran/faster-whisper-large-v3',
         timeoutMs: 120_000,
       },
+      searchPath: '/opt/sphinx/bin:/usr/bin',
     });
   });
 

@@ -14,7 +14,7 @@ import { FIXTURES, readReferences } from './helpers/speech-fixtures.js';
  * streaming sessions with partials and finals, word timings, warm reuse, abort, and isolation of
  * a crashed or hung decoder from the other sessions.
  */
-const installed = sphinxAvailability();
+const installed = sphinxAvailability(process.env.PATH ?? '');
 const helper = sphinxHelper();
 const skip = !installed.available
   ? installed.reason

@@ -16,7 +16,7 @@ import { processesMentioning, readPcm16Wav } from './helpers/pcm.js';
  * The sphinx engine against the real Debian pocketsphinx on the shared corpus: accuracy (WER
  * against the script each conversation was synthesised from), timing sanity, abort and clean-up.
  */
-const installed = sphinxAvailability();
+const installed = sphinxAvailability(process.env.PATH ?? '');
 const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'asr-sphinx-spec-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
 
@@ -67,7 +67,9 @@ describe.skipIf(!installed.available)(
       expect(err).toBeInstanceOf(EngineUnavailableError);
       expect((err as Error).message).toMatch(/not found.*apt-get install pocketsphinx pocketsphinx-en-us/);
       expect(readdirSync(tmpDir)).toEqual([]);
-      expect(sphinxAvailability({ binary: '/nonexistent/bin/pocketsphinx_continuous' })).toMatchObject({
+      expect(
+        sphinxAvailability(process.env.PATH ?? '', { binary: '/nonexistent/bin/pocketsphinx_continuous' }),
+      ).toMatchObject({
         available: false,
         reason: expect.stringMatching(/not installed/),
       });
@@ -78,7 +80,9 @@ describe.skipIf(!installed.available)(
       await expect(engine.transcribe(shortPcm())).rejects.toThrow(
         /en-us model is missing.*apt-get install pocketsphinx pocketsphinx-en-us/,
       );
-      expect(sphinxAvailability({ modelDir: '/nonexistent/model' }).available).toBe(false);
+      expect(sphinxAvailability(process.env.PATH ?? '', { modelDir: '/nonexistent/model' }).available).toBe(
+        false,
+      );
     });
 
     it('a binary that fails is an EngineFailedError, and the temporary WAV is removed', async () => {

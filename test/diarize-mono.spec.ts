@@ -4,7 +4,7 @@
  * inputs that break naive front ends.
  */
 import { describe, expect, it } from 'vitest';
-import { diarizationErrorRate } from '../src/audio/der.js';
+import { diarizationErrorRate } from './helpers/der.js';
 import { diarize, type Diarizer } from '../src/audio/diarize.js';
 import { ClusteringDiarizer } from '../src/audio/diarize-cluster.js';
 import type { SpeakerTurn } from '../src/domain/transcript.js';

@@ -3,7 +3,7 @@
  * target DER ≤ 2% (md-eval, ±0.25 s collar), crosstalk suppression and overlapping speech.
  */
 import { describe, expect, it } from 'vitest';
-import { diarizationErrorRate } from '../src/audio/der.js';
+import { diarizationErrorRate } from './helpers/der.js';
 import { diarize, diarizeChannels, isDualMono } from '../src/audio/diarize.js';
 import { ClusteringDiarizer } from '../src/audio/diarize-cluster.js';
 import type { SpeakerTurn } from '../src/domain/transcript.js';

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { planChunks } from '../src/audio/chunker.js';
-import { diarizationErrorRate } from '../src/audio/der.js';
+import { diarizationErrorRate } from './helpers/der.js';
 import { detectSpeech, VadStream } from '../src/audio/vad.js';
 import { corpusEntry, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';

@@ -35,6 +35,7 @@ beforeAll(async () => {
     SOTTO_PUBLIC_URL: 'https://sotto.test',
     SOTTO_REDIS_PREFIX: prefix,
     SOTTO_BODY_LIMIT_BYTES: String(BODY_LIMIT),
+    PATH: process.env.PATH ?? '',
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
   });
   logs = [];

@@ -29,7 +29,7 @@ import { backendLabel, startTestApp, usingRedis, type TestApp } from './helpers/
  * Real server over WSS, real sphinx engine, real speech (the LibriVox track of test/fixtures).
  */
 const RATE = 16_000;
-const installed = sphinxAvailability();
+const installed = sphinxAvailability(process.env.PATH ?? '');
 
 interface Seg {
   id: string;

@@ -16,7 +16,7 @@ import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js'
  * the real stop (spool → sealed WAV → queued job → stored transcript).
  */
 const RATE = 16_000;
-const installed = sphinxAvailability();
+const installed = sphinxAvailability(process.env.PATH ?? '');
 
 /** Fixture utterances with `gap` seconds of faint room tone between them. */
 function speech(files: string[], gap = 1.5): Int16Array {

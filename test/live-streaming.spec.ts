@@ -17,7 +17,7 @@ import { buildLongTrack, pcmOf, readReferences } from './helpers/speech-fixtures
  * not the session.
  */
 const RATE = 16_000;
-const installed = sphinxAvailability();
+const installed = sphinxAvailability(process.env.PATH ?? '');
 const skip = !installed.available
   ? installed.reason
   : !sphinxHelper()

@@ -26,7 +26,7 @@ import { FRAME_SAMPLES, Framer, Resampler } from '../web/src/live/resample.js';
  * the production CSP (any violation fails the last test).
  */
 const CORPUS_ID = 'intake-01';
-const ffmpeg = findExecutable('ffmpeg');
+const ffmpeg = findExecutable('ffmpeg', process.env.PATH ?? '');
 const skipReason = !hasCorpus
   ? noCorpusReason
   : !hasChromium

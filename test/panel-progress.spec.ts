@@ -20,7 +20,7 @@ import { backendLabel } from './helpers/test-app.js';
  * the elapsed time and an estimate, and says so when it finishes. Real server over HTTPS/WSS,
  * real sphinx engine and worker, real speech; no CSP violation, no serious axe violation.
  */
-const sphinx = sphinxAvailability();
+const sphinx = sphinxAvailability(process.env.PATH ?? '');
 const skipReason =
   panelSkipReason('panel-progress') || (sphinx.available ? '' : (sphinx.reason ?? 'no sphinx'));
 

@@ -15,7 +15,7 @@ import { PipelineService } from '../src/services/pipeline.service.js';
 import { corpusEntry, corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { processesMentioning } from './helpers/pcm.js';
 
-const installed = sphinxAvailability();
+const installed = sphinxAvailability(process.env.PATH ?? '');
 const decoderStatus = await checkDecoder();
 const skipReason = !hasCorpus ? noCorpusReason : !installed.available ? installed.reason : '';
 const silentLogger = { info: () => undefined, debug: () => undefined };

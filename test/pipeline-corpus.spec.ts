@@ -22,7 +22,7 @@ import {
 } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
 
-const installed = sphinxAvailability();
+const installed = sphinxAvailability(process.env.PATH ?? '');
 const skipReason = !hasCorpus ? noCorpusReason : !installed.available ? installed.reason : '';
 const silentLogger = { info: () => undefined, debug: () => undefined };
 

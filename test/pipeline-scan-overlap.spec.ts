@@ -16,7 +16,7 @@ import { FIXTURES, readReferences } from './helpers/speech-fixtures.js';
  * left idle meanwhile), and the words must be exactly those of the same recording recognised
  * with the scan waited for first: the pieces are the same, only their order differs.
  */
-const skip = !sphinxAvailability().available
+const skip = !sphinxAvailability(process.env.PATH ?? '').available
   ? 'pocketsphinx is not installed'
   : !sphinxHelper()
     ? 'the warm helper is not built (apt-get install libpocketsphinx-dev pkg-config; npm install)'

@@ -151,7 +151,11 @@ describe.skipIf(!!missing)(
         longWav,
       );
       // The engine the app would pick with SOTTO_ASR_ENGINE=sphinx (src/app.ts lazyPipeline).
-      const { dataDir, ...asr } = loadAsrConfig({ SOTTO_ASR_ENGINE: 'sphinx', SOTTO_DATA_DIR: tmp });
+      const { dataDir, ...asr } = loadAsrConfig({
+        SOTTO_ASR_ENGINE: 'sphinx',
+        SOTTO_DATA_DIR: tmp,
+        PATH: process.env.PATH ?? '',
+      });
       const chosen = (await selectEngine(asr, dataDir)).engine;
       engine = chosen;
       const decoder = createAudioDecoder();

@@ -15,7 +15,7 @@ import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js'
  * waiting for the long one to finish. Real server, real queue, real pocketsphinx, real speech
  * (test/fixtures/speech).
  */
-const installed = sphinxAvailability();
+const installed = sphinxAvailability(process.env.PATH ?? '');
 
 describe.skipIf(!installed.available)(
   `uploads share the engine (${backendLabel})${installed.available ? '' : ` (skipped: ${installed.reason})`}`,

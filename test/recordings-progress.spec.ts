@@ -18,7 +18,7 @@ import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js'
  * recognition; the API adds the elapsed time and an estimate of the time left. Real upload, real
  * worker, real sphinx engine on real speech.
  */
-const installed = sphinxAvailability();
+const installed = sphinxAvailability(process.env.PATH ?? '');
 const ORDER = ['queued', 'decoding', 'transcribing', 'speakers', 'saving'];
 
 interface Seen {

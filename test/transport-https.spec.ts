@@ -33,9 +33,9 @@ function collect(res: IncomingMessage): Promise<Answer> {
 
 function httpGet(port: number, pathAndQuery: string, headers: Record<string, string> = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path: pathAndQuery, headers }, (res) =>
-      collect(res).then(resolve, reject),
-    );
+    const req = httpRequest({ host: '127.0.0.1', port, path: pathAndQuery, headers }, (res) => {
+      collect(res).then(resolve, reject);
+    });
     req.on('error', reject);
     req.end();
   });
@@ -45,7 +45,9 @@ function httpsGet(port: number, ca: string, pathAndQuery: string): Promise<Answe
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       { host: '127.0.0.1', servername: 'localhost', port, path: pathAndQuery, ca, agent: false },
-      (res) => collect(res).then(resolve, reject),
+      (res) => {
+        collect(res).then(resolve, reject);
+      },
     );
     req.on('error', reject);
     req.end();

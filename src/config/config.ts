@@ -46,6 +46,8 @@ const asrShape = {
   SOTTO_OPENAI_API_KEY: optionalString,
   SOTTO_OPENAI_MODEL: z.string().min(1).default('whisper-1'),
   SOTTO_OPENAI_TIMEOUT_SECONDS: positiveInt.max(3600).default(600),
+  // The operating system's executable search path (not a Sotto setting): where pocketsphinx is found.
+  PATH: z.string().default(''),
 };
 
 const schema = z.object({
@@ -141,6 +143,8 @@ export interface AsrConfig {
   whisperModel: string;
   whisperLiveContext: 'auto' | 'on' | 'off';
   openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string; timeoutMs: number };
+  /** PATH: the directories searched for the engine's executables. */
+  searchPath: string;
 }
 
 function asrFrom(v: z.infer<z.ZodObject<typeof asrShape>>): AsrConfig {
@@ -156,6 +160,7 @@ function asrFrom(v: z.infer<z.ZodObject<typeof asrShape>>): AsrConfig {
       model: v.SOTTO_OPENAI_MODEL,
       timeoutMs: v.SOTTO_OPENAI_TIMEOUT_SECONDS * 1000,
     },
+    searchPath: v.PATH,
   };
 }
 
@@ -510,12 +515,14 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
 export interface BotConfig {
   /** SOTTO_TOKEN (preferred over --token: argv is visible to every local user in ps). */
   token: string | undefined;
+  /** PATH: where the microphone recorder (arecord or sox) is looked for. */
+  searchPath: string;
 }
 
 export function loadBotConfig(env: Env = process.env): BotConfig {
-  const parsed = z.object({ SOTTO_TOKEN: optionalString }).safeParse(env);
+  const parsed = z.object({ SOTTO_TOKEN: optionalString, PATH: z.string().default('') }).safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
   }
-  return { token: parsed.data.SOTTO_TOKEN };
+  return { token: parsed.data.SOTTO_TOKEN, searchPath: parsed.data.PATH };
 }

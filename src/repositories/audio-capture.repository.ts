@@ -65,12 +65,12 @@ export async function* rawFrames(input: Readable, signal: AbortSignal): AsyncGen
   if (even > 0 && !signal.aborted) yield Buffer.from(pending.subarray(0, even));
 }
 
-/** The recorder `--mic` would use, or undefined when neither is installed. */
-export function micRecorder(): { command: string; args: string[] } | undefined {
-  const arecord = findExecutable('arecord');
+/** The recorder `--mic` would use (looked up along PATH), or undefined when neither is installed. */
+export function micRecorder(searchPath: string): { command: string; args: string[] } | undefined {
+  const arecord = findExecutable('arecord', searchPath);
   if (arecord)
     return { command: arecord, args: ['-q', '-f', 'S16_LE', '-r', '16000', '-c', '1', '-t', 'raw'] };
-  const sox = findExecutable('sox');
+  const sox = findExecutable('sox', searchPath);
   if (sox)
     return {
       command: sox,
@@ -79,8 +79,8 @@ export function micRecorder(): { command: string; args: string[] } | undefined {
   return undefined;
 }
 
-export async function* micFrames(signal: AbortSignal): AsyncGenerator<Buffer> {
-  const recorder = micRecorder();
+export async function* micFrames(signal: AbortSignal, searchPath: string): AsyncGenerator<Buffer> {
+  const recorder = micRecorder(searchPath);
   if (!recorder) throw new CaptureError(MIC_MISSING);
   const child = spawn(recorder.command, recorder.args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';

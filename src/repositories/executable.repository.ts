@@ -3,13 +3,13 @@ import path from 'node:path';
 
 /**
  * The executable a shell would run for `binary`: the name itself when it holds a slash, else the
- * first executable file of that name along PATH. PATH is the operating system's executable
- * search path, not Sotto configuration, so it is read here rather than in config/.
+ * first executable file of that name along `searchPath` (PATH, which config/ reads with the rest
+ * of the environment and hands down).
  */
-export function findExecutable(binary: string, envPath = process.env.PATH ?? ''): string | undefined {
+export function findExecutable(binary: string, searchPath: string): string | undefined {
   const candidates = binary.includes('/')
     ? [binary]
-    : envPath
+    : searchPath
         .split(path.delimiter)
         .filter(Boolean)
         .map((dir) => path.join(dir, binary));

@@ -1,13 +1,11 @@
 import type { Queryable } from '../db/database.js';
+import type { WebhookEvent } from '../domain/webhook-events.js';
 
 /**
  * Webhooks and their delivery outbox (tables webhooks, webhook_deliveries). Everything runs under
  * the org's RLS context except `due`, which the delivery loop runs in the system context to find
  * work across orgs (ids only) before acting per org.
  */
-export const webhookEvents = ['recording.done', 'recording.failed', 'recording.deleted'] as const;
-export type WebhookEvent = (typeof webhookEvents)[number];
-
 export interface WebhookRow {
   id: string;
   orgId: string;

@@ -6,13 +6,8 @@ import type { Actor } from '../domain/auth-context.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { WebhookUrlError, type WebhookSender } from '../repositories/webhook-delivery.repository.js';
-import {
-  webhookEvents,
-  webhookRepository,
-  type DeliveryRow,
-  type WebhookEvent,
-  type WebhookRow,
-} from '../repositories/webhook.repository.js';
+import { webhookEvents, type WebhookEvent } from '../domain/webhook-events.js';
+import { webhookRepository, type DeliveryRow, type WebhookRow } from '../repositories/webhook.repository.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import { requirePermission } from './org.service.js';

@@ -50,7 +50,7 @@ export async function missingTools(): Promise<Record<Gate, string>> {
   // Imported here, not above: importing corpus.ts unpacks the corpus (and throws under CI when it cannot).
   const { noCorpusReason } = await import('./corpus.js');
   const { hasChromium, noChromiumReason } = await import('./panel.js');
-  const sphinx = sphinxAvailability();
+  const sphinx = sphinxAvailability(process.env.PATH ?? '');
   const decoder = await checkDecoder();
   return {
     corpus: noCorpusReason,

@@ -78,6 +78,8 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     SOTTO_PUBLIC_URL: 'https://sotto.test',
     SOTTO_REDIS_PREFIX: prefix,
     SOTTO_ARGON2_CONCURRENCY: '2',
+    // The whole environment the config sees: without PATH, pocketsphinx would not be found.
+    PATH: process.env.PATH ?? '',
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
     ...opts.env,
   });

@@ -174,18 +174,19 @@ async function authenticate(
   return { auth, refreshToken: () => tokens.refreshToken };
 }
 
-function source(opts: BotOptions, signal: AbortSignal): AsyncGenerator<Buffer> {
+function source(opts: BotOptions, signal: AbortSignal, searchPath: string): AsyncGenerator<Buffer> {
   if (opts.file) return fileFrames(opts.file, signal);
   if (opts.stdin) return rawFrames(process.stdin, signal);
-  return micFrames(signal);
+  return micFrames(signal, searchPath);
 }
 
 export async function runBot(opts: BotOptions): Promise<void> {
   const inputs = [opts.file !== undefined, opts.stdin === true, opts.mic === true].filter(Boolean).length;
   if (inputs !== 1) throw new BotExit('give exactly one of --file FILE, --stdin or --mic', 1);
   if (opts.ca && opts.insecure) throw new BotExit('--ca and --insecure exclude each other', 1);
+  const { searchPath } = loadBotConfig();
   // Before a recording is created for nothing.
-  if (opts.mic && !micRecorder()) throw new BotExit(MIC_MISSING, 1);
+  if (opts.mic && !micRecorder(searchPath)) throw new BotExit(MIC_MISSING, 1);
   let ca: string | undefined;
   if (opts.ca) {
     try {
@@ -274,7 +275,7 @@ export async function runBot(opts: BotOptions): Promise<void> {
         () => (endedEarly = true),
       );
       try {
-        for await (const frame of source(opts, abort.signal)) {
+        for await (const frame of source(opts, abort.signal, searchPath)) {
           if (abort.signal.aborted || endedEarly) break;
           if (paced) {
             const wait = t0 + samples / 16 - performance.now();

@@ -25,6 +25,8 @@ export interface EngineSettings {
   /** See WhisperEngineOptions.liveContext (default auto). */
   whisperLiveContext?: 'auto' | 'on' | 'off';
   openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string; timeoutMs: number };
+  /** PATH, where pocketsphinx is looked for. */
+  searchPath: string;
 }
 
 export interface EngineChoice {
@@ -72,7 +74,7 @@ export async function selectEngine(
     case 'whisper':
       return { engine: await whisperEngine(asr, dataDir), reason: 'SOTTO_ASR_ENGINE=whisper' };
     case 'sphinx': {
-      const sphinx = sphinxAvailability(deps.sphinx);
+      const sphinx = sphinxAvailability(asr.searchPath, deps.sphinx);
       if (!sphinx.available)
         throw new EngineUnavailableError(`SOTTO_ASR_ENGINE=sphinx, but ${sphinx.reason}`);
       return { engine: new SphinxEngine(sphinxOptions(asr, deps)), reason: 'SOTTO_ASR_ENGINE=sphinx' };
@@ -96,7 +98,7 @@ export async function selectEngine(
           reason: `auto: whisper model ${model.name} is installed`,
         };
       }
-      const sphinx = sphinxAvailability(deps.sphinx);
+      const sphinx = sphinxAvailability(asr.searchPath, deps.sphinx);
       if (sphinx.available) {
         return {
           engine: new SphinxEngine(sphinxOptions(asr, deps)),

@@ -40,11 +40,11 @@ import { SphinxSession, cleanWords } from './sphinx-session.js';
  * or the watchdog can kill it outright.
  */
 export interface SphinxOptions {
-  /** Executable name (looked up on PATH) or path. */
+  /** Executable name (spawned through PATH) or path. */
   binary?: string;
   /** Folder holding `en-us/` (acoustic model), `en-us.lm.bin` and `cmudict-en-us.dict`. */
   modelDir?: string;
-  /** Where the temporary WAV goes in cold mode (default: the OS temp dir). */
+  /** Where the temporary WAV goes in cold mode (a server: `<data dir>/tmp/asr`; default: the OS temp dir). */
   tmpDir?: string;
   /**
    * The warm helper executable; `false` forces cold mode. Default: the one `npm install` built
@@ -68,7 +68,8 @@ export const SPHINX_HELPER_HINT =
 export function sphinxHelper(opts: SphinxOptions = {}): string | undefined {
   if (opts.helper === false) return undefined;
   const file = opts.helper ?? SPHINX_HELPER_PATH;
-  return findExecutable(file.includes('/') ? file : `./${file}`);
+  // Always a path (never searched for), so no search path is needed.
+  return findExecutable(file.includes('/') ? file : `./${file}`, '');
 }
 
 export const SPHINX_DEFAULTS = {
@@ -118,10 +119,16 @@ function modelProblem(p: SphinxPaths): string | undefined {
   return `the pocketsphinx en-us model is missing (${missing.join(', ')}); install it with \`${SPHINX_INSTALL_HINT}\``;
 }
 
-/** Whether the binary and the en-us model are installed; `reason` says what is missing and how to fix it. */
-export function sphinxAvailability(opts: SphinxOptions = {}): { available: boolean; reason?: string } {
+/**
+ * Whether the binary (looked up along `searchPath`, the PATH config/ read) and the en-us model are
+ * installed; `reason` says what is missing and how to fix it.
+ */
+export function sphinxAvailability(
+  searchPath: string,
+  opts: SphinxOptions = {},
+): { available: boolean; reason?: string } {
   const p = resolvePaths(opts);
-  if (!findExecutable(p.binary)) {
+  if (!findExecutable(p.binary, searchPath)) {
     return {
       available: false,
       reason: `pocketsphinx is not installed (no executable "${p.binary}"); install it with \`${SPHINX_INSTALL_HINT}\``,

@@ -118,9 +118,10 @@ export function useFocusAfter(refs: {
   code: React.RefObject<HTMLInputElement | null>;
 }): (field: 'password' | 'code' | null) => void {
   const [target, setTarget] = useState<{ field: 'password' | 'code'; n: number } | null>(null);
+  const { password, code } = refs;
   useEffect(() => {
-    if (target) refs[target.field].current?.focus();
-  }, [target]);
+    if (target) (target.field === 'password' ? password : code).current?.focus();
+  }, [target, password, code]);
   return (field) => {
     if (field) setTarget((t) => ({ field, n: (t?.n ?? 0) + 1 }));
   };

@@ -20,6 +20,11 @@ function stopAll(stream: MediaStream | null): void {
   for (const t of stream?.getTracks() ?? []) t.stop();
 }
 
+async function listMics(media: MediaDevices | undefined): Promise<MediaDeviceInfo[]> {
+  const all = (await media?.enumerateDevices()) ?? [];
+  return all.filter((d) => d.kind === 'audioinput');
+}
+
 export function LiveStartPage() {
   const media = typeof navigator !== 'undefined' ? navigator.mediaDevices : undefined;
   const [title, setTitle] = useState('');
@@ -32,14 +37,9 @@ export function LiveStartPage() {
   const [error, setError] = useState<string | null>(null);
   const running = runningSession();
 
-  async function listMics(): Promise<MediaDeviceInfo[]> {
-    const all = (await media?.enumerateDevices()) ?? [];
-    return all.filter((d) => d.kind === 'audioinput');
-  }
-
   // Access granted earlier (this site remembered): the names are readable without asking.
   useEffect(() => {
-    void listMics()
+    void listMics(media)
       .then((found) => {
         if (found.some((d) => d.label)) {
           setMics(found);
@@ -47,7 +47,7 @@ export function LiveStartPage() {
         }
       })
       .finally(() => setChecked(true));
-  }, []);
+  }, [media]);
 
   // Tab sharing ends with this screen unless it was handed to a started recording.
   const tabRef = useRef<MediaStream | null>(null);
@@ -60,7 +60,7 @@ export function LiveStartPage() {
     try {
       const probe = await media!.getUserMedia({ audio: true });
       stopAll(probe);
-      const found = await listMics();
+      const found = await listMics(media);
       setMics(found);
       setMicId((id) => id || (found[0]?.deviceId ?? ''));
     } catch (err) {

@@ -49,6 +49,7 @@ function roughly(seconds: number): string {
 
 export function JobProgress({ r }: { r: Recording }) {
   // When this answer arrived: elapsed time goes on between two reads.
+  // eslint-disable-next-line react-hooks/exhaustive-deps -- a new answer (r) is what restarts the clock
   const readAt = useMemo(() => Date.now(), [r]);
   const [now, setNow] = useState(readAt);
   useEffect(() => {

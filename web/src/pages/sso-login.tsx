@@ -111,7 +111,7 @@ export function SsoLinkForm() {
         Your identity provider signed you in with an email that already has a Sotto account. Enter that
         account&apos;s password once to link them; after that, single sign-on takes you straight in.
       </p>
-      <form onSubmit={submit} aria-label="Link single sign-on">
+      <form onSubmit={(e) => void submit(e)} aria-label="Link single sign-on">
         <label htmlFor="link-password">Password</label>
         <input
           id="link-password"

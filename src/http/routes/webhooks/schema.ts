@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { webhookEvents } from '../../../repositories/webhook.repository.js';
+import { webhookEvents } from '../../../domain/webhook-events.js';
 
 /** Request and response shapes of /api/v1/org/webhooks (docs/webhooks.md). */
 export const webhookParams = z.strictObject({ id: z.guid() });

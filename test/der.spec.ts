@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { SpeakerTurn } from '../domain/transcript.js';
-import { diarizationErrorRate, maxWeightAssignment } from './der.js';
+import type { SpeakerTurn } from '../src/domain/transcript.js';
+import { diarizationErrorRate, maxWeightAssignment } from './helpers/der.js';
 
 const t = (speaker: string, start: number, end: number): SpeakerTurn => ({ speaker, start, end });
 const ref = [t('alice', 0, 10), t('bob', 10, 20)];

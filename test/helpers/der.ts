@@ -11,7 +11,7 @@
  * reference turn boundary (default 0.25 s, the NIST RT convention; pyannote's `collar=0.5`
  * means the same zone). Computation is exact on segment boundaries, not on frames.
  */
-import type { SpeakerTurn } from '../domain/transcript.js';
+import type { SpeakerTurn } from '../../src/domain/transcript.js';
 
 export interface DerOptions {
   /** Half-width of the no-score zone around reference boundaries, seconds. Default 0.25. */

@@ -1,0 +1,140 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ESLint } from 'eslint';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * The layer table of docs/architecture.md is enforced by eslint.config.js (eslint-plugin-boundaries,
+ * rule boundaries/dependencies). These specs lint in-memory sources through ESLint's Node API with
+ * the project's real configuration: nothing is written to the tree. Each source is linted as if it
+ * were an existing file of the layer under test (typed linting only accepts files its tsconfig
+ * covers), found at run time so that moving files around does not break the spec.
+ */
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const RULE = 'boundaries/dependencies';
+
+/** The first TypeScript file (sorted, recursive) under `dir` whose name passes `test`. */
+function findFile(dir: string, test: (name: string) => boolean): string {
+  const found = readdirSync(path.join(root, dir), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.spec.ts') && test(path.basename(f)))
+    .sort();
+  if (!found[0]) throw new Error(`no file in ${dir} for this check`);
+  return path.join(root, dir, found[0]);
+}
+
+const files = {
+  route: () => findFile('src/http/routes', () => true),
+  plugin: () => findFile('src/http/plugins', () => true),
+  service: () => findFile('src/services', (n) => n.endsWith('.service.ts')),
+  domain: () => findFile('src/domain', () => true),
+  repository: () => findFile('src/repositories', (n) => n === 'recording.repository.ts'),
+  rateLimitRepository: () => findFile('src/repositories', (n) => n === 'rate-limit.repository.ts'),
+  config: () => findFile('src/config', (n) => n === 'config.ts'),
+  errors: () => findFile('src/domain', (n) => n === 'errors.ts'),
+};
+
+/** An import specifier from `from` to `to`, written as the code writes them (`.js`). */
+function spec(from: string, to: string): string {
+  const rel = path.relative(path.dirname(from), to).replace(/\.ts$/, '.js');
+  return rel.startsWith('.') ? rel : `./${rel}`;
+}
+
+let eslint: ESLint;
+
+/** Lints `code` as the file `as`; returns the layer-rule messages, after checking it parsed. */
+async function layerErrors(as: string, code: string): Promise<string[]> {
+  const [result] = await eslint.lintText(code, { filePath: as });
+  expect(result!.messages.filter((m) => m.fatal)).toEqual([]);
+  return result!.messages.filter((m) => m.ruleId === RULE).map((m) => m.message);
+}
+
+beforeAll(async () => {
+  eslint = new ESLint({ cwd: root });
+  // The first typed lint builds the TypeScript program; later ones reuse it.
+  await layerErrors(files.domain(), 'export const warm = 1;\n');
+}, 120_000);
+
+describe('the layer rule (docs/architecture.md, "Layers")', () => {
+  it('fails a route that imports a repository', async () => {
+    const route = files.route();
+    const errors = await layerErrors(
+      route,
+      `import { recordingRepository } from '${spec(route, files.repository())}';\nexport const probe = recordingRepository;\n`,
+    );
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/routes may not import repositories/);
+    expect(errors[0]).toContain('recording.repository.js');
+  });
+
+  it('lets a route import a service, and name a repository type', async () => {
+    const route = files.route();
+    const service = files.service();
+    expect(
+      await layerErrors(
+        route,
+        [
+          `import * as svc from '${spec(route, service)}';`,
+          `import type { RecordingRow } from '${spec(route, files.repository())}';`,
+          'export const probe: [unknown, RecordingRow | null] = [svc, null];',
+          '',
+        ].join('\n'),
+      ),
+    ).toEqual([]);
+  });
+
+  it('keeps the edge-plugin exception narrow: a plugin may use the rate-limit repository, not another', async () => {
+    const plugin = files.plugin();
+    const ok = await layerErrors(
+      plugin,
+      `import * as limits from '${spec(plugin, files.rateLimitRepository())}';\nexport const probe = limits;\n`,
+    );
+    expect(ok).toEqual([]);
+    const route = files.route();
+    const fromRoute = await layerErrors(
+      route,
+      `import * as limits from '${spec(route, files.rateLimitRepository())}';\nexport const probe = limits;\n`,
+    );
+    expect(fromRoute).toHaveLength(1);
+    const other = await layerErrors(
+      plugin,
+      `import * as repo from '${spec(plugin, files.repository())}';\nexport const probe = repo;\n`,
+    );
+    expect(other).toHaveLength(1);
+    expect(other[0]).toMatch(/http may not import repositories/);
+  });
+
+  it('fails upward imports further down: a service reading the config, the domain importing anything', async () => {
+    const service = files.service();
+    const fromService = await layerErrors(
+      service,
+      `import * as cfg from '${spec(service, files.config())}';\nexport const probe = cfg;\n`,
+    );
+    expect(fromService).toHaveLength(1);
+    expect(fromService[0]).toMatch(/services may not import config/);
+    // Naming the config's types is how a service is told what it receives.
+    expect(
+      await layerErrors(
+        service,
+        `import type { Config } from '${spec(service, files.config())}';\nexport type Probe = Config;\n`,
+      ),
+    ).toEqual([]);
+    const domain = files.domain();
+    const fromDomain = await layerErrors(
+      domain,
+      `import * as s from '${spec(domain, service)}';\nexport const probe = s;\n`,
+    );
+    expect(fromDomain).toHaveLength(1);
+    expect(fromDomain[0]).toMatch(/domain may not import services/);
+  });
+
+  it("keeps the panel off the server's code: it talks to the API over HTTP", async () => {
+    const panel = path.join(root, 'web/src/format.ts');
+    const errors = await layerErrors(
+      panel,
+      `import { AppError } from '${spec(panel, files.errors())}';\nexport const probe = AppError;\n`,
+    );
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/web may not import domain/);
+  });
+});
