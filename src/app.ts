@@ -20,6 +20,7 @@ import { AuditService } from './services/audit.service.js';
 import { AuthService } from './services/auth.service.js';
 import { SignupService } from './services/signup.service.js';
 import { HealthService } from './services/health.service.js';
+import { ServerNodeService } from './services/server-node.service.js';
 import { InvitationService } from './services/invitation.service.js';
 import { KeyService } from './services/key.service.js';
 import { KeyAgeService } from './services/key-age.service.js';
@@ -91,6 +92,8 @@ export interface Services {
   tokens: TokenService;
   actors: ActorService;
   health: HealthService;
+  /** This node's public URL heartbeat (started by `sotto serve`). */
+  nodes: ServerNodeService;
   /** The speech-recognition engine: chosen on first use, whether one is usable (serve, /readyz, admins). */
   engines: EngineReadinessService;
   /** Rate-limit counters (Redis when configured, memory otherwise); used by the HTTP rate-limit plugin. */
@@ -162,7 +165,11 @@ export async function createServices(deps: Deps): Promise<Services> {
   });
   await tokens.init();
   const engines = new EngineReadinessService(
-    () => selectEngine(config.asr, config.dataDir, deps.engineDeps),
+    () =>
+      selectEngine(config.asr, config.dataDir, {
+        tmpDir: path.join(config.tmpDir, 'asr'),
+        ...deps.engineDeps,
+      }),
     logger,
     { configured: config.asr.engine, modelName: (id) => engineModelName(config.asr, config.dataDir, id) },
   );
@@ -218,12 +225,13 @@ export async function createServices(deps: Deps): Promise<Services> {
     logLinksWithoutSmtp: config.env !== 'production',
   });
   const decoder = createAudioDecoder({ maxAudioSeconds: config.maxAudioSeconds });
-  const uploads = new UploadFileRepository(path.join(config.dataDir, 'tmp', 'uploads'));
+  // Plaintext scratch (docs/audio-storage.md): under SOTTO_TMP_DIR, swept by RecordingJobService.
+  const uploads = new UploadFileRepository(path.join(config.tmpDir, 'uploads'));
   // The data disk's free-space floor: /readyz and uploads (docs/deployment.md, outages).
   const disk = { space: new DiskSpaceRepository(config.dataDir), minFreeBytes: config.diskMinFreeBytes };
   const audioBlobs = new AudioBlobRepository(
     path.join(config.dataDir, 'audio'),
-    path.join(config.dataDir, 'tmp', 'work'),
+    path.join(config.tmpDir, 'work'),
   );
   const audio = new AudioStoreService(db, keys, audit, audioBlobs, uploads, clock, logger);
   const exportFiles = new ExportFileRepository(path.join(config.dataDir, 'exports'));
@@ -276,6 +284,8 @@ export async function createServices(deps: Deps): Promise<Services> {
     heartbeatMs: Math.min(1000, (config.jobs.leaseSeconds * 1000) / 3),
     // Longer than any job may hold a file without renewing its lease.
     sweepOlderThanMs: Math.max(3600_000, config.jobs.leaseSeconds * 2000),
+    tmpSweepMs: config.tmpSweepMs,
+    engineTmpDir: path.join(config.tmpDir, 'asr'),
     engineRecheckMs: deps.engineRecheckMs ?? 30_000,
     engineReady: () => engines.choose(),
     verifyEngine: () => engines.verify(),
@@ -291,11 +301,15 @@ export async function createServices(deps: Deps): Promise<Services> {
       leaseSeconds: config.jobs.leaseSeconds,
       maxAttempts: config.jobs.maxAttempts,
       backoffSeconds: config.jobs.backoffSeconds,
+      maxLeaseLapses: config.jobs.maxLeaseLapses,
+      ...(config.jobs.maxRunningPerOrg ? { maxRunningPerOrg: config.jobs.maxRunningPerOrg } : {}),
     },
     audio,
     uploads,
   );
-  const health = new HealthService(db, redis, engines, jobQueue, disk);
+  // Nodes that disagree on SOTTO_PUBLIC_URL reject each other's tokens: said in the log and /readyz.
+  const nodes = new ServerNodeService(db, clock, logger, { publicUrl: config.publicUrl });
+  const health = new HealthService(db, redis, engines, jobQueue, disk, nodes);
   const orgExports = new OrgExportService(
     db,
     keys,
@@ -345,6 +359,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     tokens,
     actors,
     health,
+    nodes,
     engines,
     rateLimits,
     loginGuard,

@@ -68,7 +68,12 @@ describe.skipIf(!hasCorpus)(
         heartbeatMs: 300,
         logger: quiet,
         tmpDir: dir,
-        env: { SOTTO_ASR_ENGINE: 'sphinx', SOTTO_DATA_DIR: dataDir, SOTTO_LOG_LEVEL: 'silent' },
+        env: {
+          SOTTO_ASR_ENGINE: 'sphinx',
+          SOTTO_DATA_DIR: dataDir,
+          SOTTO_LOG_LEVEL: 'silent',
+          PATH: process.env.PATH ?? '',
+        },
         ...extra,
       });
 
@@ -103,7 +108,7 @@ describe.skipIf(!hasCorpus)(
         300_000,
       );
     /** No plaintext audio left behind by a worker (its private temp folders are gone). */
-    const workerTempDirs = () => readdirSync(dir).filter((n) => n.startsWith('sotto-worker-'));
+    const workerTempDirs = (parent = dir) => readdirSync(parent).filter((n) => /_worker-/.test(n));
 
     beforeAll(async () => {
       dir = mkdtempSync(path.join(tmpdir(), 'sotto-wrk-'));
@@ -315,6 +320,7 @@ describe.skipIf(!hasCorpus)(
             PATH: process.env.PATH ?? '',
             HOME: process.env.HOME ?? '',
             TMPDIR: dir,
+            SOTTO_TMP_DIR: dir,
             SOTTO_ASR_ENGINE: 'sphinx',
             SOTTO_DATA_DIR: dataDir,
             ...env,
@@ -414,7 +420,8 @@ describe.skipIf(!hasCorpus)(
         );
         expect(released.rows).toHaveLength(1);
         // Its private audio copy is gone with it.
-        expect(readdirSync(dir).filter((n) => n.startsWith('sotto-worker-'))).toEqual([]);
+        // (SOTTO_TMP_DIR/worker: the folder exists, the worker's own folder in it is gone.)
+        expect(workerTempDirs(path.join(dir, 'worker'))).toEqual([]);
       }, 300_000);
     });
   },

@@ -91,10 +91,21 @@ const schema = z.object({
   SOTTO_MAX_AUDIO_HOURS: z.coerce.number().positive().max(24).default(8),
   // Below this much free space on the data disk, /readyz says not ready and uploads are refused (507).
   SOTTO_DISK_MIN_FREE_MB: z.coerce.number().int().min(0).default(512),
+  // Plaintext scratch files (staged uploads, work copies, engine WAVs): default <dataDir>/tmp; a
+  // tmpfs keeps them off persistent disk. Swept every SOTTO_TMP_SWEEP_SECONDS (docs/audio-storage.md).
+  SOTTO_TMP_DIR: optionalString,
+  SOTTO_TMP_SWEEP_SECONDS: z.coerce.number().min(0.2).max(3600).default(60),
   SOTTO_JOB_POLL_MS: positiveInt.max(60_000).default(1000),
   SOTTO_JOB_LEASE_SECONDS: positiveInt.max(3600).default(120),
   SOTTO_JOB_MAX_ATTEMPTS: positiveInt.max(20).default(3),
+  // A killed server or worker's job is taken again without using an attempt, this many times at most.
+  SOTTO_JOB_MAX_LEASE_LAPSES: positiveInt.max(100).default(5),
   SOTTO_JOB_BACKOFF_SECONDS: positiveInt.max(3600).default(30),
+  // Recordings of one org transcribed at once on all nodes and workers together (unset: no limit;
+  // claims already take turns between orgs).
+  SOTTO_JOB_MAX_PER_ORG: positiveInt.max(10_000).optional(),
+  // Recordings one org may have waiting or running; uploads beyond it get 429 with Retry-After.
+  SOTTO_QUEUE_MAX_PER_ORG: positiveInt.max(1_000_000).default(1000),
   // Recordings this node transcribes at once; they share the engine's decoders in turns.
   SOTTO_JOB_CONCURRENCY: positiveInt.max(16).default(2),
   // Data-portability exports (docs/lifecycle.md): the sealed zip is deleted this long after it is ready.
@@ -238,6 +249,12 @@ export interface Config {
     maxAttempts: number;
     backoffSeconds: number;
     concurrency: number;
+    /** Reclaims after a lapsed lease (a killed holder) before a job fails as worker_crashed. */
+    maxLeaseLapses: number;
+    /** Jobs of one org running at once on all workers (undefined: no limit). */
+    maxRunningPerOrg: number | undefined;
+    /** Recordings of one org waiting or running; more uploads are refused (429). */
+    maxQueuedPerOrg: number;
   };
   /** How long a finished org export stays downloadable before it is deleted. */
   exportTtlHours: number;
@@ -269,6 +286,10 @@ export interface Config {
   mailFrom: string;
   /** Seconds between maintenance passes (retention, sweeps); each task is claimed by one node. */
   maintenanceIntervalSeconds: number;
+  /** Plaintext scratch files (SOTTO_TMP_DIR, default <dataDir>/tmp): uploads/, work/, asr/. */
+  tmpDir: string;
+  /** How often every process sweeps killed processes' scratch files (SOTTO_TMP_SWEEP_SECONDS). */
+  tmpSweepMs: number;
   /** Cold archive: a directory (default <dataDir>/archive) or the database (multi-node without shared disk). */
   archive: { store: 'dir' | 'database'; dir: string };
   /** Accept plain-http OIDC issuers (tests, an IdP on localhost); https only otherwise. */
@@ -402,6 +423,9 @@ export function loadConfig(env: Env = process.env): Config {
       maxAttempts: v.SOTTO_JOB_MAX_ATTEMPTS,
       backoffSeconds: v.SOTTO_JOB_BACKOFF_SECONDS,
       concurrency: v.SOTTO_JOB_CONCURRENCY,
+      maxLeaseLapses: v.SOTTO_JOB_MAX_LEASE_LAPSES,
+      maxRunningPerOrg: v.SOTTO_JOB_MAX_PER_ORG,
+      maxQueuedPerOrg: v.SOTTO_QUEUE_MAX_PER_ORG,
     },
     live: {
       maxPerOrg: v.SOTTO_LIVE_MAX_PER_ORG,
@@ -425,6 +449,8 @@ export function loadConfig(env: Env = process.env): Config {
     smtpUrl: v.SOTTO_SMTP_URL,
     mailFrom: v.SOTTO_MAIL_FROM,
     maintenanceIntervalSeconds: v.SOTTO_MAINTENANCE_INTERVAL_SECONDS,
+    tmpDir: path.resolve(v.SOTTO_TMP_DIR ?? path.join(dataDir, 'tmp')),
+    tmpSweepMs: Math.round(v.SOTTO_TMP_SWEEP_SECONDS * 1000),
     archive: { store: v.SOTTO_ARCHIVE_STORE, dir: archiveDir },
     ssoAllowInsecureIssuers: v.SOTTO_SSO_ALLOW_INSECURE_ISSUERS ?? false,
     asr,
@@ -498,17 +524,33 @@ export interface WorkerConfig {
   logLevel: string;
   /** SOTTO_WORKER_TOKEN (preferred over --token: argv is visible to every local user in ps). */
   token: string | undefined;
+  /** Parent of the worker's private folders (SOTTO_TMP_DIR, default <dataDir>/tmp/worker). */
+  workDir: string;
+  /** How often leftovers of killed workers are swept (SOTTO_TMP_SWEEP_SECONDS). */
+  tmpSweepMs: number;
 }
 
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   const { dataDir, ...asr } = loadAsrConfig(env);
   const parsed = z
-    .object({ SOTTO_LOG_LEVEL: schema.shape.SOTTO_LOG_LEVEL, SOTTO_WORKER_TOKEN: optionalString })
+    .object({
+      SOTTO_LOG_LEVEL: schema.shape.SOTTO_LOG_LEVEL,
+      SOTTO_WORKER_TOKEN: optionalString,
+      SOTTO_TMP_DIR: optionalString,
+      SOTTO_TMP_SWEEP_SECONDS: schema.shape.SOTTO_TMP_SWEEP_SECONDS,
+    })
     .safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
   }
-  return { asr, dataDir, logLevel: parsed.data.SOTTO_LOG_LEVEL, token: parsed.data.SOTTO_WORKER_TOKEN };
+  return {
+    asr,
+    dataDir,
+    logLevel: parsed.data.SOTTO_LOG_LEVEL,
+    token: parsed.data.SOTTO_WORKER_TOKEN,
+    workDir: path.join(path.resolve(parsed.data.SOTTO_TMP_DIR ?? path.join(dataDir, 'tmp')), 'worker'),
+    tmpSweepMs: Math.round(parsed.data.SOTTO_TMP_SWEEP_SECONDS * 1000),
+  };
 }
 
 /** What `sotto bot` reads from the environment: only its access token (never server settings). */

@@ -26,6 +26,8 @@ export const errorCodes = {
   // A Range outside the audio; the answer carries Content-Range: bytes */size.
   range_not_satisfiable: { status: 416, title: 'Range not satisfiable' },
   rate_limited: { status: 429, title: 'Too many requests' },
+  /** The org has SOTTO_QUEUE_MAX_PER_ORG recordings waiting or running: uploads wait until some finish. */
+  queue_full: { status: 429, title: 'Too many recordings waiting' },
   decryption_failed: { status: 500, title: 'Internal error' },
   internal: { status: 500, title: 'Internal error' },
   unavailable: { status: 503, title: 'Service unavailable' },

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { SealedFileStore, readdirSafe } from './sealed-file-store.repository.js';
+import { OWNER_TAG, sweepScratch } from './scratch-owner.repository.js';
+import { SealedFileStore } from './sealed-file-store.repository.js';
 
 /**
  * Sealed audio blobs on local disk, `<dataDir>/audio/<orgId>/<recordingId>.bin` (0600, folders
@@ -60,7 +61,7 @@ export class AudioBlobRepository {
   /** Streams `source` into a new private work file (removed again if the stream fails). */
   async writeWorkFile(source: Readable): Promise<string> {
     await mkdir(this.workDir, { recursive: true, mode: 0o700 });
-    const file = path.join(this.workDir, `${randomUUID()}.audio`);
+    const file = path.join(this.workDir, `${OWNER_TAG}${randomUUID()}.audio`);
     try {
       await pipeline(source, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
     } catch (err) {
@@ -77,17 +78,12 @@ export class AudioBlobRepository {
     await rm(resolved, { force: true });
   }
 
-  /** Removes every work file older than `olderThanMs` (a live checkout is younger). */
-  async sweepWork(olderThanMs: number, now: number): Promise<number> {
-    let removed = 0;
-    for (const name of await readdirSafe(this.workDir)) {
-      const file = path.join(this.workDir, name);
-      const info = await stat(file).catch(() => undefined);
-      if (!info?.isFile() || now - info.mtimeMs < olderThanMs) continue;
-      await rm(file, { force: true });
-      removed++;
-    }
-    return removed;
+  /**
+   * Removes the work files of processes that are gone (at once), and those of unknown owners
+   * older than `olderThanMs`; a live process's checkout is never touched (scratch-owner.repository.ts).
+   */
+  sweepWork(olderThanMs: number, now: number): Promise<number> {
+    return sweepScratch(this.workDir, { olderThanMs, now });
   }
 
   /**

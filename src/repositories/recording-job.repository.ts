@@ -13,6 +13,8 @@ export interface ClaimedJob {
   /** Plain staged file of a job queued before migration 0007; null now (the audio is sealed, see AudioStoreService). */
   audioPath: string | null;
   attempts: number;
+  /** Reclaims after a lapsed lease (a killed holder): not attempts, bounded on their own. */
+  leaseLapses: number;
   leaseId: string;
   language: string | null;
   speakersHint: number | null;
@@ -43,33 +45,55 @@ export const recordingJobRepository = {
   },
 
   /**
-   * Takes the oldest due job whose lease is free or expired (system context, or an org's context
-   * for an org-scoped worker token: RLS then limits the claim to that org). `workerTokenId` records
+   * Takes a due job whose lease is free or expired (system context, or an org's context for an
+   * org-scoped worker token: RLS then limits the claim to that org): of the org with the fewest
+   * jobs running now, its oldest. One org's 500 queued uploads thus take turns with another
+   * org's one instead of holding every worker until they are done; within an org, first come
+   * first served. `maxRunningPerOrg` (null: none) leaves out orgs already running that many. `workerTokenId` records
    * the holder (null: the in-process worker); a remote worker never gets a job queued before
-   * migration 0007, whose audio is a plain file only the server can read.
+   * migration 0007, whose audio is a plain file only the server can read. A job still holding a
+   * lease here has one that lapsed (its holder died): the claim counts a lease lapse, not an
+   * attempt (migration 0025).
    */
   async claim(
     tx: Queryable,
     leaseSeconds: number,
     workerTokenId: string | null = null,
+    maxRunningPerOrg: number | null = null,
   ): Promise<ClaimedJob | undefined> {
     const res = await tx.query<ClaimedJob>(
-      `WITH next AS (
-         SELECT recording_id FROM recording_jobs
-          WHERE run_after <= now() AND (lease_until IS NULL OR lease_until < now())
-            AND ($2::uuid IS NULL OR audio_path IS NULL)
-          ORDER BY run_after, created_at
-          LIMIT 1 FOR UPDATE SKIP LOCKED)
+      `WITH running AS (
+         SELECT org_id, count(*)::int AS n FROM recording_jobs
+          WHERE lease_until >= now() GROUP BY org_id),
+       next AS (
+         SELECT q.recording_id FROM recording_jobs q LEFT JOIN running ON running.org_id = q.org_id
+          WHERE q.run_after <= now() AND (q.lease_until IS NULL OR q.lease_until < now())
+            AND ($2::uuid IS NULL OR q.audio_path IS NULL)
+            AND ($3::int IS NULL OR coalesce(running.n, 0) < $3)
+          ORDER BY coalesce(running.n, 0), q.run_after, q.created_at
+          LIMIT 1 FOR UPDATE OF q SKIP LOCKED)
        UPDATE recording_jobs j
-          SET attempts = j.attempts + 1, lease_id = gen_random_uuid(),
+          SET attempts = j.attempts + CASE WHEN j.lease_id IS NULL THEN 1 ELSE 0 END,
+              lease_lapses = j.lease_lapses + CASE WHEN j.lease_id IS NULL THEN 0 ELSE 1 END,
+              lease_id = gen_random_uuid(),
               lease_until = now() + make_interval(secs => $1), worker_token_id = $2
          FROM next, recordings r
         WHERE j.recording_id = next.recording_id AND r.id = j.recording_id
        RETURNING j.recording_id AS "recordingId", j.org_id AS "orgId", j.audio_path AS "audioPath",
-                 j.attempts, j.lease_id AS "leaseId", r.language, r.speakers_hint AS "speakersHint"`,
-      [leaseSeconds, workerTokenId],
+                 j.attempts, j.lease_lapses AS "leaseLapses", j.lease_id AS "leaseId", r.language,
+                 r.speakers_hint AS "speakersHint"`,
+      [leaseSeconds, workerTokenId, maxRunningPerOrg],
     );
     return res.rows[0];
+  },
+
+  /** Jobs of the org in the queue, waiting or running (a job's row goes when it ends). */
+  async countForOrg(tx: Queryable, orgId: string): Promise<number> {
+    const res = await tx.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM recording_jobs WHERE org_id = $1',
+      [orgId],
+    );
+    return res.rows[0]?.n ?? 0;
   },
 
   /** The lease on a job and its holder (system context: the worker routes' first check). */

@@ -1,15 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError } from '../domain/errors.js';
+import { OWNER_TAG, sweepScratch } from './scratch-owner.repository.js';
 
 /**
  * Uploaded audio on local disk, between the upload and the end of its transcription job. Files
  * are streamed (never held in memory), private to the process user, and named by random ids (no
- * client-supplied name ever reaches the filesystem).
+ * client-supplied name ever reaches the filesystem), prefixed with the owning process's tag so a
+ * killed process's partial upload is swept within minutes (scratch-owner.repository.ts).
  */
 export class UploadFileRepository {
   constructor(private readonly dir: string) {}
@@ -24,7 +26,7 @@ export class UploadFileRepository {
     // A source destroyed before we read it (its request died first) may never end nor fail under
     // pipeline() when its end was already pushed, which would keep the file open for ever.
     if (source.destroyed) throw new AppError('bad_request', 'The upload ended before it was complete');
-    const file = path.join(this.dir, `${randomUUID()}.upload`);
+    const file = path.join(this.dir, `${OWNER_TAG}${randomUUID()}.upload`);
     let bytes = 0;
     const limit = new Transform({
       transform(chunk: Buffer, _enc, done) {
@@ -53,25 +55,12 @@ export class UploadFileRepository {
   }
 
   /**
-   * Start-up sweep: removes files no pending job needs and older than `olderThanMs` (an upload
-   * still being received is younger). Leftovers come from a process killed mid-upload or mid-job.
+   * Removes staged files of processes that are gone (at once) and files of unknown owners no
+   * pending job needs and older than `olderThanMs` (an upload still being received on another
+   * machine is younger). `keep` null: the owner rule only (the database could not say which
+   * files queued jobs need). Run at start and on a schedule.
    */
-  async sweep(keep: Set<string>, olderThanMs: number, now: number): Promise<number> {
-    let removed = 0;
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch {
-      return 0;
-    }
-    for (const name of names) {
-      const file = path.join(this.dir, name);
-      if (keep.has(file)) continue;
-      const info = await stat(file).catch(() => undefined);
-      if (!info?.isFile() || now - info.mtimeMs < olderThanMs) continue;
-      await rm(file, { force: true });
-      removed++;
-    }
-    return removed;
+  sweep(keep: Set<string> | null, olderThanMs: number, now: number): Promise<number> {
+    return sweepScratch(this.dir, { olderThanMs, now, ...(keep ? { keep } : { byAge: false }) });
   }
 }

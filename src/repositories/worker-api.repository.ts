@@ -124,8 +124,12 @@ export class WorkerApiRepository {
     await this.expectOk('POST', `jobs/${id}/fail`, { leaseId, code });
   }
 
-  async release(id: string, leaseId: string): Promise<void> {
-    await this.expectOk('POST', `jobs/${id}/release`, { leaseId });
+  /** Hands the job back, due again after `delaySeconds` (an outage's backoff) or at once. */
+  async release(id: string, leaseId: string, delaySeconds = 0): Promise<void> {
+    await this.expectOk('POST', `jobs/${id}/release`, {
+      leaseId,
+      ...(delaySeconds > 0 ? { delaySeconds: Math.min(600, Math.round(delaySeconds)) } : {}),
+    });
   }
 
   private async expectOk(method: string, path: string, body: unknown): Promise<void> {

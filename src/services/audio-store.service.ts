@@ -253,6 +253,11 @@ export class AudioStoreService {
     await this.blobs.remove(actor.orgId, id);
   }
 
+  /** Decrypted work copies of processes that are gone (at once) or of unknown owners, by age. */
+  sweepWork(olderThanMs: number, now: number): Promise<number> {
+    return this.blobs.sweepWork(olderThanMs, now);
+  }
+
   /**
    * Start-up sweep: removes decrypted work files, blobs with no recording_audio row (a process
    * killed between writing a blob and committing its row, or between deleting a row and its
@@ -260,7 +265,7 @@ export class AudioStoreService {
    * seal or checkout in progress on another node is never touched.
    */
   async sweep(olderThanMs: number, now: number): Promise<{ work: number; blobs: number }> {
-    const work = await this.blobs.sweepWork(olderThanMs, now);
+    const work = await this.sweepWork(olderThanMs, now);
     const entries = await this.blobs.list();
     let blobs = 0;
     if (entries.some((e) => now - e.mtimeMs >= olderThanMs)) {

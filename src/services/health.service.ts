@@ -6,6 +6,7 @@ import type { DiskSpaceRepository } from '../repositories/disk-space.repository.
 import { ENGINE_FIX, type EngineMissing, type EngineReadinessService } from './engine-readiness.service.js';
 import type { JobQueueService } from './job-queue.service.js';
 import { requirePermission } from './org.service.js';
+import type { ServerNodeService } from './server-node.service.js';
 
 export type CheckResult = 'ok' | 'failed' | 'not_configured';
 
@@ -17,6 +18,8 @@ export interface Readiness {
   disk: 'ok' | 'low' | 'failed';
   engine: { status: 'ok'; id: EngineId; model: string | null } | { status: 'none'; missing: EngineMissing };
   remoteWorkers: 'active' | 'none' | 'unknown';
+  /** `mismatch`: another node seen recently has another SOTTO_PUBLIC_URL (ServerNodeService; named in the log). */
+  publicUrl: 'ok' | 'mismatch';
 }
 
 /** What an org's owners and admins are told about transcription on this server (the panel's banner). */
@@ -43,6 +46,7 @@ export class HealthService {
     private readonly engines: Pick<EngineReadinessService, 'state'>,
     private readonly queue: Pick<JobQueueService, 'activeRemoteWorkers' | 'anyActiveRemoteWorker'>,
     private readonly disk: { space: Pick<DiskSpaceRepository, 'freeBytes'>; minFreeBytes: number },
+    private readonly nodes?: Pick<ServerNodeService, 'conflicts'>,
   ) {}
 
   async readiness(): Promise<Readiness> {
@@ -62,7 +66,9 @@ export class HealthService {
     // A (nearly) full disk: uploads are refused and live audio cannot be spooled, so this node
     // should get no new work until space is freed.
     const ready = database === 'ok' && redis !== 'failed' && disk === 'ok';
-    return { ready, database, redis, disk, engine, remoteWorkers };
+    // Reported, not required: taking nodes out of service would not make them agree.
+    const publicUrl = (this.nodes?.conflicts.length ?? 0) > 0 ? ('mismatch' as const) : ('ok' as const);
+    return { ready, database, redis, disk, engine, remoteWorkers, publicUrl };
   }
 
   /**

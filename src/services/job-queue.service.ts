@@ -15,6 +15,7 @@ import { enqueueWebhooks, recordingEvent } from './webhook.service.js';
 import { nameLiveSpeakers } from './live-speakers.js';
 import type { JobStage } from './job-runner.service.js';
 import { stageAt } from './pipeline.service.js';
+import { indexRecording } from './search-index.service.js';
 
 /**
  * The database side of transcription jobs, shared by the in-process runner and the remote worker
@@ -32,7 +33,22 @@ export interface JobQueueOptions {
   maxAttempts: number;
   /** First retry delay; doubles with each attempt. */
   backoffSeconds: number;
+  /**
+   * Reclaims after a lapsed lease (its server or worker killed) allowed before the job fails as
+   * `worker_crashed` (default 5). They use no attempt: a crash is not the recording's fault, but a
+   * recording that kills its worker every time must not loop for ever.
+   */
+  maxLeaseLapses?: number;
+  /**
+   * Jobs of one org running at once, on every worker together (default: no limit). Claims already
+   * prefer the org with the fewest running; a limit also keeps workers free for other orgs'
+   * work that arrives later, at the cost of leaving them idle when only one org has work.
+   */
+  maxRunningPerOrg?: number;
 }
+
+/** Default of JobQueueOptions.maxLeaseLapses. */
+export const MAX_LEASE_LAPSES = 5;
 
 /** A job as its holder knows it (audioPath: a plain staged file of a job queued before 0007). */
 export type HeldJob = Pick<ClaimedJob, 'recordingId' | 'orgId' | 'leaseId' | 'attempts'> & {
@@ -94,15 +110,42 @@ export class JobQueueService {
     return this.opts.leaseSeconds;
   }
 
-  /** Takes the oldest due job: any org for the in-process worker and platform tokens, else the token's org. */
+  /**
+   * Takes a due job, the oldest of the org with the fewest running (recordingJobRepository.claim):
+   * any org for the in-process worker and platform tokens, else the token's org. A job reclaimed after more lease lapses than allowed fails (`worker_crashed`)
+   * instead, and the next one is taken.
+   */
   async claim(worker?: WorkerPrincipal): Promise<ClaimedJob | undefined> {
+    for (;;) {
+      const claimed = await this.claimOne(worker);
+      if (!claimed?.crashed) return claimed?.job;
+      const { job } = claimed;
+      this.logger.warn(
+        { recordingId: job.recordingId, leaseLapses: job.leaseLapses },
+        'transcription failed: its worker stopped every time (killed or crashed)',
+      );
+      // In the job's org (webhooks are tenant rows); the claim just taken holds the lease.
+      const failed = await withTenant(this.db, { orgId: job.orgId, userId: null }, (tx) =>
+        this.failForGood(tx, job, 'worker_crashed'),
+      );
+      if (failed) await this.settle(job);
+    }
+  }
+
+  private claimOne(worker?: WorkerPrincipal): Promise<{ job: ClaimedJob; crashed: boolean } | undefined> {
     const tokenId = worker?.tokenId ?? null;
     const take = async (tx: Queryable) => {
-      const job = await recordingJobRepository.claim(tx, this.opts.leaseSeconds, tokenId);
+      const job = await recordingJobRepository.claim(
+        tx,
+        this.opts.leaseSeconds,
+        tokenId,
+        this.opts.maxRunningPerOrg ?? null,
+      );
       if (!job) return undefined;
+      if (job.leaseLapses > (this.opts.maxLeaseLapses ?? MAX_LEASE_LAPSES)) return { job, crashed: true };
       await recordingRepository.markProcessing(tx, job.recordingId, this.clock.now());
       if (worker) await this.record(tx, worker, job, 'job.claimed', { attempt: job.attempts });
-      return job;
+      return { job, crashed: false };
     };
     return worker?.orgId
       ? withTenant(this.db, { orgId: worker.orgId, userId: null }, take)
@@ -163,6 +206,8 @@ export class JobQueueService {
         bodyEnc,
         now,
       });
+      // The search index commits with the transcript (docs/search.md).
+      await indexRecording(tx, this.keys, job.orgId, job.recordingId);
       // A live recording's participant labels become its speaker names (live-speakers.ts).
       const named = await nameLiveSpeakers(tx, this.keys, job.orgId, job.recordingId, {
         speakers: r.body.speakers,
@@ -208,15 +253,7 @@ export class JobQueueService {
         });
         if (released) await recordingRepository.requeue(tx, job.recordingId, this.clock.now());
         result = released ? 'retry' : 'lost';
-      } else if (await recordingJobRepository.holdsLease(tx, job.recordingId, job.leaseId)) {
-        await recordingRepository.markFailed(tx, job.recordingId, code, this.clock.now());
-        await enqueueWebhooks(
-          tx,
-          recordingEvent(job.orgId, job.recordingId, 'recording.failed', this.clock.now()),
-        );
-        await recordingJobRepository.remove(tx, job.recordingId);
-        result = 'failed';
-      } else result = 'lost';
+      } else result = (await this.failForGood(tx, job, code)) ? 'failed' : 'lost';
       if (worker && result !== 'lost')
         await this.record(tx, worker, job, 'job.failed', { code, attempt: job.attempts, outcome: result });
       return result;
@@ -237,7 +274,7 @@ export class JobQueueService {
       });
       if (!released) return false;
       await recordingRepository.requeue(tx, job.recordingId, this.clock.now());
-      if (worker) await this.record(tx, worker, job, 'job.released', {});
+      if (worker) await this.record(tx, worker, job, 'job.released', delaySeconds ? { delaySeconds } : {});
       return true;
     });
   }
@@ -288,9 +325,19 @@ export class JobQueueService {
     return outcome;
   }
 
-  async workerRelease(worker: WorkerPrincipal, recordingId: string, leaseId: string) {
+  async workerRelease(worker: WorkerPrincipal, recordingId: string, leaseId: string, delaySeconds = 0) {
     const job = await this.heldBy(worker, recordingId, leaseId);
-    if (!(await this.handBack(job, worker))) throw leaseLost();
+    if (!(await this.handBack(job, worker, delaySeconds))) throw leaseLost();
+  }
+
+  /** Ends the job as failed for good, if this lease still holds it (the caller's org context). */
+  private async failForGood(tx: Queryable, job: HeldJob, code: string): Promise<boolean> {
+    if (!(await recordingJobRepository.holdsLease(tx, job.recordingId, job.leaseId))) return false;
+    const now = this.clock.now();
+    await recordingRepository.markFailed(tx, job.recordingId, code, now);
+    await enqueueWebhooks(tx, recordingEvent(job.orgId, job.recordingId, 'recording.failed', now));
+    await recordingJobRepository.remove(tx, job.recordingId);
+    return true;
   }
 
   private async settle(job: HeldJob): Promise<void> {

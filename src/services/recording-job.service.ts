@@ -3,6 +3,7 @@ import type { Database } from '../db/database.js';
 import { withSystem } from '../db/tenant.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { JOBS_CHANNEL, recordingJobRepository } from '../repositories/recording-job.repository.js';
+import { sweepScratch } from '../repositories/scratch-owner.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
 import type { AudioStoreService } from './audio-store.service.js';
 import { JobQueueService } from './job-queue.service.js';
@@ -39,12 +40,23 @@ export interface JobOptions {
   pollMs: number;
   leaseSeconds: number;
   maxAttempts: number;
+  /** Reclaims after a lapsed lease before the job fails (JobQueueOptions.maxLeaseLapses). */
+  maxLeaseLapses?: number;
+  /** Jobs of one org running at once on all workers (JobQueueOptions.maxRunningPerOrg). */
+  maxRunningPerOrg?: number | undefined;
   /** First retry delay; doubles with each attempt. */
   backoffSeconds: number;
   /** Progress and lease renewal are written at most this often. */
   heartbeatMs: number;
-  /** Staged files not needed by any job and older than this are removed at start. */
+  /**
+   * Scratch files of unknown owners (untagged, another machine) not needed by any job and older
+   * than this are removed by the sweeps; a killed process's own go at once (scratch-owner.repository.ts).
+   */
   sweepOlderThanMs: number;
+  /** How often the scratch files are swept besides start (default 60 s; docs/audio-storage.md). */
+  tmpSweepMs?: number;
+  /** The speech engine's temporary folder (`<tmp>/asr`), swept with the uploads and work copies. */
+  engineTmpDir?: string;
   /** Without a usable engine, how often to look for one again (default 30 s). */
   engineRecheckMs?: number;
   /** Rejects with engine_unavailable while no engine can be chosen (EngineReadinessService.choose). */
@@ -58,13 +70,15 @@ export interface JobOptions {
   concurrency?: number;
 }
 
-type LocalAudio = Pick<AudioStoreService, 'checkout' | 'settle' | 'sweep' | 'openPlain'>;
+type LocalAudio = Pick<AudioStoreService, 'checkout' | 'settle' | 'sweep' | 'sweepWork' | 'openPlain'>;
 
 export class RecordingJobService {
   private readonly queue: JobQueueService;
   /** One loop per job run at once; the first also answers for the worker's engine state. */
   private readonly runners: JobRunner[];
   private unlisten: (() => Promise<void>) | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
 
   constructor(
     private readonly db: Database,
@@ -111,14 +125,16 @@ export class RecordingJobService {
     for (const r of this.runners) r.wake();
   }
 
-  /** Sweeps leftover staged files, then works the queue until stop(). */
+  /** Sweeps leftover scratch files (now and then on a schedule), then works the queue until stop(). */
   async start(): Promise<void> {
     if (this.runner.started) return;
-    const keep = await withSystem(this.db, (tx) => recordingJobRepository.allAudioPaths(tx));
-    const removed = await this.uploads.sweep(keep, this.opts.sweepOlderThanMs, this.clock.now().getTime());
-    if (removed > 0) this.logger.info({ removed }, 'removed leftover upload files');
-    // Decrypted work copies of killed runs, and blobs whose row never committed or was deleted.
+    await this.sweepLeftovers(true);
+    // Blobs whose row never committed or was deleted (sealed, so at start only).
     await this.audio.sweep(this.opts.sweepOlderThanMs, this.clock.now().getTime());
+    this.sweepTimer = setInterval(() => {
+      this.sweeping ??= this.sweepLeftovers(false).finally(() => (this.sweeping = undefined));
+    }, this.opts.tmpSweepMs ?? 60_000);
+    this.sweepTimer.unref();
     try {
       this.unlisten ??= await this.db.listen(JOBS_CHANNEL, () => this.wake());
     } catch (err) {
@@ -129,11 +145,43 @@ export class RecordingJobService {
   }
 
   /**
+   * Plaintext a killed process left behind — partial uploads, decrypted work copies, engine
+   * WAVs — goes as soon as its owner is known to be gone; files of unknown owners by age. A sweep
+   * on the schedule never throws: during a database outage it keeps to the owner rule.
+   */
+  private async sweepLeftovers(atStart: boolean): Promise<void> {
+    const now = this.clock.now().getTime();
+    const olderThanMs = this.opts.sweepOlderThanMs;
+    let keep: Set<string> | null;
+    try {
+      keep = await withSystem(this.db, (tx) => recordingJobRepository.allAudioPaths(tx));
+    } catch (err) {
+      if (atStart) throw err;
+      keep = null;
+    }
+    try {
+      const uploads = await this.uploads.sweep(keep, olderThanMs, now);
+      const work = await this.audio.sweepWork(olderThanMs, now);
+      const engine = this.opts.engineTmpDir
+        ? await sweepScratch(this.opts.engineTmpDir, { olderThanMs, now })
+        : 0;
+      if (uploads + work + engine > 0)
+        this.logger.info({ uploads, work, engine }, 'removed plaintext leftovers of stopped processes');
+    } catch (err) {
+      if (atStart) throw err;
+      this.logger.warn({ err }, 'scratch sweep failed; retried on the next pass');
+    }
+  }
+
+  /**
    * Stops polling and aborts the job in hand. Normally the job is handed back at once (due
    * again, attempt not counted). `{ abandon: true }` leaves it as a killed process would: held
    * until its lease expires, then claimed again.
    */
   async stop(opts: { abandon?: boolean } = {}): Promise<void> {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    await this.sweeping;
     const unlisten = this.unlisten;
     this.unlisten = undefined;
     await unlisten?.();

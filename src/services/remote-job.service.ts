@@ -115,9 +115,10 @@ export class RemoteJobSource implements JobSource {
           if (!lost(err)) throw err;
         }
       },
-      handBack: async () => {
+      // The delay (an outage's backoff) goes to the server: the job is not due again before it.
+      handBack: async (delaySeconds = 0) => {
         try {
-          await this.retrying('handing the job back', () => api.release(job.id, job.leaseId));
+          await this.retrying('handing the job back', () => api.release(job.id, job.leaseId, delaySeconds));
           this.logger.info({ recordingId: job.id }, 'handed the job back');
         } catch (err) {
           // Not fatal: if the server cannot be told, the lease expires and the job is retaken.

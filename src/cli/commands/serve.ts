@@ -88,6 +88,8 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
     runtime.services.webhooks.start();
     // Periodic maintenance (retention → cold archive, sweeps), one node per task and interval.
     runtime.services.scheduler.start();
+    // This node's public URL beside the other nodes' (a disagreement is logged and in /readyz).
+    await runtime.services.nodes.start();
     // Logged last: "started" means everything runs (callers wait for this line, then may signal).
     logger.info(
       {
@@ -119,6 +121,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
             const services = runtime.services;
             const stops = {
               scheduler: () => services.scheduler.stop(),
+              nodes: () => services.nodes.stop(),
               webhooks: () => services.webhooks.stop(),
               orgExports: () => services.orgExports.stop(),
               // Hands the job in progress back to the queue before the database closes.

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
@@ -8,6 +7,7 @@ import { loadWorkerConfig } from '../../config/config.js';
 import { createLogger } from '../../http/logger.js';
 import { selectEngine, type SelectEngineDeps } from '../../repositories/asr/select-engine.js';
 import { createAudioDecoder } from '../../repositories/audio-decoder.repository.js';
+import { OWNER_TAG, sweepScratch } from '../../repositories/scratch-owner.repository.js';
 import { WorkerApiError, WorkerApiRepository } from '../../repositories/worker-api.repository.js';
 import { JobRunner } from '../../services/job-runner.service.js';
 import { PipelineService } from '../../services/pipeline.service.js';
@@ -33,7 +33,7 @@ export interface WorkerRunOptions {
   pollMs?: number | undefined;
   env?: Record<string, string | undefined>;
   logger?: Logger;
-  /** Parent of the private per-job folders (the OS temp dir by default). */
+  /** Parent of this process's private folder (default SOTTO_TMP_DIR/worker, or <data dir>/tmp/worker). */
   tmpDir?: string;
   engineDeps?: SelectEngineDeps;
 }
@@ -56,6 +56,9 @@ export const INSECURE_WARNING =
 function fatalMessage(err: unknown): string {
   return err instanceof WorkerApiError || err instanceof CliError ? err.message : (err as Error).message;
 }
+
+/** Folders of unknown owners (untagged, another machine sharing the parent) go after this. */
+const LEFTOVER_AGE_MS = 3600_000;
 
 export async function startWorker(opts: WorkerRunOptions): Promise<RunningWorker> {
   const cfg = loadWorkerConfig(opts.env);
@@ -84,21 +87,45 @@ export async function startWorker(opts: WorkerRunOptions): Promise<RunningWorker
   } catch (err) {
     throw new CliError(fatalMessage(err));
   }
+  // One private (0700) folder for this process, named by its owner tag; the engine's WAVs and each
+  // job's audio go inside it. Killed workers' folders are swept now and on a schedule by any
+  // worker sharing the parent (scratch-owner.repository.ts), so their plaintext lasts minutes.
+  const base = opts.tmpDir ?? cfg.workDir;
+  let root = '';
+  const sweep = async () => {
+    const removed = await sweepScratch(base, { olderThanMs: LEFTOVER_AGE_MS, now: Date.now() });
+    if (removed > 0) logger.info({ removed }, 'removed plaintext leftovers of stopped workers');
+  };
+  try {
+    await mkdir(base, { recursive: true, mode: 0o700 });
+    await sweep();
+    // A name of its own even for two workers in one process (tests): one's stop must not remove the other's.
+    root = await mkdtemp(path.join(base, `${OWNER_TAG}worker-`));
+  } catch (err) {
+    api.close();
+    throw new CliError(
+      `cannot use the work folder ${base}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+  const sweepTimer = setInterval(() => {
+    sweep().catch((err: unknown) => logger.warn({ err }, 'scratch sweep failed'));
+  }, cfg.tmpSweepMs);
+  sweepTimer.unref();
   let identity: RunningWorker['identity'];
   let pipeline: PipelineService;
   try {
     // Checks URL, certificate and token before anything else, with a message for each.
     identity = await api.whoami();
-    const { engine, reason } = await selectEngine(cfg.asr, cfg.dataDir, opts.engineDeps);
+    const { engine, reason } = await selectEngine(cfg.asr, cfg.dataDir, { tmpDir: root, ...opts.engineDeps });
     logger.info({ engine: engine.describe(), reason }, 'speech-recognition engine selected');
     pipeline = new PipelineService({ decoder: createAudioDecoder(), engine, logger });
     await engine.warm?.();
   } catch (err) {
     api.close();
+    clearInterval(sweepTimer);
+    await rm(root, { recursive: true, force: true });
     throw new CliError(fatalMessage(err));
   }
-  // One private (0700) folder for this process; each job gets its own inside it.
-  const root = await mkdtemp(path.join(opts.tmpDir ?? tmpdir(), 'sotto-worker-'));
   const source = new RemoteJobSource(api, logger, { tmpDir: root });
   const runners = Array.from(
     { length: concurrency },
@@ -111,6 +138,7 @@ export async function startWorker(opts: WorkerRunOptions): Promise<RunningWorker
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      clearInterval(sweepTimer);
       await Promise.all(runners.map((r) => r.stop()));
       api.close();
       await pipeline.engine.close?.();

@@ -1,8 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { AppError } from '../../domain/errors.js';
 import type { Word } from '../../domain/transcript.js';
+import { OWNER_TAG } from '../scratch-owner.repository.js';
 
 /**
  * The speech-recognition engine port. Every engine takes the same input — 16 kHz mono signed
@@ -173,17 +174,20 @@ export function pcmToWav(pcm: Int16Array, sampleRate = SAMPLE_RATE): Buffer {
 }
 
 /**
- * Temporary audio for engines that read files. The directory name carries a fixed prefix so a
- * start-up sweep can remove what a killed process left behind; it is private to this user (0700)
- * because it holds confidential speech.
+ * Temporary audio for engines that read files (pocketsphinx's cold mode). The folder goes under
+ * `tmpDir` — the data dir's `tmp/asr` on a server, the worker's own folder on a remote worker —
+ * and its name starts with the owning process's tag, so a sweep removes what a killed process
+ * left behind within minutes (scratch-owner.repository.ts); it is private to this user (0700)
+ * because it holds confidential speech. The OS temp dir only when no folder is given (tests).
  */
-export const ASR_TEMP_PREFIX = 'sotto-asr-';
+export const ASR_TEMP_PREFIX = `${OWNER_TAG}asr-`;
 
 export async function withTempWav<T>(
   pcm: Int16Array,
   tmpDir: string | undefined,
   fn: (wavPath: string) => Promise<T>,
 ): Promise<T> {
+  if (tmpDir) await mkdir(tmpDir, { recursive: true, mode: 0o700 });
   const dir = await mkdtemp(path.join(tmpDir ?? os.tmpdir(), ASR_TEMP_PREFIX));
   try {
     const file = path.join(dir, 'audio.wav');

@@ -38,6 +38,11 @@ export interface EngineChoice {
 export interface SelectEngineDeps {
   /** Overrides for tests (a missing binary, another model folder). */
   sphinx?: SphinxOptions;
+  /**
+   * Where engines that read files write their temporary audio: the data dir's `tmp/asr` on a
+   * server, the worker's own folder on a remote worker (never the OS temp dir, which nothing sweeps).
+   */
+  tmpDir?: string;
 }
 
 export function modelsDir(dataDir: string): string {
@@ -62,7 +67,11 @@ async function whisperEngine(asr: EngineSettings, dataDir: string): Promise<Whis
 }
 
 function sphinxOptions(asr: EngineSettings, deps: SelectEngineDeps): SphinxOptions {
-  return { ...(asr.concurrency ? { concurrency: asr.concurrency } : {}), ...deps.sphinx };
+  return {
+    ...(asr.concurrency ? { concurrency: asr.concurrency } : {}),
+    ...(deps.tmpDir ? { tmpDir: deps.tmpDir } : {}),
+    ...deps.sphinx,
+  };
 }
 
 export async function selectEngine(

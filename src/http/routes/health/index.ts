@@ -25,6 +25,7 @@ const healthRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services
           disk: r.disk,
           engine: r.engine.status,
           remoteWorkers: r.remoteWorkers,
+          publicUrl: r.publicUrl,
           masterKeyAge: key.status,
         },
         engine: r.engine,

@@ -28,6 +28,11 @@ export const readyResponse = z.object({
     engine: z.enum(['ok', 'none']),
     remoteWorkers: z.enum(['active', 'none', 'unknown']),
     /**
+     * Reported, not required: `mismatch` when another node seen recently issues tokens for another
+     * SOTTO_PUBLIC_URL (they then reject each other's tokens). The values are in that node's log.
+     */
+    publicUrl: z.enum(['ok', 'mismatch']),
+    /**
      * Reported, not required: `rotate_due` when the active master key is older than
      * SOTTO_KEY_MAX_AGE_DAYS (its age in days is in the server log and `sotto keys status`, not here).
      */

@@ -134,7 +134,7 @@ const workerRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services
       schema: { tags, security, params: jobParams, body: releaseBody, response: { 200: okResponse } },
     },
     async (req) => {
-      await jobs.workerRelease(workerOf(req), req.params.id, req.body.leaseId);
+      await jobs.workerRelease(workerOf(req), req.params.id, req.body.leaseId, req.body.delaySeconds);
       return { ok: true as const };
     },
   );

@@ -84,7 +84,12 @@ export const completeBody = z
 export const failBody = z.strictObject({ leaseId, code: z.enum(WORKER_FAILURE_CODES) });
 export const failResponse = z.object({ outcome: z.enum(['retry', 'failed', 'lost']) });
 
-export const releaseBody = z.strictObject({ leaseId });
+export const releaseBody = z.strictObject({
+  leaseId,
+  // Due again only after this many seconds: the backoff of a hand-back after an outage
+  // (job-runner.service.ts). Bounded: a worker cannot park a job for long.
+  delaySeconds: z.number().int().min(0).max(600).optional(),
+});
 
 export const okResponse = z.object({ ok: z.literal(true) });
 export const noContent = z.null().describe('No content: nothing is due for this worker');
