@@ -52,6 +52,7 @@ import { LiveSpoolRepository } from './repositories/live-spool.repository.js';
 import { LiveSpools } from './services/live-spool.js';
 import { SchedulerService } from './services/scheduler.service.js';
 import { ArchiveService } from './services/archive.service.js';
+import { DataKeyRotationService } from './services/data-key-rotation.service.js';
 import { DatabaseArchiveStore, DirArchiveStore } from './repositories/archive-store.repository.js';
 import { ExportFileRepository } from './repositories/export-file.repository.js';
 import { OrgExportService } from './services/org-export.service.js';
@@ -237,13 +238,15 @@ export async function createServices(deps: Deps): Promise<Services> {
   const exportFiles = new ExportFileRepository(path.join(config.dataDir, 'exports'));
   // Hard deletions expire the org's ready/building exports (docs/lifecycle.md).
   const exportInvalidation = new OrgExportInvalidation(exportFiles);
+  const archiveStore =
+    config.archive.store === 'database'
+      ? new DatabaseArchiveStore(db)
+      : new DirArchiveStore(config.archive.dir);
   const archive = new ArchiveService(
     db,
     keys,
     audit,
-    config.archive.store === 'database'
-      ? new DatabaseArchiveStore(db)
-      : new DirArchiveStore(config.archive.dir),
+    archiveStore,
     audio,
     audioBlobs,
     clock,
@@ -254,6 +257,15 @@ export async function createServices(deps: Deps): Promise<Services> {
   for (const task of archive.tasks()) scheduler.register(task);
   for (const task of sso.tasks()) scheduler.register(task);
   for (const task of signup.tasks()) scheduler.register(task);
+  // Scheduled data-key rotation: new version, background re-encryption, retirement (docs/security.md).
+  const dataKeyRotation = new DataKeyRotationService(db, keys, audit, archiveStore, clock, logger, {
+    maxAgeDays: config.dataKeyMaxAgeDays,
+  });
+  for (const task of dataKeyRotation.tasks()) scheduler.register(task);
+  // Indexes recordings stored before the encrypted search index existed (docs/search.md).
+  for (const task of new SearchIndexService(db, keys, logger).tasks()) scheduler.register(task);
+  // One bus for live viewing and for recording deletion, which drops a recording's live backlog.
+  const liveBus = createLiveBus({ redis, prefix: config.redisPrefix, logger });
   const recordingDeletion = new RecordingDeletionService(
     db,
     audit,

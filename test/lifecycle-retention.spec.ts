@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyVersionOf } from '../src/crypto/envelope.js';
 import { withSystem, withTenant } from '../src/db/tenant.js';
 import { loadConfig } from '../src/config/config.js';
 import { ManualClock } from '../src/repositories/clock.repository.js';
@@ -256,6 +257,13 @@ for (const store of ['dir', 'database'] as const) {
       const archiveId = (await t.services.archive.archiveRecording(owner.orgId, id))!;
       const sealed = await objectBytes(owner.orgId, archiveId);
       const sha = createHash('sha256').update(sealed).digest('hex');
+      // Data-key rotation counts the object's key version from its row, not by reading the object.
+      const recorded = await withSystem(t.db, (tx) =>
+        tx.query<{ v: number }>('SELECT object_key_version AS v FROM recording_archive WHERE id = $1', [
+          archiveId,
+        ]),
+      );
+      expect(recorded.rows[0]?.v).toBe(keyVersionOf(sealed));
 
       expect((await api(member, 'DELETE', `/api/v1/org/archive/${archiveId}`)).statusCode).toBe(403);
       expect((await api(other, 'DELETE', `/api/v1/org/archive/${archiveId}`)).statusCode).toBe(404);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createServices, type Services } from '../app.js';
+import type { BackendTls } from '../config/backend-tls.js';
 import type { Config } from '../config/config.js';
 import { openDatabase, type Database } from '../db/database.js';
 import { migrate, pendingMigrations } from '../db/migrate.js';
@@ -41,10 +42,11 @@ export function pgliteDir(dataDir: string): string {
 /** Opens PostgreSQL (DATABASE_URL) or the embedded PGlite under `${dataDir}/db`, locked to this process. */
 export async function openDataStore(opts: {
   databaseUrl: string | undefined;
+  databaseTls: BackendTls | undefined;
   dataDir: string;
 }): Promise<OpenedDatabase> {
   if (opts.databaseUrl) {
-    const db = await openDatabase({ databaseUrl: opts.databaseUrl });
+    const db = await openDatabase({ databaseUrl: opts.databaseUrl, tls: opts.databaseTls });
     return { db, close: () => db.close() };
   }
   const dir = pgliteDir(opts.dataDir);
@@ -94,17 +96,41 @@ export async function ensureSchema(db: Database, config: Config, logger: Logger)
   }
 }
 
-export async function connectRedis(url: string): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3, connectTimeout: 5_000 });
+/**
+ * ioredis with the config's TLS (rediss://): options, not the URL, carry the CA, and
+ * `duplicate()` copies them, so the live bus's subscriber connections verify the same way.
+ */
+export async function connectRedis(url: string, tls?: BackendTls): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 3,
+    connectTimeout: 5_000,
+    ...(tls ? { tls: { rejectUnauthorized: true, ...(tls.ca ? { ca: tls.ca } : {}) } } : {}),
+  });
+  // ioredis lets the URL's query parameters override these options (the config refuses them):
+  // never connect with TLS settings other than the ones asked for.
+  const effective = redis.options.tls as { rejectUnauthorized?: boolean; ca?: unknown } | undefined;
+  if (
+    tls &&
+    (typeof effective !== 'object' || effective.rejectUnauthorized !== true || effective.ca !== tls.ca)
+  ) {
+    redis.disconnect();
+    throw new CliError('REDIS_URL: its query parameters override the TLS settings: remove them');
+  }
   // Without a listener ioredis prints every reconnect error; readiness (/readyz) reports it instead.
-  redis.on('error', () => undefined);
+  // The last one is kept for the start-up message: a refused certificate otherwise reads only
+  // "Connection is closed".
+  let cause: Error | undefined;
+  redis.on('error', (err: Error) => (cause = err));
   try {
     await redis.connect();
     await redis.ping();
   } catch (err) {
     redis.disconnect();
-    throw new CliError(`REDIS_URL: cannot reach Redis (${(err as Error).message})`);
+    throw new CliError(`REDIS_URL: cannot reach Redis (${(cause ?? (err as Error)).message})`);
   }
+  redis.removeAllListeners('error');
+  redis.on('error', () => undefined);
   return redis;
 }
 
@@ -115,7 +141,7 @@ export interface RuntimeOptions {
 export async function openRuntime(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
   const logger = opts.logger ?? createLogger(config.logLevel);
   // Redis first: an unreachable Redis stops start-up before the database is touched.
-  const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, config.redisTls) : undefined;
   let store: OpenedDatabase;
   try {
     store = await openDataStore(config);

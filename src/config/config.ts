@@ -3,6 +3,7 @@ import path from 'node:path';
 import { isPathInside } from './paths.js';
 import { z } from 'zod';
 import { KeyringError, parseKeyring, type MasterKeyring } from '../crypto/keyring.js';
+import { databaseTarget, redisTls, type BackendTls } from './backend-tls.js';
 
 /**
  * The one place that reads the environment. Parsed once at boot; every bad variable is named in a
@@ -55,6 +56,10 @@ const schema = z.object({
   SOTTO_DATA_DIR: z.string().min(1).default('./sotto-data'),
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  // TLS to PostgreSQL (sslmode=verify-full) and Redis (rediss://): src/config/backend-tls.ts.
+  SOTTO_DATABASE_CA_FILE: optionalString,
+  SOTTO_REDIS_CA_FILE: optionalString,
+  SOTTO_REDIS_ALLOW_PLAINTEXT: optionalString.pipe(bool.optional()),
   SOTTO_REDIS_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9:_-]{1,64}$/)
@@ -65,6 +70,8 @@ const schema = z.object({
   SOTTO_KEY_DIR: optionalString,
   // Start-up log, /readyz and `sotto keys status` warn when the active master key is older.
   SOTTO_KEY_MAX_AGE_DAYS: positiveInt.max(36500).default(90),
+  // The maintenance task gives an org a new data key when its newest is older; 0 turns it off.
+  SOTTO_DATA_KEY_MAX_AGE_DAYS: z.coerce.number().int().min(0).max(36500).default(90),
   SOTTO_HOST: z.string().min(1).default('0.0.0.0'),
   SOTTO_HTTPS_PORT: port.default(8443),
   SOTTO_HTTP_PORT: port.default(8080),
@@ -196,8 +203,13 @@ export function loadAsrConfig(env: Env = process.env): AsrConfig & { dataDir: st
 export interface Config {
   env: 'development' | 'production' | 'test';
   dataDir: string;
+  /** DATABASE_URL without ssl* parameters: TLS is `databaseTls`. */
   databaseUrl: string | undefined;
+  /** TLS to PostgreSQL, verify-full (set by sslmode=verify-full or SOTTO_DATABASE_CA_FILE). */
+  databaseTls: BackendTls | undefined;
   redisUrl: string | undefined;
+  /** TLS to Redis (rediss://), the server's certificate and host name verified. */
+  redisTls: BackendTls | undefined;
   /** Prefix of every Redis key (several deployments or test runs can share one Redis). */
   redisPrefix: string;
   masterKeys: MasterKeyring;
@@ -206,6 +218,8 @@ export interface Config {
   keyDir: string;
   /** SOTTO_KEY_MAX_AGE_DAYS: an active master key older than this is reported as due for rotation. */
   keyMaxAgeDays: number;
+  /** SOTTO_DATA_KEY_MAX_AGE_DAYS: scheduled data-key rotation age (0: never). */
+  dataKeyMaxAgeDays: number;
   host: string;
   httpsPort: number;
   /** 0 disables the redirect listener. */
@@ -378,18 +392,23 @@ export function loadConfig(env: Env = process.env): Config {
   const asr = asrFrom(v);
   problems.push(...asrProblems(asr));
   const archiveDir = archiveDirOf(v.SOTTO_DATA_DIR, v.SOTTO_ARCHIVE_DIR, problems);
+  const database = databaseTarget(v, problems);
+  const redisTlsSettings = redisTls(v, problems);
   if (problems.length > 0 || !keys) throw new ConfigError(problems);
 
   const dataDir = path.resolve(v.SOTTO_DATA_DIR);
   return {
     env: v.SOTTO_ENV,
     dataDir,
-    databaseUrl: v.DATABASE_URL,
+    databaseUrl: database.url,
+    databaseTls: database.tls,
     redisUrl: v.REDIS_URL,
+    redisTls: redisTlsSettings,
     redisPrefix: v.SOTTO_REDIS_PREFIX,
     ...keys,
     keyDir: path.resolve(v.SOTTO_KEY_DIR ?? path.join(dataDir, 'keys')),
     keyMaxAgeDays: v.SOTTO_KEY_MAX_AGE_DAYS,
+    dataKeyMaxAgeDays: v.SOTTO_DATA_KEY_MAX_AGE_DAYS,
     host: v.SOTTO_HOST,
     httpsPort: v.SOTTO_HTTPS_PORT,
     httpPort: v.SOTTO_HTTP_PORT,
@@ -476,6 +495,7 @@ export interface BootstrapConfig {
   env: Config['env'];
   dataDir: string;
   databaseUrl: string | undefined;
+  databaseTls: BackendTls | undefined;
   logLevel: string;
   /** Where the key file is (SOTTO_MASTER_KEY_FILE, or the data-dir default). */
   masterKeyFile: string;
@@ -489,6 +509,7 @@ export function loadBootstrapConfig(env: Env = process.env): BootstrapConfig {
       SOTTO_ENV: true,
       SOTTO_DATA_DIR: true,
       DATABASE_URL: true,
+      SOTTO_DATABASE_CA_FILE: true,
       SOTTO_LOG_LEVEL: true,
       SOTTO_MASTER_KEY: true,
       SOTTO_MASTER_KEY_FILE: true,
@@ -498,11 +519,15 @@ export function loadBootstrapConfig(env: Env = process.env): BootstrapConfig {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
   }
   const v = parsed.data;
+  const problems: string[] = [];
+  const database = databaseTarget(v, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
   const dataDir = path.resolve(v.SOTTO_DATA_DIR);
   return {
     env: v.SOTTO_ENV,
     dataDir,
-    databaseUrl: v.DATABASE_URL,
+    databaseUrl: database.url,
+    databaseTls: database.tls,
     logLevel: v.SOTTO_LOG_LEVEL,
     masterKeyFile: path.resolve(v.SOTTO_MASTER_KEY_FILE ?? defaultMasterKeyFile(dataDir)),
     masterKeyVariable: v.SOTTO_MASTER_KEY

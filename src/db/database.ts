@@ -214,6 +214,11 @@ class PostgresDatabase implements Database {
 export interface DatabaseOptions {
   /** postgres://… for PostgreSQL; otherwise PGlite in `dataDir` ('memory://' for tests). */
   databaseUrl?: string | undefined;
+  /**
+   * TLS to PostgreSQL, verify-full: the certificate must chain to `ca` (the system's CAs when
+   * undefined) and name the host. Undefined: plaintext (a local server, or sslmode=disable).
+   */
+  tls?: { ca: string | undefined } | undefined;
   pgliteDir?: string;
   poolSize?: number;
 }
@@ -222,6 +227,9 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   if (opts.databaseUrl) {
     const clientConfig: pg.ClientConfig = {
       connectionString: opts.databaseUrl,
+      // Explicit, so libpq's PGSSLMODE/PGSSLROOTCERT in the environment cannot change it behind
+      // the config's back. rejectUnauthorized plus Node's default host-name check is verify-full.
+      ssl: opts.tls ? { rejectUnauthorized: true, ...(opts.tls.ca ? { ca: opts.tls.ca } : {}) } : false,
       // A wedged query must not hold a pooled connection forever.
       statement_timeout: 30_000,
       idle_in_transaction_session_timeout: 60_000,

@@ -37,8 +37,11 @@ export async function auditInWindow(
     target_type: string | null;
     target_id: string | null;
   }>(
+    // Not the notices themselves: a window that includes "now" would otherwise count an earlier
+    // notice as activity, and a later overlapping window would notify the org about its notice.
     `SELECT org_id, at, actor_id, actor_kind, action, target_type, target_id FROM audit_log
       WHERE at >= $1 AND at < $2 AND ($3::uuid IS NULL OR org_id = $3::uuid)
+        AND action <> '${INCIDENT_NOTIFIED}'
       ORDER BY at, seq LIMIT ${INCIDENT_MAX_ENTRIES + 1}`,
     [from, to, orgId ?? null],
   );
@@ -83,4 +86,27 @@ export async function peopleOf(
     [userIds, ownerOrgIds],
   );
   return rows.map((r) => ({ id: r.id, orgId: r.org_id, email: r.email, name: r.name, role: r.role }));
+}
+
+/** The audit action `sotto incident notify` records in each notified org's chain. */
+export const INCIDENT_NOTIFIED = 'incident.notified';
+
+/**
+ * Orgs among `orgIds` whose chain already records a notice for exactly this window (the refusal
+ * to send the same notice twice; `--force` skips it).
+ */
+export async function orgsNotifiedFor(
+  tx: Queryable,
+  orgIds: string[],
+  from: Date,
+  to: Date,
+): Promise<Set<string>> {
+  if (orgIds.length === 0) return new Set();
+  const { rows } = await tx.query<{ org_id: string }>(
+    `SELECT DISTINCT org_id FROM audit_log
+      WHERE action = $1 AND org_id = ANY($2::uuid[])
+        AND details->>'windowFrom' = $3 AND details->>'windowTo' = $4`,
+    [INCIDENT_NOTIFIED, orgIds, from.toISOString(), to.toISOString()],
+  );
+  return new Set(rows.map((r) => r.org_id));
 }

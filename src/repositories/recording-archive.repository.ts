@@ -53,11 +53,13 @@ const num = <T extends { sizeBytes: unknown; audioSizeBytes: unknown }>(r: T) =>
 });
 
 export const recordingArchiveRepository = {
-  async insert(tx: Queryable, r: ArchiveRow): Promise<void> {
+  /** `objectKeyVersion`: the data key version sealing the object (data-key rotation counts it). */
+  async insert(tx: Queryable, r: ArchiveRow, objectKeyVersion: number): Promise<void> {
     await tx.query(
       `INSERT INTO recording_archive (id, org_id, recording_id, owner_id, title_enc, recording_created_at,
-         archived_at, archived_by_policy, size_bytes, content_sha256, audio_size_bytes, audio_sha256, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $7)`,
+         archived_at, archived_by_policy, size_bytes, content_sha256, audio_size_bytes, audio_sha256, created_at,
+         object_key_version)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $7, $13)`,
       [
         r.id,
         r.orgId,
@@ -71,6 +73,7 @@ export const recordingArchiveRepository = {
         r.contentSha256,
         r.audioSizeBytes,
         r.audioSha256,
+        objectKeyVersion,
       ],
     );
   },

@@ -64,8 +64,11 @@ export class AccountDeletionService {
     const now = this.clock.now();
     const dueAt = new Date(now.getTime() + ACCOUNT_DELETION_DELAY_MS);
     await withTenant(this.db, { orgId, userId: who.userId }, async (tx) => {
-      // Serialises owners leaving at the same time: one of them must stay.
-      await deletionRepository.lockOrg(tx, orgId);
+      // Serialises owners leaving at the same time: one of them must stay. No row: the org was
+      // deleted after the password check (as org deletion does, an absent org is a 404, not a
+      // foreign-key error on the queue insert below).
+      if (!(await deletionRepository.lockOrg(tx, orgId, 'no key update')))
+        throw new AppError('not_found', 'Organization not found');
       if (user.role === 'owner' && (await deletionRepository.otherOwnerCount(tx, orgId, user.id)) === 0)
         throw new AppError(
           'conflict',

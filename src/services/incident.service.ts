@@ -162,11 +162,19 @@ function draftNotice(
   const to = r.owners.length
     ? r.owners.map((o) => `${o.name} <${o.email}>`).join(', ')
     : '(no owner on record)';
+  const { subject, text } = noticeMessage(r, window, contact);
+  return [`To: ${to}`, `Subject: ${subject}`, '', text].join('\n');
+}
+
+/** The notice's subject and body, as drafted by `report` and sent by `sotto incident notify`. */
+export function noticeMessage(
+  r: Omit<IncidentOrg, 'notice'>,
+  window: { from: Date; to: Date },
+  contact: string,
+): { subject: string; text: string } {
   const actions = [...new Set(r.actors.flatMap((a) => Object.keys(a.actions)))].sort();
-  return [
-    `To: ${to}`,
-    `Subject: Security notice for ${r.name ?? r.orgId}`,
-    '',
+  const subject = `Security notice for ${r.name ?? r.orgId}`;
+  const text = [
     `We are investigating a security incident on our Sotto service. Our audit log shows activity in your`,
     `organization ${r.name ?? ''} (${r.orgId}) between ${window.from.toISOString()} and ${window.to.toISOString()}`,
     `that falls within the period under investigation: ${r.entries} recorded action(s) by ${r.actors.length}`,
@@ -183,4 +191,5 @@ function draftNotice(
     '',
     `Questions: ${contact}`,
   ].join('\n');
+  return { subject, text };
 }

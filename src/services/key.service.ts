@@ -14,6 +14,7 @@ import {
 import type { MasterKey, MasterKeyring } from '../crypto/keyring.js';
 import { keyRepository, type WrappedDataKey } from '../repositories/key.repository.js';
 import { OrgKekRepository } from '../repositories/org-kek.repository.js';
+import { KeyCache } from './key-cache.js';
 
 /**
  * Envelope encryption for tenant data, in three levels:
@@ -24,12 +25,14 @@ import { OrgKekRepository } from '../repositories/org-kek.repository.js';
  * plus the master key no longer opens anything of that org. Rows written before migration 0012
  * are wrapped by the master key directly (wrapped_by 'master') until `upgradeLegacy` runs.
  *
- * Unwrapped data keys are cached in memory: unwrapping is cheap but the key row read is not.
+ * Unwrapped data keys are cached in memory (unwrapping is cheap but the key row read is not), for
+ * a bounded time (KeyCache): a version retired or an org shredded on another node stops working
+ * here too.
  * All reads go through the caller's transaction (PGlite has one connection: a second
  * transaction opened here would wait forever for the first).
  */
 export class KeyService {
-  private readonly cache = new Map<string, Buffer>();
+  private readonly cache: KeyCache;
   private readonly kekCache = new Map<string, { key: Buffer; masterVersion: number }>();
   private readonly keks: OrgKekRepository;
 
@@ -38,8 +41,11 @@ export class KeyService {
     private readonly master: MasterKeyring,
     /** The key directory (SOTTO_KEY_DIR), or its repository. */
     keyDir: string | OrgKekRepository,
+    /** Tests: another cache lifetime or time source. */
+    cache?: KeyCache,
   ) {
     this.keks = typeof keyDir === 'string' ? new OrgKekRepository(keyDir) : keyDir;
+    this.cache = cache ?? new KeyCache();
   }
 
   get activeMasterVersion(): number {
@@ -106,13 +112,39 @@ export class KeyService {
     return (await this.decrypt(tx, loc, ciphertext)).toString('utf8');
   }
 
+  /**
+   * The org's search-index key (docs/search.md): HKDF-SHA256 of the org's KEK, so it is never
+   * stored anywhere and shredding the KEK makes every index token of the org unlinkable to words.
+   * Cached with the data keys (forgetOrg wipes it). Same tenant rule as the data keys.
+   */
+  searchKey(tx: Queryable, orgId: string): Buffer {
+    assertSameTenant(
+      tx,
+      { orgId, table: 'search_index', rowId: orgId, field: 'tokens' },
+      'decryption_failed',
+    );
+    const id = `${orgId}:search`;
+    let key = this.cache.get(id);
+    if (!key) {
+      let kek: Buffer;
+      try {
+        kek = this.kekOf(orgId).key;
+      } catch (err) {
+        if (err instanceof DecryptionError)
+          throw new AppError('decryption_failed', 'cannot derive the search index key', undefined, {
+            cause: err,
+          });
+        throw err;
+      }
+      key = Buffer.from(hkdfSync('sha256', kek, Buffer.from(orgId, 'utf8'), 'sotto/search-index/v1', 32));
+      this.cache.set(id, key);
+    }
+    return key;
+  }
+
   /** Forget cached keys of an org (crypto-shredding, tests). */
   forgetOrg(orgId: string): void {
-    for (const [k, v] of this.cache)
-      if (k.startsWith(`${orgId}:`)) {
-        v.fill(0);
-        this.cache.delete(k);
-      }
+    this.cache.deletePrefix(`${orgId}:`);
     this.kekCache.get(orgId)?.key.fill(0);
     this.kekCache.delete(orgId);
   }
@@ -129,6 +161,32 @@ export class KeyService {
     this.keks.destroy(orgId);
     this.forgetOrg(orgId);
     return { dataKeys };
+  }
+
+  /**
+   * Data-key rotation (scheduled, DataKeyRotationService): a new data key version for the org,
+   * wrapped by its KEK; `encrypt` uses the newest version from this transaction's commit on, and
+   * older versions still open what they sealed until they are re-encrypted and retired. Call in a
+   * system transaction holding the org's row lock. Returns the new version.
+   */
+  async rotateDataKey(tx: Queryable, orgId: string, now: Date): Promise<number> {
+    const current = await keyRepository.findActive(tx, orgId);
+    if (!current) throw new AppError('internal', 'organization has no data key');
+    const version = current.version + 1;
+    const key = randomBytes(32);
+    await keyRepository.insert(tx, this.wrapUnder(this.kekOf(orgId), orgId, version, key), now);
+    this.cache.set(`${orgId}:${version}`, key);
+    return version;
+  }
+
+  /** Retires a superseded data key version (nothing may still be sealed under it: the caller checked). */
+  async retireDataKey(tx: Queryable, orgId: string, version: number): Promise<boolean> {
+    const active = await keyRepository.findActive(tx, orgId);
+    if (!active || active.version <= version)
+      throw new AppError('internal', 'the active data key cannot be retired');
+    const gone = await keyRepository.deleteVersion(tx, orgId, version);
+    this.cache.delete(`${orgId}:${version}`);
+    return gone;
   }
 
   /** True when the org's KEK file exists (tests, diagnostics). */

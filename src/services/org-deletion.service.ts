@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { withSystem } from '../db/tenant.js';
 import { AppError } from '../domain/errors.js';
+import { auditRepository } from '../repositories/audit.repository.js';
 import { deletionRepository } from '../repositories/deletion.repository.js';
 import type { OrgFilesRepository } from '../repositories/org-files.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
@@ -67,7 +68,10 @@ export class OrgDeletionService {
     const now = this.clock.now();
     // 1. Shred (and end every session) under the org's row lock.
     const { counts, dataKeys, staged } = await withSystem(this.db, async (tx) => {
-      if (!(await deletionRepository.lockOrg(tx, orgId)))
+      // The org's audit chain lock before the row lock, in the order every audit writer takes
+      // them, so FOR UPDATE (the row is deleted later) cannot close a cycle with one of them.
+      await auditRepository.lockChain(tx, orgId);
+      if (!(await deletionRepository.lockOrg(tx, orgId, 'update')))
         throw new AppError('not_found', 'Organization not found');
       const counts = await deletionRepository.orgCounts(tx, orgId);
       await deletionRepository.revokeOrgSessions(tx, orgId, now);

@@ -1,6 +1,11 @@
 import type { Command } from 'commander';
 import type { Services } from '../../app.js';
 import { AppError } from '../../domain/errors.js';
+import {
+  IncidentNotifyService,
+  type NotifyOutcome,
+  type OrgNotifyResult,
+} from '../../services/incident-notify.service.js';
 import { IncidentService, type IncidentReport } from '../../services/incident.service.js';
 import { CliError } from '../runtime.js';
 import { stdout, type Print } from '../output.js';
@@ -65,6 +70,80 @@ export async function incidentReport(
   return report;
 }
 
+export interface IncidentNotifyOptions {
+  from: string;
+  to: string;
+  org?: string | undefined;
+  dryRun?: boolean | undefined;
+  force?: boolean | undefined;
+}
+
+const OUTCOME: Record<NotifyOutcome, string> = {
+  sent: 'sent',
+  would_send: 'would send (dry run)',
+  partly_sent: 'PARTLY SENT',
+  sent_unrecorded: 'SENT BUT NOT RECORDED (a re-run of this window would send it again: leave this org out)',
+  failed: 'FAILED',
+  already_notified: 'already notified for this window (--force to resend)',
+  no_owner: 'no owner on record: notify this org another way',
+};
+
+/**
+ * `sotto incident notify --from <iso> --to <iso> [--org <id>] [--dry-run] [--force]`: sends each
+ * affected org's drafted notice to its owners over SMTP and records it in the org's audit chain
+ * (docs/security.md, incident runbook). The same window is not sent twice without --force.
+ */
+export async function incidentNotify(
+  services: Services,
+  opts: IncidentNotifyOptions,
+  print: Print = stdout,
+): Promise<OrgNotifyResult[]> {
+  const contact = services.config.securityContact;
+  const notifier = new IncidentNotifyService(
+    services.db,
+    new IncidentService(services.db, contact),
+    services.audit,
+    services.mailer,
+    contact,
+  );
+  let results: OrgNotifyResult[];
+  try {
+    results = await notifier.notify({
+      from: new Date(opts.from),
+      to: new Date(opts.to),
+      orgId: opts.org,
+      dryRun: opts.dryRun,
+      force: opts.force,
+    });
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'validation_failed') throw new CliError(err.message);
+    throw err;
+  }
+  if (results.length === 0) print('No organization has audit entries in the window: nothing to send.');
+  for (const r of results) {
+    const counts =
+      r.outcome === 'partly_sent' || r.outcome === 'failed' || r.outcome === 'sent_unrecorded'
+        ? ` (${r.sent}/${r.recipients.length})`
+        : '';
+    print(
+      `${r.orgId} ${r.name ?? '(deleted)'}: ${OUTCOME[r.outcome]}${counts} → ${r.recipients.join(', ') || '-'}`,
+    );
+  }
+  const unrecorded = results.filter((r) => r.outcome === 'sent_unrecorded');
+  if (unrecorded.length > 0) {
+    throw new CliError(
+      `${unrecorded.length} organization(s) notified but not recorded in the audit log (database error): do not re-run this window for them`,
+    );
+  }
+  const failed = results.filter((r) => r.outcome === 'failed' || r.outcome === 'partly_sent');
+  if (failed.length > 0) {
+    throw new CliError(
+      `${failed.length} organization(s) not fully notified: check SOTTO_SMTP_URL and the addresses, then re-run (with --force --org <id> for those marked PARTLY SENT)`,
+    );
+  }
+  return results;
+}
+
 export function registerIncidentCommands(program: Command, boot: () => Promise<Services>): void {
   const incident = program.command('incident').description('incident response from the audit log');
   incident
@@ -76,5 +155,18 @@ export function registerIncidentCommands(program: Command, boot: () => Promise<S
     .option('--json', 'machine-readable output')
     .action(async (opts: IncidentReportOptions) => {
       await incidentReport(await boot(), opts);
+    });
+  incident
+    .command('notify')
+    .description(
+      "send each affected org's notice to its owners (SMTP) and record it in the org's audit chain",
+    )
+    .requiredOption('--from <iso>', 'start of the window (ISO 8601, inclusive)')
+    .requiredOption('--to <iso>', 'end of the window (ISO 8601, exclusive)')
+    .option('--org <id>', 'one organization only')
+    .option('--dry-run', 'list who would get which notice; send and record nothing')
+    .option('--force', 'send again to orgs already notified for this exact window')
+    .action(async (opts: IncidentNotifyOptions) => {
+      await incidentNotify(await boot(), opts);
     });
 }
