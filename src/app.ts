@@ -274,6 +274,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     new LiveSpoolRepository(path.join(config.dataDir, 'live')),
     clock,
     exportInvalidation,
+    liveBus,
   );
   const recordings = new RecordingService(
     db,
@@ -391,7 +392,8 @@ export async function createServices(deps: Deps): Promise<Services> {
       db,
       audio,
       // Enough for every open player of a busy node; without Redis the oldest go first when full.
-      createTicketStore(redis, config.redisPrefix, 'audio', { memoryMaxEntries: 10_000 }),
+      // In memory: at most 1 000 live tickets per org, 10 000 in all (an org's flood evicts its own).
+      createTicketStore(redis, config.redisPrefix, 'audio', { maxEntries: 10_000, maxPerGroup: 1_000 }),
       clock,
       audit,
     ),
@@ -414,7 +416,7 @@ export async function createServices(deps: Deps): Promise<Services> {
       audit,
       audio,
       uploads,
-      bus: createLiveBus({ redis, prefix: config.redisPrefix, logger }),
+      bus: liveBus,
       spools: new LiveSpools(db, keys, new LiveSpoolRepository(path.join(config.dataDir, 'live')), clock),
       tickets: createTicketStore(redis, config.redisPrefix, 'live'),
       engine: async () => (await pipelines()).engine,

@@ -143,6 +143,9 @@ const schema = z.object({
   SOTTO_WEBHOOK_CA_FILE: optionalString,
   SOTTO_RATE_LIMIT_API_PER_MINUTE: positiveInt.default(300),
   SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(20),
+  // Audio playback (GET …/audio and …/audio/stream): a player makes a range request per seek, so
+  // these count in their own bucket, never against the API's.
+  SOTTO_RATE_LIMIT_AUDIO_PER_MINUTE: positiveInt.default(1200),
   SOTTO_SMTP_URL: optionalString.pipe(z.url({ protocol: /^smtps?$/ }).optional()),
   SOTTO_MAIL_FROM: z.string().default('Sotto <no-reply@localhost>'),
   // Data lifecycle (docs/lifecycle.md): maintenance pass period, cold archive location and store.
@@ -295,7 +298,7 @@ export interface Config {
     caFile: string | undefined;
   };
   /** Default per-client-network request budgets per minute: every /api route, and /api/v1/auth/*. */
-  rateLimitPerMinute: { api: number; auth: number };
+  rateLimitPerMinute: { api: number; auth: number; audio: number };
   smtpUrl: string | undefined;
   mailFrom: string;
   /** Seconds between maintenance passes (retention, sweeps); each task is claimed by one node. */
@@ -464,7 +467,11 @@ export function loadConfig(env: Env = process.env): Config {
       backoffSeconds: v.SOTTO_WEBHOOK_BACKOFF_SECONDS,
       caFile: v.SOTTO_WEBHOOK_CA_FILE,
     },
-    rateLimitPerMinute: { api: v.SOTTO_RATE_LIMIT_API_PER_MINUTE, auth: v.SOTTO_RATE_LIMIT_AUTH_PER_MINUTE },
+    rateLimitPerMinute: {
+      api: v.SOTTO_RATE_LIMIT_API_PER_MINUTE,
+      auth: v.SOTTO_RATE_LIMIT_AUTH_PER_MINUTE,
+      audio: v.SOTTO_RATE_LIMIT_AUDIO_PER_MINUTE,
+    },
     smtpUrl: v.SOTTO_SMTP_URL,
     mailFrom: v.SOTTO_MAIL_FROM,
     maintenanceIntervalSeconds: v.SOTTO_MAINTENANCE_INTERVAL_SECONDS,

@@ -53,6 +53,14 @@ export function streamHash(key: Buffer, label: string): string {
   return createHmac('sha256', key).update(`sotto/live-stream|${label}`).digest('hex').slice(0, 32);
 }
 
+/**
+ * Where a speaker's latest live partial is kept beside the bus (a Redis hash field): an HMAC of
+ * the label under the same key, in its own domain, so it is neither the name nor the file name.
+ */
+export function partialSlot(key: Buffer, label: string): string {
+  return createHmac('sha256', key).update(`sotto/live-partial-slot|${label}`).digest('hex').slice(0, 32);
+}
+
 function aad(recordingId: string, hash: string, firstSeq: number, index: number): Buffer {
   const tail = Buffer.alloc(8);
   tail.writeUInt32BE(firstSeq, 0);

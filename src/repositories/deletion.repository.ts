@@ -11,6 +11,8 @@ export interface CiphertextDigests {
   speakerNames: string | null;
   audioContentKey: string | null;
   liveSpoolKey: string | null;
+  /** Live participant labels waiting for the transcript (migration 0022). */
+  liveSpeakers: string | null;
   hasJob: boolean;
 }
 
@@ -38,6 +40,7 @@ export const deletionRepository = {
       names: string | null;
       audio_key: string | null;
       spool_key: string | null;
+      live_speakers: string | null;
       has_job: boolean;
     }>(
       `SELECT encode(sha256(r.title_enc), 'hex') AS title,
@@ -46,6 +49,7 @@ export const deletionRepository = {
               encode(sha256(t.speaker_names_enc), 'hex') AS names,
               encode(sha256(a.content_key_enc), 'hex') AS audio_key,
               encode(sha256(s.content_key_enc), 'hex') AS spool_key,
+              encode(sha256(r.live_speakers_enc), 'hex') AS live_speakers,
               EXISTS (SELECT 1 FROM recording_jobs j WHERE j.recording_id = r.id) AS has_job
          FROM recordings r
          LEFT JOIN transcripts t ON t.recording_id = r.id
@@ -63,6 +67,7 @@ export const deletionRepository = {
       speakerNames: r.names,
       audioContentKey: r.audio_key,
       liveSpoolKey: r.spool_key,
+      liveSpeakers: r.live_speakers,
       hasJob: r.has_job,
     };
   },
@@ -269,9 +274,20 @@ export const deletionRepository = {
     ]);
   },
 
-  async lockOrg(tx: Queryable, orgId: string): Promise<{ id: string; slug: string } | undefined> {
+  /**
+   * Locks the org row. 'no key update' for work that keeps the row (account deletion): an audit
+   * insert elsewhere, holding the org's chain lock, takes KEY SHARE on this row for its foreign key,
+   * which FOR UPDATE blocks — and the caller's own audit entry then waits for that chain lock: a
+   * deadlock (docs/security-fuzz.md, finding 1). 'update' only where the row is deleted, with the
+   * chain lock taken first.
+   */
+  async lockOrg(
+    tx: Queryable,
+    orgId: string,
+    mode: 'update' | 'no key update',
+  ): Promise<{ id: string; slug: string } | undefined> {
     const { rows } = await tx.query<{ id: string; slug: string }>(
-      'SELECT id, slug FROM orgs WHERE id = $1 FOR UPDATE',
+      `SELECT id, slug FROM orgs WHERE id = $1 ${mode === 'update' ? 'FOR UPDATE' : 'FOR NO KEY UPDATE'}`,
       [orgId],
     );
     return rows[0];

@@ -11,23 +11,38 @@ import type { Logger } from 'pino';
  * connection cannot send other commands); channels are `<SOTTO_REDIS_PREFIX>live:<recordingId>`.
  * Delivery is at most once, like Redis pub/sub itself; what a viewer connecting late needs is kept
  * beside the channel (`retain`): every final segment in order and the latest partial of each
- * participant, read back with `history` (a Redis list and hash next to the channel, written in
- * the same MULTI as the publish, so a subscriber that reads the history after subscribing misses
- * nothing; in memory without Redis). Still opaque sealed bytes, with an expiry, dropped by `forget`.
+ * participant, read back with `history` (a Redis list and hash next to the channel, written by
+ * the same script as the publish; in memory without Redis). Still opaque sealed bytes, with an
+ * expiry, dropped by `forget`.
+ *
+ * Every event of a recording gets the next number of one sequence (a Redis counter beside the
+ * channel, so it survives the ingest moving to another node), delivered with it and kept with it;
+ * `history` says the last number given out when it was read. A viewer that subscribed first and
+ * then read the history has the exact hand-over: a kept event numbered up to that mark is in the
+ * history (or was replaced there by a newer one), anything later comes live, nothing twice.
  */
-export type LiveBusHandler = (payload: Buffer) => void;
+export type LiveBusHandler = (payload: Buffer, seq: number) => void;
 
-/** What to keep of a published event for late viewers. */
+/** What to keep of a published event for late viewers; `ttlMs` also bounds the sequence. */
 export type LiveRetain =
   | { kind: 'final'; ttlMs: number }
   /** `slot`: one partial kept per slot (a participant); a later one replaces it. */
-  | { kind: 'partial'; slot: string; ttlMs: number };
+  | { kind: 'partial'; slot: string; ttlMs: number }
+  /** Numbered, delivered, not kept (progress of a stop, errors). */
+  | { kind: 'none'; ttlMs: number };
+
+export interface LiveEntry {
+  seq: number;
+  payload: Buffer;
+}
 
 export interface LiveHistory {
   /** Sealed final segments, in publication order. */
-  finals: Buffer[];
+  finals: LiveEntry[];
   /** The latest sealed partial of each slot (its final may be among `finals`). */
-  partials: Buffer[];
+  partials: LiveEntry[];
+  /** The last sequence number given out when this was read (0: none). */
+  seq: number;
 }
 
 export interface LiveBus {
@@ -38,15 +53,30 @@ export interface LiveBus {
    */
   claim(recordingId: string, nodeId: string, ttlMs: number): Promise<boolean>;
   release(recordingId: string, nodeId: string): Promise<void>;
-  publish(recordingId: string, payload: Buffer, retain?: LiveRetain): Promise<void>;
+  /** Numbers, keeps (as `retain` says) and delivers one event; resolves its sequence number. */
+  publish(recordingId: string, payload: Buffer, retain: LiveRetain): Promise<number>;
   /** What was retained for the recording (empty when nothing was, or it expired). */
   history(recordingId: string): Promise<LiveHistory>;
-  /** Drops what was retained (the recording stopped or failed). */
+  /** Drops what was retained and the sequence (the recording stopped or failed). */
   forget(recordingId: string): Promise<void>;
+  /**
+   * The recording was deleted: drops what was retained and the sequence, and for as long as a
+   * backlog could live (BURIED_MIN_MS at least) refuses to number, keep or deliver anything more
+   * of it — an ingest node that has not noticed the deletion yet must not rebuild the backlog of a
+   * recording that no longer exists (`publish` resolves 0 then). Never rejects: the deletion has
+   * committed; a failure is logged, and what was kept expires by itself (sealed meanwhile).
+   */
+  bury(recordingId: string): Promise<void>;
   /** Resolves once the subscription is active; the returned function ends it. */
   subscribe(recordingId: string, handler: LiveBusHandler): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
+
+/**
+ * How long a deleted recording's tombstone lasts at least (longer when its backlog would have):
+ * an ingest session notices the deletion within seconds; a day covers any realistic session limit.
+ */
+export const BURIED_MIN_MS = 24 * 3600 * 1000;
 
 /** Handlers by channel, shared by both implementations. */
 class Handlers {
@@ -71,10 +101,10 @@ class Handlers {
     return true;
   }
 
-  deliver(channel: string, payload: Buffer, logger?: Pick<Logger, 'warn'>): void {
+  deliver(channel: string, payload: Buffer, seq: number, logger?: Pick<Logger, 'warn'>): void {
     for (const handler of [...(this.byChannel.get(channel) ?? [])]) {
       try {
-        handler(payload);
+        handler(payload, seq);
       } catch (err) {
         // One broken viewer must not stop delivery to the others.
         logger?.warn({ err: (err as Error).name }, 'live bus handler failed');
@@ -87,12 +117,17 @@ class Handlers {
   }
 }
 
+interface Kept {
+  seq: number;
+  finals: LiveEntry[];
+  partials: Map<string, LiveEntry>;
+  timer?: NodeJS.Timeout;
+}
+
 export class MemoryLiveBus implements LiveBus {
   private readonly handlers = new Handlers();
-  private readonly kept = new Map<
-    string,
-    { finals: Buffer[]; partials: Map<string, Buffer>; timer?: NodeJS.Timeout }
-  >();
+  private readonly kept = new Map<string, Kept>();
+  private readonly buried = new Map<string, NodeJS.Timeout>();
 
   /** One node: the service's own session map already keeps one session per recording. */
   async claim(): Promise<boolean> {
@@ -101,29 +136,42 @@ export class MemoryLiveBus implements LiveBus {
 
   async release(): Promise<void> {}
 
-  async publish(recordingId: string, payload: Buffer, retain?: LiveRetain): Promise<void> {
-    if (retain) {
-      let kept = this.kept.get(recordingId);
-      if (!kept) this.kept.set(recordingId, (kept = { finals: [], partials: new Map() }));
-      if (retain.kind === 'final') kept.finals.push(payload);
-      else kept.partials.set(retain.slot, payload);
-      // The same expiry as in Redis: a session that vanished without a stop does not stay forever.
-      clearTimeout(kept.timer);
-      kept.timer = setTimeout(() => this.kept.delete(recordingId), retain.ttlMs);
-      kept.timer.unref();
-    }
+  async publish(recordingId: string, payload: Buffer, retain: LiveRetain): Promise<number> {
+    if (this.buried.has(recordingId)) return 0;
+    let kept = this.kept.get(recordingId);
+    if (!kept) this.kept.set(recordingId, (kept = { seq: 0, finals: [], partials: new Map() }));
+    const seq = ++kept.seq;
+    if (retain.kind === 'final') kept.finals.push({ seq, payload });
+    else if (retain.kind === 'partial') kept.partials.set(retain.slot, { seq, payload });
+    // The same expiry as in Redis: a session that vanished without a stop does not stay forever.
+    clearTimeout(kept.timer);
+    kept.timer = setTimeout(() => this.kept.delete(recordingId), retain.ttlMs);
+    kept.timer.unref();
     // Asynchronous like the network path, so callers never depend on re-entrant delivery.
-    queueMicrotask(() => this.handlers.deliver(recordingId, payload));
+    queueMicrotask(() => this.handlers.deliver(recordingId, payload, seq));
+    return seq;
   }
 
   async history(recordingId: string): Promise<LiveHistory> {
     const kept = this.kept.get(recordingId);
-    return { finals: [...(kept?.finals ?? [])], partials: [...(kept?.partials.values() ?? [])] };
+    return {
+      finals: [...(kept?.finals ?? [])],
+      partials: [...(kept?.partials.values() ?? [])],
+      seq: kept?.seq ?? 0,
+    };
   }
 
   async forget(recordingId: string): Promise<void> {
     clearTimeout(this.kept.get(recordingId)?.timer);
     this.kept.delete(recordingId);
+  }
+
+  async bury(recordingId: string): Promise<void> {
+    await this.forget(recordingId);
+    clearTimeout(this.buried.get(recordingId));
+    const timer = setTimeout(() => this.buried.delete(recordingId), BURIED_MIN_MS);
+    timer.unref();
+    this.buried.set(recordingId, timer);
   }
 
   async subscribe(recordingId: string, handler: LiveBusHandler): Promise<() => Promise<void>> {
@@ -137,12 +185,58 @@ export class MemoryLiveBus implements LiveBus {
     this.handlers.clear();
     for (const kept of this.kept.values()) clearTimeout(kept.timer);
     this.kept.clear();
+    for (const timer of this.buried.values()) clearTimeout(timer);
+    this.buried.clear();
   }
+}
+
+/**
+ * One step for number, keep and publish, so the order of the sequence is the order of the list
+ * and of the channel, and a history read (one MULTI) sees an event in all three or in none.
+ * KEYS: sequence, finals, partials, tombstone. ARGV: channel, ttl ms, kind, payload, slot.
+ * What is kept and sent is `<seq>:<payload>`. A deleted recording (tombstone): nothing, 0.
+ */
+const PUBLISH_SCRIPT = `
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local framed = seq .. ':' .. ARGV[4]
+if ARGV[3] == 'final' then
+  redis.call('RPUSH', KEYS[2], framed)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+elseif ARGV[3] == 'partial' then
+  redis.call('HSET', KEYS[3], ARGV[5], framed)
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+redis.call('PUBLISH', ARGV[1], framed)
+return seq
+`;
+
+/**
+ * Deletion: the tombstone (as long as the backlog would have lived, BURIED_MIN_MS at least), then
+ * the backlog and the sequence, in one step. KEYS: sequence, finals, partials, tombstone. ARGV:
+ * minimum ms.
+ */
+const BURY_SCRIPT = `
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[1]) then ttl = tonumber(ARGV[1]) end
+redis.call('SET', KEYS[4], '1', 'PX', ttl)
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return 1
+`;
+
+/** `<seq>:<payload>` → its parts; undefined when not of that shape (not written by this bus). */
+function unframe(framed: Buffer): LiveEntry | undefined {
+  const colon = framed.subarray(0, 17).indexOf(0x3a);
+  const seq = colon > 0 ? Number(framed.subarray(0, colon).toString('latin1')) : NaN;
+  return Number.isSafeInteger(seq) && seq > 0 ? { seq, payload: framed.subarray(colon + 1) } : undefined;
 }
 
 export class RedisLiveBus implements LiveBus {
   private readonly handlers = new Handlers();
   private subscriber: Redis | undefined;
+  /** Per channel, the SUBSCRIBE every handler of the channel waits for (the first one sent it). */
+  private readonly subscribing = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly redis: Redis,
@@ -157,9 +251,11 @@ export class RedisLiveBus implements LiveBus {
   private sub(): Redis {
     if (!this.subscriber) {
       const s = this.redis.duplicate();
-      s.on('messageBuffer', (channel: Buffer, message: Buffer) =>
-        this.handlers.deliver(channel.toString(), message, this.logger),
-      );
+      s.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+        const entry = unframe(message);
+        if (entry) this.handlers.deliver(channel.toString(), entry.payload, entry.seq, this.logger);
+        else this.logger.warn({}, 'live bus message not of this bus: dropped');
+      });
       // ioredis reconnects and resubscribes by itself; an error event must not crash the process.
       s.on('error', (err: Error) => this.logger.warn({ err: err.name }, 'live bus subscriber error'));
       this.subscriber = s;
@@ -192,24 +288,29 @@ export class RedisLiveBus implements LiveBus {
     return `${this.prefix}live-partials:${recordingId}`;
   }
 
-  async publish(recordingId: string, payload: Buffer, retain?: LiveRetain): Promise<void> {
-    if (!retain) {
-      await this.redis.publish(this.channel(recordingId), payload);
-      return;
-    }
-    // One MULTI: the event is in the history by the time any subscriber receives it.
-    const m = this.redis.multi();
-    if (retain.kind === 'final') {
-      m.rpush(this.finalsKey(recordingId), payload);
-      m.pexpire(this.finalsKey(recordingId), retain.ttlMs);
-    } else {
-      m.hset(this.partialsKey(recordingId), retain.slot, payload);
-      m.pexpire(this.partialsKey(recordingId), retain.ttlMs);
-    }
-    m.publish(this.channel(recordingId), payload);
-    const results = await m.exec();
-    const failed = results?.find(([err]) => err);
-    if (!results || failed) throw failed?.[0] ?? new Error('live bus transaction aborted');
+  private seqKey(recordingId: string): string {
+    return `${this.prefix}live-seq:${recordingId}`;
+  }
+
+  private tombstoneKey(recordingId: string): string {
+    return `${this.prefix}live-deleted:${recordingId}`;
+  }
+
+  async publish(recordingId: string, payload: Buffer, retain: LiveRetain): Promise<number> {
+    const seq = await this.redis.eval(
+      PUBLISH_SCRIPT,
+      4,
+      this.seqKey(recordingId),
+      this.finalsKey(recordingId),
+      this.partialsKey(recordingId),
+      this.tombstoneKey(recordingId),
+      this.channel(recordingId),
+      String(Math.max(1, Math.ceil(retain.ttlMs))),
+      retain.kind,
+      payload,
+      retain.kind === 'partial' ? retain.slot : '',
+    );
+    return Number(seq);
   }
 
   async history(recordingId: string): Promise<LiveHistory> {
@@ -217,26 +318,69 @@ export class RedisLiveBus implements LiveBus {
       .multi()
       .lrangeBuffer(this.finalsKey(recordingId), 0, -1)
       .hvalsBuffer(this.partialsKey(recordingId))
+      .get(this.seqKey(recordingId))
       .exec();
     const failed = results?.find(([err]) => err);
     if (!results || failed) throw failed?.[0] ?? new Error('live bus transaction aborted');
-    return { finals: results[0]![1] as Buffer[], partials: results[1]![1] as Buffer[] };
+    const entries = (list: Buffer[]) => list.map(unframe).filter((e): e is LiveEntry => e !== undefined);
+    return {
+      finals: entries(results[0]![1] as Buffer[]),
+      partials: entries(results[1]![1] as Buffer[]),
+      seq: Number(results[2]![1] ?? 0),
+    };
   }
 
   async forget(recordingId: string): Promise<void> {
-    await this.redis.del(this.finalsKey(recordingId), this.partialsKey(recordingId));
+    await this.redis.del(
+      this.finalsKey(recordingId),
+      this.partialsKey(recordingId),
+      this.seqKey(recordingId),
+    );
   }
 
+  async bury(recordingId: string): Promise<void> {
+    try {
+      await this.redis.eval(
+        BURY_SCRIPT,
+        4,
+        this.seqKey(recordingId),
+        this.finalsKey(recordingId),
+        this.partialsKey(recordingId),
+        this.tombstoneKey(recordingId),
+        String(BURIED_MIN_MS),
+      );
+    } catch (err) {
+      this.logger.warn(
+        { recordingId, err: (err as Error).name },
+        'live backlog of a deleted recording not dropped',
+      );
+    }
+  }
+
+  /**
+   * Active means SUBSCRIBE answered. A second handler of a channel whose SUBSCRIBE is still on its
+   * way waits for that same answer: returning at once would let it read the history before the
+   * subscription exists, and an event published in between would reach it from neither.
+   */
   async subscribe(recordingId: string, handler: LiveBusHandler): Promise<() => Promise<void>> {
     const channel = this.channel(recordingId);
-    if (this.handlers.add(channel, handler)) await this.sub().subscribe(channel);
+    if (this.handlers.add(channel, handler)) this.subscribing.set(channel, this.sub().subscribe(channel));
+    try {
+      await this.subscribing.get(channel);
+    } catch (err) {
+      if (this.handlers.remove(channel, handler)) this.subscribing.delete(channel);
+      throw err;
+    }
     return async () => {
-      if (this.handlers.remove(channel, handler)) await this.subscriber?.unsubscribe(channel);
+      if (!this.handlers.remove(channel, handler)) return;
+      this.subscribing.delete(channel);
+      await this.subscriber?.unsubscribe(channel);
     };
   }
 
   async close(): Promise<void> {
     this.handlers.clear();
+    this.subscribing.clear();
     this.subscriber?.disconnect();
     this.subscriber = undefined;
   }

@@ -61,6 +61,17 @@ export const liveRecordingRepository = {
     return enc;
   },
 
+  /**
+   * Dropped with the audio they name (a job failed for good and the audio is not kept, or it was
+   * deleted early): no transcript can come any more, so the names have no use left.
+   */
+  async clearSpeakers(tx: Queryable, id: string): Promise<void> {
+    await tx.query(
+      `UPDATE recordings SET live_speakers_enc = NULL WHERE id = $1 AND live_speakers_enc IS NOT NULL`,
+      [id],
+    );
+  },
+
   /** Speaker names for a transcript that has none yet (a user's renames are never replaced). */
   async nameSpeakersIfUnnamed(tx: Queryable, id: string, namesEnc: Buffer): Promise<void> {
     await tx.query(

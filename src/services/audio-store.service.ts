@@ -24,6 +24,7 @@ import { actorCan } from '../domain/api-scopes.js';
 import type { AudioBlobRepository } from '../repositories/audio-blob.repository.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { orgRepository } from '../repositories/org.repository.js';
+import { liveRecordingRepository } from '../repositories/live-recording.repository.js';
 import {
   recordingAudioRepository,
   type RecordingAudioRow,
@@ -170,8 +171,11 @@ export class AudioStoreService {
   async settle(orgId: string, recordingId: string): Promise<void> {
     const keep = await withTenant(this.db, { orgId, userId: null }, async (tx) => {
       const org = await orgRepository.find(tx, orgId);
+      // Kept audio can be retried (RecordingRetryService), so a failed job's live speaker labels
+      // stay with it; audio destroyed takes them along.
       if (org?.storeAudio) return true;
       await recordingAudioRepository.remove(tx, recordingId);
+      await liveRecordingRepository.clearSpeakers(tx, recordingId);
       return false;
     });
     if (!keep) await this.blobs.remove(orgId, recordingId);
@@ -239,6 +243,7 @@ export class AudioStoreService {
       if (rec.status === 'queued' || rec.status === 'processing')
         throw new AppError('conflict', 'The recording is still being transcribed');
       if (!(await recordingAudioRepository.remove(tx, rec.id))) throw notFound('Audio');
+      await liveRecordingRepository.clearSpeakers(tx, rec.id);
       await this.audit.record(tx, {
         orgId: actor.orgId,
         actorId: actor.userId,

@@ -18,6 +18,8 @@ import { currentActor } from './live-access.js';
  * session (logout or a revoked device ends it at once), the role and a support grant, then applies
  * exactly the bearer route's visibility rule. Anything wrong — unknown, expired, another
  * recording, a session gone — is 404, indistinguishable from audio that does not exist.
+ * Tickets are filed under the org: the in-memory store's cap evicts an org's own oldest ticket
+ * first, so one tenant requesting tickets in a loop cannot end another's playback.
  */
 export const AUDIO_TICKET_TTL_SECONDS = 300;
 
@@ -47,7 +49,12 @@ export class AudioTicketService {
       // and a store with a laxer TTL can never extend it.
       expiresAt: this.clock.now().getTime() + AUDIO_TICKET_TTL_SECONDS * 1000,
     };
-    await this.tickets.put(sha256Hex(ticket), JSON.stringify(body), AUDIO_TICKET_TTL_SECONDS * 1000);
+    await this.tickets.put(
+      sha256Hex(ticket),
+      JSON.stringify(body),
+      AUDIO_TICKET_TTL_SECONDS * 1000,
+      actor.orgId,
+    );
     return { ticket, expiresIn: AUDIO_TICKET_TTL_SECONDS };
   }
 
@@ -89,7 +96,12 @@ export class AudioTicketService {
       });
       const left = body.expiresAt - this.clock.now().getTime();
       if (left > 0)
-        await this.tickets.put(sha256Hex(ticket), JSON.stringify({ ...body, audited: true }), left);
+        await this.tickets.put(
+          sha256Hex(ticket),
+          JSON.stringify({ ...body, audited: true }),
+          left,
+          body.orgId,
+        );
     }
     return this.audio.playback(actor, recordingId, rangeHeader);
   }

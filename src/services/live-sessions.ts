@@ -3,6 +3,7 @@ import type { Config } from '../config/config.js';
 import { SpoolIntegrityError } from '../crypto/spool-cipher.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { AsrEngine } from '../repositories/asr/engine.js';
+import type { Clock } from '../repositories/clock.repository.js';
 import {
   LIVE_CLOSE,
   LiveProtocolError,
@@ -40,10 +41,12 @@ export interface SessionDeps {
   engine: () => Promise<AsrEngine>;
   logger: Pick<Logger, 'info' | 'warn'>;
   limits: Config['live'];
+  clock: Clock;
 }
 
 export interface SessionHooks {
-  publish(orgId: string, recordingId: string, event: LiveEvent): Promise<void>;
+  /** `slotKey`: the recording's spool key, which names a partial's slot (backlogRetention). */
+  publish(orgId: string, recordingId: string, event: LiveEvent, slotKey?: Buffer): Promise<void>;
   fail(orgId: string, recordingId: string, code: string): Promise<void>;
 }
 
@@ -181,6 +184,8 @@ export class LiveSessions {
       (e) => (engine = e),
       () => undefined,
     );
+    // The recording's spool key, once its first stream opened a spool (spoolOf sets it).
+    let keyOf: () => Promise<Buffer> | undefined = () => undefined;
     const created = new LiveSession(
       recordingId,
       orgId,
@@ -191,8 +196,14 @@ export class LiveSessions {
         segment: (segment: LiveSegment) =>
           this.hooks.publish(orgId, recordingId, { type: 'segment', ...segment }),
         // Sealed on the bus like a segment; never spooled nor stored (the final replaces it).
-        partial: (partial: LivePartial) =>
-          this.hooks.publish(orgId, recordingId, { type: 'partial', ...partial }),
+        // A partial follows recognised audio, which was spooled first: the key is there.
+        partial: async (partial: LivePartial) =>
+          this.hooks.publish(
+            orgId,
+            recordingId,
+            { type: 'partial', ...partial },
+            await keyOf()?.catch(() => undefined),
+          ),
         lagging: () => void this.hooks.publish(orgId, recordingId, { type: 'error', code: 'live_lagging' }),
         failed: (err) => {
           const code = err instanceof AppError ? err.code : 'engine_failed';
@@ -201,11 +212,14 @@ export class LiveSessions {
         },
       },
       () => engine?.session?.({ priority: 'live', group: recordingId }),
+      this.d.clock,
     );
-    return Object.assign(created, {
+    const session: Session = Object.assign(created, {
       ingest: new Set<LiveSocket>(),
       spools: new Map<LiveStream, StreamSpool>(),
       opening: new Map<LiveStream, Promise<StreamSpool>>(),
     });
+    keyOf = () => session.key;
+    return session;
   }
 }

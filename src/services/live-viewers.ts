@@ -2,9 +2,10 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
+import type { Clock } from '../repositories/clock.repository.js';
 import type { LiveBus, LiveRetain } from '../repositories/live-bus.repository.js';
 import type { Config } from '../config/config.js';
-import { sha256Hex } from '../crypto/random.js';
+import { partialSlot } from '../crypto/spool-cipher.js';
 import { outageOf } from '../domain/outage.js';
 import type { KeyService } from './key.service.js';
 import { LIVE_CLOSE, liveSegmentLocation, type LivePartial, type LiveSegment } from './live-session.js';
@@ -56,15 +57,38 @@ interface Tracked {
   socket: LiveSocket;
 }
 
+/** An event as the bus numbered it (LiveBus: one sequence per recording). */
+interface Numbered {
+  event: LiveEvent;
+  seq: number;
+}
+
 /**
- * A viewer's hand-over from the backlog to live events: until its backlog is out, live events
- * wait in `pending`; `finals` holds the ids it has been sent, so nothing reaches it twice (an
- * event may be both in the backlog and on its way over the bus) and no partial follows its final.
+ * A viewer's hand-over from the backlog to live events, by sequence number: until its backlog is
+ * out, live events wait in `pending`; a kept event (segment, partial) numbered up to `covered`
+ * (the last number given out when its backlog was read) is in that backlog or was replaced there
+ * by a newer one, so it is dropped, and anything later is sent. `finals` holds the ids of the
+ * segments sent, so no partial follows its final; `partials` the number of the last partial sent
+ * per speaker, so an older partial never follows a newer one.
  */
 interface Viewer {
-  pending: LiveEvent[] | undefined;
+  pending: Numbered[] | undefined;
+  covered: number;
+  /**
+   * The number of the last live event offered. Numbers only grow; a smaller one means the
+   * sequence started again (Redis restarted without persistence, or evicted the counter): the
+   * marks of the old numbering (`covered`, the partials') then mean nothing and are reset, or the
+   * viewer would drop every event until the new numbers passed the old ones. Finals stay
+   * de-duplicated by their id.
+   */
+  lastLive: number;
   finals: Set<string>;
-  /** Bytes of its backlog: a long recording's backlog is not a sign of a slow reader. */
+  partials: Map<string, number>;
+  /**
+   * Bytes the socket may hold beyond the bound: its backlog, which is not a sign of a slow reader.
+   * It only shrinks, down to what the socket still holds, so once the backlog is read the usual
+   * bound applies again (a burst does not buy a slow reader a larger buffer for good).
+   */
   slack: number;
 }
 
@@ -80,7 +104,8 @@ const MAX_VIEWER_BUFFER_BYTES = 1024 * 1024;
 export class LiveViewers {
   private readonly tracked = new Set<Tracked>();
   private readonly channels = new Map<string, Channel>();
-  private lastRecheck = Date.now();
+  /** Clock time (ms) of the last re-check; a test advancing the app's clock makes one due. */
+  private lastRecheck: number;
   private rechecking = false;
   private recheckFailingSince: number | undefined;
 
@@ -90,7 +115,14 @@ export class LiveViewers {
     private readonly db: Database,
     private readonly logger: Pick<Logger, 'warn'>,
     private readonly recheck: Recheck,
-  ) {}
+    private readonly clock: Clock,
+  ) {
+    this.lastRecheck = this.now();
+  }
+
+  private now(): number {
+    return this.clock.now().getTime();
+  }
 
   /** Registers a socket for the periodic re-check; returns its removal. */
   track(actor: Actor, recordingId: string, purpose: 'ingest' | 'watch', socket: LiveSocket): () => void {
@@ -114,12 +146,19 @@ export class LiveViewers {
         chain: Promise.resolve(),
         unsubscribe: Promise.resolve(async () => {}),
       };
-      c.unsubscribe = this.bus.subscribe(recordingId, (payload) => {
-        c.chain = c.chain.then(() => this.deliver(actor.orgId, recordingId, c, payload));
+      c.unsubscribe = this.bus.subscribe(recordingId, (payload, seq) => {
+        c.chain = c.chain.then(() => this.deliver(actor.orgId, recordingId, c, payload, seq));
       });
       this.channels.set(recordingId, (channel = c));
     }
-    const viewer: Viewer = { pending: [], finals: new Set(), slack: 0 };
+    const viewer: Viewer = {
+      pending: [],
+      covered: 0,
+      lastLive: 0,
+      finals: new Set(),
+      partials: new Map(),
+      slack: 0,
+    };
     channel.sockets.set(socket, viewer);
     const c = channel;
     const stop = () => {
@@ -133,9 +172,11 @@ export class LiveViewers {
     try {
       await c.unsubscribe; // subscribed before the backlog is read: no gap between the two
       socket.send({ type: 'ready' });
-      for (const event of await this.backlog(actor.orgId, recordingId)) {
-        viewer.slack += JSON.stringify(event).length;
-        this.offer(socket, viewer, event, true);
+      const { events, seq } = await this.backlog(actor.orgId, recordingId);
+      viewer.covered = seq;
+      for (const numbered of events) {
+        viewer.slack += JSON.stringify(numbered.event).length;
+        this.offer(socket, viewer, numbered, true);
       }
     } catch (err) {
       stop();
@@ -144,43 +185,62 @@ export class LiveViewers {
     // No await from here to the end: events delivered from now on go straight to the socket.
     const held = viewer.pending ?? [];
     viewer.pending = undefined;
-    for (const event of held) this.offer(socket, viewer, event);
+    for (const numbered of held) this.offer(socket, viewer, numbered);
     return stop;
   }
 
-  /** The finals published so far, in order, then the partials whose final is not among them. */
-  private async backlog(orgId: string, recordingId: string): Promise<LiveEvent[]> {
+  /**
+   * What was kept (every final, the latest partial of each speaker) in the order it was
+   * published, and the last number given out when it was read.
+   */
+  private async backlog(orgId: string, recordingId: string): Promise<{ events: Numbered[]; seq: number }> {
     const kept = await this.bus.history(recordingId);
-    if (kept.finals.length === 0 && kept.partials.length === 0) return [];
+    if (kept.finals.length === 0 && kept.partials.length === 0) return { events: [], seq: kept.seq };
     const open = (tx: Parameters<KeyService['decryptJson']>[0], payload: Buffer) =>
       this.keys
         .decryptJson<LiveEvent>(tx, liveSegmentLocation(orgId, recordingId), payload)
         .catch(() => undefined); // not sealed for this recording: dropped, as on the bus
-    return withTenant(this.db, { orgId, userId: null }, async (tx) => {
-      const events: LiveEvent[] = [];
-      for (const p of kept.finals) {
-        const e = await open(tx, p);
-        if (e?.type === 'segment') events.push(e);
+    const events = await withTenant(this.db, { orgId, userId: null }, async (tx) => {
+      const events: Numbered[] = [];
+      for (const { seq, payload } of kept.finals) {
+        const e = await open(tx, payload);
+        if (e?.type === 'segment') events.push({ event: e, seq });
       }
-      const partials: LiveEvent[] = [];
-      for (const p of kept.partials) {
-        const e = await open(tx, p);
-        if (e?.type === 'partial') partials.push(e);
+      for (const { seq, payload } of kept.partials) {
+        const e = await open(tx, payload);
+        if (e?.type === 'partial') events.push({ event: e, seq });
       }
-      return [...events, ...partials.sort((a, b) => start(a) - start(b))];
+      return events;
     });
+    return { events: events.sort((a, b) => a.seq - b.seq), seq: kept.seq };
   }
 
-  /** One event to one viewer: held during its backlog, never twice, no partial after its final. */
-  private offer(socket: LiveSocket, viewer: Viewer, event: LiveEvent, backlog = false): void {
+  /**
+   * One event to one viewer: held during its backlog; a kept event the backlog covered, a second
+   * copy, a partial after its final and a partial older than one sent are dropped.
+   */
+  private offer(socket: LiveSocket, viewer: Viewer, { event, seq }: Numbered, backlog = false): void {
     if (viewer.pending && !backlog) {
-      viewer.pending.push(event);
+      viewer.pending.push({ event, seq });
       return;
     }
+    if (!backlog) {
+      if (seq <= viewer.lastLive) {
+        viewer.covered = 0;
+        viewer.partials.clear();
+      }
+      viewer.lastLive = seq;
+    }
     if (event.type === 'segment' || event.type === 'partial') {
+      if (!backlog && seq <= viewer.covered) return;
       if (viewer.finals.has(event.id)) return;
       if (event.type === 'segment') viewer.finals.add(event.id);
+      else {
+        if (seq <= (viewer.partials.get(event.speaker) ?? 0)) return;
+        viewer.partials.set(event.speaker, seq);
+      }
     }
+    if (!backlog) viewer.slack = Math.min(viewer.slack, socket.bufferedAmount);
     if (socket.bufferedAmount > MAX_VIEWER_BUFFER_BYTES + viewer.slack) {
       socket.close(LIVE_CLOSE.overloaded, 'viewer too slow');
       return;
@@ -191,7 +251,7 @@ export class LiveViewers {
 
   /** Runs the re-check when `periodMs` has passed since the last one (never two at once). */
   async recheckDue(periodMs: number): Promise<void> {
-    if (this.rechecking || Date.now() - this.lastRecheck < periodMs) return;
+    if (this.rechecking || this.now() - this.lastRecheck < periodMs) return;
     this.rechecking = true;
     try {
       let failure: unknown;
@@ -210,7 +270,7 @@ export class LiveViewers {
       }
       this.noteRecheckFailure(failure);
     } finally {
-      this.lastRecheck = Date.now();
+      this.lastRecheck = this.now();
       this.rechecking = false;
     }
   }
@@ -218,14 +278,14 @@ export class LiveViewers {
   /** Logged when re-checks start failing and when they work again, not every period. */
   private noteRecheckFailure(failure: unknown): void {
     if (failure !== undefined && this.recheckFailingSince === undefined) {
-      this.recheckFailingSince = Date.now();
+      this.recheckFailingSince = this.now();
       this.logger.warn(
         { err: (failure as Error).name, outage: outageOf(failure) ?? 'unknown' },
         'live sockets cannot be re-checked (database or Redis unavailable): keeping them open',
       );
     } else if (failure === undefined && this.recheckFailingSince !== undefined) {
       this.logger.warn(
-        { seconds: Math.round((Date.now() - this.recheckFailingSince) / 1000) },
+        { seconds: Math.round((this.now() - this.recheckFailingSince) / 1000) },
         'live socket re-checks work again',
       );
       this.recheckFailingSince = undefined;
@@ -241,7 +301,13 @@ export class LiveViewers {
     this.tracked.clear();
   }
 
-  private async deliver(orgId: string, recordingId: string, c: Channel, payload: Buffer): Promise<void> {
+  private async deliver(
+    orgId: string,
+    recordingId: string,
+    c: Channel,
+    payload: Buffer,
+    seq: number,
+  ): Promise<void> {
     let event: LiveEvent;
     try {
       event = await withTenant(this.db, { orgId, userId: null }, (tx) =>
@@ -252,27 +318,27 @@ export class LiveViewers {
       this.logger.warn({ recordingId }, 'live event could not be opened');
       return;
     }
-    for (const [socket, viewer] of c.sockets) this.offer(socket, viewer, event);
+    for (const [socket, viewer] of c.sockets) this.offer(socket, viewer, { event, seq });
   }
-}
-
-function start(event: LiveEvent): number {
-  return 'start' in event ? event.start : 0;
 }
 
 /**
  * What late viewers get (docs/live.md, "Late viewers"): every final and the latest partial of each
- * participant, kept beside the bus until the stop, at most for the longest session. The partial's
- * slot is a hash of the participant, so no name is in a Redis key.
+ * participant, kept beside the bus until the stop, at most for the longest session; other events
+ * are numbered and sent, not kept. The partial's slot is an HMAC of the participant under the
+ * recording's spool key (`slotKey`: random, per recording, never outside the database and the
+ * ingest node's memory, destroyed with the recording), so a Redis key reveals no name and cannot
+ * be computed in advance from a list of names. Without the key (no spool yet) a partial is sent
+ * but not kept.
  */
 export function backlogRetention(
-  recordingId: string,
   event: LiveEvent,
   limits: Pick<Config['live'], 'maxMinutes' | 'resumeSeconds' | 'idleSeconds'>,
-): LiveRetain | undefined {
+  slotKey: Buffer | undefined,
+): LiveRetain {
   const ttlMs = (limits.maxMinutes * 60 + 2 * limits.resumeSeconds + limits.idleSeconds) * 1000;
   if (event.type === 'segment') return { kind: 'final', ttlMs };
-  if (event.type === 'partial')
-    return { kind: 'partial', slot: sha256Hex(`${recordingId}|${event.speaker}`), ttlMs };
-  return undefined;
+  if (event.type === 'partial' && slotKey)
+    return { kind: 'partial', slot: partialSlot(slotKey, event.speaker), ttlMs };
+  return { kind: 'none', ttlMs };
 }

@@ -3,6 +3,7 @@ import { withTenant } from '../db/tenant.js';
 import { notFound } from '../domain/errors.js';
 import type { AudioBlobRepository } from '../repositories/audio-blob.repository.js';
 import type { Clock } from '../repositories/clock.repository.js';
+import type { LiveBus } from '../repositories/live-bus.repository.js';
 import { deletionRepository } from '../repositories/deletion.repository.js';
 import { sha256File } from '../repositories/file-digest.repository.js';
 import { recordingJobRepository } from '../repositories/recording-job.repository.js';
@@ -15,10 +16,11 @@ import { enqueueWebhooks, recordingEvent } from './webhook.service.js';
 /**
  * Hard deletion of one recording with a deletion receipt (docs/lifecycle.md). Everything goes at
  * once — rows (recording, transcript with its original and speaker names, job, audio row, live
- * spool row), the sealed audio blob, a plain staged upload of an old job, the live spool files —
- * and no copy is kept anywhere. The receipt, in the org's audit chain as `recording.deleted`,
- * says what existed, when, by whom, and the SHA-256 of each stored *ciphertext* (never of
- * plaintext, which could be confirmed by guessing), computed before deleting.
+ * spool row, live speaker labels), the sealed audio blob, a plain staged upload of an old job,
+ * the live spool files, the live backlog beside the live bus — and no copy is kept anywhere. The
+ * receipt, in the org's audit chain as `recording.deleted`, says what existed, when, by whom, and
+ * the SHA-256 of each stored *ciphertext* (never of plaintext, which could be confirmed by
+ * guessing), computed before deleting.
  *
  * The transcript's "report" is computed from the transcript on request and never stored, so it
  * goes with the transcript. A job working on the recording loses its lease with the job row: its
@@ -58,6 +60,7 @@ export class RecordingDeletionService {
     private readonly spools: SpoolFiles,
     private readonly clock: Clock,
     private readonly exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>,
+    private readonly bus: Pick<LiveBus, 'bury'>,
   ) {}
 
   async destroy(
@@ -92,12 +95,14 @@ export class RecordingDeletionService {
       add('audioBlob', audioBlob);
       add('audioContentKey', digests.audioContentKey);
       add('liveSpoolKey', digests.liveSpoolKey);
+      add('liveSpeakers', digests.liveSpeakers);
       const parts = [
         'recording',
         ...(digests.transcript ? ['transcript', 'report'] : []),
         ...(digests.originalTranscript ? ['originalTranscript'] : []),
         ...(audioBlob || digests.audioContentKey ? ['audio'] : []),
         ...(digests.liveSpoolKey || row.status === 'live' ? ['liveSpool'] : []),
+        ...(digests.liveSpeakers ? ['liveSpeakers'] : []),
         ...(digests.hasJob ? ['job'] : []),
       ];
       const expiredExports = await this.exports.inTransaction(tx, ctx.orgId, 'recording_deleted');
@@ -129,6 +134,11 @@ export class RecordingDeletionService {
     await this.blobs.remove(ctx.orgId, id);
     await this.spools.remove(ctx.orgId, id);
     await this.exports.removeFiles(ctx.orgId, expiredExports);
+    // A live (or just stopped) recording's backlog beside the live bus: sealed finals and
+    // partials, in memory or Redis. Deleted means no late viewer, and no copy left to expire; an
+    // ingest node still streaming it until its next check must not rebuild it (a tombstone).
+    // Never throws: the deletion has committed, a Redis outage must not turn it into a 500.
+    await this.bus.bury(id);
     return receipt;
   }
 }

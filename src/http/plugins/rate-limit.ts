@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError } from '../../domain/errors.js';
 import {
@@ -17,8 +17,9 @@ import {
  *
  * `key: 'ip'` replaces the default per-network limit. `key: 'user'` adds a per-user limit, checked
  * after authentication, on top of the per-network default (which still bounds unauthenticated
- * floods). `rateLimit: false` exempts a route. Each route counts separately; requests to unknown
- * /api paths share one bucket with the api default. Over the limit: 429 problem+json
+ * floods). `rateLimit: false` exempts a route. Each route counts separately, except routes that
+ * name the same `bucket` (audio playback), which share one count; requests to unknown /api paths
+ * share one bucket with the api default. Over the limit: 429 problem+json
  * `rate_limited` with Retry-After. Every limited answer carries RateLimit-Limit, -Remaining,
  * -Reset (seconds) and RateLimit-Policy (`<points>;w=<seconds>`) of its tightest limit.
  *
@@ -30,6 +31,11 @@ export interface RouteRateLimit {
   durationSeconds: number;
   /** Whose budget: the client network (default) or the authenticated user. */
   key?: 'ip' | 'user';
+  /**
+   * A counter shared by every route that names it (audio playback: the bearer route and the
+   * ticket route spend one budget), kept apart from the API default's.
+   */
+  bucket?: string;
 }
 
 export interface RateLimitPolicy {
@@ -108,13 +114,13 @@ export const rateLimitPlugin = fp(
       const byNetwork = declared && declared.key !== 'user' ? declared : underApi ? fallback : undefined;
 
       if (byNetwork) {
-        const s = spec(`route:${routeId}`, byNetwork);
-        const hook: onRequestHookHandler = async (req, reply) =>
+        const s = spec(byNetwork.bucket ? `bucket:${byNetwork.bucket}` : `route:${routeId}`, byNetwork);
+        const hook: onRequestAsyncHookHandler = async (req, reply) =>
           enforce(limits, reply, s, networkKey(req.ip));
         route.onRequest = [hook, ...asArray(route.onRequest)];
       }
       if (byUser) {
-        const s = spec(`route-user:${routeId}`, byUser);
+        const s = spec(byUser.bucket ? `bucket-user:${byUser.bucket}` : `route-user:${routeId}`, byUser);
         // After the route's own preHandlers (authentication), so the actor is known.
         const hook = async (req: FastifyRequest, reply: FastifyReply) => {
           const userId = req.actor?.userId;

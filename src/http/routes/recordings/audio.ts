@@ -21,6 +21,15 @@ import {
 const audioRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }) => {
   const tags = ['recordings'];
   const security = [{ bearer: [] }];
+  // Playback's own per-network budget (SOTTO_RATE_LIMIT_AUDIO_PER_MINUTE): a player makes a range
+  // request per seek, and seeking through a long recording must not spend the API's.
+  const playback = {
+    rateLimit: {
+      points: services.config.rateLimitPerMinute.audio,
+      durationSeconds: 60,
+      bucket: 'audio-playback',
+    },
+  };
 
   // Runs after the server-wide `no-store` hook (parent hooks first): decrypted audio must not be
   // kept by shared caches nor by the browser's.
@@ -31,6 +40,7 @@ const audioRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services 
   app.get(
     '/:id/audio',
     {
+      config: playback,
       onRequest: app.requirePermission('recordings.read'),
       schema: { tags, security, params: audioParams, headers: audioHeaders, response: audioResponse },
     },
@@ -56,6 +66,7 @@ const audioRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services 
   app.get(
     '/:id/audio/stream',
     {
+      config: playback,
       schema: {
         tags,
         params: audioParams,
