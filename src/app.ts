@@ -33,6 +33,7 @@ import { PipelineService } from './services/pipeline.service.js';
 import { RecordingJobService } from './services/recording-job.service.js';
 import { RecordingRetryService } from './services/recording-retry.service.js';
 import { RecordingSearchService } from './services/recording-search.service.js';
+import { SearchIndexService } from './services/search-index.service.js';
 import { RecordingService } from './services/recording.service.js';
 import { SessionService } from './services/session.service.js';
 import { SsoService } from './services/sso.service.js';
@@ -123,7 +124,7 @@ export interface Services {
   audioTickets: AudioTicketService;
   /** Transcript read (current/original), edit, export, report. */
   transcripts: TranscriptService;
-  /** Search over visible titles and transcripts (decrypt-and-scan, see docs/search.md). */
+  /** Search over visible titles and transcripts (encrypted index, candidates decrypted to confirm: docs/search.md). */
   search: RecordingSearchService;
   /** An admin's retry of a failed recording whose audio is still stored (issue 17). */
   recordingRetry: RecordingRetryService;

@@ -58,19 +58,19 @@ export interface ListFilter {
  * The WHERE conditions shared by list(), listForSearch() and count(), as parameters $1..$7
  * (alias `r`). Every value is a bound parameter; NULL means "no condition".
  */
-const FILTER_SQL = `($1::uuid IS NULL OR r.owner_id = $1::uuid)
+export const FILTER_SQL = `($1::uuid IS NULL OR r.owner_id = $1::uuid)
           AND ($2::text IS NULL OR r.status = $2::text)
           AND ($3::uuid IS NULL OR r.owner_id = $3::uuid)
           AND ($4::timestamptz IS NULL OR r.created_at >= $4::timestamptz)
           AND ($5::timestamptz IS NULL OR r.created_at < $5::timestamptz)`;
-const filterParams = (vis: Visibility, f: ListFilter = {}) => [
+export const filterParams = (vis: Visibility, f: ListFilter = {}) => [
   vis.ownerId ?? null,
   f.status ?? null,
   f.ownerId ?? null,
   f.from ?? null,
   f.to ?? null,
 ];
-const KEYSET_SQL = `($6::timestamptz IS NULL OR (r.created_at, r.id) < ($6::timestamptz, $7::uuid))`;
+export const KEYSET_SQL = `($6::timestamptz IS NULL OR (r.created_at, r.id) < ($6::timestamptz, $7::uuid))`;
 
 export const recordingRepository = {
   async insert(
@@ -101,6 +101,15 @@ export const recordingRepository = {
       [id, vis.ownerId ?? null],
     );
     return res.rows[0];
+  },
+
+  /** Several recordings by id (search hits), in no particular order; the invisible and the gone are left out. */
+  async findMany(tx: Queryable, ids: string[], vis: Visibility): Promise<RecordingRow[]> {
+    const res = await tx.query<RecordingRow>(
+      `SELECT ${COLUMNS} FROM recordings WHERE id = ANY($1::uuid[]) AND ($2::uuid IS NULL OR owner_id = $2::uuid)`,
+      [ids, vis.ownerId ?? null],
+    );
+    return res.rows;
   },
 
   /** Newest first; keyset pagination on (created_at, id) of the last row of the previous page. */

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import type { Logger } from 'pino';
+import { keyVersionOf } from '../crypto/envelope.js';
 import type { Database } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
@@ -26,6 +27,7 @@ import { requirePermission } from './org.service.js';
 import { titleLocation, transcriptLocation } from './recording.service.js';
 import type { ScheduledTask } from './scheduler.service.js';
 import { originalTranscriptLocation, speakerNamesLocation } from './transcript.service.js';
+import { indexRecording } from './search-index.service.js';
 
 /**
  * Cold archive (docs/lifecycle.md). Retention moves finished recordings past their org's window
@@ -157,20 +159,24 @@ export class ArchiveService {
           (t?.revision ?? -1) !== snap.stamp.revision
         )
           return false;
-        await archiveRepo.insert(tx, {
-          id: archiveId,
-          orgId,
-          recordingId,
-          ownerId: snap.rec.ownerId,
-          titleEnc: snap.titleEnc,
-          recordingCreatedAt: snap.rec.createdAt,
-          archivedAt: this.clock.now(),
-          archivedByPolicy: true,
-          sizeBytes: object.size + (audioPart?.size ?? 0),
-          contentSha256: object.sha256,
-          audioSizeBytes: audioPart?.size ?? null,
-          audioSha256: audioPart?.sha256 ?? null,
-        });
+        await archiveRepo.insert(
+          tx,
+          {
+            id: archiveId,
+            orgId,
+            recordingId,
+            ownerId: snap.rec.ownerId,
+            titleEnc: snap.titleEnc,
+            recordingCreatedAt: snap.rec.createdAt,
+            archivedAt: this.clock.now(),
+            archivedByPolicy: true,
+            sizeBytes: object.size + (audioPart?.size ?? 0),
+            contentSha256: object.sha256,
+            audioSizeBytes: audioPart?.size ?? null,
+            audioSha256: audioPart?.sha256 ?? null,
+          },
+          keyVersionOf(snap.sealed),
+        );
         if (!(await archiveRepo.deleteRecording(tx, recordingId))) return false;
         await this.audit.record(tx, {
           orgId,
@@ -285,6 +291,8 @@ export class ArchiveService {
               ? await this.keys.encrypt(tx, originalTranscriptLocation(row.orgId, recId), t.originalBody)
               : null,
           });
+        // Searchable again, in the same transaction (docs/search.md).
+        await indexRecording(tx, this.keys, row.orgId, recId);
         if (content.audio)
           await recordingAudioRepository.insert(tx, {
             recordingId: recId,

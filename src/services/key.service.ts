@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import type { Database, Queryable } from '../db/database.js';
 import { withSystem } from '../db/tenant.js';
 import { AppError } from '../domain/errors.js';

@@ -1,11 +1,19 @@
 import type { Actor } from '../domain/auth-context.js';
 import { AppError } from '../domain/errors.js';
 import { actorCan } from '../domain/api-scopes.js';
-import type { Database } from '../db/database.js';
+import type { Database, Queryable } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
-import { recordingRepository, type Visibility } from '../repositories/recording.repository.js';
+import {
+  recordingRepository,
+  type ListFilter,
+  type SearchCandidate,
+  type Visibility,
+} from '../repositories/recording.repository.js';
+import { searchIndexRepository } from '../repositories/search-index.repository.js';
 import type { KeyService } from './key.service.js';
 import { requirePermission } from './org.service.js';
+import { openSearchDoc, queryTokens, type SearchDoc } from './search-index.service.js';
+import { SEARCH_SCHEME, foldFast, parseQuery } from './search-tokens.js';
 import {
   titleLocation,
   transcriptLocation,
@@ -16,12 +24,15 @@ import {
 } from './recording.service.js';
 
 /**
- * Full-text search over the titles and transcripts a caller may see, without any search index:
- * titles and transcripts are encrypted per org, and every index we could keep beside them would
- * leak (see docs/search.md for the alternatives and the measured cost). Each request decrypts and
- * scans the caller's visible recordings newest first, at most `scanBudget` of them and for about
- * `timeBudgetMs` (checked between batches); a page therefore may hold fewer hits than asked for
- * (even none) while `next` says where the scan stopped. `next` is null only when every visible recording has been scanned.
+ * Full-text search over the titles and transcripts a caller may see. Titles and transcripts are
+ * encrypted per org; the encrypted search index (keyed-hash tokens, search-index.service.ts,
+ * docs/search.md) narrows the visible recordings to candidates, and only those are decrypted and
+ * confirmed by the matcher below — the index decides nothing on its own. Recordings not indexed
+ * yet, and queries the index cannot narrow (only words shorter than 3 characters), are scanned
+ * by decrypting as before. Candidates come newest first, at most `scanBudget` of them and for
+ * about `timeBudgetMs` (checked between batches); a page therefore may hold fewer hits than asked
+ * for (even none) while `next` says where it stopped. `next` is null only when every visible
+ * recording has been considered.
  *
  * Matching folds case and accents ("Jose" finds "José"). A query in double quotes is a phrase
  * (its words in order, adjacent); otherwise every word must appear somewhere in the title or
@@ -56,6 +67,8 @@ const DEFAULT_SCAN_BUDGET = 200;
 const DEFAULT_TIME_BUDGET_MS = 2000;
 /** Rows decrypted per query: bounds memory for long transcripts. */
 const BATCH = 10;
+/** Candidates per query from the index: their sealed search text is small (no word timings). */
+const INDEXED_BATCH = 25;
 const MAX_SNIPPETS = 3;
 const SNIPPET_CHARS = 160;
 
@@ -63,7 +76,7 @@ export class RecordingSearchService {
   constructor(
     private readonly db: Database,
     private readonly keys: KeyService,
-    private readonly recordings: Pick<RecordingService, 'get'>,
+    private readonly recordings: Pick<RecordingService, 'getMany'>,
     private readonly scanBudget = DEFAULT_SCAN_BUDGET,
     private readonly timeBudgetMs = DEFAULT_TIME_BUDGET_MS,
   ) {}
@@ -85,6 +98,16 @@ export class RecordingSearchService {
     let scanned = 0;
     let total = 0;
     const found = await withTenant(this.db, actor, async (tx) => {
+      const tokens = queryTokens(tx, this.keys, actor.orgId, query.q);
+      const indexed = tokens !== undefined && tokens.length > 0;
+      const fromIndex = indexed ? indexedCandidates(tx, vis, tokens, filter) : undefined;
+      const candidates = async (page: {
+        limit: number;
+        after?: { createdAt: Date; id: string } | undefined;
+      }): Promise<Candidate[]> =>
+        fromIndex
+          ? fromIndex(page)
+          : (await recordingRepository.listForSearch(tx, vis, { ...page, filter })).map(fromScan);
       let after: { createdAt: Date; id: string } | undefined;
       if (query.after) {
         const last = await recordingRepository.find(tx, query.after, vis);
@@ -96,40 +119,51 @@ export class RecordingSearchService {
       // Elapsed time of this request's scan (a duration, not a date: no Clock needed).
       const started = performance.now();
       for (;;) {
-        const want = Math.min(BATCH, this.scanBudget - scanned);
-        const rows = await recordingRepository.listForSearch(tx, vis, { limit: want, after, filter });
+        const want = Math.min(indexed ? INDEXED_BATCH : BATCH, this.scanBudget - scanned);
+        const rows = await candidates({ limit: want, after });
         for (const row of rows) {
           scanned++;
           after = { createdAt: row.createdAt, id: row.id };
-          const title = row.titleEnc
-            ? await this.keys.decryptString(tx, titleLocation(row.orgId, row.id), row.titleEnc)
-            : '';
-          const body = row.bodyEnc
-            ? await this.keys.decryptJson<Body>(tx, transcriptLocation(row.orgId, row.id), row.bodyEnc)
-            : { segments: [] };
-          const match = matcher(title, body.segments);
+          const doc = await this.open(tx, row);
+          const match = matcher(doc.title, doc.segments);
           if (match) hits.push({ id: row.id, match });
           // A full page: the next one starts after this recording.
           if (hits.length === query.limit) return { hits, next: row.id };
         }
-        if (rows.length < want) return { hits, next: null }; // every visible recording scanned
+        if (rows.length < want) return { hits, next: null }; // every candidate considered
         if (scanned >= this.scanBudget || performance.now() - started > this.timeBudgetMs)
           return { hits, next: after?.id ?? null };
       }
     });
-    // Views after the scan's transaction (PGlite has one connection: no nesting).
-    const items: SearchHit[] = [];
-    for (const h of found.hits) {
-      try {
-        items.push({ ...(await this.recordings.get(actor, h.id)), match: h.match });
-      } catch (err) {
-        // Deleted between the scan and now: it is simply no longer a hit.
-        if (!(err instanceof AppError && err.code === 'not_found')) throw err;
-      }
-    }
+    // Views after the scan's transaction (PGlite has one connection: no nesting), all in one;
+    // a recording deleted between the two is simply no longer a hit.
+    const matches = new Map(found.hits.map((h) => [h.id, h.match]));
+    const views = await this.recordings.getMany(
+      actor,
+      found.hits.map((h) => h.id),
+    );
+    const items: SearchHit[] = views.map((v) => ({ ...v, match: matches.get(v.id)! }));
     return { items, next: found.next, scan: { scanned, total } };
   }
+
+  /** A candidate's title and segments: its sealed search text, or (not indexed) the full rows. */
+  private async open(tx: Queryable, row: Candidate): Promise<SearchDoc> {
+    if (row.docEnc) return openSearchDoc(tx, this.keys, row.orgId, row.id, row.docEnc);
+    const title = row.titleEnc
+      ? await this.keys.decryptString(tx, titleLocation(row.orgId, row.id), row.titleEnc)
+      : '';
+    const body = row.bodyEnc
+      ? await this.keys.decryptJson<Body>(tx, transcriptLocation(row.orgId, row.id), row.bodyEnc)
+      : { segments: [] };
+    return { title, segments: body.segments };
+  }
 }
+
+/** A recording to decrypt and match: from the index (its sealed search text) or from the scan. */
+type Candidate = Pick<SearchCandidate, 'id' | 'orgId' | 'createdAt'> &
+  ({ docEnc: Uint8Array; titleEnc?: never; bodyEnc?: never } | (SearchCandidate & { docEnc?: never }));
+
+const fromScan = (row: SearchCandidate): Candidate => row;
 
 type Matcher = (
   title: string,
@@ -138,11 +172,7 @@ type Matcher = (
 
 /** Builds the matcher for a query, or undefined when it has no searchable word. */
 export function compile(q: string): Matcher | undefined {
-  const trimmed = q.trim();
-  const phrase = trimmed.length > 2 && trimmed.startsWith('"') && trimmed.endsWith('"');
-  const words = foldFast(phrase ? trimmed.slice(1, -1) : trimmed)
-    .split(' ')
-    .filter(Boolean);
+  const { phrase, words } = parseQuery(q);
   if (words.length === 0) return undefined;
   const needles = phrase ? [words.join(' ')] : [...new Set(words)];
   return (title, segments) => {
@@ -175,13 +205,7 @@ export function compile(q: string): Matcher | undefined {
 }
 
 /** The folding of fold() without the index map, on a whole string at once (the hot path). */
-export function foldFast(text: string): string {
-  return ` ${text
-    .normalize('NFKD')
-    .replace(/\p{M}+/gu, '')
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}]+/gu, ' ')}`;
-}
+export { foldFast };
 
 /**
  * Case- and accent-folded text where every run of non-letters/digits is one space, with the
@@ -219,6 +243,41 @@ function excerpt(text: string, at: number): string {
   const from = Math.max(0, Math.min(at - SNIPPET_CHARS / 4, text.length - SNIPPET_CHARS));
   const cut = text.slice(from, from + SNIPPET_CHARS);
   return `${from > 0 ? '…' : ''}${cut}${from + SNIPPET_CHARS < text.length ? '…' : ''}`;
+}
+
+/**
+ * Pages of candidates after a cursor: index rows holding every token, merged (newest first) with
+ * the visible recordings that have no index row yet — those are decrypted like the scan did, so
+ * a recording written before the index, or not yet reached by the backfill, is never missed.
+ * Both lists are keyset pages in the same order, so the first `limit` of their merge are the
+ * first `limit` of their union. Once the list of unindexed ones comes back short it is complete
+ * (the cursor only moves on), and later pages take it from memory instead of asking again.
+ */
+function indexedCandidates(
+  tx: Queryable,
+  vis: Visibility,
+  tokens: number[],
+  filter: ListFilter,
+): (page: { limit: number; after?: { createdAt: Date; id: string } | undefined }) => Promise<Candidate[]> {
+  let rest: SearchCandidate[] | undefined;
+  let planned = false;
+  return async (page) => {
+    if (!planned) await searchIndexRepository.preferIndex(tx);
+    planned = true;
+    const hits = await searchIndexRepository.matching(tx, vis, tokens, SEARCH_SCHEME, { ...page, filter });
+    let pending: SearchCandidate[];
+    if (rest) pending = rest.filter((r) => !page.after || newer(page.after, r) < 0).slice(0, page.limit);
+    else {
+      pending = await searchIndexRepository.unindexed(tx, vis, SEARCH_SCHEME, { ...page, filter });
+      if (pending.length < page.limit) rest = pending;
+    }
+    return [...hits, ...pending.map(fromScan)].sort(newer).slice(0, page.limit);
+  };
+}
+
+/** Newest first: negative when `a` comes before `b` (created later, or same time and larger id). */
+function newer(a: { createdAt: Date; id: string }, b: { createdAt: Date; id: string }): number {
+  return b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 }
 
 function visibility(actor: Actor): Visibility {

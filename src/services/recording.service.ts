@@ -25,6 +25,7 @@ import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import type { RecordingDeletionService } from './recording-deletion.service.js';
 import { requirePermission } from './org.service.js';
+import { indexRecording } from './search-index.service.js';
 
 /**
  * Recordings: upload (staged file → probed → row + queued job), listing, status, transcript and
@@ -74,6 +75,8 @@ const FAILURE_MESSAGES: Record<string, string> = {
   payload_too_large: 'The recording is longer than allowed',
   engine_unavailable: 'No speech-recognition engine is available on the server',
   engine_failed: 'The speech-recognition engine failed repeatedly',
+  worker_crashed:
+    'The transcription worker stopped (crashed or was killed) every time it worked on this recording',
   decoder_unavailable: 'The audio decoder (ffmpeg) is not available on the server',
   no_audio: 'The live recording received no audio',
   live_spool_tampered: "The live recording's stored audio failed an integrity check",
@@ -86,6 +89,8 @@ const WAITING_MESSAGES: Record<string, string> = {
 };
 
 const MIN_SECONDS = 0.1;
+/** A full queue drains at the speed of transcription: minutes, not seconds. */
+const QUEUE_FULL_RETRY_AFTER_SECONDS = 60;
 
 export const titleLocation = (orgId: string, id: string) =>
   ({ orgId, table: 'recordings', rowId: id, field: 'title' }) as const;
@@ -103,8 +108,12 @@ export class RecordingService {
     private readonly clock: Clock,
     private readonly maxUploadBytes: number,
     private readonly deletion: Pick<RecordingDeletionService, 'destroy'>,
-    /** The data disk and the free space it must keep (SOTTO_DISK_MIN_FREE_MB). */
-    private readonly disk?: { space: Pick<DiskSpaceRepository, 'freeBytes'>; minFreeBytes: number },
+    private readonly limits: {
+      /** The data disk and the free space it must keep (SOTTO_DISK_MIN_FREE_MB). */
+      disk?: { space: Pick<DiskSpaceRepository, 'freeBytes'>; minFreeBytes: number };
+      /** Recordings one org may have waiting or running (SOTTO_QUEUE_MAX_PER_ORG). */
+      maxQueuedPerOrg?: number;
+    } = {},
   ) {}
 
   /**
@@ -114,11 +123,26 @@ export class RecordingService {
    */
   async stage(actor: Actor, source: Readable): Promise<string> {
     requirePermission(actor, 'recordings.create');
-    if (this.disk && (await this.disk.space.freeBytes()) < this.disk.minFreeBytes) {
+    const { disk, maxQueuedPerOrg } = this.limits;
+    if (disk && (await disk.space.freeBytes()) < disk.minFreeBytes) {
       source.resume();
       throw new AppError('insufficient_storage', 'The server is short of disk space: try again later', {
         retryAfterSeconds: OUTAGE_RETRY_AFTER_SECONDS.insufficient_storage,
       });
+    }
+    // Back-pressure: an org's queue is bounded, so a script uploading in a loop gets a clear 429
+    // with Retry-After instead of growing the queue (and the disk under it) without end.
+    if (
+      maxQueuedPerOrg &&
+      (await withTenant(this.db, actor, (tx) => recordingJobRepository.countForOrg(tx, actor.orgId))) >=
+        maxQueuedPerOrg
+    ) {
+      source.resume();
+      throw new AppError(
+        'queue_full',
+        `Your organization already has ${maxQueuedPerOrg} recordings waiting to be transcribed: upload more when some have finished`,
+        { retryAfterSeconds: QUEUE_FULL_RETRY_AFTER_SECONDS },
+      );
     }
     return (await this.uploads.save(source, this.maxUploadBytes)).path;
   }
@@ -157,12 +181,15 @@ export class RecordingService {
           speakersHint: input.speakers ?? null,
           now,
         });
-        if (input.title)
+        if (input.title) {
           await recordingRepository.setTitle(
             tx,
             id,
             await this.keys.encrypt(tx, titleLocation(actor.orgId, id), input.title),
           );
+          // Searchable by title while it is transcribed (docs/search.md).
+          await indexRecording(tx, this.keys, actor.orgId, id);
+        }
         await this.audio.attach(tx, audio);
         await recordingJobRepository.enqueue(tx, { recordingId: id, orgId: actor.orgId, now });
         await this.audit.record(tx, {
@@ -205,6 +232,22 @@ export class RecordingService {
       const items: RecordingView[] = [];
       for (const row of rows) items.push(await this.view(tx, row));
       return { items, next: rows.length === page.limit ? rows[rows.length - 1]!.id : null };
+    });
+  }
+
+  /** Views of several recordings in one transaction (search hits), in the order asked; the gone are left out. */
+  async getMany(actor: Actor, ids: string[]): Promise<RecordingView[]> {
+    requirePermission(actor, 'recordings.read');
+    if (ids.length === 0) return [];
+    return withTenant(this.db, actor, async (tx) => {
+      const found = await recordingRepository.findMany(tx, ids, visibility(actor));
+      const rows = new Map(found.map((r) => [r.id, r]));
+      const views: RecordingView[] = [];
+      for (const id of ids) {
+        const row = rows.get(id);
+        if (row) views.push(await this.view(tx, row));
+      }
+      return views;
     });
   }
 

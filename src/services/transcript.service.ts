@@ -18,6 +18,7 @@ import type { KeyService } from './key.service.js';
 import { requirePermission } from './org.service.js';
 import { titleLocation, transcriptLocation } from './recording.service.js';
 import { buildReport, type SpeakerStats, type TranscriptReport } from './report.service.js';
+import { indexRecording } from './search-index.service.js';
 
 /**
  * One finished transcript: reading it (current or machine original), editing it (speaker names,
@@ -175,6 +176,8 @@ export class TranscriptService {
       });
       // The row is locked FOR UPDATE above, so this only trips if that lock was not held.
       if (!saved) throw stale(t.stored.revision + 1, edit.revision);
+      // The search index commits with the edited text (docs/search.md).
+      await indexRecording(tx, this.keys, actor.orgId, id);
       const revision = edit.revision + 1;
       await this.audit.record(tx, {
         orgId: actor.orgId,

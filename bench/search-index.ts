@@ -1,0 +1,259 @@
+/**
+ * Search over an org of N thirty-minute transcripts through the encrypted search index
+ * (docs/search.md): build time, index size, and p50/p95 of the first page (limit 20, default
+ * budgets, snippets included — what GET /recordings?q= does) for one-word and phrase queries.
+ *
+ *   npm run bench:search                              # PGlite, N = 10,000
+ *   BENCH_N=500 npm run bench:search                  # a smaller org
+ *   BENCH_DATABASE_URL=postgres://… npm run bench:search   # PGlite, then PostgreSQL
+ *   BENCH_BACKENDS=postgres BENCH_DATABASE_URL=… npm run bench:search
+ *
+ * Transcripts are generated from a vocabulary of 3,000 made-up words (2–10 letters, the frequent
+ * ones short) drawn with Zipf frequencies
+ * (300 segments × 15 words with word timings, as a 30-minute recording stores them), written
+ * through the key service and indexed in the same transactions as the write paths do. Queries:
+ * a *common* word (from rank 40, 3 letters or more: in nearly every transcript, the page fills at
+ * once), a *rare* word (from rank 1,500: in about a third of them), and a *phrase* of two adjacent words copied
+ * from a random transcript. Each kind runs with 20 different queries. Numbers for the README,
+ * never pass/fail.
+ */
+import pino from 'pino';
+import { withTenant } from '../src/db/tenant.js';
+import type { Actor } from '../src/domain/auth-context.js';
+import type { Segment } from '../src/domain/transcript.js';
+import { recordingRepository } from '../src/repositories/recording.repository.js';
+import { searchIndexRepository } from '../src/repositories/search-index.repository.js';
+import { transcriptLocation } from '../src/services/recording.service.js';
+import { indexRecording, queryTokens, SearchIndexService } from '../src/services/search-index.service.js';
+import { createOrgWithUser } from '../test/helpers/fixtures.js';
+import { startTestApp, type TestApp } from '../test/helpers/test-app.js';
+
+const N = Number(process.env.BENCH_N ?? 10_000);
+const SEGMENTS = 300;
+const WORDS_PER_SEGMENT = 15;
+const VOCAB_SIZE = 3000;
+const RUNS = 20;
+const PER_TX = 10;
+
+/** Deterministic pseudo-random numbers (mulberry32), so every run builds the same org. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const CONSONANTS = 'bcdfghjklmnprstvwz';
+const VOWELS = 'aeiou';
+/**
+ * Made-up words of 2–10 letters, consonants and vowels alternating (so prefixes spread about as
+ * in a real language: hundreds of distinct three-letter starts), the frequent ranks short (as
+ * function words are).
+ */
+function makeVocab(): string[] {
+  const r = rng(7);
+  const words = new Set<string>();
+  while (words.size < VOCAB_SIZE) {
+    const n = 2 + Math.floor(((words.size / VOCAB_SIZE) * 0.7 + r() * 0.3) * 9);
+    let w = '';
+    for (let i = 0; i < n; i++) {
+      const set = (i + (words.size % 2)) % 2 ? VOWELS : CONSONANTS;
+      w += set[Math.floor(r() * set.length)];
+    }
+    words.add(w);
+  }
+  return [...words];
+}
+
+/** Zipf (s = 1) sampler over ranks 0..size-1. */
+function zipf(size: number, r: () => number): () => number {
+  const cdf: number[] = [];
+  let sum = 0;
+  for (let k = 1; k <= size; k++) cdf.push((sum += 1 / k));
+  return () => {
+    const x = r() * sum;
+    let lo = 0;
+    let hi = size - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+}
+
+function transcript(vocab: string[], draw: () => number): Segment[] {
+  const segments: Segment[] = [];
+  for (let s = 0; s < SEGMENTS; s++) {
+    const start = s * 6;
+    const words = Array.from({ length: WORDS_PER_SEGMENT }, (_, i) => ({
+      w: vocab[draw()]!,
+      start: start + i * 0.4,
+      end: start + i * 0.4 + 0.3,
+      conf: 0.9,
+    }));
+    segments.push({
+      id: `seg-${String(s + 1).padStart(4, '0')}`,
+      speaker: s % 2 ? 'S2' : 'S1',
+      start,
+      end: words.at(-1)!.end,
+      text: words.map((w) => w.w).join(' '),
+      words,
+    });
+  }
+  return segments;
+}
+
+/** BENCH_EXPLAIN=1: the plan of the index lookup for a few queries (which index, how many rows). */
+async function explain(t: TestApp, owner: { orgId: string; userId: string }, qs: string[]): Promise<void> {
+  await withTenant(t.services.db, owner, async (tx) => {
+    for (const q of qs) {
+      const tokens = queryTokens(tx, t.services.keys, owner.orgId, q) ?? [];
+      await searchIndexRepository.preferIndex(tx);
+      const plan = await tx.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN (ANALYZE, COSTS OFF) WITH hit AS MATERIALIZED (
+           SELECT recording_id FROM sotto_search_hits($1::int[], 1::smallint))
+         SELECT r.id, s.doc_enc FROM hit JOIN recordings r ON r.id = hit.recording_id
+           JOIN search_index s ON s.recording_id = hit.recording_id
+          ORDER BY r.created_at DESC, r.id DESC LIMIT 25`,
+        [tokens],
+      );
+      console.log(`\n${q}:\n${plan.rows.map((r) => r['QUERY PLAN']).join('\n')}`);
+    }
+  });
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+
+async function bench(label: string): Promise<void> {
+  const t: TestApp = await startTestApp({ env: { SOTTO_LOG_LEVEL: 'warn' } });
+  try {
+    const owner = await createOrgWithUser(t.services, { role: 'owner' });
+    const actor: Actor = { ...owner, role: 'owner', viaSupportGrant: false, ip: '127.0.0.1' };
+    const vocab = makeVocab();
+    const r = rng(42);
+    const draw = zipf(VOCAB_SIZE, r);
+    const phrases: string[] = [];
+    const base = Date.parse('2024-01-01T00:00:00Z');
+    const started = performance.now();
+    for (let i = 0; i < N; i += PER_TX) {
+      await withTenant(t.services.db, owner, async (tx) => {
+        for (let j = i; j < Math.min(N, i + PER_TX); j++) {
+          const id = crypto.randomUUID();
+          const segments = transcript(vocab, draw);
+          if (phrases.length < RUNS && j % Math.max(1, Math.floor(N / RUNS)) === 0) {
+            const seg = segments[Math.floor(r() * SEGMENTS)]!.text.split(' ');
+            const at = Math.floor(r() * (seg.length - 1));
+            phrases.push(`"${seg[at]} ${seg[at + 1]}"`);
+          }
+          const now = new Date(base + j * 3_600_000);
+          await recordingRepository.insert(tx, {
+            id,
+            orgId: owner.orgId,
+            ownerId: owner.userId,
+            language: 'en',
+            speakersHint: null,
+            now,
+          });
+          await recordingRepository.upsertTranscript(tx, {
+            recordingId: id,
+            orgId: owner.orgId,
+            bodyEnc: await t.services.keys.encryptJson(tx, transcriptLocation(owner.orgId, id), {
+              segments,
+              speakers: ['S1', 'S2'],
+            }),
+            now,
+          });
+          await recordingRepository.markDone(tx, id, {
+            durationSeconds: 1800,
+            channels: 1,
+            engine: 'bench',
+            now,
+          });
+          // What the job does when it stores a transcript.
+          await indexRecording(tx, t.services.keys, owner.orgId, id);
+        }
+      });
+      if ((i / PER_TX) % 50 === 0) process.stderr.write(`\r${label}: ${i + PER_TX}/${N} built`);
+    }
+    const buildSeconds = (performance.now() - started) / 1000;
+    process.stderr.write('\n');
+    // Nothing left for the backfill: every recording was indexed as it was written.
+    const leftover = await new SearchIndexService(
+      t.services.db,
+      t.services.keys,
+      pino({ level: 'silent' }),
+    ).backfill(10);
+    await t.services.db.query('ANALYZE');
+    const size = await t.services.db.query<{ index: string; transcripts: string }>(
+      `SELECT pg_size_pretty(pg_total_relation_size('search_index')) AS index,
+              pg_size_pretty(pg_total_relation_size('transcripts')) AS transcripts`,
+    );
+    console.log(
+      `\n${label}: ${N} recordings × ${SEGMENTS * WORDS_PER_SEGMENT} words built and indexed in ${buildSeconds.toFixed(0)} s ` +
+        `(${((buildSeconds * 1000) / N).toFixed(1)} ms each; backfill found ${leftover}); ` +
+        `search_index ${size.rows[0]!.index}, transcripts ${size.rows[0]!.transcripts}`,
+    );
+    if (process.env.BENCH_EXPLAIN) await explain(t, owner, [vocab[45]!, vocab[1501]!, phrases[0]!]);
+    const kinds: [string, string[]][] = [
+      // Words of 3 letters or more: shorter ones cannot be narrowed by the index (a scan, as before).
+      [
+        'one word, common',
+        vocab
+          .slice(40)
+          .filter((w) => w.length >= 3)
+          .slice(0, RUNS),
+      ],
+      [
+        'one word, rare',
+        vocab
+          .slice(1500)
+          .filter((w) => w.length >= 3)
+          .slice(0, RUNS),
+      ],
+      ['phrase', phrases],
+    ];
+    console.log('| query | p50 ms | p95 ms | max ms | hits on page (median) | decrypted (median) |');
+    console.log('| --- | --- | --- | --- | --- | --- |');
+    for (const [kind, qs] of kinds) {
+      await t.services.search.search(actor, { q: qs[0]!, limit: 20 }); // warm the key caches
+      const ms: number[] = [];
+      const hits: number[] = [];
+      const scanned: number[] = [];
+      for (const q of qs) {
+        const t0 = performance.now();
+        const page = await t.services.search.search(actor, { q, limit: 20 });
+        ms.push(performance.now() - t0);
+        hits.push(page.items.length);
+        scanned.push(page.scan.scanned);
+      }
+      console.log(
+        `| ${kind} | ${pct(ms, 50).toFixed(0)} | ${pct(ms, 95).toFixed(0)} | ${Math.max(...ms).toFixed(0)} | ${pct(hits, 50)} | ${pct(scanned, 50)} |`,
+      );
+    }
+  } finally {
+    await t.close();
+  }
+}
+
+const pgUrl = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL;
+const backends = (process.env.BENCH_BACKENDS ?? (pgUrl ? 'pglite,postgres' : 'pglite')).split(',');
+for (const b of backends) {
+  if (b === 'postgres') {
+    if (!pgUrl) throw new Error('BENCH_DATABASE_URL is not set');
+    process.env.DATABASE_URL = pgUrl;
+    await bench('PostgreSQL');
+  } else {
+    delete process.env.DATABASE_URL;
+    await bench('PGlite');
+  }
+}
+process.exit(0);
