@@ -159,7 +159,7 @@ export async function createServices(deps: Deps): Promise<Services> {
   const keys = new KeyService(db, config.masterKeys, config.keyDir);
   // Pre-0012 orgs: data keys wrapped by the master key move under a per-org KEK (idempotent).
   await keys.upgradeLegacy();
-  const audit = new AuditService(db, clock);
+  const audit = new AuditService(db, clock, keys);
   const tokens = new TokenService(db, keys, clock, {
     issuer: config.publicUrl,
     audience: `${config.publicUrl}/api`,

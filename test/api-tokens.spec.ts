@@ -88,7 +88,11 @@ function manualRule(route: string): Rule | undefined {
   if (path.startsWith('/api/docs') || ['/healthz', '/readyz', '/.well-known/security.txt'].includes(path))
     return { kind: 'public' };
   if (path.startsWith('/api/v1/worker/')) return { kind: 'worker' };
-  if (/^\/api\/v1\/auth\/(signup|signup\/verify|login|logout|csrf|refresh|accept-invitation)$/.test(path))
+  if (
+    /^\/api\/v1\/auth\/(signup|signup\/verify|login|logout|csrf|refresh|accept-invitation(\/preview)?)$/.test(
+      path,
+    )
+  )
     return { kind: 'public' };
   // Single sign-on: the browser's redirects to and from the identity provider (no credential).
   if (path.startsWith('/api/v1/auth/sso/')) return { kind: 'public' };

@@ -62,7 +62,11 @@ describe(`audit log API and verification (${backendLabel})`, () => {
         ip: null,
         details: { i: 2 },
         hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+        actorName: null,
+        actorEmail: null,
+        targetLabel: null,
       });
+      expect(body.actions).toEqual(['test.event']);
       expect(body.nextBeforeSeq).toBeNull();
       expect(JSON.stringify(body)).not.toContain('other.event');
     }
@@ -228,6 +232,7 @@ describe(`audit log API and verification (${backendLabel})`, () => {
     expect((await read(fresh)).json()).toEqual({
       entries: [],
       nextBeforeSeq: null,
+      actions: [],
       verification: { ok: true, entries: 0 },
     });
   });

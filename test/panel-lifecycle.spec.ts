@@ -8,6 +8,7 @@ import { withSystem } from '../src/db/tenant.js';
 import type { Actor } from '../src/domain/auth-context.js';
 import {
   finishSignup,
+  goToOrgTab,
   logIn,
   orgTab,
   panelSkipReason,
@@ -199,7 +200,7 @@ describe.skipIf(Boolean(skipReason))(`data lifecycle screens in Chromium (${back
     // Phone width: the archive and data sections fit without running off the side.
     await page.setViewportSize({ width: 390, height: 800 });
     for (const name of ['Archive', 'Data']) {
-      await orgTab(page, name).click();
+      await goToOrgTab(page, name);
       await page.locator('[aria-busy="true"]').first().waitFor({ state: 'detached' });
       const fits = await page.evaluate(
         'document.documentElement.scrollWidth <= document.documentElement.clientWidth',

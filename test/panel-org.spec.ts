@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
 import {
   finishSignup,
+  goToOrgTab,
   logIn,
   orgTab,
   panelSkipReason,
@@ -197,7 +198,7 @@ describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backen
     // Phone width: nothing runs off the side, on any section (the audit table scrolls in its box).
     await page.setViewportSize({ width: 390, height: 800 });
     for (const name of ['Members', 'Invitations', 'Settings', 'Support access', 'Workers', 'Audit log']) {
-      await orgTab(page, name).click();
+      await goToOrgTab(page, name);
       await page.locator('[aria-busy="true"]').first().waitFor({ state: 'detached' });
       const fits = await page.evaluate(
         'document.documentElement.scrollWidth <= document.documentElement.clientWidth',
@@ -262,14 +263,13 @@ describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backen
     const actions = await page.locator('.org-audit tbody th').allInnerTexts();
     for (const a of ['invitation.created', 'invitation.accepted', 'support.granted'])
       expect(actions, a).toContain(a);
-    await page.getByLabel('Only this action').fill('support.granted');
-    await page.getByRole('button', { name: 'Filter' }).click();
+    // The action picker (the log's own actions) applies at once.
+    await page.getByLabel('Action', { exact: true }).selectOption('support.granted');
     await expect
       .poll(async () => [...new Set(await page.locator('.org-audit tbody th').allInnerTexts())])
       .toEqual(['support.granted']);
-    await page.getByLabel('Only this action').fill('');
-    await page.getByRole('button', { name: 'Filter' }).click();
-    await page.getByText('invitation.accepted').first().waitFor();
+    await page.getByLabel('Action', { exact: true }).selectOption('');
+    await page.locator('.org-audit tbody th', { hasText: 'invitation.accepted' }).first().waitFor();
     await page.screenshot({ path: path.join(shots, 'org-audit.png'), fullPage: true });
   }, 60_000);
 
@@ -300,7 +300,7 @@ describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backen
     // The owner sees support's visits in the audit log, and the chain still verifies.
     await owner.page.reload();
     await owner.page.getByText('Chain verified').waitFor();
-    await owner.page.getByText('support.access').first().waitFor();
+    await owner.page.locator('.org-audit tbody th', { hasText: 'support.access' }).first().waitFor();
   }, 60_000);
 
   it('no page had a CSP violation', async () => {

@@ -340,6 +340,11 @@ describe.skipIf(Boolean(skipReason))(`panel: player and editor (${backendLabel})
     const revoke = await ctx.request.post(api('/auth/devices/revoke-all'), { headers: await ownerAuth() });
     expect(revoke.status()).toBeLessThan(300);
     await page.getByRole('button', { name: 'Save', exact: true }).click();
+    // Asked to sign in again on the page (panel-reauth.spec.ts), the person logs out instead.
+    await page
+      .getByRole('dialog', { name: 'Sign in again to continue' })
+      .getByRole('button', { name: 'Log out instead' })
+      .click();
     await page.getByRole('heading', { name: 'Log in to Sotto' }).waitFor();
     expect(await draftKeys()).toBeGreaterThan(0);
 

@@ -264,6 +264,11 @@ describe.skipIf(Boolean(skipReason))(`panel: usability fixes of issue 13 (${back
     const revoke = await ctx.request.post(api('/auth/devices/revoke-all'), { headers: auth });
     expect(revoke.status()).toBeLessThan(300);
     await page.getByRole('button', { name: 'Save', exact: true }).click();
+    // Asked to sign in again on the page (panel-reauth.spec.ts), the person logs out instead.
+    await page
+      .getByRole('dialog', { name: 'Sign in again to continue' })
+      .getByRole('button', { name: 'Log out instead' })
+      .click();
     await page.getByRole('heading', { name: 'Log in to Sotto' }).waitFor();
     await page.getByText('You were signed out on this device').waitFor();
     // Kept in this tab's sessionStorage only.

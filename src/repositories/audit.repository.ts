@@ -16,6 +16,16 @@ export interface AuditRow {
   hash: string;
 }
 
+export interface AuditListOptions {
+  limit: number;
+  beforeSeq?: number | undefined;
+  action?: string | undefined;
+  /** At or after. */
+  from?: Date | undefined;
+  /** Before (exclusive). */
+  to?: Date | undefined;
+}
+
 interface DbRow {
   id: string;
   org_id: string | null;
@@ -122,18 +132,41 @@ export const auditRepository = {
     );
   },
 
-  async list(
-    tx: Queryable,
-    orgId: string,
-    opts: { limit: number; beforeSeq?: number | undefined; action?: string | undefined },
-  ): Promise<AuditRow[]> {
+  async list(tx: Queryable, orgId: string, opts: AuditListOptions): Promise<AuditRow[]> {
     const { rows } = await tx.query<DbRow>(
       `SELECT ${COLUMNS} FROM audit_log
         WHERE org_id = $1 AND ($2::bigint IS NULL OR seq < $2) AND ($3::text IS NULL OR action = $3)
+          AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
         ORDER BY seq DESC LIMIT $4`,
-      [orgId, opts.beforeSeq ?? null, opts.action ?? null, opts.limit],
+      [orgId, opts.beforeSeq ?? null, opts.action ?? null, opts.limit, opts.from ?? null, opts.to ?? null],
     );
     return rows.map(map);
+  },
+
+  /** The actions this org's log holds, for the panel's action picker. */
+  async actions(tx: Queryable, orgId: string): Promise<string[]> {
+    const { rows } = await tx.query<{ action: string }>(
+      'SELECT DISTINCT action FROM audit_log WHERE org_id = $1 ORDER BY action',
+      [orgId],
+    );
+    return rows.map((r) => r.action);
+  },
+
+  /**
+   * Names and emails of this org's users among `ids` (actors and targets of entries). Scoped to
+   * the org on top of RLS: an id from elsewhere gets no name.
+   */
+  async userNames(
+    tx: Queryable,
+    orgId: string,
+    ids: string[],
+  ): Promise<{ id: string; name: string; email: string }[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await tx.query<{ id: string; name: string; email: string }>(
+      'SELECT id, name, email FROM users WHERE org_id = $1 AND id = ANY($2::uuid[])',
+      [orgId, ids],
+    );
+    return rows;
   },
 
   /** A whole chain in order (verification). */

@@ -4,8 +4,10 @@ import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import { AppError } from '../domain/errors.js';
 import { actorCan } from '../domain/api-scopes.js';
-import { auditRepository, type AuditRow } from '../repositories/audit.repository.js';
+import { auditRepository, type AuditListOptions, type AuditRow } from '../repositories/audit.repository.js';
 import type { Clock } from '../repositories/clock.repository.js';
+import { withNames, type AuditEntryView } from './audit-names.js';
+import type { KeyService } from './key.service.js';
 
 /**
  * Tamper-evident audit log: each entry's hash covers its content and the previous entry's hash,
@@ -69,6 +71,8 @@ export class AuditService {
   constructor(
     private readonly db: Database,
     private readonly clock: Clock,
+    /** Decrypts recording titles for the log's readers (read); without it they stay ids. */
+    private readonly keys?: KeyService,
   ) {}
 
   /**
@@ -120,12 +124,15 @@ export class AuditService {
    */
   async read(
     actor: Actor,
-    opts: { limit: number; beforeSeq?: number | undefined; action?: string | undefined },
-  ): Promise<{ entries: AuditRow[]; verification: ChainReport }> {
+    opts: AuditListOptions,
+  ): Promise<{ entries: AuditEntryView[]; actions: string[]; verification: ChainReport }> {
     if (!actorCan(actor, 'audit.read')) throw new AppError('forbidden', 'Your role does not allow this');
-    const entries = await withTenant(this.db, actor, (tx) => auditRepository.list(tx, actor.orgId, opts));
+    const { entries, actions } = await withTenant(this.db, actor, async (tx) => ({
+      entries: await withNames(tx, this.keys, actor, await auditRepository.list(tx, actor.orgId, opts)),
+      actions: await auditRepository.actions(tx, actor.orgId),
+    }));
     const [verification] = await this.verify(actor.orgId);
-    return { entries, verification: verification ?? { orgId: actor.orgId, entries: 0, ok: true } };
+    return { entries, actions, verification: verification ?? { orgId: actor.orgId, entries: 0, ok: true } };
   }
 
   /** Verifies one chain, or every chain when orgId is omitted. */

@@ -39,6 +39,15 @@ export interface AcceptedInvitation {
   organization: { id: string; name: string; slug: string };
 }
 
+export interface InvitationPreview {
+  organization: { name: string };
+  /** Null when the inviting account is gone. */
+  invitedBy: { name: string } | null;
+  email: string;
+  role: InvitationRole;
+  expiresAt: Date;
+}
+
 /** Every unusable token gets the same answer: unknown, expired, used and revoked look alike. */
 const invalidToken = () => new AppError('not_found', 'This invitation is not valid (it may have expired)');
 
@@ -134,6 +143,28 @@ export class InvitationService {
   }
 
   /** Creates the invited account in the inviting org, with the invited role. Unauthenticated. */
+  /**
+   * What the accept page shows before anyone types a password: the organization, who invited
+   * them, the address and role. The token is the credential, as for accept: an unusable one gets
+   * the same 404, so this reveals nothing the link's holder could not learn by accepting.
+   */
+  async preview(token: string): Promise<InvitationPreview> {
+    return withSystem(this.db, async (tx) => {
+      const inv = await invitationRepository.findByTokenHash(tx, sha256Hex(token));
+      if (!inv || this.statusOf(inv) !== 'pending') throw invalidToken();
+      const org = await orgRepository.find(tx, inv.orgId);
+      if (!org) throw invalidToken();
+      const inviter = inv.invitedBy ? await memberRepository.find(tx, inv.orgId, inv.invitedBy) : undefined;
+      return {
+        organization: { name: org.name },
+        invitedBy: inviter ? { name: inviter.name } : null,
+        email: inv.email,
+        role: inv.role,
+        expiresAt: inv.expiresAt,
+      };
+    });
+  }
+
   async accept(
     input: { token: string; password: string; name: string },
     ip: string,

@@ -170,3 +170,18 @@ export async function finishSignup(
 /** A tab of the Organization page's section navigation. */
 export const orgTab = (page: Page, name: string) =>
   page.getByRole('navigation', { name: 'Organization sections' }).getByRole('link', { name, exact: true });
+
+/**
+ * Opens an Organization section by its tab; at phone width the tabs are folded behind the
+ * "Section: …" button (org-page.tsx), which is opened first.
+ */
+export async function goToOrgTab(page: Page, name: string): Promise<void> {
+  // By the viewport, not by what is on screen: right after a resize the page may not have
+  // re-rendered yet (styles.css and media.ts switch at 720 px).
+  if ((page.viewportSize()?.width ?? 1024) <= 720) {
+    const toggle = page.locator('.org-sections-toggle');
+    await toggle.waitFor();
+    if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
+  }
+  await orgTab(page, name).click();
+}

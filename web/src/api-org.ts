@@ -198,18 +198,34 @@ export interface AuditEntry {
   ip: string | null;
   details: Record<string, unknown>;
   hash: string;
+  /** The acting user's name and email while they are in this org. */
+  actorName: string | null;
+  actorEmail: string | null;
+  /** A target user's "name (email)", or a recording's title. */
+  targetLabel: string | null;
 }
 
 export interface AuditPage {
   entries: AuditEntry[];
   nextBeforeSeq: number | null;
+  /** Every action the log holds: the action picker's choices. */
+  actions: string[];
   verification: { ok: boolean; entries: number; problem?: { seq: number; reason: string } };
 }
 
-export function readAudit(beforeSeq?: number, action?: string): Promise<AuditPage> {
+export interface AuditFilters {
+  action: string;
+  /** YYYY-MM-DD, as a date input gives it; the server reads `to` as the end of that day. */
+  from: string;
+  to: string;
+}
+
+export function readAudit(beforeSeq: number | undefined, f: AuditFilters): Promise<AuditPage> {
   const q = new URLSearchParams({ limit: '50' });
   if (beforeSeq) q.set('beforeSeq', String(beforeSeq));
-  if (action) q.set('action', action);
+  if (f.action) q.set('action', f.action);
+  if (f.from) q.set('from', f.from);
+  if (f.to) q.set('to', f.to);
   return getJson(`/api/v1/audit?${q.toString()}`);
 }
 
@@ -228,6 +244,26 @@ export async function acceptInvitation(input: {
   });
   if (!res.ok) throw await refusedAnswer(res);
   return (await res.json()) as { user: { email: string }; organization: { name: string } };
+}
+
+export interface InvitationPreview {
+  organization: { name: string };
+  invitedBy: { name: string } | null;
+  email: string;
+  role: OrgRole;
+  expiresAt: string;
+}
+
+/** Who invites whom to which organization, before anything is typed (404: the link does not work). */
+export async function previewInvitation(token: string): Promise<InvitationPreview> {
+  const res = await fetch('/api/v1/auth/accept-invitation/preview', {
+    method: 'POST',
+    credentials: 'same-origin',
+    body: JSON.stringify({ token }),
+    headers: { 'content-type': 'application/json' },
+  });
+  if (!res.ok) throw await refusedAnswer(res);
+  return (await res.json()) as InvitationPreview;
 }
 
 // ---- transcription readiness (owners and admins: the banner) ----

@@ -28,7 +28,7 @@ export class ApiError extends Error {
 
 let accessToken: string | null = null;
 let expiresAt = 0;
-let refreshing: Promise<boolean> | null = null;
+let refreshing: Promise<RefreshOutcome> | null = null;
 const listeners = new Set<(signedIn: boolean) => void>();
 // Why the session ended when the user did not log out here (revoked elsewhere, expired):
 // the login page shows it once, so nobody is dropped there without a word.
@@ -80,15 +80,17 @@ const json = (body: unknown): RequestInit => ({
   headers: { 'content-type': 'application/json' },
 });
 
+type RefreshOutcome = 'ok' | 'refused' | 'offline';
+
 /**
  * Trades the refresh cookie for a new access token. One at a time: the server rotates the
  * refresh token and treats a second use of the old one as theft (it ends the session).
  */
-export function refresh(): Promise<boolean> {
-  refreshing ??= (async () => {
+function refreshOnce(): Promise<RefreshOutcome> {
+  refreshing ??= (async (): Promise<RefreshOutcome> => {
     try {
       const csrf = await fetch('/api/v1/auth/csrf', { credentials: 'same-origin' });
-      if (!csrf.ok) return false;
+      if (!csrf.ok) return 'offline';
       const { token } = (await csrf.json()) as { token: string };
       const res = await fetch('/api/v1/auth/refresh', {
         method: 'POST',
@@ -96,16 +98,13 @@ export function refresh(): Promise<boolean> {
         body: '{}',
         headers: { 'content-type': 'application/json', 'x-csrf-token': token, 'x-sotto-client': 'browser' },
       });
-      if (!res.ok) {
-        // The refresh token was refused: this device's session was revoked or has expired.
-        endSession(REVOKED);
-        return false;
-      }
+      // Refused: this device's session was revoked or has expired.
+      if (!res.ok) return res.status === 401 || res.status === 403 ? 'refused' : 'offline';
       const t = (await res.json()) as { accessToken: string; expiresIn: number };
       setToken(t.accessToken, t.expiresIn);
-      return true;
+      return 'ok';
     } catch {
-      return false;
+      return 'offline';
     } finally {
       refreshing = null;
     }
@@ -113,9 +112,132 @@ export function refresh(): Promise<boolean> {
   return refreshing;
 }
 
+/** The start-up refresh (and any plain one): a refused refresh ends the session. */
+export async function refresh(): Promise<boolean> {
+  const r = await refreshOnce();
+  if (r === 'refused') endSession(REVOKED);
+  // A tab that opened signed in (e.g. back from single sign-on) tells the others: one that is
+  // asking its person to sign in again can take the new session up (reauth-dialog.tsx).
+  if (r === 'ok') sessionChannel?.postMessage('signed-in');
+  return r === 'ok';
+}
+
+/**
+ * Asked, when the session ends under a signed-in page, to sign the same person in again without
+ * leaving it (the re-authentication dialog, reauth-dialog.tsx). Resolves true once a new access
+ * token is set, false when the person chose to leave (then the session ends as before).
+ */
+export type ReauthHandler = () => Promise<boolean>;
+let reauthHandler: ReauthHandler | null = null;
+let recovering: Promise<boolean> | null = null;
+
+export function setReauthHandler(fn: ReauthHandler | null): void {
+  reauthHandler = fn;
+}
+
+/**
+ * Gets a working session back after the token was refused or ran out: a cookie refresh, else
+ * (the session was revoked or expired) the re-authentication dialog, shared by every request
+ * that is waiting, so the pending actions all go on once the person has signed in again.
+ */
+function recover(): Promise<boolean> {
+  recovering ??= (async () => {
+    try {
+      const r = await refreshOnce();
+      if (r === 'ok') return true;
+      if (r === 'offline') throw offline();
+      if (accessToken !== null && reauthHandler && (await reauthHandler())) return true;
+      endSession(REVOKED);
+      return false;
+    } finally {
+      recovering = null;
+    }
+  })();
+  return recovering;
+}
+
+/** Signs in again from the re-authentication dialog; the account must be the one that was here. */
+export async function reauthenticate(email: string, password: string, code?: string): Promise<void> {
+  const before = sessionUserId();
+  const res = await sendUnauthenticated('/api/v1/auth/login', {
+    method: 'POST',
+    ...json({ email, password, client: 'browser', ...(code ? { code } : {}) }),
+  });
+  if (!res.ok) throw await problemOf(res);
+  const t = (await res.json()) as { accessToken: string; expiresIn: number };
+  adoptToken(t.accessToken, t.expiresIn, before);
+}
+
+/**
+ * After single sign-on in another tab (which set the refresh cookie): trades the cookie for a
+ * token. False while that tab has not finished; an error when it signed in another account.
+ */
+export async function adoptCookieSession(): Promise<boolean> {
+  const before = sessionUserId();
+  const old = { accessToken, expiresAt };
+  const r = await refreshOnce();
+  if (r === 'offline') throw offline();
+  // Refused: that tab has not finished yet; the old (dead) token stays until the person decides.
+  if (r !== 'ok') return false;
+  keepSameAccount(before, old);
+  return true;
+}
+
+function adoptToken(token: string, expiresIn: number, before: string | null): void {
+  const old = { accessToken, expiresAt };
+  setToken(token, expiresIn);
+  keepSameAccount(before, old);
+}
+
+/**
+ * The page holds the previous account's data (and drafts bound to it): another account signing
+ * in here would see it, so its token is not kept.
+ */
+function keepSameAccount(
+  before: string | null,
+  old: { accessToken: string | null; expiresAt: number },
+): void {
+  if (!before || sessionUserId() === before) return;
+  accessToken = old.accessToken;
+  expiresAt = old.expiresAt;
+  throw new ApiError({
+    status: 409,
+    code: 'other_account',
+    title: 'That is a different account. Sign in as the account that was using this page.',
+  });
+}
+
+/** Tells this browser's other panel tabs that a session was just started or refreshed. */
+const sessionChannel = typeof BroadcastChannel === 'function' ? new BroadcastChannel('sotto-session') : null;
+
+export function onSessionElsewhere(fn: () => void): () => void {
+  const h = () => fn();
+  sessionChannel?.addEventListener('message', h);
+  return () => sessionChannel?.removeEventListener('message', h);
+}
+
+const OFFLINE = 'Sotto could not be reached. Check your connection and try again.';
+const offline = () => new ApiError({ status: 0, code: 'network', title: OFFLINE });
+
+/** fetch, with a lost connection as a plain sentence instead of the browser's "Failed to fetch". */
+async function sendUnauthenticated(path: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(path, { ...init, credentials: 'same-origin' });
+  } catch (err) {
+    if (init.signal?.aborted) throw err;
+    throw offline();
+  }
+}
+
+/** Whether an error means the request never reached the server (offline, connection dropped). */
+export const isOffline = (err: unknown): boolean => err instanceof ApiError && err.code === 'network';
+
 /** A token good for at least the next half minute, refreshed first when needed. */
 export async function currentToken(): Promise<string> {
-  if (!accessToken || Date.now() > expiresAt - 30_000) await refresh();
+  if (!accessToken || Date.now() > expiresAt - 30_000) {
+    if (accessToken) await recover();
+    else await refresh();
+  }
   if (!accessToken)
     throw new ApiError({ status: 401, code: 'unauthenticated', title: 'Please log in again' });
   return accessToken;
@@ -146,9 +268,8 @@ export function setSupportOrg(orgId: string | null): void {
 /** An authenticated request; one retry after a refresh when the token was refused. */
 export async function request(path: string, init: RequestInit = {}): Promise<Response> {
   const send = async () =>
-    fetch(path, {
+    sendUnauthenticated(path, {
       ...init,
-      credentials: 'same-origin',
       headers: {
         ...(init.headers as Record<string, string>),
         ...(supportOrg ? { 'x-sotto-org': supportOrg } : {}),
@@ -156,7 +277,9 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
       },
     });
   let res = await send();
-  if ((await sessionRefused(res)) && (await refresh())) res = await send();
+  // The session ended under the page: refresh, or sign in again in the dialog, then send the
+  // same request once more, so the action the person took (a Save) completes.
+  if ((await sessionRefused(res)) && (await recover())) res = await send();
   if (await sessionRefused(res)) endSession(REVOKED);
   return res;
 }
@@ -188,9 +311,8 @@ export async function getBlob(path: string): Promise<Blob> {
 // ---- auth ----
 
 export async function login(email: string, password: string, code?: string): Promise<void> {
-  const res = await fetch('/api/v1/auth/login', {
+  const res = await sendUnauthenticated('/api/v1/auth/login', {
     method: 'POST',
-    credentials: 'same-origin',
     ...json({ email, password, client: 'browser', ...(code ? { code } : {}) }),
   });
   if (!res.ok) throw await problemOf(res);
@@ -208,7 +330,7 @@ export async function signup(input: {
   name: string;
   organization: string;
 }): Promise<void> {
-  const res = await fetch('/api/v1/auth/signup', { method: 'POST', ...json(input) });
+  const res = await sendUnauthenticated('/api/v1/auth/signup', { method: 'POST', ...json(input) });
   if (!res.ok) throw await problemOf(res);
 }
 
@@ -216,7 +338,7 @@ export async function signup(input: {
 export async function verifySignup(
   token: string,
 ): Promise<{ user: { email: string }; organization: { name: string } }> {
-  const res = await fetch('/api/v1/auth/signup/verify', { method: 'POST', ...json({ token }) });
+  const res = await sendUnauthenticated('/api/v1/auth/signup/verify', { method: 'POST', ...json({ token }) });
   if (!res.ok) throw await problemOf(res);
   return (await res.json()) as { user: { email: string }; organization: { name: string } };
 }

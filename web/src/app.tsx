@@ -1,12 +1,14 @@
 import { useEffect, useState } from 'react';
 import { logout, onSessionChange, refresh } from './api';
 import { canManageOrg, isSupport, useMe, useSupportOrg } from './api-org';
+import { usePhone } from './media';
 import { LoginPage, SignupPage } from './pages/auth-pages';
 import { AcceptInvitationPage } from './pages/accept-invitation-page';
 import { EngineBanner } from './pages/engine-banner';
 import { LiveRecordingPage, LiveStartPage } from './pages/live-page';
 import { NotFoundPage } from './pages/not-found-page';
-import { OrgPage } from './pages/org-page';
+import { OrgPage, SECTIONS } from './pages/org-page';
+import { ReauthDialog } from './pages/reauth-dialog';
 import { SupportOrgBadge, SupportOrgPicker } from './pages/org-support-switch';
 import { RecordingPage } from './pages/recording-page';
 import { RecordingsPage } from './pages/recordings-page';
@@ -22,6 +24,8 @@ export function App() {
   // Who is signed in decides the Organization link; platform support first picks an org to act in.
   const me = useMe(session === 'in');
   const supportOrg = useSupportOrg();
+  const phone = usePhone();
+  const [menuOpen, setMenuOpen] = useState(false);
 
   useEffect(() => {
     const off = onSessionChange((signedIn) => setSession(signedIn ? 'in' : 'out'));
@@ -35,6 +39,11 @@ export function App() {
   // Move focus to the new screen's heading so screen readers announce the change.
   useEffect(() => {
     document.querySelector<HTMLElement>('main h1')?.focus();
+  }, [path, session]);
+
+  // A title per page, so tabs, history and screen readers say where you are.
+  useEffect(() => {
+    document.title = `${pageTitle(path, session === 'in')} · Sotto`;
   }, [path, session]);
 
   if (session === 'checking')
@@ -73,6 +82,17 @@ export function App() {
   else page = <NotFoundPage />;
   if (isSupport(me) && (path === '/support' || (!supportOrg && path !== '/settings/security')))
     page = <SupportOrgPicker />;
+  const here = path.startsWith('/recordings')
+    ? live
+      ? 'Live'
+      : 'Recordings'
+    : path === '/live'
+      ? 'Live'
+      : org
+        ? 'Organization'
+        : path.startsWith('/settings')
+          ? 'Security'
+          : '';
 
   return (
     <>
@@ -83,7 +103,36 @@ export function App() {
         <a className="brand" href="/recordings" onClick={onLinkClick}>
           Sotto
         </a>
-        <nav aria-label="Main">
+        {phone && (
+          // The compact menu: the page you are on stays in view beside it.
+          <>
+            <span className="topbar-here">{here}</span>
+            <button
+              type="button"
+              className="menu-toggle"
+              aria-expanded={menuOpen}
+              aria-controls="main-nav"
+              onClick={() => setMenuOpen((o) => !o)}
+            >
+              Menu
+            </button>
+          </>
+        )}
+        <nav
+          id="main-nav"
+          aria-label="Main"
+          hidden={phone && !menuOpen}
+          onClick={(e) => {
+            // Choosing a page (or logging out) folds the phone menu away.
+            if ((e.target as HTMLElement).closest('a, button')) setMenuOpen(false);
+          }}
+          onKeyDown={(e) => {
+            if (e.key === 'Escape' && phone) {
+              setMenuOpen(false);
+              document.querySelector<HTMLElement>('.menu-toggle')?.focus();
+            }
+          }}
+        >
           <a
             href="/recordings"
             onClick={onLinkClick}
@@ -122,6 +171,26 @@ export function App() {
       <main id="main" key={supportOrg?.id ?? ''}>
         {page}
       </main>
+      <ReauthDialog email={me?.user.email ?? null} />
     </>
   );
+}
+
+/** The document title of a path (a recording page puts its own title in once it has loaded). */
+function pageTitle(path: string, signedIn: boolean): string {
+  if (path === '/verify-email') return 'Verify your email';
+  if (path === '/invite') return 'Accept invitation';
+  if (!signedIn) return path === '/signup' ? 'Sign up' : 'Log in';
+  if (['/', '/recordings', '/login', '/signup'].includes(path)) return 'Recordings';
+  if (/^\/recordings\/[0-9a-fA-F-]{36}\/live$/.test(path)) return 'Live recording';
+  if (/^\/recordings\/[0-9a-fA-F-]{36}$/.test(path)) return 'Recording';
+  if (path === '/live') return 'Live';
+  if (path === '/settings/security') return 'Security';
+  if (path === '/support') return 'Choose an organization';
+  const org = /^\/org(?:\/([a-z-]+))?$/.exec(path);
+  if (org) {
+    const section = SECTIONS.find((s) => s.id === (org[1] ?? 'members'));
+    return section ? `Organization: ${section.label}` : 'Not found';
+  }
+  return 'Not found';
 }

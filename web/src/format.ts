@@ -11,6 +11,12 @@ export function when(iso: string): string {
   return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
+/**
+ * An error as a sentence for the person. A fetch that never reached the server rejects with a
+ * TypeError whose message ("Failed to fetch") means nothing to them: it becomes what to do.
+ */
 export function errorText(err: unknown): string {
+  if (err instanceof TypeError && /fetch|network|load failed/i.test(err.message))
+    return 'Sotto could not be reached. Check your connection and try again.';
   return err instanceof Error ? err.message : 'Something went wrong. Try again.';
 }

@@ -1,10 +1,16 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { ApiError, login, logout } from '../api';
-import { acceptInvitation } from '../api-org';
+import { acceptInvitation, previewInvitation, type InvitationPreview } from '../api-org';
 import { errorText } from '../format';
 import { linkTokenReader } from '../link-token';
 import { navigate, onLinkClick } from '../router';
 import { FieldError, describedBy } from './org-common';
+
+const ROLE_WORD: Record<InvitationPreview['role'], string> = {
+  owner: 'an owner',
+  admin: 'an admin',
+  member: 'a member',
+};
 
 /** The link's token (see linkTokenReader): read once, then gone from the address bar. */
 const linkToken = linkTokenReader();
@@ -21,12 +27,29 @@ export function AcceptInvitationPage({ signedIn = false }: { signedIn?: boolean 
   const [errors, setErrors] = useState<{ name?: string; password?: string; form?: string }>({});
   const [invalid, setInvalid] = useState(!token);
   const [busy, setBusy] = useState(false);
+  // The organization and who invited them, from the token, before anything is typed.
+  const [about, setAbout] = useState<InvitationPreview | null>(null);
   const nameRef = useRef<HTMLInputElement>(null);
   const passwordRef = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
     document.querySelector<HTMLElement>('main h1')?.focus();
   }, [invalid]);
+
+  useEffect(() => {
+    if (!token) return;
+    let live = true;
+    previewInvitation(token).then(
+      (p) => live && setAbout(p),
+      (err: unknown) => {
+        // A link that does not work says so at once; anything else leaves the form usable.
+        if (live && err instanceof ApiError && err.status === 404) setInvalid(true);
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [token]);
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -95,7 +118,15 @@ export function AcceptInvitationPage({ signedIn = false }: { signedIn?: boolean 
   return (
     <main className="card narrow">
       <h1 tabIndex={-1}>Join your organization on Sotto</h1>
-      <p>You were invited by email. Choose the name your colleagues will see and a password.</p>
+      {about ? (
+        <p className="invite-about">
+          {about.invitedBy ? `${about.invitedBy.name} invited you` : 'You were invited'} to join{' '}
+          <strong>{about.organization.name}</strong> as {ROLE_WORD[about.role]}, with the email address{' '}
+          <strong>{about.email}</strong>. Choose the name your colleagues will see and a password.
+        </p>
+      ) : (
+        <p>You were invited by email. Choose the name your colleagues will see and a password.</p>
+      )}
       <form onSubmit={(e) => void submit(e)}>
         <label htmlFor="invite-name">Your name</label>
         <input

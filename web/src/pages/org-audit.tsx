@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'react';
-import { listMembers, readAudit, type AuditEntry, type AuditPage } from '../api-org';
+import { readAudit, type AuditEntry, type AuditFilters, type AuditPage } from '../api-org';
 import { errorText, when } from '../format';
 import { LoadStates, type Loaded } from './org-common';
 
@@ -10,34 +10,86 @@ const ACTOR: Record<AuditEntry['actorKind'], string> = {
   anonymous: 'Anonymous',
   worker: 'Worker',
 };
+const NO_FILTERS: AuditFilters = { action: '', from: '', to: '' };
+// The id's first block: enough to tell two unnamed ones apart, the whole id in the tooltip.
+const short = (id: string) => id.split('-')[0] ?? id;
+
+/** Who acted: a person by name (email below), else the kind of actor and a short id. */
+function Actor({ e }: { e: AuditEntry }) {
+  if (e.actorName)
+    return (
+      <>
+        {e.actorName}
+        {e.actorEmail && <span className="org-id"> {e.actorEmail}</span>}
+      </>
+    );
+  return (
+    <>
+      {ACTOR[e.actorKind]}
+      {e.actorId && (
+        <code className="org-id" title={e.actorId}>
+          {' '}
+          {short(e.actorId)}
+        </code>
+      )}
+    </>
+  );
+}
+
+/** What it was done to: a person or a recording title when known, else the kind and a short id. */
+function Target({ e }: { e: AuditEntry }) {
+  if (!e.targetType && !e.targetId) return null;
+  const kind = (e.targetType ?? '').replace(/_/g, ' ');
+  if (e.targetLabel)
+    return (
+      <>
+        <span className="org-id">{kind}</span> {e.targetLabel}
+      </>
+    );
+  return (
+    <>
+      {kind}
+      {e.targetId && (
+        <code className="org-id" title={e.targetId}>
+          {' '}
+          {short(e.targetId)}
+        </code>
+      )}
+    </>
+  );
+}
 
 /** The org's tamper-evident log: newest first, 50 a page, with the whole chain's verification. */
 export function AuditSection() {
   const [load, setLoad] = useState<Loaded<AuditPage>>({ state: 'loading' });
   const [pages, setPages] = useState<number[]>([]); // beforeSeq of each page shown, for "Newer"
-  const [action, setAction] = useState('');
-  const [filter, setFilter] = useState('');
-  // Names for actor ids where we know them (the first page of members); otherwise the id alone.
-  const [names, setNames] = useState<Map<string, string>>(new Map());
-  useEffect(() => {
-    listMembers().then(
-      (ms) => setNames(new Map(ms.map((m) => [m.id, m.name]))),
-      () => undefined,
-    );
-  }, []);
+  const [filters, setFilters] = useState<AuditFilters>(NO_FILTERS);
+  // The picker's choices: every action of the log, kept from the last answer.
+  const [actions, setActions] = useState<string[]>([]);
 
-  const show = useCallback(async (beforeSeq: number | undefined, act: string) => {
+  const show = useCallback(async (beforeSeq: number | undefined, f: AuditFilters) => {
     setLoad({ state: 'loading' });
     try {
-      setLoad({ state: 'ready', data: await readAudit(beforeSeq, act || undefined) });
+      const data = await readAudit(beforeSeq, f);
+      setActions(data.actions);
+      setLoad({ state: 'ready', data });
     } catch (err) {
       setLoad({ state: 'error', message: errorText(err) });
     }
   }, []);
   useEffect(() => {
-    void show(undefined, '');
+    void show(undefined, NO_FILTERS);
   }, [show]);
 
+  // A range that ends before it starts is said under "To" and not sent.
+  const badRange = Boolean(filters.from && filters.to && filters.to < filters.from);
+  const apply = (patch: Partial<AuditFilters>) => {
+    const next = { ...filters, ...patch };
+    setFilters(next);
+    setPages([]);
+    if (!(next.from && next.to && next.to < next.from)) void show(undefined, next);
+  };
+  const filtered = Boolean(filters.action || filters.from || filters.to);
   const v = load.state === 'ready' ? load.data.verification : null;
 
   return (
@@ -59,40 +111,66 @@ export function AuditSection() {
           )}
         </div>
       )}
+      {/* Filters apply at once, like the recordings list's. */}
       <form
-        className="org-form"
-        onSubmit={(e) => {
-          e.preventDefault();
-          const a = action.trim();
-          if (a && !/^[a-z0-9_.]{1,100}$/.test(a)) return;
-          setFilter(a);
-          setPages([]);
-          void show(undefined, a);
-        }}
+        className="org-form audit-filters"
+        aria-label="Filter the audit log"
+        onSubmit={(e) => e.preventDefault()}
       >
-        <div className="org-field org-grow">
-          <label htmlFor="audit-action">Only this action</label>
-          <input
+        <div className="org-field">
+          <label htmlFor="audit-action">Action</label>
+          <select
             id="audit-action"
-            placeholder="for example member.role_changed"
-            value={action}
-            aria-describedby="audit-action-hint"
-            onChange={(e) => setAction(e.target.value)}
+            value={filters.action}
+            onChange={(e) => apply({ action: e.target.value })}
+          >
+            <option value="">All actions</option>
+            {actions.map((a) => (
+              <option key={a} value={a}>
+                {a}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="org-field">
+          <label htmlFor="audit-from">From</label>
+          <input
+            id="audit-from"
+            type="date"
+            value={filters.from}
+            onChange={(e) => apply({ from: e.target.value })}
           />
         </div>
-        <button type="submit">Filter</button>
+        <div className="org-field">
+          <label htmlFor="audit-to">To (included)</label>
+          <input
+            id="audit-to"
+            type="date"
+            value={filters.to}
+            aria-invalid={badRange || undefined}
+            aria-describedby={badRange ? 'audit-to-error' : undefined}
+            onChange={(e) => apply({ to: e.target.value })}
+          />
+        </div>
+        {filtered && (
+          <button type="button" onClick={() => apply(NO_FILTERS)}>
+            Clear filters
+          </button>
+        )}
       </form>
-      <p id="audit-action-hint" className="hint">
-        Lower-case action names such as support.access or invitation.created; leave empty for everything.
-      </p>
-      <LoadStates load={load} what="the audit log" onRetry={() => void show(pages.at(-1), filter)} />
+      {badRange && (
+        <p id="audit-to-error" className="error" role="alert">
+          The end date is before the start date. Pick an end date on or after {filters.from}.
+        </p>
+      )}
+      <LoadStates load={load} what="the audit log" onRetry={() => void show(pages.at(-1), filters)} />
       {load.state === 'ready' && load.data.entries.length === 0 && (
-        <p className="empty">No entries{filter ? ` for ${filter}` : ''}.</p>
+        <p className="empty">{filtered ? 'No entries match these filters.' : 'No entries yet.'}</p>
       )}
       {load.state === 'ready' && load.data.entries.length > 0 && (
         // Focusable and named: on a phone the table scrolls sideways, and keyboard users must reach it.
         <div className="org-table-wrap" tabIndex={0} role="region" aria-label="Audit log entries">
-          <table className="report-table org-audit">
+          <table className="report-table org-audit stack">
             <caption className="visually-hidden">Audit log entries, newest first</caption>
             <thead>
               <tr>
@@ -107,20 +185,18 @@ export function AuditSection() {
             <tbody>
               {load.data.entries.map((e) => (
                 <tr key={e.seq}>
-                  <td>{e.seq}</td>
-                  <td>{when(e.at)}</td>
-                  <th scope="row">
+                  <td data-label="#">{e.seq}</td>
+                  <td data-label="When">{when(e.at)}</td>
+                  <th scope="row" data-label="Action">
                     <code>{e.action}</code>
                   </th>
-                  <td>
-                    {(e.actorKind === 'user' && e.actorId && names.get(e.actorId)) || ACTOR[e.actorKind]}
-                    {e.actorId && <code className="org-id"> {e.actorId}</code>}
+                  <td data-label="Actor">
+                    <Actor e={e} />
                   </td>
-                  <td>
-                    {e.targetType ?? ''}
-                    {e.targetId && <code className="org-id"> {e.targetId}</code>}
+                  <td data-label="Target">
+                    <Target e={e} />
                   </td>
-                  <td>{e.ip ?? ''}</td>
+                  <td data-label="IP">{e.ip ?? ''}</td>
                 </tr>
               ))}
             </tbody>
@@ -134,7 +210,7 @@ export function AuditSection() {
             onClick={() => {
               const rest = pages.slice(0, -1);
               setPages(rest);
-              void show(rest.at(-1), filter);
+              void show(rest.at(-1), filters);
             }}
           >
             Newer entries
@@ -146,7 +222,7 @@ export function AuditSection() {
             onClick={() => {
               const next = load.data.nextBeforeSeq!;
               setPages([...pages, next]);
-              void show(next, filter);
+              void show(next, filters);
             }}
           >
             Older entries

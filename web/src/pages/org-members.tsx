@@ -272,10 +272,17 @@ export function InvitationsSection({ me }: { me: MeInfo }) {
       {created && (
         <div className="org-secret" role="status">
           <p>
-            <strong>Invitation created for {created.email}.</strong>{' '}
-            {created.emailSent
-              ? 'An email with this link is on its way.'
-              : 'No email was sent (this server has no mail set up): give them this link yourself.'}{' '}
+            {/* "Sent" only when the mail server took the email; otherwise the link is the way. */}
+            {created.emailSent ? (
+              <>
+                <strong>Invitation sent to {created.email}.</strong> An email with this link is on its way.
+              </>
+            ) : (
+              <>
+                <strong>Link created — copy it</strong> and give it to {created.email} yourself: no email was
+                sent (mail is not set up on this server, or it could not be sent).
+              </>
+            )}{' '}
             It is shown only now.
           </p>
           <code className="secret" data-testid="invite-url">
@@ -303,7 +310,7 @@ export function InvitationsSection({ me }: { me: MeInfo }) {
                 <span className={`org-role org-role-${inv.role}`}>{ROLE_TEXT[inv.role]}</span>
                 <span className={`status org-inv-${inv.status}`}>{INVITE_STATUS[inv.status]}</span>
                 <span className="meta">
-                  sent {when(inv.createdAt)}
+                  created {when(inv.createdAt)}
                   {inv.status === 'pending' && ` · expires ${when(inv.expiresAt)}`}
                 </span>
               </div>

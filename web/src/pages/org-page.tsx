@@ -1,4 +1,6 @@
+import { useState } from 'react';
 import { canManageOrg, isSupport, useMe, useSupportOrg } from '../api-org';
+import { usePhone } from '../media';
 import { onLinkClick } from '../router';
 import { NotFoundPage } from './not-found-page';
 import { ArchiveSection } from './org-archive';
@@ -10,7 +12,7 @@ import { SsoSettingsSection } from './org-sso';
 import { WebhooksSection } from './org-webhooks';
 import { WorkersSection } from './org-workers';
 
-const SECTIONS = [
+export const SECTIONS = [
   { id: 'members', label: 'Members' },
   { id: 'invitations', label: 'Invitations' },
   { id: 'settings', label: 'Settings' },
@@ -31,12 +33,15 @@ const SECTIONS = [
 export function OrgPage({ section }: { section: string }) {
   const me = useMe();
   const supportOrg = useSupportOrg();
+  const phone = usePhone();
+  const [open, setOpen] = useState(false);
   if (!me)
+    // The same first element as the loaded page: the heading keeps the focus it was given.
     return (
-      <section aria-busy="true">
+      <>
         <h1 tabIndex={-1}>Organization</h1>
-        <p>Loading…</p>
-      </section>
+        <p aria-busy="true">Loading…</p>
+      </>
     );
 
   const support = isSupport(me);
@@ -65,7 +70,27 @@ export function OrgPage({ section }: { section: string }) {
         Organization{me.organization ? `: ${me.organization.name}` : supportOrg ? `: ${supportOrg.name}` : ''}
         <span className="visually-hidden"> — {current.label}</span>
       </h1>
-      <nav className="org-tabs" aria-label="Organization sections">
+      {phone && (
+        // Ten tabs do not fit a phone: the section you are in, and the others behind a button.
+        <button
+          type="button"
+          className="org-sections-toggle"
+          aria-expanded={open}
+          aria-controls="org-sections"
+          onClick={() => setOpen((o) => !o)}
+        >
+          Section: {current.label}
+        </button>
+      )}
+      <nav
+        id="org-sections"
+        className="org-tabs"
+        aria-label="Organization sections"
+        hidden={phone && !open}
+        onClick={(e) => {
+          if ((e.target as HTMLElement).closest('a')) setOpen(false);
+        }}
+      >
         {visible.map((s) => (
           <a
             key={s.id}

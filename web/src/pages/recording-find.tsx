@@ -7,17 +7,20 @@ export interface Match {
   to: number;
 }
 
-/** Lower case that keeps every offset where it was (a few characters lower-case to two). */
+/**
+ * Lower case without accents ("Zèbra" → "zebra", as the server's search folds them) that keeps
+ * every offset where it was: a character whose folded form is longer stays as it is.
+ */
 function lowerSameLength(text: string): string {
   let out = '';
   for (const c of text) {
-    const l = c.toLowerCase();
-    out += l.length === c.length ? l : c;
+    const l = c.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
+    out += l.length === c.length ? l : c.toLowerCase().length === c.length ? c.toLowerCase() : c;
   }
   return out;
 }
 
-/** Every case-insensitive occurrence of `query` in the segments' texts, in reading order. */
+/** Every case- and accent-insensitive occurrence of `query` in the segments' texts, in reading order. */
 export function findMatches(segments: readonly { text: string }[], query: string): Match[] {
   const needle = lowerSameLength(query.trim());
   if (!needle) return [];

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
-import { ApiError, getJson, sendJson, type Recording, type Report } from '../api';
+import { ApiError, getJson, isOffline, sendJson, type Recording, type Report } from '../api';
 import { getTranscript, type TimedTranscript } from '../api-recordings';
 import { clock, errorText } from '../format';
 import { onLinkClick } from '../router';
@@ -13,6 +13,7 @@ import { FindBar, findMatches } from './recording-find';
 import { useAudio } from './recording-player';
 import { AudioPlayer } from './recording-player-bar';
 import { SegmentRow, wordAt, type SegmentMatch } from './recording-segments';
+import { takeHit } from './search-hit';
 import { SpeakerList, type EditFn } from './recording-speakers';
 import { speakerColours } from './speaker-colour';
 
@@ -43,6 +44,12 @@ export function RecordingPage({ id }: { id: string }) {
   // Read again while the job moves, less often while nothing changes (recording-progress.tsx).
   const signature = rec.state === 'ok' ? `${rec.data.status}|${rec.data.stage}|${rec.data.progress}` : '';
   usePolling(moving, signature, loadRec);
+
+  // The tab names the recording once known (the app set "Recording · Sotto" meanwhile).
+  const shownTitle = rec.state === 'ok' ? (rec.data.title ?? 'Untitled recording') : null;
+  useEffect(() => {
+    if (shownTitle) document.title = `${shownTitle} · Sotto`;
+  }, [shownTitle]);
 
   if (rec.state === 'missing') return <NotFoundPage what="recording" />;
   if (rec.state === 'loading') return <p aria-busy="true">Loading…</p>;
@@ -107,9 +114,11 @@ function DoneRecording({
   const [transcript, setTranscript] = useState<Load<TimedTranscript>>({ state: 'loading' });
   const [report, setReport] = useState<Load<Report>>({ state: 'loading' });
   const [notice, setNotice] = useState<string | null>(null);
-  const [query, setQuery] = useState('');
+  // Opened from a search hit: its moment (the address's #t=) and the searched words.
+  const [hit] = useState(() => takeHit(id));
+  const [query, setQuery] = useState(hit.q);
   const [current, setCurrent] = useState(0);
-  const audio = useAudio(base);
+  const audio = useAudio(base, hit.at);
 
   const loadTranscript = useCallback(
     async (v: Version) => {
@@ -137,21 +146,27 @@ function DoneRecording({
   const revision = transcript.state === 'ok' ? transcript.data.revision : null;
   const edit: EditFn = useCallback(
     async (body) => {
-      if (revision === null) return false;
+      if (revision === null) return { ok: false, error: 'The transcript is still loading.', offline: false };
+      setNotice(null);
       try {
         const next = await sendJson<TimedTranscript>('PATCH', `${base}/transcript`, { revision, ...body });
         setTranscript({ state: 'ok', data: next });
         setNotice('Saved.');
         // The report follows the edit: speaker names, and word counts, rates and keywords of text.
         void getJson<Report>(`${base}/report`).then((d) => setReport({ state: 'ok', data: d }));
-        return true;
+        return { ok: true };
       } catch (err) {
-        setNotice(
-          err instanceof ApiError && err.status === 409
-            ? 'Someone else changed this transcript in the meantime. Reload the page to see their changes, then edit again.'
-            : `Not saved: ${errorText(err)}`,
-        );
-        return false;
+        // Said beside the control that was used (the editor, the rename form), not at the top.
+        return {
+          ok: false,
+          offline: isOffline(err),
+          error:
+            err instanceof ApiError && err.status === 409
+              ? 'Someone else changed this transcript in the meantime. Reload the page to see their changes, then edit again.'
+              : isOffline(err)
+                ? 'Not saved yet: Sotto cannot be reached. Your text is kept here and is saved as soon as the connection is back.'
+                : `Not saved: ${errorText(err)}`,
+        };
       }
     },
     [base, revision],
@@ -159,6 +174,14 @@ function DoneRecording({
 
   const t = transcript.state === 'ok' ? transcript.data : null;
   const matches = useMemo(() => (t ? findMatches(t.segments, query) : []), [t, query]);
+  // The hit's own match first: the first one said at or after its moment, not the transcript's first.
+  const [hitApplied, setHitApplied] = useState(false);
+  if (!hitApplied && t && hit.at !== null && matches.length > 0) {
+    const at = hit.at;
+    const idx = matches.findIndex((m) => (t.segments[m.seg]?.end ?? 0) > at);
+    setHitApplied(true);
+    if (idx > 0) setCurrent(idx);
+  }
   const cur = matches.length ? Math.min(current, matches.length - 1) : -1;
   const bySegment = useMemo(() => {
     const m = new Map<number, SegmentMatch[]>();

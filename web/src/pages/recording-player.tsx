@@ -33,7 +33,7 @@ const RENEW_WINDOW_MS = 10_000;
  * memory. A ticket lives five minutes; when the element's next request is refused (a seek after a
  * long pause), it gets a new URL and goes back to where it was, playing if it was.
  */
-export function useAudio(base: string): AudioControl {
+export function useAudio(base: string, startAt?: number | null): AudioControl {
   const [state, setState] = useState<AudioState>('checking');
   const [url, setUrl] = useState<string | null>(null);
   const [time, setTime] = useState(0);
@@ -41,7 +41,10 @@ export function useAudio(base: string): AudioControl {
   const [rate, setRateState] = useState(1);
   const ref = useRef<HTMLAudioElement>(null);
   // Where to continue (and whether to play) once a new source has its metadata.
-  const resume = useRef<{ at: number; play: boolean } | null>(null);
+  // At first, a search hit's moment (search-hit.ts): sought to, not played.
+  const resume = useRef<{ at: number; play: boolean } | null>(
+    startAt != null ? { at: startAt, play: false } : null,
+  );
   const lastRenew = useRef(0);
   // Read by the error handler, which must not re-subscribe on every play/pause.
   const playingRef = useRef(false);
@@ -112,6 +115,7 @@ export function useAudio(base: string): AudioControl {
       el.removeEventListener('error', onError);
     };
     // Not re-run on rate changes: setRate applies those to the element itself.
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- rate is read once per new source, on purpose
   }, [url, fetchUrl]);
 
   const retry = useCallback(() => {

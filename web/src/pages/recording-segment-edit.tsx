@@ -1,4 +1,4 @@
-import { useRef, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { sessionUserId } from '../api';
 import type { TimedSegment } from '../api-recordings';
 import { clock } from '../format';
@@ -52,7 +52,12 @@ export function SegmentEditor({
   const [value, setValue] = useState(initial);
   const [speaker, setSpeaker] = useState(s.speaker);
   const [problem, setProblem] = useState<string | null>(null);
+  // The save did not reach the server: the text stays here and is sent again when the browser
+  // says it is back online (and every 10 s meanwhile, as `online` only means "a network").
+  const [offline, setOffline] = useState(false);
   const area = useRef<HTMLTextAreaElement>(null);
+  const sending = useRef(false);
+  const lastOps = useRef<TranscriptPatch['ops']>([]);
   const id = `seg-${s.id}`;
 
   /** The text and speaker corrections plus `ops`, as one PATCH. */
@@ -64,8 +69,34 @@ export function SegmentEditor({
     if (change.text !== undefined || change.speaker !== undefined) body.segments = [change];
     if (ops.length) body.ops = ops;
     if (!body.segments && !body.ops) return onDone();
-    void onEdit(body).then((ok) => ok && onDone());
+    if (sending.current) return;
+    sending.current = true;
+    lastOps.current = ops;
+    void onEdit(body)
+      .then((r) => {
+        setOffline(!r.ok && r.offline);
+        if (r.ok) onDone();
+        else setProblem(r.error);
+      })
+      .finally(() => {
+        sending.current = false;
+      });
   };
+  const retry = useRef(save);
+  useEffect(() => {
+    retry.current = save;
+  });
+
+  useEffect(() => {
+    if (!offline) return;
+    const again = () => retry.current(lastOps.current);
+    window.addEventListener('online', again);
+    const timer = setInterval(again, 10_000);
+    return () => {
+      window.removeEventListener('online', again);
+      clearInterval(timer);
+    };
+  }, [offline]);
 
   const split = () => {
     const at = splitPoint(value, area.current?.selectionStart ?? value.length);
@@ -93,7 +124,7 @@ export function SegmentEditor({
         value={value}
         rows={3}
         autoFocus
-        aria-describedby={`${id}-keys`}
+        aria-describedby={problem ? `${id}-keys ${id}-problem` : `${id}-keys`}
         onKeyDown={(e) => {
           if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
             e.preventDefault();
@@ -141,7 +172,7 @@ export function SegmentEditor({
         Ctrl+Enter saves, Escape cancels.
       </p>
       {problem && (
-        <p className="error-inline" role="alert">
+        <p className="error-inline" role="alert" id={`${id}-problem`}>
           {problem}
         </p>
       )}

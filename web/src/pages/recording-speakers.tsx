@@ -10,7 +10,9 @@ export interface TranscriptPatch {
   ops?: ({ op: 'merge'; id: string } | { op: 'split'; id: string; at: number })[];
 }
 
-export type EditFn = (body: TranscriptPatch) => Promise<boolean>;
+/** Saved, or why not as a sentence for beside the control; `offline`: it never reached the server. */
+export type EditOutcome = { ok: true } | { ok: false; error: string; offline: boolean };
+export type EditFn = (body: TranscriptPatch) => Promise<EditOutcome>;
 
 /** The speakers and, on the edited version, a Rename form each. */
 export function SpeakerList({
@@ -49,6 +51,7 @@ function SpeakerName({
 }) {
   const [editing, setEditing] = useState(false);
   const [value, setValue] = useState(name);
+  const [error, setError] = useState<string | null>(null);
   if (!editing)
     return (
       <li>
@@ -71,7 +74,10 @@ function SpeakerName({
         className="inline"
         onSubmit={(e) => {
           e.preventDefault();
-          void onEdit({ speakers: [{ id, name: value.trim() }] }).then((ok) => ok && setEditing(false));
+          setError(null);
+          void onEdit({ speakers: [{ id, name: value.trim() }] }).then((r) =>
+            r.ok ? setEditing(false) : setError(r.error),
+          );
         }}
       >
         <label htmlFor={`speaker-${id}`}>New name for {name}</label>
@@ -81,6 +87,8 @@ function SpeakerName({
           maxLength={100}
           required
           autoFocus
+          aria-invalid={error ? true : undefined}
+          aria-describedby={error ? `speaker-${id}-error` : undefined}
           onChange={(e) => setValue(e.target.value)}
         />
         <button type="submit" className="primary">
@@ -89,6 +97,11 @@ function SpeakerName({
         <button type="button" onClick={() => setEditing(false)}>
           Cancel
         </button>
+        {error && (
+          <p className="error-inline" role="alert" id={`speaker-${id}-error`}>
+            {error}
+          </p>
+        )}
       </form>
     </li>
   );

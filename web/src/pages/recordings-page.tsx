@@ -11,6 +11,8 @@ import {
 } from '../api-recordings';
 import { errorText } from '../format';
 import { onLinkClick } from '../router';
+import { usePhone } from '../media';
+import { Drawer } from './drawer';
 import { RecordingFilters } from './recordings-filters';
 import { usePolling } from './recording-progress';
 import { RecordingRow } from './recordings-row';
@@ -128,21 +130,61 @@ export function RecordingsPage() {
   }, [busyKey, filters, searching]);
   usePolling(busyKey !== '', signature, refresh);
 
+  const phone = usePhone();
+  const [drawer, setDrawer] = useState<'upload' | 'filters' | null>(null);
+  const close = () => setDrawer(null);
   const names = new Map(owners?.members.map((m) => [m.id, m.name]));
   const filtered = filters !== NO_FILTERS && Object.values(filters).some(Boolean);
+
+  const onUploaded = () => {
+    // Show the new upload: whatever filter was on might hide it.
+    setFormKey((k) => k + 1);
+    setFilters({ ...NO_FILTERS });
+    setDrawer(null);
+  };
+  const filterForm = <RecordingFilters key={formKey} value={filters} onChange={setFilters} owners={owners} />;
+  const active = Object.values(filters).filter(Boolean).length;
 
   return (
     <section>
       <h1 tabIndex={-1}>Recordings</h1>
-      <UploadPanel
-        onUploaded={() => {
-          // Show the new upload: whatever filter was on might hide it.
-          setFormKey((k) => k + 1);
-          setFilters({ ...NO_FILTERS });
-        }}
-      />
+      {phone ? (
+        // A phone shows the list first; upload and the filters open over it.
+        <div className="phone-actions">
+          <button
+            type="button"
+            className="primary"
+            aria-haspopup="dialog"
+            aria-controls="upload-drawer"
+            onClick={() => setDrawer('upload')}
+          >
+            Upload a recording
+          </button>
+          <button
+            type="button"
+            aria-haspopup="dialog"
+            aria-controls="filters-drawer"
+            onClick={() => setDrawer('filters')}
+          >
+            {active ? `Search and filters (${active} on)` : 'Search and filters'}
+          </button>
+        </div>
+      ) : (
+        <UploadPanel onUploaded={onUploaded} />
+      )}
       <h2>{owners ? 'Recordings of your organization' : 'Your recordings'}</h2>
-      <RecordingFilters key={formKey} value={filters} onChange={setFilters} owners={owners} />
+      {phone ? (
+        <>
+          <Drawer id="upload-drawer" title="Upload a recording" open={drawer === 'upload'} onClose={close}>
+            <UploadPanel onUploaded={onUploaded} bare />
+          </Drawer>
+          <Drawer id="filters-drawer" title="Search and filters" open={drawer === 'filters'} onClose={close}>
+            {filterForm}
+          </Drawer>
+        </>
+      ) : (
+        filterForm
+      )}
       {error && (
         <div className="error" role="alert">
           <p>{error}</p>
@@ -163,7 +205,7 @@ export function RecordingsPage() {
       )}
       {list && list.items.length === 0 && !list.next && !filtered && (
         <p className="empty">
-          No recordings yet — upload one above or{' '}
+          No recordings yet — upload one {phone ? 'with the button above' : 'above'} or{' '}
           <a href="/live" onClick={onLinkClick}>
             start a live recording
           </a>
@@ -183,6 +225,7 @@ export function RecordingsPage() {
               key={r.id}
               r={r}
               owner={owners ? (r.ownerId === owners.me ? 'You' : names.get(r.ownerId)) : undefined}
+              query={filters.q}
               onDeleted={(id) => setList((l) => l && { ...l, items: l.items.filter((x) => x.id !== id) })}
             />
           ))}

@@ -3,6 +3,7 @@ import { deleteRecording, type ListedRecording } from '../api-recordings';
 import { clock, errorText, when } from '../format';
 import { onLinkClick } from '../router';
 import { ConfirmDialog } from './recordings-confirm';
+import { hitHref, markTerms, rememberHitQuery, searchTerms } from './search-hit';
 
 export const STATUS_TEXT: Record<ListedRecording['status'], string> = {
   live: 'Live',
@@ -32,11 +33,14 @@ export function stageLine(r: Pick<ListedRecording, 'status' | 'stage' | 'progres
 export function RecordingRow({
   r,
   owner,
+  query = '',
   onDeleted,
 }: {
   r: ListedRecording;
   /** The owner's name, when the caller sees colleagues' recordings too. */
   owner?: string | undefined;
+  /** The search that found it: its words are marked in the snippets. */
+  query?: string;
   onDeleted: (id: string) => void;
 }) {
   const [confirming, setConfirming] = useState(false);
@@ -74,10 +78,19 @@ export function RecordingRow({
           <ul className="snippets">
             {r.match.snippets.map((s) => (
               <li key={s.segmentId}>
-                <a href={`/recordings/${r.id}`} onClick={onLinkClick} className="time">
+                {/* Opens the recording at this moment, with the words marked (search-hit.ts). */}
+                <a
+                  href={hitHref(r.id, s.start)}
+                  onClick={(e) => {
+                    rememberHitQuery(r.id, query);
+                    onLinkClick(e);
+                  }}
+                  className="time"
+                  aria-label={`${clock(s.start)} in ${title}`}
+                >
                   {clock(s.start)}
                 </a>{' '}
-                {s.text}
+                {markTerms(s.text, searchTerms(query))}
               </li>
             ))}
           </ul>

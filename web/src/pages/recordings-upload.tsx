@@ -7,7 +7,7 @@ import { errorText } from '../format';
  * upload events) and Cancel. The zone is also the label's neighbour, so keyboard users pick a file
  * with the button and never need to drag.
  */
-export function UploadPanel({ onUploaded }: { onUploaded: () => void }) {
+export function UploadPanel({ onUploaded, bare = false }: { onUploaded: () => void; bare?: boolean }) {
   const [file, setFile] = useState<File | null>(null);
   const [title, setTitle] = useState('');
   // Whether the title is the person's own: only then does choosing another file leave it alone.
@@ -53,8 +53,9 @@ export function UploadPanel({ onUploaded }: { onUploaded: () => void }) {
   }
 
   return (
-    <section className="card" aria-labelledby="upload-heading">
-      <h2 id="upload-heading">Upload a recording</h2>
+    // Bare inside the phone's upload drawer, whose own heading names it.
+    <section className={bare ? 'upload-bare' : 'card'} aria-labelledby={bare ? undefined : 'upload-heading'}>
+      {!bare && <h2 id="upload-heading">Upload a recording</h2>}
       <div
         className={`dropzone${dragging ? ' dragging' : ''}`}
         onDragOver={(e) => {

@@ -108,7 +108,7 @@ export function ReportView({
       )}
       {/* Its own focusable, named scroll region: on a phone the table is wider than the card. */}
       <div className="table-scroll" tabIndex={0} role="region" aria-label="Per speaker">
-        <table className="report-table">
+        <table className="report-table stack">
           <caption className="visually-hidden">Per speaker</caption>
           <thead>
             <tr>
@@ -122,11 +122,14 @@ export function ReportView({
           <tbody>
             {report.speakers.map((s) => (
               <tr key={s.speaker}>
-                <th scope="row">{s.name}</th>
-                <td>{clock(s.talkSeconds)}</td>
-                <td>{s.turns}</td>
-                <td>{Math.round(s.wordsPerMinute)}</td>
-                <td>{clock(s.longestMonologueSeconds)}</td>
+                {/* data-label: the column's name beside each value when a phone stacks the rows. */}
+                <th scope="row" data-label="Speaker">
+                  {s.name}
+                </th>
+                <td data-label="Talk time">{clock(s.talkSeconds)}</td>
+                <td data-label="Turns">{s.turns}</td>
+                <td data-label="Words/min">{Math.round(s.wordsPerMinute)}</td>
+                <td data-label="Longest">{clock(s.longestMonologueSeconds)}</td>
               </tr>
             ))}
           </tbody>

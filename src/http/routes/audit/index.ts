@@ -17,7 +17,7 @@ const auditRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services 
       },
     },
     async (req) => {
-      const { entries, verification } = await services.audit.read(actorOf(req), req.query);
+      const { entries, actions, verification } = await services.audit.read(actorOf(req), req.query);
       const last = entries.at(-1);
       return {
         entries: entries.map((e) => ({
@@ -31,8 +31,12 @@ const auditRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services 
           ip: e.ip,
           details: e.details,
           hash: e.hash,
+          actorName: e.actorName,
+          actorEmail: e.actorEmail,
+          targetLabel: e.targetLabel,
         })),
         nextBeforeSeq: entries.length === req.query.limit && last && last.seq > 1 ? last.seq : null,
+        actions,
         verification: {
           ok: verification.ok,
           entries: verification.entries,

@@ -64,7 +64,7 @@ const DAY_MS = 86_400_000;
  * with `Z` or an offset. A bare date is midnight UTC starting that day, or with `endOfDay` the
  * midnight ending it (so `to=2026-03-01` includes the 1st). Years 2000–2999 only.
  */
-const instant = (endOfDay: boolean) =>
+export const instant = (endOfDay: boolean) =>
   z
     .union([z.iso.date(), z.iso.datetime({ offset: true })])
     .transform((v) =>
