@@ -173,7 +173,11 @@ export async function createServices(deps: Deps): Promise<Services> {
         ...deps.engineDeps,
       }),
     logger,
-    { configured: config.asr.engine, modelName: (id) => engineModelName(config.asr, config.dataDir, id) },
+    {
+      configured: config.asr.engine,
+      modelName: (id) => engineModelName(config.asr, config.dataDir, id),
+      clock,
+    },
   );
   const rateLimits = new RateLimitRepository({ redis, keyPrefix: config.redisPrefix, logger });
   const loginGuard: LoginGuard = new RateLimitedLoginGuard(rateLimits);
@@ -287,7 +291,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     clock,
     config.maxUploadBytes,
     recordingDeletion,
-    disk,
+    { disk, maxQueuedPerOrg: config.jobs.maxQueuedPerOrg },
   );
   const transcripts = new TranscriptService(db, keys, audit, clock);
   const search = new RecordingSearchService(db, keys, recordings);
@@ -334,7 +338,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     logger,
     { ttlHours: config.exportTtlHours },
   );
-  const reauth = new ReauthService(db, hasher, loginGuard, mfa, audit, () => clock.now());
+  const reauth = new ReauthService(db, hasher, loginGuard, mfa, audit, clock);
   const orgDeletion = new OrgDeletionService(
     db,
     keys,

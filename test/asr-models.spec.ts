@@ -16,6 +16,7 @@ import {
   type DownloadProgress,
 } from '../src/repositories/model.repository.js';
 import { ModelService } from '../src/services/model.service.js';
+import { ManualClock } from '../src/repositories/clock.repository.js';
 import { inspectGgmlModel } from '../src/repositories/asr/ggml-header.js';
 
 /**
@@ -90,10 +91,16 @@ beforeEach(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** The manifest's installedAt comes from the injected clock, not the wall clock. */
+const clock = new ManualClock(new Date('2026-03-01T12:00:00.000Z'));
+
 function service(opts: { publishedDigest?: string | undefined } = { publishedDigest: digest }) {
   const sha256 = opts.publishedDigest;
   const repo = new ModelRepository(path.join(tmp, 'models'));
-  return new ModelService(repo, { baseUrl, catalog: { 'test.en': { file: FILE, sha256, approxMiB: 3 } } });
+  return new ModelService(repo, clock, {
+    baseUrl,
+    catalog: { 'test.en': { file: FILE, sha256, approxMiB: 3 } },
+  });
 }
 
 describe('models pull', () => {
@@ -120,12 +127,13 @@ describe('models pull', () => {
 
     const manifest = JSON.parse(readFileSync(path.join(tmp, 'models', 'manifest.json'), 'utf8')) as Record<
       string,
-      { sha256: string; bytes: number; source: string }
+      { sha256: string; bytes: number; source: string; installedAt: string }
     >;
     expect(manifest['test.en']).toMatchObject({
       sha256: digest,
       bytes: content.length,
       source: `${baseUrl}/${FILE}`,
+      installedAt: '2026-03-01T12:00:00.000Z',
     });
 
     // Pulling again does not download again.

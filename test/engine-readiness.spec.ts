@@ -32,7 +32,7 @@ interface Answer {
   json: () => Record<string, unknown>;
 }
 
-const hasSphinx = sphinxAvailability().available;
+const hasSphinx = sphinxAvailability(process.env.PATH ?? '').available;
 
 describe(`a server without a speech-recognition engine (${backendLabel})`, () => {
   let services: Services;
@@ -94,6 +94,7 @@ describe(`a server without a speech-recognition engine (${backendLabel})`, () =>
       SOTTO_PUBLIC_URL: 'https://sotto.test',
       SOTTO_DATA_DIR: dataDir,
       SOTTO_ASR_ENGINE: 'auto',
+      PATH: process.env.PATH ?? '',
       SOTTO_JOB_POLL_MS: '100',
       SOTTO_REDIS_PREFIX: `sotto-test-${randomUUID()}:`,
     });
@@ -136,6 +137,7 @@ describe(`a server without a speech-recognition engine (${backendLabel})`, () =>
         disk: 'ok',
         engine: 'none',
         remoteWorkers: 'none',
+        publicUrl: 'ok',
         // SOTTO_MASTER_KEY from the environment carries no creation date (test/key-age.spec.ts).
         masterKeyAge: 'unknown',
       },

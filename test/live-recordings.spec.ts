@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../src/db/tenant.js';
+import { ManualClock } from '../src/repositories/clock.repository.js';
 import { wordErrorRate } from '../src/domain/wer.js';
 import { auditRows, freshIp } from './helpers/auth-client.js';
 import { corpusEntry, corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
@@ -412,10 +413,17 @@ describe(`live recordings stop by themselves (${backendLabel})`, () => {
   let server: Listening;
   let user: TestUser;
   const ip = freshIp();
+  // The idle timeout is read on the app's clock: the tests move it past the (default, 30 s)
+  // timeout instead of waiting, and the server's once-a-second tick does the rest.
+  const clock = new ManualClock();
+  const IDLE_MS = 30_000;
 
   beforeAll(async () => {
-    const { env } = recordingEnv({ SOTTO_LIVE_IDLE_SECONDS: '2', SOTTO_LIVE_MAX_MINUTES: '1' });
-    t = await startTestApp({ env });
+    const { env } = recordingEnv({
+      SOTTO_LIVE_IDLE_SECONDS: String(IDLE_MS / 1000),
+      SOTTO_LIVE_MAX_MINUTES: '1',
+    });
+    t = await startTestApp({ env, clock });
     server = await listenTls(t.services);
     user = await createOrgWithUser(t.services, { role: 'owner' });
   });
@@ -438,6 +446,11 @@ describe(`live recordings stop by themselves (${backendLabel})`, () => {
     const id = await createLive(t, user.accessToken, ip);
     const bot = await mustOpen(server, `/api/v1/recordings/${id}/live`, { token: user.accessToken });
     await streamPcm(bot, new Int16Array(16_000));
+    // Not idle yet: a tick or two of real time passes and the session stays open.
+    clock.advance(IDLE_MS - 1000);
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(bot.messages.some((m) => m.type === 'stopped')).toBe(false);
+    clock.advance(2000);
     expect(await bot.closed).toEqual({ code: 1000, reason: 'idle' });
     expect(bot.messages.at(-1)).toEqual({ type: 'stopped', status: 'queued' });
     expect(await status(id)).toMatchObject({ status: 'queued' });
@@ -452,6 +465,9 @@ describe(`live recordings stop by themselves (${backendLabel})`, () => {
     const id = await createLive(t, user.accessToken, ip);
     const bot = await mustOpen(server, `/api/v1/recordings/${id}/live`, { token: user.accessToken });
     bot.ws.send(JSON.stringify({ type: 'start' }));
+    // The session exists once the start is acknowledged; then it idles.
+    await bot.waitFor((m) => m.type === 'ack');
+    clock.advance(IDLE_MS + 1000);
     expect((await bot.closed).code).toBe(1000);
     expect(await status(id)).toMatchObject({ status: 'failed' });
   });

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readWav } from '../src/audio/wav.js';
 import type { Database } from '../src/db/database.js';
 import { withTenant } from '../src/db/tenant.js';
+import { ManualClock } from '../src/repositories/clock.repository.js';
 import { freshIp } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
@@ -99,9 +100,9 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const restart = async (extra: Record<string, string> = {}) => {
+  const restart = async (extra: Record<string, string> = {}, clock?: ManualClock) => {
     await inst!.close();
-    inst = await start(extra);
+    inst = await start(extra, clock ? { clock } : {});
   };
   const get = (url: string) =>
     inst!.app.inject({ method: 'GET', url, headers: bearer(user.accessToken), remoteAddress: ip });
@@ -272,7 +273,10 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
     const del = await ingest(deleted);
     del.ws.send(JSON.stringify({ type: 'start', participant: SPEAKER }));
     await send(del, all, 0, 3);
-    await restart({ SOTTO_LIVE_RESUME_SECONDS: '2' });
+    // The window is read on the app's clock: the test moves it instead of waiting the window out.
+    const clock = new ManualClock();
+    const WINDOW_MS = 60_000;
+    await restart({ SOTTO_LIVE_RESUME_SECONDS: String(WINDOW_MS / 1000) }, clock);
     rmSync(path.join(dataDir, 'live', user.orgId, lost), { recursive: true, force: true });
     // Deleted while suspended: its spool folder goes with the recording, at once (docs/lifecycle.md).
     const removed = await inst!.app.inject({
@@ -287,6 +291,8 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
 
     const status = async (id: string) =>
       (await get(`/api/v1/recordings/${id}`)).json() as { status: string; error: string | null };
+    // One window later (on the clock: no waiting) the next tick's sweep finalises and fails.
+    clock.advance(WINDOW_MS + 1000);
     await eventually(async () => ((await status(abandoned)).status === 'queued' ? true : undefined), 15_000);
     const sealed = await sealedPcm(abandoned);
     expect(sealed.length).toBe(pcm.length);
@@ -296,6 +302,9 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
     await eventually(async () => ((await status(never)).status === 'failed' ? true : undefined), 15_000);
     expect(await statusOf(never)).toEqual({ status: 'failed', error_code: 'no_audio' });
     // Lost spools wait twice the window (the owning node had a whole window to finalise them).
+    // That sweep ran with the clock one window on: a lost spool is still given its second one.
+    expect((await status(lost)).status).toBe('live');
+    clock.advance(WINDOW_MS);
     await eventually(async () => ((await status(lost)).status === 'failed' ? true : undefined), 15_000);
     expect(await statusOf(lost)).toEqual({ status: 'failed', error_code: 'live_spool_lost' });
     const rows = await withTenant(db, { orgId: user.orgId, userId: null }, (tx) =>

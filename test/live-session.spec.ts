@@ -160,7 +160,14 @@ describe('LiveSession', () => {
           },
         },
       );
-      return { s, log, calls, hold: (p: Promise<void> | undefined) => (gate = p) };
+      return {
+        s,
+        log,
+        calls,
+        hold: (p: Promise<void> | undefined) => {
+          gate = p;
+        },
+      };
     }
 
     /** Frames of 100 ms, letting the engine's promises settle between frames (as on a socket). */

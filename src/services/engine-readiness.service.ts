@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { AppError } from '../domain/errors.js';
 import { SAMPLE_RATE, type AsrEngine, type EngineId } from '../repositories/asr/engine.js';
 import { modelsDir, type EngineChoice, type EngineSettings } from '../repositories/asr/select-engine.js';
+import type { Clock } from '../repositories/clock.repository.js';
 import { resolveWhisperModel } from '../repositories/model.repository.js';
 
 /**
@@ -35,7 +36,8 @@ export interface EngineReadinessOptions {
   modelName?: (id: EngineId) => string | null;
   /** A failed choice is reused this long by state() (it is polled by /readyz). */
   stateTtlMs?: number;
-  now?: () => number;
+  /** The app's clock: the failed choice's age is read on it (tests advance it). */
+  clock: Clock;
 }
 
 /** The configured model's public name per engine, for /readyz: never a path (a custom whisper file is its file name). */
@@ -171,6 +173,6 @@ export class EngineReadinessService {
   }
 
   private now(): number {
-    return this.opts.now?.() ?? Date.now();
+    return this.opts.clock.now().getTime();
   }
 }

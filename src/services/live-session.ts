@@ -1,4 +1,5 @@
 import type { SpeechRegion, Word } from '../domain/transcript.js';
+import { systemClock, type Clock } from '../repositories/clock.repository.js';
 import {
   LIVE_CLOSE,
   LiveProtocolError,
@@ -53,9 +54,11 @@ export class LiveSession {
   private partialRunning = false;
   private partialOut: Promise<void> | undefined;
   segmentSeq = 0;
-  private startedAt = Date.now();
+  /** Clock time (ms) of the timeline's start: where a participant joining later is placed. */
+  private startedAt: number;
   stopping = false;
-  lastFrameAt = Date.now();
+  /** Clock time (ms) of the last frame: LiveService's idle and resume timeouts read it. */
+  lastFrameAt: number;
 
   constructor(
     readonly recordingId: string,
@@ -65,7 +68,15 @@ export class LiveSession {
     private readonly events: LiveSessionEvents,
     /** Streaming recognition (partials as people speak, finals at once); absent: whole utterances. */
     private readonly openRecognizer?: OpenRecognizer,
-  ) {}
+    /** LiveSessions passes the app's clock; specs of this class alone may leave the system one. */
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.startedAt = this.lastFrameAt = this.now();
+  }
+
+  private now(): number {
+    return this.clock.now().getTime();
+  }
 
   /** While restoring from a spool, replayed audio goes through whole-utterance recognition. */
   private replaying = false;
@@ -84,7 +95,7 @@ export class LiveSession {
       if (this.streams.size >= this.limits.maxStreams)
         throw new LiveProtocolError(LIVE_CLOSE.overloaded, 'too many streams for this recording');
       const offset =
-        this.streams.size === 0 ? 0 : Math.round(((Date.now() - this.startedAt) / 1000) * LIVE_SAMPLE_RATE);
+        this.streams.size === 0 ? 0 : Math.round(((this.now() - this.startedAt) / 1000) * LIVE_SAMPLE_RATE);
       stream = new LiveStream(label, offset, this.keepSamples());
       this.streams.set(label, stream);
       this.created?.(stream);
@@ -129,7 +140,7 @@ export class LiveSession {
     stream.partialTo = stream.pcm.length;
     const end = Math.max(...[...this.streams.values()].map((s) => s.offsetSamples + s.pcm.length));
     // New participants join the timeline where the restored audio ends.
-    this.startedAt = Date.now() - (end / LIVE_SAMPLE_RATE) * 1000;
+    this.startedAt = this.now() - (end / LIVE_SAMPLE_RATE) * 1000;
     return stream;
   }
 
@@ -171,7 +182,7 @@ export class LiveSession {
     for (let i = 0; i < pcm.length; i++) pcm[i] = bytes.readInt16LE(i * 2);
     stream.pcm.append(pcm);
     stream.nextSeq = seq + 1;
-    this.lastFrameAt = Date.now();
+    this.lastFrameAt = this.now();
     const closed = stream.vad.push(pcm);
     if (this.streaming(stream)) this.stream(stream, closed);
     else {

@@ -59,6 +59,7 @@ export class StreamSpool {
     private readonly progress: Progress,
     private readonly policy: SpoolPolicy,
     private readonly onError: (err: Error) => void,
+    private readonly clock: Clock,
   ) {
     this.written = this.durable = frames;
   }
@@ -71,7 +72,7 @@ export class StreamSpool {
     else
       this.timer ??= setTimeout(
         () => void this.flush(),
-        Math.max(0, this.lastFlushAt + this.policy.batchMs - Date.now()),
+        Math.max(0, this.lastFlushAt + this.policy.batchMs - this.clock.now().getTime()),
       );
   }
 
@@ -80,7 +81,7 @@ export class StreamSpool {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.pending.length > 0) {
-      this.lastFlushAt = Date.now();
+      this.lastFlushAt = this.clock.now().getTime();
       const frames = this.pending;
       this.pending = [];
       this.pendingBytes = 0;
@@ -152,7 +153,7 @@ export class LiveSpools {
     const ctx = { key, recordingId, hash: streamHash(key, meta.label) };
     const appender = await this.files.openAppender(orgId, recordingId, ctx.hash);
     await appender.append(sealRecord(ctx, 0, 0, encodeMeta(meta)));
-    return new StreamSpool(ctx, appender, 1, 0, progress, this.policy, onError);
+    return new StreamSpool(ctx, appender, 1, 0, progress, this.policy, onError, this.clock);
   }
 
   /** A restored stream's spool, appending after its last good record (a torn tail is cut first). */
@@ -176,6 +177,7 @@ export class LiveSpools {
       progress,
       this.policy,
       onError,
+      this.clock,
     );
   }
 

@@ -36,10 +36,9 @@ export async function sweepLive(
     else if (r.touchedAt.getTime() < now - 2 * windowMs)
       await hooks.fail(r.orgId, r.recordingId, 'live_spool_lost');
   }
-  // A minute of grace: never race a session being set up or torn down on this node.
-  const dirs = (await d.spools.list()).filter(
-    (x) => !hooks.busy(x.recordingId) && x.mtimeMs < Date.now() - 60_000,
-  );
+  // A minute of grace (on the same clock as the window, so a test's advance covers both): never
+  // race a session being set up or torn down on this node.
+  const dirs = (await d.spools.list()).filter((x) => !hooks.busy(x.recordingId) && x.mtimeMs < now - 60_000);
   const live = await withSystem(d.db, (tx) =>
     liveRecordingRepository.liveSpoolsAmong(
       tx,

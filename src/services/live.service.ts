@@ -23,9 +23,11 @@ import { sealLiveRecording } from './live-finalise.js';
 import type { LiveSpools, StreamSpool } from './live-spool.js';
 import { sweepLive, type SweepHooks } from './live-sweep.js';
 import { CLOSE_RESTART, LiveSessions, type Session } from './live-sessions.js';
+import { LivePublishQueue } from './live-publish-queue.js';
 import { backlogRetention, LiveViewers, type LiveEvent, type LiveSocket } from './live-viewers.js';
 import { requirePermission } from './org.service.js';
 import { titleLocation } from './recording.service.js';
+import { indexRecording } from './search-index.service.js';
 
 /**
  * Live recordings (docs/live.md): create, browser tickets, the handshake checks, ingest (one
@@ -61,6 +63,8 @@ export interface IngestHandle {
 }
 
 const TICKET_TTL_SECONDS = 30;
+/** How often the timer polls the clock-driven duties (tick). */
+const TICK_MS = 1000;
 /** Audio buffered on a socket while its `start` is set up (spool key, restore): ≈ 4 minutes. */
 const MAX_EARLY_BYTES = 8 * 1024 * 1024;
 
@@ -71,18 +75,29 @@ export class LiveService {
   private readonly timer: NodeJS.Timeout;
   /** This node, for the ingest claim (LiveBus.claim). */
   private readonly nodeId = crypto.randomUUID();
-  private lastRenewal = Date.now();
+  /** Live events waiting out a database or Redis outage, per recording, in order. */
+  private readonly held: LivePublishQueue;
+  private lastRenewal: number;
 
   constructor(private readonly d: LiveDeps) {
+    this.lastRenewal = this.now();
+    this.held = new LivePublishQueue(d.logger);
     this.live = new LiveSessions(d, {
-      publish: (orgId, id, event) => this.publish(orgId, id, event),
+      publish: (orgId, id, event, slotKey) => this.publish(orgId, id, event, slotKey),
       fail: (orgId, id, code) => this.fail(orgId, id, code),
     });
-    this.viewers = new LiveViewers(d.bus, d.keys, d.db, d.logger, (actor, id, purpose) =>
-      this.recheck(actor, id, purpose),
+    this.viewers = new LiveViewers(
+      d.bus,
+      d.keys,
+      d.db,
+      d.logger,
+      (actor, id, purpose) => this.recheck(actor, id, purpose),
+      d.clock,
     );
-    // One timer for idle stops and socket re-checks; unref'd so it never keeps a process alive.
-    this.timer = setInterval(() => void this.tick(), 1000);
+    // One timer for idle stops, claim renewals, the sweep and socket re-checks; unref'd so it
+    // never keeps a process alive. It only polls: each decides by the app's clock whether it is
+    // due, so a test advances that clock instead of waiting (docs/live.md, "Time").
+    this.timer = setInterval(() => void this.tick(), TICK_MS);
     this.timer.unref();
   }
 
@@ -96,12 +111,15 @@ export class LiveService {
       if ((await liveRecordingRepository.countActive(tx, since)) >= maxPerOrg)
         throw new AppError('rate_limited', `At most ${maxPerOrg} live recordings may run at once`);
       await liveRecordingRepository.insert(tx, { id, orgId: actor.orgId, ownerId: actor.userId, now });
-      if (input.title)
+      if (input.title) {
         await recordingRepository.setTitle(
           tx,
           id,
           await this.d.keys.encrypt(tx, titleLocation(actor.orgId, id), input.title),
         );
+        // Searchable by title while it streams (docs/search.md).
+        await indexRecording(tx, this.d.keys, actor.orgId, id);
+      }
       await this.d.audit.record(tx, {
         orgId: actor.orgId,
         actorId: actor.userId,
@@ -293,6 +311,7 @@ export class LiveService {
     await Promise.all([...this.live.loading.values()].map((p) => p.catch(() => undefined)));
     await Promise.all([...this.live.all.values()].map((s) => this.suspend(s)));
     await this.viewers.close();
+    this.held.close();
     await this.d.bus.close();
   }
 
@@ -328,12 +347,21 @@ export class LiveService {
     await this.forget(recordingId);
   }
 
-  private async publish(orgId: string, recordingId: string, event: LiveEvent): Promise<void> {
-    try {
+  private async publish(
+    orgId: string,
+    recordingId: string,
+    event: LiveEvent,
+    slotKey?: Buffer,
+  ): Promise<void> {
+    const send = async () => {
       const payload = await withTenant(this.d.db, { orgId, userId: null }, (tx) =>
         this.d.keys.encryptJson(tx, liveSegmentLocation(orgId, recordingId), event),
       );
-      await this.d.bus.publish(recordingId, payload, backlogRetention(recordingId, event, this.d.limits));
+      await this.d.bus.publish(recordingId, payload, backlogRetention(event, this.d.limits, slotKey));
+    };
+    try {
+      // Through a database or Redis outage the event waits, in order (live-publish-queue.ts).
+      await this.held.publish(recordingId, send, event.type === 'partial');
     } catch (err) {
       // Live text is a convenience: the stored transcript does not depend on it.
       this.d.logger.warn({ recordingId, err: (err as Error).name }, 'live event not published');
@@ -342,6 +370,11 @@ export class LiveService {
 
   /** After `stopped` is out: nobody can start watching any more, the backlog goes. */
   private async forget(recordingId: string): Promise<void> {
+    // After the events still held by an outage, else they would bring the backlog back.
+    await this.held.after(recordingId, () => this.dropBacklog(recordingId));
+  }
+
+  private async dropBacklog(recordingId: string): Promise<void> {
     await this.d.bus.forget(recordingId).catch((err: Error) => {
       // It expires by itself; sealed with the org's key meanwhile.
       this.d.logger.warn({ recordingId, err: err.name }, 'live backlog not dropped');
@@ -397,6 +430,10 @@ export class LiveService {
     }
   }
 
+  private now(): number {
+    return this.d.clock.now().getTime();
+  }
+
   private async tick(): Promise<void> {
     const idleMs = this.d.limits.idleSeconds * 1000;
     const resumeMs = this.d.limits.resumeSeconds * 1000;
@@ -404,12 +441,12 @@ export class LiveService {
       if (s.stopping) continue;
       // A connected client that sends nothing is idle; a session without one waits for it to resume.
       const connected = s.ingest.size > 0 || [...s.streams.values()].some((st) => st.attached);
-      if (Date.now() - s.lastFrameAt > (connected ? idleMs : resumeMs))
+      if (this.now() - s.lastFrameAt > (connected ? idleMs : resumeMs))
         void this.stop(id, connected ? 'idle' : 'abandoned');
     }
     const period = this.d.limits.recheckSeconds * 1000;
-    if (Date.now() - this.lastRenewal >= period) {
-      this.lastRenewal = Date.now();
+    if (this.now() - this.lastRenewal >= period) {
+      this.lastRenewal = this.now();
       for (const [id, s] of this.live.all) {
         await this.d.bus.claim(id, this.nodeId, this.claimTtlMs()).catch(() => undefined);
         if (s.key)
@@ -418,8 +455,8 @@ export class LiveService {
           ).catch(() => undefined);
       }
     }
-    if (Date.now() - this.lastSweep >= Math.min(60, this.d.limits.resumeSeconds / 2) * 1000) {
-      this.lastSweep = Date.now();
+    if (this.now() - this.lastSweep >= Math.min(60, this.d.limits.resumeSeconds / 2) * 1000) {
+      this.lastSweep = this.now();
       await sweepLive({ ...this.d, resumeSeconds: this.d.limits.resumeSeconds }, this.sweepHooks).catch(
         (err: Error) => this.d.logger.warn({ err: err.name }, 'live sweep failed'),
       );

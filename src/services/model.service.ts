@@ -1,4 +1,5 @@
 import { AppError } from '../domain/errors.js';
+import type { Clock } from '../repositories/clock.repository.js';
 import {
   WHISPER_MODELS,
   WHISPER_MODEL_BASE_URL,
@@ -54,6 +55,8 @@ export class ModelService {
 
   constructor(
     private readonly repo: ModelRepository,
+    /** Stamps the manifest's installedAt. */
+    private readonly clock: Clock,
     opts: ModelServiceOptions = {},
   ) {
     this.baseUrl = (opts.baseUrl ?? WHISPER_MODEL_BASE_URL).replace(/\/+$/, '');
@@ -112,7 +115,7 @@ export class ModelService {
       sha256: got.sha256,
       bytes: got.bytes,
       source: url,
-      installedAt: new Date().toISOString(),
+      installedAt: this.clock.now().toISOString(),
     });
     return {
       name,

@@ -1,6 +1,7 @@
 import type { PasswordHasher } from '../crypto/password.js';
 import type { Database } from '../db/database.js';
 import { AppError } from '../domain/errors.js';
+import type { Clock } from '../repositories/clock.repository.js';
 import { ssoIdentityRepository } from '../repositories/sso-identity.repository.js';
 import { userRepository, type UserAuthRow } from '../repositories/user.repository.js';
 import { accountActorKind, type AuditService } from './audit.service.js';
@@ -29,8 +30,8 @@ export class ReauthService {
     private readonly guard: LoginGuard,
     private readonly mfa: Pick<MfaService, 'verifySecondFactor'>,
     private readonly audit: Pick<AuditService, 'recordStandalone'>,
-    /** The Clock's now (the SSO-recency check); the system clock when not given. */
-    private readonly now: () => Date = () => new Date(),
+    /** The SSO-recency check's clock. */
+    private readonly clock: Clock,
   ) {}
 
   async verify(
@@ -48,7 +49,9 @@ export class ReauthService {
     if (!facts.passwordSet) {
       // An SSO-only account (just-in-time, its random password discarded) cannot prove a
       // password: a sign-in through the IdP within the last few minutes stands in for it.
-      const age = facts.sessionCreatedAt ? this.now().getTime() - facts.sessionCreatedAt.getTime() : Infinity;
+      const age = facts.sessionCreatedAt
+        ? this.clock.now().getTime() - facts.sessionCreatedAt.getTime()
+        : Infinity;
       const recentSso = facts.sessionMethod === 'sso' && age >= 0 && age <= SSO_REAUTH_WINDOW_MS;
       if (!recentSso && !(password && (await this.hasher.verify(user.passwordHash, password)))) {
         await this.failed(who, user, purpose, 'sso_reauth_required');

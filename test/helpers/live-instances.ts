@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { createServices } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
+import type { Clock } from '../../src/repositories/clock.repository.js';
 import { createLogger } from '../../src/http/logger.js';
 import { buildServer } from '../../src/http/server.js';
 import { listenTls, type Listening } from './live.js';
@@ -24,7 +25,7 @@ export interface Instance extends TestApp {
 export function instanceFactory(db: Database, env: Record<string, string>) {
   const masterKey = testMasterKey();
   const prefix = `sotto-test-${randomUUID()}:`;
-  return async (extra: Record<string, string> = {}): Promise<Instance> => {
+  return async (extra: Record<string, string> = {}, opts: { clock?: Clock } = {}): Promise<Instance> => {
     const config = loadConfig({
       SOTTO_ENV: 'test',
       SOTTO_MASTER_KEY: masterKey,
@@ -32,6 +33,8 @@ export function instanceFactory(db: Database, env: Record<string, string>) {
       SOTTO_PUBLIC_URL: 'https://sotto.test',
       SOTTO_REDIS_PREFIX: prefix,
       SOTTO_ARGON2_CONCURRENCY: '2',
+      // Where pocketsphinx is looked for (the config sees only the environment given here).
+      PATH: process.env.PATH ?? '',
       ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
       ...env,
       ...extra,
@@ -45,7 +48,13 @@ export function instanceFactory(db: Database, env: Record<string, string>) {
     });
     const logger = createLogger(config.logLevel, sink);
     const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 2 }) : undefined;
-    const services = await createServices({ config, db, redis, logger });
+    const services = await createServices({
+      config,
+      db,
+      redis,
+      logger,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
     const app = await buildServer({ services });
     await app.ready();
     const server = await listenTls(services);

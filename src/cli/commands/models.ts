@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadAsrConfig } from '../../config/config.js';
 import { AppError } from '../../domain/errors.js';
 import { modelsDir } from '../../repositories/asr/select-engine.js';
+import { systemClock } from '../../repositories/clock.repository.js';
 import { ModelRepository, type DownloadProgress } from '../../repositories/model.repository.js';
 import { ModelService } from '../../services/model.service.js';
 import { stdout, type Print } from '../output.js';
@@ -17,6 +18,7 @@ export function defaultModelService(opts: { mirror?: string } = {}): ModelServic
   const { dataDir } = loadAsrConfig();
   return new ModelService(
     new ModelRepository(modelsDir(dataDir)),
+    systemClock,
     opts.mirror ? { baseUrl: opts.mirror } : {},
   );
 }
