@@ -205,7 +205,10 @@ async function main(): Promise<void> {
           wait: 0,
         };
         // The rest: from the 202 to the claim, the pipeline's progress heartbeats, and the poll.
-        phases.wait = wallSeconds - uploadSeconds - (job.checkoutMs! + job.pipelineMs! + job.saveMs!) / 1000;
+        phases.wait = Math.max(
+          0,
+          wallSeconds - uploadSeconds - (job.checkoutMs! + job.pipelineMs! + job.saveMs!) / 1000,
+        );
         rows.push({
           phases,
           file: path.basename(file),
