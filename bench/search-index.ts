@@ -27,6 +27,7 @@ import { transcriptLocation } from '../src/services/recording.service.js';
 import { indexRecording, queryTokens, SearchIndexService } from '../src/services/search-index.service.js';
 import { createOrgWithUser } from '../test/helpers/fixtures.js';
 import { startTestApp, type TestApp } from '../test/helpers/test-app.js';
+import { mulberry32 } from '../scripts/prng.js';
 
 const N = Number(process.env.BENCH_N ?? 10_000);
 const SEGMENTS = 300;
@@ -35,17 +36,8 @@ const VOCAB_SIZE = 3000;
 const RUNS = 20;
 const PER_TX = 10;
 
-/** Deterministic pseudo-random numbers (mulberry32), so every run builds the same org. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers, so every run builds the same cases. */
+const rng = mulberry32;
 
 const CONSONANTS = 'bcdfghjklmnprstvwz';
 const VOWELS = 'aeiou';

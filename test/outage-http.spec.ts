@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import {
   usingPostgres,
   type TestApp,
 } from './helpers/test-app.js';
+import { cuttableDatabase } from './helpers/cuttable-database.js';
 
 /**
  * Issue 17, outages over HTTP: they answer 503 (a dependency down) or 507 (the disk full) with
@@ -110,38 +110,10 @@ describe(`outages over HTTP (${backendLabel})`, () => {
     async () => {
       const fresh = await freshDatabase();
       cleanup.push(fresh.drop);
-      const target = new URL(fresh.url!);
       // The database as the server sees it: through a proxy this test can cut.
-      const sockets = new Set<net.Socket>();
-      let proxy = net.createServer();
-      const listen = (port = 0) =>
-        new Promise<number>((resolve) => {
-          proxy = net.createServer((client) => {
-            const upstream = net.connect(Number(target.port || 5432), target.hostname);
-            sockets.add(client).add(upstream);
-            const forget = () => {
-              client.destroy();
-              upstream.destroy();
-              sockets.delete(client);
-              sockets.delete(upstream);
-            };
-            client.on('error', forget).on('close', forget);
-            upstream.on('error', forget).on('close', forget);
-            client.pipe(upstream).pipe(client);
-          });
-          proxy.listen(port, '127.0.0.1', () => resolve((proxy.address() as net.AddressInfo).port));
-        });
-      const cut = () =>
-        new Promise<void>((resolve) => {
-          for (const s of sockets) s.destroy();
-          proxy.close(() => resolve());
-        });
-      const port = await listen();
-      cleanup.push(cut);
-      const via = new URL(fresh.url!);
-      via.hostname = '127.0.0.1';
-      via.port = String(port);
-      const db = await openDatabase({ databaseUrl: via.toString(), poolSize: 4 });
+      const proxy = await cuttableDatabase(fresh.url!);
+      cleanup.push(proxy.cut);
+      const db = await openDatabase({ databaseUrl: proxy.url, poolSize: 4 });
       const { env, dataDir } = recordingEnv();
       cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
       const inst = await instanceFactory(db, env)();
@@ -160,7 +132,7 @@ describe(`outages over HTTP (${backendLabel})`, () => {
         });
       expect((await list()).statusCode).toBe(200);
 
-      await cut();
+      await proxy.cut();
       const down = await list();
       expect(down.statusCode, down.body).toBe(503);
       expect(down.headers['retry-after']).toBe('5');
@@ -171,7 +143,7 @@ describe(`outages over HTTP (${backendLabel})`, () => {
       // Logged as an outage, not as an unhandled error.
       expect(inst.logs.some((l) => l.includes('a dependency is unavailable'))).toBe(true);
 
-      await listen(port);
+      await proxy.restore();
       await eventually(async () => ((await list()).statusCode === 200 ? true : undefined), 15_000);
     },
     60_000,

@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import { instanceFactory } from './helpers/live-instances.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { buildLongTrack, pcmOf, readReferences } from './helpers/speech-fixtures.js';
 import { backendLabel, freshDatabase, usingPostgres } from './helpers/test-app.js';
+import { cuttableDatabase } from './helpers/cuttable-database.js';
 
 /**
  * Issue 17, item 5: live segments recognised while the database is unreachable are not lost.
@@ -31,40 +31,6 @@ afterAll(async () => {
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const seqsOf = (c: Conn) => c.messages.filter((m) => m.type === 'segment').map((m) => m.seq as number);
-
-/** The real database through a proxy that can be cut (connections dropped, refused) and restored. */
-async function cuttableDatabase(url: string) {
-  const target = new URL(url);
-  const sockets = new Set<net.Socket>();
-  let proxy = net.createServer();
-  const listen = (port = 0) =>
-    new Promise<number>((resolve) => {
-      proxy = net.createServer((client) => {
-        const upstream = net.connect(Number(target.port || 5432), target.hostname);
-        sockets.add(client).add(upstream);
-        const forget = () => {
-          client.destroy();
-          upstream.destroy();
-          sockets.delete(client);
-          sockets.delete(upstream);
-        };
-        client.on('error', forget).on('close', forget);
-        upstream.on('error', forget).on('close', forget);
-        client.pipe(upstream).pipe(client);
-      });
-      proxy.listen(port, '127.0.0.1', () => resolve((proxy.address() as net.AddressInfo).port));
-    });
-  const cut = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      proxy.close(() => resolve());
-    });
-  const port = await listen();
-  const via = new URL(url);
-  via.hostname = '127.0.0.1';
-  via.port = String(port);
-  return { url: via.toString(), cut, restore: () => listen(port) };
-}
 
 describe.skipIf(!usingPostgres || !installed.available)(
   `live segments through a database outage (${backendLabel})${usingPostgres ? '' : ': needs PostgreSQL (PGlite cannot become unreachable)'} ${installed.reason ?? ''}`,

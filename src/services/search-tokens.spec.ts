@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from './recording-search.service.js';
 import { documentTerms, queryTerms } from './search-tokens.js';
+import { mulberry32 } from '../../scripts/prng.js';
 
 /**
  * The index's one rule (search-tokens.ts): whenever the matcher finds a query in a recording, the
@@ -36,16 +37,8 @@ const WORDS = [
   'R2-D2',
 ];
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers, so every run builds the same cases. */
+const rng = mulberry32;
 
 describe('search tokens', () => {
   it('a match always holds every query term (no false negatives)', () => {
