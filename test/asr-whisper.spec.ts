@@ -250,7 +250,10 @@ describe('whisper engine against the native library (zero-weight model)', () => 
       const info = await engine.load();
       expect(info.backend).toBe('CPU');
       expect(info.header).toMatchObject({ nVocab: 51864, nAudioState: 384, multilingual: false });
-      expect(engine.describe()).toBe('whisper (whisper.cpp, model ggml-zero.en.bin, CPU)');
+      // A small model: under the default 'auto' the live context is wanted (loaded on first need).
+      expect(engine.describe()).toBe(
+        'whisper (whisper.cpp, model ggml-zero.en.bin, CPU, a second context for live calls)',
+      );
       expect(helpers()).toHaveLength(1);
       // An English-only model refuses other languages instead of transcribing them badly.
       await expect(engine.transcribe(audio, { language: 'de' })).rejects.toThrow(/English-only/);

@@ -231,7 +231,8 @@ describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, 
       .click();
     await page.getByLabel(/^Text of the segment at/).fill('A late correction.');
     await page.getByRole('button', { name: 'Save' }).click();
-    await page.getByRole('status').filter({ hasText: 'Reload the page' }).waitFor();
+    // Said beside the editor whose Save was refused.
+    await page.getByRole('alert').filter({ hasText: 'Reload the page' }).waitFor();
 
     // Delete asks first; "Keep it" keeps it, "Yes, delete" removes it.
     await page.getByRole('link', { name: 'Recordings' }).click();

@@ -135,8 +135,13 @@ describe.skipIf(!hasChromium)(`panel security settings in Chromium (${backendLab
       await a.getByRole('status').filter({ hasText: 'was signed out' }).waitFor();
       await expect.poll(() => devices.count()).toBe(1);
 
-      // B's next action lands on the login page, saying why; a reload does not bring it back.
+      // B's next action asks B to sign in again on the page (panel-reauth.spec.ts); logging out
+      // instead lands on the login page, saying why; a reload does not bring the session back.
       await b.getByRole('link', { name: 'Security' }).click();
+      await b
+        .getByRole('dialog', { name: 'Sign in again to continue' })
+        .getByRole('button', { name: 'Log out instead' })
+        .click();
       await b.getByRole('heading', { name: 'Log in to Sotto' }).waitFor();
       await b.getByRole('alert').filter({ hasText: 'You were signed out on this device' }).waitFor();
       await b.reload();
