@@ -135,8 +135,14 @@ describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backen
     expect(page.url()).toBe(`${base}/recordings`);
 
     // An invitation link opened while logged in: the token leaves the address bar, and the page
-    // offers to log out first rather than mixing two accounts.
-    await page.goto(`${base}/invite#token=${'x'.repeat(43)}`);
+    // offers to log out first rather than mixing two accounts. A working link (the owner invites
+    // someone else): a broken one now says at once that it does not work (the used link below).
+    await orgTab(owner.page, 'Members').click();
+    await orgTab(owner.page, 'Invitations').click();
+    await owner.page.getByLabel('Email').fill(`second-${stamp}@example.test`);
+    await owner.page.getByRole('button', { name: 'Invite', exact: true }).click();
+    const second = /#token=(.+)$/.exec(await owner.page.getByTestId('invite-url').innerText())![1]!;
+    await page.goto(`${base}/invite#token=${second}`);
     await page.getByRole('button', { name: 'Log out and accept' }).waitFor();
     expect(page.url()).toBe(`${base}/invite`);
 
