@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { ApiError, login, signup, takeSignOutNotice } from '../api';
 import { errorText } from '../format';
 import { navigate, onLinkClick } from '../router';
+import { SecondFactorField } from './second-factor-field';
 import { SsoLinkForm, SsoSection, ssoErrorFromUrl, ssoLinkWanted } from './sso-login';
 
 function ErrorBox({ message }: { message: string | null }) {
@@ -87,33 +88,16 @@ export function LoginPage() {
             />
           </>
         ) : (
-          <>
-            <p>
-              {step === 'totp'
-                ? 'Enter the 6-digit code from your authenticator app.'
-                : 'Enter one of your unused recovery codes. Each code works once.'}
-            </p>
-            <label htmlFor="code">{step === 'totp' ? 'One-time code' : 'Recovery code'}</label>
-            <input
-              id="code"
-              autoFocus
-              required
-              autoComplete="one-time-code"
-              inputMode={step === 'totp' ? 'numeric' : 'text'}
-              value={code}
-              onChange={(e) => setCode(e.target.value)}
-            />
-            <button
-              type="button"
-              className="link"
-              onClick={() => {
-                setCode('');
-                setStep(step === 'totp' ? 'recovery' : 'totp');
-              }}
-            >
-              {step === 'totp' ? 'Use a recovery code instead' : 'Use the authenticator app instead'}
-            </button>
-          </>
+          <SecondFactorField
+            id="code"
+            step={step}
+            code={code}
+            onCode={setCode}
+            onSwitch={(next) => {
+              setCode('');
+              setStep(next);
+            }}
+          />
         )}
         <ErrorBox message={error} />
         <button type="submit" className="primary" disabled={busy}>

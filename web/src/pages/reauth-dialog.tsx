@@ -8,6 +8,7 @@ import {
   setReauthHandler,
 } from '../api';
 import { errorText } from '../format';
+import { SecondFactorField } from './second-factor-field';
 
 type Step = 'password' | 'totp' | 'recovery' | 'sso';
 
@@ -207,36 +208,18 @@ function ReauthForm({ knownEmail, onDone }: { knownEmail: string | null; onDone:
               />
             </>
           ) : (
-            <>
-              <p>
-                {step === 'totp'
-                  ? 'Enter the 6-digit code from your authenticator app.'
-                  : 'Enter one of your unused recovery codes. Each code works once.'}
-              </p>
-              <label htmlFor={fieldId}>{step === 'totp' ? 'One-time code' : 'Recovery code'}</label>
-              <input
-                id={fieldId}
-                autoFocus
-                required
-                autoComplete="one-time-code"
-                inputMode={step === 'totp' ? 'numeric' : 'text'}
-                value={code}
-                aria-invalid={invalid || undefined}
-                aria-describedby={invalid ? errorId : undefined}
-                onChange={(e) => setCode(e.target.value)}
-              />
-              <button
-                type="button"
-                className="link"
-                onClick={() => {
-                  setCode('');
-                  setError(null);
-                  setStep(step === 'totp' ? 'recovery' : 'totp');
-                }}
-              >
-                {step === 'totp' ? 'Use a recovery code instead' : 'Use the authenticator app instead'}
-              </button>
-            </>
+            <SecondFactorField
+              id={fieldId}
+              step={step}
+              code={code}
+              onCode={setCode}
+              describedBy={invalid ? errorId : undefined}
+              onSwitch={(next) => {
+                setCode('');
+                setError(null);
+                setStep(next);
+              }}
+            />
           )}
           {error && (
             <p className="error" role="alert" id={errorId}>
