@@ -3,6 +3,7 @@ import { renameSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyVersionOf, type FieldLocation } from '../src/crypto/envelope.js';
+import type { Queryable } from '../src/db/database.js';
 import { withSystem, withTenant } from '../src/db/tenant.js';
 import { DirArchiveStore } from '../src/repositories/archive-store.repository.js';
 import { ManualClock } from '../src/repositories/clock.repository.js';
@@ -32,6 +33,16 @@ import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js'
  */
 describe(`scheduled data-key rotation (${backendLabel})`, () => {
   const clock = new ManualClock(new Date());
+  /** A recording row with nothing sealed yet, owned by the org's user (the specs seal columns themselves). */
+  const bareRecording = (tx: Queryable, org: { orgId: string; userId: string }, id: string) =>
+    recordingRepository.insert(tx, {
+      id,
+      orgId: org.orgId,
+      ownerId: org.userId,
+      language: null,
+      speakersHint: null,
+      now: clock.now(),
+    });
   let t: TestApp;
   let a: TestUser;
   let b: TestUser;
@@ -148,14 +159,7 @@ describe(`scheduled data-key rotation (${backendLabel})`, () => {
     apiTokenId = (token.json() as { id: string }).id;
     // At the services' own locations: a recording's title and live speakers, its transcript.
     await withTenant(t.db, { orgId: a.orgId, userId: null }, async (tx) => {
-      await recordingRepository.insert(tx, {
-        id: recordingA,
-        orgId: a.orgId,
-        ownerId: a.userId,
-        language: null,
-        speakersHint: null,
-        now: clock.now(),
-      });
+      await bareRecording(tx, a, recordingA);
       const keys = t.services.keys;
       await tx.query('UPDATE recordings SET title_enc = $2, live_speakers_enc = $3 WHERE id = $1', [
         recordingA,
@@ -328,27 +332,13 @@ describe(`scheduled data-key rotation (${backendLabel})`, () => {
     const healthyLow = '00000000-0000-4000-8000-000000000001';
     const healthyHigh = 'f0000000-0000-4000-8000-000000000001';
     await withTenant(t.db, { orgId: d.orgId, userId: null }, async (tx) => {
-      await recordingRepository.insert(tx, {
-        id: broken,
-        orgId: d.orgId,
-        ownerId: d.userId,
-        language: null,
-        speakersHint: null,
-        now: clock.now(),
-      });
+      await bareRecording(tx, d, broken);
       const good = await t.services.keys.encrypt(tx, titleLocation(d.orgId, broken), 'will be damaged');
       good[good.length - 1]! ^= 0xff;
       await tx.query('UPDATE recordings SET title_enc = $2 WHERE id = $1', [broken, good]);
       // …and healthy rows beside it, before and after it in id order: they must move on anyway.
       for (const id of [healthyLow, healthyHigh]) {
-        await recordingRepository.insert(tx, {
-          id,
-          orgId: d.orgId,
-          ownerId: d.userId,
-          language: null,
-          speakersHint: null,
-          now: clock.now(),
-        });
+        await bareRecording(tx, d, id);
         await tx.query('UPDATE recordings SET title_enc = $2 WHERE id = $1', [
           id,
           await t.services.keys.encrypt(tx, titleLocation(d.orgId, id), 'healthy'),
@@ -481,14 +471,7 @@ describe(`scheduled data-key rotation (${backendLabel})`, () => {
       // A title sealed under v1, then v2 (not yet re-encrypted), and an archive object pinning v1.
       const rec = randomUUID();
       await withTenant(t.db, { orgId: o.orgId, userId: null }, async (tx) => {
-        await recordingRepository.insert(tx, {
-          id: rec,
-          orgId: o.orgId,
-          ownerId: o.userId,
-          language: null,
-          speakersHint: null,
-          now: clock.now(),
-        });
+        await bareRecording(tx, o, rec);
         await tx.query('UPDATE recordings SET title_enc = $2 WHERE id = $1', [
           rec,
           await t.services.keys.encrypt(tx, titleLocation(o.orgId, rec), 'late'),
@@ -529,14 +512,7 @@ describe(`scheduled data-key rotation (${backendLabel})`, () => {
     );
     const loc = titleLocation(k.orgId, rec);
     const old = await withTenant(t.db, { orgId: k.orgId, userId: null }, async (tx) => {
-      await recordingRepository.insert(tx, {
-        id: rec,
-        orgId: k.orgId,
-        ownerId: k.userId,
-        language: null,
-        speakersHint: null,
-        now: clock.now(),
-      });
+      await bareRecording(tx, k, rec);
       const sealed = await t.services.keys.encrypt(tx, loc, 'node title');
       await tx.query('UPDATE recordings SET title_enc = $2 WHERE id = $1', [rec, sealed]);
       // The other node reads it: v1 is now in its cache.
