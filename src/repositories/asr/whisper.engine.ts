@@ -1,9 +1,6 @@
-import { fork, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Word } from '../../domain/transcript.js';
 import { isWhisperModelName } from '../model.repository.js';
 import { DecoderPool } from './decoder-pool.js';
@@ -21,7 +18,10 @@ import {
   type TranscribeOptions,
 } from './engine.js';
 import { WholeUtteranceSession } from './whole-utterance-session.js';
-import type { HostReply, HostRequest, HostSegment } from './whisper.host.js';
+import { WhisperHostClient } from './whisper-host-client.js';
+import type { HostReply, HostSegment } from './whisper.host.js';
+
+export { forkWhisperHost } from './whisper-host-client.js';
 
 /**
  * whisper.cpp through @fugood/whisper.node, run in a helper process (whisper.host.ts) that keeps
@@ -68,14 +68,6 @@ export interface WhisperLoadInfo {
   header: GgmlWhisperHeader;
 }
 
-const here = fileURLToPath(import.meta.url);
-const HOST_FILE = path.join(path.dirname(here), `whisper.host${path.extname(here)}`);
-// Running from sources (tests, tsx): the helper needs the same TypeScript loader.
-const HOST_EXEC_ARGV = here.endsWith('.ts')
-  ? ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href]
-  : [];
-const STDERR_TAIL = 8 * 1024;
-
 /** Joins whisper's token-level segments (maxLen 1) into words: a token with a leading space starts one. */
 export function wordsFromTokens(segments: HostSegment[]): Word[] {
   const words: Word[] = [];
@@ -97,15 +89,6 @@ export function wordsFromTokens(segments: HostSegment[]): Word[] {
   return words.filter((w) => !/^[[(].*[\])]$/.test(w.w) && /[\p{L}\p{N}]/u.test(w.w));
 }
 
-/** Starts a helper process (exported for the spec that shows what it protects us from). */
-export function forkWhisperHost(): ChildProcess {
-  return fork(HOST_FILE, [], {
-    execArgv: HOST_EXEC_ARGV,
-    serialization: 'advanced',
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
-}
-
 /**
  * A loaded copy of the model serves one call at a time, so calls wait their turn here, scheduled
  * by the same pool that schedules pocketsphinx decoders: live utterances go before upload chunks,
@@ -118,25 +101,20 @@ export function forkWhisperHost(): ChildProcess {
  */
 type Turn = object;
 
-interface Pending {
-  resolve: (segments: HostSegment[]) => void;
-  reject: (err: Error) => void;
-  onProgress: ((fraction: number) => void) | undefined;
-}
-
 export class WhisperEngine implements AsrEngine {
   readonly id = 'whisper' as const;
-  private host: ChildProcess | undefined;
+  /** The helper process; what was loaded lives and dies with it. */
+  private readonly host = new WhisperHostClient(() => {
+    this.loading = undefined;
+    this.info = undefined;
+    this.liveSlot = undefined;
+    this.liveLoaded = false;
+  });
   private loading: Promise<WhisperLoadInfo> | undefined;
   private info: WhisperLoadInfo | undefined;
-  private stderr = '';
-  /** Waiting for the helper's answer to a 'load', per slot. */
-  private readonly onLoadReply = new Map<number, (reply: HostReply) => void>();
   /** The live context of the current helper: loading or loaded (true), or refused (false). */
   private liveSlot: Promise<boolean> | undefined;
   private modelBytes = 0;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
   private readonly turns = new DecoderPool<Turn>(
     { create: () => Promise.resolve({}), destroy: () => undefined, alive: () => true },
     { size: 1, liveReserve: 1 },
@@ -183,7 +161,7 @@ export class WhisperEngine implements AsrEngine {
   load(): Promise<WhisperLoadInfo> {
     this.loading ??= this.start().catch((err: unknown) => {
       this.loading = undefined;
-      this.stopHost();
+      this.host.stop();
       throw err;
     });
     return this.loading;
@@ -204,7 +182,7 @@ export class WhisperEngine implements AsrEngine {
       }
     }
 
-    const host = this.spawnHost();
+    this.host.spawn();
     const reply = await this.loadSlot(0);
     if (reply.type === 'load-failed') {
       throw new EngineUnavailableError(
@@ -221,31 +199,22 @@ export class WhisperEngine implements AsrEngine {
           'check the NVIDIA driver, CUDA 12 runtime and cuBLAS, or set SOTTO_ASR_DEVICE=cpu',
       );
     }
-    host.channel?.unref();
+    this.host.unrefWhenIdle();
     this.info = { backend: reply.gpuDevice ?? 'CPU', header: check.header };
     return this.info;
   }
 
   /** Asks the helper to load the model into a slot; the helper's answer. */
   private loadSlot(slot: number): Promise<HostReply> {
-    return new Promise<HostReply>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.onLoadReply.delete(slot);
-        reject(new EngineFailedError('whisper did not finish loading the model in time'));
-      }, this.opts.loadTimeoutMs ?? 120_000);
-      this.onLoadReply.set(slot, (r) => {
-        clearTimeout(timer);
-        this.onLoadReply.delete(slot);
-        resolve(r);
-      });
-      this.send({
-        type: 'load',
+    return this.host.load(
+      {
         slot,
         modelPath: this.opts.modelPath,
         useGpu: this.device === 'cuda',
         variant: this.device === 'cuda' ? 'cuda' : 'default',
-      });
-    });
+      },
+      this.opts.loadTimeoutMs ?? 120_000,
+    );
   }
 
   /**
@@ -256,84 +225,16 @@ export class WhisperEngine implements AsrEngine {
    */
   private async slotFor(priority: 'live' | 'batch'): Promise<number> {
     if (priority !== 'live' || this.firstSlotCalls === 0 || !this.liveContextWanted()) return 0;
-    const host = this.host;
+    const helper = this.host.generation;
     this.liveSlot ??= this.loadSlot(1).then(
       (reply) => {
-        const ok = reply.type === 'loaded' && this.host === host;
+        const ok = reply.type === 'loaded' && this.host.generation === helper;
         if (ok) this.liveLoaded = true;
         return ok;
       },
       () => false,
     );
     return (await this.liveSlot) ? 1 : 0;
-  }
-
-  private spawnHost(): ChildProcess {
-    this.stderr = '';
-    const child = forkWhisperHost();
-    this.host = child;
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => {
-      if (this.host === child) this.stderr = (this.stderr + chunk).slice(-STDERR_TAIL);
-    });
-    child.on('message', (reply: HostReply) => this.onReply(reply));
-    child.on('error', (err) => this.onHostGone(child, `could not start: ${err.message}`));
-    child.on('exit', (code, signal) =>
-      this.onHostGone(child, signal ? `was killed by ${signal}` : `exited with status ${code}`),
-    );
-    return child;
-  }
-
-  private send(req: HostRequest): void {
-    this.host?.channel?.ref();
-    this.host?.send(req);
-  }
-
-  private onReply(reply: HostReply): void {
-    if (reply.type === 'loaded' || reply.type === 'load-failed')
-      return this.onLoadReply.get(reply.slot)?.(reply);
-    const p = this.pending.get(reply.id);
-    if (!p) return;
-    if (reply.type === 'progress') return p.onProgress?.(Math.min(1, Math.max(0, reply.percent / 100)));
-    this.pending.delete(reply.id);
-    if (this.pending.size === 0) this.host?.channel?.unref();
-    if (reply.type === 'result') p.resolve(reply.segments);
-    else p.reject(new EngineFailedError(`whisper failed: ${reply.message}`));
-  }
-
-  private onHostGone(child: ChildProcess, how: string): void {
-    if (this.host !== child) return;
-    this.forgetHost();
-    // The last native message (often a GGML_ASSERT) says why.
-    const last = this.stderr.trim().split('\n').at(-1)?.slice(0, 300);
-    const err = new EngineFailedError(`the whisper helper process ${how}${last ? `: ${last}` : ''}`);
-    for (const [slot, answer] of [...this.onLoadReply]) {
-      answer({
-        type: 'load-failed',
-        slot,
-        problem: 'model',
-        message: `${err.message} (the model file may be corrupt)`,
-      });
-    }
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
-  }
-
-  private stopHost(): void {
-    const child = this.host;
-    this.onLoadReply.clear();
-    if (!child) return;
-    this.forgetHost();
-    child.kill('SIGKILL');
-  }
-
-  /** What was loaded lives and dies with the helper process. */
-  private forgetHost(): void {
-    this.host = undefined;
-    this.loading = undefined;
-    this.info = undefined;
-    this.liveSlot = undefined;
-    this.liveLoaded = false;
   }
 
   /**
@@ -393,34 +294,37 @@ export class WhisperEngine implements AsrEngine {
       }
       language = 'en';
     }
-    const id = this.nextId++;
     const duration = pcm.length / SAMPLE_RATE;
     const timeoutMs = this.opts.transcribeTimeoutMs ?? 120_000 + duration * 20_000;
+    // A copy: the IPC serializer sends bytes, and the caller keeps its array.
+    const bytes = new Uint8Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + pcm.byteLength));
+    const threads = this.opts.threads ?? Math.max(1, os.availableParallelism());
     const segments = await new Promise<HostSegment[]>((resolve, reject) => {
       const startedAt = Date.now();
+      let id = 0;
       const giveUp = (err: Error, kill = true) => {
         done();
         if (kill) {
           // Killing the helper is the one stop that always works; the model reloads on the next call.
-          this.pending.delete(id);
-          this.stopHost();
+          this.host.redirect(id, undefined);
+          this.host.stop();
         } else {
           // Another call runs on the other copy of the model, and killing the helper would fail
           // it too: this call's native work runs out on its own and its answer is dropped. The
           // watchdog still ends the helper if it never answers.
           const dropped = setTimeout(
             () => {
-              if (this.pending.has(id)) this.stopHost();
+              if (this.host.isWaiting(id)) this.host.stop();
             },
             Math.max(0, timeoutMs - (Date.now() - startedAt)),
           );
           dropped.unref();
           const forget = () => clearTimeout(dropped);
-          this.pending.set(id, { resolve: forget, reject: forget, onProgress: undefined });
+          this.host.redirect(id, { resolve: forget, reject: forget, onProgress: undefined });
         }
         reject(err);
       };
-      const onAbort = () => giveUp(abortError(opts.signal!), this.pending.size <= 1);
+      const onAbort = () => giveUp(abortError(opts.signal!), this.host.waiting <= 1);
       const timer = setTimeout(
         () =>
           giveUp(
@@ -435,36 +339,33 @@ export class WhisperEngine implements AsrEngine {
         clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
       };
-      this.pending.set(id, {
-        resolve: (s) => {
-          done();
-          resolve(s);
+      id = this.host.transcribe(
+        {
+          slot,
+          pcm: bytes,
+          language: language ?? 'auto',
+          // Beside a running chunk, the live call takes half the threads: both go on at once
+          // instead of fighting over every core (ggml's threads spin while they wait).
+          threads: slot === 1 ? Math.max(1, Math.floor(threads / 2)) : threads,
         },
-        reject: (e) => {
-          done();
-          reject(e);
+        {
+          resolve: (s) => {
+            done();
+            resolve(s);
+          },
+          reject: (e) => {
+            done();
+            reject(e);
+          },
+          onProgress: opts.onProgress,
         },
-        onProgress: opts.onProgress,
-      });
-      // A copy: the IPC serializer sends bytes, and the caller keeps its array.
-      const bytes = new Uint8Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + pcm.byteLength));
-      const threads = this.opts.threads ?? Math.max(1, os.availableParallelism());
-      this.send({
-        type: 'transcribe',
-        id,
-        slot,
-        pcm: bytes,
-        language: language ?? 'auto',
-        // Beside a running chunk, the live call takes half the threads: both go on at once
-        // instead of fighting over every core (ggml's threads spin while they wait).
-        threads: slot === 1 ? Math.max(1, Math.floor(threads / 2)) : threads,
-      });
+      );
     });
     return finishWords(wordsFromTokens(segments), duration, opts.offsetSeconds ?? 0);
   }
 
   async close(): Promise<void> {
     while (this.calls.size > 0) await Promise.all(this.calls);
-    this.stopHost();
+    this.host.stop();
   }
 }
