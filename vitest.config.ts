@@ -21,7 +21,9 @@ export default defineConfig({
     // Tests slower than this show their duration in the report: where CI time goes.
     slowTestThreshold: 5_000,
     // Unpacks the test corpus once and checks for every tool a spec would skip without (fails under CI).
-    globalSetup: ['test/helpers/preflight.ts'],
+    // …makes the migrated database every spec starts from, once per run, and reserves the run's
+    // one panel build (made by the first browser spec that needs it).
+    globalSetup: ['test/helpers/preflight.ts', 'test/helpers/db-template.ts', 'test/helpers/panel-build.ts'],
     projects: [
       { extends: true, test: { name: 'backend', include: specs.backend } },
       { extends: true, test: { name: 'once', include: specs.once } },

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +7,7 @@ import { buildServer } from '../../src/http/server.js';
 import { ensureSelfSignedCert } from '../../src/repositories/tls.repository.js';
 import { verificationToken } from './auth-client.js';
 import { hasCorpus, noCorpusReason } from './corpus.js';
+import { panelWebRoot } from './panel-build.js';
 import { startTestApp, type TestApp } from './test-app.js';
 
 /**
@@ -51,23 +51,7 @@ export interface PanelOptions {
 
 export async function startPanel(env: Record<string, string> = {}, opts: PanelOptions = {}): Promise<Panel> {
   const work = mkdtempSync(path.join(tmpdir(), 'sotto-panel-'));
-  const webRoot = path.join(work, 'web');
-  // A build of its own, so a parallel `npm run build` cannot swap files under the test.
-  execFileSync(
-    process.execPath,
-    [
-      path.join(repoRoot, 'node_modules/vite/bin/vite.js'),
-      'build',
-      '--config',
-      path.join(repoRoot, 'web/vite.config.ts'),
-      '--outDir',
-      webRoot,
-      '--emptyOutDir',
-      '--logLevel',
-      'warn',
-    ],
-    { cwd: repoRoot, stdio: 'inherit' },
-  );
+  const webRoot = await panelWebRoot(repoRoot, work);
   let t: TestApp | undefined;
   let server: FastifyInstance | undefined;
   let browser: Browser | undefined;

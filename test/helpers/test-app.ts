@@ -9,6 +9,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { buildServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/http/logger.js';
 import type { Clock } from '../../src/repositories/clock.repository.js';
+import { pgliteSnapshot, postgresTemplate } from './db-template.js';
 
 /**
  * Integration harness. Runs against PGlite (in memory) by default; when DATABASE_URL / REDIS_URL
@@ -24,19 +25,23 @@ export async function freshDatabase(): Promise<{
   url: string | undefined;
   drop: () => Promise<void>;
 }> {
+  // Inside a vitest run, a copy of the run's migrated database (test/helpers/db-template.ts);
+  // elsewhere (benches) a new one, migrated here.
   const adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
-    const db = await openDatabase({});
-    await migrate(db);
+    const snapshot = pgliteSnapshot();
+    const db = await openDatabase(snapshot ? { pgliteLoadDataDir: snapshot } : {});
+    if (!snapshot) await migrate(db);
     return { db, url: undefined, drop: () => db.close() };
   }
   const name = `sotto_test_${randomUUID().replace(/-/g, '')}`;
   const admin = await openDatabase({ databaseUrl: adminUrl, poolSize: 1 });
-  await admin.exec(`CREATE DATABASE ${name}`);
+  const template = postgresTemplate();
+  await admin.exec(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const db = await openDatabase({ databaseUrl: url.toString(), poolSize: 10 });
-  await migrate(db);
+  if (!template) await migrate(db);
   return {
     db,
     url: url.toString(),
@@ -61,6 +66,8 @@ export interface TestApp {
 
 export interface TestAppOptions {
   clock?: Clock;
+  /** The retry backoffs' random source: `() => 1` makes every delay its ceiling (exact). */
+  random?: () => number;
   env?: Record<string, string>;
 }
 
@@ -100,6 +107,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     redis,
     logger,
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.random ? { random: opts.random } : {}),
   });
   const app = await buildServer({ services });
   await app.ready();
