@@ -1,12 +1,11 @@
-import type { IncomingMessage } from 'node:http';
-import { type Agent, request } from 'node:https';
 import WebSocket from 'ws';
-import { apiRoot, diagnose, httpsAgent, readAnswer } from './https-api.repository.js';
+import { apiRoot, diagnose, HttpClient, isTimeout, readCapped } from './http-client.repository.js';
 
 /**
  * The capture client's side of the live protocol (docs/live.md), as `sotto bot` speaks it: the
- * HTTPS calls (login, refresh, create a live recording) and the two WSS sockets (ingest, watch).
- * node:https and `ws` share one TLS configuration: a private CA (`--ca`) or `--insecure`.
+ * HTTPS calls (login, refresh, create a live recording) on the one HTTP client
+ * (http-client.repository.ts, shared with `sotto worker`) and the two WSS sockets (ingest, watch)
+ * on `ws`. Both take the same TLS trust: a private CA (`--ca`) or `--insecure`.
  *
  * Every failure becomes a LiveClientError whose kind decides what the bot does: `network` is
  * retried with backoff; `auth`, `tls`, `url`, `gone` and `refused` end the run with a message
@@ -44,7 +43,7 @@ export const LIVE_PROTOCOL = 'sotto.live.v1';
 
 export class LiveClient {
   readonly base: URL;
-  private readonly agent: Agent;
+  private readonly client: HttpClient;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: LiveClientOptions) {
@@ -52,11 +51,12 @@ export class LiveClient {
     if (!(root instanceof URL)) throw new LiveClientError('url', root.error);
     this.base = root;
     this.timeoutMs = opts.timeoutMs ?? 15_000;
-    this.agent = httpsAgent(opts);
+    this.client = new HttpClient({ timeoutMs: this.timeoutMs, ca: opts.ca, insecure: opts.insecure });
   }
 
   close(): void {
-    this.agent.destroy();
+    // Nothing waits on it: the bot is leaving, and in-flight calls end with their own error.
+    this.client.close().catch(() => undefined);
   }
 
   /** Password login; `mfa` when the account needs a one-time code (ask for it, call again). */
@@ -118,7 +118,6 @@ export class LiveClient {
     url.protocol = 'wss:';
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, [LIVE_PROTOCOL], {
-        agent: this.agent,
         ...(this.opts.ca ? { ca: this.opts.ca } : {}),
         rejectUnauthorized: !this.opts.insecure,
         headers: { authorization: `Bearer ${token}` },
@@ -184,6 +183,8 @@ export class LiveClient {
 
   networkError(err: Error): LiveClientError {
     if (err instanceof LiveClientError) return err;
+    if (isTimeout(err))
+      return new LiveClientError('network', `no answer from ${this.base.origin} in ${this.timeoutMs} ms`);
     const failure = diagnose(err, this.base);
     // Run by a person: a name that does not resolve or a non-HTTPS port is a wrong --api.
     const kind = failure.kind === 'tls' ? 'tls' : failure.kind === 'unreachable' ? 'network' : 'url';
@@ -196,34 +197,26 @@ export class LiveClient {
     token: string | undefined,
     body: unknown,
   ): Promise<Answer> {
-    const url = new URL(path, this.base);
     const payload = JSON.stringify(body);
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method,
-          agent: this.agent,
-          headers: {
-            accept: 'application/json',
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(payload),
-            ...(token ? { authorization: `Bearer ${token}` } : {}),
-          },
+    let status: number;
+    let answer: Buffer | undefined;
+    try {
+      const res = await this.client.request(new URL(path, this.base), {
+        method,
+        headers: {
+          accept: 'application/json',
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(payload)),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
         },
-        resolve,
-      );
-      req.setTimeout(this.timeoutMs, () =>
-        req.destroy(
-          new LiveClientError('network', `no answer from ${this.base.origin} in ${this.timeoutMs} ms`),
-        ),
-      );
-      req.on('error', (err) => reject(this.networkError(err)));
-      req.end(payload);
-    });
-    const answer = await readAnswer(res, MAX_ANSWER_BYTES);
+        body: payload,
+      });
+      status = res.status;
+      answer = await readCapped(res.body, MAX_ANSWER_BYTES);
+    } catch (err) {
+      throw this.networkError(err as Error);
+    }
     if (!answer) throw new LiveClientError('url', 'the server answer is too large: check --api');
-    const status = res.statusCode ?? 0;
     let parsed: unknown;
     try {
       parsed = answer.length ? JSON.parse(answer.toString('utf8')) : undefined;

@@ -1,26 +1,21 @@
-import http from 'node:http';
-import https from 'node:https';
-import { isIP } from 'node:net';
 import type { CustomFetch } from 'openid-client';
+import { HttpClient, readCapped } from './http-client.repository.js';
 // The one SSRF guard (shared with webhooks): every outbound request an org admin can aim.
-import {
-  assertPublicLiteral,
-  guardedLookup,
-  hostOf,
-  isPrivateAddress,
-  SsrfBlockedError,
-} from './ssrf-guard.repository.js';
+import { assertPublicLiteral, hostOf, isPrivateAddress, SsrfBlockedError } from './ssrf-guard.repository.js';
 
 export { SsrfBlockedError };
 
 /** Discovery documents, JWKS and token answers are small; anything bigger is refused. */
 const MAX_BODY = 1024 * 1024;
+/** openid-client's own per-request time-out (its signal); the client's silence bounds match it. */
+const TIMEOUT_MS = 10_000;
 
 /**
- * openid-client's fetch for an admin-chosen issuer (discovery, JWKS, token endpoint): node's
- * http(s) with the guarded lookup, so the connection goes to the very address that was checked
- * (no DNS-rebinding window), a literal private address is refused before connecting, redirects
- * are never followed (openid-client asks for `manual`) and the answer is capped at 1 MiB.
+ * openid-client's fetch for an admin-chosen issuer (discovery, JWKS, token endpoint), on the one
+ * HTTP client (http-client.repository.ts) with the guard's lookup, so the connection goes to the
+ * very address that was checked (no DNS-rebinding window), a literal private address is refused
+ * before connecting, redirects are never followed (openid-client asks for `manual`: the 3xx is
+ * handed back as it came) and the answer is capped at 1 MiB.
  */
 export const guardedFetch: CustomFetch = (url, options) => {
   try {
@@ -29,66 +24,40 @@ export const guardedFetch: CustomFetch = (url, options) => {
   } catch (err) {
     return Promise.reject(err as Error);
   }
-  return guardedFetchWith(isPrivateAddress)(url, options);
+  return defaultFetch(url, options);
 };
 
 /** The same fetch with another address rule (tests: allow loopback to reach a local IdP). */
-export const guardedFetchWith =
-  (blocked: (address: string) => boolean): CustomFetch =>
-  (url, options) =>
-    new Promise<Response>((resolve, reject) => {
-      const u = new URL(url);
-      const host = hostOf(u);
-      // Node skips `lookup` for a literal address: it is checked here.
-      if (isIP(host) && blocked(host)) return reject(new SsrfBlockedError());
-      const client = u.protocol === 'https:' ? https : u.protocol === 'http:' ? http : undefined;
-      if (!client) return reject(new Error('unsupported protocol'));
-      const body =
-        options.body === undefined || options.body === null
-          ? undefined
-          : typeof options.body === 'string'
-            ? options.body
-            : options.body instanceof URLSearchParams
-              ? options.body.toString()
-              : options.body instanceof Uint8Array
-                ? options.body
-                : options.body instanceof ArrayBuffer
-                  ? new Uint8Array(options.body)
-                  : undefined;
-      if (options.body && body === undefined) return reject(new Error('unsupported request body'));
-      const req = client.request(
-        u,
-        {
-          method: options.method,
-          headers: options.headers,
-          lookup: guardedLookup(blocked),
-          signal: options.signal,
-          agent: false,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > MAX_BODY) {
-              req.destroy(new Error('IdP answer too large'));
-              return;
-            }
-            chunks.push(c);
-          });
-          res.on('end', () => {
-            const headers = new Headers();
-            for (const [k, v] of Object.entries(res.headers)) {
-              if (Array.isArray(v)) for (const x of v) headers.append(k, x);
-              else if (v !== undefined) headers.set(k, v);
-            }
-            const status = res.statusCode ?? 502;
-            const noBody = status === 204 || status === 304 || options.method === 'HEAD';
-            resolve(new Response(noBody ? null : Buffer.concat(chunks), { status, headers }));
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
+export const guardedFetchWith = (blocked: (address: string) => boolean): CustomFetch => {
+  const client = new HttpClient({ timeoutMs: TIMEOUT_MS, blocked, fresh: true });
+  return async (url, options) => {
+    const body = requestBody(options.body);
+    const res = await client.request(new URL(url), {
+      method: options.method,
+      headers: options.headers,
+      body,
+      signal: options.signal,
     });
+    const answer = await readCapped(res.body, MAX_BODY);
+    if (!answer) throw new Error('IdP answer too large');
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(res.headers)) {
+      if (Array.isArray(v)) for (const x of v) headers.append(k, x);
+      else if (v !== undefined) headers.set(k, v);
+    }
+    const noBody = res.status === 204 || res.status === 304 || options.method === 'HEAD';
+    return new Response(noBody ? null : answer, { status: res.status, headers });
+  };
+};
+
+const defaultFetch = guardedFetchWith(isPrivateAddress);
+
+/** openid-client's request bodies: strings, forms and bytes. */
+function requestBody(body: Parameters<CustomFetch>[1]['body']): string | Uint8Array | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === 'string') return body;
+  if (body instanceof URLSearchParams) return body.toString();
+  if (body instanceof Uint8Array) return body;
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  throw new Error('unsupported request body');
+}

@@ -10,8 +10,9 @@ import ipaddr from 'ipaddr.js';
  *   name is resolved the way the sender will resolve it (getaddrinfo, so /etc/hosts counts) and
  *   refused when any address is blocked. A name that does not resolve (yet) is accepted: it
  *   reaches nothing, and the send-time check still applies when it does resolve;
- * - at send time (`guardedLookup`): node's http(s) resolves through this lookup, every address is
- *   checked and the socket connects to a checked one, so DNS rebinding gains nothing.
+ * - at send time (`guardedLookup`): the one HTTP client (http-client.repository.ts) resolves
+ *   through this lookup, every address is checked and the socket connects to a checked one, so
+ *   DNS rebinding gains nothing; a literal address in the URL is checked before any socket.
  *
  * Blocked: everything but public unicast. ipaddr.js names the special-purpose ranges of the IANA
  * IPv4 and IPv6 registries (private, loopback, link-local, CGNAT, 0/8, multicast, 240/4,
@@ -93,15 +94,29 @@ export async function assertPublicUrlHost(url: URL): Promise<void> {
   if (addresses?.some((a) => isPrivateAddress(a.address))) throw new SsrfBlockedError();
 }
 
+/** Every address of a name, as getaddrinfo gives them (so /etc/hosts counts). */
+export type Resolver = (
+  hostname: string,
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
+
+const systemResolver: Resolver = (hostname, callback) => dnsLookup(hostname, { all: true }, callback);
+
 /**
- * The send-time guard: a DNS lookup for node's http(s).request that refuses a host when any of
- * its addresses is `blocked`, and otherwise hands back only checked addresses to connect to.
- * (Node skips `lookup` for a literal address: callers check those with `assertPublicLiteral`.)
+ * The send-time guard: a DNS lookup for the HTTP client's connections (http-client.repository.ts)
+ * that refuses a host when any of its addresses is `blocked`, and otherwise hands back only
+ * checked addresses to connect to: one resolution per connection, and the socket connects to what
+ * it returned, so a name that answers differently the next time gains nothing. (Node skips
+ * `lookup` for a literal address: the client checks those itself.) `resolve` is the system's
+ * resolver; tests hand a scripted one that plays a rebinding DNS server.
  */
 export const guardedLookup =
-  (blocked: (address: string) => boolean = isPrivateAddress): LookupFunction =>
+  (
+    blocked: (address: string) => boolean = isPrivateAddress,
+    resolve: Resolver = systemResolver,
+  ): LookupFunction =>
   (hostname, options, callback) => {
-    dnsLookup(hostname, { all: true }, (err, addresses: LookupAddress[]) => {
+    resolve(hostname, (err, addresses) => {
       if (err) return callback(err, '', 0);
       if (addresses.length === 0 || addresses.some((a) => blocked(a.address)))
         return callback(new SsrfBlockedError(), '', 0);

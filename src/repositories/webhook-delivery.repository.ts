@@ -1,11 +1,9 @@
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import tls from 'node:tls';
+import { drainCapped, HttpClient, isTimeout } from './http-client.repository.js';
 import {
   assertPublicLiteral,
   assertPublicUrlHost,
-  guardedLookup,
   hostOf,
   isPrivateAddress,
   SsrfBlockedError,
@@ -13,10 +11,11 @@ import {
 
 /**
  * Sends one webhook request (HTTPS POST, bounded in time, no redirects followed) and reports the
- * outcome. The SSRF guard (ssrf-guard.repository.ts, shared with SSO) runs at save time and again
- * at send time, on the address actually connected to: the host name is resolved by the guard's
- * `lookup`, every address is checked, and the socket connects to the checked address (no second
- * resolution a DNS-rebinding server could answer differently). TLS still verifies the host name.
+ * outcome, on the one HTTP client (http-client.repository.ts). The SSRF guard
+ * (ssrf-guard.repository.ts, shared with SSO) runs at save time and again at send time, on the
+ * address actually connected to: the host name is resolved by the guard's `lookup`, every address
+ * is checked, and the socket connects to the checked address (no second resolution a
+ * DNS-rebinding server could answer differently). TLS still verifies the host name.
  */
 export interface WebhookSendOptions {
   /** SOTTO_WEBHOOK_ALLOW_HTTP: plain http:// URLs (development only). */
@@ -67,12 +66,21 @@ function asWebhookUrlError(err: unknown): never {
   throw err;
 }
 
+/** A receiver's answer is read only to see it end; past this, the connection is closed instead. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+
 export class WebhookSender {
-  /** The system's trusted CAs plus the extra file's (node's `ca` option replaces, so both are given). */
-  private readonly ca: string[] | undefined;
+  /** One client: its agent carries the trust and the guard's lookup for every delivery. */
+  private readonly client: HttpClient;
 
   constructor(private readonly opts: WebhookSendOptions) {
-    this.ca = opts.caFile ? [...tls.rootCertificates, readFileSync(opts.caFile, 'utf8')] : undefined;
+    this.client = new HttpClient({
+      timeoutMs: opts.timeoutMs,
+      // The system's trusted CAs plus the extra file's (node's `ca` option replaces, so both).
+      ca: opts.caFile ? [...tls.rootCertificates, readFileSync(opts.caFile, 'utf8')] : undefined,
+      blocked: opts.allowPrivate ? () => false : isPrivateAddress,
+      fresh: true,
+    });
   }
 
   check(raw: string): URL {
@@ -93,68 +101,41 @@ export class WebhookSender {
     } catch (err) {
       return { ok: false, statusCode: null, error: err instanceof Error ? err.message : 'invalid URL' };
     }
-    const lookup = guardedLookup(this.opts.allowPrivate ? () => false : isPrivateAddress);
-    const client = url.protocol === 'https:' ? https : http;
-    return new Promise<WebhookSendResult>((resolve) => {
-      let settled = false;
-      const done = (r: WebhookSendResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(deadline);
-        resolve(r);
-      };
-      // The socket timeout below only notices silence; a receiver that drips a byte now and then
-      // would hold the request open for ever. This deadline bounds the whole exchange (connect,
-      // TLS, headers and body), well inside the delivery's claim (2 × timeout).
-      const deadline = setTimeout(() => {
-        done({ ok: false, statusCode: null, error: 'timed out' });
-        req.destroy(new Error('timed out'));
-      }, this.opts.timeoutMs);
-      deadline.unref();
-      const req = client.request(
-        url,
-        {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-            ...headers,
-          },
-          lookup,
-          timeout: this.opts.timeoutMs,
-          ...(url.protocol === 'https:' && this.ca ? { ca: this.ca } : {}),
-          agent: false,
+    // The client's time-outs only notice silence; a receiver that drips a byte now and then would
+    // hold the request open for ever. This deadline bounds the whole exchange (connect, TLS,
+    // headers and body), well inside the delivery's claim (2 × timeout).
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new Error('timed out')), this.opts.timeoutMs);
+    timer.unref();
+    try {
+      const res = await this.client.request(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(body)),
+          ...headers,
         },
-        (res) => {
-          // The body is never read into memory or stored: it could echo anything.
-          res.resume();
-          const code = res.statusCode ?? 0;
-          res.on('end', () =>
-            done({
-              ok: code >= 200 && code < 300,
-              statusCode: code,
-              error: code >= 200 && code < 300 ? null : `HTTP ${code}`,
-            }),
-          );
-          res.on('error', () => done({ ok: false, statusCode: code, error: 'response interrupted' }));
-          res.on('close', () => {
-            if (!res.complete) done({ ok: false, statusCode: code, error: 'response interrupted' });
-          });
-        },
-      );
-      req.on('timeout', () => {
-        req.destroy(new Error('timed out'));
+        body,
+        signal: deadline.signal,
       });
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        const reason =
-          err instanceof WebhookUrlError || err instanceof SsrfBlockedError
-            ? err.message
-            : err.message === 'timed out'
-              ? 'timed out'
-              : (err.code ?? 'connection failed');
-        done({ ok: false, statusCode: null, error: reason.slice(0, 200) });
-      });
-      req.end(body);
-    });
+      const code = res.status;
+      // The body is never kept or stored (it could echo anything): read to its end, or cut.
+      if ((await drainCapped(res.body, MAX_ANSWER_BYTES)) === 'interrupted')
+        return deadline.signal.aborted
+          ? { ok: false, statusCode: null, error: 'timed out' }
+          : { ok: false, statusCode: code, error: 'response interrupted' };
+      const ok = code >= 200 && code < 300;
+      return { ok, statusCode: code, error: ok ? null : `HTTP ${code}` };
+    } catch (err) {
+      const reason =
+        err instanceof SsrfBlockedError
+          ? err.message
+          : deadline.signal.aborted || isTimeout(err)
+            ? 'timed out'
+            : ((err as NodeJS.ErrnoException).code ?? 'connection failed');
+      return { ok: false, statusCode: null, error: reason.slice(0, 200) };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

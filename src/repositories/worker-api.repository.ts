@@ -1,13 +1,18 @@
 import { createWriteStream } from 'node:fs';
-import { type Agent, request, type RequestOptions } from 'node:https';
-import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { apiRoot, diagnose, httpsAgent, readAnswer } from './https-api.repository.js';
+import {
+  apiRoot,
+  diagnose,
+  HttpClient,
+  type HttpResponse,
+  isTimeout,
+  readCapped,
+} from './http-client.repository.js';
 
 /**
- * The remote worker's HTTPS client for /api/v1/worker (the only thing `sotto worker` talks to).
- * The transport (API root, TLS agent, failure diagnosis) is shared with `sotto bot`
- * (https-api.repository.ts).
+ * The remote worker's HTTPS client for /api/v1/worker (the only thing `sotto worker` talks to),
+ * on the one HTTP client (http-client.repository.ts), which it shares with `sotto bot`: the API
+ * root, the TLS trust (--ca, --insecure), the capped read and the failure diagnosis.
  *
  * Every failure becomes a WorkerApiError with a kind the runner acts on: `auth` (token refused:
  * stop), `tls` and `protocol` (wrong certificate or URL: stop with a clear message), `network`
@@ -36,7 +41,7 @@ export interface WorkerApiOptions {
   ca?: string | Buffer | undefined;
   /** Skip certificate verification entirely (testing only; the CLI warns loudly). */
   insecure?: boolean | undefined;
-  /** Per-request inactivity timeout. */
+  /** Per-request inactivity timeout: connect, headers, and silence inside a body. */
   timeoutMs?: number | undefined;
 }
 
@@ -60,7 +65,7 @@ const MAX_ANSWER_BYTES = 1024 * 1024;
 
 export class WorkerApiRepository {
   private readonly base: URL;
-  private readonly agent: Agent;
+  private readonly client: HttpClient;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: WorkerApiOptions) {
@@ -68,11 +73,17 @@ export class WorkerApiRepository {
     if (!(root instanceof URL)) throw new WorkerApiError('protocol', root.error);
     this.base = root;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
-    this.agent = httpsAgent({ ...opts, maxSockets: 16 });
+    this.client = new HttpClient({
+      timeoutMs: this.timeoutMs,
+      ca: opts.ca,
+      insecure: opts.insecure,
+      connections: 16,
+    });
   }
 
   close(): void {
-    this.agent.destroy();
+    // Nothing waits on it: the worker is stopping, and in-flight calls end with their own error.
+    this.client.close().catch(() => undefined);
   }
 
   /** Start-up check of URL, certificate and token: who the server says this worker is. */
@@ -99,16 +110,15 @@ export class WorkerApiRepository {
   /** Streams the job's audio into `file` (created 0600, must not exist). */
   async downloadAudio(id: string, leaseId: string, file: string): Promise<void> {
     const res = await this.send('GET', `jobs/${id}/audio?lease=${encodeURIComponent(leaseId)}`);
-    if (res.statusCode !== 200) {
-      res.resume();
-      throw this.statusError(res.statusCode ?? 0);
+    if (res.status !== 200) {
+      res.body.destroy();
+      throw this.statusError(res.status);
     }
     try {
-      await pipeline(res, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+      await pipeline(res.body, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
     } catch (err) {
-      throw new WorkerApiError('network', `audio download interrupted: ${(err as Error).message}`, {
-        cause: err,
-      });
+      const reason = isTimeout(err) ? this.silence().message : (err as Error).message;
+      throw new WorkerApiError('network', `audio download interrupted: ${reason}`, { cause: err });
     }
   }
 
@@ -165,10 +175,15 @@ export class WorkerApiRepository {
     body: unknown,
   ): Promise<{ status: number; body: unknown }> {
     const res = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body));
-    const answer = await readAnswer(res, MAX_ANSWER_BYTES);
+    let answer: Buffer | undefined;
+    try {
+      answer = await readCapped(res.body, MAX_ANSWER_BYTES);
+    } catch (err) {
+      throw this.networkError(err as Error);
+    }
     if (!answer) throw new WorkerApiError('protocol', 'the server answer is too large');
     const text = answer.toString('utf8');
-    const status = res.statusCode ?? 0;
+    const status = res.status;
     // The route answers JSON; anything else (an HTML page, a proxy's error) means a wrong URL.
     if (status === 404 && (path === 'jobs/claim' || path === 'whoami')) throw this.unexpected(status);
     let parsed: unknown;
@@ -180,33 +195,31 @@ export class WorkerApiRepository {
     return { status, body: parsed };
   }
 
-  private send(method: string, path: string, body?: string): Promise<IncomingMessage> {
-    const url = new URL(path, this.base);
-    const options: RequestOptions = {
-      method,
-      agent: this.agent,
-      headers: {
-        authorization: `Bearer ${this.opts.token}`,
-        accept: 'application/json',
-        ...(body !== undefined
-          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
-          : {}),
-      },
-    };
-    return new Promise((resolve, reject) => {
-      const req = request(url, options, resolve);
-      req.setTimeout(this.timeoutMs, () =>
-        req.destroy(
-          new WorkerApiError('network', `no answer from ${this.base.origin} in ${this.timeoutMs} ms`),
-        ),
-      );
-      req.on('error', (err) => reject(this.networkError(err)));
-      req.end(body);
-    });
+  private async send(method: string, path: string, body?: string): Promise<HttpResponse> {
+    try {
+      return await this.client.request(new URL(path, this.base), {
+        method,
+        headers: {
+          authorization: `Bearer ${this.opts.token}`,
+          accept: 'application/json',
+          ...(body !== undefined
+            ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }
+            : {}),
+        },
+        body,
+      });
+    } catch (err) {
+      throw this.networkError(err as Error);
+    }
+  }
+
+  private silence(): WorkerApiError {
+    return new WorkerApiError('network', `no answer from ${this.base.origin} in ${this.timeoutMs} ms`);
   }
 
   private networkError(err: Error): WorkerApiError {
     if (err instanceof WorkerApiError) return err;
+    if (isTimeout(err)) return this.silence();
     const failure = diagnose(err, this.base);
     // Unattended: a name that does not resolve may come back with the network (retry); a
     // certificate or a non-HTTPS port will not (stop and say so).
