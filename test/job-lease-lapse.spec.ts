@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeWav } from '../src/audio/wav.js';
 import { withSystem } from '../src/db/tenant.js';
+import { ManualClock } from '../src/repositories/clock.repository.js';
 import { freshIp } from './helpers/auth-client.js';
 import { sine16k } from './helpers/audio-files.js';
 import { bearer, createOrgWithUser } from './helpers/fixtures.js';
@@ -13,13 +14,13 @@ import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js'
  * attempt — a crash of the machine is not the recording's fault — but a recording whose holder
  * dies every time fails after SOTTO_JOB_MAX_LEASE_LAPSES reclaims instead of looping for ever.
  * A claim that is never renewed is exactly what a SIGKILLed holder leaves (test/outage-leftovers
- * kills real processes); here the queue is driven directly to count precisely.
+ * kills real processes); here the queue is driven directly to count precisely, and the lease lapses
+ * by moving the app's clock (leases are on the injected clock, issue 14), not by sleeping.
  */
 const cleanup: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
   for (const fn of cleanup.reverse()) await fn();
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe(`lease lapses are not attempts (${backendLabel})`, () => {
   it('a lapsed claim is retaken with the same attempt; too many lapses fail the job as worker_crashed', async () => {
@@ -29,7 +30,8 @@ describe(`lease lapses are not attempts (${backendLabel})`, () => {
       SOTTO_JOB_MAX_LEASE_LAPSES: '2',
       PATH: process.env.PATH ?? '',
     });
-    const t: TestApp = await startTestApp({ env: r.env });
+    const clock = new ManualClock();
+    const t: TestApp = await startTestApp({ env: r.env, clock });
     cleanup.push(async () => {
       await t.services.jobs.stop();
       await t.close();
@@ -55,7 +57,7 @@ describe(`lease lapses are not attempts (${backendLabel})`, () => {
       const job = await t.services.jobQueue.claim();
       expect(job?.recordingId).toBe(survivor);
       expect(job).toMatchObject({ attempts: 1, leaseLapses: lapse });
-      await sleep(1300); // the lease (1 s) lapses
+      clock.advance(1300); // the lease (1 s) lapses
       if (lapse === 1) break;
     }
     expect(await row(survivor)).toEqual({ attempts: 1, lease_lapses: 1 });
@@ -71,7 +73,7 @@ describe(`lease lapses are not attempts (${backendLabel})`, () => {
     for (let lapse = 0; lapse <= 2; lapse++) {
       const job = await t.services.jobQueue.claim();
       expect(job).toMatchObject({ recordingId: doomed, attempts: 1, leaseLapses: lapse });
-      await sleep(1300);
+      clock.advance(1300);
     }
     expect(await row(doomed)).toEqual({ attempts: 1, lease_lapses: 2 });
     expect(await t.services.jobQueue.claim()).toBeUndefined();

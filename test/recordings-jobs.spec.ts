@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
 import { AppError } from '../src/domain/errors.js';
+import { ManualClock } from '../src/repositories/clock.repository.js';
 import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
 import { UploadFileRepository } from '../src/repositories/upload-file.repository.js';
 import { RecordingJobService } from '../src/services/recording-job.service.js';
@@ -15,7 +16,8 @@ import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js'
 /**
  * The queue under failure: a worker killed mid-job (its lease expires, another run takes the job
  * and finishes it once), a stale worker that cannot write after losing its lease, and a transient
- * engine failure retried after a backoff.
+ * engine failure retried after a backoff. Leases and backoffs are on the app's clock: the tests
+ * move it past them instead of sleeping (the workers' polls still tick in real time).
  */
 describe.skipIf(!hasCorpus)(
   `recording jobs survive failures (${backendLabel}) ${hasCorpus ? '' : noCorpusReason}`,
@@ -24,6 +26,7 @@ describe.skipIf(!hasCorpus)(
     let dataDir: string;
     let user: TestUser;
     const ip = freshIp();
+    const clock = new ManualClock();
     const audio = () => readFileSync(corpusFile('solo-03', 'wav'));
 
     const jobRow = async (id: string) =>
@@ -45,7 +48,7 @@ describe.skipIf(!hasCorpus)(
     beforeAll(async () => {
       const r = recordingEnv({ SOTTO_JOB_LEASE_SECONDS: '2', SOTTO_JOB_BACKOFF_SECONDS: '1' });
       dataDir = r.dataDir;
-      t = await startTestApp({ env: r.env });
+      t = await startTestApp({ env: r.env, clock });
       user = await createOrgWithUser(t.services, { role: 'member' });
     });
     afterAll(async () => {
@@ -75,6 +78,8 @@ describe.skipIf(!hasCorpus)(
       expect(mid.status).toBe('processing');
       expect(await transcripts(id)).toBe(0);
 
+      // Its lease (2 s) lapses; the next worker takes the job.
+      clock.advance(2_000);
       await t.services.jobs.start();
       const done = await pollRecording(
         t,
@@ -96,21 +101,26 @@ describe.skipIf(!hasCorpus)(
     it('a worker that lost its lease cannot claim the job back or complete it', async () => {
       const res = await upload(t, user.accessToken, ip, audio());
       const id = res.json().id as string;
-      const first = await withSystem(t.db, (tx) => recordingJobRepository.claim(tx, 1));
+      // The queue's times are the caller's clock: the lease lapses by moving `now`, not by sleeping.
+      const t0 = clock.now().getTime();
+      const lease = (atMs: number, seconds: number) => ({
+        now: new Date(t0 + atMs),
+        until: new Date(t0 + atMs + seconds * 1000),
+      });
+      const first = await withSystem(t.db, (tx) => recordingJobRepository.claim(tx, lease(0, 1)));
       expect(first?.recordingId).toBe(id);
       // While leased nobody else gets it.
-      expect(await withSystem(t.db, (tx) => recordingJobRepository.claim(tx, 1))).toBeUndefined();
-      await new Promise((r) => setTimeout(r, 1500));
-      const second = await withSystem(t.db, (tx) => recordingJobRepository.claim(tx, 60));
+      expect(await withSystem(t.db, (tx) => recordingJobRepository.claim(tx, lease(999, 1)))).toBeUndefined();
+      const second = await withSystem(t.db, (tx) => recordingJobRepository.claim(tx, lease(1500, 60)));
       expect(second?.recordingId).toBe(id);
       // A lapsed lease (its holder died) is not an attempt: it is counted apart (job-lease-lapse.spec.ts).
       expect(second).toMatchObject({ attempts: 1, leaseLapses: 1 });
       expect(await withSystem(t.db, (tx) => recordingJobRepository.holdsLease(tx, id, first!.leaseId))).toBe(
         false,
       );
-      expect(await withSystem(t.db, (tx) => recordingJobRepository.renew(tx, id, first!.leaseId, 60))).toBe(
-        false,
-      );
+      expect(
+        await withSystem(t.db, (tx) => recordingJobRepository.renew(tx, id, first!.leaseId, lease(1500, 60))),
+      ).toBe(false);
       expect(await withSystem(t.db, (tx) => recordingJobRepository.holdsLease(tx, id, second!.leaseId))).toBe(
         true,
       );
@@ -148,6 +158,8 @@ describe.skipIf(!hasCorpus)(
           leaseSeconds: 30,
           maxAttempts: 3,
           backoffSeconds: 1,
+          // The backoff at its ceiling: the first retry is due exactly 2 s later on the clock.
+          random: () => 1,
           heartbeatMs: 500,
           sweepOlderThanMs: 3600_000,
         },
@@ -159,6 +171,11 @@ describe.skipIf(!hasCorpus)(
         await pollRecording(t, user.accessToken, ip, id, () => calls >= 1);
         const retry = await jobRow(id);
         expect(retry?.attempts).toBe(1);
+        // Not due again before its backoff (2 s) has passed on the clock.
+        expect(await pollRecording(t, user.accessToken, ip, id, () => true)).toMatchObject({
+          status: 'queued',
+        });
+        clock.advance(2_000);
         const done = await pollRecording(
           t,
           user.accessToken,

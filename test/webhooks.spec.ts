@@ -67,6 +67,8 @@ describe(`webhooks (${backendLabel})`, () => {
     port = (receiver.address() as AddressInfo).port;
     t = await startTestApp({
       clock,
+      // Backoffs at their ceiling (no jitter), so each retry's due time is exact.
+      random: () => 1,
       env: {
         SOTTO_WEBHOOK_ALLOW_PRIVATE: 'true',
         SOTTO_WEBHOOK_CA_FILE: path.join(dir, 'tls', 'cert.pem'),

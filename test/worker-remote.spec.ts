@@ -259,7 +259,8 @@ describe.skipIf(!hasCorpus)(
 
       const second = await worker(w2.token);
       try {
-        expect((await finished(id)).status).toBe('done');
+        const end = await finished(id);
+        expect(end.status, JSON.stringify(end)).toBe('done');
       } finally {
         await second.stop();
       }

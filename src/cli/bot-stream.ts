@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type WebSocket from 'ws';
+import { backoffMs } from '../domain/backoff.js';
 import { LiveClientError, type LiveClient } from '../repositories/live-client.repository.js';
 
 /**
@@ -33,7 +34,8 @@ export interface Segment {
   text: string;
 }
 
-const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 5000];
+/** Reconnect delays: jittered (domain/backoff.ts) so bots cut off together do not return together. */
+const RECONNECT_BACKOFF = { baseMs: 250, capMs: 5000, minMs: 100 };
 const PING_MS = 5000;
 /** Close codes after which resuming cannot help (docs/live.md, close codes). */
 const FATAL_CLOSE: Record<number, string> = {
@@ -81,7 +83,7 @@ async function connectWithRetry(
           'network',
           `${e.message}; gave up after ${Math.round(maxOutageMs / 1000)} s`,
         );
-      const delayMs = BACKOFF_MS[Math.min(attempt - 1, BACKOFF_MS.length - 1)]!;
+      const delayMs = backoffMs(RECONNECT_BACKOFF, attempt);
       onEvent({ type: 'reconnecting', attempt, delayMs, reason: e.message });
       await sleep(delayMs);
       if (cancelled()) return undefined;
@@ -215,7 +217,7 @@ export class IngestStream {
             `the server kept closing the stream (${close.code} ${close.reason}); gave up after ${Math.round(this.opts.maxOutageMs / 1000)} s`,
           );
       }
-      const delayMs = closes > 1 ? BACKOFF_MS[Math.min(closes - 2, BACKOFF_MS.length - 1)]! : 250;
+      const delayMs = closes > 1 ? backoffMs(RECONNECT_BACKOFF, closes - 1) : 250;
       this.opts.onEvent({
         type: 'reconnecting',
         attempt: closes,

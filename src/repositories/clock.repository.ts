@@ -18,3 +18,14 @@ export class ManualClock implements Clock {
     this.current = new Date(this.current.getTime() + ms);
   }
 }
+
+/**
+ * Waits until `ms` have passed on `clock`. Real timers only set the pace (one at most `paceMs`
+ * long): on the system clock a short wait is a single timer, and a ManualClock a test moves ends
+ * the wait at the next tick instead of after real time.
+ */
+export async function waitOn(clock: Clock, ms: number, paceMs = 250): Promise<void> {
+  const until = clock.now().getTime() + ms;
+  for (let left = ms; left > 0; left = until - clock.now().getTime())
+    await new Promise((resolve) => setTimeout(resolve, Math.min(left, paceMs)));
+}

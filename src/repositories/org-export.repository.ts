@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { claimLease, releaseLease, renewLease, type LeaseTable } from './lease.repository.js';
 
 /**
  * SQL for org_exports (migration 0013). Tenant queries run under RLS (an admin sees their own
@@ -43,6 +44,9 @@ interface DbRow {
 
 const COLUMNS = `id, org_id, requested_by, status, created_at, ready_at, expires_at, size_bytes, sha256,
   error_code, content_key_enc, attempts, items_done, items_total`;
+
+/** The builder's lease (lease.repository.ts): each claim counts an attempt, which is the fence. */
+const EXPORT_LEASE: LeaseTable = { table: 'org_exports', key: 'id', until: 'lease_until', fence: 'attempts' };
 
 const date = (v: Date | string | null): Date | null => (v === null ? null : new Date(v));
 
@@ -107,34 +111,42 @@ export const orgExportRepository = {
    * (system context; SKIP LOCKED so two nodes never take the same one).
    */
   async claim(tx: Queryable, now: Date, leaseUntil: Date): Promise<OrgExportRow | undefined> {
-    const { rows } = await tx.query<DbRow>(
-      `UPDATE org_exports SET status = 'building', lease_until = $2, attempts = attempts + 1,
-              items_done = 0, items_total = 0
-        WHERE id = (
-          SELECT id FROM org_exports
-           WHERE status = 'queued' OR (status = 'building' AND lease_until < $1)
-           ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-        RETURNING ${COLUMNS}`,
-      [now, leaseUntil],
-    );
-    return rows[0] && map(rows[0]);
+    // A queued export has no lease; a building one is free only once its lease lapsed.
+    const row = await claimLease<DbRow>(tx, EXPORT_LEASE, {
+      now,
+      until: leaseUntil,
+      where: `q.status IN ('queued', 'building')`,
+      orderBy: 'q.created_at',
+      set: `status = 'building', attempts = j.attempts + 1, items_done = 0, items_total = 0`,
+      returning: COLUMNS,
+    });
+    return row && map(row);
   },
 
-  /** Renews the lease and records progress; false when the export is no longer ours to build. */
-  async progress(
+  /**
+   * Renews the lease and records progress; false when the export is no longer ours to build
+   * (deleted, invalidated, or its lease lapsed: another node may be taking it).
+   */
+  progress(
     tx: Queryable,
     id: string,
-    p: { done: number; total: number; leaseUntil: Date; attempts: number },
+    p: { done: number; total: number; now: Date; leaseUntil: Date; attempts: number },
   ): Promise<boolean> {
-    const res = await tx.query(
-      `UPDATE org_exports SET items_done = $2, items_total = $3, lease_until = $4
-        WHERE id = $1 AND status = 'building' AND attempts = $5`,
-      [id, p.done, p.total, p.leaseUntil, p.attempts],
+    return renewLease(
+      tx,
+      EXPORT_LEASE,
+      { key: id, fence: p.attempts },
+      {
+        now: p.now,
+        until: p.leaseUntil,
+        set: 'items_done = $5, items_total = $6',
+        where: `status = 'building'`,
+        params: [p.done, p.total],
+      },
     );
-    return res.rowCount > 0;
   },
 
-  async markReady(
+  markReady(
     tx: Queryable,
     id: string,
     r: {
@@ -146,13 +158,18 @@ export const orgExportRepository = {
       attempts: number;
     },
   ): Promise<boolean> {
-    const res = await tx.query(
-      `UPDATE org_exports SET status = 'ready', ready_at = $2, expires_at = $3, size_bytes = $4,
-              sha256 = $5, content_key_enc = $6, lease_until = NULL, items_done = items_total
-        WHERE id = $1 AND status = 'building' AND attempts = $7`,
-      [id, r.now, r.expiresAt, r.sizeBytes, r.sha256, r.contentKeyEnc, r.attempts],
+    return releaseLease(
+      tx,
+      EXPORT_LEASE,
+      { key: id, fence: r.attempts },
+      {
+        until: null,
+        set: `status = 'ready', ready_at = $4, expires_at = $5, size_bytes = $6, sha256 = $7,
+              content_key_enc = $8, items_done = items_total`,
+        where: `status = 'building'`,
+        params: [r.now, r.expiresAt, r.sizeBytes, r.sha256, r.contentKeyEnc],
+      },
     );
-    return res.rowCount > 0;
   },
 
   async markFailed(tx: Queryable, id: string, errorCode: string): Promise<void> {
@@ -165,11 +182,15 @@ export const orgExportRepository = {
 
   /** Hands a build back to the queue (this node is shutting down); the attempt does not count. */
   async release(tx: Queryable, id: string, attempts: number): Promise<void> {
-    await tx.query(
-      `UPDATE org_exports SET status = 'queued', lease_until = NULL, attempts = attempts - 1,
-              items_done = 0, items_total = 0
-        WHERE id = $1 AND status = 'building' AND attempts = $2`,
-      [id, attempts],
+    await releaseLease(
+      tx,
+      EXPORT_LEASE,
+      { key: id, fence: attempts },
+      {
+        until: null,
+        set: `status = 'queued', attempts = attempts - 1, items_done = 0, items_total = 0`,
+        where: `status = 'building'`,
+      },
     );
   },
 

@@ -231,18 +231,19 @@ export const recordingArchiveRepository = {
   },
 
   /**
-   * Archiving this recording failed: retry after 1 h, doubling per failure up to 7 days (under
-   * RLS). Returns the failure count.
+   * Archiving this recording failed: counts the failure and skips the recording until
+   * `retryAt(failures)` (the caller's backoff; under RLS). Returns the failure count.
    */
-  async markArchiveFailed(tx: Queryable, id: string, now: Date): Promise<number> {
+  async markArchiveFailed(tx: Queryable, id: string, retryAt: (failures: number) => Date): Promise<number> {
     const { rows } = await tx.query<{ n: number }>(
-      `UPDATE recordings SET archive_failures = archive_failures + 1,
-              archive_next_try_at = $2::timestamptz
-                + make_interval(hours => LEAST(168, power(2, LEAST(archive_failures, 8))::int))
-        WHERE id = $1 RETURNING archive_failures AS n`,
-      [id, now],
+      `UPDATE recordings SET archive_failures = archive_failures + 1 WHERE id = $1
+        RETURNING archive_failures AS n`,
+      [id],
     );
-    return rows[0]?.n ?? 0;
+    const n = rows[0]?.n;
+    if (n === undefined) return 0;
+    await tx.query('UPDATE recordings SET archive_next_try_at = $2 WHERE id = $1', [id, retryAt(n)]);
+    return n;
   },
 
   /** "orgId/archiveId" of every archive row (system context; the orphan sweep). */

@@ -1,11 +1,20 @@
 import type { Queryable } from '../db/database.js';
+import {
+  claimLease,
+  holdsLease,
+  leaseHeld,
+  releaseLease,
+  renewLease,
+  type LeaseTable,
+} from './lease.repository.js';
 
 /**
  * The transcription queue (table recording_jobs). Claims use FOR UPDATE SKIP LOCKED so several
  * workers never take the same job; a claimed job carries a lease (id + expiry) that the worker
  * renews while it works. A worker that dies stops renewing, the lease expires and the job is
- * claimed again. Claims run in the system context (a worker serves every org); the rest under
- * the job's org.
+ * claimed again (the shared lease, lease.repository.ts: its fence is lease_id). Every time is the
+ * caller's clock (`now`), the one that wrote run_after. Claims run in the system context (a
+ * worker serves every org); the rest under the job's org.
  */
 export interface ClaimedJob {
   recordingId: string;
@@ -26,10 +35,24 @@ export const JOBS_CHANNEL = 'sotto_recording_jobs';
 /** recordings.error_code of a queued recording that waits for a speech-recognition engine. */
 export const WAITING_FOR_ENGINE = 'waiting_for_engine';
 
-// A remote worker that could take recording r's job: its org's or a platform token, recently seen.
+const JOB_LEASE: LeaseTable = {
+  table: 'recording_jobs',
+  key: 'recording_id',
+  until: 'lease_until',
+  fence: 'lease_id',
+};
+
+/** A lease to take or extend: both times from the caller's clock. */
+export interface LeaseTimes {
+  now: Date;
+  until: Date;
+}
+
+// A remote worker that could take recording r's job: its org's or a platform token, seen since $2
+// (last_used_at is written from the application's clock, so it is compared with it too).
 const ACTIVE_WORKER_EXISTS = `EXISTS (
   SELECT 1 FROM worker_tokens w
-   WHERE w.revoked_at IS NULL AND w.last_used_at > now() - make_interval(secs => $2)
+   WHERE w.revoked_at IS NULL AND w.last_used_at > $2::timestamptz
      AND (w.org_id IS NULL OR w.org_id = r.org_id))`;
 
 export const recordingJobRepository = {
@@ -55,36 +78,30 @@ export const recordingJobRepository = {
    * lease here has one that lapsed (its holder died): the claim counts a lease lapse, not an
    * attempt (migration 0025).
    */
-  async claim(
+  claim(
     tx: Queryable,
-    leaseSeconds: number,
+    lease: LeaseTimes,
     workerTokenId: string | null = null,
     maxRunningPerOrg: number | null = null,
   ): Promise<ClaimedJob | undefined> {
-    const res = await tx.query<ClaimedJob>(
-      `WITH running AS (
-         SELECT org_id, count(*)::int AS n FROM recording_jobs
-          WHERE lease_until >= now() GROUP BY org_id),
-       next AS (
-         SELECT q.recording_id FROM recording_jobs q LEFT JOIN running ON running.org_id = q.org_id
-          WHERE q.run_after <= now() AND (q.lease_until IS NULL OR q.lease_until < now())
-            AND ($2::uuid IS NULL OR q.audio_path IS NULL)
-            AND ($3::int IS NULL OR coalesce(running.n, 0) < $3)
-          ORDER BY coalesce(running.n, 0), q.run_after, q.created_at
-          LIMIT 1 FOR UPDATE OF q SKIP LOCKED)
-       UPDATE recording_jobs j
-          SET attempts = j.attempts + CASE WHEN j.lease_id IS NULL THEN 1 ELSE 0 END,
-              lease_lapses = j.lease_lapses + CASE WHEN j.lease_id IS NULL THEN 0 ELSE 1 END,
-              lease_id = gen_random_uuid(),
-              lease_until = now() + make_interval(secs => $1), worker_token_id = $2
-         FROM next, recordings r
-        WHERE j.recording_id = next.recording_id AND r.id = j.recording_id
-       RETURNING j.recording_id AS "recordingId", j.org_id AS "orgId", j.audio_path AS "audioPath",
-                 j.attempts, j.lease_lapses AS "leaseLapses", j.lease_id AS "leaseId", r.language,
-                 r.speakers_hint AS "speakersHint"`,
-      [leaseSeconds, workerTokenId, maxRunningPerOrg],
-    );
-    return res.rows[0];
+    return claimLease<ClaimedJob>(tx, JOB_LEASE, {
+      ...lease,
+      with: `running AS (
+         SELECT org_id, count(*)::int AS n FROM recording_jobs h
+          WHERE ${leaseHeld(JOB_LEASE, 'h', '$1')} GROUP BY org_id)`,
+      join: 'LEFT JOIN running ON running.org_id = q.org_id',
+      where: `q.run_after <= $1::timestamptz AND ($3::uuid IS NULL OR q.audio_path IS NULL)
+              AND ($4::int IS NULL OR coalesce(running.n, 0) < $4)`,
+      orderBy: 'coalesce(running.n, 0), q.run_after, q.created_at',
+      set: `attempts = j.attempts + CASE WHEN j.lease_id IS NULL THEN 1 ELSE 0 END,
+            lease_lapses = j.lease_lapses + CASE WHEN j.lease_id IS NULL THEN 0 ELSE 1 END,
+            lease_id = gen_random_uuid(), worker_token_id = $3`,
+      from: { tables: 'recordings r', where: 'r.id = j.recording_id' },
+      returning: `j.recording_id AS "recordingId", j.org_id AS "orgId", j.audio_path AS "audioPath",
+                  j.attempts, j.lease_lapses AS "leaseLapses", j.lease_id AS "leaseId", r.language,
+                  r.speakers_hint AS "speakersHint"`,
+      params: [workerTokenId, maxRunningPerOrg],
+    });
   },
 
   /** Jobs of the org in the queue, waiting or running (a job's row goes when it ends). */
@@ -121,54 +138,49 @@ export const recordingJobRepository = {
    * is not the job's fault), so another worker takes them without waiting for the lease. Runs in
    * the token's org context, or the system context for a platform token. Returns their ids.
    */
-  async releaseHeldBy(tx: Queryable, workerTokenId: string): Promise<string[]> {
+  async releaseHeldBy(tx: Queryable, workerTokenId: string, now: Date): Promise<string[]> {
     const res = await tx.query<{ id: string }>(
       `UPDATE recording_jobs
-          SET lease_id = NULL, lease_until = NULL, worker_token_id = NULL, run_after = now(),
+          SET lease_id = NULL, lease_until = NULL, worker_token_id = NULL, run_after = $2,
               attempts = greatest(attempts - 1, 0)
         WHERE worker_token_id = $1 AND lease_id IS NOT NULL
         RETURNING recording_id AS id`,
-      [workerTokenId],
+      [workerTokenId, now],
     );
     return res.rows.map((r) => r.id);
   },
 
-  /** Extends a lease still held; false when it was lost (expired and taken, or the job is gone). */
-  async renew(tx: Queryable, recordingId: string, leaseId: string, leaseSeconds: number): Promise<boolean> {
-    const res = await tx.query(
-      `UPDATE recording_jobs SET lease_until = now() + make_interval(secs => $3)
-        WHERE recording_id = $1 AND lease_id = $2`,
-      [recordingId, leaseId, leaseSeconds],
-    );
-    return res.rowCount > 0;
+  /**
+   * Extends a lease still held; false when it was lost (lapsed — retaken or not —, handed back,
+   * or the job is gone).
+   */
+  renew(tx: Queryable, recordingId: string, leaseId: string, lease: LeaseTimes): Promise<boolean> {
+    return renewLease(tx, JOB_LEASE, { key: recordingId, fence: leaseId }, lease);
   },
 
   /** Locks the job row if this lease still holds it (the guard before writing a result). */
-  async holdsLease(tx: Queryable, recordingId: string, leaseId: string): Promise<boolean> {
-    const res = await tx.query(
-      'SELECT 1 FROM recording_jobs WHERE recording_id = $1 AND lease_id = $2 FOR UPDATE',
-      [recordingId, leaseId],
-    );
-    // rows, not rowCount: PGlite reports no affected rows for SELECT … FOR UPDATE.
-    return res.rows.length > 0;
+  holdsLease(tx: Queryable, recordingId: string, leaseId: string): Promise<boolean> {
+    return holdsLease(tx, JOB_LEASE, { key: recordingId, fence: leaseId });
   },
 
-  /** Gives the job back: due again after `delaySeconds`; `countAttempt: false` undoes the claim's count. */
-  async release(
+  /** Gives the job back: due again at `runAfter`; `countAttempt: false` undoes the claim's count. */
+  release(
     tx: Queryable,
     recordingId: string,
     leaseId: string,
-    opts: { delaySeconds: number; countAttempt: boolean },
+    opts: { runAfter: Date; countAttempt: boolean },
   ): Promise<boolean> {
-    const res = await tx.query(
-      `UPDATE recording_jobs
-          SET lease_id = NULL, lease_until = NULL, worker_token_id = NULL,
-              run_after = now() + make_interval(secs => $3),
-              attempts = attempts - CASE WHEN $4::boolean THEN 0 ELSE 1 END
-        WHERE recording_id = $1 AND lease_id = $2`,
-      [recordingId, leaseId, opts.delaySeconds, opts.countAttempt],
+    return releaseLease(
+      tx,
+      JOB_LEASE,
+      { key: recordingId, fence: leaseId },
+      {
+        until: null,
+        set: `lease_id = NULL, worker_token_id = NULL, run_after = $4,
+              attempts = attempts - CASE WHEN $5::boolean THEN 0 ELSE 1 END`,
+        params: [opts.runAfter, opts.countAttempt],
+      },
     );
-    return res.rowCount > 0;
   },
 
   async remove(tx: Queryable, recordingId: string): Promise<void> {
@@ -186,21 +198,21 @@ export const recordingJobRepository = {
   /**
    * Marks every queued, unclaimed recording that no engine can take as waiting for one (system
    * context; the in-process worker found no usable engine): those of orgs with no remote worker
-   * seen in the last `activeSeconds`, which could take them instead. Marks of orgs that have one
-   * now are cleared. A claim clears the mark (recordings.markProcessing), as does clearWaiting.
+   * seen since `activeSince`, which could take them instead. Marks of orgs that have one now are
+   * cleared. A claim clears the mark (recordings.markProcessing), as does clearWaiting.
    */
-  async markWaitingForEngine(tx: Queryable, activeSeconds: number): Promise<number> {
+  async markWaitingForEngine(tx: Queryable, activeSince: Date): Promise<number> {
     await tx.query(
       `UPDATE recordings r SET error_code = NULL
         WHERE r.status = 'queued' AND r.error_code = $1 AND ${ACTIVE_WORKER_EXISTS}`,
-      [WAITING_FOR_ENGINE, activeSeconds],
+      [WAITING_FOR_ENGINE, activeSince],
     );
     const res = await tx.query(
       `UPDATE recordings r SET error_code = $1
          FROM recording_jobs j
         WHERE j.recording_id = r.id AND j.lease_id IS NULL
           AND r.status = 'queued' AND r.error_code IS NULL AND NOT ${ACTIVE_WORKER_EXISTS}`,
-      [WAITING_FOR_ENGINE, activeSeconds],
+      [WAITING_FOR_ENGINE, activeSince],
     );
     return res.rowCount;
   },
@@ -216,25 +228,23 @@ export const recordingJobRepository = {
 
   /**
    * How many remote workers could take `orgId`'s jobs now: its own and platform tokens, not
-   * revoked, seen in the last `activeSeconds` (a polling worker is seen at least once a minute).
+   * revoked, seen since `activeSince` (a polling worker is seen at least once a minute).
    * System context (platform tokens are in no tenant), always narrowed to the one org.
    */
-  async activeRemoteWorkers(tx: Queryable, orgId: string, activeSeconds: number): Promise<number> {
+  async activeRemoteWorkers(tx: Queryable, orgId: string, activeSince: Date): Promise<number> {
     const res = await tx.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM worker_tokens
-        WHERE revoked_at IS NULL AND last_used_at > now() - make_interval(secs => $2)
-          AND (org_id IS NULL OR org_id = $1)`,
-      [orgId, activeSeconds],
+        WHERE revoked_at IS NULL AND last_used_at > $2 AND (org_id IS NULL OR org_id = $1)`,
+      [orgId, activeSince],
     );
     return res.rows[0]?.n ?? 0;
   },
 
-  /** Remote workers of any org seen in the last `activeSeconds` (system context; /readyz). */
-  async anyActiveRemoteWorker(tx: Queryable, activeSeconds: number): Promise<boolean> {
+  /** Remote workers of any org seen since `activeSince` (system context; /readyz). */
+  async anyActiveRemoteWorker(tx: Queryable, activeSince: Date): Promise<boolean> {
     const res = await tx.query(
-      `SELECT 1 FROM worker_tokens
-        WHERE revoked_at IS NULL AND last_used_at > now() - make_interval(secs => $1) LIMIT 1`,
-      [activeSeconds],
+      `SELECT 1 FROM worker_tokens WHERE revoked_at IS NULL AND last_used_at > $1 LIMIT 1`,
+      [activeSince],
     );
     return res.rows.length > 0;
   },

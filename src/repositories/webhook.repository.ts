@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/database.js';
 import type { WebhookEvent } from '../domain/webhook-events.js';
+import { claimLease, releaseLease, type LeaseTable } from './lease.repository.js';
 
 /**
  * Webhooks and their delivery outbox (tables webhooks, webhook_deliveries). Everything runs under
@@ -40,6 +41,18 @@ const HOOK_COLUMNS =
   'id, org_id, url, events, secret_enc, previous_secret_enc, rotated_at, created_by, created_at, disabled_at';
 const DELIVERY_COLUMNS =
   'id, org_id, webhook_id, event, payload, status, attempts, next_attempt_at, last_status_code, last_error, created_at, delivered_at';
+
+/**
+ * A delivery's claim is the shared lease (lease.repository.ts) on next_attempt_at, which is also
+ * its due time: claiming pushes it past the attempt's timeout, settling sets the next due time.
+ * Each claim counts an attempt, which is the fence.
+ */
+const DELIVERY_LEASE: LeaseTable = {
+  table: 'webhook_deliveries',
+  key: 'id',
+  until: 'next_attempt_at',
+  fence: 'attempts',
+};
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- row shapes are mapped field by field below */
 const mapHook = (r: any): WebhookRow => ({
@@ -172,12 +185,15 @@ export const webhookRepository = {
    * no other node (or loop pass) sends it meanwhile. Undefined when someone else got it first.
    */
   async claim(tx: Queryable, id: string, now: Date, holdUntil: Date): Promise<DeliveryRow | undefined> {
-    const { rows } = await tx.query(
-      `UPDATE webhook_deliveries SET next_attempt_at = $3, attempts = attempts + 1
-        WHERE id = $1 AND status = 'pending' AND next_attempt_at <= $2 RETURNING ${DELIVERY_COLUMNS}`,
-      [id, now, holdUntil],
-    );
-    return rows[0] && mapDelivery(rows[0]);
+    const row = await claimLease<unknown>(tx, DELIVERY_LEASE, {
+      now,
+      until: holdUntil,
+      where: `q.id = $3 AND q.status = 'pending'`,
+      set: 'attempts = j.attempts + 1',
+      returning: DELIVERY_COLUMNS,
+      params: [id],
+    });
+    return row === undefined ? undefined : mapDelivery(row);
   },
 
   /**
@@ -185,7 +201,7 @@ export const webhookRepository = {
    * ran out and another node re-claimed the delivery, that node's attempt is the one that counts.
    * False when the claim was lost.
    */
-  async settle(
+  settle(
     tx: Queryable,
     claim: Pick<DeliveryRow, 'id' | 'attempts' | 'nextAttemptAt'>,
     r: {
@@ -196,47 +212,17 @@ export const webhookRepository = {
       deliveredAt: Date | null;
     },
   ): Promise<boolean> {
-    const res = await tx.query(
-      `UPDATE webhook_deliveries SET status = $2, next_attempt_at = $3, last_status_code = $4,
-              last_error = $5, delivered_at = $6
-        WHERE id = $1 AND status = 'pending' AND attempts = $7 AND next_attempt_at = $8`,
-      [
-        claim.id,
-        r.status,
-        r.nextAttemptAt,
-        r.statusCode,
-        r.error,
-        r.deliveredAt,
-        claim.attempts,
-        claim.nextAttemptAt,
-      ],
+    return releaseLease(
+      tx,
+      DELIVERY_LEASE,
+      { key: claim.id, fence: claim.attempts },
+      {
+        until: r.nextAttemptAt,
+        set: 'status = $4, last_status_code = $5, last_error = $6, delivered_at = $7',
+        where: `status = 'pending' AND next_attempt_at = $8`,
+        params: [r.status, r.statusCode, r.error, r.deliveredAt, claim.nextAttemptAt],
+      },
     );
-    return res.rowCount > 0;
-  },
-
-  /**
-   * An attempt that could not even be prepared (e.g. the secret cannot be decrypted): counts it
-   * and moves the delivery out of the way, so it cannot sit at the head of the queue for ever.
-   * Only while still due (no other node holds it). The new state, or undefined.
-   */
-  async failPreparation(
-    tx: Queryable,
-    id: string,
-    now: Date,
-    r: { error: string; maxAttempts: number; backoffSeconds: number; maxBackoffSeconds: number },
-  ): Promise<{ status: DeliveryStatus; attempts: number } | undefined> {
-    const { rows } = await tx.query<{ status: DeliveryStatus; attempts: number }>(
-      `UPDATE webhook_deliveries
-          SET attempts = attempts + 1,
-              status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'pending' END,
-              next_attempt_at = $2::timestamptz + CASE WHEN attempts + 1 >= $3 THEN interval '0'
-                ELSE least($4 * power(2, attempts), $5) * interval '1 second' END,
-              last_status_code = NULL, last_error = $6
-        WHERE id = $1 AND status = 'pending' AND next_attempt_at <= $2
-        RETURNING status, attempts`,
-      [id, now, r.maxAttempts, r.backoffSeconds, r.maxBackoffSeconds, r.error],
-    );
-    return rows[0];
   },
 
   async deliveries(tx: Queryable, webhookId: string, limit: number): Promise<DeliveryRow[]> {

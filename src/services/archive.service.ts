@@ -6,6 +6,7 @@ import { keyVersionOf } from '../crypto/envelope.js';
 import type { Database } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
+import { backoffMs } from '../domain/backoff.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { ArchiveStore, StoredPart } from '../repositories/archive-store.repository.js';
 import type { AudioBlobRepository } from '../repositories/audio-blob.repository.js';
@@ -46,6 +47,8 @@ export type { ArchiveDeletionContext, ArchiveItemView, DeletionReceipt } from '.
 const RETENTION_BATCH = 500;
 /** An archive part without a row is only swept when older than this (a write may be in progress). */
 const SWEEP_MARGIN_MS = 3600_000;
+/** A recording whose archiving failed is retried after 1 h, doubling per failure, at most 7 days. */
+const ARCHIVE_RETRY = { baseMs: 3600_000, capMs: 7 * 24 * 3600_000 };
 
 export class ArchiveService {
   constructor(
@@ -82,7 +85,13 @@ export class ArchiveService {
       const archiveId = await this.archiveRecording(orgId, id).catch(async (err: unknown) => {
         // One broken recording must not stop the others; ids only in the log.
         const failures = await withTenant(this.db, { orgId, userId: null }, (tx) =>
-          archiveRepo.markArchiveFailed(tx, id, now),
+          archiveRepo.markArchiveFailed(
+            tx,
+            id,
+            // One node runs retention and each recording has its own retry time: no herd to spread,
+            // so the backoff is taken at its ceiling (1 h, doubling, at most 7 days).
+            (failures) => new Date(now.getTime() + backoffMs(ARCHIVE_RETRY, failures, () => 1)),
+          ),
         ).catch(() => undefined);
         this.logger.warn({ err, orgId, recordingId: id, failures }, 'archiving a recording failed');
         return undefined;

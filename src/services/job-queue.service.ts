@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Readable } from 'node:stream';
 import type { Database, Queryable } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
+import { backoffMs, type RandomSource } from '../domain/backoff.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { recordingJobRepository, type ClaimedJob } from '../repositories/recording-job.repository.js';
@@ -31,8 +32,13 @@ import { indexRecording } from './search-index.service.js';
 export interface JobQueueOptions {
   leaseSeconds: number;
   maxAttempts: number;
-  /** First retry delay; doubles with each attempt. */
+  /**
+   * The shortest wait before a retry. The wait is random (jitter: domain/backoff.ts) between it and
+   * a ceiling that starts at twice it and doubles with each attempt.
+   */
   backoffSeconds: number;
+  /** The backoff's random source (tests pass a fixed one); Math.random by default. */
+  random?: RandomSource;
   /**
    * Reclaims after a lapsed lease (its server or worker killed) allowed before the job fails as
    * `worker_crashed` (default 5). They use no attempt: a crash is not the recording's fault, but a
@@ -91,6 +97,9 @@ export interface JobAudio {
  */
 export const REMOTE_WORKER_ACTIVE_SECONDS = 180;
 
+/** No retry of a failed job waits longer than this, however many attempts are allowed. */
+const MAX_JOB_BACKOFF_MS = 24 * 3600_000;
+
 const leaseLost = () => new AppError('conflict', 'This worker no longer holds the job (lease lost)');
 
 export class JobQueueService {
@@ -132,12 +141,23 @@ export class JobQueueService {
     }
   }
 
+  /** A lease from now on this queue's clock (the clock run_after was written with). */
+  private leaseTimes(): { now: Date; until: Date } {
+    const now = this.clock.now();
+    return { now, until: new Date(now.getTime() + this.opts.leaseSeconds * 1000) };
+  }
+
+  /** Remote workers seen since then count as active. */
+  private activeSince(): Date {
+    return new Date(this.clock.now().getTime() - REMOTE_WORKER_ACTIVE_SECONDS * 1000);
+  }
+
   private claimOne(worker?: WorkerPrincipal): Promise<{ job: ClaimedJob; crashed: boolean } | undefined> {
     const tokenId = worker?.tokenId ?? null;
     const take = async (tx: Queryable) => {
       const job = await recordingJobRepository.claim(
         tx,
-        this.opts.leaseSeconds,
+        this.leaseTimes(),
         tokenId,
         this.opts.maxRunningPerOrg ?? null,
       );
@@ -157,9 +177,7 @@ export class JobQueueService {
    * are marked as waiting for one (the API shows why they do not start). Claims clear the mark.
    */
   async markWaitingForEngine(): Promise<void> {
-    await withSystem(this.db, (tx) =>
-      recordingJobRepository.markWaitingForEngine(tx, REMOTE_WORKER_ACTIVE_SECONDS),
-    );
+    await withSystem(this.db, (tx) => recordingJobRepository.markWaitingForEngine(tx, this.activeSince()));
   }
 
   /** An engine is usable again: no recording waits for one any more. */
@@ -170,15 +188,13 @@ export class JobQueueService {
   /** Active remote workers that could take `orgId`'s jobs (its own and platform tokens). */
   activeRemoteWorkers(orgId: string): Promise<number> {
     return withSystem(this.db, (tx) =>
-      recordingJobRepository.activeRemoteWorkers(tx, orgId, REMOTE_WORKER_ACTIVE_SECONDS),
+      recordingJobRepository.activeRemoteWorkers(tx, orgId, this.activeSince()),
     );
   }
 
   /** Whether any remote worker (of any org) is active: /readyz reports it. */
   anyActiveRemoteWorker(): Promise<boolean> {
-    return withSystem(this.db, (tx) =>
-      recordingJobRepository.anyActiveRemoteWorker(tx, REMOTE_WORKER_ACTIVE_SECONDS),
-    );
+    return withSystem(this.db, (tx) => recordingJobRepository.anyActiveRemoteWorker(tx, this.activeSince()));
   }
 
   /**
@@ -187,7 +203,7 @@ export class JobQueueService {
    */
   renew(job: HeldJob, progress: number, stage: JobStage = stageAt(progress)): Promise<boolean> {
     return withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
-      if (!(await recordingJobRepository.renew(tx, job.recordingId, job.leaseId, this.opts.leaseSeconds)))
+      if (!(await recordingJobRepository.renew(tx, job.recordingId, job.leaseId, this.leaseTimes())))
         return false;
       await recordingRepository.setProgress(tx, job.recordingId, progress, this.clock.now(), stage);
       return true;
@@ -206,13 +222,14 @@ export class JobQueueService {
         bodyEnc,
         now,
       });
-      // The search index commits with the transcript (docs/search.md).
-      await indexRecording(tx, this.keys, job.orgId, job.recordingId);
       // A live recording's participant labels become its speaker names (live-speakers.ts).
       const named = await nameLiveSpeakers(tx, this.keys, job.orgId, job.recordingId, {
         speakers: r.body.speakers,
         channels: r.channels,
       });
+      // The search index commits with the transcript (docs/search.md), after the names: it
+      // indexes the speakers by the names the panel shows.
+      await indexRecording(tx, this.keys, job.orgId, job.recordingId);
       if (named === 'unreadable')
         this.logger.warn(
           { recordingId: job.recordingId },
@@ -233,8 +250,10 @@ export class JobQueueService {
   }
 
   /**
-   * A failed attempt: retried after a backoff that doubles each time, or failed for good when the
-   * code is permanent or the attempts are used up. 'lost' when the lease was no longer held.
+   * A failed attempt: retried after a jittered backoff (at least backoffSeconds, its ceiling
+   * doubling each time), or failed
+   * for good when the code is permanent or the attempts are used up. 'lost' when the lease was no
+   * longer held.
    */
   async fail(job: HeldJob, code: string, worker?: WorkerPrincipal): Promise<FailOutcome> {
     const permanent = PERMANENT_FAILURES.has(code) || job.attempts >= this.opts.maxAttempts;
@@ -246,9 +265,20 @@ export class JobQueueService {
     const outcome = await withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
       let result: FailOutcome;
       if (!permanent) {
-        const delaySeconds = this.opts.backoffSeconds * 2 ** (job.attempts - 1);
+        // Never sooner than backoffSeconds: what failed (an engine, a model server) gets that long
+        // to recover before the next attempt is spent; above it the jitter spreads jobs that
+        // failed together.
+        const delayMs = backoffMs(
+          {
+            baseMs: this.opts.backoffSeconds * 2000,
+            capMs: MAX_JOB_BACKOFF_MS,
+            minMs: this.opts.backoffSeconds * 1000,
+          },
+          job.attempts,
+          this.opts.random,
+        );
         const released = await recordingJobRepository.release(tx, job.recordingId, job.leaseId, {
-          delaySeconds,
+          runAfter: new Date(this.clock.now().getTime() + delayMs),
           countAttempt: true,
         });
         if (released) await recordingRepository.requeue(tx, job.recordingId, this.clock.now());
@@ -269,7 +299,7 @@ export class JobQueueService {
   handBack(job: HeldJob, worker?: WorkerPrincipal, delaySeconds = 0): Promise<boolean> {
     return withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
       const released = await recordingJobRepository.release(tx, job.recordingId, job.leaseId, {
-        delaySeconds,
+        runAfter: new Date(this.clock.now().getTime() + delaySeconds * 1000),
         countAttempt: false,
       });
       if (!released) return false;

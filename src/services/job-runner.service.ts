@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
+import { backoffMs, type BackoffPolicy, type RandomSource } from '../domain/backoff.js';
 import { AppError } from '../domain/errors.js';
 import { OUTAGE_RETRY_AFTER_SECONDS, outageOf, type Outage } from '../domain/outage.js';
+import { systemClock, type Clock } from '../repositories/clock.repository.js';
 import type { PipelineResult, PipelineService, PipelineStage } from './pipeline.service.js';
 
 /** What a job is doing, as its heartbeat reports it: the pipeline's stages, then the save. */
@@ -46,13 +48,18 @@ export interface SourceJob {
 }
 
 export interface JobRunnerOptions {
+  /** How often the loop looks for work (a real timer: it sets the pace, the clock says what is due). */
   pollMs: number;
   /** Progress and lease renewal are sent at most this often. */
   heartbeatMs: number;
   /** Longest wait between claims after repeated errors (they back off exponentially up to this). */
   maxBackoffMs?: number;
-  /** Without a usable engine, how often to look again (default 30 s); wake() looks at once. */
+  /** Without a usable engine, how often to look again (default 30 s, on `clock`); wake() looks at once. */
   engineRecheckMs?: number;
+  /** Decides what is due: the engine re-check, the end of an outage pause, the outage deadline. */
+  clock?: Clock;
+  /** The backoffs' random source (tests pass a fixed one); Math.random by default. */
+  random?: RandomSource;
   /**
    * Checked before each claim: rejects with engine_unavailable while no engine can be chosen (so
    * no job is claimed only to wait). Without it, only a runner already waiting for an engine
@@ -70,6 +77,8 @@ export interface JobRunnerOptions {
 
 /** How long the runner keeps trying to record a result or a hand-back through an outage. */
 const OUTAGE_RETRY_MS = 60_000;
+/** The retries through an outage: the first within 500 ms, never more than 8 s apart. */
+const OUTAGE_BACKOFF = { baseMs: 500, capMs: 8000, minMs: 50 };
 
 const isEngineUnavailable = (err: unknown): err is AppError =>
   err instanceof AppError && err.code === 'engine_unavailable';
@@ -104,15 +113,25 @@ export class JobRunner {
   private waitingForEngine: string | undefined;
   /** A run proved the chosen engine unusable: verifyEngine() must pass before the next claim. */
   private engineSuspect = false;
-  /** Set when an outage interrupted a job: the loop waits this long before its next claim. */
-  private outagePauseMs = 0;
+  /** Set when an outage interrupted a job: the loop claims nothing before this time (on the clock). */
+  private outageUntil: number | undefined;
+  /** While waiting for an engine: when to look again (on the clock). */
+  private engineCheckAt = 0;
+  /** wake() while waiting for an engine: look now. */
+  private engineCheckNow = false;
+  private readonly clock: Clock;
+  private readonly errorBackoff: BackoffPolicy;
 
   constructor(
     private readonly source: JobSource,
     private readonly pipeline: PipelineProvider,
     private readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>,
     private readonly opts: JobRunnerOptions,
-  ) {}
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    const { pollMs, maxBackoffMs = 30_000 } = opts;
+    this.errorBackoff = { baseMs: pollMs * 2, capMs: maxBackoffMs, minMs: pollMs };
+  }
 
   get started(): boolean {
     return this.running !== undefined;
@@ -129,6 +148,7 @@ export class JobRunner {
    */
   wake(): void {
     this.woken = true;
+    this.engineCheckNow = true;
     this.wakeUp?.();
   }
 
@@ -183,24 +203,30 @@ export class JobRunner {
         errors++;
         this.logger.error({ err }, 'job queue error');
       }
-      if (this.outagePauseMs > 0 && !this.stopping && !this.woken) {
+      if (this.outageUntil !== undefined && !this.stopping && !this.woken) {
         // An outage interrupted the last job: a claim now would most likely meet it again (and a
         // remote worker's hand-back carries no delay), so wait as long as the job does.
-        const pause = this.outagePauseMs;
-        this.outagePauseMs = 0;
-        await this.sleep(pause);
+        const until = this.outageUntil;
+        this.outageUntil = undefined;
+        await this.sleepUntil(until);
         continue;
       }
       if (!worked && !this.stopping && !this.woken) {
-        const backoff = this.opts.pollMs * 2 ** Math.min(errors, 10);
+        // Errors back off (jittered, never below one poll); waiting for an engine only polls the
+        // clock, engineReady() decides when to look again.
         await this.sleep(
-          errors > 0
-            ? Math.min(backoff, this.opts.maxBackoffMs ?? 30_000)
-            : this.waitingForEngine !== undefined
-              ? (this.opts.engineRecheckMs ?? 30_000)
-              : this.opts.pollMs,
+          errors > 0 ? backoffMs(this.errorBackoff, errors, this.opts.random) : this.opts.pollMs,
         );
       }
+    }
+  }
+
+  /** Sleeps until `at` on the clock, a poll interval at a time; wake() and stop() end it early. */
+  private async sleepUntil(at: number): Promise<void> {
+    for (;;) {
+      const left = at - this.clock.now().getTime();
+      if (left <= 0 || this.stopping || this.woken) return;
+      await this.sleep(Math.min(left, this.opts.pollMs));
     }
   }
 
@@ -219,6 +245,9 @@ export class JobRunner {
 
   /** Whether an engine is usable; switches the runner into (and out of) waiting for one. */
   private async engineReady(): Promise<boolean> {
+    const now = this.clock.now().getTime();
+    if (this.waitingForEngine !== undefined && !this.engineCheckNow && now < this.engineCheckAt) return false;
+    this.engineCheckNow = false;
     let problem: string | undefined;
     try {
       if (this.opts.engineReady) await this.opts.engineReady();
@@ -233,11 +262,14 @@ export class JobRunner {
       problem = err.message;
     }
     if (problem !== undefined) {
+      this.engineCheckAt = now + (this.opts.engineRecheckMs ?? 30_000);
       await this.enterWaiting(problem);
       return false;
     }
     if (this.waitingForEngine !== undefined) {
       this.waitingForEngine = undefined;
+      // Waiting again later (a run proving the engine unusable) looks again at once.
+      this.engineCheckAt = 0;
       this.logger.info('a speech-recognition engine is usable: taking queued jobs again');
       await this.source.engineAvailable?.();
     }
@@ -363,7 +395,7 @@ export class JobRunner {
         { recordingId: job.recordingId, outage, delaySeconds },
         'transcription interrupted by an outage: job handed back, attempt not counted',
       );
-      this.outagePauseMs = delaySeconds * 1000;
+      this.outageUntil = this.clock.now().getTime() + delaySeconds * 1000;
       await this.whileOutage(() => job.handBack(delaySeconds));
       return;
     }
@@ -378,17 +410,18 @@ export class JobRunner {
   }
 
   /**
-   * Runs `step` again while it fails with an outage (backing off, for at most OUTAGE_RETRY_MS):
-   * the database that failed the job is usually the one that must record it. Past that, the
-   * lease expires and the job is claimed again.
+   * Runs `step` again while it fails with an outage (backing off, for at most OUTAGE_RETRY_MS on
+   * the clock): the database that failed the job is usually the one that must record it. Past
+   * that, the lease expires and the job is claimed again.
    */
   private async whileOutage(step: () => Promise<void>): Promise<void> {
-    const until = Date.now() + OUTAGE_RETRY_MS;
-    for (let delay = 500; ; delay = Math.min(delay * 2, 8000)) {
+    const until = this.clock.now().getTime() + OUTAGE_RETRY_MS;
+    for (let attempt = 1; ; attempt++) {
       try {
         return await step();
       } catch (err) {
-        if (!outageOf(err) || this.stopping || Date.now() + delay > until) throw err;
+        const delay = backoffMs(OUTAGE_BACKOFF, attempt, this.opts.random);
+        if (!outageOf(err) || this.stopping || this.clock.now().getTime() + delay > until) throw err;
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }

@@ -144,12 +144,14 @@ export class OrgExportRunner {
       );
       // Lease renewal and progress; a deleted (or retaken) export stops the build.
       const beat = async () => {
+        const now = this.clock.now();
         const ok = await withSystem(this.db, (tx) =>
           orgExportRepository.progress(tx, row.id, {
             done,
             total,
             attempts: row.attempts,
-            leaseUntil: new Date(this.clock.now().getTime() + this.leaseMs),
+            now,
+            leaseUntil: new Date(now.getTime() + this.leaseMs),
           }),
         );
         if (!ok && !cancelled) {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { withSystem } from '../db/tenant.js';
+import type { RandomSource } from '../domain/backoff.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { JOBS_CHANNEL, recordingJobRepository } from '../repositories/recording-job.repository.js';
 import { sweepScratch } from '../repositories/scratch-owner.repository.js';
@@ -44,8 +45,10 @@ export interface JobOptions {
   maxLeaseLapses?: number;
   /** Jobs of one org running at once on all workers (JobQueueOptions.maxRunningPerOrg). */
   maxRunningPerOrg?: number | undefined;
-  /** First retry delay; doubles with each attempt. */
+  /** The shortest wait before a retry (JobQueueOptions.backoffSeconds: jittered up to a doubling ceiling). */
   backoffSeconds: number;
+  /** The backoffs' random source (tests pass a fixed one). */
+  random?: RandomSource;
   /** Progress and lease renewal are written at most this often. */
   heartbeatMs: number;
   /**
@@ -100,6 +103,8 @@ export class RecordingJobService {
         new JobRunner(source, pipeline, logger, {
           pollMs: opts.pollMs,
           heartbeatMs: opts.heartbeatMs,
+          clock,
+          ...(opts.random ? { random: opts.random } : {}),
           ...(opts.engineRecheckMs !== undefined ? { engineRecheckMs: opts.engineRecheckMs } : {}),
           ...(opts.engineReady ? { engineReady: opts.engineReady } : {}),
           ...(opts.verifyEngine ? { verifyEngine: opts.verifyEngine } : {}),
@@ -129,8 +134,14 @@ export class RecordingJobService {
   async start(): Promise<void> {
     if (this.runner.started) return;
     await this.sweepLeftovers(true);
-    // Blobs whose row never committed or was deleted (sealed, so at start only).
-    await this.audio.sweep(this.opts.sweepOlderThanMs, this.clock.now().getTime());
+    // Blobs whose row never committed or was deleted (sealed, so at start only). Not fatal: an
+    // object store that is missing or refused at start is named in the log and /readyz, and the
+    // node must still come up to say so; the next start sweeps.
+    try {
+      await this.audio.sweep(this.opts.sweepOlderThanMs, this.clock.now().getTime());
+    } catch (err) {
+      this.logger.warn({ err }, 'could not sweep leftover audio blobs at start');
+    }
     this.sweepTimer = setInterval(() => {
       this.sweeping ??= this.sweepLeftovers(false).finally(() => (this.sweeping = undefined));
     }, this.opts.tmpSweepMs ?? 60_000);

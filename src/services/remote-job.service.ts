@@ -1,7 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { backoffMs, type RandomSource } from '../domain/backoff.js';
 import { workerFailureCodes } from '../domain/errors.js';
+import { systemClock, waitOn, type Clock } from '../repositories/clock.repository.js';
 import {
   WorkerApiError,
   type RemoteClaim,
@@ -22,10 +24,15 @@ export interface RemoteJobSourceOptions {
   tmpDir: string;
   /** Attempts of a result/fail/release call on network errors. */
   retries?: number;
+  /** The first retry's longest delay (default 1 s); doubles with each retry, up to 30 s, jittered. */
   retryDelayMs?: number;
+  /** The retries wait on this clock (tests move a ManualClock); the system clock by default. */
+  clock?: Clock;
+  /** The backoff's random source (tests pass a fixed one); Math.random by default. */
+  random?: RandomSource;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MAX_RETRY_DELAY_MS = 30_000;
 
 export class RemoteJobSource implements JobSource {
   constructor(
@@ -56,7 +63,12 @@ export class RemoteJobSource implements JobSource {
       } catch (err) {
         if (!(err instanceof WorkerApiError) || err.kind !== 'network' || attempt > retries) throw err;
         this.logger.warn({ attempt, code: err.kind }, `${what} failed, retrying`);
-        await sleep((this.opts.retryDelayMs ?? 1000) * 2 ** (attempt - 1));
+        const delay = backoffMs(
+          { baseMs: this.opts.retryDelayMs ?? 1000, capMs: MAX_RETRY_DELAY_MS },
+          attempt,
+          this.opts.random,
+        );
+        await waitOn(this.opts.clock ?? systemClock, delay);
       }
     }
   }

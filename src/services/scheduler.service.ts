@@ -99,7 +99,11 @@ export class SchedulerService {
         this.logger.error({ err, task: task.name }, 'maintenance task failed');
       }
       const next = new Date(this.clock.now().getTime() + interval);
-      await withSystem(this.db, (tx) => scheduledTaskRepository.finish(tx, task.name, next, error));
+      const kept = await withSystem(this.db, (tx) =>
+        scheduledTaskRepository.finish(tx, task.name, now, next, error),
+      );
+      // It ran past its lease and another node has the task now: that run reschedules it.
+      if (!kept) this.logger.warn({ task: task.name }, 'maintenance task outlived its lease');
       ran.push(task.name);
     }
     return ran;

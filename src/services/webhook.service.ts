@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Database, Queryable } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
+import { backoffMs, type RandomSource } from '../domain/backoff.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { WebhookUrlError, type WebhookSender } from '../repositories/webhook-delivery.repository.js';
@@ -19,7 +20,7 @@ import { requirePermission } from './org.service.js';
  * itself (`enqueueWebhooks`), so a committed event is never lost and a rolled-back one never
  * sent. A delivery loop sends due deliveries, signed like Stripe's
  * (`Sotto-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`), and retries
- * failures with exponential backoff up to a cap. Payloads carry ids, statuses and timestamps only:
+ * failures with exponential backoff up to a cap, jittered (domain/backoff.ts). Payloads carry ids, statuses and timestamps only:
  * never transcript text, never titles; the receiver fetches content with an API token.
  */
 export interface WebhookView {
@@ -39,6 +40,8 @@ export interface WebhookOptions {
   timeoutMs: number;
   /** After a rotation the previous secret also signs (a second v1) for this long. */
   rotationGraceSeconds: number;
+  /** The backoff's random source (tests pass a fixed one); Math.random by default. */
+  random?: RandomSource;
 }
 
 export const MAX_WEBHOOKS_PER_ORG = 10;
@@ -309,15 +312,20 @@ export class WebhookService {
       // The code only: messages may quote content.
       this.logger.warn({ deliveryId, orgId, error: code }, 'webhook delivery could not be attempted');
       try {
-        const r = await withTenant(this.db, { orgId, userId: null }, (tx) =>
-          webhookRepository.failPreparation(tx, deliveryId, this.clock.now(), {
+        // Claimed and settled in one transaction: only while still due (no other node holds it).
+        return await withTenant(this.db, { orgId, userId: null }, async (tx) => {
+          const now = this.clock.now();
+          const d = await webhookRepository.claim(tx, deliveryId, now, now);
+          if (!d) return false;
+          const exhausted = d.attempts >= this.opts.maxAttempts;
+          return webhookRepository.settle(tx, d, {
+            status: exhausted ? 'failed' : 'pending',
+            nextAttemptAt: exhausted ? now : new Date(now.getTime() + this.retryDelayMs(d.attempts)),
+            statusCode: null,
             error: `not sent: ${code}`.slice(0, 200),
-            maxAttempts: this.opts.maxAttempts,
-            backoffSeconds: this.opts.backoffSeconds,
-            maxBackoffSeconds: this.opts.maxBackoffSeconds,
-          }),
-        );
-        return r !== undefined;
+            deliveredAt: null,
+          });
+        });
       } catch (settleErr) {
         this.logger.error({ deliveryId, orgId, error: errorCode(settleErr) }, 'webhook delivery not settled');
         return false;
@@ -374,8 +382,7 @@ export class WebhookService {
         });
     const after = this.clock.now();
     const exhausted = d.attempts >= this.opts.maxAttempts || Boolean(hook.disabledAt);
-    const delay =
-      Math.min(this.opts.backoffSeconds * 2 ** (d.attempts - 1), this.opts.maxBackoffSeconds) * 1000;
+    const delay = this.retryDelayMs(d.attempts);
     if (!result.ok)
       this.logger.warn(
         {
@@ -400,6 +407,15 @@ export class WebhookService {
     // attempt is the one recorded (the receiver dedupes on Sotto-Delivery).
     if (!kept) this.logger.warn({ webhookId: hook.id, deliveryId: d.id }, 'webhook delivery claim lost');
     return true;
+  }
+
+  /** The wait before the retry that follows attempt number `attempt`. */
+  private retryDelayMs(attempt: number): number {
+    return backoffMs(
+      { baseMs: this.opts.backoffSeconds * 1000, capMs: this.opts.maxBackoffSeconds * 1000 },
+      attempt,
+      this.opts.random,
+    );
   }
 
   /** `sotto serve`: a pass every pollMs (claims make several nodes safe; each delivery is claimed once). */

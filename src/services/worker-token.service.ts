@@ -51,7 +51,7 @@ const mint = () => codec.mint();
 
 /** A revoked token's jobs go back to the queue at once instead of waiting for their leases. */
 async function releaseJobs(tx: Queryable, tokenId: string, now: Date): Promise<string[]> {
-  const ids = await recordingJobRepository.releaseHeldBy(tx, tokenId);
+  const ids = await recordingJobRepository.releaseHeldBy(tx, tokenId, now);
   for (const id of ids) await recordingRepository.requeue(tx, id, now);
   return ids;
 }
