@@ -135,6 +135,7 @@ describe(`a server without a speech-recognition engine (${backendLabel})`, () =>
         database: 'ok',
         redis: 'not_configured',
         disk: 'ok',
+        storage: 'ok',
         engine: 'none',
         remoteWorkers: 'none',
         publicUrl: 'ok',

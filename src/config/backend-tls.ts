@@ -37,7 +37,7 @@ export function isLocalHost(host: string): boolean {
   return h === '::1' || h.startsWith('::ffff:127.');
 }
 
-function readCa(variable: string, file: string, problems: string[]): string | undefined {
+export function readCa(variable: string, file: string, problems: string[]): string | undefined {
   if (!existsSync(file)) {
     problems.push(`${variable}: ${file} does not exist`);
     return undefined;

@@ -12,7 +12,8 @@ import { readdirSafe, syncDir } from './sealed-file-store.repository.js';
  * implementations behind one interface:
  *  - `dir`: `<SOTTO_ARCHIVE_DIR>/<org>/<archiveId>.<part>` (files 0600, folders 0700), written to
  *    a temp name, fsynced, renamed, and the folder fsynced: a write that returned survives a crash;
- *  - `database`: the archive_objects table in 1 MiB rows, for several nodes without a shared disk.
+ *  - `database`: the archive_objects table in 1 MiB rows, for several nodes without a shared disk;
+ *  - `s3`: `archive/<org>/<archiveId>.<part>` in the object store's bucket (s3-archive-store.repository.ts).
  * A part is `object` (the sealed recording) or `audio` (the kept audio's sealed blob, copied).
  * Only server-chosen UUIDs reach a path or a row.
  */
@@ -32,7 +33,7 @@ export interface ArchiveEntry {
 }
 
 export interface ArchiveStore {
-  readonly kind: 'dir' | 'database';
+  readonly kind: 'dir' | 'database' | 's3';
   /** Stores a part durably (returns after fsync / commit). Replaces an earlier part of that name. */
   put(orgId: string, archiveId: string, part: ArchivePart, source: Readable, now: Date): Promise<StoredPart>;
   /** The part's bytes as a stream; undefined when it does not exist. */
@@ -46,10 +47,10 @@ export interface ArchiveStore {
 }
 
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const PARTS: readonly ArchivePart[] = ['object', 'audio'];
+export const PARTS: readonly ArchivePart[] = ['object', 'audio'];
 export const ARCHIVE_ROW_BYTES = 1024 * 1024;
 
-function checkIds(orgId: string, archiveId: string): { org: string; id: string } {
+export function checkIds(orgId: string, archiveId: string): { org: string; id: string } {
   const org = orgId.toLowerCase();
   const id = archiveId.toLowerCase();
   if (!ID.test(org) || !ID.test(id)) throw new Error('invalid archive id');

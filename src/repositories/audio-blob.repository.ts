@@ -5,14 +5,15 @@ import path from 'node:path';
 import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OWNER_TAG, sweepScratch } from './scratch-owner.repository.js';
-import { SealedFileStore } from './sealed-file-store.repository.js';
+import type { SealedObjectStore } from './sealed-file-store.repository.js';
 
 /**
- * Sealed audio blobs on local disk, `<dataDir>/audio/<orgId>/<recordingId>.bin` (0600, folders
- * 0700), and private work files `<dataDir>/tmp/work/*` holding decrypted copies for the local
- * pipeline. The blobs (ids checked, temp + fsync + rename + folder fsync, so a reader never sees
- * a half-written blob and a crash leaves only a `.tmp` file the start-up sweep removes) are a
- * SealedFileStore; this adds the work files and names the id a recording id.
+ * Sealed audio blobs, and private work files `<dataDir>/tmp/work/*` holding decrypted copies for
+ * the local pipeline. The blobs are a SealedObjectStore: on local disk
+ * `<dataDir>/audio/<orgId>/<recordingId>.bin` (0600, folders 0700; ids checked, temp + fsync +
+ * rename + folder fsync, so a reader never sees a half-written blob and a crash leaves only a
+ * `.tmp` file the start-up sweep removes), or `audio/<orgId>/<recordingId>.bin` in an S3 bucket
+ * (SOTTO_STORAGE=s3). This adds the work files (always local) and names the id a recording id.
  */
 export interface BlobEntry {
   orgId: string;
@@ -22,21 +23,14 @@ export interface BlobEntry {
 }
 
 export class AudioBlobRepository {
-  private readonly store: SealedFileStore;
-
   constructor(
-    audioDir: string,
+    private readonly store: SealedObjectStore,
     private readonly workDir: string,
-  ) {
-    this.store = new SealedFileStore(audioDir, 'blob');
-  }
+  ) {}
 
-  get directory(): string {
-    return this.store.directory;
-  }
-
-  blobPath(orgId: string, recordingId: string): string {
-    return this.store.filePath(orgId, recordingId);
+  /** SHA-256 (hex) of the sealed blob (deletion receipts); undefined when there is none. */
+  sha256(orgId: string, recordingId: string): Promise<string | undefined> {
+    return this.store.sha256(orgId, recordingId);
   }
 
   /** Streams `source` through `transform` into the blob, atomically and durably. */
@@ -94,7 +88,7 @@ export class AudioBlobRepository {
     return (await this.store.list()).map(({ id, ...e }) => ({ ...e, recordingId: id }));
   }
 
-  /** Deletes a file `list()` returned (only inside the audio folder). */
+  /** Deletes an entry `list()` returned (only inside the audio store). */
   removeListed(entry: BlobEntry): Promise<void> {
     return this.store.removeListed(entry.file);
   }

@@ -2,13 +2,15 @@ import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Transform } from 'node:stream';
-import { SealedFileStore } from './sealed-file-store.repository.js';
+import { SealedFileStore, type SealedObjectStore } from './sealed-file-store.repository.js';
 
 /**
- * Sealed org exports on local disk, `<dataDir>/exports/<orgId>/<exportId>.bin` (0600, folders
- * 0700), plus the builder's encrypted scratch files `.<exportId>.<random>.tmp` in the same folder.
- * The files themselves (ids checked, temp + fsync + rename + folder fsync) are a SealedFileStore;
- * this adds the scratch files and names the id an export id.
+ * Sealed org exports, plus the builder's encrypted scratch files
+ * `<dataDir>/exports/<orgId>/.<exportId>.<random>.tmp` (always local: only the building node reads
+ * them back). The finished exports are a SealedObjectStore: by default the local one, files
+ * `<dataDir>/exports/<orgId>/<exportId>.bin` beside the scratch files (0600, folders 0700; ids
+ * checked, temp + fsync + rename + folder fsync), or `exports/…` in an S3 bucket
+ * (SOTTO_STORAGE=s3), so any node serves a download. This names the id an export id.
  */
 export interface ExportFileEntry {
   orgId: string;
@@ -19,23 +21,22 @@ export interface ExportFileEntry {
 }
 
 export class ExportFileRepository {
-  private readonly store: SealedFileStore;
+  /** The local folder: scratch files always, finished exports too unless `finals` is given. */
+  private readonly local: SealedFileStore;
+  private readonly store: SealedObjectStore;
 
-  constructor(dir: string) {
-    this.store = new SealedFileStore(dir, 'export');
+  constructor(dir: string, finals?: SealedObjectStore) {
+    this.local = new SealedFileStore(dir, 'export');
+    this.store = finals ?? this.local;
   }
 
   get directory(): string {
-    return this.store.directory;
-  }
-
-  filePath(orgId: string, exportId: string): string {
-    return this.store.filePath(orgId, exportId);
+    return this.local.directory;
   }
 
   /** Streams `source` through `transforms` into a new scratch file; returns its path (removed on failure). */
   writeScratch(orgId: string, exportId: string, source: Readable, transforms: Transform[]): Promise<string> {
-    return this.store.writeTemp(orgId, exportId, source, transforms, false);
+    return this.local.writeTemp(orgId, exportId, source, transforms, false);
   }
 
   /** Reads a scratch file this repository wrote (refuses any other path). */
@@ -67,18 +68,28 @@ export class ExportFileRepository {
     return this.store.remove(orgId, exportId);
   }
 
-  /** Every file under the exports folder, for the sweep to judge. */
+  /** Every finished export and scratch file, for the sweep to judge. */
   async list(): Promise<ExportFileEntry[]> {
-    return (await this.store.list()).map(({ id, ...e }) => ({ ...e, exportId: id }));
+    const entries = await this.store.list();
+    // With finished exports elsewhere, the local folder still holds the scratch files (no id).
+    if (this.store !== this.local) entries.push(...(await this.local.list()).filter((e) => !e.id));
+    return entries.map(({ id, ...e }) => ({ ...e, exportId: id }));
   }
 
-  /** Deletes a file `list()` returned (only inside the exports folder). */
+  /** Deletes an entry `list()` returned (only inside the exports folder or store). */
   removeListed(entry: ExportFileEntry): Promise<void> {
-    return this.store.removeListed(entry.file);
+    // Local entries are absolute paths; object keys never start with '/'.
+    const owner = path.isAbsolute(entry.file) ? this.local : this.store;
+    return owner.removeListed(entry.file);
+  }
+
+  /** Removes an org's finished exports (org deletion; the local folder goes with the others). */
+  removeOrg(orgId: string): Promise<number> {
+    return this.store.removeOrg(orgId);
   }
 
   private checkScratch(file: string): void {
-    if (!this.store.holds(file) || !path.basename(path.resolve(file)).endsWith('.tmp'))
+    if (!this.local.holds(file) || !path.basename(path.resolve(file)).endsWith('.tmp'))
       throw new Error('not an export scratch file');
   }
 }

@@ -2,13 +2,17 @@ import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
- * The per-org folders under the data dir (sealed audio, live spools, exports, …), removed whole
- * when the organization is deleted. Only a server-chosen UUID reaches a path.
+ * The per-org folders under the data dir (sealed audio, live spools, exports, …), and the org's
+ * objects in an object store (SOTTO_STORAGE=s3), removed whole when the organization is deleted.
+ * Only a server-chosen UUID reaches a path or a key.
  */
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class OrgFilesRepository {
-  constructor(private readonly roots: readonly string[]) {}
+  constructor(
+    private readonly roots: readonly string[],
+    private readonly stores: readonly { removeOrg(orgId: string): Promise<number> }[] = [],
+  ) {}
 
   /** Removes `<root>/<orgId>` under every root; returns how many files were in them. */
   async removeOrg(orgId: string): Promise<number> {
@@ -20,6 +24,7 @@ export class OrgFilesRepository {
       files += await countFiles(dir);
       await rm(dir, { recursive: true, force: true });
     }
+    for (const store of this.stores) files += await store.removeOrg(id);
     return files;
   }
 }

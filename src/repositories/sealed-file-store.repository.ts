@@ -4,6 +4,7 @@ import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { sha256File } from './file-digest.repository.js';
 
 /**
  * Sealed (already encrypted) files on local disk, one per id, `<dir>/<orgId>/<id>.bin` (0600,
@@ -14,16 +15,48 @@ import { pipeline } from 'node:stream/promises';
  * and a crash leaves only temp files for the sweep.
  */
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const NIL = '00000000-0000-0000-0000-000000000000';
 
 export interface SealedFileEntry {
   orgId: string;
   /** Set for a finished file; undefined for temp files and strays. */
   id: string | undefined;
+  /** Where it is: a path (local) or an object key (S3); only for `removeListed`. */
   file: string;
   mtimeMs: number;
 }
 
-export class SealedFileStore {
+/** Whether the store can be used now (/readyz, the start-up log). */
+export type StorageCheck = 'ok' | 'no_bucket' | 'denied' | 'failed';
+
+/**
+ * Sealed (already encrypted) objects, one per (org, id): the local folder below, or an
+ * S3-compatible bucket (s3-object-store.repository.ts), chosen once in app.ts from SOTTO_STORAGE.
+ * Both make a write all-or-nothing: a reader never sees half an object.
+ */
+export interface SealedObjectStore {
+  readonly kind: 'local' | 's3';
+  /** Streams `source` through `transforms` into the object, atomically and durably. */
+  write(orgId: string, id: string, source: Readable, transforms: Transform[]): Promise<void>;
+  /** The first `n` bytes and the size; undefined when the object does not exist. */
+  head(orgId: string, id: string, n: number): Promise<{ bytes: Buffer; size: number } | undefined>;
+  /** Bytes [start, end] (inclusive) as a stream: only that span is read (an S3 Range GET). */
+  readRange(orgId: string, id: string, start: number, end: number): Readable;
+  /** SHA-256 (hex) of the stored bytes; undefined when the object does not exist. */
+  sha256(orgId: string, id: string): Promise<string | undefined>;
+  remove(orgId: string, id: string): Promise<void>;
+  /** Removes every object of an org (org deletion); returns how many there were. */
+  removeOrg(orgId: string): Promise<number>;
+  /** Every object (finished ones with their id; temp files and strays without) for the sweeps. */
+  list(): Promise<SealedFileEntry[]>;
+  /** Deletes an entry `list()` returned (only inside this store). */
+  removeListed(file: string): Promise<void>;
+  check(): Promise<StorageCheck>;
+}
+
+export class SealedFileStore implements SealedObjectStore {
+  readonly kind = 'local' as const;
+
   /** `what` names the kind of file in the error for a bad id ("invalid blob id"). */
   constructor(
     readonly directory: string,
@@ -106,6 +139,22 @@ export class SealedFileStore {
 
   async remove(orgId: string, id: string): Promise<void> {
     await rm(this.filePath(orgId, id), { force: true });
+  }
+
+  sha256(orgId: string, id: string): Promise<string | undefined> {
+    return sha256File(this.filePath(orgId, id));
+  }
+
+  async removeOrg(orgId: string): Promise<number> {
+    const dir = path.dirname(this.filePath(orgId, NIL));
+    const n = (await readdirSafe(dir)).length;
+    await rm(dir, { recursive: true, force: true });
+    return n;
+  }
+
+  /** The folder is created on first write; a local disk's trouble shows in /readyz's `disk`. */
+  check(): Promise<StorageCheck> {
+    return Promise.resolve('ok');
   }
 
   /** Every file under the folder (finished ones with their id, temp files and strays without). */

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Actor } from '../domain/auth-context.js';
 import type { EngineId } from '../repositories/asr/engine.js';
 import type { DiskSpaceRepository } from '../repositories/disk-space.repository.js';
+import type { SealedObjectStore, StorageCheck } from '../repositories/sealed-file-store.repository.js';
 import { ENGINE_FIX, type EngineMissing, type EngineReadinessService } from './engine-readiness.service.js';
 import type { JobQueueService } from './job-queue.service.js';
 import { requirePermission } from './org.service.js';
@@ -16,6 +17,8 @@ export interface Readiness {
   redis: CheckResult;
   /** The data disk: `low` below SOTTO_DISK_MIN_FREE_MB free, `failed` when it cannot be read. */
   disk: 'ok' | 'low' | 'failed';
+  /** The audio/export store (SOTTO_STORAGE): an S3 bucket missing, refused, or unreachable. */
+  storage: StorageCheck;
   engine: { status: 'ok'; id: EngineId; model: string | null } | { status: 'none'; missing: EngineMissing };
   remoteWorkers: 'active' | 'none' | 'unknown';
   /** `mismatch`: another node seen recently has another SOTTO_PUBLIC_URL (ServerNodeService; named in the log). */
@@ -47,14 +50,16 @@ export class HealthService {
     private readonly queue: Pick<JobQueueService, 'activeRemoteWorkers' | 'anyActiveRemoteWorker'>,
     private readonly disk: { space: Pick<DiskSpaceRepository, 'freeBytes'>; minFreeBytes: number },
     private readonly nodes?: Pick<ServerNodeService, 'conflicts'>,
+    private readonly storage?: Pick<SealedObjectStore, 'check'>,
   ) {}
 
   async readiness(): Promise<Readiness> {
-    const [database, redis, engine, disk] = await Promise.all([
+    const [database, redis, engine, disk, storage] = await Promise.all([
       this.checkDatabase(),
       this.checkRedis(),
       this.engineSummary(),
       this.checkDisk(),
+      this.storage ? this.storage.check().catch(() => 'failed' as const) : ('ok' as const),
     ]);
     const remoteWorkers =
       database === 'ok'
@@ -64,11 +69,12 @@ export class HealthService {
           )
         : 'unknown';
     // A (nearly) full disk: uploads are refused and live audio cannot be spooled, so this node
-    // should get no new work until space is freed.
-    const ready = database === 'ok' && redis !== 'failed' && disk === 'ok';
+    // should get no new work until space is freed. Without its object store a node can neither
+    // keep an upload nor play one back.
+    const ready = database === 'ok' && redis !== 'failed' && disk === 'ok' && storage === 'ok';
     // Reported, not required: taking nodes out of service would not make them agree.
     const publicUrl = (this.nodes?.conflicts.length ?? 0) > 0 ? ('mismatch' as const) : ('ok' as const);
-    return { ready, database, redis, disk, engine, remoteWorkers, publicUrl };
+    return { ready, database, redis, disk, storage, engine, remoteWorkers, publicUrl };
   }
 
   /**

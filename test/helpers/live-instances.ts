@@ -102,7 +102,9 @@ export function serveEnv(
  * `sotto serve` as a child process (a real, separate server: its own event loop, memory and
  * connections), resolved once it listens. Its environment is exactly `env` plus PATH and HOME.
  */
-export function serve(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
+export function serve(
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; port: number; output: () => string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -116,7 +118,7 @@ export function serve(env: Record<string, string>): Promise<{ child: ChildProces
       const listening = /"address":"https:\/\/127\.0\.0\.1:(\d+)"/.exec(out);
       if (listening && out.includes('"msg":"sotto started"')) {
         clearTimeout(timer);
-        resolve({ child, port: Number(listening[1]) });
+        resolve({ child, port: Number(listening[1]), output: () => out });
       }
     });
     child.on('close', (code) => reject(new Error(`serve exited with ${code}\n${out}`)));

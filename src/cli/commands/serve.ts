@@ -7,6 +7,7 @@ import { createLogger } from '../../http/logger.js';
 import { startTransport, type Transport } from '../../http/listen.js';
 import { ensureSelfSignedCert, readTlsFiles, type TlsMaterial } from '../../repositories/tls.repository.js';
 import { openRuntime, type Runtime } from '../runtime.js';
+import type { Services } from '../../app.js';
 import { checkDecoder } from '../../repositories/ffmpeg.repository.js';
 import { ENGINE_FIX, type EngineReadinessService } from '../../services/engine-readiness.service.js';
 
@@ -62,6 +63,29 @@ async function logEngine(engines: EngineReadinessService, logger: Logger): Promi
   return 'none';
 }
 
+/**
+ * The object store, checked once at start. Not fatal (the bucket may be created a minute later,
+ * and /readyz keeps saying `storage` until then), but named plainly: without it nothing can be
+ * kept or played back. Bucket and endpoint only, never credentials.
+ */
+async function logStorage(storage: Services['storage'], config: Config, logger: Logger): Promise<string> {
+  if (config.storage.kind === 'local') return 'local';
+  const { bucket, endpoint, prefix } = config.storage.s3;
+  const status = await storage.check().catch(() => 'failed' as const);
+  const where = { bucket, prefix, endpoint: endpoint ?? 'aws', status };
+  const why = {
+    ok: '',
+    no_bucket: 'the bucket does not exist: create it (SOTTO_S3_BUCKET)',
+    denied:
+      'access to the bucket was refused: check SOTTO_S3_ACCESS_KEY_ID / SOTTO_S3_SECRET_ACCESS_KEY and the bucket policy',
+    failed:
+      'the object store could not be reached: check SOTTO_S3_ENDPOINT, the network and SOTTO_S3_CA_FILE',
+  }[status];
+  if (status !== 'ok')
+    logger.error(where, `object storage unusable: ${why}; /readyz reports storage: ${status} until fixed`);
+  return `s3:${status}`;
+}
+
 export async function startServe(opts: ServeOptions = {}): Promise<RunningServer> {
   const config = loadConfig(opts.env);
   const logger = opts.logger ?? createLogger(config.logLevel);
@@ -80,6 +104,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
       );
     // An old master key is logged once per start (and shown in /readyz, `sotto keys status`).
     await runtime.services.keyAge.warnIfDue(logger);
+    const storage = await logStorage(runtime.services.storage, config, logger);
     // The in-process transcription worker (sweeps leftover staged uploads first).
     await runtime.services.jobs.start();
     // This node's org-export builder (expiry is a scheduler task; see docs/lifecycle.md).
@@ -97,6 +122,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
         database: runtime.services.db.kind,
         redis: config.redisUrl ? 'connected' : 'not configured (in-memory rate limits)',
         masterKeySource: config.masterKeySource.kind,
+        storage,
         activeMasterKeyVersion: config.masterKeys.active.version,
         engine,
       },
