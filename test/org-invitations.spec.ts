@@ -70,6 +70,7 @@ describe(`invitations (${backendLabel})`, () => {
       expiresAt: '2031-03-08T09:00:00.000Z',
       inviteUrl: expect.stringMatching(/^https:\/\/sotto\.test\/invite#token=[A-Za-z0-9_-]{43}$/),
       emailSent: false,
+      emailSentAt: null,
     });
     const token = tokenOf(body.inviteUrl);
     const stored = await withSystem(t.db, (tx) =>
@@ -322,11 +323,59 @@ describe(`invitation email (${backendLabel})`, () => {
       });
       expect(res.statusCode).toBe(201);
       expect(res.json().emailSent).toBe(false);
+      expect(res.json().emailSentAt).toBeNull();
       const logs = t.logs.join('');
       expect(logs).toContain('invitation email could not be sent');
       expect(logs).not.toContain(tokenOf(res.json().inviteUrl));
     } finally {
       await t.close();
+    }
+  });
+
+  it('the list says per invitation whether the mail server took its email, refusals included', async () => {
+    const smtp = await fakeSmtp({ refuse: (rcpt) => rcpt.startsWith('nobody') });
+    const t = await startTestApp({
+      env: { SOTTO_SMTP_URL: smtp.url, SOTTO_MAIL_FROM: 'Sotto <no-reply@sotto.test>' },
+    });
+    try {
+      const admin = await createOrgWithUser(t.services, { role: 'admin' });
+      const other = await createOrgWithUser(t.services, { role: 'admin' });
+      const send = (email: string) =>
+        t.app.inject({
+          method: 'POST',
+          url: '/api/v1/org/invitations',
+          headers: bearer(admin.accessToken),
+          payload: { email, role: 'member' },
+        });
+      const taken = await send('taken@example.test');
+      const refused = await send('nobody@example.test');
+      expect([taken.statusCode, refused.statusCode]).toEqual([201, 201]);
+      expect(taken.json()).toMatchObject({ emailSent: true, emailSentAt: expect.any(String) });
+      // The server answered 550 for that mailbox: the link exists, no email went out.
+      expect(refused.json()).toMatchObject({ emailSent: false, emailSentAt: null });
+      expect(smtp.messages).toHaveLength(1);
+      expect(smtp.messages[0]).toMatch(/^To: taken@example\.test$/m);
+
+      // Stored, not remembered by the page: a later read of the list still tells them apart.
+      const list = await t.app.inject({ url: '/api/v1/org/invitations', headers: bearer(admin.accessToken) });
+      const rows = list.json() as { email: string; emailSentAt: string | null }[];
+      const at = (email: string) => rows.find((r) => r.email === email)?.emailSentAt;
+      expect(at('taken@example.test')).toBe(taken.json().emailSentAt);
+      expect(Date.parse(at('taken@example.test')!)).toBeGreaterThanOrEqual(
+        Date.parse(taken.json().createdAt),
+      );
+      expect(at('nobody@example.test')).toBeNull();
+      // Another org's admin sees none of it.
+      const theirs = await t.app.inject({
+        url: '/api/v1/org/invitations',
+        headers: bearer(other.accessToken),
+      });
+      expect(theirs.json()).toEqual([]);
+      expect(t.logs.join('')).toContain('invitation email could not be sent');
+      expect(t.logs.join('')).not.toContain(tokenOf(refused.json().inviteUrl));
+    } finally {
+      await t.close();
+      await smtp.close();
     }
   });
 });

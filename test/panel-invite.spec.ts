@@ -10,7 +10,7 @@ import { backendLabel } from './helpers/test-app.js';
  * Invitations as both sides see them (issue 13), in real Chromium at 1440×900 and 390×844: the
  * admin is told "Invitation sent" only when the mail server took the email (a real SMTP
  * conversation with a test server), and "Link created — copy it" when it could not be sent (the
- * server stopped); the person opening the link is told which organization and who invited them
+ * server refused the mailbox, or stopped), and each row of the list says the same after a reload; the person opening the link is told which organization and who invited them
  * before typing anything, and a link that does not work says so at once.
  */
 const skipReason = panelSkipReason('panel-invite');
@@ -40,7 +40,7 @@ describe.skipIf(Boolean(skipReason))(`panel: invitations name who and where (${b
   };
 
   beforeAll(async () => {
-    smtp = await fakeSmtp();
+    smtp = await fakeSmtp({ refuse: (rcpt) => rcpt.startsWith('refused') });
     panel = await startPanel({ SOTTO_SMTP_URL: smtp.url, SOTTO_MAIL_FROM: 'Sotto <no-reply@sotto.test>' });
     owner = await createOrgWithUser(panel.t.services, { role: 'owner', orgName: 'Harbour Practice' });
     await panel.t.db.query('UPDATE users SET password_hash = $1, name = $2 WHERE id = $3', [
@@ -72,9 +72,21 @@ describe.skipIf(Boolean(skipReason))(`panel: invitations name who and where (${b
     // The mail server really received it, with the same link the page shows once.
     sentUrl = await page.getByTestId('invite-url').innerText();
     expect(smtp.messages.some((m) => m.includes('nurse@example.test'))).toBe(true);
-    // The list says when it was created, not that anything was sent.
-    const row = page.locator('.org-row', { hasText: 'nurse@example.test' });
-    expect(await row.innerText()).toMatch(/created /);
+    // The list says so per row, from what the server stored (also after a reload).
+    const row = (email: string) => page.locator('.org-row', { hasText: email });
+    await row('nurse@example.test').waitFor();
+    expect(await row('nurse@example.test').innerText()).toMatch(/created .* · email sent/);
+
+    // The mail server refuses this mailbox (550): no "sent", neither in the note nor in the row.
+    const refused = await inviteFrom('refused@example.test');
+    await refused.waitFor();
+    expect(await refused.innerText()).toContain('Link created — copy it');
+    await page.reload();
+    await row('refused@example.test').waitFor();
+    expect(await row('refused@example.test').innerText()).toContain('no email sent');
+    expect(await row('nurse@example.test').innerText()).toContain('email sent');
+    expect(await row('nurse@example.test').innerText()).not.toContain('no email sent');
+    expect(smtp.messages.some((m) => m.includes('refused@example.test'))).toBe(false);
 
     for (const size of [DESKTOP, PHONE]) {
       const p = await openLink(sentUrl, size);
@@ -105,6 +117,9 @@ describe.skipIf(Boolean(skipReason))(`panel: invitations name who and where (${b
     expect(text).toContain('Link created — copy it');
     expect(text).not.toMatch(/Invitation sent|on its way/);
     await expectSeen(note, 'the link note', true);
+    expect(await page.locator('.org-row', { hasText: 'porter@example.test' }).innerText()).toContain(
+      'no email sent',
+    );
     await expectSeen(page.getByRole('button', { name: 'Copy link' }), 'Copy link', true);
     expect(await sidewaysOverflow(page)).toBeLessThanOrEqual(0);
 

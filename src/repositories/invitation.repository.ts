@@ -12,6 +12,8 @@ export interface Invitation {
   expiresAt: Date;
   acceptedAt: Date | null;
   revokedAt: Date | null;
+  /** When the mail server accepted its email; null when none was sent. */
+  emailSentAt: Date | null;
 }
 
 interface DbRow {
@@ -24,9 +26,11 @@ interface DbRow {
   expires_at: Date;
   accepted_at: Date | null;
   revoked_at: Date | null;
+  email_sent_at: Date | null;
 }
 
-const COLUMNS = 'id, org_id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at';
+const COLUMNS =
+  'id, org_id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at, email_sent_at';
 
 const map = (r: DbRow): Invitation => ({
   id: r.id,
@@ -38,6 +42,7 @@ const map = (r: DbRow): Invitation => ({
   expiresAt: r.expires_at,
   acceptedAt: r.accepted_at,
   revokedAt: r.revoked_at,
+  emailSentAt: r.email_sent_at,
 });
 
 /** Invitations are stored by the SHA-256 of their token only; the token itself is never kept. */
@@ -97,6 +102,15 @@ export const invitationRepository = {
 
   async markAccepted(tx: Queryable, orgId: string, id: string, now: Date): Promise<void> {
     await tx.query('UPDATE invitations SET accepted_at = $3 WHERE org_id = $1 AND id = $2', [orgId, id, now]);
+  },
+
+  /** The mail server took this invitation's email (see migration 0027). */
+  async markEmailSent(tx: Queryable, orgId: string, id: string, at: Date): Promise<void> {
+    await tx.query('UPDATE invitations SET email_sent_at = $3 WHERE org_id = $1 AND id = $2', [
+      orgId,
+      id,
+      at,
+    ]);
   },
 
   async revoke(tx: Queryable, orgId: string, id: string, now: Date): Promise<boolean> {

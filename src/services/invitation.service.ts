@@ -110,7 +110,8 @@ export class InvitationService {
     // eslint-disable-next-line no-control-regex -- org names go into a mail header
     const safeOrgName = orgName.replace(/[\u0000-\u001f\u007f]/g, ' ');
     const emailSent = await this.sendEmail(input.email, safeOrgName, inviteUrl, invitation.expiresAt);
-    return { invitation: { ...invitation, status: 'pending' }, inviteUrl, emailSent };
+    const emailSentAt = emailSent ? await this.markEmailSent(actor, invitation.id) : null;
+    return { invitation: { ...invitation, emailSentAt, status: 'pending' }, inviteUrl, emailSent };
   }
 
   async list(actor: Actor, limit = 100): Promise<InvitationView[]> {
@@ -218,6 +219,23 @@ export class InvitationService {
         organization: { id: org.id, name: org.name, slug: org.slug },
       };
     });
+  }
+
+  /**
+   * Remembers that the email went out, for the list's "email sent". A failure here must not turn
+   * a created and mailed invitation into an error (the admin would invite again and kill the
+   * mailed link): the list then says no email was sent, which errs on the side of giving the link.
+   */
+  private async markEmailSent(actor: Actor, id: string): Promise<Date | null> {
+    const at = this.clock.now();
+    try {
+      await withTenant(this.db, actor, (tx) => invitationRepository.markEmailSent(tx, actor.orgId, id, at));
+      return at;
+    } catch (err) {
+      const { name, code } = err as { name?: string; code?: string };
+      this.logger.warn({ errName: name, errCode: code }, 'invitation email sent but not recorded as sent');
+      return null;
+    }
   }
 
   /** Best effort after commit: the admin still has the link if mail fails. Never logs the link. */

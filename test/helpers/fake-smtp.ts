@@ -6,8 +6,12 @@ export interface FakeSmtp {
   close: () => Promise<void>;
 }
 
-/** A minimal SMTP server (enough for nodemailer, no TLS/AUTH) that keeps what it receives. */
-export async function fakeSmtp(): Promise<FakeSmtp> {
+/**
+ * A minimal SMTP server (enough for nodemailer, no TLS/AUTH) that keeps what it receives. With
+ * `refuse`, a recipient it matches gets `550` at RCPT TO, as a real server says "no such mailbox"
+ * (the sender then has no recipient left and the send fails).
+ */
+export async function fakeSmtp(opts: { refuse?: (rcpt: string) => boolean } = {}): Promise<FakeSmtp> {
   const messages: string[] = [];
   const server: Server = createServer((sock) => {
     sock.setEncoding('utf8');
@@ -31,6 +35,8 @@ export async function fakeSmtp(): Promise<FakeSmtp> {
         }
         const cmd = line.slice(0, 4).toUpperCase();
         if (cmd === 'EHLO') sock.write('250-fake.test\r\n250 8BITMIME\r\n');
+        else if (cmd === 'RCPT' && opts.refuse?.(/<([^>]*)>/.exec(line)?.[1] ?? ''))
+          sock.write('550 5.1.1 mailbox unavailable\r\n');
         else if (cmd === 'DATA') {
           inData = true;
           sock.write('354 go ahead\r\n');

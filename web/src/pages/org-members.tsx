@@ -312,6 +312,8 @@ export function InvitationsSection({ me }: { me: MeInfo }) {
                 <span className="meta">
                   created {when(inv.createdAt)}
                   {inv.status === 'pending' && ` · expires ${when(inv.expiresAt)}`}
+                  {/* Stored by the server from the mail server's answer, so it holds after a reload. */}
+                  {inv.emailSentAt ? ' · email sent' : ' · no email sent'}
                 </span>
               </div>
               {inv.status === 'pending' &&

@@ -38,6 +38,7 @@ const invitation = (i: InvitationView) => ({
   status: i.status,
   createdAt: iso(i.createdAt),
   expiresAt: iso(i.expiresAt),
+  emailSentAt: isoOrNull(i.emailSentAt),
 });
 
 const grant = (g: GrantView) => ({

@@ -85,6 +85,8 @@ export const invitationResponse = z.object({
   status: z.enum(['pending', 'accepted', 'revoked', 'expired']),
   createdAt: timestamp,
   expiresAt: timestamp,
+  /** When the mail server accepted the invitation's email; null when no email went out. */
+  emailSentAt: timestamp.nullable(),
 });
 
 export const invitationCreated = invitationResponse.extend({
