@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../src/db/tenant.js';
-import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
+import {
+  addUser,
+  bearer,
+  createOrgWithUser,
+  createSupportUserFixture,
+  eventually,
+  type TestUser,
+} from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 import { seedTranscript } from './helpers/transcripts.js';
 
@@ -24,6 +31,7 @@ describe(`audit log names and filters (${backendLabel})`, () => {
     at: string;
     action: string;
     actorId: string | null;
+    actorKind: string;
     targetId: string | null;
     actorName: string | null;
     actorEmail: string | null;
@@ -182,5 +190,42 @@ describe(`audit log names and filters (${backendLabel})`, () => {
       "?action=x'--",
     ];
     for (const q of cases) expect((await read(owner.accessToken, q)).status, q).toBe(400);
+  });
+
+  // Last: it adds support's entries, which the exact action lists above do not expect.
+  it('support staff acting through the org\'s grant are "Sotto support", never their own name or email', async () => {
+    const support = await createSupportUserFixture(t.services);
+    await t.db.query('UPDATE users SET name = $1 WHERE id = $2', ['Sam Staffer', support.userId]);
+    const grant = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/org/support-grants',
+      headers: bearer(owner.accessToken),
+      payload: { hours: 1 },
+    });
+    expect(grant.statusCode).toBe(201);
+    // A real request by support in this org: the auth plugin writes its `support.access` entry.
+    const seen = await t.app.inject({
+      url: '/api/v1/org',
+      headers: bearer(support.accessToken, owner.orgId),
+    });
+    expect(seen.statusCode).toBe(200);
+
+    // Written once the response is sent (onResponse), so it may land a moment after.
+    const { body, theirs } = await eventually(async () => {
+      const { body } = await read(owner.accessToken);
+      const theirs = body.entries.filter((e) => e.actorKind === 'support');
+      return theirs.some((e) => e.action === 'support.access') ? { body, theirs } : undefined;
+    });
+    for (const e of theirs)
+      expect(e).toMatchObject({ actorId: support.userId, actorName: 'Sotto support', actorEmail: null });
+    // The customer's own grant still names the owner who gave it.
+    expect(body.entries.find((e) => e.action === 'support.granted')).toMatchObject({
+      actorName: 'Test owner',
+      actorEmail: owner.email,
+    });
+    const text = JSON.stringify(body);
+    expect(text).not.toContain(support.email);
+    expect(text).not.toContain('Sam Staffer');
+    expect(body.actions).toContain('support.access');
   });
 });

@@ -15,6 +15,14 @@ export interface AuditEntryView extends AuditRow {
   targetLabel: string | null;
 }
 
+/**
+ * What a customer's log calls platform support staff who acted through the org's grant. The
+ * grant is given to Sotto, not to a person: the staff member's own name and email are theirs to
+ * keep (the org has no relationship with them, and their users list is not the org's to read),
+ * while `actorId` stays in the entry so Sotto can say who it was when the customer asks.
+ */
+export const SUPPORT_ACTOR_NAME = 'Sotto support';
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -54,10 +62,11 @@ export async function withNames(
           ? titles.get(e.targetId)
           : undefined
       : undefined;
+    const support = e.actorKind === 'support';
     return {
       ...e,
-      actorName: who?.name ?? null,
-      actorEmail: who?.email ?? null,
+      actorName: support ? SUPPORT_ACTOR_NAME : (who?.name ?? null),
+      actorEmail: support ? null : (who?.email ?? null),
       targetLabel:
         target === undefined
           ? null

@@ -30,7 +30,10 @@ export const auditEntry = z.object({
   ip: z.string().nullable(),
   details: z.record(z.string(), z.unknown()),
   hash: z.string(),
-  /** The acting user's name and email while they are a user of this org; null otherwise. */
+  /**
+   * The acting user's name and email while they are a user of this org; "Sotto support" (and no
+   * email) for platform support staff acting through the org's grant; null otherwise.
+   */
   actorName: z.string().nullable(),
   actorEmail: z.string().nullable(),
   /** A target user's "name (email)", or a recording's title when the caller may read it. */
