@@ -342,6 +342,14 @@ describe.skipIf(Boolean(skipReason))(
 
       const dialog = dialogOf(page);
       await dialog.waitFor();
+      // Marks that survive only if this tab is never reloaded, and a listener of our own on the
+      // same channel: the news must come by BroadcastChannel, not by a reload or a poll.
+      await page.evaluate(() => {
+        const w = window as unknown as { notReloaded: boolean; heard: string[] };
+        w.notReloaded = true;
+        w.heard = [];
+        new BroadcastChannel('sotto-session').onmessage = (e) => w.heard.push(String(e.data));
+      });
       await dialog.getByRole('button', { name: 'Use single sign-on instead' }).click();
       const [tab] = await Promise.all([
         ctx.waitForEvent('page'),
@@ -353,6 +361,13 @@ describe.skipIf(Boolean(skipReason))(
       await dialog.waitFor({ state: 'hidden' });
       await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
       expect(page.url()).toBe(`${panel.base}/recordings/${id}`);
+      const marks = await page.evaluate(() => {
+        const w = window as unknown as { notReloaded?: boolean; heard?: string[] };
+        return { notReloaded: w.notReloaded, heard: w.heard };
+      });
+      expect(marks.notReloaded).toBe(true);
+      // The other tab's news first (this tab's own refresh afterwards says the same).
+      expect(marks.heard?.[0]).toBe('signed-in');
       const stored = await api.get(`/api/v1/recordings/${id}/transcript`, {
         headers: { authorization: `Bearer ${ssoOwner.accessToken}` },
       });
