@@ -19,9 +19,14 @@ export interface SphinxHostOptions {
   args: string[];
   /** How long loading may take (default 30 s). */
   loadTimeoutMs?: number;
-  /** Base allowance for any answer (default 10 s), plus `perAudioSecondMs` per unanswered second. */
+  /** Base allowance for any answer (default 30 s), plus `perAudioSecondMs` per unanswered second. */
   replyTimeoutMs?: number;
-  /** Default 2 s per second of audio: ten times slower than this decoder's usual 0.15 real-time factor. */
+  /**
+   * Default 5 s per second of audio: over thirty times this decoder's usual 0.15 real-time factor.
+   * The watchdog is for a decoder that hangs, not for one that is slow: on a machine loaded ten
+   * times over its cores a healthy decoder took more than 2 s per audio second, and killing it
+   * failed the job it was doing.
+   */
   perAudioSecondMs?: number;
 }
 
@@ -221,7 +226,7 @@ export class SphinxHost {
 
   private armForAudio(): void {
     const seconds = this.unanswered / SAMPLE_RATE;
-    const ms = (this.opts.replyTimeoutMs ?? 10_000) + seconds * (this.opts.perAudioSecondMs ?? 2000);
+    const ms = (this.opts.replyTimeoutMs ?? 30_000) + seconds * (this.opts.perAudioSecondMs ?? 5000);
     this.arm(ms, `recognising ${seconds.toFixed(1)} s of audio`);
   }
 
