@@ -43,6 +43,43 @@ export const sessionRepository = {
     );
   },
 
+  /**
+   * findLive for many sessions in one query (the periodic re-check of every open live socket):
+   * the live ones by id; a revoked, expired or unknown id is absent.
+   */
+  async findLiveMany(
+    tx: Queryable,
+    sessionIds: readonly string[],
+    now: Date,
+  ): Promise<Map<string, LiveSession>> {
+    const { rows } = await tx.query<{
+      id: string;
+      user_id: string;
+      org_id: string | null;
+      role: OrgRole | null;
+      platform_role: 'support' | null;
+      last_seen_at: Date;
+    }>(
+      `SELECT s.id, s.user_id, u.org_id, u.role, u.platform_role, s.last_seen_at
+         FROM sessions s JOIN users u ON u.id = s.user_id
+        WHERE s.id = ANY($1::uuid[]) AND s.revoked_at IS NULL AND s.expires_at > $2`,
+      [sessionIds, now],
+    );
+    return new Map(
+      rows.map((r) => [
+        r.id,
+        {
+          sessionId: r.id,
+          userId: r.user_id,
+          orgId: r.org_id,
+          role: r.role,
+          platformRole: r.platform_role,
+          lastSeenAt: r.last_seen_at,
+        },
+      ]),
+    );
+  },
+
   async touch(tx: Queryable, sessionId: string, now: Date, ip: string): Promise<void> {
     await tx.query('UPDATE sessions SET last_seen_at = $2, ip = $3 WHERE id = $1', [sessionId, now, ip]);
   },

@@ -23,8 +23,9 @@ import { LIVE_CLOSE, liveSegmentLocation, type LivePartial, type LiveSegment } f
  * (4401 when the session ended — revoked device, logout —, 4404 when the recording is no longer
  * visible — role changed, grant revoked, recording deleted). A re-check that cannot be made (the
  * database or Redis down) closes nothing. Polling rather than events keeps it
- * correct across nodes without a second channel; the cost is one or two small queries per
- * socket per period.
+ * correct across nodes without a second channel. All of a node's sockets are checked in one
+ * batch per period (sessions a thousand per query, each recording once), not one query per
+ * socket: ten thousand viewers must not mean ten thousand transactions every few seconds.
  */
 export type LiveEvent =
   | ({ type: 'segment' } & LiveSegment)
@@ -44,16 +45,22 @@ export interface LiveSocket {
   readonly bufferedAmount: number;
 }
 
-type Recheck = (
-  actor: Actor,
-  recordingId: string,
-  purpose: 'ingest' | 'watch',
-) => Promise<number | undefined>;
-
-interface Tracked {
+export interface RecheckItem {
   actor: Actor;
   recordingId: string;
   purpose: 'ingest' | 'watch';
+}
+
+/**
+ * Re-checks every open socket at once (batched: a node may hold thousands of viewers): per item
+ * the close code, or undefined while it is allowed or when it could not be asked (`failure`:
+ * the first error, the database or Redis down — never a reason to close).
+ */
+type Recheck = (
+  items: readonly RecheckItem[],
+) => Promise<{ codes: (number | undefined)[]; failure: unknown }>;
+
+interface Tracked extends RecheckItem {
   socket: LiveSocket;
 }
 
@@ -254,20 +261,20 @@ export class LiveViewers {
     if (this.rechecking || this.now() - this.lastRecheck < periodMs) return;
     this.rechecking = true;
     try {
-      let failure: unknown;
-      for (const t of [...this.tracked]) {
-        if (!this.tracked.has(t)) continue;
-        // A re-check that could not be made (database or Redis down) keeps the socket: an outage
-        // is not a revocation, and ingested audio goes to the node's local spool regardless.
-        const code = await this.recheck(t.actor, t.recordingId, t.purpose).catch((err: unknown) => {
-          failure ??= err;
-          return undefined;
-        });
-        if (code !== undefined) {
-          this.tracked.delete(t);
-          t.socket.close(code, code === LIVE_CLOSE.unauthenticated ? 'session ended' : 'access revoked');
-        }
-      }
+      const all = [...this.tracked];
+      // A re-check that could not be made (database or Redis down) keeps the socket: an outage
+      // is not a revocation, and ingested audio goes to the node's local spool regardless.
+      const { codes, failure } = await this.recheck(all).catch((err: unknown) => ({
+        codes: [] as (number | undefined)[],
+        failure: err,
+      }));
+      all.forEach((t, i) => {
+        const code = codes[i];
+        // A socket closed while the batch ran is no longer tracked: nothing to do.
+        if (code === undefined || !this.tracked.has(t)) return;
+        this.tracked.delete(t);
+        t.socket.close(code, code === LIVE_CLOSE.unauthenticated ? 'session ended' : 'access revoked');
+      });
       this.noteRecheckFailure(failure);
     } finally {
       this.lastRecheck = this.now();

@@ -18,7 +18,7 @@ import type { AudioStoreService } from './audio-store.service.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import { LIVE_CLOSE, LiveProtocolError, liveSegmentLocation, type LiveStream } from './live-session.js';
-import { currentActor, visibility } from './live-access.js';
+import { currentActor, recheckSockets, visibility } from './live-access.js';
 import { sealLiveRecording } from './live-finalise.js';
 import type { LiveSpools, StreamSpool } from './live-spool.js';
 import { sweepLive, type SweepHooks } from './live-sweep.js';
@@ -91,7 +91,8 @@ export class LiveService {
       d.keys,
       d.db,
       d.logger,
-      (actor, id, purpose) => this.recheck(actor, id, purpose),
+      // Viewers in one batch; ingest sockets one by one, since their check also renews the claim.
+      (items) => recheckSockets(d.db, d.clock, items, (actor, id) => this.authorize(actor, id, 'ingest')),
       d.clock,
     );
     // One timer for idle stops, claim renewals, the sweep and socket re-checks; unref'd so it
@@ -402,31 +403,6 @@ export class LiveService {
     for (const socket of session.ingest) {
       socket.send({ type: 'stopped', status });
       socket.close(LIVE_CLOSE.normal, reason);
-    }
-  }
-
-  /**
-   * The periodic re-check of an open socket: undefined while allowed, else the close code. Only an
-   * answer (not found, forbidden) revokes; a failure to ask (the database or Redis down) throws,
-   * and LiveViewers keeps the socket: its audio goes to the local spool all the same.
-   */
-  private async recheck(
-    actor: Actor,
-    recordingId: string,
-    purpose: LivePurpose,
-  ): Promise<number | undefined> {
-    const current = await currentActor(this.d.db, this.d.clock, actor);
-    if (current === null) return LIVE_CLOSE.notFound;
-    if (!current) return LIVE_CLOSE.unauthenticated;
-    try {
-      await this.authorize(current, recordingId, purpose);
-      return undefined;
-    } catch (err) {
-      if (!(err instanceof AppError)) throw err;
-      // Not live any more is the normal end (the stop closes the sockets itself).
-      if (err.code === 'conflict') return undefined;
-      if (err.code === 'not_found' || err.code === 'forbidden') return LIVE_CLOSE.notFound;
-      throw err;
     }
   }
 
