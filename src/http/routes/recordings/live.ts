@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Config } from '../../../config/config.js';
@@ -47,6 +47,10 @@ export function liveWebsocketOptions(config: Config) {
     options: {
       // Hard stop in the parser; frames between the two limits get the clearer 4413 from us.
       maxPayload: config.live.maxFrameBytes * 2,
+      // No permessage-deflate (the `ws` default, said out loud): a zlib compressor per socket would
+      // cost memory for every viewer, and one event would be compressed again for every viewer
+      // instead of sent as the one encoded frame (docs/live.md, "Fan-out").
+      perMessageDeflate: false,
       // Only our own protocol is ever echoed back, never the offered ticket.
       handleProtocols: (offered: Set<string>) => (offered.has(LIVE_PROTOCOL) ? LIVE_PROTOCOL : false),
     },
@@ -64,10 +68,25 @@ function ticketOf(req: Handshake): string | undefined {
   return fromHeader ? fromHeader.slice(TICKET_PROTOCOL_PREFIX.length) : req.query.ticket;
 }
 
+/**
+ * Messages as sent, by message object. LiveViewers hands the very same event object to every
+ * viewer of a recording, so an event is serialised (and turned into bytes) once, not once per
+ * socket: thousands of viewers would otherwise mean thousands of identical JSON.stringify and
+ * UTF-8 copies per event (bench/fanout.ts). Weak: an entry lives as long as the event it encodes.
+ */
+const encoded = new WeakMap<LiveServerMessage, Buffer>();
+
+function encode(message: LiveServerMessage): Buffer {
+  let bytes = encoded.get(message);
+  if (!bytes) encoded.set(message, (bytes = Buffer.from(JSON.stringify(message), 'utf8')));
+  return bytes;
+}
+
 function adapt(ws: WebSocket): LiveSocket {
   return {
     send: (message: LiveServerMessage) => {
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+      // A Buffer marked as text: `ws` frames it without copying (server frames are not masked).
+      if (ws.readyState === ws.OPEN) ws.send(encode(message), { binary: false });
     },
     close: (code: number, reason: string) => {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
@@ -76,6 +95,20 @@ function adapt(ws: WebSocket): LiveSocket {
       return ws.bufferedAmount;
     },
   };
+}
+
+/**
+ * @fastify/websocket's own 'error' listener holds the upgrade's Fastify request and reply (the
+ * raw request and its headers, a response object, a child logger) for as long as the socket
+ * lives: a request's worth of objects per viewer, kept for nothing once the handshake is done. Replaced by one that does
+ * what our errorHandler does and holds only the socket and the logger.
+ */
+function releaseUpgradeRequest(ws: WebSocket, log: FastifyBaseLogger): void {
+  ws.removeAllListeners('error');
+  ws.on('error', (err: Error) => {
+    log.warn({ err: err.name }, 'live socket error');
+    ws.terminate();
+  });
 }
 
 function asBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
@@ -139,6 +172,7 @@ const liveRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }
   });
 
   app.get('/:id/watch', { websocket: true, preHandler: handshake('watch'), schema: wsSchema }, (ws, req) => {
+    releaseUpgradeRequest(ws, req.log);
     const socket = adapt(ws);
     let stop: (() => void) | undefined;
     let closed = false;
