@@ -1,207 +1,29 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { isPathInside } from './paths.js';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { KeyringError, parseKeyring, type MasterKeyring } from '../crypto/keyring.js';
 import { databaseTarget, redisTls, type BackendTls } from './backend-tls.js';
+import { storageSettings, type StorageSettings } from './object-storage.js';
+import { asrFrom, asrProblems, type AsrConfig } from './asr-config.js';
+import { ConfigError, issuesAsProblems, schema, type Env } from './env-schema.js';
+import { defaultMasterKeyFile, isPathInside } from './paths.js';
 
 /**
  * The one place that reads the environment. Parsed once at boot; every bad variable is named in a
- * single ConfigError so an operator fixes them all in one go.
+ * single ConfigError so an operator fixes them all in one go. The variables and their defaults are
+ * in env-schema.ts; what the CLI tools read without the master key in tool-configs.ts.
  */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-  }
-}
-
-const port = z.coerce.number().int().min(0).max(65535);
-const positiveInt = z.coerce.number().int().positive();
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
-const optionalString = z
-  .string()
-  .optional()
-  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
-
-// Speech recognition (docs/engines.md). Kept as one block so `sotto models` can read it alone.
-const asrShape = {
-  SOTTO_ASR_ENGINE: z.enum(['auto', 'whisper', 'sphinx', 'openai']).default('auto'),
-  SOTTO_ASR_DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
-  // Warm decoders for uploads (upload chunks recognised at once); live gets one more. Default: cores.
-  SOTTO_ASR_CONCURRENCY: positiveInt.max(256).optional(),
-  // A catalogue name, a .bin file in ${dataDir}/models, or an absolute path to a ggml .bin file.
-  SOTTO_WHISPER_MODEL: z
-    .string()
-    .regex(
-      /^(tiny\.en|base\.en|small\.en|medium\.en|large-v3-turbo|\w[\w.-]*\.bin|\/.+\.bin)$/,
-      'tiny.en, base.en, small.en, medium.en, large-v3-turbo, or a ggml .bin file',
-    )
-    .default('base.en'),
-  // A second copy of the whisper model so live calls never wait for an upload chunk (memory: the
-  // model's size again). auto: for models up to 1 GiB.
-  SOTTO_WHISPER_LIVE_CONTEXT: z.enum(['auto', 'on', 'off']).default('auto'),
-  SOTTO_OPENAI_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
-  SOTTO_OPENAI_API_KEY: optionalString,
-  SOTTO_OPENAI_MODEL: z.string().min(1).default('whisper-1'),
-  SOTTO_OPENAI_TIMEOUT_SECONDS: positiveInt.max(3600).default(600),
-  // The operating system's executable search path (not a Sotto setting): where pocketsphinx is found.
-  PATH: z.string().default(''),
-};
-
-const schema = z.object({
-  SOTTO_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  SOTTO_DATA_DIR: z.string().min(1).default('./sotto-data'),
-  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
-  REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
-  // TLS to PostgreSQL (sslmode=verify-full) and Redis (rediss://): src/config/backend-tls.ts.
-  SOTTO_DATABASE_CA_FILE: optionalString,
-  SOTTO_REDIS_CA_FILE: optionalString,
-  SOTTO_REDIS_ALLOW_PLAINTEXT: optionalString.pipe(bool.optional()),
-  SOTTO_REDIS_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9:_-]{1,64}$/)
-    .default('sotto:'),
-  SOTTO_MASTER_KEY: optionalString,
-  SOTTO_MASTER_KEY_FILE: optionalString,
-  // Per-org key-encryption keys (one file per org, sealed by the master key): docs/security.md.
-  SOTTO_KEY_DIR: optionalString,
-  // Start-up log, /readyz and `sotto keys status` warn when the active master key is older.
-  SOTTO_KEY_MAX_AGE_DAYS: positiveInt.max(36500).default(90),
-  // The maintenance task gives an org a new data key when its newest is older; 0 turns it off.
-  SOTTO_DATA_KEY_MAX_AGE_DAYS: z.coerce.number().int().min(0).max(36500).default(90),
-  SOTTO_HOST: z.string().min(1).default('0.0.0.0'),
-  SOTTO_HTTPS_PORT: port.default(8443),
-  SOTTO_HTTP_PORT: port.default(8080),
-  SOTTO_PUBLIC_URL: optionalString.pipe(z.url({ protocol: /^https$/ }).optional()),
-  SOTTO_TLS_CERT: optionalString,
-  SOTTO_TLS_KEY: optionalString,
-  SOTTO_TRUST_PROXY: optionalString,
-  SOTTO_MIGRATE_ON_START: optionalString.pipe(bool.optional()),
-  SOTTO_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  SOTTO_SECURITY_CONTACT: z.string().min(1).default('mailto:security@example.invalid'),
-  SOTTO_ACCESS_TOKEN_TTL_SECONDS: positiveInt.max(3600).default(600),
-  SOTTO_REFRESH_ABSOLUTE_DAYS: positiveInt.max(365).default(30),
-  SOTTO_REFRESH_IDLE_DAYS: positiveInt.max(365).default(7),
-  SOTTO_ARGON2_CONCURRENCY: positiveInt.max(64).default(2),
-  SOTTO_BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
-  // Deadlines of a request's arrival (docs/security.md): slow or stalled clients must not hold
-  // sockets, file descriptors or staged files. Fractions of a second are for tests.
-  SOTTO_HTTP_HEADERS_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(600).default(20),
-  SOTTO_HTTP_BODY_IDLE_SECONDS: z.coerce.number().min(0.1).max(3600).default(30),
-  SOTTO_HTTP_REQUEST_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(3600).default(60),
-  SOTTO_UPLOAD_MIN_BYTES_PER_SECOND: positiveInt.default(8 * 1024),
-  SOTTO_MAX_UPLOAD_BYTES: positiveInt.default(2 * 1024 ** 3),
-  // The pipeline holds a recording's 16 kHz PCM while it diarizes (≈ 115 MB per hour): this bounds it.
-  SOTTO_MAX_AUDIO_HOURS: z.coerce.number().positive().max(24).default(8),
-  // Below this much free space on the data disk, /readyz says not ready and uploads are refused (507).
-  SOTTO_DISK_MIN_FREE_MB: z.coerce.number().int().min(0).default(512),
-  // Plaintext scratch files (staged uploads, work copies, engine WAVs): default <dataDir>/tmp; a
-  // tmpfs keeps them off persistent disk. Swept every SOTTO_TMP_SWEEP_SECONDS (docs/audio-storage.md).
-  SOTTO_TMP_DIR: optionalString,
-  SOTTO_TMP_SWEEP_SECONDS: z.coerce.number().min(0.2).max(3600).default(60),
-  SOTTO_JOB_POLL_MS: positiveInt.max(60_000).default(1000),
-  SOTTO_JOB_LEASE_SECONDS: positiveInt.max(3600).default(120),
-  SOTTO_JOB_MAX_ATTEMPTS: positiveInt.max(20).default(3),
-  // A killed server or worker's job is taken again without using an attempt, this many times at most.
-  SOTTO_JOB_MAX_LEASE_LAPSES: positiveInt.max(100).default(5),
-  SOTTO_JOB_BACKOFF_SECONDS: positiveInt.max(3600).default(30),
-  // Recordings of one org transcribed at once on all nodes and workers together (unset: no limit;
-  // claims already take turns between orgs).
-  SOTTO_JOB_MAX_PER_ORG: positiveInt.max(10_000).optional(),
-  // Recordings one org may have waiting or running; uploads beyond it get 429 with Retry-After.
-  SOTTO_QUEUE_MAX_PER_ORG: positiveInt.max(1_000_000).default(1000),
-  // Recordings this node transcribes at once; they share the engine's decoders in turns.
-  SOTTO_JOB_CONCURRENCY: positiveInt.max(16).default(2),
-  // Data-portability exports (docs/lifecycle.md): the sealed zip is deleted this long after it is ready.
-  SOTTO_EXPORT_TTL_HOURS: positiveInt.max(24 * 30).default(24),
-  // Live recordings (docs/live.md). Phase 1 keeps a session's audio in memory (≈ 115 MB per hour per stream).
-  SOTTO_LIVE_MAX_PER_ORG: positiveInt.max(1000).default(5),
-  SOTTO_LIVE_MAX_MINUTES: positiveInt.max(24 * 60).default(120),
-  SOTTO_LIVE_IDLE_SECONDS: positiveInt.max(3600).default(30),
-  SOTTO_LIVE_MAX_FRAME_BYTES: positiveInt
-    .min(320)
-    .max(1024 * 1024)
-    .default(64 * 1024),
-  SOTTO_LIVE_RECHECK_SECONDS: positiveInt.max(300).default(5),
-  // How long an interrupted live session (no ingest socket, or a restart) waits for its client.
-  SOTTO_LIVE_RESUME_SECONDS: positiveInt.max(24 * 3600).default(300),
-  // Partial (revisable) results of an utterance still being spoken, every SOTTO_LIVE_PARTIAL_SECONDS
-  // of new speech (a streaming engine answers a partial in milliseconds; others re-recognise).
-  SOTTO_LIVE_PARTIALS: optionalString.pipe(bool.optional()),
-  SOTTO_LIVE_PARTIAL_SECONDS: z.coerce.number().min(0.2).max(60).default(0.5),
-  // Personal API tokens (docs/api-tokens.md): the longest lifetime a token may be given.
-  SOTTO_API_TOKEN_MAX_DAYS: positiveInt.max(3650).default(365),
-  // Webhooks (docs/webhooks.md). http:// and private addresses are for development only.
-  SOTTO_WEBHOOK_ALLOW_HTTP: optionalString.pipe(bool.optional()),
-  SOTTO_WEBHOOK_ALLOW_PRIVATE: optionalString.pipe(bool.optional()),
-  SOTTO_WEBHOOK_TIMEOUT_SECONDS: positiveInt.max(60).default(10),
-  SOTTO_WEBHOOK_MAX_ATTEMPTS: positiveInt.max(30).default(8),
-  SOTTO_WEBHOOK_BACKOFF_SECONDS: positiveInt.max(3600).default(30),
-  SOTTO_WEBHOOK_CA_FILE: optionalString,
-  SOTTO_RATE_LIMIT_API_PER_MINUTE: positiveInt.default(300),
-  SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(20),
-  // Audio playback (GET …/audio and …/audio/stream): a player makes a range request per seek, so
-  // these count in their own bucket, never against the API's.
-  SOTTO_RATE_LIMIT_AUDIO_PER_MINUTE: positiveInt.default(1200),
-  SOTTO_SMTP_URL: optionalString.pipe(z.url({ protocol: /^smtps?$/ }).optional()),
-  SOTTO_MAIL_FROM: z.string().default('Sotto <no-reply@localhost>'),
-  // Data lifecycle (docs/lifecycle.md): maintenance pass period, cold archive location and store.
-  SOTTO_MAINTENANCE_INTERVAL_SECONDS: positiveInt.max(24 * 3600).default(300),
-  SOTTO_ARCHIVE_DIR: optionalString,
-  SOTTO_ARCHIVE_STORE: z.enum(['dir', 'database']).default('dir'),
-  SOTTO_SSO_ALLOW_INSECURE_ISSUERS: optionalString.pipe(bool.optional()),
-  ...asrShape,
-});
-
-export interface AsrConfig {
-  engine: 'auto' | 'whisper' | 'sphinx' | 'openai';
-  device: 'cpu' | 'cuda';
-  /** Batch decoders (pocketsphinx); undefined: one per core. */
-  concurrency: number | undefined;
-  whisperModel: string;
-  whisperLiveContext: 'auto' | 'on' | 'off';
-  openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string; timeoutMs: number };
-  /** PATH: the directories searched for the engine's executables. */
-  searchPath: string;
-}
-
-function asrFrom(v: z.infer<z.ZodObject<typeof asrShape>>): AsrConfig {
-  return {
-    engine: v.SOTTO_ASR_ENGINE,
-    device: v.SOTTO_ASR_DEVICE,
-    concurrency: v.SOTTO_ASR_CONCURRENCY,
-    whisperModel: v.SOTTO_WHISPER_MODEL,
-    whisperLiveContext: v.SOTTO_WHISPER_LIVE_CONTEXT,
-    openai: {
-      baseUrl: v.SOTTO_OPENAI_BASE_URL,
-      apiKey: v.SOTTO_OPENAI_API_KEY,
-      model: v.SOTTO_OPENAI_MODEL,
-      timeoutMs: v.SOTTO_OPENAI_TIMEOUT_SECONDS * 1000,
-    },
-    searchPath: v.PATH,
-  };
-}
-
-function asrProblems(asr: AsrConfig): string[] {
-  return asr.engine === 'openai' && !asr.openai.baseUrl
-    ? ['SOTTO_OPENAI_BASE_URL: required when SOTTO_ASR_ENGINE=openai']
-    : [];
-}
-
-/** Just the speech-recognition settings and the data dir: what `sotto models` needs (no master key). */
-export function loadAsrConfig(env: Env = process.env): AsrConfig & { dataDir: string } {
-  const parsed = z.object({ SOTTO_DATA_DIR: schema.shape.SOTTO_DATA_DIR, ...asrShape }).safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
-  }
-  const asr = asrFrom(parsed.data);
-  const problems = asrProblems(asr);
-  if (problems.length > 0) throw new ConfigError(problems);
-  return { ...asr, dataDir: path.resolve(parsed.data.SOTTO_DATA_DIR) };
-}
+export { ConfigError } from './env-schema.js';
+export { loadAsrConfig, type AsrConfig } from './asr-config.js';
+export { defaultMasterKeyFile } from './paths.js';
+export {
+  loadBootstrapConfig,
+  loadBotConfig,
+  loadWorkerConfig,
+  type BootstrapConfig,
+  type BotConfig,
+  type WorkerConfig,
+} from './tool-configs.js';
 
 export interface Config {
   env: 'development' | 'production' | 'test';
@@ -249,6 +71,17 @@ export interface Config {
     bodyIdleMs: number;
     requestTimeoutMs: number;
     uploadMinBytesPerSecond: number;
+  };
+  /**
+   * When this node counts as saturated and refuses new requests (503 + Retry-After, /healthz
+   * excepted): the event loop's mean delay over a second, its utilization over a second (0..1),
+   * the process's resident memory; 0 disables a check.
+   */
+  saturation: {
+    maxEventLoopDelayMs: number;
+    maxEventLoopUtilization: number;
+    maxRssBytes: number;
+    retryAfterSeconds: number;
   };
   /** Largest audio upload accepted (413 beyond); streamed to disk, never held in memory. */
   maxUploadBytes: number;
@@ -308,18 +141,14 @@ export interface Config {
   /** How often every process sweeps killed processes' scratch files (SOTTO_TMP_SWEEP_SECONDS). */
   tmpSweepMs: number;
   /** Cold archive: a directory (default <dataDir>/archive) or the database (multi-node without shared disk). */
-  archive: { store: 'dir' | 'database'; dir: string };
+  archive: { store: 'dir' | 'database' | 's3'; dir: string };
+  /** Sealed audio blobs and org exports: the data directory or an S3-compatible bucket (SOTTO_STORAGE). */
+  storage: StorageSettings;
   /** Accept plain-http OIDC issuers (tests, an IdP on localhost); https only otherwise. */
   ssoAllowInsecureIssuers: boolean;
   /** Speech recognition engine selection (docs/engines.md). */
   asr: AsrConfig;
 }
-
-export function defaultMasterKeyFile(dataDir: string): string {
-  return path.join(dataDir, 'keys', 'master.key');
-}
-
-type Env = Record<string, string | undefined>;
 
 function resolveMasterKeys(
   v: Pick<z.infer<typeof schema>, 'SOTTO_DATA_DIR' | 'SOTTO_MASTER_KEY' | 'SOTTO_MASTER_KEY_FILE'>,
@@ -362,7 +191,7 @@ function resolveMasterKeys(
 export function loadConfig(env: Env = process.env): Config {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    const problems = issuesAsProblems(parsed.error);
     // Name master-key problems in the same error as the others.
     const keyVars = {
       SOTTO_DATA_DIR: env.SOTTO_DATA_DIR || './sotto-data',
@@ -397,6 +226,10 @@ export function loadConfig(env: Env = process.env): Config {
   const archiveDir = archiveDirOf(v.SOTTO_DATA_DIR, v.SOTTO_ARCHIVE_DIR, problems);
   const database = databaseTarget(v, problems);
   const redisTlsSettings = redisTls(v, problems);
+  const storage = storageSettings(v, problems);
+  const archiveStore = v.SOTTO_ARCHIVE_STORE ?? (storage.kind === 's3' ? 's3' : 'dir');
+  if (archiveStore === 's3' && storage.kind !== 's3')
+    problems.push('SOTTO_ARCHIVE_STORE: s3 needs SOTTO_STORAGE=s3 (the archive shares its bucket)');
   if (problems.length > 0 || !keys) throw new ConfigError(problems);
 
   const dataDir = path.resolve(v.SOTTO_DATA_DIR);
@@ -434,6 +267,12 @@ export function loadConfig(env: Env = process.env): Config {
       bodyIdleMs: Math.round(v.SOTTO_HTTP_BODY_IDLE_SECONDS * 1000),
       requestTimeoutMs: Math.round(v.SOTTO_HTTP_REQUEST_TIMEOUT_SECONDS * 1000),
       uploadMinBytesPerSecond: v.SOTTO_UPLOAD_MIN_BYTES_PER_SECOND,
+    },
+    saturation: {
+      maxEventLoopDelayMs: v.SOTTO_SATURATION_MAX_DELAY_MS,
+      maxEventLoopUtilization: v.SOTTO_SATURATION_MAX_UTILIZATION,
+      maxRssBytes: v.SOTTO_SATURATION_MAX_RSS_MB * 1024 * 1024,
+      retryAfterSeconds: v.SOTTO_SATURATION_RETRY_AFTER_SECONDS,
     },
     maxUploadBytes: v.SOTTO_MAX_UPLOAD_BYTES,
     maxAudioSeconds: Math.round(v.SOTTO_MAX_AUDIO_HOURS * 3600),
@@ -477,7 +316,8 @@ export function loadConfig(env: Env = process.env): Config {
     maintenanceIntervalSeconds: v.SOTTO_MAINTENANCE_INTERVAL_SECONDS,
     tmpDir: path.resolve(v.SOTTO_TMP_DIR ?? path.join(dataDir, 'tmp')),
     tmpSweepMs: Math.round(v.SOTTO_TMP_SWEEP_SECONDS * 1000),
-    archive: { store: v.SOTTO_ARCHIVE_STORE, dir: archiveDir },
+    archive: { store: archiveStore, dir: archiveDir },
+    storage,
     ssoAllowInsecureIssuers: v.SOTTO_SSO_ALLOW_INSECURE_ISSUERS ?? false,
     asr,
   };
@@ -492,111 +332,4 @@ function archiveDirOf(dataDirVar: string, archiveVar: string | undefined, proble
       `SOTTO_ARCHIVE_DIR: ${dir} must be a different folder from the active audio store (${audio})`,
     );
   return dir;
-}
-
-/**
- * What `sotto init` and `sotto migrate` need, without loadConfig's master-key requirement: init
- * is what creates the key, and migrations never use it. Bad variables are still all named.
- */
-export interface BootstrapConfig {
-  env: Config['env'];
-  dataDir: string;
-  databaseUrl: string | undefined;
-  databaseTls: BackendTls | undefined;
-  logLevel: string;
-  /** Where the key file is (SOTTO_MASTER_KEY_FILE, or the data-dir default). */
-  masterKeyFile: string;
-  /** Which variable the operator set explicitly for the master key, if any. */
-  masterKeyVariable: 'SOTTO_MASTER_KEY' | 'SOTTO_MASTER_KEY_FILE' | undefined;
-}
-
-export function loadBootstrapConfig(env: Env = process.env): BootstrapConfig {
-  const parsed = schema
-    .pick({
-      SOTTO_ENV: true,
-      SOTTO_DATA_DIR: true,
-      DATABASE_URL: true,
-      SOTTO_DATABASE_CA_FILE: true,
-      SOTTO_LOG_LEVEL: true,
-      SOTTO_MASTER_KEY: true,
-      SOTTO_MASTER_KEY_FILE: true,
-    })
-    .safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
-  }
-  const v = parsed.data;
-  const problems: string[] = [];
-  const database = databaseTarget(v, problems);
-  if (problems.length > 0) throw new ConfigError(problems);
-  const dataDir = path.resolve(v.SOTTO_DATA_DIR);
-  return {
-    env: v.SOTTO_ENV,
-    dataDir,
-    databaseUrl: database.url,
-    databaseTls: database.tls,
-    logLevel: v.SOTTO_LOG_LEVEL,
-    masterKeyFile: path.resolve(v.SOTTO_MASTER_KEY_FILE ?? defaultMasterKeyFile(dataDir)),
-    masterKeyVariable: v.SOTTO_MASTER_KEY
-      ? 'SOTTO_MASTER_KEY'
-      : v.SOTTO_MASTER_KEY_FILE
-        ? 'SOTTO_MASTER_KEY_FILE'
-        : undefined,
-  };
-}
-
-/**
- * What `sotto worker` needs: the engine settings (SOTTO_ASR_*, SOTTO_DATA_DIR for whisper models),
- * the log level and the worker token. Never the master key or the database: a remote worker has
- * neither (docs/workers.md).
- */
-export interface WorkerConfig {
-  asr: AsrConfig;
-  dataDir: string;
-  logLevel: string;
-  /** SOTTO_WORKER_TOKEN (preferred over --token: argv is visible to every local user in ps). */
-  token: string | undefined;
-  /** Parent of the worker's private folders (SOTTO_TMP_DIR, default <dataDir>/tmp/worker). */
-  workDir: string;
-  /** How often leftovers of killed workers are swept (SOTTO_TMP_SWEEP_SECONDS). */
-  tmpSweepMs: number;
-}
-
-export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
-  const { dataDir, ...asr } = loadAsrConfig(env);
-  const parsed = z
-    .object({
-      SOTTO_LOG_LEVEL: schema.shape.SOTTO_LOG_LEVEL,
-      SOTTO_WORKER_TOKEN: optionalString,
-      SOTTO_TMP_DIR: optionalString,
-      SOTTO_TMP_SWEEP_SECONDS: schema.shape.SOTTO_TMP_SWEEP_SECONDS,
-    })
-    .safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
-  }
-  return {
-    asr,
-    dataDir,
-    logLevel: parsed.data.SOTTO_LOG_LEVEL,
-    token: parsed.data.SOTTO_WORKER_TOKEN,
-    workDir: path.join(path.resolve(parsed.data.SOTTO_TMP_DIR ?? path.join(dataDir, 'tmp')), 'worker'),
-    tmpSweepMs: Math.round(parsed.data.SOTTO_TMP_SWEEP_SECONDS * 1000),
-  };
-}
-
-/** What `sotto bot` reads from the environment: only its access token (never server settings). */
-export interface BotConfig {
-  /** SOTTO_TOKEN (preferred over --token: argv is visible to every local user in ps). */
-  token: string | undefined;
-  /** PATH: where the microphone recorder (arecord or sox) is looked for. */
-  searchPath: string;
-}
-
-export function loadBotConfig(env: Env = process.env): BotConfig {
-  const parsed = z.object({ SOTTO_TOKEN: optionalString, PATH: z.string().default('') }).safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
-  }
-  return { token: parsed.data.SOTTO_TOKEN, searchPath: parsed.data.PATH };
 }
