@@ -31,6 +31,8 @@ export const errorCodes = {
   decryption_failed: { status: 500, title: 'Internal error' },
   internal: { status: 500, title: 'Internal error' },
   unavailable: { status: 503, title: 'Service unavailable' },
+  /** This node is saturated (SOTTO_SATURATION_*) and refuses new work for a moment; Retry-After says when to try again. */
+  server_busy: { status: 503, title: 'Server busy' },
   /** The data disk is (nearly) full: nothing more can be stored until space is freed (domain/outage.ts). */
   insufficient_storage: { status: 507, title: 'Insufficient storage' },
   /** No usable speech-recognition engine (binary or model missing, model corrupt, GPU asked for but absent). */

@@ -9,6 +9,7 @@ import type { Services } from '../app.js';
 import { authPlugin } from './plugins/auth.js';
 import { frameworkErrors, registerErrorHandler } from './plugins/error-handler.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
+import { saturationPlugin } from './plugins/saturation.js';
 import { requestDeadlinePlugin, serverDeadlines, tlsServerDeadlines } from './plugins/request-deadline.js';
 import { upgradeGuardPlugin } from './plugins/upgrade-guard.js';
 import { workerAuthPlugin } from './plugins/worker-auth.js';
@@ -101,6 +102,8 @@ export async function buildServer({ services, https, webRoot }: ServerOptions): 
     crossOriginEmbedderPolicy: false,
   });
   await app.register(cookie);
+  // First of the request hooks: a saturated node refuses before doing any work (docs/deployment.md).
+  await app.register(saturationPlugin, config.saturation);
   // Before any route: it must see every upgrade request (docs/live.md).
   await app.register(websocket, liveWebsocketOptions(config));
   // Right after it: upgrades anywhere but a websocket route are refused before the handshake.

@@ -93,7 +93,9 @@ function handle(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
     });
   }
   if (err instanceof AppError) {
-    if (err.status >= 500) req.log.error({ err, code: err.code }, 'request failed');
+    // A refusal for load is logged once per spell by the saturation plugin, not per request.
+    if (err.status >= 500 && err.code !== 'server_busy')
+      req.log.error({ err, code: err.code }, 'request failed');
     const retryAfter =
       err.details?.retryAfterSeconds ??
       (err.code === 'unavailable' || err.code === 'insufficient_storage'

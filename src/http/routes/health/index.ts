@@ -17,8 +17,10 @@ const healthRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services
         // An old key is a warning for the operator, not a reason to take the node out of service.
         services.keyAge.activeKey().catch(() => ({ status: 'unknown' as const })),
       ]);
-      return reply.status(r.ready ? 200 : 503).send({
-        status: r.ready ? 'ok' : 'unavailable',
+      const saturated = app.isUnderPressure();
+      const ready = r.ready && !saturated;
+      return reply.status(ready ? 200 : 503).send({
+        status: ready ? 'ok' : 'unavailable',
         checks: {
           database: r.database,
           redis: r.redis,
@@ -27,6 +29,7 @@ const healthRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services
           remoteWorkers: r.remoteWorkers,
           publicUrl: r.publicUrl,
           masterKeyAge: key.status,
+          load: saturated ? ('saturated' as const) : ('ok' as const),
         },
         engine: r.engine,
       });

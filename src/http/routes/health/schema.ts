@@ -37,6 +37,11 @@ export const readyResponse = z.object({
      * SOTTO_KEY_MAX_AGE_DAYS (its age in days is in the server log and `sotto keys status`, not here).
      */
     masterKeyAge: z.enum(['ok', 'rotate_due', 'unknown']),
+    /**
+     * `saturated` while the node refuses new requests for load (SOTTO_SATURATION_*): not ready,
+     * so a load balancer sends traffic elsewhere until it recovers.
+     */
+    load: z.enum(['ok', 'saturated']),
   }),
   engine: engineReport,
 });

@@ -1,0 +1,116 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config/config.js';
+import { backendLabel, startTestApp, testMasterKey, type TestApp } from './helpers/test-app.js';
+
+/** Holds the event loop the way a saturated node's would be: busy in ~0.8 s slices for `ms`. */
+async function saturate(ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const slice = Math.min(800, end - Date.now());
+    const stop = Date.now() + slice;
+    while (Date.now() < stop) {
+      // busy: no callback, timer or I/O of this process runs meanwhile
+    }
+    await yieldToLoop();
+  }
+}
+
+describe(`a saturated node refuses new requests with 503 and Retry-After (${backendLabel})`, () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({
+      env: { SOTTO_SATURATION_MAX_DELAY_MS: '300', SOTTO_SATURATION_RETRY_AFTER_SECONDS: '7' },
+    });
+  });
+  afterAll(async () => t?.close());
+
+  it('answers normally while the event loop keeps up', async () => {
+    // Two samples of an idle loop (the sampler runs each second).
+    await new Promise((r) => setTimeout(r, 2100));
+    const res = await t.app.inject({ url: '/api/v1/nothing-here' });
+    expect(res.statusCode).toBe(404);
+    expect((await t.app.inject({ url: '/readyz' })).statusCode).toBe(200);
+  });
+
+  it('refuses API calls and readiness while saturated, keeps liveness, and logs once per spell', async () => {
+    await saturate(2500);
+    const [api, login, ready, live] = [
+      await t.app.inject({ url: '/api/v1/recordings' }),
+      await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        payload: { email: 'a@b.c', password: 'x' },
+      }),
+      await t.app.inject({ url: '/readyz' }),
+      await t.app.inject({ url: '/healthz' }),
+    ];
+    for (const res of [api, login]) {
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['retry-after']).toBe('7');
+      expect(res.headers['content-type']).toContain('application/problem+json');
+      expect(res.json()).toMatchObject({ status: 503, code: 'server_busy' });
+      // Nothing about the measure or the process reaches the client.
+      expect(res.body).not.toMatch(/eventLoop|rss|heap|under.?pressure/i);
+    }
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json()).toMatchObject({
+      status: 'unavailable',
+      checks: { database: 'ok', load: 'saturated' },
+    });
+    expect(live.statusCode).toBe(200);
+    expect(live.json()).toEqual({ status: 'ok' });
+    const warnings = t.logs.filter((l) => l.includes('node saturated'));
+    expect(warnings).toHaveLength(1);
+    // The refusals themselves are not errors in the log (one line per spell, above).
+    expect(t.logs.filter((l) => l.includes('"code":"server_busy"'))).toEqual([]);
+    expect(JSON.parse(warnings[0]!)).toMatchObject({ level: 40, measure: 'eventLoopDelay' });
+  });
+
+  it('recovers on its own once the loop keeps up again', async () => {
+    await new Promise((r) => setTimeout(r, 2100));
+    expect((await t.app.inject({ url: '/api/v1/nothing-here' })).statusCode).toBe(404);
+    const ready = await t.app.inject({ url: '/readyz' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toMatchObject({ checks: { load: 'ok' } });
+  });
+});
+
+describe('saturation limits in the configuration', () => {
+  const base = { SOTTO_MASTER_KEY: testMasterKey(), SOTTO_PUBLIC_URL: 'https://sotto.test' };
+
+  it('is off by default: a lone node has nowhere else to send the traffic', () => {
+    expect(loadConfig(base).saturation).toEqual({
+      maxEventLoopDelayMs: 0,
+      maxEventLoopUtilization: 0,
+      maxRssBytes: 0,
+      retryAfterSeconds: 5,
+    });
+    expect(loadConfig({ ...base, SOTTO_SATURATION_MAX_RSS_MB: '512' }).saturation.maxRssBytes).toBe(
+      512 * 1024 * 1024,
+    );
+  });
+
+  it('names every bad value', () => {
+    let err: unknown;
+    try {
+      loadConfig({
+        ...base,
+        SOTTO_SATURATION_MAX_UTILIZATION: '1.5',
+        SOTTO_SATURATION_MAX_DELAY_MS: '-1',
+        SOTTO_SATURATION_RETRY_AFTER_SECONDS: 'soon',
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const message = (err as Error).message;
+    for (const name of [
+      'SOTTO_SATURATION_MAX_UTILIZATION',
+      'SOTTO_SATURATION_MAX_DELAY_MS',
+      'SOTTO_SATURATION_RETRY_AFTER_SECONDS',
+    ]) {
+      expect(message).toContain(name);
+    }
+  });
+});
