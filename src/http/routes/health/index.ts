@@ -25,6 +25,7 @@ const healthRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services
           database: r.database,
           redis: r.redis,
           disk: r.disk,
+          storage: r.storage,
           engine: r.engine.status,
           remoteWorkers: r.remoteWorkers,
           publicUrl: r.publicUrl,

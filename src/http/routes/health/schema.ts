@@ -24,6 +24,11 @@ export const readyResponse = z.object({
     redis: z.enum(['ok', 'failed', 'not_configured']),
     /** `low`: less than SOTTO_DISK_MIN_FREE_MB free on the data disk (not ready). */
     disk: z.enum(['ok', 'low', 'failed']),
+    /**
+     * The audio/export store (SOTTO_STORAGE; always `ok` for the data directory): `no_bucket`,
+     * `denied` (credentials refused) or `failed` (unreachable) make the node not ready.
+     */
+    storage: z.enum(['ok', 'no_bucket', 'denied', 'failed']),
     /** Reported, not required: uploads wait queued without one (docs/deployment.md). */
     engine: z.enum(['ok', 'none']),
     remoteWorkers: z.enum(['active', 'none', 'unknown']),
