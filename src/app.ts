@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import type { Config } from './config/config.js';
+import type { RandomSource } from './domain/backoff.js';
 import { PasswordHasher } from './crypto/password.js';
 import type { Database } from './db/database.js';
 import { systemClock, type Clock } from './repositories/clock.repository.js';
@@ -63,6 +64,10 @@ import { ReauthService } from './services/reauth.service.js';
 import { OrgDeletionService } from './services/org-deletion.service.js';
 import { AccountDeletionService } from './services/account-deletion.service.js';
 import { OrgFilesRepository } from './repositories/org-files.repository.js';
+import { SealedFileStore, type SealedObjectStore } from './repositories/sealed-file-store.repository.js';
+import { S3Bucket } from './repositories/s3-bucket.repository.js';
+import { S3ObjectStore } from './repositories/s3-object-store.repository.js';
+import { S3ArchiveStore } from './repositories/s3-archive-store.repository.js';
 
 /**
  * The composition root: builds every service from its dependencies. Entry points (the CLI, tests,
@@ -74,6 +79,8 @@ export interface Deps {
   redis: Redis | undefined;
   logger: Logger;
   clock?: Clock;
+  /** The retry backoffs' random source (tests: a fixed one, so delays are exact); Math.random by default. */
+  random?: RandomSource;
   /** Engine selection overrides (tests: a pocketsphinx that is not installed). */
   engineDeps?: SelectEngineDeps;
   /** Without a usable engine, how often the in-process worker looks again (default 30 s). */
@@ -150,6 +157,8 @@ export interface Services {
   accountDeletion: AccountDeletionService;
   /** Data-portability exports of a whole org (background zip build, sealed at rest, expiry sweep). */
   orgExports: OrgExportService;
+  /** Where sealed audio and exports live (SOTTO_STORAGE); `check` for the start-up log and /readyz. */
+  storage: Pick<SealedObjectStore, 'kind' | 'check'>;
 }
 
 export async function createServices(deps: Deps): Promise<Services> {
@@ -203,6 +212,7 @@ export async function createServices(deps: Deps): Promise<Services> {
       maxAttempts: config.webhooks.maxAttempts,
       backoffSeconds: config.webhooks.backoffSeconds,
       maxBackoffSeconds: 6 * 3600,
+      ...(deps.random ? { random: deps.random } : {}),
       pollMs: 2000,
       timeoutMs: config.webhooks.timeoutSeconds * 1000,
       rotationGraceSeconds: 24 * 3600,
@@ -226,27 +236,40 @@ export async function createServices(deps: Deps): Promise<Services> {
     { guard: loginGuard, mfa },
   );
   const auth = new AuthService(db, hasher, audit, loginGuard, sessions, mfa, clock, sso);
-  const signup = new SignupService(db, hasher, keys, audit, mailer, rateLimits, clock, logger, {
-    publicUrl: config.publicUrl,
-    logLinksWithoutSmtp: config.env !== 'production',
+  const signup = new SignupService({
+    db,
+    hasher,
+    keys,
+    audit,
+    mailer,
+    limits: rateLimits,
+    clock,
+    logger,
+    opts: { publicUrl: config.publicUrl, logLinksWithoutSmtp: config.env !== 'production' },
   });
   const decoder = createAudioDecoder({ maxAudioSeconds: config.maxAudioSeconds });
   // Plaintext scratch (docs/audio-storage.md): under SOTTO_TMP_DIR, swept by RecordingJobService.
   const uploads = new UploadFileRepository(path.join(config.tmpDir, 'uploads'));
   // The data disk's free-space floor: /readyz and uploads (docs/deployment.md, outages).
   const disk = { space: new DiskSpaceRepository(config.dataDir), minFreeBytes: config.diskMinFreeBytes };
-  const audioBlobs = new AudioBlobRepository(
-    path.join(config.dataDir, 'audio'),
-    path.join(config.tmpDir, 'work'),
-  );
+  // Sealed audio and exports: the data directory, or one S3 bucket shared by every node
+  // (docs/audio-storage.md#object-storage). Plaintext scratch stays local either way.
+  const bucket = config.storage.kind === 's3' ? new S3Bucket(config.storage.s3) : undefined;
+  const blobStore: SealedObjectStore = bucket
+    ? new S3ObjectStore(bucket, 'audio', 'blob')
+    : new SealedFileStore(path.join(config.dataDir, 'audio'), 'blob');
+  const exportStore = bucket ? new S3ObjectStore(bucket, 'exports', 'export') : undefined;
+  const audioBlobs = new AudioBlobRepository(blobStore, path.join(config.tmpDir, 'work'));
   const audio = new AudioStoreService(db, keys, audit, audioBlobs, uploads, clock, logger);
-  const exportFiles = new ExportFileRepository(path.join(config.dataDir, 'exports'));
+  const exportFiles = new ExportFileRepository(path.join(config.dataDir, 'exports'), exportStore);
   // Hard deletions expire the org's ready/building exports (docs/lifecycle.md).
   const exportInvalidation = new OrgExportInvalidation(exportFiles);
   const archiveStore =
     config.archive.store === 'database'
       ? new DatabaseArchiveStore(db)
-      : new DirArchiveStore(config.archive.dir);
+      : config.archive.store === 's3' && bucket
+        ? new S3ArchiveStore(bucket)
+        : new DirArchiveStore(config.archive.dir);
   const archive = new ArchiveService(
     db,
     keys,
@@ -281,7 +304,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     exportInvalidation,
     liveBus,
   );
-  const recordings = new RecordingService(
+  const recordings = new RecordingService({
     db,
     keys,
     audit,
@@ -289,12 +312,13 @@ export async function createServices(deps: Deps): Promise<Services> {
     uploads,
     audio,
     clock,
-    config.maxUploadBytes,
-    recordingDeletion,
-    { disk, maxQueuedPerOrg: config.jobs.maxQueuedPerOrg },
-  );
+    maxUploadBytes: config.maxUploadBytes,
+    deletion: recordingDeletion,
+    limits: { disk, maxQueuedPerOrg: config.jobs.maxQueuedPerOrg },
+  });
   const transcripts = new TranscriptService(db, keys, audit, clock);
-  const search = new RecordingSearchService(db, keys, recordings);
+  // Default scan and time budgets; the time budget runs on the one clock.
+  const search = new RecordingSearchService(db, keys, recordings, undefined, undefined, clock);
   // One engine for jobs and live recognition (a whisper model is loaded once).
   const pipelines = lazyPipeline(engines, logger, decoder);
   const jobs = new RecordingJobService(db, keys, uploads, audio, pipelines, clock, logger, {
@@ -305,6 +329,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     tmpSweepMs: config.tmpSweepMs,
     engineTmpDir: path.join(config.tmpDir, 'asr'),
     engineRecheckMs: deps.engineRecheckMs ?? 30_000,
+    ...(deps.random ? { random: deps.random } : {}),
     engineReady: () => engines.choose(),
     verifyEngine: () => engines.verify(),
   });
@@ -321,13 +346,14 @@ export async function createServices(deps: Deps): Promise<Services> {
       backoffSeconds: config.jobs.backoffSeconds,
       maxLeaseLapses: config.jobs.maxLeaseLapses,
       ...(config.jobs.maxRunningPerOrg ? { maxRunningPerOrg: config.jobs.maxRunningPerOrg } : {}),
+      ...(deps.random ? { random: deps.random } : {}),
     },
     audio,
     uploads,
   );
   // Nodes that disagree on SOTTO_PUBLIC_URL reject each other's tokens: said in the log and /readyz.
   const nodes = new ServerNodeService(db, clock, logger, { publicUrl: config.publicUrl });
-  const health = new HealthService(db, redis, engines, jobQueue, disk, nodes);
+  const health = new HealthService(db, redis, engines, jobQueue, disk, nodes, blobStore);
   const orgExports = new OrgExportService(
     db,
     keys,
@@ -339,29 +365,32 @@ export async function createServices(deps: Deps): Promise<Services> {
     { ttlHours: config.exportTtlHours },
   );
   const reauth = new ReauthService(db, hasher, loginGuard, mfa, audit, clock);
-  const orgDeletion = new OrgDeletionService(
+  const orgDeletion = new OrgDeletionService({
     db,
     keys,
     audit,
     reauth,
-    new OrgFilesRepository(['audio', 'live', 'exports'].map((d) => path.join(config.dataDir, d))),
+    files: new OrgFilesRepository(
+      ['audio', 'live', 'exports'].map((d) => path.join(config.dataDir, d)),
+      bucket ? [blobStore, exportFiles] : [],
+    ),
     archive,
     clock,
     logger,
     uploads,
-  );
-  const accountDeletion = new AccountDeletionService(
+  });
+  const accountDeletion = new AccountDeletionService({
     db,
     hasher,
     audit,
     reauth,
-    recordingDeletion,
+    recordings: recordingDeletion,
     mailer,
     clock,
     logger,
     archive,
-    exportInvalidation,
-  );
+    exports: exportInvalidation,
+  });
   for (const task of accountDeletion.tasks()) scheduler.register(task);
   for (const task of orgExports.tasks()) scheduler.register(task);
   return {
@@ -411,6 +440,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     webhooks,
     jobQueue,
     orgExports,
+    storage: blobStore,
     scheduler,
     archive,
     orgDeletion,

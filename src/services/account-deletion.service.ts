@@ -34,19 +34,21 @@ import type { SessionActor } from './session.service.js';
  */
 export const ACCOUNT_DELETION_DELAY_MS = 0;
 
+export interface AccountDeletionServiceDeps {
+  db: Database;
+  hasher: PasswordHasher;
+  audit: Pick<AuditService, 'record'>;
+  reauth: Pick<ReauthService, 'verify'>;
+  recordings: Pick<RecordingDeletionService, 'destroy'>;
+  mailer: Mailer;
+  clock: Clock;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  archive: Pick<ArchiveService, 'destroy'>;
+  exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>;
+}
+
 export class AccountDeletionService {
-  constructor(
-    private readonly db: Database,
-    private readonly hasher: PasswordHasher,
-    private readonly audit: Pick<AuditService, 'record'>,
-    private readonly reauth: Pick<ReauthService, 'verify'>,
-    private readonly recordings: Pick<RecordingDeletionService, 'destroy'>,
-    private readonly mailer: Mailer,
-    private readonly clock: Clock,
-    private readonly logger: Pick<Logger, 'info' | 'warn'>,
-    private readonly archive: Pick<ArchiveService, 'destroy'>,
-    private readonly exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>,
-  ) {}
+  constructor(private readonly deps: AccountDeletionServiceDeps) {}
 
   /** The maintenance task to register with the scheduler (scheduler.service.ts). */
   tasks(): ScheduledTask[] {
@@ -59,11 +61,11 @@ export class AccountDeletionService {
   ): Promise<{ dueAt: Date }> {
     const orgId = who.orgId;
     if (!orgId) throw new AppError('forbidden', 'Platform accounts are removed by the operator');
-    const user = await this.reauth.verify(who, input.password, input.code, 'account.delete');
-    const unusable = await this.hasher.hash(randomBytes(32).toString('base64'));
-    const now = this.clock.now();
+    const user = await this.deps.reauth.verify(who, input.password, input.code, 'account.delete');
+    const unusable = await this.deps.hasher.hash(randomBytes(32).toString('base64'));
+    const now = this.deps.clock.now();
     const dueAt = new Date(now.getTime() + ACCOUNT_DELETION_DELAY_MS);
-    await withTenant(this.db, { orgId, userId: who.userId }, async (tx) => {
+    await withTenant(this.deps.db, { orgId, userId: who.userId }, async (tx) => {
       // Serialises owners leaving at the same time: one of them must stay. No row: the org was
       // deleted after the password check (as org deletion does, an absent org is a 404, not a
       // foreign-key error on the queue insert below).
@@ -87,7 +89,7 @@ export class AccountDeletionService {
       await deletionRepository.disableLogin(tx, user.id, unusable, now);
       const sessions = await sessionRepository.revokeAllOfUser(tx, user.id, 'account_deleted', now);
       await deletionRepository.revokeUserApiTokens(tx, user.id, now);
-      await this.audit.record(tx, {
+      await this.deps.audit.record(tx, {
         orgId,
         actorId: user.id,
         actorKind: 'user',
@@ -103,8 +105,8 @@ export class AccountDeletionService {
 
   /** Completes every due account deletion; returns how many were completed. */
   async processDue(limit = 100): Promise<number> {
-    const due = await withSystem(this.db, (tx) =>
-      deletionRepository.dueAccountDeletions(tx, this.clock.now(), limit),
+    const due = await withSystem(this.deps.db, (tx) =>
+      deletionRepository.dueAccountDeletions(tx, this.deps.clock.now(), limit),
     );
     let done = 0;
     for (const d of due) {
@@ -112,8 +114,8 @@ export class AccountDeletionService {
         if (await this.complete(d)) done++;
       } catch (err) {
         // Ids only; the next run tries again.
-        this.logger.warn({ userId: d.userId, err: (err as Error).name }, 'account deletion failed');
-        await withTenant(this.db, { orgId: d.orgId, userId: null }, (tx) =>
+        this.deps.logger.warn({ userId: d.userId, err: (err as Error).name }, 'account deletion failed');
+        await withTenant(this.deps.db, { orgId: d.orgId, userId: null }, (tx) =>
           deletionRepository.bumpAttempts(tx, d.userId),
         ).catch(() => undefined);
       }
@@ -130,7 +132,7 @@ export class AccountDeletionService {
     };
     // Recordings and archived items first: transferred in one transaction, or deleted one by
     // one with receipts (files, archive parts, export invalidation included).
-    const plan = await withTenant(this.db, ctx, async (tx) => {
+    const plan = await withTenant(this.deps.db, ctx, async (tx) => {
       if (!(await deletionRepository.isDeletionPending(tx, d.userId))) return undefined;
       return policyOf(tx);
     });
@@ -147,8 +149,8 @@ export class AccountDeletionService {
     // cascade (no receipt, no blob removal). A few rounds at most; then the next run retries.
     for (let round = 0; round < 3; round++) {
       if (!plan.successor) await this.deleteOwned(d, sum);
-      const now = this.clock.now();
-      const outcome = await withTenant(this.db, ctx, async (tx) => {
+      const now = this.deps.clock.now();
+      const outcome = await withTenant(this.deps.db, ctx, async (tx) => {
         if (!(await deletionRepository.lockPending(tx, d.userId))) return 'gone' as const;
         const current = await policyOf(tx);
         if (current.successor && current.successor === plan.successor) {
@@ -165,11 +167,11 @@ export class AccountDeletionService {
         )
           return 'again' as const;
         // The member list in an export names the user: ready/building exports expire too.
-        const expired = await this.exports.inTransaction(tx, d.orgId, 'account_deleted');
+        const expired = await this.deps.exports.inTransaction(tx, d.orgId, 'account_deleted');
         sum.exportsInvalidated += expired.length;
         await deletionRepository.deleteUser(tx, d.userId);
         await deletionRepository.completeAccountDeletion(tx, d.userId, now);
-        await this.audit.record(tx, {
+        await this.deps.audit.record(tx, {
           orgId: d.orgId,
           actorId: null,
           actorKind: 'system',
@@ -193,7 +195,7 @@ export class AccountDeletionService {
       });
       if (outcome === 'gone') return false;
       if (outcome === 'again') continue;
-      await this.exports.removeFiles(d.orgId, outcome);
+      await this.deps.exports.removeFiles(d.orgId, outcome);
       await this.mailReceipt(d, now, sum);
       return true;
     }
@@ -202,14 +204,18 @@ export class AccountDeletionService {
 
   /** Deletes, with receipts, every recording and archived item the user owns now. */
   private async deleteOwned(d: AccountDeletionRow, sum: ReceiptCounts): Promise<void> {
-    const { ids, archiveIds } = await withTenant(this.db, { orgId: d.orgId, userId: null }, async (tx) => ({
-      ids: await deletionRepository.recordingIdsOfOwner(tx, d.userId),
-      archiveIds: await archiveRepo.idsOfOwner(tx, d.userId),
-    }));
+    const { ids, archiveIds } = await withTenant(
+      this.deps.db,
+      { orgId: d.orgId, userId: null },
+      async (tx) => ({
+        ids: await deletionRepository.recordingIdsOfOwner(tx, d.userId),
+        archiveIds: await archiveRepo.idsOfOwner(tx, d.userId),
+      }),
+    );
     const system = { orgId: d.orgId, actorId: null, actorKind: 'system', reason: 'account_deleted' } as const;
     for (const id of ids) {
       try {
-        const r = await this.recordings.destroy(system, id, { ownerId: d.userId });
+        const r = await this.deps.recordings.destroy(system, id, { ownerId: d.userId });
         sum.deleted++;
         sum.exportsInvalidated += r.exportsInvalidated;
       } catch (err) {
@@ -218,7 +224,7 @@ export class AccountDeletionService {
     }
     for (const id of archiveIds) {
       try {
-        const r = await this.archive.destroy(system, id);
+        const r = await this.deps.archive.destroy(system, id);
         sum.archiveDeleted++;
         sum.exportsInvalidated += r.exportsInvalidated;
       } catch (err) {
@@ -229,8 +235,11 @@ export class AccountDeletionService {
 
   private async mailReceipt(d: AccountDeletionRow, at: Date, sum: ReceiptCounts): Promise<void> {
     if (!d.email) return;
-    if (!this.mailer.enabled) {
-      this.logger.warn({ userId: d.userId }, 'account deletion receipt not mailed: SMTP is not configured');
+    if (!this.deps.mailer.enabled) {
+      this.deps.logger.warn(
+        { userId: d.userId },
+        'account deletion receipt not mailed: SMTP is not configured',
+      );
       return;
     }
     const lines: string[] = [];
@@ -247,7 +256,7 @@ export class AccountDeletionService {
     if (sum.exportsInvalidated > 0)
       lines.push(`${sum.exportsInvalidated} prepared export(s) of your organization's data were deleted.`);
     try {
-      await this.mailer.send({
+      await this.deps.mailer.send({
         to: d.email,
         subject: 'Your Sotto account has been deleted',
         text: [
@@ -263,7 +272,10 @@ export class AccountDeletionService {
         ].join('\n'),
       });
     } catch (err) {
-      this.logger.warn({ userId: d.userId, err: (err as Error).name }, 'account deletion receipt not mailed');
+      this.deps.logger.warn(
+        { userId: d.userId, err: (err as Error).name },
+        'account deletion receipt not mailed',
+      );
     }
   }
 }

@@ -40,34 +40,36 @@ export interface OrgDeletionReceipt {
   counts: Record<string, number>;
 }
 
+export interface OrgDeletionServiceDeps {
+  db: Database;
+  keys: Pick<KeyService, 'shredOrg'>;
+  audit: Pick<AuditService, 'recordStandalone'>;
+  reauth: Pick<ReauthService, 'verify'>;
+  files: OrgFilesRepository;
+  /** The archive store (archive.service.ts); undefined where no archive is wired. */
+  archive: { purgeOrg(orgId: string): Promise<void> } | undefined;
+  clock: { now(): Date };
+  logger: Pick<Logger, 'info' | 'warn'>;
+  /** The shared upload staging folder (plaintext audio waiting for its job). */
+  uploads: Pick<UploadFileRepository, 'remove'>;
+}
+
 export class OrgDeletionService {
-  constructor(
-    private readonly db: Database,
-    private readonly keys: Pick<KeyService, 'shredOrg'>,
-    private readonly audit: Pick<AuditService, 'recordStandalone'>,
-    private readonly reauth: Pick<ReauthService, 'verify'>,
-    private readonly files: OrgFilesRepository,
-    /** The archive store (archive.service.ts); undefined where no archive is wired. */
-    private readonly archive: { purgeOrg(orgId: string): Promise<void> } | undefined,
-    private readonly clock: { now(): Date },
-    private readonly logger: Pick<Logger, 'info' | 'warn'>,
-    /** The shared upload staging folder (plaintext audio waiting for its job). */
-    private readonly uploads: Pick<UploadFileRepository, 'remove'>,
-  ) {}
+  constructor(private readonly deps: OrgDeletionServiceDeps) {}
 
   async deleteOrg(who: SessionActor, input: OrgDeletionInput): Promise<OrgDeletionReceipt> {
     const orgId = who.orgId;
     if (!orgId || who.role !== 'owner')
       throw new AppError('forbidden', 'Only an owner of the organization can delete it');
-    const slug = await inUserScope(this.db, who, (tx) => deletionRepository.orgSlug(tx, orgId));
+    const slug = await inUserScope(this.deps.db, who, (tx) => deletionRepository.orgSlug(tx, orgId));
     if (!slug) throw new AppError('not_found', 'Organization not found');
     if (input.confirmSlug !== slug)
       throw new AppError('bad_request', "Type the organization's slug exactly to confirm its deletion");
-    await this.reauth.verify(who, input.password, input.code, 'org.delete');
+    await this.deps.reauth.verify(who, input.password, input.code, 'org.delete');
 
-    const now = this.clock.now();
+    const now = this.deps.clock.now();
     // 1. Shred (and end every session) under the org's row lock.
-    const { counts, dataKeys, staged } = await withSystem(this.db, async (tx) => {
+    const { counts, dataKeys, staged } = await withSystem(this.deps.db, async (tx) => {
       // The org's audit chain lock before the row lock, in the order every audit writer takes
       // them, so FOR UPDATE (the row is deleted later) cannot close a cycle with one of them.
       await auditRepository.lockChain(tx, orgId);
@@ -77,21 +79,21 @@ export class OrgDeletionService {
       await deletionRepository.revokeOrgSessions(tx, orgId, now);
       counts.tokens = await deletionRepository.deleteOrgTokens(tx, orgId);
       const staged = await deletionRepository.orgStagedFiles(tx, orgId);
-      const { dataKeys } = await this.keys.shredOrg(tx, orgId);
+      const { dataKeys } = await this.deps.keys.shredOrg(tx, orgId);
       return { counts, dataKeys, staged };
     });
-    this.logger.info({ orgId, dataKeys }, 'organization keys destroyed');
+    this.deps.logger.info({ orgId, dataKeys }, 'organization keys destroyed');
     // 2. Purge rows, then files and archive objects (all unreadable already).
-    await withSystem(this.db, (tx) => deletionRepository.purgeOrg(tx, orgId));
-    let files = await this.files.removeOrg(orgId);
+    await withSystem(this.deps.db, (tx) => deletionRepository.purgeOrg(tx, orgId));
+    let files = await this.deps.files.removeOrg(orgId);
     for (const file of staged) {
-      await this.uploads.remove(file);
+      await this.deps.uploads.remove(file);
       files++;
     }
-    if (this.archive) await this.archive.purgeOrg(orgId);
+    if (this.deps.archive) await this.deps.archive.purgeOrg(orgId);
     // 3. The receipt, on the platform chain.
     const receipt = { orgId, deletedAt: now, counts: { ...counts, dataKeys, files } };
-    await this.audit.recordStandalone({
+    await this.deps.audit.recordStandalone({
       orgId: null,
       actorId: who.userId,
       actorKind: 'user',
@@ -99,9 +101,9 @@ export class OrgDeletionService {
       targetType: 'org',
       targetId: orgId,
       ip: who.ip,
-      details: { counts: receipt.counts, cryptoShredded: true, archivePurged: Boolean(this.archive) },
+      details: { counts: receipt.counts, cryptoShredded: true, archivePurged: Boolean(this.deps.archive) },
     });
-    this.logger.info({ orgId }, 'organization deleted');
+    this.deps.logger.info({ orgId }, 'organization deleted');
     return receipt;
   }
 }

@@ -97,24 +97,26 @@ export const titleLocation = (orgId: string, id: string) =>
 export const transcriptLocation = (orgId: string, id: string) =>
   ({ orgId, table: 'transcripts', rowId: id, field: 'body' }) as const;
 
+export interface RecordingServiceDeps {
+  db: Database;
+  keys: KeyService;
+  audit: AuditService;
+  decoder: Pick<AudioDecoder, 'probe'>;
+  uploads: UploadFileRepository;
+  audio: Pick<AudioStoreService, 'prepare' | 'attach' | 'discard' | 'remove'>;
+  clock: Clock;
+  maxUploadBytes: number;
+  deletion: Pick<RecordingDeletionService, 'destroy'>;
+  limits?: {
+    /** The data disk and the free space it must keep (SOTTO_DISK_MIN_FREE_MB). */
+    disk?: { space: Pick<DiskSpaceRepository, 'freeBytes'>; minFreeBytes: number };
+    /** Recordings one org may have waiting or running (SOTTO_QUEUE_MAX_PER_ORG). */
+    maxQueuedPerOrg?: number;
+  };
+}
+
 export class RecordingService {
-  constructor(
-    private readonly db: Database,
-    private readonly keys: KeyService,
-    private readonly audit: AuditService,
-    private readonly decoder: Pick<AudioDecoder, 'probe'>,
-    private readonly uploads: UploadFileRepository,
-    private readonly audio: Pick<AudioStoreService, 'prepare' | 'attach' | 'discard' | 'remove'>,
-    private readonly clock: Clock,
-    private readonly maxUploadBytes: number,
-    private readonly deletion: Pick<RecordingDeletionService, 'destroy'>,
-    private readonly limits: {
-      /** The data disk and the free space it must keep (SOTTO_DISK_MIN_FREE_MB). */
-      disk?: { space: Pick<DiskSpaceRepository, 'freeBytes'>; minFreeBytes: number };
-      /** Recordings one org may have waiting or running (SOTTO_QUEUE_MAX_PER_ORG). */
-      maxQueuedPerOrg?: number;
-    } = {},
-  ) {}
+  constructor(private readonly deps: RecordingServiceDeps) {}
 
   /**
    * Streams an uploaded file to the staging folder (413 beyond the limit, nothing kept). Refused
@@ -123,7 +125,7 @@ export class RecordingService {
    */
   async stage(actor: Actor, source: Readable): Promise<string> {
     requirePermission(actor, 'recordings.create');
-    const { disk, maxQueuedPerOrg } = this.limits;
+    const { disk, maxQueuedPerOrg } = this.deps.limits ?? {};
     if (disk && (await disk.space.freeBytes()) < disk.minFreeBytes) {
       source.resume();
       throw new AppError('insufficient_storage', 'The server is short of disk space: try again later', {
@@ -134,7 +136,7 @@ export class RecordingService {
     // with Retry-After instead of growing the queue (and the disk under it) without end.
     if (
       maxQueuedPerOrg &&
-      (await withTenant(this.db, actor, (tx) => recordingJobRepository.countForOrg(tx, actor.orgId))) >=
+      (await withTenant(this.deps.db, actor, (tx) => recordingJobRepository.countForOrg(tx, actor.orgId))) >=
         maxQueuedPerOrg
     ) {
       source.resume();
@@ -144,12 +146,12 @@ export class RecordingService {
         { retryAfterSeconds: QUEUE_FULL_RETRY_AFTER_SECONDS },
       );
     }
-    return (await this.uploads.save(source, this.maxUploadBytes)).path;
+    return (await this.deps.uploads.save(source, this.deps.maxUploadBytes)).path;
   }
 
   /** Removes a staged file that will not become a recording (a failed request). */
   discard(file: string): Promise<void> {
-    return this.uploads.remove(file);
+    return this.deps.uploads.remove(file);
   }
 
   /**
@@ -162,17 +164,17 @@ export class RecordingService {
     requirePermission(actor, 'recordings.create');
     let sealed: PreparedAudio | undefined;
     try {
-      const info = await this.decoder.probe(input.file);
+      const info = await this.deps.decoder.probe(input.file);
       // A header with no samples behind it (or a zero-length stream) is not a recording.
       if (info.duration !== undefined && info.duration < MIN_SECONDS)
         throw new AppError('undecodable_audio', 'The file holds no audio');
       const id = crypto.randomUUID();
       // Queued audio never waits in plaintext: the content type is the sniffed one, not the client's.
-      sealed = await this.audio.prepare(actor.orgId, id, input.file, info.mime);
+      sealed = await this.deps.audio.prepare(actor.orgId, id, input.file, info.mime);
       const audio = sealed;
-      await this.uploads.remove(input.file);
-      const now = this.clock.now();
-      await withTenant(this.db, actor, async (tx) => {
+      await this.deps.uploads.remove(input.file);
+      const now = this.deps.clock.now();
+      await withTenant(this.deps.db, actor, async (tx) => {
         await recordingRepository.insert(tx, {
           id,
           orgId: actor.orgId,
@@ -185,14 +187,14 @@ export class RecordingService {
           await recordingRepository.setTitle(
             tx,
             id,
-            await this.keys.encrypt(tx, titleLocation(actor.orgId, id), input.title),
+            await this.deps.keys.encrypt(tx, titleLocation(actor.orgId, id), input.title),
           );
           // Searchable by title while it is transcribed (docs/search.md).
-          await indexRecording(tx, this.keys, actor.orgId, id);
+          await indexRecording(tx, this.deps.keys, actor.orgId, id);
         }
-        await this.audio.attach(tx, audio);
+        await this.deps.audio.attach(tx, audio);
         await recordingJobRepository.enqueue(tx, { recordingId: id, orgId: actor.orgId, now });
-        await this.audit.record(tx, {
+        await this.deps.audit.record(tx, {
           orgId: actor.orgId,
           actorId: actor.userId,
           actorKind: actor.viaSupportGrant ? 'support' : 'user',
@@ -204,8 +206,8 @@ export class RecordingService {
       });
       return { id, status: 'queued' };
     } catch (err) {
-      await this.uploads.remove(input.file);
-      if (sealed) await this.audio.discard(sealed);
+      await this.deps.uploads.remove(input.file);
+      if (sealed) await this.deps.audio.discard(sealed);
       throw err;
     }
   }
@@ -221,7 +223,7 @@ export class RecordingService {
     requirePermission(actor, 'recordings.read');
     const vis = visibility(actor);
     const filter = listFilter(actor, page.filter);
-    return withTenant(this.db, actor, async (tx) => {
+    return withTenant(this.deps.db, actor, async (tx) => {
       let after: { createdAt: Date; id: string } | undefined;
       if (page.after) {
         const last = await recordingRepository.find(tx, page.after, vis);
@@ -239,7 +241,7 @@ export class RecordingService {
   async getMany(actor: Actor, ids: string[]): Promise<RecordingView[]> {
     requirePermission(actor, 'recordings.read');
     if (ids.length === 0) return [];
-    return withTenant(this.db, actor, async (tx) => {
+    return withTenant(this.deps.db, actor, async (tx) => {
       const found = await recordingRepository.findMany(tx, ids, visibility(actor));
       const rows = new Map(found.map((r) => [r.id, r]));
       const views: RecordingView[] = [];
@@ -253,7 +255,7 @@ export class RecordingService {
 
   async get(actor: Actor, id: string): Promise<RecordingView> {
     requirePermission(actor, 'recordings.read');
-    return withTenant(this.db, actor, async (tx) => {
+    return withTenant(this.deps.db, actor, async (tx) => {
       const row = await recordingRepository.find(tx, id, visibility(actor));
       if (!row) throw notFound('Recording');
       return this.view(tx, row);
@@ -267,7 +269,7 @@ export class RecordingService {
   async delete(actor: Actor, id: string): Promise<void> {
     // Support staff may read through a grant, never destroy the customer's data.
     requirePermission(actor, 'recordings.create');
-    await this.deletion.destroy(
+    await this.deps.deletion.destroy(
       {
         orgId: actor.orgId,
         actorId: actor.userId,
@@ -285,14 +287,14 @@ export class RecordingService {
     row: RecordingRow,
   ): Promise<RecordingView> {
     const title = row.titleEnc
-      ? await this.keys.decryptString(tx, titleLocation(row.orgId, row.id), row.titleEnc)
+      ? await this.deps.keys.decryptString(tx, titleLocation(row.orgId, row.id), row.titleEnc)
       : null;
     return {
       id: row.id,
       title,
       status: row.status,
       progress: row.progress,
-      ...jobProgress(row, this.clock.now()),
+      ...jobProgress(row, this.deps.clock.now()),
       // A queued recording's code says why it waits; it has not failed.
       error:
         row.errorCode && row.status !== 'queued'

@@ -71,6 +71,18 @@ function firstFreeSlug(base: string, taken: ReadonlySet<string>): string {
 const invalidLink = () =>
   new AppError('not_found', 'This link is not valid (it may have expired or been used)');
 
+export interface SignupServiceDeps {
+  db: Database;
+  hasher: PasswordHasher;
+  keys: KeyService;
+  audit: AuditService;
+  mailer: Mailer;
+  limits: RateLimitRepository;
+  clock: Clock;
+  logger: Logger;
+  opts: SignupOptions;
+}
+
 /**
  * Self-service signup (a new org and its owner) that does not tell whether an address has an
  * account: `request` answers alike for every address — same status and body, and about the same
@@ -80,17 +92,7 @@ const invalidLink = () =>
  * (`verify`): owning the mailbox is proven before the account acts.
  */
 export class SignupService {
-  constructor(
-    private readonly db: Database,
-    private readonly hasher: PasswordHasher,
-    private readonly keys: KeyService,
-    private readonly audit: AuditService,
-    private readonly mailer: Mailer,
-    private readonly limits: RateLimitRepository,
-    private readonly clock: Clock,
-    private readonly logger: Logger,
-    private readonly opts: SignupOptions,
-  ) {}
+  constructor(private readonly deps: SignupServiceDeps) {}
 
   /** POST /api/v1/auth/signup. Resolves the same way for new and existing addresses. */
   async request(input: SignupInput, meta: ClientMeta): Promise<void> {
@@ -99,11 +101,11 @@ export class SignupService {
     const orgName = input.organization.trim();
     // The rules depend on the password alone, never on whether the address is known.
     assertAcceptablePassword(input.password, { email, name, organization: orgName });
-    const passwordHash = await this.hasher.hash(input.password);
-    const now = this.clock.now();
+    const passwordHash = await this.deps.hasher.hash(input.password);
+    const now = this.deps.clock.now();
     const token = randomToken();
-    const mailAllowed = (await this.limits.consume(MAIL_LIMIT, sha256Hex(email))).allowed;
-    const existing = await withSystem(this.db, async (tx) => {
+    const mailAllowed = (await this.deps.limits.consume(MAIL_LIMIT, sha256Hex(email))).allowed;
+    const existing = await withSystem(this.deps.db, async (tx) => {
       const user = await userRepository.findByEmail(tx, email);
       if (!user && mailAllowed)
         await signupVerificationRepository.insert(tx, sha256Hex(token), {
@@ -118,7 +120,7 @@ export class SignupService {
     });
     if (existing)
       // The account's owner can see that someone tried (ids and reason only).
-      await this.audit.recordStandalone({
+      await this.deps.audit.recordStandalone({
         orgId: existing.orgId,
         actorId: null,
         actorKind: 'anonymous',
@@ -134,20 +136,20 @@ export class SignupService {
 
   /** POST /api/v1/auth/signup/verify: creates the org and its owner from a verified request. */
   async verify(token: string, meta: ClientMeta): Promise<SignupResult> {
-    const now = this.clock.now();
-    const pending = await withSystem(this.db, (tx) =>
+    const now = this.deps.clock.now();
+    const pending = await withSystem(this.deps.db, (tx) =>
       signupVerificationRepository.find(tx, sha256Hex(token), now),
     );
     if (!pending) throw invalidLink();
     const spend = () =>
-      withSystem(this.db, (tx) => signupVerificationRepository.deleteForEmail(tx, pending.email));
+      withSystem(this.deps.db, (tx) => signupVerificationRepository.deleteForEmail(tx, pending.email));
     let created: SignupResult;
     try {
       created = await this.createOrg(pending, meta);
     } catch (err) {
       // The address got an account meanwhile: its links are spent. Any other failure keeps
       // the link usable for another try.
-      if (await withSystem(this.db, (tx) => userRepository.emailTaken(tx, pending.email))) await spend();
+      if (await withSystem(this.deps.db, (tx) => userRepository.emailTaken(tx, pending.email))) await spend();
       throw err;
     }
     // Used: this link and every other one for the address die with it.
@@ -160,8 +162,8 @@ export class SignupService {
       {
         name: 'signup-sweep',
         run: async () => {
-          const now = this.clock.now();
-          await withSystem(this.db, (tx) => signupVerificationRepository.sweepExpired(tx, now));
+          const now = this.deps.clock.now();
+          await withSystem(this.deps.db, (tx) => signupVerificationRepository.sweepExpired(tx, now));
         },
       },
     ];
@@ -174,7 +176,7 @@ export class SignupService {
     const { email, name, orgName, passwordHash } = p;
     const base = slugify(orgName);
     for (let attempt = 1; ; attempt++) {
-      const pre = await withSystem(this.db, async (tx) => ({
+      const pre = await withSystem(this.deps.db, async (tx) => ({
         emailTaken: await userRepository.emailTaken(tx, email),
         slugs: await orgSlugRepository.taken(tx, base),
       }));
@@ -184,24 +186,24 @@ export class SignupService {
       const userId = randomUUID();
       try {
         // One tenant transaction with the new org's id: the RLS WITH CHECK admits exactly it.
-        return await withTenant(this.db, { orgId, userId }, async (tx) => {
+        return await withTenant(this.deps.db, { orgId, userId }, async (tx) => {
           const org = await orgRepository.insert(tx, {
             id: orgId,
             name: orgName,
             slug: firstFreeSlug(base, pre.slugs),
           });
-          await this.keys.createOrgKey(tx, orgId);
+          await this.deps.keys.createOrgKey(tx, orgId);
           if (!(await userRepository.insertOwner(tx, { id: userId, orgId, email, name, passwordHash })))
             throw new AppError('conflict', 'An account with this email already exists: log in');
           const entry = { orgId, actorId: userId, actorKind: 'user' as const, ip: meta.ip };
-          await this.audit.record(tx, {
+          await this.deps.audit.record(tx, {
             ...entry,
             action: 'org.created',
             targetType: 'org',
             targetId: orgId,
             details: { slug: org.slug },
           });
-          await this.audit.record(tx, {
+          await this.deps.audit.record(tx, {
             ...entry,
             action: 'user.signup',
             targetType: 'user',
@@ -246,7 +248,7 @@ export class SignupService {
         'Someone — perhaps you — tried to sign up for Sotto with this email address, which',
         'already has an account. Nothing was changed.',
         '',
-        `Log in at ${this.opts.publicUrl}/login`,
+        `Log in at ${this.deps.opts.publicUrl}/login`,
         '',
         'If this was not you, you can ignore this email.',
       ].join('\n'),
@@ -255,7 +257,7 @@ export class SignupService {
 
   private link(token: string): string {
     // The fragment (#) keeps the token out of server access logs and Referer headers.
-    return `${this.opts.publicUrl}/verify-email#token=${token}`;
+    return `${this.deps.opts.publicUrl}/verify-email#token=${token}`;
   }
 
   /**
@@ -263,13 +265,13 @@ export class SignupService {
    * and a lost mail is a signup to try again. Never logs a body or, in production, a link.
    */
   private deliver(message: MailMessage, token: string | undefined): void {
-    if (!this.mailer.enabled) {
-      if (!this.opts.logLinksWithoutSmtp) {
-        this.logger.warn('signup email not sent: SMTP is not configured (SOTTO_SMTP_URL)');
+    if (!this.deps.mailer.enabled) {
+      if (!this.deps.opts.logLinksWithoutSmtp) {
+        this.deps.logger.warn('signup email not sent: SMTP is not configured (SOTTO_SMTP_URL)');
         return;
       }
       // Development: the log stands in for the mailbox, as the message would have said.
-      this.logger.info(
+      this.deps.logger.info(
         { to: message.to, ...(token ? { verifyUrl: this.link(token) } : { accountExists: true }) },
         token
           ? 'signup verification link (SMTP not configured; development only)'
@@ -277,9 +279,9 @@ export class SignupService {
       );
       return;
     }
-    this.mailer.send(message).catch((err: unknown) => {
+    this.deps.mailer.send(message).catch((err: unknown) => {
       const { name, code } = err as { name?: string; code?: string };
-      this.logger.warn({ errName: name, errCode: code }, 'signup email could not be sent');
+      this.deps.logger.warn({ errName: name, errCode: code }, 'signup email could not be sent');
     });
   }
 }
