@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import type { Actor } from '../src/domain/auth-context.js';
@@ -7,8 +8,8 @@ import { recordingJobRepository } from '../src/repositories/recording-job.reposi
 import { AppError } from '../src/domain/errors.js';
 import type { Segment } from '../src/domain/transcript.js';
 import { RecordingSearchService, type SearchPage } from '../src/services/recording-search.service.js';
-import { indexRecording, SearchIndexService } from '../src/services/search-index.service.js';
-import { tokenOf } from '../src/services/search-tokens.js';
+import { indexRecording, openSearchDoc, SearchIndexService } from '../src/services/search-index.service.js';
+import { SEARCH_SCHEME, tokenOf } from '../src/services/search-tokens.js';
 import type { ListQueryFilter } from '../src/services/recording.service.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { freshIp } from './helpers/auth-client.js';
@@ -272,8 +273,15 @@ describe(`encrypted search index (${backendLabel})`, () => {
     expect(gone.items).toEqual([]);
     expect(gone.scan.scanned).toBe(0);
 
-    // Deletion: the row and its tokens go with the recording.
+    // Deletion: the row and its tokens go with the recording, and the receipt says so.
     expect(await indexRows('recording_id = $1', [recordingId])).toHaveLength(1);
+    const stored = (
+      await t.services.db.query<{ doc_enc: Uint8Array; tokens: string }>(
+        `SELECT doc_enc, encode(sha256(array_send(tokens)), 'hex') AS tokens FROM search_index
+          WHERE recording_id = $1`,
+        [recordingId],
+      )
+    ).rows[0]!;
     const del = await t.app.inject({
       method: 'DELETE',
       url: `/api/v1/recordings/${recordingId}`,
@@ -282,6 +290,15 @@ describe(`encrypted search index (${backendLabel})`, () => {
     });
     expect(del.statusCode, del.body).toBe(204);
     expect(await indexRows('recording_id = $1', [recordingId])).toHaveLength(0);
+    const receipt = (
+      await t.services.db.query<{
+        details: { parts: string[]; sha256: Record<string, string>; searchIndexRowsLeft: number };
+      }>(`SELECT details FROM audit_log WHERE action = 'recording.deleted' AND target_id = $1`, [recordingId])
+    ).rows[0]!.details;
+    expect(receipt.parts).toContain('searchIndex');
+    expect(receipt.sha256.searchIndexDoc).toBe(createHash('sha256').update(stored.doc_enc).digest('hex'));
+    expect(receipt.sha256.searchIndexTokens).toBe(stored.tokens);
+    expect(receipt.searchIndexRowsLeft).toBe(0);
     expect((await all(ownerActor, 'mauritanian')).items).toEqual([]);
   });
 
@@ -331,16 +348,20 @@ describe(`encrypted search index (${backendLabel})`, () => {
       withTenant(t.services.db, u, async (tx) =>
         (
           await tx.query<{ recording_id: string }>(
-            'SELECT recording_id FROM sotto_search_hits($1::int[], 1::smallint)',
-            [[token]],
+            'SELECT recording_id FROM sotto_search_hits($1::int[], $2::smallint)',
+            [[token], SEARCH_SCHEME],
           )
         ).rows.map((r) => r.recording_id),
       );
     expect(await hits(other, b)).toEqual([otherId]);
     expect(await hits(owner, b)).toEqual([]);
     expect(
-      (await t.services.db.query('SELECT recording_id FROM sotto_search_hits($1::int[], 1::smallint)', [[b]]))
-        .rows,
+      (
+        await t.services.db.query('SELECT recording_id FROM sotto_search_hits($1::int[], $2::smallint)', [
+          [b],
+          SEARCH_SCHEME,
+        ])
+      ).rows,
     ).toEqual([]);
     // Under RLS a tenant sees only its own rows, and may not use another org's index key.
     const visible = await withTenant(t.services.db, owner, async (tx) => {
@@ -411,10 +432,25 @@ describe(`encrypted search index (${backendLabel})`, () => {
     await seedTranscript(t.services, victim, { segments: [seg(1, 'S1', 0, 'confidential budget')] });
     expect(await index.backfill()).toBe(1);
     expect(await indexRows('org_id = $1', [victim.orgId])).toHaveLength(1);
+    const [row] = (
+      await t.services.db.query<{ recording_id: string; doc_enc: Uint8Array }>(
+        'SELECT recording_id, doc_enc FROM search_index WHERE org_id = $1',
+        [victim.orgId],
+      )
+    ).rows;
+    const open = () =>
+      withTenant(t.services.db, victim, (tx) =>
+        openSearchDoc(tx, t.services.keys, victim.orgId, row!.recording_id, row!.doc_enc),
+      );
+    expect((await open()).segments[0]!.text).toBe('confidential budget');
     await withSystem(t.services.db, async (tx) => {
+      // The org-deletion receipt counts the index rows it purges.
+      expect(await deletionRepository.orgCounts(tx, victim.orgId)).toMatchObject({ searchIndexRows: 1 });
       await t.services.keys.shredOrg(tx, victim.orgId);
-      await deletionRepository.purgeOrg(tx, victim.orgId);
     });
+    // Shredded: a copy of the row (a backup) no longer opens, before the purge as after it.
+    await expect(open()).rejects.toMatchObject({ code: 'decryption_failed' });
+    await withSystem(t.services.db, (tx) => deletionRepository.purgeOrg(tx, victim.orgId));
     expect(await indexRows('org_id = $1', [victim.orgId])).toHaveLength(0);
     await withTenant(t.services.db, victim, async (tx) => {
       expect(() => t.services.keys.searchKey(tx, victim.orgId)).toThrow(/search index key/);

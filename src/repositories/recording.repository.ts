@@ -289,7 +289,7 @@ export const recordingRepository = {
   ): Promise<SearchCandidate[]> {
     const res = await tx.query<SearchCandidate>(
       `SELECT r.id, r.org_id AS "orgId", r.title_enc AS "titleEnc", r.created_at AS "createdAt",
-              t.body_enc AS "bodyEnc"
+              t.body_enc AS "bodyEnc", t.speaker_names_enc AS "namesEnc"
          FROM recordings r LEFT JOIN transcripts t ON t.recording_id = r.id
         WHERE ${FILTER_SQL}
           AND ${KEYSET_SQL}
@@ -313,4 +313,6 @@ export interface SearchCandidate {
   titleEnc: Uint8Array | null;
   createdAt: Date;
   bodyEnc: Uint8Array | null;
+  /** Speaker display names (sealed), read only by a search narrowed to a speaker. */
+  namesEnc: Uint8Array | null;
 }

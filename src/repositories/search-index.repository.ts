@@ -27,17 +27,22 @@ export interface IndexedCandidate {
   docEnc: Uint8Array;
 }
 
+interface IndexSource {
+  orgId: string;
+  titleEnc: Uint8Array | null;
+  bodyEnc: Uint8Array | null;
+  namesEnc: Uint8Array | null;
+}
+
 const CANDIDATE_COLUMNS = `r.id, r.org_id AS "orgId", r.title_enc AS "titleEnc", r.created_at AS "createdAt",
-              t.body_enc AS "bodyEnc"`;
+              t.body_enc AS "bodyEnc", t.speaker_names_enc AS "namesEnc"`;
 
 export const searchIndexRepository = {
-  /** Title and transcript ciphertexts to index (undefined: the recording is gone). */
-  async source(
-    tx: Queryable,
-    recordingId: string,
-  ): Promise<{ orgId: string; titleEnc: Uint8Array | null; bodyEnc: Uint8Array | null } | undefined> {
-    const res = await tx.query<{ orgId: string; titleEnc: Uint8Array | null; bodyEnc: Uint8Array | null }>(
-      `SELECT r.org_id AS "orgId", r.title_enc AS "titleEnc", t.body_enc AS "bodyEnc"
+  /** Title, transcript and speaker-name ciphertexts to index (undefined: the recording is gone). */
+  async source(tx: Queryable, recordingId: string): Promise<IndexSource | undefined> {
+    const res = await tx.query<IndexSource>(
+      `SELECT r.org_id AS "orgId", r.title_enc AS "titleEnc", t.body_enc AS "bodyEnc",
+              t.speaker_names_enc AS "namesEnc"
          FROM recordings r LEFT JOIN transcripts t ON t.recording_id = r.id
         WHERE r.id = $1`,
       [recordingId],

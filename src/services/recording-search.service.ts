@@ -9,11 +9,14 @@ import {
   type SearchCandidate,
   type Visibility,
 } from '../repositories/recording.repository.js';
+import { systemClock, type Clock } from '../repositories/clock.repository.js';
 import { searchIndexRepository } from '../repositories/search-index.repository.js';
 import type { KeyService } from './key.service.js';
 import { requirePermission } from './org.service.js';
 import { openSearchDoc, queryTokens, type SearchDoc } from './search-index.service.js';
-import { SEARCH_SCHEME, foldFast, parseQuery } from './search-tokens.js';
+import { SEARCH_SCHEME, foldFast, parseQuery, speakerKey } from './search-tokens.js';
+import { speakerName } from './export.service.js';
+import { speakerNamesLocation } from './transcript.service.js';
 import {
   titleLocation,
   transcriptLocation,
@@ -37,6 +40,11 @@ import {
  * Matching folds case and accents ("Jose" finds "José"). A query in double quotes is a phrase
  * (its words in order, adjacent); otherwise every word must appear somewhere in the title or
  * transcript. Query words match word starts ("meet" finds "meeting").
+ *
+ * `speaker` (a display name, folded the same way and compared whole) narrows the search to that
+ * speaker's segments: the words must be said by them, the title no longer counts; without `q` it
+ * lists the recordings where they speak. The index holds a token per speaker name, so this
+ * narrows like a word does.
  */
 export interface SearchSnippet {
   segmentId: string;
@@ -53,13 +61,14 @@ export interface SearchPage {
   next: string | null;
   /**
    * Recordings decrypted by this request, and how many visible recordings the filters let
-   * through in all: a client adds up `scanned` over its pages to show "searched N of M".
+   * through in all. With the index, `scanned` is about the hits (the index looked at every
+   * recording): summed over pages it is not "searched N of M" (docs/search.md).
    */
   scan: { scanned: number; total: number };
 }
 
 interface Body {
-  segments: { id: string; start: number; text: string }[];
+  segments: { id: string; start: number; text: string; speaker?: string }[];
 }
 
 /** Recordings decrypted per request at most, and wall time spent scanning at most (see docs/search.md). */
@@ -79,26 +88,31 @@ export class RecordingSearchService {
     private readonly recordings: Pick<RecordingService, 'getMany'>,
     private readonly scanBudget = DEFAULT_SCAN_BUDGET,
     private readonly timeBudgetMs = DEFAULT_TIME_BUDGET_MS,
+    /** The time budget is behaviour (where a page stops), so it is measured on the injected clock. */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   async search(
     actor: Actor,
     query: {
-      q: string;
+      q?: string | undefined;
+      speaker?: string | undefined;
       limit: number;
       after?: string | undefined;
       filter?: ListQueryFilter | undefined;
     },
   ): Promise<SearchPage> {
     requirePermission(actor, 'recordings.read');
-    const matcher = compile(query.q);
+    const speaker = query.speaker === undefined ? undefined : speakerKey(query.speaker);
+    if (speaker === '') throw new AppError('bad_request', 'The speaker needs at least one letter or digit');
+    const matcher = compile(query.q ?? '', speaker);
     if (!matcher) throw new AppError('bad_request', 'The search needs at least one letter or digit');
     const vis = visibility(actor);
     const filter = listFilter(actor, query.filter);
     let scanned = 0;
     let total = 0;
     const found = await withTenant(this.db, actor, async (tx) => {
-      const tokens = queryTokens(tx, this.keys, actor.orgId, query.q);
+      const tokens = queryTokens(tx, this.keys, actor.orgId, query.q, speaker);
       const indexed = tokens !== undefined && tokens.length > 0;
       const fromIndex = indexed ? indexedCandidates(tx, vis, tokens, filter) : undefined;
       const candidates = async (page: {
@@ -116,22 +130,21 @@ export class RecordingSearchService {
       }
       total = await recordingRepository.count(tx, vis, filter);
       const hits: { id: string; match: SearchHit['match'] }[] = [];
-      // Elapsed time of this request's scan (a duration, not a date: no Clock needed).
-      const started = performance.now();
+      const started = this.clock.now().getTime();
       for (;;) {
         const want = Math.min(indexed ? INDEXED_BATCH : BATCH, this.scanBudget - scanned);
         const rows = await candidates({ limit: want, after });
         for (const row of rows) {
           scanned++;
           after = { createdAt: row.createdAt, id: row.id };
-          const doc = await this.open(tx, row);
+          const doc = await this.open(tx, row, speaker !== undefined);
           const match = matcher(doc.title, doc.segments);
           if (match) hits.push({ id: row.id, match });
           // A full page: the next one starts after this recording.
           if (hits.length === query.limit) return { hits, next: row.id };
         }
         if (rows.length < want) return { hits, next: null }; // every candidate considered
-        if (scanned >= this.scanBudget || performance.now() - started > this.timeBudgetMs)
+        if (scanned >= this.scanBudget || this.clock.now().getTime() - started > this.timeBudgetMs)
           return { hits, next: after?.id ?? null };
       }
     });
@@ -146,8 +159,11 @@ export class RecordingSearchService {
     return { items, next: found.next, scan: { scanned, total } };
   }
 
-  /** A candidate's title and segments: its sealed search text, or (not indexed) the full rows. */
-  private async open(tx: Queryable, row: Candidate): Promise<SearchDoc> {
+  /**
+   * A candidate's title and segments: its sealed search text, or (not indexed) the full rows, with
+   * the speakers' display names when `named` (a search narrowed to a speaker).
+   */
+  private async open(tx: Queryable, row: Candidate, named: boolean): Promise<SearchDoc> {
     if (row.docEnc) return openSearchDoc(tx, this.keys, row.orgId, row.id, row.docEnc);
     const title = row.titleEnc
       ? await this.keys.decryptString(tx, titleLocation(row.orgId, row.id), row.titleEnc)
@@ -155,7 +171,18 @@ export class RecordingSearchService {
     const body = row.bodyEnc
       ? await this.keys.decryptJson<Body>(tx, transcriptLocation(row.orgId, row.id), row.bodyEnc)
       : { segments: [] };
-    return { title, segments: body.segments };
+    if (!named) return { title, segments: body.segments };
+    const names = row.namesEnc
+      ? await this.keys.decryptJson<Record<string, string>>(
+          tx,
+          speakerNamesLocation(row.orgId, row.id),
+          row.namesEnc,
+        )
+      : {};
+    return {
+      title,
+      segments: body.segments.map((s) => ({ ...s, speaker: speakerName(s.speaker ?? '', names) })),
+    };
   }
 }
 
@@ -170,11 +197,32 @@ type Matcher = (
   segments: Body['segments'],
 ) => { title: boolean; snippets: SearchSnippet[] } | undefined;
 
-/** Builds the matcher for a query, or undefined when it has no searchable word. */
-export function compile(q: string): Matcher | undefined {
+/**
+ * Builds the matcher for a query, or undefined when it has no searchable word. With `speaker` (a
+ * speakerKey) only that speaker's segments are searched and the title is not; an empty query then
+ * matches any recording where they speak, its first segments as snippets.
+ */
+export function compile(q: string, speaker?: string): Matcher | undefined {
   const { phrase, words } = parseQuery(q);
-  if (words.length === 0) return undefined;
+  if (words.length === 0 && speaker === undefined) return undefined;
   const needles = phrase ? [words.join(' ')] : [...new Set(words)];
+  const match = matchText(needles);
+  if (speaker === undefined) return match;
+  // A recording has a few speakers over hundreds of segments: fold each name once.
+  const keys = new Map<string, string>();
+  const keyOf = (name = '') => keys.get(name) ?? keys.set(name, speakerKey(name)).get(name)!;
+  return (_title, segments) => {
+    const theirs = segments.filter((s) => keyOf(s.speaker) === speaker);
+    if (theirs.length === 0) return undefined;
+    if (needles.length > 0) return match('', theirs);
+    const snippets = theirs
+      .slice(0, MAX_SNIPPETS)
+      .map((s) => ({ segmentId: s.id, start: s.start, text: excerpt(s.text, 0) }));
+    return { title: false, snippets };
+  };
+}
+
+function matchText(needles: string[]): Matcher {
   return (title, segments) => {
     const foldedTitle = foldFast(title);
     const inTitle = needles.filter((n) => findWordStart(foldedTitle, n) >= 0);

@@ -5,9 +5,11 @@ import { withSystem, withTenant } from '../db/tenant.js';
 import { AppError } from '../domain/errors.js';
 import { searchIndexRepository } from '../repositories/search-index.repository.js';
 import type { KeyService } from './key.service.js';
+import { speakerName } from './export.service.js';
 import { titleLocation, transcriptLocation } from './recording.service.js';
 import type { ScheduledTask } from './scheduler.service.js';
-import { SEARCH_SCHEME, documentTerms, queryTerms, tokensOf } from './search-tokens.js';
+import { SEARCH_SCHEME, documentTerms, queryTerms, speakerTerm, tokensOf } from './search-tokens.js';
+import { speakerNamesLocation } from './transcript.service.js';
 
 /**
  * The encrypted search index kept in step with what it indexes (docs/search.md). Every write of
@@ -21,13 +23,14 @@ export type SearchKeys = Pick<KeyService, 'searchKey' | 'decryptString' | 'decry
 
 /**
  * What search confirms candidates against and cuts snippets from: the title and each segment's
- * id, start and text — the transcript without word timings, about a tenth of its size — sealed
+ * id, start, text and speaker's display name at indexing time (a rename re-indexes: it is a
+ * transcript edit) — the transcript without word timings, about a tenth of its size — sealed
  * in the index row under the org's data key (its own AAD location), so a hit costs a small
  * decryption instead of the whole transcript's.
  */
 export interface SearchDoc {
   title: string;
-  segments: { id: string; start: number; text: string }[];
+  segments: { id: string; start: number; text: string; speaker?: string }[];
 }
 
 export const searchDocLocation = (orgId: string, id: string) =>
@@ -86,18 +89,25 @@ export async function indexRecording(
     ? await keys.decryptString(tx, titleLocation(orgId, recordingId), src.titleEnc)
     : '';
   const body = src.bodyEnc
-    ? await keys.decryptJson<{ segments?: { id?: unknown; start?: unknown; text?: unknown }[] }>(
-        tx,
-        transcriptLocation(orgId, recordingId),
-        src.bodyEnc,
-      )
+    ? await keys.decryptJson<{
+        segments?: { id?: unknown; start?: unknown; text?: unknown; speaker?: unknown }[];
+      }>(tx, transcriptLocation(orgId, recordingId), src.bodyEnc)
     : { segments: [] };
+  const names = src.namesEnc
+    ? await keys.decryptJson<Record<string, string>>(
+        tx,
+        speakerNamesLocation(orgId, recordingId),
+        src.namesEnc,
+      )
+    : {};
   const doc: SearchDoc = {
     title,
     segments: (body.segments ?? []).map((s) => ({
       id: String(s.id),
       start: Number(s.start),
       text: typeof s.text === 'string' ? s.text : '',
+      // The name the panel shows (a user's rename, a live participant, else "Speaker N").
+      speaker: speakerName(typeof s.speaker === 'string' ? s.speaker : '', names),
     })),
   };
   const tokens = tokensOf(
@@ -105,6 +115,7 @@ export async function indexRecording(
     documentTerms(
       title,
       doc.segments.map((s) => s.text),
+      new Set(doc.segments.map((s) => s.speaker ?? '')),
     ),
   );
   const docEnc = await sealSearchDoc(tx, keys, orgId, recordingId, doc);
@@ -115,10 +126,19 @@ export async function indexRecording(
 /**
  * The tokens a query's matches must all hold, under the org's index key: undefined when the query
  * has no searchable word, [] when none of its words narrows the search (shorter than 3 characters).
+ * A speaker (already checked to have a letter or digit) adds that speaker's token, so a search or
+ * list narrowed to a speaker always narrows through the index, even with no word or short ones.
  */
-export function queryTokens(tx: Queryable, keys: Pick<KeyService, 'searchKey'>, orgId: string, q: string) {
-  const terms = queryTerms(q);
+export function queryTokens(
+  tx: Queryable,
+  keys: Pick<KeyService, 'searchKey'>,
+  orgId: string,
+  q: string | undefined,
+  speaker?: string,
+) {
+  const terms = q === undefined ? [] : queryTerms(q);
   if (!terms) return undefined;
+  if (speaker !== undefined) terms.push(speakerTerm(speaker));
   return terms.length === 0 ? [] : tokensOf(keys.searchKey(tx, orgId), terms);
 }
 

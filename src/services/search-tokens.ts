@@ -18,10 +18,13 @@ import { createHmac } from 'node:crypto';
  *     (first word, first character of the second), so a phrase's pairs — whose last word may be
  *     only a prefix, even of one or two characters — are found without storing every prefix of
  *     every pair.
+ *   - `s`: the folded display name of each speaker of a segment (scheme 2), so `speaker=` narrows
+ *     to recordings where that speaker speaks; the word tokens are not tied to a speaker (that
+ *     would multiply the row), so "this speaker said it" is left to the confirmation.
  * Query words shorter than 3 characters add no token (their prefixes would be in nearly every
  * recording); a query with no token at all falls back to the scan.
  */
-export const SEARCH_SCHEME = 1;
+export const SEARCH_SCHEME = 2;
 export const MIN_PREFIX = 3;
 export const MAX_PREFIX = 10;
 /** Characters of the second word kept in a pair term: a long head, and a short one for short prefixes. */
@@ -47,11 +50,28 @@ export function parseQuery(q: string): { phrase: boolean; words: string[] } {
   return { phrase, words };
 }
 
+/**
+ * A speaker's display name as the filter compares it: folded like the text, words joined by one
+ * space ("  Zoë  O'Brien " and "zoe o brien" are the same speaker); empty when it has no letter
+ * or digit.
+ */
+export function speakerKey(name: string): string {
+  return foldFast(name).split(' ').filter(Boolean).join(' ');
+}
+
+export const speakerTerm = (name: string): string => `s\u0000${speakerKey(name)}`;
 const prefixTerm = (w: string): string => `p\u0000${w.slice(0, MAX_PREFIX)}`;
 const pairTerm = (a: string, b: string, head = PAIR_HEAD): string => `b\u0000${a}\u0000${b.slice(0, head)}`;
 
-/** The terms of a recording: its title and each segment, pairs never crossing a segment. */
-export function documentTerms(title: string, texts: Iterable<string>): Set<string> {
+/**
+ * The terms of a recording: its title and each segment, pairs never crossing a segment, and the
+ * display names of the segments' speakers.
+ */
+export function documentTerms(
+  title: string,
+  texts: Iterable<string>,
+  speakers: Iterable<string> = [],
+): Set<string> {
   const terms = new Set<string>();
   const add = (text: string) => {
     const words = foldFast(text).split(' ').filter(Boolean);
@@ -67,6 +87,7 @@ export function documentTerms(title: string, texts: Iterable<string>): Set<strin
   };
   add(title);
   for (const t of texts) add(t);
+  for (const name of speakers) if (speakerKey(name)) terms.add(speakerTerm(name));
   return terms;
 }
 

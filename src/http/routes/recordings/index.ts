@@ -135,10 +135,10 @@ const recordingRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { servi
       schema: { tags, security, querystring: listQuery, response: { 200: listResponse } },
     },
     async (req) => {
-      const { q, limit, after, ...filter } = req.query;
+      const { q, speaker, limit, after, ...filter } = req.query;
       const page = { limit, after, filter };
-      if (q) {
-        const found = await services.search.search(actorOf(req), { q, ...page });
+      if (q || speaker) {
+        const found = await services.search.search(actorOf(req), { q, speaker, ...page });
         return { items: found.items.map(recording), next: found.next, scan: found.scan };
       }
       const found = await services.recordings.list(actorOf(req), page);

@@ -84,6 +84,19 @@ export const listQuery = z
      * "quoted phrase"). A page may then hold fewer than `limit` items while `next` is not null.
      */
     q: z.string().trim().min(1).max(200).regex(NO_CONTROL, 'must not contain control characters').optional(),
+    /**
+     * Only this speaker's segments (their display name, case- and accent-insensitive, compared
+     * whole): with `q` the words must be theirs, without it the recordings where they speak.
+     * Answered like a search (`match`, `scan`, pages that may be short).
+     */
+    speaker: z
+      .string()
+      .trim()
+      .min(1)
+      .max(100)
+      .regex(NO_CONTROL, 'must not contain control characters')
+      .regex(/[\p{L}\p{N}]/u, 'must contain a letter or digit')
+      .optional(),
     status: status.optional(),
     /** `me`, or a user id of the organization (a member only ever sees their own anyway). */
     owner: z.union([z.literal('me'), id]).optional(),
@@ -106,8 +119,9 @@ export const listResponse = z.object({
   items: z.array(recordingResponse.extend({ match: searchMatch.optional() })),
   next: z.string().nullable(),
   /**
-   * Search results only: recordings scanned by this request, and the visible recordings the
-   * filters let through in all (add `scanned` up over pages to show "searched N of M").
+   * Search results only: recordings decrypted by this request, and the visible recordings the
+   * filters let through in all. With the index `scanned` is about the hits, not the recordings
+   * looked at (the index looked at all of them): do not add it up as "searched N of M".
    */
   scan: z.object({ scanned: z.number().int(), total: z.number().int() }).optional(),
 });
