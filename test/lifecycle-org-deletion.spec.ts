@@ -18,6 +18,8 @@ import { openDatabase, type Database } from '../src/db/database.js';
 import { withTenant } from '../src/db/tenant.js';
 import { KeyService } from '../src/services/key.service.js';
 import { transcriptLocation } from '../src/services/recording.service.js';
+import { openSearchDoc } from '../src/services/search-index.service.js';
+import { queryTerms, tokensOf } from '../src/services/search-tokens.js';
 import { authed, call, login, signup, type Account } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { addUser, bearer } from './helpers/fixtures.js';
@@ -123,6 +125,33 @@ describe.skipIf(!hasCorpus)(
       });
     }
 
+    /**
+     * The org's search index row in `db` (a transaction each: a failed step aborts it): whether its
+     * index key can still be derived and its tokens hold the title word "meeting" under it, and
+     * whether its sealed search text still opens.
+     */
+    async function readIndex(db: Database, keys: KeyService, org: Org) {
+      const tenant = { orgId: org.account.orgId, userId: null };
+      const row = await withTenant(db, tenant, async (tx) => {
+        const { rows } = await tx.query<{ tokens: number[]; doc_enc: Uint8Array }>(
+          'SELECT tokens, doc_enc FROM search_index WHERE recording_id = $1',
+          [org.recordingId],
+        );
+        expect(rows).toHaveLength(1);
+        return rows[0]!;
+      });
+      const tokens = () =>
+        withTenant(db, tenant, async (tx) => {
+          const wanted = tokensOf(keys.searchKey(tx, org.account.orgId), queryTerms('meeting')!);
+          return wanted.every((tok) => row.tokens.includes(tok));
+        });
+      const doc = () =>
+        withTenant(db, tenant, (tx) =>
+          openSearchDoc(tx, keys, org.account.orgId, org.recordingId, row.doc_enc),
+        );
+      return { tokens, doc };
+    }
+
     beforeAll(async () => {
       const r = recordingEnv();
       dataDir = r.dataDir;
@@ -202,7 +231,10 @@ describe.skipIf(!hasCorpus)(
 
       const res = await del(a, a.token, { confirm: a.slug, currentPassword: a.account.password });
       expect(res.statusCode, res.body).toBe(200);
-      expect(res.json()).toMatchObject({ orgId, counts: { recordings: 1, transcripts: 1, dataKeys: 1 } });
+      expect(res.json()).toMatchObject({
+        orgId,
+        counts: { recordings: 1, transcripts: 1, searchIndexRows: 1, dataKeys: 1 },
+      });
 
       expect(t.services.keys.hasKek(orgId)).toBe(false);
       expect(readdirSync(t.services.config.keyDir).filter((f) => f.includes(orgId))).toEqual([]);
@@ -274,6 +306,16 @@ describe.skipIf(!hasCorpus)(
       }); // …but its KEK no longer exists anywhere.
       const survivor = (await readTranscript(backup, keys, b)) as { segments: unknown[] };
       expect(survivor.segments.length).toBeGreaterThan(0);
+
+      // The search index in the backup: the doomed org's row is there, but its index key (derived
+      // from the KEK) is gone, so no guessed word can be tested against its tokens, and its sealed
+      // text does not open; the survivor's index still answers "meeting" (its title) and opens.
+      const doomed = await readIndex(backup, keys, a);
+      await expect(doomed.tokens()).rejects.toMatchObject({ code: 'decryption_failed' });
+      await expect(doomed.doc()).rejects.toMatchObject({ code: 'decryption_failed' });
+      const kept = await readIndex(backup, keys, b);
+      expect(await kept.tokens()).toBe(true);
+      expect((await kept.doc()).title).toContain('meeting');
     });
 
     it('logged no content, password or token', () => {

@@ -20,6 +20,20 @@ import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js'
 
 const TITLE = 'Board meeting about the Harrowgate merger';
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+/** PostgreSQL's binary form of a one-dimensional int4[] without NULLs (array_send), built here. */
+function int4ArrayBytes(xs: number[]): Buffer {
+  const b = Buffer.alloc(20 + xs.length * 8);
+  b.writeInt32BE(1, 0); // dimensions
+  b.writeInt32BE(0, 4); // no NULLs
+  b.writeInt32BE(23, 8); // element type: int4
+  b.writeInt32BE(xs.length, 12);
+  b.writeInt32BE(1, 16); // lower bound
+  xs.forEach((x, i) => {
+    b.writeInt32BE(4, 20 + i * 8);
+    b.writeInt32BE(x, 24 + i * 8);
+  });
+  return b;
+}
 
 describe.skipIf(!hasCorpus)(
   `recording deletion with receipts (${backendLabel}) ${hasCorpus ? '' : noCorpusReason}`,
@@ -49,7 +63,13 @@ describe.skipIf(!hasCorpus)(
       const out: Record<string, number> = {};
       await withSystem(t.db, async (tx) => {
         out.recordings = (await tx.query('SELECT 1 FROM recordings WHERE id = $1', [id])).rows.length;
-        for (const table of ['transcripts', 'recording_jobs', 'recording_audio', 'live_spools'])
+        for (const table of [
+          'transcripts',
+          'recording_jobs',
+          'recording_audio',
+          'live_spools',
+          'search_index',
+        ])
           out[table] = (await tx.query(`SELECT 1 FROM ${table} WHERE recording_id = $1`, [id])).rows.length;
       });
       out.blob = existsSync(blobFile(id)) ? 1 : 0;
@@ -62,6 +82,7 @@ describe.skipIf(!hasCorpus)(
       recording_jobs: 0,
       recording_audio: 0,
       live_spools: 0,
+      search_index: 0,
       blob: 0,
       spool: 0,
     };
@@ -70,7 +91,12 @@ describe.skipIf(!hasCorpus)(
         await t.db.query<{
           actor_id: string;
           actor_kind: string;
-          details: { parts: string[]; sha256: Record<string, string>; reason: string };
+          details: {
+            parts: string[];
+            sha256: Record<string, string>;
+            reason: string;
+            searchIndexRowsLeft: number;
+          };
         }>(
           `SELECT actor_id, actor_kind, details FROM audit_log WHERE action = 'recording.deleted' AND target_id = $1`,
           [id],
@@ -113,6 +139,14 @@ describe.skipIf(!hasCorpus)(
         )
       ).rows[0]!;
       const blob = readFileSync(blobFile(id));
+      // The job indexed it for search (docs/search.md): its row goes too, and the receipt says so.
+      const index = (
+        await t.db.query<{ doc_enc: Uint8Array; tokens: number[] }>(
+          'SELECT doc_enc, tokens FROM search_index WHERE recording_id = $1',
+          [id],
+        )
+      ).rows[0]!;
+      expect(index.tokens.length).toBeGreaterThan(10);
       const transcript = await t.app.inject({
         method: 'GET',
         url: `/api/v1/recordings/${id}/transcript`,
@@ -135,8 +169,11 @@ describe.skipIf(!hasCorpus)(
       expect(r!.actor_kind).toBe('user');
       expect(r!.details.reason).toBe('requested');
       expect(r!.details.parts).toEqual(
-        expect.arrayContaining(['recording', 'transcript', 'report', 'audio']),
+        expect.arrayContaining(['recording', 'transcript', 'report', 'audio', 'searchIndex']),
       );
+      expect(r!.details.sha256.searchIndexDoc).toBe(sha256(index.doc_enc));
+      expect(r!.details.sha256.searchIndexTokens).toBe(sha256(int4ArrayBytes(index.tokens)));
+      expect(r!.details.searchIndexRowsLeft).toBe(0);
       expect(r!.details.sha256.transcript).toBe(sha256(stored.body_enc));
       expect(r!.details.sha256.title).toBe(sha256(stored.title_enc));
       expect(r!.details.sha256.audioBlob).toBe(sha256(blob));

@@ -13,6 +13,9 @@ export interface CiphertextDigests {
   liveSpoolKey: string | null;
   /** Live participant labels waiting for the transcript (migration 0022). */
   liveSpeakers: string | null;
+  /** The search index row (migration 0026): its sealed text, and its keyed tokens as stored. */
+  searchIndexDoc: string | null;
+  searchIndexTokens: string | null;
   hasJob: boolean;
 }
 
@@ -41,6 +44,8 @@ export const deletionRepository = {
       audio_key: string | null;
       spool_key: string | null;
       live_speakers: string | null;
+      search_doc: string | null;
+      search_tokens: string | null;
       has_job: boolean;
     }>(
       `SELECT encode(sha256(r.title_enc), 'hex') AS title,
@@ -50,11 +55,14 @@ export const deletionRepository = {
               encode(sha256(a.content_key_enc), 'hex') AS audio_key,
               encode(sha256(s.content_key_enc), 'hex') AS spool_key,
               encode(sha256(r.live_speakers_enc), 'hex') AS live_speakers,
+              encode(sha256(si.doc_enc), 'hex') AS search_doc,
+              encode(sha256(array_send(si.tokens)), 'hex') AS search_tokens,
               EXISTS (SELECT 1 FROM recording_jobs j WHERE j.recording_id = r.id) AS has_job
          FROM recordings r
          LEFT JOIN transcripts t ON t.recording_id = r.id
          LEFT JOIN recording_audio a ON a.recording_id = r.id
          LEFT JOIN live_spools s ON s.recording_id = r.id
+         LEFT JOIN search_index si ON si.recording_id = r.id
         WHERE r.id = $1`,
       [recordingId],
     );
@@ -68,8 +76,22 @@ export const deletionRepository = {
       audioContentKey: r.audio_key,
       liveSpoolKey: r.spool_key,
       liveSpeakers: r.live_speakers,
+      searchIndexDoc: r.search_doc,
+      searchIndexTokens: r.search_tokens,
       hasJob: r.has_job,
     };
+  },
+
+  /**
+   * Search index rows of a recording, counted after its deletion in the same transaction: the
+   * receipt states what is left (0 — the row cascades with the recording) instead of assuming it.
+   */
+  async searchIndexRows(tx: Queryable, recordingId: string): Promise<number> {
+    const { rows } = await tx.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM search_index WHERE recording_id = $1',
+      [recordingId],
+    );
+    return rows[0]?.n ?? 0;
   },
 
   async recordingIdsOfOwner(tx: Queryable, ownerId: string): Promise<string[]> {
@@ -225,6 +247,7 @@ export const deletionRepository = {
               (SELECT count(*)::int FROM transcripts WHERE org_id = $1) AS transcripts,
               (SELECT count(*)::int FROM recording_audio WHERE org_id = $1) AS "audioBlobs",
               (SELECT count(*)::int FROM live_spools WHERE org_id = $1) AS "liveSpools",
+              (SELECT count(*)::int FROM search_index WHERE org_id = $1) AS "searchIndexRows",
               (SELECT count(*)::int FROM audit_log WHERE org_id = $1) AS "auditEntries"`,
       [orgId],
     );

@@ -5,7 +5,6 @@ import type { AudioBlobRepository } from '../repositories/audio-blob.repository.
 import type { Clock } from '../repositories/clock.repository.js';
 import type { LiveBus } from '../repositories/live-bus.repository.js';
 import { deletionRepository } from '../repositories/deletion.repository.js';
-import { sha256File } from '../repositories/file-digest.repository.js';
 import { recordingJobRepository } from '../repositories/recording-job.repository.js';
 import { recordingRepository, type Visibility } from '../repositories/recording.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
@@ -16,7 +15,7 @@ import { enqueueWebhooks, recordingEvent } from './webhook.service.js';
 /**
  * Hard deletion of one recording with a deletion receipt (docs/lifecycle.md). Everything goes at
  * once — rows (recording, transcript with its original and speaker names, job, audio row, live
- * spool row, live speaker labels), the sealed audio blob, a plain staged upload of an old job,
+ * spool row, live speaker labels, search index row), the sealed audio blob, a plain staged upload of an old job,
  * the live spool files, the live backlog beside the live bus — and no copy is kept anywhere. The
  * receipt, in the org's audit chain as `recording.deleted`, says what existed, when, by whom, and
  * the SHA-256 of each stored *ciphertext* (never of plaintext, which could be confirmed by
@@ -43,6 +42,8 @@ export interface RecordingReceipt {
   recordingId: string;
   parts: string[];
   sha256: Record<string, string>;
+  /** Search index rows of the recording counted after the delete, in its transaction (0). */
+  searchIndexRowsLeft: number;
   /** Ready/building org exports expired because they may hold the recording. */
   exportsInvalidated: number;
 }
@@ -55,7 +56,7 @@ export class RecordingDeletionService {
   constructor(
     private readonly db: Database,
     private readonly audit: Pick<AuditService, 'record'>,
-    private readonly blobs: Pick<AudioBlobRepository, 'blobPath' | 'remove'>,
+    private readonly blobs: Pick<AudioBlobRepository, 'sha256' | 'remove'>,
     private readonly uploads: Pick<UploadFileRepository, 'remove'>,
     private readonly spools: SpoolFiles,
     private readonly clock: Clock,
@@ -76,13 +77,14 @@ export class RecordingDeletionService {
       return row.id;
     });
     // The sealed blob is hashed outside any transaction (slow I/O); blobs are never rewritten.
-    const audioBlob = await sha256File(this.blobs.blobPath(ctx.orgId, id));
+    const audioBlob = await this.blobs.sha256(ctx.orgId, id);
     const { receipt, stagedFile, expiredExports } = await withTenant(this.db, tenant, async (tx) => {
       const row = await recordingRepository.find(tx, id, visibility);
       const digests = row && (await deletionRepository.ciphertextDigests(tx, id));
       if (!row || !digests) throw notFound('Recording');
       const stagedFile = await recordingJobRepository.audioPath(tx, id);
       await recordingRepository.delete(tx, id);
+      const searchIndexRowsLeft = await deletionRepository.searchIndexRows(tx, id);
       await enqueueWebhooks(tx, recordingEvent(ctx.orgId, id, 'recording.deleted', this.clock.now()));
       const sha256: Record<string, string> = {};
       const add = (name: string, v: string | null | undefined) => {
@@ -96,6 +98,8 @@ export class RecordingDeletionService {
       add('audioContentKey', digests.audioContentKey);
       add('liveSpoolKey', digests.liveSpoolKey);
       add('liveSpeakers', digests.liveSpeakers);
+      add('searchIndexDoc', digests.searchIndexDoc);
+      add('searchIndexTokens', digests.searchIndexTokens);
       const parts = [
         'recording',
         ...(digests.transcript ? ['transcript', 'report'] : []),
@@ -103,6 +107,7 @@ export class RecordingDeletionService {
         ...(audioBlob || digests.audioContentKey ? ['audio'] : []),
         ...(digests.liveSpoolKey || row.status === 'live' ? ['liveSpool'] : []),
         ...(digests.liveSpeakers ? ['liveSpeakers'] : []),
+        ...(digests.searchIndexDoc ? ['searchIndex'] : []),
         ...(digests.hasJob ? ['job'] : []),
       ];
       const expiredExports = await this.exports.inTransaction(tx, ctx.orgId, 'recording_deleted');
@@ -119,11 +124,18 @@ export class RecordingDeletionService {
           status: row.status,
           parts,
           sha256,
+          searchIndexRowsLeft,
           exportsInvalidated: expiredExports.length,
         },
       });
       return {
-        receipt: { recordingId: id, parts, sha256, exportsInvalidated: expiredExports.length },
+        receipt: {
+          recordingId: id,
+          parts,
+          sha256,
+          searchIndexRowsLeft,
+          exportsInvalidated: expiredExports.length,
+        },
         stagedFile,
         expiredExports,
       };
