@@ -25,6 +25,7 @@ import { recordingRepository } from '../src/repositories/recording.repository.js
 import { searchIndexRepository } from '../src/repositories/search-index.repository.js';
 import { transcriptLocation } from '../src/services/recording.service.js';
 import { indexRecording, queryTokens, SearchIndexService } from '../src/services/search-index.service.js';
+import { SEARCH_SCHEME } from '../src/services/search-tokens.js';
 import { createOrgWithUser } from '../test/helpers/fixtures.js';
 import { startTestApp, type TestApp } from '../test/helpers/test-app.js';
 import { mulberry32 } from '../scripts/prng.js';
@@ -109,11 +110,11 @@ async function explain(t: TestApp, owner: { orgId: string; userId: string }, qs:
       await searchIndexRepository.preferIndex(tx);
       const plan = await tx.query<{ 'QUERY PLAN': string }>(
         `EXPLAIN (ANALYZE, COSTS OFF) WITH hit AS MATERIALIZED (
-           SELECT recording_id FROM sotto_search_hits($1::int[], 1::smallint))
+           SELECT recording_id FROM sotto_search_hits($1::int[], $2::smallint))
          SELECT r.id, s.doc_enc FROM hit JOIN recordings r ON r.id = hit.recording_id
            JOIN search_index s ON s.recording_id = hit.recording_id
           ORDER BY r.created_at DESC, r.id DESC LIMIT 25`,
-        [tokens],
+        [tokens, SEARCH_SCHEME],
       );
       console.log(`\n${q}:\n${plan.rows.map((r) => r['QUERY PLAN']).join('\n')}`);
     }
@@ -195,7 +196,7 @@ async function bench(label: string): Promise<void> {
         `search_index ${size.rows[0]!.index}, transcripts ${size.rows[0]!.transcripts}`,
     );
     if (process.env.BENCH_EXPLAIN) await explain(t, owner, [vocab[45]!, vocab[1501]!, phrases[0]!]);
-    const kinds: [string, string[]][] = [
+    const kinds: [string, string[], string?][] = [
       // Words of 3 letters or more: shorter ones cannot be narrowed by the index (a scan, as before).
       [
         'one word, common',
@@ -212,17 +213,26 @@ async function bench(label: string): Promise<void> {
           .slice(0, RUNS),
       ],
       ['phrase', phrases],
+      // Narrowed to one of the two speakers (half the segments): the speaker's token beside the word's.
+      [
+        'one word, rare, speaker=',
+        vocab
+          .slice(1500)
+          .filter((w) => w.length >= 3)
+          .slice(0, RUNS),
+        'Speaker 2',
+      ],
     ];
     console.log('| query | p50 ms | p95 ms | max ms | hits on page (median) | decrypted (median) |');
     console.log('| --- | --- | --- | --- | --- | --- |');
-    for (const [kind, qs] of kinds) {
-      await t.services.search.search(actor, { q: qs[0]!, limit: 20 }); // warm the key caches
+    for (const [kind, qs, speaker] of kinds) {
+      await t.services.search.search(actor, { q: qs[0]!, speaker, limit: 20 }); // warm the key caches
       const ms: number[] = [];
       const hits: number[] = [];
       const scanned: number[] = [];
       for (const q of qs) {
         const t0 = performance.now();
-        const page = await t.services.search.search(actor, { q, limit: 20 });
+        const page = await t.services.search.search(actor, { q, speaker, limit: 20 });
         ms.push(performance.now() - t0);
         hits.push(page.items.length);
         scanned.push(page.scan.scanned);
