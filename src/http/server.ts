@@ -128,7 +128,12 @@ export async function buildServer({ services, https, webRoot }: ServerOptions): 
       info: { title: 'Sotto API', version: '1' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
-    transform: jsonSchemaTransform,
+    // A module's root route ('/' under its prefix) answers with and without the slash; the
+    // document names it without, as clients (the panel's generated client too) call it.
+    transform: (input) => {
+      const out = jsonSchemaTransform(input);
+      return { ...out, url: out.url.replace(/(.)\/$/, '$1') };
+    },
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs', staticCSP: true });
 
