@@ -1,4 +1,5 @@
-import { ApiError, del, getJson, sendJson } from './api';
+import { ApiError, api } from './api';
+import { unwrap, type Answer, type Body } from './api-client';
 
 /**
  * The integration screens' API calls and shapes: the org's single sign-on connection
@@ -8,66 +9,29 @@ import { ApiError, del, getJson, sendJson } from './api';
 
 // ---- single sign-on ----
 
-export type SsoKind = 'oidc' | 'saml';
-
-interface SsoCommon {
-  id: string;
-  allowedDomains: string[];
-  requireSso: boolean;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface OidcConnection extends SsoCommon {
-  kind: 'oidc';
-  issuer: string;
-  clientId: string;
-  hasClientSecret: boolean;
-  roleClaim: string | null;
-  roleMapping: Record<string, 'admin' | 'member'>;
-  /** Register this with the IdP. */
-  redirectUri: string;
-}
+/** The organization's connection, one shape for both kinds (the kind's own fields are null otherwise). */
+export type SsoConnection = Answer<'/api/v1/org/sso', 'get'>;
+export type SsoKind = SsoConnection['kind'];
 
 /** What Sotto tells the IdP (SP entity id, ACS URL) and what it kept of the IdP's metadata. */
-export interface SamlDetails {
-  spEntityId: string;
-  acsUrl: string;
-  idpSsoUrl: string;
-  certificates: { fingerprint256: string; validTo: string }[];
-}
+export type SamlDetails = NonNullable<SsoConnection['saml']>;
 
-export interface SamlConnection extends SsoCommon {
-  kind: 'saml';
-  /** The IdP's entity id, from its metadata. */
-  issuer: string;
-  saml: SamlDetails;
-  roleClaim: string | null;
-  roleMapping: Record<string, 'admin' | 'member'>;
-}
+/** OpenID Connect: `redirectUri` is what to register with the IdP. */
+export type OidcConnection = SsoConnection & { kind: 'oidc'; clientId: string };
 
-/** Any other kind a newer server may answer with; shown read-only. */
-export interface OtherConnection extends SsoCommon {
-  kind: string;
-  [field: string]: unknown;
-}
+/** SAML: `issuer` is the IdP's entity id, from its metadata. */
+export type SamlConnection = SsoConnection & { kind: 'saml'; saml: SamlDetails };
 
-export type SsoConnection = OidcConnection | SamlConnection | OtherConnection;
-
-export const isOidc = (c: SsoConnection): c is OidcConnection => c.kind === 'oidc';
-export const isSaml = (c: SsoConnection): c is SamlConnection => c.kind === 'saml' && Boolean(c.saml);
+export const isOidc = (c: SsoConnection): c is OidcConnection => c.kind === 'oidc' && c.clientId !== null;
+export const isSaml = (c: SsoConnection): c is SamlConnection => c.kind === 'saml' && c.saml !== null;
 
 /** The API's limit on the IdP metadata document (IDP_METADATA_MAX in sso.schema.ts). */
 export const IDP_METADATA_MAX = 100_000;
 
-export interface SamlInput {
-  /** The whole IdP metadata document; the API keeps only its entity id, SSO URL and certificates. */
-  idpMetadataXml: string;
-  allowedDomains: string[];
-  roleClaim: string | null;
-  roleMapping: Record<string, 'admin' | 'member'>;
-  requireSso: boolean;
-}
+type SsoInput = Body<'/api/v1/org/sso', 'put'>;
+
+/** The whole IdP metadata document (the API keeps only its entity id, SSO URL and certificates). */
+export type SamlInput = Omit<Extract<SsoInput, { kind: 'saml' }>, 'kind'>;
 
 /**
  * The public SP metadata of an org (GET /api/v1/auth/sso/saml/:orgSlug/metadata, docs/sso.md).
@@ -76,21 +40,13 @@ export interface SamlInput {
 export const spMetadataUrl = (acsUrl: string, orgSlug: string): string =>
   acsUrl.replace(/\/acs$/, `/${encodeURIComponent(orgSlug)}/metadata`);
 
-export interface OidcInput {
-  issuer: string;
-  clientId: string;
-  /** Write-only; left out to keep the stored one. */
-  clientSecret?: string;
-  allowedDomains: string[];
-  roleClaim: string | null;
-  roleMapping: Record<string, 'admin' | 'member'>;
-  requireSso: boolean;
-}
+/** `clientSecret` is write-only; left out to keep the stored one. */
+export type OidcInput = Extract<SsoInput, { kind?: 'oidc' }>;
 
 /** The connection, or null when the organization has none (the API answers 404). */
 export async function getSso(): Promise<SsoConnection | null> {
   try {
-    return await getJson<SsoConnection>('/api/v1/org/sso');
+    return await unwrap(api.GET('/api/v1/org/sso'));
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) return null;
     throw err;
@@ -98,15 +54,21 @@ export async function getSso(): Promise<SsoConnection | null> {
 }
 
 export const putOidc = (input: OidcInput): Promise<SsoConnection> =>
-  sendJson('PUT', '/api/v1/org/sso', input);
+  unwrap(api.PUT('/api/v1/org/sso', { body: input }));
 
 export const putSaml = (input: SamlInput): Promise<SsoConnection> =>
-  sendJson('PUT', '/api/v1/org/sso', { kind: 'saml', ...input });
+  unwrap(api.PUT('/api/v1/org/sso', { body: { kind: 'saml', ...input } }));
 
-export const deleteSso = (): Promise<void> => del('/api/v1/org/sso');
+export async function deleteSso(): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/org/sso'));
+}
 
 // ---- personal API tokens ----
 
+export type ApiToken = Answer<'/api/v1/tokens', 'get'>[number];
+export type ApiScope = ApiToken['scopes'][number];
+
+/** Every scope, in the order the form offers them. */
 export const API_SCOPES = [
   'recordings:read',
   'recordings:write',
@@ -114,76 +76,63 @@ export const API_SCOPES = [
   'org:read',
   'org:admin',
   'audit:read',
-] as const;
-export type ApiScope = (typeof API_SCOPES)[number];
+] as const satisfies readonly ApiScope[];
 
-export interface ApiToken {
-  id: string;
-  userId: string;
-  name: string;
-  scopes: ApiScope[];
-  createdAt: string;
-  expiresAt: string;
-  lastUsedAt: string | null;
-  revokedAt: string | null;
-  status: 'active' | 'expired' | 'revoked';
+export const listTokens = (): Promise<ApiToken[]> => unwrap(api.GET('/api/v1/tokens'));
+
+/** The answer carries the token itself, once. */
+export const createToken = (
+  input: Body<'/api/v1/tokens', 'post'>,
+): Promise<Answer<'/api/v1/tokens', 'post', 201>> => unwrap(api.POST('/api/v1/tokens', { body: input }));
+
+export async function revokeToken(id: string): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/tokens/{id}', { params: { path: { id } } }));
 }
-
-export const listTokens = (): Promise<ApiToken[]> => getJson('/api/v1/tokens');
-
-export const createToken = (input: {
-  name: string;
-  scopes: ApiScope[];
-  expiresInDays: number;
-}): Promise<ApiToken & { token: string }> => sendJson('POST', '/api/v1/tokens', input);
-
-export const revokeToken = (id: string): Promise<void> => del(`/api/v1/tokens/${encodeURIComponent(id)}`);
 
 // ---- webhooks ----
 
-export const WEBHOOK_EVENTS = ['recording.done', 'recording.failed', 'recording.deleted'] as const;
-export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+export type Webhook = Answer<'/api/v1/org/webhooks', 'get'>[number];
+export type WebhookEvent = Webhook['events'][number];
+export type Delivery = Answer<'/api/v1/org/webhooks/{id}/deliveries', 'get'>[number];
 
-export interface Webhook {
-  id: string;
-  url: string;
-  events: WebhookEvent[];
-  enabled: boolean;
-  createdAt: string;
-  rotatedAt: string | null;
-}
+/** Every event, in the order the form offers them. */
+export const WEBHOOK_EVENTS = [
+  'recording.done',
+  'recording.failed',
+  'recording.deleted',
+] as const satisfies readonly WebhookEvent[];
 
-export interface Delivery {
-  id: string;
-  event: WebhookEvent;
-  status: 'pending' | 'delivered' | 'failed';
-  attempts: number;
-  nextAttemptAt: string | null;
-  lastStatusCode: number | null;
-  lastError: string | null;
-  createdAt: string;
-  deliveredAt: string | null;
-  payload: Record<string, unknown>;
-}
+const hook = (id: string) => ({ params: { path: { id } } });
 
-const hook = (id: string) => `/api/v1/org/webhooks/${encodeURIComponent(id)}`;
+export const listWebhooks = (): Promise<Webhook[]> => unwrap(api.GET('/api/v1/org/webhooks'));
 
-export const listWebhooks = (): Promise<Webhook[]> => getJson('/api/v1/org/webhooks');
-
-export const createWebhook = (url: string, events: WebhookEvent[]): Promise<Webhook & { secret: string }> =>
-  sendJson('POST', '/api/v1/org/webhooks', { url, events });
+/** The answer carries the signing secret, once. */
+export const createWebhook = (
+  url: string,
+  events: WebhookEvent[],
+): Promise<Answer<'/api/v1/org/webhooks', 'post', 201>> =>
+  unwrap(api.POST('/api/v1/org/webhooks', { body: { url, events } }));
 
 export const updateWebhook = (
   id: string,
-  patch: { url?: string; events?: WebhookEvent[]; enabled?: boolean },
-): Promise<Webhook> => sendJson('PATCH', hook(id), patch);
+  patch: Body<'/api/v1/org/webhooks/{id}', 'patch'>,
+): Promise<Webhook> => unwrap(api.PATCH('/api/v1/org/webhooks/{id}', { ...hook(id), body: patch }));
 
-export const deleteWebhook = (id: string): Promise<void> => del(hook(id));
+export async function deleteWebhook(id: string): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/org/webhooks/{id}', hook(id)));
+}
 
-export const rotateWebhookSecret = (id: string): Promise<{ secret: string; previousValidUntil: string }> =>
-  sendJson('POST', `${hook(id)}/rotate-secret`, {});
+export const rotateWebhookSecret = (
+  id: string,
+): Promise<Answer<'/api/v1/org/webhooks/{id}/rotate-secret', 'post'>> =>
+  unwrap(api.POST('/api/v1/org/webhooks/{id}/rotate-secret', hook(id)));
 
-export const listDeliveries = (id: string): Promise<Delivery[]> => getJson(`${hook(id)}/deliveries`);
+export const listDeliveries = (id: string): Promise<Delivery[]> =>
+  unwrap(api.GET('/api/v1/org/webhooks/{id}/deliveries', hook(id)));
 
 export const redeliver = (id: string, deliveryId: string): Promise<Delivery> =>
-  sendJson('POST', `${hook(id)}/deliveries/${encodeURIComponent(deliveryId)}/redeliver`, {});
+  unwrap(
+    api.POST('/api/v1/org/webhooks/{id}/deliveries/{deliveryId}/redeliver', {
+      params: { path: { id, deliveryId } },
+    }),
+  );

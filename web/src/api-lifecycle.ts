@@ -1,6 +1,5 @@
-import { del, getBlob, getJson, request, sendJson } from './api';
-import { refusedAnswer } from './api-problem';
-import type { OrgSettings } from './api-org';
+import { api } from './api';
+import { unwrap, type Answer, type Body } from './api-client';
 
 /**
  * The data lifecycle's API calls and shapes (docs/lifecycle.md): the cold archive, the whole-org
@@ -10,110 +9,68 @@ import type { OrgSettings } from './api-org';
 
 // ---- archive (owners and admins) ----
 
-export interface ArchiveItem {
-  id: string;
-  recordingId: string;
-  ownerId: string;
-  title: string | null;
-  recordingCreatedAt: string;
-  archivedAt: string;
-  reason: 'retention' | 'manual';
-  sizeBytes: number;
-  hasAudio: boolean;
-}
-
-export interface ArchivePage {
-  items: ArchiveItem[];
-  next: string | null;
-}
+export type ArchivePage = Answer<'/api/v1/org/archive', 'get'>;
+export type ArchiveItem = ArchivePage['items'][number];
 
 export const ARCHIVE_PAGE = 50;
 
 export function listArchive(after?: string): Promise<ArchivePage> {
-  const q = new URLSearchParams({ limit: String(ARCHIVE_PAGE) });
-  if (after) q.set('after', after);
-  return getJson(`/api/v1/org/archive?${q.toString()}`);
+  const query = { limit: ARCHIVE_PAGE, ...(after ? { after } : {}) };
+  return unwrap(api.GET('/api/v1/org/archive', { params: { query } }));
 }
 
-export const restoreArchived = (id: string): Promise<{ recordingId: string }> =>
-  sendJson('POST', `/api/v1/org/archive/${encodeURIComponent(id)}/restore`, {});
+export const restoreArchived = (id: string): Promise<Answer<'/api/v1/org/archive/{id}/restore', 'post'>> =>
+  unwrap(api.POST('/api/v1/org/archive/{id}/restore', { params: { path: { id } } }));
 
 /** What was destroyed, by whom and when; the hashes are of the sealed bytes, never of plaintext. */
-export interface DeletionReceipt {
-  archiveId: string;
-  recordingId: string;
-  deletedAt: string;
-  deletedBy: string;
-  contentSha256: string;
-  audioSha256: string | null;
-}
+export type DeletionReceipt = Answer<'/api/v1/org/archive/{id}', 'delete'>;
 
-/** A DELETE without a body (Fastify refuses an empty JSON body) whose answer is JSON. */
-async function deleteForJson<T>(path: string): Promise<T> {
-  const res = await request(path, { method: 'DELETE' });
-  if (!res.ok) throw await refusedAnswer(res);
-  return (await res.json()) as T;
-}
-
+/** A DELETE without a body (so without a JSON content type: Fastify refuses an empty JSON body). */
 export const deleteArchived = (id: string): Promise<DeletionReceipt> =>
-  deleteForJson(`/api/v1/org/archive/${encodeURIComponent(id)}`);
+  unwrap(api.DELETE('/api/v1/org/archive/{id}', { params: { path: { id } } }));
 
 // ---- whole-org export (owners and admins) ----
 
-export type ExportStatus = 'queued' | 'building' | 'ready' | 'failed' | 'expired';
+export type OrgExport = Answer<'/api/v1/org/exports/{id}', 'get'>;
+export type ExportStatus = OrgExport['status'];
 
-export interface OrgExport {
-  id: string;
-  status: ExportStatus;
-  requestedBy: string | null;
-  createdAt: string;
-  readyAt: string | null;
-  expiresAt: string | null;
-  sizeBytes: number | null;
-  sha256: string | null;
-  errorCode: string | null;
-  progress: { done: number; total: number };
-}
-
-export const requestExport = (): Promise<OrgExport> => sendJson('POST', '/api/v1/org/export', {});
+export const requestExport = (): Promise<OrgExport> => unwrap(api.POST('/api/v1/org/export', { body: {} }));
 
 export const listExports = async (): Promise<OrgExport[]> =>
-  (await getJson<{ items: OrgExport[] }>('/api/v1/org/exports')).items;
+  (await unwrap(api.GET('/api/v1/org/exports'))).items;
 
 export const downloadExport = (id: string): Promise<Blob> =>
-  getBlob(`/api/v1/org/exports/${encodeURIComponent(id)}/download`);
+  unwrap(api.GET('/api/v1/org/exports/{id}/download', { params: { path: { id } }, parseAs: 'blob' }));
 
-export const deleteExport = (id: string): Promise<void> =>
-  del(`/api/v1/org/exports/${encodeURIComponent(id)}`);
+export async function deleteExport(id: string): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/org/exports/{id}', { params: { path: { id } } }));
+}
 
 // ---- what happens to a departed user's recordings (org setting) ----
 
-export type DepartedPolicy = 'transfer' | 'delete';
-
 /** GET/PATCH /org/settings as the settings screen sees it: with the departed-user policy. */
-export type SettingsWithPolicy = OrgSettings & { departedUserRecordings: DepartedPolicy };
+export type SettingsWithPolicy = Answer<'/api/v1/org/settings', 'get'>;
+export type DepartedPolicy = SettingsWithPolicy['departedUserRecordings'];
 
-export const getSettingsWithPolicy = (): Promise<SettingsWithPolicy> => getJson('/api/v1/org/settings');
+export const getSettingsWithPolicy = (): Promise<SettingsWithPolicy> =>
+  unwrap(api.GET('/api/v1/org/settings'));
 
-export const updateSettingsWithPolicy = (patch: Partial<SettingsWithPolicy>): Promise<SettingsWithPolicy> =>
-  sendJson('PATCH', '/api/v1/org/settings', patch);
+export const updateSettingsWithPolicy = (
+  patch: Body<'/api/v1/org/settings', 'patch'>,
+): Promise<SettingsWithPolicy> => unwrap(api.PATCH('/api/v1/org/settings', { body: patch }));
 
 // ---- deletions that ask for the password again (session only) ----
 
-export interface Reauth {
-  currentPassword: string;
-  /** A TOTP or recovery code, only when the account has a second factor. */
-  code?: string;
-}
+/** The password again, and a TOTP or recovery code only when the account has a second factor. */
+export type Reauth = Body<'/api/v1/me', 'delete'>;
 
 /** 202: login is refused from now on; the rest is done by `completeBy` at the latest. */
-export const deleteMyAccount = (body: Reauth): Promise<{ completeBy: string; status: 'scheduled' }> =>
-  sendJson('DELETE', '/api/v1/me', body);
+export const deleteMyAccount = (body: Reauth): Promise<Answer<'/api/v1/me', 'delete', 202>> =>
+  unwrap(api.DELETE('/api/v1/me', { body }));
 
 export const deleteOrganization = (
-  body: Reauth & { confirm: string },
-): Promise<{ orgId: string; deletedAt: string; counts: Record<string, number> }> =>
-  sendJson('DELETE', '/api/v1/org', body);
+  body: Body<'/api/v1/org', 'delete'>,
+): Promise<Answer<'/api/v1/org', 'delete'>> => unwrap(api.DELETE('/api/v1/org', { body }));
 
 /** 1536 → "1.5 KB". */
 export function bytes(n: number): string {

@@ -1,4 +1,7 @@
-import { getJson, sendJson, type Recording } from './api';
+import { api } from './api';
+import { unwrap } from './api-client';
+
+export { getRecording } from './api-recordings';
 
 /** The live-recording calls of the public API (docs/live.md), same origin like the rest. */
 
@@ -6,25 +9,23 @@ export const LIVE_PROTOCOL = 'sotto.live.v1';
 
 export async function createLiveRecording(title: string): Promise<string> {
   const t = title.trim();
-  const { id } = await sendJson<{ id: string }>('POST', '/api/v1/recordings', {
-    mode: 'live',
-    ...(t ? { title: t } : {}),
-  });
+  const live = { mode: 'live' as const, ...(t ? { title: t } : {}) };
+  const { id } = await unwrap(
+    api.POST('/api/v1/recordings', {
+      // The route also takes multipart uploads, so its schema declares no JSON body: the handler
+      // checks this one ({mode: "live", title?}, liveCreate in live.schema.ts) itself.
+      body: live as never,
+    }),
+  );
   return id;
 }
 
 /** A single-use, 30-second ticket for one WebSocket handshake (browsers cannot send headers). */
 export async function liveTicket(id: string): Promise<string> {
-  const { ticket } = await sendJson<{ ticket: string }>(
-    'POST',
-    `/api/v1/recordings/${encodeURIComponent(id)}/live-ticket`,
-    {},
+  const { ticket } = await unwrap(
+    api.POST('/api/v1/recordings/{id}/live-ticket', { params: { path: { id } } }),
   );
   return ticket;
-}
-
-export function getRecording(id: string): Promise<Recording> {
-  return getJson<Recording>(`/api/v1/recordings/${encodeURIComponent(id)}`);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
-import { del, getJson, onSessionChange, sendJson, setSupportOrg } from './api';
-import { refusedAnswer } from './api-problem';
+import { api, onSessionChange, setSupportOrg } from './api';
+import { publicApi, unwrap, type Answer, type Body, type Query } from './api-client';
 
 /**
  * The organization screens' API calls and shapes (/api/v1/org, /api/v1/audit, /api/v1/support,
@@ -8,15 +8,9 @@ import { refusedAnswer } from './api-problem';
  * am (GET /me) and, for platform support, the organization they act in.
  */
 
-export type OrgRole = 'owner' | 'admin' | 'member';
-
-export interface MeInfo {
-  user: { id: string; email: string; name: string };
-  organization: { id: string; name: string; slug: string } | null;
-  role: OrgRole | 'support';
-  mfaEnabled: boolean;
-  support?: { platformRole: 'support' };
-}
+/** GET /me: the user, their organization (null for platform support) and role there. */
+export type MeInfo = Answer<'/api/v1/me', 'get'>;
+export type OrgRole = Exclude<MeInfo['role'], 'support'>;
 
 export const isSupport = (me: MeInfo | null): boolean => Boolean(me?.support);
 export const canManageOrg = (me: MeInfo | null): boolean => me?.role === 'owner' || me?.role === 'admin';
@@ -29,7 +23,7 @@ onSessionChange(() => {
 });
 
 export function loadMe(): Promise<MeInfo> {
-  mePromise ??= getJson<MeInfo>('/api/v1/me').catch((err: unknown) => {
+  mePromise ??= unwrap(api.GET('/api/v1/me')).catch((err: unknown) => {
     mePromise = null;
     throw err;
   });
@@ -86,132 +80,79 @@ export function useSupportOrg(): SupportOrgChoice | null {
   return c;
 }
 
-export interface GrantedOrg {
-  id: string;
-  name: string;
-  grantExpiresAt: string;
-}
+export type GrantedOrg = Answer<'/api/v1/support/orgs', 'get'>[number];
 
-export const listGrantedOrgs = (): Promise<GrantedOrg[]> => getJson('/api/v1/support/orgs');
+export const listGrantedOrgs = (): Promise<GrantedOrg[]> => unwrap(api.GET('/api/v1/support/orgs'));
 
 // ---- organization ----
 
-export interface Member {
-  id: string;
-  email: string;
-  name: string;
-  role: OrgRole;
-  mfaEnabled: boolean;
-  createdAt: string;
-}
+export type Member = Answer<'/api/v1/org/members', 'get'>[number];
 
 export const MEMBERS_PAGE = 50;
 
 export function listMembers(after?: string): Promise<Member[]> {
-  const q = new URLSearchParams({ limit: String(MEMBERS_PAGE) });
-  if (after) q.set('after', after);
-  return getJson(`/api/v1/org/members?${q.toString()}`);
+  const query = { limit: MEMBERS_PAGE, ...(after ? { after } : {}) };
+  return unwrap(api.GET('/api/v1/org/members', { params: { query } }));
 }
 
 export const changeRole = (id: string, role: OrgRole): Promise<Member> =>
-  sendJson('PATCH', `/api/v1/org/members/${encodeURIComponent(id)}`, { role });
+  unwrap(api.PATCH('/api/v1/org/members/{id}', { params: { path: { id } }, body: { role } }));
 
-export const removeMember = (id: string): Promise<void> =>
-  del(`/api/v1/org/members/${encodeURIComponent(id)}`);
-
-export type InvitationStatus = 'pending' | 'accepted' | 'revoked' | 'expired';
-
-export interface Invitation {
-  id: string;
-  email: string;
-  role: 'admin' | 'member';
-  status: InvitationStatus;
-  createdAt: string;
-  expiresAt: string;
+export async function removeMember(id: string): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/org/members/{id}', { params: { path: { id } } }));
 }
 
-export const listInvitations = (): Promise<Invitation[]> => getJson('/api/v1/org/invitations');
+/** `emailSentAt`: when the mail server accepted its email; null when none went out. */
+export type Invitation = Answer<'/api/v1/org/invitations', 'get'>[number];
+export type InvitationStatus = Invitation['status'];
 
+export const listInvitations = (): Promise<Invitation[]> => unwrap(api.GET('/api/v1/org/invitations'));
+
+/** The answer carries the link to send (`inviteUrl`) and whether the email went out. */
 export const createInvitation = (
   email: string,
-  role: 'admin' | 'member',
-): Promise<Invitation & { inviteUrl: string; emailSent: boolean }> =>
-  sendJson('POST', '/api/v1/org/invitations', { email, role });
+  role: Invitation['role'],
+): Promise<Answer<'/api/v1/org/invitations', 'post', 201>> =>
+  unwrap(api.POST('/api/v1/org/invitations', { body: { email, role } }));
 
-export const revokeInvitation = (id: string): Promise<void> =>
-  del(`/api/v1/org/invitations/${encodeURIComponent(id)}`);
-
-export interface OrgSettings {
-  retentionDays: number;
-  storeAudio: boolean;
-  vocabulary: string[];
+export async function revokeInvitation(id: string): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/org/invitations/{id}', { params: { path: { id } } }));
 }
 
-export const getSettings = (): Promise<OrgSettings> => getJson('/api/v1/org/settings');
+export type OrgSettings = Answer<'/api/v1/org/settings', 'get'>;
 
-export const updateSettings = (patch: Partial<OrgSettings>): Promise<OrgSettings> =>
-  sendJson('PATCH', '/api/v1/org/settings', patch);
+export const getSettings = (): Promise<OrgSettings> => unwrap(api.GET('/api/v1/org/settings'));
 
-export interface SupportGrant {
-  id: string;
-  status: 'active' | 'expired' | 'revoked';
-  grantedBy: string | null;
-  createdAt: string;
-  expiresAt: string;
-  revokedAt: string | null;
-}
+export const updateSettings = (patch: Body<'/api/v1/org/settings', 'patch'>): Promise<OrgSettings> =>
+  unwrap(api.PATCH('/api/v1/org/settings', { body: patch }));
 
-export const listGrants = (): Promise<SupportGrant[]> => getJson('/api/v1/org/support-grants');
+export type SupportGrant = Answer<'/api/v1/org/support-grants', 'get'>[number];
+
+export const listGrants = (): Promise<SupportGrant[]> => unwrap(api.GET('/api/v1/org/support-grants'));
 
 export const createGrant = (hours: number): Promise<SupportGrant> =>
-  sendJson('POST', '/api/v1/org/support-grants', { hours });
+  unwrap(api.POST('/api/v1/org/support-grants', { body: { hours } }));
 
-export const revokeGrant = (id: string): Promise<void> =>
-  del(`/api/v1/org/support-grants/${encodeURIComponent(id)}`);
-
-export interface WorkerToken {
-  id: string;
-  name: string;
-  createdBy: string | null;
-  createdAt: string;
-  lastUsedAt: string | null;
-  revokedAt: string | null;
-  status: 'active' | 'revoked';
+export async function revokeGrant(id: string): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/org/support-grants/{id}', { params: { path: { id } } }));
 }
 
-export const listWorkers = (): Promise<WorkerToken[]> => getJson('/api/v1/org/workers');
+export type WorkerToken = Answer<'/api/v1/org/workers', 'get'>[number];
 
-export const createWorker = (name: string): Promise<WorkerToken & { token: string }> =>
-  sendJson('POST', '/api/v1/org/workers', { name });
+export const listWorkers = (): Promise<WorkerToken[]> => unwrap(api.GET('/api/v1/org/workers'));
 
-export const revokeWorker = (id: string): Promise<void> =>
-  del(`/api/v1/org/workers/${encodeURIComponent(id)}`);
+/** The answer carries the worker's token, once. */
+export const createWorker = (name: string): Promise<Answer<'/api/v1/org/workers', 'post', 201>> =>
+  unwrap(api.POST('/api/v1/org/workers', { body: { name } }));
 
-export interface AuditEntry {
-  seq: number;
-  at: string;
-  actorId: string | null;
-  actorKind: 'user' | 'support' | 'system' | 'anonymous' | 'worker';
-  action: string;
-  targetType: string | null;
-  targetId: string | null;
-  ip: string | null;
-  details: Record<string, unknown>;
-  hash: string;
-  /** The acting user's name and email while they are in this org. */
-  actorName: string | null;
-  actorEmail: string | null;
-  /** A target user's "name (email)", or a recording's title. */
-  targetLabel: string | null;
+export async function revokeWorker(id: string): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/org/workers/{id}', { params: { path: { id } } }));
 }
 
-export interface AuditPage {
-  entries: AuditEntry[];
-  nextBeforeSeq: number | null;
-  /** Every action the log holds: the action picker's choices. */
-  actions: string[];
-  verification: { ok: boolean; entries: number; problem?: { seq: number; reason: string } };
-}
+/** One page of the log, its action picker's choices and the hash chain's verification. */
+export type AuditPage = Answer<'/api/v1/audit', 'get'>;
+/** With the acting user's name and email while they are in this org, and a target's label. */
+export type AuditEntry = AuditPage['entries'][number];
 
 export interface AuditFilters {
   action: string;
@@ -221,60 +162,33 @@ export interface AuditFilters {
 }
 
 export function readAudit(beforeSeq: number | undefined, f: AuditFilters): Promise<AuditPage> {
-  const q = new URLSearchParams({ limit: '50' });
-  if (beforeSeq) q.set('beforeSeq', String(beforeSeq));
-  if (f.action) q.set('action', f.action);
-  if (f.from) q.set('from', f.from);
-  if (f.to) q.set('to', f.to);
-  return getJson(`/api/v1/audit?${q.toString()}`);
+  const query: Query<'/api/v1/audit', 'get'> = {
+    limit: 50,
+    ...(beforeSeq ? { beforeSeq } : {}),
+    ...(f.action ? { action: f.action } : {}),
+    ...(f.from ? { from: f.from } : {}),
+    ...(f.to ? { to: f.to } : {}),
+  };
+  return unwrap(api.GET('/api/v1/audit', { params: { query } }));
 }
 
 // ---- accepting an invitation (signed out: the token is the credential) ----
 
-export async function acceptInvitation(input: {
-  token: string;
-  name: string;
-  password: string;
-}): Promise<{ user: { email: string }; organization: { name: string } }> {
-  const res = await fetch('/api/v1/auth/accept-invitation', {
-    method: 'POST',
-    credentials: 'same-origin',
-    body: JSON.stringify(input),
-    headers: { 'content-type': 'application/json' },
-  });
-  if (!res.ok) throw await refusedAnswer(res);
-  return (await res.json()) as { user: { email: string }; organization: { name: string } };
-}
+export const acceptInvitation = (
+  input: Body<'/api/v1/auth/accept-invitation', 'post'>,
+): Promise<Answer<'/api/v1/auth/accept-invitation', 'post', 201>> =>
+  unwrap(publicApi.POST('/api/v1/auth/accept-invitation', { body: input }));
 
-export interface InvitationPreview {
-  organization: { name: string };
-  invitedBy: { name: string } | null;
-  email: string;
-  role: OrgRole;
-  expiresAt: string;
-}
+export type InvitationPreview = Answer<'/api/v1/auth/accept-invitation/preview', 'post'>;
 
 /** Who invites whom to which organization, before anything is typed (404: the link does not work). */
-export async function previewInvitation(token: string): Promise<InvitationPreview> {
-  const res = await fetch('/api/v1/auth/accept-invitation/preview', {
-    method: 'POST',
-    credentials: 'same-origin',
-    body: JSON.stringify({ token }),
-    headers: { 'content-type': 'application/json' },
-  });
-  if (!res.ok) throw await refusedAnswer(res);
-  return (await res.json()) as InvitationPreview;
-}
+export const previewInvitation = (token: string): Promise<InvitationPreview> =>
+  unwrap(publicApi.POST('/api/v1/auth/accept-invitation/preview', { body: { token } }));
 
 // ---- transcription readiness (owners and admins: the banner) ----
 
-export interface TranscriptionStatus {
-  engine: { status: 'ok'; id: string; model: string | null } | { status: 'none'; missing: string };
-  activeRemoteWorkers: number;
-  /** Nothing can transcribe this org's uploads now: they wait queued. */
-  waiting: boolean;
-  fix: string | null;
-}
+/** `waiting`: nothing can transcribe this org's uploads now, they wait queued. */
+export type TranscriptionStatus = Answer<'/api/v1/org/transcription', 'get'>;
 
 export const getTranscriptionStatus = (): Promise<TranscriptionStatus> =>
-  getJson('/api/v1/org/transcription');
+  unwrap(api.GET('/api/v1/org/transcription'));

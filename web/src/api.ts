@@ -6,25 +6,21 @@
  * JavaScript cannot read; a cookie refresh must carry a CSRF token from GET /auth/csrf in the
  * X-CSRF-Token header (docs/security.md).
  */
+import createClient, { type Middleware } from 'openapi-fetch';
+import type { paths } from './api-schema';
+import {
+  ApiError,
+  offline,
+  offlineErrors,
+  problemOf,
+  publicApi,
+  unwrap,
+  type Answer,
+  type Body,
+} from './api-client';
 import { clearDrafts } from './pages/edit-drafts';
 
-export interface Problem {
-  status: number;
-  code: string;
-  title: string;
-  detail?: string;
-}
-
-export class ApiError extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(p: Problem) {
-    super(p.detail ?? p.title);
-    this.name = 'ApiError';
-    this.status = p.status;
-    this.code = p.code;
-  }
-}
+export { ApiError, isOffline, type Problem } from './api-client';
 
 let accessToken: string | null = null;
 let expiresAt = 0;
@@ -61,25 +57,6 @@ function setToken(token: string | null, expiresIn = 0): void {
   if (was !== (token !== null)) for (const l of listeners) l(token !== null);
 }
 
-async function problemOf(res: Response): Promise<ApiError> {
-  try {
-    const body = (await res.json()) as Partial<Problem>;
-    return new ApiError({
-      status: res.status,
-      code: body.code ?? 'error',
-      title: body.title ?? res.statusText,
-      ...(body.detail ? { detail: body.detail } : {}),
-    });
-  } catch {
-    return new ApiError({ status: res.status, code: 'error', title: `The server answered ${res.status}` });
-  }
-}
-
-const json = (body: unknown): RequestInit => ({
-  body: JSON.stringify(body),
-  headers: { 'content-type': 'application/json' },
-});
-
 type RefreshOutcome = 'ok' | 'refused' | 'offline';
 
 /**
@@ -89,19 +66,16 @@ type RefreshOutcome = 'ok' | 'refused' | 'offline';
 function refreshOnce(): Promise<RefreshOutcome> {
   refreshing ??= (async (): Promise<RefreshOutcome> => {
     try {
-      const csrf = await fetch('/api/v1/auth/csrf', { credentials: 'same-origin' });
-      if (!csrf.ok) return 'offline';
-      const { token } = (await csrf.json()) as { token: string };
-      const res = await fetch('/api/v1/auth/refresh', {
-        method: 'POST',
-        credentials: 'same-origin',
-        body: '{}',
-        headers: { 'content-type': 'application/json', 'x-csrf-token': token, 'x-sotto-client': 'browser' },
+      const csrf = await publicApi.GET('/api/v1/auth/csrf');
+      if (!csrf.data) return 'offline';
+      const res = await publicApi.POST('/api/v1/auth/refresh', {
+        body: {},
+        headers: { 'x-csrf-token': csrf.data.token, 'x-sotto-client': 'browser' },
       });
       // Refused: this device's session was revoked or has expired.
-      if (!res.ok) return res.status === 401 || res.status === 403 ? 'refused' : 'offline';
-      const t = (await res.json()) as { accessToken: string; expiresIn: number };
-      setToken(t.accessToken, t.expiresIn);
+      if (!res.data)
+        return res.response.status === 401 || res.response.status === 403 ? 'refused' : 'offline';
+      setToken(res.data.accessToken, res.data.expiresIn);
       return 'ok';
     } catch {
       return 'offline';
@@ -159,12 +133,7 @@ function recover(): Promise<boolean> {
 /** Signs in again from the re-authentication dialog; the account must be the one that was here. */
 export async function reauthenticate(email: string, password: string, code?: string): Promise<void> {
   const before = sessionUserId();
-  const res = await sendUnauthenticated('/api/v1/auth/login', {
-    method: 'POST',
-    ...json({ email, password, client: 'browser', ...(code ? { code } : {}) }),
-  });
-  if (!res.ok) throw await problemOf(res);
-  const t = (await res.json()) as { accessToken: string; expiresIn: number };
+  const t = await signIn(email, password, code);
   adoptToken(t.accessToken, t.expiresIn, before);
 }
 
@@ -216,22 +185,6 @@ export function onSessionElsewhere(fn: () => void): () => void {
   return () => sessionChannel?.removeEventListener('message', h);
 }
 
-const OFFLINE = 'Sotto could not be reached. Check your connection and try again.';
-const offline = () => new ApiError({ status: 0, code: 'network', title: OFFLINE });
-
-/** fetch, with a lost connection as a plain sentence instead of the browser's "Failed to fetch". */
-async function sendUnauthenticated(path: string, init: RequestInit): Promise<Response> {
-  try {
-    return await fetch(path, { ...init, credentials: 'same-origin' });
-  } catch (err) {
-    if (init.signal?.aborted) throw err;
-    throw offline();
-  }
-}
-
-/** Whether an error means the request never reached the server (offline, connection dropped). */
-export const isOffline = (err: unknown): boolean => err instanceof ApiError && err.code === 'network';
-
 /** A token good for at least the next half minute, refreshed first when needed. */
 export async function currentToken(): Promise<string> {
   if (!accessToken || Date.now() > expiresAt - 30_000) {
@@ -265,58 +218,73 @@ export function setSupportOrg(orgId: string | null): void {
   supportOrg = orgId;
 }
 
-/** An authenticated request; one retry after a refresh when the token was refused. */
-export async function request(path: string, init: RequestInit = {}): Promise<Response> {
-  const send = async () =>
-    sendUnauthenticated(path, {
-      ...init,
-      headers: {
-        ...(init.headers as Record<string, string>),
-        ...(supportOrg ? { 'x-sotto-org': supportOrg } : {}),
-        authorization: `Bearer ${await currentToken()}`,
-      },
-    });
-  let res = await send();
-  // The session ended under the page: refresh, or sign in again in the dialog, then send the
-  // same request once more, so the action the person took (a Save) completes.
-  if ((await sessionRefused(res)) && (await recover())) res = await send();
-  if (await sessionRefused(res)) endSession(REVOKED);
-  return res;
+/** The token and the support org on a request, over whatever it carried before. */
+async function authorised(request: Request): Promise<Request> {
+  const token = await currentToken();
+  const out = new Request(request);
+  if (supportOrg) out.headers.set('x-sotto-org', supportOrg);
+  out.headers.set('authorization', `Bearer ${token}`);
+  return out;
 }
 
-export async function getJson<T>(path: string): Promise<T> {
-  const res = await request(path);
-  if (!res.ok) throw await problemOf(res);
-  return (await res.json()) as T;
-}
+// Each request as it was before the token went on, kept until its answer is in: a refused token
+// sends it once more (a request's body can be read only once).
+const unsent = new Map<string, Request>();
 
-export async function sendJson<T>(method: string, path: string, body: unknown): Promise<T> {
-  const res = await request(path, { method, ...json(body) });
-  if (!res.ok) throw await problemOf(res);
-  return res.status === 204 ? (undefined as T) : ((await res.json()) as T);
-}
+/** The session on every authenticated call; one retry after a refresh when the token was refused. */
+const session: Middleware = {
+  async onRequest({ request, id }) {
+    // A copy first: making the authorised request takes the body out of this one.
+    const copy = request.clone();
+    const out = await authorised(request);
+    unsent.set(id, copy);
+    return out;
+  },
+  async onResponse({ response, id }) {
+    const original = unsent.get(id);
+    unsent.delete(id);
+    let res = response;
+    // The session ended under the page: refresh, or sign in again in the dialog, then send the
+    // same request once more, so the action the person took (a Save) completes.
+    if (original && (await sessionRefused(res)) && (await recover())) {
+      const again = await authorised(original);
+      try {
+        res = await fetch(again);
+      } catch (err) {
+        if (again.signal.aborted) throw err;
+        throw offline();
+      }
+    }
+    if (await sessionRefused(res)) endSession(REVOKED);
+    return res;
+  },
+  onError({ id }) {
+    unsent.delete(id);
+  },
+};
 
-export async function del(path: string): Promise<void> {
-  const res = await request(path, { method: 'DELETE' });
-  if (!res.ok) throw await problemOf(res);
-}
-
-/** Fetches a binary answer (export, audio) with the bearer token; the caller owns the blob. */
-export async function getBlob(path: string): Promise<Blob> {
-  const res = await request(path);
-  if (!res.ok) throw await problemOf(res);
-  return res.blob();
-}
+/** Every authenticated call of the public API, typed by openapi.json (web/src/api-schema.d.ts). */
+export const api = createClient<paths>({ credentials: 'same-origin' });
+// onError runs last-added first: the session forgets the request, then the error becomes "offline".
+api.use(offlineErrors, session);
 
 // ---- auth ----
 
+/** POST /auth/login as the browser (the refresh token comes back as the HttpOnly cookie). */
+function signIn(
+  email: string,
+  password: string,
+  code?: string,
+): Promise<Answer<'/api/v1/auth/login', 'post'>> {
+  return unwrap(
+    publicApi.POST('/api/v1/auth/login', {
+      body: { email, password, client: 'browser', ...(code ? { code } : {}) },
+    }),
+  );
+}
+
 export async function login(email: string, password: string, code?: string): Promise<void> {
-  const res = await sendUnauthenticated('/api/v1/auth/login', {
-    method: 'POST',
-    ...json({ email, password, client: 'browser', ...(code ? { code } : {}) }),
-  });
-  if (!res.ok) throw await problemOf(res);
-  const t = (await res.json()) as { accessToken: string; expiresIn: number };
+  const t = await signIn(email, password, code);
   setToken(t.accessToken, t.expiresIn);
 }
 
@@ -324,34 +292,22 @@ export async function login(email: string, password: string, code?: string): Pro
  * Asks for a new organization. The server answers alike whether or not the address already has
  * an account, and mails the rest (a link to finish, or a note): nothing to log in to yet.
  */
-export async function signup(input: {
-  email: string;
-  password: string;
-  name: string;
-  organization: string;
-}): Promise<void> {
-  const res = await sendUnauthenticated('/api/v1/auth/signup', { method: 'POST', ...json(input) });
-  if (!res.ok) throw await problemOf(res);
+export async function signup(input: Body<'/api/v1/auth/signup', 'post'>): Promise<void> {
+  await unwrap(publicApi.POST('/api/v1/auth/signup', { body: input }));
 }
 
 /** The emailed link's token: creates the organization and its owner (log in afterwards). */
-export async function verifySignup(
-  token: string,
-): Promise<{ user: { email: string }; organization: { name: string } }> {
-  const res = await sendUnauthenticated('/api/v1/auth/signup/verify', { method: 'POST', ...json({ token }) });
-  if (!res.ok) throw await problemOf(res);
-  return (await res.json()) as { user: { email: string }; organization: { name: string } };
+export function verifySignup(token: string): Promise<Answer<'/api/v1/auth/signup/verify', 'post', 201>> {
+  return unwrap(publicApi.POST('/api/v1/auth/signup/verify', { body: { token } }));
 }
 
 export async function logout(): Promise<void> {
   try {
     // With the bearer token no CSRF token is needed; the server also clears the cookie.
     if (accessToken)
-      await fetch('/api/v1/auth/logout', {
-        method: 'POST',
-        credentials: 'same-origin',
-        body: '{}',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${accessToken}` },
+      await publicApi.POST('/api/v1/auth/logout', {
+        body: {},
+        headers: { authorization: `Bearer ${accessToken}` },
       });
   } finally {
     signOutNotice = null;
@@ -375,46 +331,37 @@ export function sessionUserId(): string | null {
 
 // ---- own account: password, second factor, devices ----
 
-export function changePassword(currentPassword: string, newPassword: string): Promise<void> {
-  return sendJson('POST', '/api/v1/auth/password', { currentPassword, newPassword });
+export async function changePassword(currentPassword: string, newPassword: string): Promise<void> {
+  await unwrap(api.POST('/api/v1/auth/password', { body: { currentPassword, newPassword } }));
 }
 
-export function startTotp(): Promise<{ secret: string; otpauthUri: string }> {
-  return sendJson('POST', '/api/v1/auth/mfa/totp', {});
-}
+export const startTotp = (): Promise<Answer<'/api/v1/auth/mfa/totp', 'post'>> =>
+  unwrap(api.POST('/api/v1/auth/mfa/totp'));
 
 /** Turns TOTP on; the answer's recovery codes are shown once and never again. */
-export function confirmTotp(code: string): Promise<{ recoveryCodes: string[] }> {
-  return sendJson('POST', '/api/v1/auth/mfa/totp/confirm', { code });
+export const confirmTotp = (code: string): Promise<Answer<'/api/v1/auth/mfa/totp/confirm', 'post'>> =>
+  unwrap(api.POST('/api/v1/auth/mfa/totp/confirm', { body: { code } }));
+
+export async function disableTotp(code: string): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/auth/mfa/totp', { body: { code } }));
 }
 
-export function disableTotp(code: string): Promise<void> {
-  return sendJson('DELETE', '/api/v1/auth/mfa/totp', { code });
-}
+export type Device = Answer<'/api/v1/auth/devices', 'get'>[number];
 
-export interface Device {
-  id: string;
-  userAgent: string;
-  ip: string;
-  createdAt: string;
-  lastSeenAt: string;
-  expiresAt: string;
-  current: boolean;
-}
+export const listDevices = (): Promise<Device[]> => unwrap(api.GET('/api/v1/auth/devices'));
 
-export function listDevices(): Promise<Device[]> {
-  return getJson('/api/v1/auth/devices');
-}
-
-export function revokeDevice(id: string): Promise<void> {
-  return del(`/api/v1/auth/devices/${encodeURIComponent(id)}`);
+export async function revokeDevice(id: string): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/auth/devices/{id}', { params: { path: { id } } }));
 }
 
 /** Revokes every session of the user, this one included (the server clears the cookie too). */
 export async function revokeAllDevices(): Promise<number> {
-  const { revoked } = await sendJson<{ revoked: number }>('POST', '/api/v1/auth/devices/revoke-all', {});
+  const { revoked } = await unwrap(api.POST('/api/v1/auth/devices/revoke-all'));
   return revoked;
 }
+
+const isCreated = (body: unknown): body is Answer<'/api/v1/recordings', 'post', 202> =>
+  typeof body === 'object' && body !== null && 'id' in body && typeof body.id === 'string';
 
 /**
  * Uploads with XMLHttpRequest, the only browser API that reports upload progress.
@@ -438,22 +385,15 @@ export async function uploadRecording(
       if (e.lengthComputable) onProgress(e.loaded / e.total);
     };
     xhr.onload = () => {
-      let body: { id?: string; code?: string; title?: string; detail?: string } = {};
+      let body: unknown;
       try {
-        body = JSON.parse(xhr.responseText) as typeof body;
+        body = JSON.parse(xhr.responseText);
       } catch {
         // not JSON: reported by status below
       }
-      if (xhr.status === 202 && body.id) resolve(body.id);
-      else
-        reject(
-          new ApiError({
-            status: xhr.status,
-            code: body.code ?? 'error',
-            title: body.title ?? `The server answered ${xhr.status}`,
-            ...(body.detail ? { detail: body.detail } : {}),
-          }),
-        );
+      const created = xhr.status === 202 && isCreated(body) ? body : null;
+      if (created) resolve(created.id);
+      else reject(problemOf(xhr.status, body, `The server answered ${xhr.status}`));
     };
     xhr.onerror = () =>
       reject(
@@ -465,65 +405,12 @@ export async function uploadRecording(
   });
 }
 
-// ---- shapes ----
+// ---- shapes (of the answers, as openapi.json describes them) ----
 
-export type RecordingStatus = 'live' | 'queued' | 'processing' | 'done' | 'failed';
+export type Recording = Answer<'/api/v1/recordings/{id}', 'get'>;
+export type RecordingStatus = Recording['status'];
+export type Report = Answer<'/api/v1/recordings/{id}/report', 'get'>;
+export type Me = Answer<'/api/v1/me', 'get'>;
 
-export interface Recording {
-  id: string;
-  title: string | null;
-  status: RecordingStatus;
-  progress: number;
-  /** What a moving job is doing: queued, decoding, transcribing, speakers, saving (null otherwise). */
-  stage?: 'queued' | 'decoding' | 'transcribing' | 'speakers' | 'saving' | null;
-  /** Seconds since processing started, on the server's clock (processing only). */
-  elapsedSeconds?: number | null;
-  /** The server's estimate of the seconds left, once the progress means something. */
-  remainingSeconds?: number | null;
-  error: string | null;
-  durationSeconds: number | null;
-  createdAt: string;
-  completedAt: string | null;
-}
-
-export interface Segment {
-  id: string;
-  speaker: string;
-  start: number;
-  end: number;
-  text: string;
-  edited: boolean;
-}
-
-export interface Transcript {
-  revision: number;
-  segments: Segment[];
-  speakers: { id: string; name: string }[];
-}
-
-export interface Report {
-  durationSeconds: number;
-  speechSeconds: number;
-  silenceSeconds: number;
-  speakers: {
-    speaker: string;
-    name: string;
-    talkSeconds: number;
-    share: number;
-    turns: number;
-    words: number;
-    wordsPerMinute: number;
-    longestMonologueSeconds: number;
-  }[];
-  turns: number;
-  overlaps: number;
-  interruptions: number;
-  topKeywords: { word: string; count: number }[];
-}
-
-export interface Me {
-  user: { id: string; email: string; name: string };
-  organization: { id: string; name: string } | null;
-  role: string;
-  mfaEnabled: boolean;
-}
+/** GET /me, fresh (api-org.ts's loadMe shares one per session). */
+export const getMe = (): Promise<Me> => unwrap(api.GET('/api/v1/me'));

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { ApiError, endSession, getJson } from '../api';
+import { ApiError, endSession, getMe } from '../api';
 import { deleteMyAccount, getSettingsWithPolicy, type DepartedPolicy } from '../api-lifecycle';
 import { canManageOrg, type MeInfo } from '../api-org';
 import { errorText, when } from '../format';
@@ -151,7 +151,7 @@ export function AccountDeletionSection() {
     setLoadError(null);
     try {
       // Fresh, not the header's cached copy: two-step verification may have changed on this page.
-      const m = await getJson<MeInfo>('/api/v1/me');
+      const m = await getMe();
       setMe(m);
       setState((s) => ({ ...s, needsCode: s.needsCode || m.mfaEnabled }));
       // Only owners and admins may read the org's settings; members get the general explanation.

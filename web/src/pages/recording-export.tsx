@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { getBlob } from '../api';
+import { exportTranscript } from '../api-recordings';
 import { errorText } from '../format';
 
 const EXPORTS = [
@@ -11,13 +11,13 @@ const EXPORTS = [
 ] as const;
 
 /** The export menu: each format fetched with the token and saved through a blob: link. */
-export function ExportMenu({ base, title }: { base: string; title: string }) {
+export function ExportMenu({ id, title }: { id: string; title: string }) {
   const [error, setError] = useState<string | null>(null);
-  async function download(format: string) {
+  async function download(format: (typeof EXPORTS)[number]['format']) {
     setError(null);
     try {
       // The export needs the bearer token, so fetch it and hand the browser a blob: URL.
-      const blob = await getBlob(`${base}/export?format=${format}`);
+      const blob = await exportTranscript(id, format);
       const url = URL.createObjectURL(blob);
       const a = document.createElement('a');
       a.href = url;

@@ -1,6 +1,12 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
-import { ApiError, getJson, isOffline, sendJson, type Recording, type Report } from '../api';
-import { getTranscript, type TimedTranscript } from '../api-recordings';
+import { ApiError, isOffline, type Recording, type Report } from '../api';
+import {
+  editTranscript,
+  getRecording,
+  getReport,
+  getTranscript,
+  type TimedTranscript,
+} from '../api-recordings';
 import { clock, errorText } from '../format';
 import { onLinkClick } from '../router';
 import { ReportView } from './report-view';
@@ -22,17 +28,15 @@ type Version = 'current' | 'original';
 
 export function RecordingPage({ id }: { id: string }) {
   const [rec, setRec] = useState<Load<Recording> | { state: 'missing' }>({ state: 'loading' });
-  const base = `/api/v1/recordings/${id}`;
-
   const loadRec = useCallback(async () => {
     try {
-      setRec({ state: 'ok', data: await getJson<Recording>(base) });
+      setRec({ state: 'ok', data: await getRecording(id) });
     } catch (err) {
       // Another organization's recording is a 404 like one that never existed.
       if (err instanceof ApiError && err.status === 404) setRec({ state: 'missing' });
       else setRec({ state: 'error', message: errorText(err) });
     }
-  }, [base]);
+  }, [id]);
 
   useEffect(() => {
     void loadRec();
@@ -88,28 +92,13 @@ export function RecordingPage({ id }: { id: string }) {
         </>
       )}
       {r.status === 'done' && (
-        <DoneRecording
-          id={r.id}
-          base={base}
-          title={r.title ?? 'recording'}
-          duration={r.durationSeconds ?? 0}
-        />
+        <DoneRecording id={r.id} title={r.title ?? 'recording'} duration={r.durationSeconds ?? 0} />
       )}
     </section>
   );
 }
 
-function DoneRecording({
-  id,
-  base,
-  title,
-  duration,
-}: {
-  id: string;
-  base: string;
-  title: string;
-  duration: number;
-}) {
+function DoneRecording({ id, title, duration }: { id: string; title: string; duration: number }) {
   const [version, setVersion] = useState<Version>('current');
   const [transcript, setTranscript] = useState<Load<TimedTranscript>>({ state: 'loading' });
   const [report, setReport] = useState<Load<Report>>({ state: 'loading' });
@@ -118,18 +107,18 @@ function DoneRecording({
   const [hit] = useState(() => takeHit(id));
   const [query, setQuery] = useState(hit.q);
   const [current, setCurrent] = useState(0);
-  const audio = useAudio(base, hit.at);
+  const audio = useAudio(id, hit.at);
 
   const loadTranscript = useCallback(
     async (v: Version) => {
       setTranscript({ state: 'loading' });
       try {
-        setTranscript({ state: 'ok', data: await getTranscript(base, v) });
+        setTranscript({ state: 'ok', data: await getTranscript(id, v) });
       } catch (err) {
         setTranscript({ state: 'error', message: `${errorText(err)}. Reload the page to try again.` });
       }
     },
-    [base],
+    [id],
   );
 
   useEffect(() => {
@@ -137,11 +126,11 @@ function DoneRecording({
   }, [loadTranscript, version]);
 
   useEffect(() => {
-    void getJson<Report>(`${base}/report`).then(
+    void getReport(id).then(
       (d) => setReport({ state: 'ok', data: d }),
       (err: unknown) => setReport({ state: 'error', message: errorText(err) }),
     );
-  }, [base]);
+  }, [id]);
 
   const revision = transcript.state === 'ok' ? transcript.data.revision : null;
   const edit: EditFn = useCallback(
@@ -149,11 +138,11 @@ function DoneRecording({
       if (revision === null) return { ok: false, error: 'The transcript is still loading.', offline: false };
       setNotice(null);
       try {
-        const next = await sendJson<TimedTranscript>('PATCH', `${base}/transcript`, { revision, ...body });
+        const next = await editTranscript(id, { revision, ...body });
         setTranscript({ state: 'ok', data: next });
         setNotice('Saved.');
         // The report follows the edit: speaker names, and word counts, rates and keywords of text.
-        void getJson<Report>(`${base}/report`).then((d) => setReport({ state: 'ok', data: d }));
+        void getReport(id).then((d) => setReport({ state: 'ok', data: d }));
         return { ok: true };
       } catch (err) {
         // Said beside the control that was used (the editor, the rename form), not at the top.
@@ -169,7 +158,7 @@ function DoneRecording({
         };
       }
     },
-    [base, revision],
+    [id, revision],
   );
 
   const t = transcript.state === 'ok' ? transcript.data : null;
@@ -207,7 +196,7 @@ function DoneRecording({
   return (
     <>
       <div className="toolbar">
-        <ExportMenu base={base} title={title} />
+        <ExportMenu id={id} title={title} />
       </div>
       <p className="notice" role="status" aria-live="polite">
         {notice}

@@ -33,7 +33,7 @@ const RENEW_WINDOW_MS = 10_000;
  * memory. A ticket lives five minutes; when the element's next request is refused (a seek after a
  * long pause), it gets a new URL and goes back to where it was, playing if it was.
  */
-export function useAudio(base: string, startAt?: number | null): AudioControl {
+export function useAudio(id: string, startAt?: number | null): AudioControl {
   const [state, setState] = useState<AudioState>('checking');
   const [url, setUrl] = useState<string | null>(null);
   const [time, setTime] = useState(0);
@@ -52,12 +52,12 @@ export function useAudio(base: string, startAt?: number | null): AudioControl {
 
   const fetchUrl = useCallback(async () => {
     try {
-      setUrl((await audioTicket(base)).url);
+      setUrl((await audioTicket(id)).url);
       setState('ready');
     } catch (err) {
       setState(err instanceof ApiError && err.status === 404 ? 'absent' : 'error');
     }
-  }, [base]);
+  }, [id]);
 
   useEffect(() => {
     setState('checking');

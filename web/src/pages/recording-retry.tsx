@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
-import { ApiError, getJson, sendJson } from '../api';
+import { ApiError, getMe } from '../api';
+import { retryRecording } from '../api-recordings';
 import { errorText } from '../format';
 
 /**
@@ -13,7 +14,7 @@ export function RetryFailed({ id, onQueued }: { id: string; onQueued: () => void
   const [message, setMessage] = useState<string | null>(null);
 
   useEffect(() => {
-    getJson<{ role: string }>('/api/v1/me').then(
+    getMe().then(
       (me) => setAdmin(me.role === 'owner' || me.role === 'admin'),
       () => setAdmin(false),
     );
@@ -24,7 +25,7 @@ export function RetryFailed({ id, onQueued }: { id: string; onQueued: () => void
     setBusy(true);
     setMessage(null);
     try {
-      await sendJson('POST', `/api/v1/recordings/${encodeURIComponent(id)}/retry`, {});
+      await retryRecording(id);
       onQueued();
     } catch (err) {
       setMessage(

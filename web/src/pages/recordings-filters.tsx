@@ -3,8 +3,9 @@ import type { ListFilters, Member } from '../api-recordings';
 import { STATUS_TEXT } from './recordings-row';
 
 /**
- * Search box and filters of the recordings list. The search runs on submit (Enter or the
- * button): every search decrypts and scans, so not on each key press. The selects and dates
+ * Search box, speaker and filters of the recordings list. The search runs on submit (Enter or the
+ * button): every search decrypts its candidates, so not on each key press; the speaker box is
+ * part of the search (only that speaker's words), submitted with it. The selects and dates
  * apply at once (they are plain SQL conditions, cheap).
  */
 export function RecordingFilters({
@@ -18,8 +19,9 @@ export function RecordingFilters({
   owners: { me: string; members: Member[] } | null;
 }) {
   const [q, setQ] = useState(value.q);
+  const [speaker, setSpeaker] = useState(value.speaker);
   const set = (patch: Partial<ListFilters>) => onChange({ ...value, ...patch });
-  const filtered = Boolean(value.q || value.status || value.owner || value.from || value.to);
+  const filtered = Boolean(value.q || value.speaker || value.status || value.owner || value.from || value.to);
   return (
     <form
       className="filters"
@@ -27,7 +29,7 @@ export function RecordingFilters({
       aria-label="Search and filter recordings"
       onSubmit={(e) => {
         e.preventDefault();
-        set({ q: q.trim() });
+        set({ q: q.trim(), speaker: speaker.trim() });
       }}
     >
       <div className="filter-search">
@@ -45,6 +47,21 @@ export function RecordingFilters({
             Search
           </button>
         </div>
+      </div>
+      <div>
+        <label htmlFor="rec-speaker">Said by (speaker)</label>
+        <input
+          id="rec-speaker"
+          type="search"
+          value={speaker}
+          maxLength={100}
+          placeholder="any speaker"
+          aria-describedby="rec-speaker-hint"
+          onChange={(e) => setSpeaker(e.target.value)}
+        />
+        <small id="rec-speaker-hint">
+          A speaker&apos;s name as shown in the transcript; applies on Search.
+        </small>
       </div>
       <div>
         <label htmlFor="rec-status">Status</label>
@@ -103,7 +120,8 @@ export function RecordingFilters({
             type="button"
             onClick={() => {
               setQ('');
-              onChange({ q: '', status: '', owner: '', from: '', to: '' });
+              setSpeaker('');
+              onChange({ q: '', speaker: '', status: '', owner: '', from: '', to: '' });
             }}
           >
             Clear

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { ApiError, getJson } from '../api';
+import { ApiError } from '../api';
 import {
+  getRecording,
   listRecordings,
   NO_FILTERS,
   ownerChoices,
@@ -26,8 +27,10 @@ const moving = (r: ListedRecording) =>
 interface ListState {
   items: ListedRecording[];
   next: string | null;
-  /** Search only, added up over the pages: recordings scanned, and all the filters let through. */
-  scanned: number;
+  /**
+   * Search only: the recordings the filters let through. Not "searched N of M": with the index
+   * each page looks at all of them and decrypts only candidates (docs/search.md, `scan`).
+   */
   total: number;
 }
 
@@ -41,7 +44,7 @@ export function RecordingsPage() {
   const [formKey, setFormKey] = useState(0);
   // Answers to an older filter arriving late must not overwrite the current one's.
   const generation = useRef(0);
-  const searching = filters.q !== '';
+  const searching = filters.q !== '' || filters.speaker !== '';
 
   const load = useCallback(async (f: ListFilters) => {
     const gen = ++generation.current;
@@ -52,7 +55,6 @@ export function RecordingsPage() {
       setList({
         items: page.items,
         next: page.next,
-        scanned: page.scan?.scanned ?? 0,
         total: page.scan?.total ?? 0,
       });
     } catch (err) {
@@ -86,7 +88,6 @@ export function RecordingsPage() {
             // A row can only repeat if it was deleted and re-listed meanwhile; keep ids unique.
             items: [...l.items, ...page.items.filter((i) => !l.items.some((x) => x.id === i.id))],
             next: page.next,
-            scanned: l.scanned + (page.scan?.scanned ?? 0),
             total: page.scan?.total ?? l.total,
           },
       );
@@ -119,7 +120,7 @@ export function RecordingsPage() {
         .split(',')
         .slice(0, 10)
         .map((id) =>
-          getJson<ListedRecording>(`/api/v1/recordings/${id}`).then(
+          getRecording(id).then(
             (r) =>
               gen === generation.current &&
               setList((l) => l && { ...l, items: l.items.map((x) => (x.id === id ? { ...x, ...r } : x)) }),
@@ -193,14 +194,12 @@ export function RecordingsPage() {
           </button>
         </div>
       )}
-      {list === null && !error && (
-        <p aria-busy="true">{searching ? 'Searching (decrypting and scanning)…' : 'Loading recordings…'}</p>
-      )}
+      {list === null && !error && <p aria-busy="true">{searching ? 'Searching…' : 'Loading recordings…'}</p>}
       {list && searching && (
         <p className="scan-progress" role="status">
           {list.next
-            ? `Searched ${list.scanned} of ${plural(list.total, 'recording')} so far, ${list.items.length} found.`
-            : `Searched all ${plural(list.total, 'recording')}: ${list.items.length} found.`}
+            ? `${plural(list.items.length, 'match', 'matches')} so far · still searching.`
+            : `All ${plural(list.total, 'recording')} searched: ${list.items.length} found.`}
         </p>
       )}
       {list && list.items.length === 0 && !list.next && !filtered && (
@@ -240,7 +239,7 @@ export function RecordingsPage() {
   );
 }
 
-const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+const plural = (n: number, noun: string, nouns = `${noun}s`) => `${n} ${n === 1 ? noun : nouns}`;
 
 /** What went wrong, and what to do about it. */
 function describe(err: unknown): string {

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import QRCode from 'qrcode';
-import { ApiError, changePassword, confirmTotp, disableTotp, getJson, startTotp, type Me } from '../api';
+import { ApiError, changePassword, confirmTotp, disableTotp, getMe, startTotp } from '../api';
 import { errorText } from '../format';
 import { ApiTokensSection } from './api-tokens-section';
 import { AccountDeletionSection } from './account-deletion-section';
@@ -134,7 +134,7 @@ function MfaSection() {
   async function load() {
     setState({ step: 'loading' });
     try {
-      const me = await getJson<Me>('/api/v1/me');
+      const me = await getMe();
       setState({ step: me.mfaEnabled ? 'on' : 'off' });
     } catch (err) {
       setState({ step: 'error', message: errorText(err) });
