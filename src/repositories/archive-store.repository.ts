@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import type { Database } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import { readdirSafe, syncDir } from './sealed-file-store.repository.js';
+import { rechunk } from './stream-chunks.js';
 
 /**
  * Where archived (cold) recordings live: sealed bytes only, encrypted before they get here. Two
@@ -250,26 +251,4 @@ export class DatabaseArchiveStore implements ArchiveStore {
       }));
     });
   }
-}
-
-/** Re-cuts a byte stream into pieces of exactly `size` bytes (the last one shorter). */
-async function* rechunk(source: Readable, size: number): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of source) {
-    let buf = chunk as Buffer;
-    while (length + buf.length >= size) {
-      const take = size - length;
-      pending.push(buf.subarray(0, take));
-      yield Buffer.concat(pending);
-      pending = [];
-      length = 0;
-      buf = buf.subarray(take);
-    }
-    if (buf.length > 0) {
-      pending.push(buf);
-      length += buf.length;
-    }
-  }
-  if (length > 0) yield Buffer.concat(pending);
 }

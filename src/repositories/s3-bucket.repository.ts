@@ -15,6 +15,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import type { StorageCheck } from './sealed-file-store.repository.js';
+import { rechunk } from './stream-chunks.js';
 
 /**
  * One bucket (and key prefix) of an S3-compatible object store, through the official SDK. Keys
@@ -226,26 +227,4 @@ function statusOf(err: unknown): number | undefined {
 function isNotFound(err: unknown): boolean {
   if (!(err instanceof Error) || err.name === 'NoSuchBucket') return false;
   return statusOf(err) === 404 || err.name === 'NoSuchKey' || err.name === 'NotFound';
-}
-
-/** Re-cuts a byte stream into pieces of exactly `size` bytes (the last one shorter). */
-async function* rechunk(source: Readable, size: number): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of source) {
-    let buf = chunk as Buffer;
-    while (length + buf.length >= size) {
-      const take = size - length;
-      pending.push(buf.subarray(0, take));
-      yield Buffer.concat(pending);
-      pending = [];
-      length = 0;
-      buf = buf.subarray(take);
-    }
-    if (buf.length > 0) {
-      pending.push(buf);
-      length += buf.length;
-    }
-  }
-  if (length > 0) yield Buffer.concat(pending);
 }
