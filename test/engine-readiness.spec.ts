@@ -141,6 +141,7 @@ describe(`a server without a speech-recognition engine (${backendLabel})`, () =>
         publicUrl: 'ok',
         // SOTTO_MASTER_KEY from the environment carries no creation date (test/key-age.spec.ts).
         masterKeyAge: 'unknown',
+        load: 'ok',
       },
       engine: { status: 'none', missing: 'none_installed' },
     });

@@ -3,12 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/config.js';
 import { backendLabel, startTestApp, testMasterKey, type TestApp } from './helpers/test-app.js';
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** Holds the event loop the way a saturated node's would be: busy in ~0.8 s slices for `ms`. */
 async function saturate(ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    const slice = Math.min(800, end - Date.now());
-    const stop = Date.now() + slice;
+    const stop = Date.now() + Math.min(800, end - Date.now());
     while (Date.now() < stop) {
       // busy: no callback, timer or I/O of this process runs meanwhile
     }
@@ -17,24 +18,19 @@ async function saturate(ms: number): Promise<void> {
 }
 
 describe(`a saturated node refuses new requests with 503 and Retry-After (${backendLabel})`, () => {
+  // Over the memory limit from the start (1 MiB of RSS): saturated for as long as the app runs,
+  // so what a refusal looks like is tested without depending on the machine's timing.
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp({
-      env: { SOTTO_SATURATION_MAX_DELAY_MS: '300', SOTTO_SATURATION_RETRY_AFTER_SECONDS: '7' },
+      env: { SOTTO_SATURATION_MAX_RSS_MB: '1', SOTTO_SATURATION_RETRY_AFTER_SECONDS: '7' },
     });
+    // The first sample is taken a second after start.
+    await sleep(1200);
   });
   afterAll(async () => t?.close());
 
-  it('answers normally while the event loop keeps up', async () => {
-    // Two samples of an idle loop (the sampler runs each second).
-    await new Promise((r) => setTimeout(r, 2100));
-    const res = await t.app.inject({ url: '/api/v1/nothing-here' });
-    expect(res.statusCode).toBe(404);
-    expect((await t.app.inject({ url: '/readyz' })).statusCode).toBe(200);
-  });
-
-  it('refuses API calls and readiness while saturated, keeps liveness, and logs once per spell', async () => {
-    await saturate(2500);
+  it('refuses API calls and readiness, keeps liveness, and logs once per spell, not per request', async () => {
     const [api, login, ready, live] = [
       await t.app.inject({ url: '/api/v1/recordings' }),
       await t.app.inject({
@@ -62,13 +58,36 @@ describe(`a saturated node refuses new requests with 503 and Retry-After (${back
     expect(live.json()).toEqual({ status: 'ok' });
     const warnings = t.logs.filter((l) => l.includes('node saturated'));
     expect(warnings).toHaveLength(1);
+    expect(JSON.parse(warnings[0]!)).toMatchObject({ level: 40, measure: 'rssBytes' });
     // The refusals themselves are not errors in the log (one line per spell, above).
     expect(t.logs.filter((l) => l.includes('"code":"server_busy"'))).toEqual([]);
-    expect(JSON.parse(warnings[0]!)).toMatchObject({ level: 40, measure: 'eventLoopDelay' });
   });
+});
 
-  it('recovers on its own once the loop keeps up again', async () => {
-    await new Promise((r) => setTimeout(r, 2100));
+describe(`a node whose event loop lags refuses, then recovers on its own (${backendLabel})`, () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { SOTTO_SATURATION_MAX_DELAY_MS: '300' } });
+  });
+  afterAll(async () => t?.close());
+
+  it('answers normally while the loop keeps up, 503 while it is held, and normally again after', async () => {
+    // Two samples of an idle loop (the sampler runs each second).
+    await sleep(2100);
+    expect((await t.app.inject({ url: '/api/v1/nothing-here' })).statusCode).toBe(404);
+    // The measure is the mean delay over a second: on a machine busy with other work, the gaps
+    // between the held slices can take enough quick samples to pull one window's mean down, so
+    // the loop is held again until a request is refused (at most five times).
+    let refused = false;
+    for (let i = 0; i < 5 && !refused; i++) {
+      await saturate(2500);
+      const res = await t.app.inject({ url: '/api/v1/nothing-here' });
+      refused = res.statusCode === 503;
+      if (refused) expect(res.json()).toMatchObject({ code: 'server_busy' });
+    }
+    expect(refused).toBe(true);
+    expect(t.logs.some((l) => l.includes('node saturated') && l.includes('eventLoopDelay'))).toBe(true);
+    await sleep(2100);
     expect((await t.app.inject({ url: '/api/v1/nothing-here' })).statusCode).toBe(404);
     const ready = await t.app.inject({ url: '/readyz' });
     expect(ready.statusCode).toBe(200);
