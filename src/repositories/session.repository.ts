@@ -17,7 +17,30 @@ export interface LiveSession {
 export const sessionRepository = {
   /** A session that is neither revoked nor expired, with its user's current role. */
   async findLive(tx: Queryable, sessionId: string, now: Date): Promise<LiveSession | undefined> {
-    return (await sessionRepository.findLiveMany(tx, [sessionId], now)).get(sessionId);
+    const { rows } = await tx.query<{
+      id: string;
+      user_id: string;
+      org_id: string | null;
+      role: OrgRole | null;
+      platform_role: 'support' | null;
+      last_seen_at: Date;
+    }>(
+      `SELECT s.id, s.user_id, u.org_id, u.role, u.platform_role, s.last_seen_at
+         FROM sessions s JOIN users u ON u.id = s.user_id
+        WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2`,
+      [sessionId, now],
+    );
+    const r = rows[0];
+    return (
+      r && {
+        sessionId: r.id,
+        userId: r.user_id,
+        orgId: r.org_id,
+        role: r.role,
+        platformRole: r.platform_role,
+        lastSeenAt: r.last_seen_at,
+      }
+    );
   },
 
   /**
