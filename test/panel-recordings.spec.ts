@@ -218,11 +218,11 @@ describe.skipIf(Boolean(skipReason))(`panel: recordings, transcript and report (
     await page.getByLabel('Search titles and transcripts').fill('zzqx');
     await page.getByRole('button', { name: 'Search', exact: true }).click();
     await page.getByText('Nothing matched your search').waitFor();
-    await page.getByText('All 1 recording searched: 0 found.').waitFor();
+    await page.getByText('The only recording searched: 0 found.').waitFor();
     await page.getByLabel('Search titles and transcripts').fill(word);
     await page.getByLabel('Search titles and transcripts').press('Enter');
     await row.waitFor();
-    await page.getByText('All 1 recording searched: 1 found.').waitFor();
+    await page.getByText('The only recording searched: 1 found.').waitFor();
     await expect(row.locator('.snippets li').count()).resolves.toBeGreaterThan(0);
     await page.screenshot({ path: path.join(shots, 'recordings-search.png') });
     await page.getByRole('button', { name: 'Clear' }).click();

@@ -199,7 +199,7 @@ export function RecordingsPage() {
         <p className="scan-progress" role="status">
           {list.next
             ? `${plural(list.items.length, 'match', 'matches')} so far · still searching.`
-            : `All ${plural(list.total, 'recording')} searched: ${list.items.length} found.`}
+            : `${list.total === 1 ? 'The only recording' : `All ${plural(list.total, 'recording')}`} searched: ${list.items.length} found.`}
         </p>
       )}
       {list && list.items.length === 0 && !list.next && !filtered && (
