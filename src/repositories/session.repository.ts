@@ -10,6 +10,32 @@ export interface LiveSession {
   lastSeenAt: Date;
 }
 
+interface LiveSessionRow {
+  id: string;
+  user_id: string;
+  org_id: string | null;
+  role: OrgRole | null;
+  platform_role: 'support' | null;
+  last_seen_at: Date;
+}
+
+const LIVE_SESSION_SELECT = `SELECT s.id, s.user_id, u.org_id, u.role, u.platform_role, s.last_seen_at
+   FROM sessions s JOIN users u ON u.id = s.user_id
+  WHERE`;
+/** Neither revoked nor expired at $2. */
+const LIVE = 's.revoked_at IS NULL AND s.expires_at > $2';
+
+function liveSession(r: LiveSessionRow): LiveSession {
+  return {
+    sessionId: r.id,
+    userId: r.user_id,
+    orgId: r.org_id,
+    role: r.role,
+    platformRole: r.platform_role,
+    lastSeenAt: r.last_seen_at,
+  };
+}
+
 /**
  * Sessions (one per login/device) and their refresh-token families. Looked up in the system
  * context: a refresh token or session id arrives before we know (or trust) an org.
@@ -17,30 +43,13 @@ export interface LiveSession {
 export const sessionRepository = {
   /** A session that is neither revoked nor expired, with its user's current role. */
   async findLive(tx: Queryable, sessionId: string, now: Date): Promise<LiveSession | undefined> {
-    const { rows } = await tx.query<{
-      id: string;
-      user_id: string;
-      org_id: string | null;
-      role: OrgRole | null;
-      platform_role: 'support' | null;
-      last_seen_at: Date;
-    }>(
-      `SELECT s.id, s.user_id, u.org_id, u.role, u.platform_role, s.last_seen_at
-         FROM sessions s JOIN users u ON u.id = s.user_id
-        WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2`,
-      [sessionId, now],
-    );
-    const r = rows[0];
-    return (
-      r && {
-        sessionId: r.id,
-        userId: r.user_id,
-        orgId: r.org_id,
-        role: r.role,
-        platformRole: r.platform_role,
-        lastSeenAt: r.last_seen_at,
-      }
-    );
+    // Its own query rather than findLiveMany of one: every request's authentication runs this,
+    // and must not share the fate of the live sockets' batch re-check.
+    const { rows } = await tx.query<LiveSessionRow>(`${LIVE_SESSION_SELECT} s.id = $1 AND ${LIVE}`, [
+      sessionId,
+      now,
+    ]);
+    return rows[0] && liveSession(rows[0]);
   },
 
   /**
@@ -52,32 +61,11 @@ export const sessionRepository = {
     sessionIds: readonly string[],
     now: Date,
   ): Promise<Map<string, LiveSession>> {
-    const { rows } = await tx.query<{
-      id: string;
-      user_id: string;
-      org_id: string | null;
-      role: OrgRole | null;
-      platform_role: 'support' | null;
-      last_seen_at: Date;
-    }>(
-      `SELECT s.id, s.user_id, u.org_id, u.role, u.platform_role, s.last_seen_at
-         FROM sessions s JOIN users u ON u.id = s.user_id
-        WHERE s.id = ANY($1::uuid[]) AND s.revoked_at IS NULL AND s.expires_at > $2`,
+    const { rows } = await tx.query<LiveSessionRow>(
+      `${LIVE_SESSION_SELECT} s.id = ANY($1::uuid[]) AND ${LIVE}`,
       [sessionIds, now],
     );
-    return new Map(
-      rows.map((r) => [
-        r.id,
-        {
-          sessionId: r.id,
-          userId: r.user_id,
-          orgId: r.org_id,
-          role: r.role,
-          platformRole: r.platform_role,
-          lastSeenAt: r.last_seen_at,
-        },
-      ]),
-    );
+    return new Map(rows.map((r) => [r.id, liveSession(r)]));
   },
 
   async touch(tx: Queryable, sessionId: string, now: Date, ip: string): Promise<void> {
