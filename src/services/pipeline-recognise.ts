@@ -10,8 +10,10 @@ import { DECODE_RATE } from '../repositories/audio-decoder.repository.js';
  * part needs, and how many decoders work on it at once. Two ways:
  * - engines that can scan (warm pocketsphinx): pieces cut at the engine's own utterance ends,
  *   each started from the adaptation a single pass would have there (`recogniseScanned`);
- * - the others (whisper, a remote API, cold pocketsphinx), and one channel of a call: VAD
- *   chunks of ≤ 30 s with lead-ins (`recogniseChunks`).
+ * - the others (whisper, a remote API, cold pocketsphinx): VAD chunks of ≤ 30 s with lead-ins
+ *   (`recogniseChunks`), of the audio just before a chunk, or for one channel of a call of that
+ *   channel's own earlier speech. (A call on an engine that scans is one joined stream of both
+ *   parties' speech, recognised like a mono recording: speech-join.ts.)
  */
 export interface RecogniseDeps {
   engine: AsrEngine;

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ChunkOptions } from '../audio/chunker.js';
 import { diarize, diarizeChannels, isDualMono, type Diarizer } from '../audio/diarize.js';
 import { ClusteringDiarizer } from '../audio/diarize-cluster.js';
+import { channelWordTime, joinSpeech } from '../audio/speech-join.js';
 import { VadStream } from '../audio/vad.js';
 import { assignSpeakers, buildSegments, sortSpeakers, type SpeakerWord } from '../domain/segments.js';
 import type { Segment, SpeakerTurn, SpeechRegion } from '../domain/transcript.js';
@@ -75,12 +76,17 @@ export interface PipelineDeps {
    */
   contextSeconds?: number;
   /**
-   * Cut mono recordings where the engine's own scan says (default true when the engine can):
-   * no lead-ins, and the words of one pass. False keeps the VAD chunks and lead-ins that
+   * Cut mono recordings (and a call's joined speech) where the engine's own scan says (default
+   * true when the engine can): no lead-ins, and the words of one pass. False keeps the VAD chunks and lead-ins that
    * engines without a scan get (the tests of that path).
    */
   scan?: boolean;
 }
+
+/** Audio of the channel's own kept on each side of a speech region when its speech is joined. */
+const JOIN_PAD_SAMPLES = Math.round(0.5 * DECODE_RATE);
+/** Silence between two channels' joined speech: pocketsphinx ends an utterance within it. */
+const JOIN_GAP_SAMPLES = Math.round(1 * DECODE_RATE);
 
 const DECODE_SHARE = 0.1;
 const ASR_SHARE = 0.8;
@@ -194,7 +200,9 @@ export class PipelineService {
    * crosstalk suppression, and every word takes its channel's speaker: the engine hears each
    * voice at full level and alone, and overlapping speech stays separate. Measured on the
    * corpus's stereo files this kept WER within a word of pocketsphinx run on each channel, where
-   * recognising the downmix lost up to 4 points. Otherwise: the mono mix, then the diarizer.
+   * recognising the downmix lost up to 4 points. Engines that scan get both channels' speech
+   * joined into one stream (speech-join.ts, docs/engines.md: once, not with lead-ins twice).
+   * Otherwise: the mono mix, then the diarizer.
    */
   private async speakerWords(
     audio: { mono: Int16Array; channels: Int16Array[]; regions: SpeechRegion[] },
@@ -210,28 +218,50 @@ export class PipelineService {
       stats.diarizeMs = performance.now() - from;
       const speech = regions.map((rs) => rs.reduce((s, r) => s + (r.end - r.start), 0));
       const total = speech.reduce((a, b) => a + b, 0);
-      // The channels at once: their chunks queue for the same decoders, which stay busy where
-      // one channel's few chunks alone would leave one idle.
-      const done = speech.map(() => 0);
-      const perChannel = await Promise.all(
-        audio.channels.map((pcm, c) =>
-          this.recognise({
-            pcm,
-            regions: regions[c]!,
-            duration,
-            input,
-            progress: (f) => {
-              done[c] = f * speech[c]!;
-              progress(total > 0 ? done.reduce((a, b) => a + b, 0) / total : f);
-            },
-            leadIn: 'speech',
-            stats,
-          }),
-        ),
-      );
-      const out: SpeakerWord[] = perChannel.flatMap((words, c) =>
-        words.map((w) => ({ ...w, speaker: `S${c + 1}` })),
-      );
+      const { engine, scan } = this.deps;
+      let out: SpeakerWord[];
+      if (scan !== false && engine.scan && engine.session) {
+        // Every channel's own speech, joined into one stream, through the mono path.
+        const joined = joinSpeech(audio.channels, regions, {
+          sampleRate: DECODE_RATE,
+          padSamples: JOIN_PAD_SAMPLES,
+          gapSamples: JOIN_GAP_SAMPLES,
+        });
+        const words = await this.recognise({
+          pcm: joined.pcm,
+          regions: joined.regions,
+          duration: joined.pcm.length / DECODE_RATE,
+          input,
+          progress,
+          leadIn: 'contiguous',
+          stats,
+        });
+        out = words.map((w) => {
+          const { channel, start, end } = channelWordTime(joined, w.start, w.end, DECODE_RATE);
+          return { ...w, start, end, speaker: `S${channel + 1}` };
+        });
+      } else {
+        // The channels at once: their chunks queue for the same decoders, which stay busy where
+        // one channel's few chunks alone would leave one idle.
+        const done = speech.map(() => 0);
+        const perChannel = await Promise.all(
+          audio.channels.map((pcm, c) =>
+            this.recognise({
+              pcm,
+              regions: regions[c]!,
+              duration,
+              input,
+              progress: (f) => {
+                done[c] = f * speech[c]!;
+                progress(total > 0 ? done.reduce((a, b) => a + b, 0) / total : f);
+              },
+              leadIn: 'speech',
+              stats,
+            }),
+          ),
+        );
+        out = perChannel.flatMap((words, c) => words.map((w) => ({ ...w, speaker: `S${c + 1}` })));
+      }
       progress(1);
       throwIfAborted(signal);
       input.onStage?.('speakers');
