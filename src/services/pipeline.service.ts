@@ -17,7 +17,8 @@ import { recognise, type RecogniseJob } from './pipeline-recognise.js';
  *
  * Memory: the decoder streams 30 s chunks and the VAD runs on them as they arrive, but the 16 kHz
  * mono PCM of the whole file is kept (2 bytes/sample: 115 MB per hour), plus one array per
- * channel for multichannel files, because the diarizers look at the whole recording. The decoder
+ * channel for multichannel files, because the diarizers look at the whole recording, and for a
+ * call the joined speech of its parties (about one more mono array for a typical call). The decoder
  * caps recordings at its `maxAudioSeconds` (8 h by default ≈ 0.9 GB mono), which bounds this.
  * Engines see one part (≤ 30 s, or a scanned piece) per decoder at a time.
  *
