@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { getPriority } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planPieces } from '../src/audio/pieces.js';
@@ -194,6 +195,28 @@ describe.skipIf(skip !== undefined)(`warm pocketsphinx engine${skip ? ` (skipped
 
       // Silence has no utterance to end.
       expect(await e.scan(new Int16Array(5 * SAMPLE_RATE), {})).toEqual([]);
+    },
+  );
+
+  it(
+    'upload decoders run niced, the live decoder at the server’s priority, as the kernel sees them',
+    { timeout: 60_000 },
+    async () => {
+      const e = engine({ concurrency: 2 });
+      await e.warm(); // the live decoder and two for uploads
+      const niceness = () => e.helperPids().idle.map((pid) => getPriority(pid) - getPriority());
+      expect(niceness().sort((x, y) => x - y)).toEqual([0, 10, 10]);
+      // Both upload decoders busy: a live utterance runs on the un-niced one, at once.
+      const long = audio(longest.file);
+      const uploads = [e.transcribe(long), e.transcribe(long)];
+      const live = e.session!({ priority: 'live' }).utterance(0);
+      live.feed(audio(references[1]!.file));
+      for (let i = 0; i < 200 && e.helperPids().busy.length < 3; i++) await sleep(10);
+      const busy = e.helperPids().busy.map((pid) => getPriority(pid) - getPriority());
+      expect(busy.sort((x, y) => x - y)).toEqual([0, 10, 10]);
+      expect((await live.final()).length).toBeGreaterThan(3);
+      await Promise.all(uploads);
+      expect(e.stats()?.created).toBe(3);
     },
   );
 

@@ -8,6 +8,7 @@ import { DecoderPool, type DecoderFactory } from './decoder-pool.js';
 interface Fake {
   id: number;
   alive: boolean;
+  kind: 'batch' | 'live';
 }
 
 function factory(): DecoderFactory<Fake> & { made: Fake[]; destroyed: Fake[] } {
@@ -16,8 +17,8 @@ function factory(): DecoderFactory<Fake> & { made: Fake[]; destroyed: Fake[] } {
   return {
     made,
     destroyed,
-    create: () => {
-      const d = { id: made.length, alive: true };
+    create: (kind) => {
+      const d = { id: made.length, alive: true, kind };
       made.push(d);
       return Promise.resolve(d);
     },
@@ -114,7 +115,9 @@ describe('DecoderPool', () => {
     const pool = new DecoderPool<Fake>(
       {
         create: () =>
-          fail ? Promise.reject(new Error('model missing')) : Promise.resolve({ id: 9, alive: true }),
+          fail
+            ? Promise.reject(new Error('model missing'))
+            : Promise.resolve({ id: 9, alive: true, kind: 'batch' }),
         destroy: () => undefined,
         alive: (d) => d.alive,
       },
@@ -135,5 +138,40 @@ describe('DecoderPool', () => {
     held.release();
     expect(f.destroyed).toEqual([held.decoder]);
     await expect(pool.acquire({ priority: 'live' })).rejects.toThrow(/closed/);
+  });
+
+  it('runs batch work on batch decoders only; live work on a live one, else an idle batch one', async () => {
+    const f = factory();
+    const pool = new DecoderPool(f, { size: 2, liveReserve: 1 });
+    // Nothing busy: a live utterance borrows an idle batch decoder instead of loading a model.
+    const a = await pool.acquire({ priority: 'batch' });
+    a.release();
+    const borrowed = await pool.acquire({ priority: 'live' });
+    expect(borrowed.decoder).toBe(a.decoder);
+    borrowed.release();
+    // Every batch decoder busy: live gets (and keeps) a decoder made for live work.
+    const held = [await pool.acquire({ priority: 'batch' }), await pool.acquire({ priority: 'batch' })];
+    expect(held.map((h) => h.decoder.kind)).toEqual(['batch', 'batch']);
+    const live = await pool.acquire({ priority: 'live' });
+    expect(live.decoder.kind).toBe('live');
+    live.release();
+    held.forEach((h) => h.release());
+    // The live decoder is idle now, but batch work never runs on it.
+    const b = [await pool.acquire({ priority: 'batch' }), await pool.acquire({ priority: 'batch' })];
+    expect(b.map((h) => h.decoder.kind)).toEqual(['batch', 'batch']);
+    expect((await pool.acquire({ priority: 'live' })).decoder).toBe(live.decoder);
+    expect(f.made.map((d) => d.kind)).toEqual(['batch', 'batch', 'live']);
+  });
+
+  it('warms the live reserve first, then batch decoders up to the size', async () => {
+    const f = factory();
+    const pool = new DecoderPool(f, { size: 2, liveReserve: 1 });
+    await pool.warm(1);
+    expect(f.made.map((d) => d.kind)).toEqual(['live']);
+    await pool.warm(5);
+    expect(f.made.map((d) => d.kind)).toEqual(['live', 'batch', 'batch']);
+    await pool.warm(5);
+    expect(f.made).toHaveLength(3);
+    expect(pool.stats()).toMatchObject({ decoders: 3, busy: 0 });
   });
 });

@@ -13,9 +13,15 @@ import { abortError, type Priority } from './engine.js';
  *   a job with 500 chunks queued does not starve a job that arrived after it.
  * - A decoder that failed (crashed, hung, killed by its watchdog) is thrown away on release and
  *   another is made on the next request; the others go on untouched.
+ * - Decoders are made for one kind of work (`create(kind)`), so the factory can run batch
+ *   decoders at a lower CPU priority than live ones: with uploads keeping every core busy, a live
+ *   utterance's decoder still gets a core at once. Batch work only ever runs on batch decoders;
+ *   live work prefers a live decoder, else borrows an idle batch one (the cores are not all busy
+ *   then), else makes a live one. At most `2 × size + liveReserve` decoders exist.
  */
 export interface DecoderFactory<D> {
-  create(): Promise<D>;
+  /** A new decoder for `kind` of work, its model loaded. */
+  create(kind: Priority): Promise<D>;
   destroy(decoder: D): void;
   alive(decoder: D): boolean;
 }
@@ -59,7 +65,9 @@ export interface PoolStats {
 }
 
 export class DecoderPool<D> {
-  private readonly idle: D[] = [];
+  private readonly idle: Record<Priority, D[]> = { batch: [], live: [] };
+  /** The kind of work each decoder was made for. */
+  private readonly kinds = new Map<D, Priority>();
   private readonly lent = new Set<D>();
   private readonly live: Waiter<D>[] = [];
   /** Batch waiters per group, groups in turn order (a served group goes to the back). */
@@ -111,7 +119,7 @@ export class DecoderPool<D> {
     let waitingBatch = 0;
     for (const q of this.batch.values()) waitingBatch += q.length;
     return {
-      decoders: this.idle.length + this.busy,
+      decoders: this.idle.batch.length + this.idle.live.length + this.busy,
       busy: this.busy,
       busyBatch: this.busyBatch,
       waitingLive: this.live.length,
@@ -122,22 +130,32 @@ export class DecoderPool<D> {
 
   /** The decoders now, idle and lent (for diagnostics: which helper process serves whom). */
   decoders(): { idle: D[]; lent: D[] } {
-    return { idle: [...this.idle], lent: [...this.lent] };
+    return { idle: [...this.idle.batch, ...this.idle.live], lent: [...this.lent] };
   }
 
-  /** Makes decoders ahead of need, so the first request does not pay for loading a model. */
+  /**
+   * Makes up to `count` decoders ahead of need, so the first request does not pay for loading a
+   * model: live ones first (up to the reserve: a live utterance is the one that cannot wait), then
+   * batch ones (up to the pool's size).
+   */
   async warm(count = 1): Promise<void> {
-    const missing = Math.max(0, Math.min(count, this.size + this.reserve) - this.idle.length - this.busy);
-    const made = await Promise.all(Array.from({ length: missing }, () => this.factory.create()));
-    this.created += made.length;
-    this.idle.push(...made);
+    const have = (kind: Priority) =>
+      this.idle[kind].length + [...this.lent].filter((d) => this.kinds.get(d) === kind).length;
+    const live = Math.max(0, Math.min(count, this.reserve) - have('live'));
+    const batch = Math.max(0, Math.min(count - live, this.size) - have('batch'));
+    const kinds: Priority[] = [
+      ...Array<Priority>(live).fill('live'),
+      ...Array<Priority>(batch).fill('batch'),
+    ];
+    const made = await Promise.all(kinds.map((kind) => this.make(kind)));
+    made.forEach((d) => this.idle[this.kinds.get(d)!].push(d));
     this.dispatch();
   }
 
   /** Ends every idle decoder now and every lent one as it comes back; waiters are refused. */
   close(): void {
     this.closed = true;
-    for (const d of this.idle.splice(0)) this.factory.destroy(d);
+    for (const d of [...this.idle.batch.splice(0), ...this.idle.live.splice(0)]) this.discard(d);
     const err = new Error('the decoder pool is closed');
     for (const w of [...this.live.splice(0), ...[...this.batch.values()].flat()]) {
       w.cleanup();
@@ -180,12 +198,8 @@ export class DecoderPool<D> {
     const batch = waiter.priority === 'batch';
     this.busy++;
     if (batch) this.busyBatch++;
-    let decoder: D | undefined;
-    while (this.idle.length > 0 && decoder === undefined) {
-      const d = this.idle.pop()!;
-      if (this.factory.alive(d)) decoder = d;
-      else this.factory.destroy(d);
-    }
+    // Batch work on batch decoders only; live work on a live one, else an idle batch one.
+    const decoder = batch ? this.takeIdle('batch') : (this.takeIdle('live') ?? this.takeIdle('batch'));
     const lend = (d: D) => {
       let released = false;
       this.lent.add(d);
@@ -197,24 +211,40 @@ export class DecoderPool<D> {
           this.lent.delete(d);
           this.busy--;
           if (batch) this.busyBatch--;
-          if (broken || this.closed || !this.factory.alive(d)) this.factory.destroy(d);
-          else this.idle.push(d);
+          if (broken || this.closed || !this.factory.alive(d)) this.discard(d);
+          else this.idle[this.kinds.get(d)!].push(d);
           this.dispatch();
         },
       });
     };
     if (decoder !== undefined) return lend(decoder);
-    this.factory.create().then(
-      (d) => {
-        this.created++;
-        lend(d);
-      },
-      (err: unknown) => {
-        this.busy--;
-        if (batch) this.busyBatch--;
-        waiter.reject(err);
-        this.dispatch();
-      },
-    );
+    this.make(waiter.priority).then(lend, (err: unknown) => {
+      this.busy--;
+      if (batch) this.busyBatch--;
+      waiter.reject(err);
+      this.dispatch();
+    });
+  }
+
+  /** An idle decoder of `kind` that is still alive (dead ones found on the way are discarded). */
+  private takeIdle(kind: Priority): D | undefined {
+    while (this.idle[kind].length > 0) {
+      const d = this.idle[kind].pop()!;
+      if (this.factory.alive(d)) return d;
+      this.discard(d);
+    }
+    return undefined;
+  }
+
+  private async make(kind: Priority): Promise<D> {
+    const d = await this.factory.create(kind);
+    this.created++;
+    this.kinds.set(d, kind);
+    return d;
+  }
+
+  private discard(d: D): void {
+    this.kinds.delete(d);
+    this.factory.destroy(d);
   }
 }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { setPriority } from 'node:os';
 import type { Word } from '../../domain/transcript.js';
 import { EngineFailedError, EngineUnavailableError, SAMPLE_RATE } from './engine.js';
 
@@ -28,6 +29,13 @@ export interface SphinxHostOptions {
    * failed the job it was doing.
    */
   perAudioSecondMs?: number;
+  /**
+   * The helper's niceness (Unix `nice`, 0–19; default 0). Batch decoders run niced so that, with
+   * uploads keeping every core busy, live decoders and the server itself still get a core at once
+   * (see DecoderPool). A process may always lower its children's priority; raising it back needs
+   * privileges, which is why a decoder keeps the kind it was made for.
+   */
+  nice?: number;
 }
 
 interface Pending {
@@ -62,6 +70,14 @@ export class SphinxHost {
 
   constructor(private readonly opts: SphinxHostOptions) {
     this.child = spawn(opts.binary, opts.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    if (opts.nice && this.child.pid !== undefined) {
+      try {
+        setPriority(this.child.pid, opts.nice);
+      } catch {
+        // Not permitted by this system (a container's seccomp policy): the decoder just runs at
+        // the server's priority, as it did before.
+      }
+    }
     this.child.stdin.on('error', () => undefined); // EPIPE after a crash: reported through 'exit'
     this.child.stderr.setEncoding('utf8');
     this.child.stderr.on('data', (s: string) => {

@@ -56,6 +56,8 @@ export interface SphinxOptions {
   /** Watchdog settings of each helper (tests shorten them). */
   replyTimeoutMs?: number;
   perAudioSecondMs?: number;
+  /** Niceness of the decoders made for uploads (default BATCH_NICE; 0: the server's priority). */
+  batchNice?: number;
 }
 
 // Three levels up from src/repositories/asr (or dist/repositories/asr) is the package root.
@@ -95,6 +97,13 @@ const SCAN_REPORT_SAMPLES = Math.floor((5 * SAMPLE_RATE) / HOST_BLOCK) * HOST_BL
 
 // Keep only the end of stderr: its last lines carry the reason of a failure, and a long run logs a lot.
 const STDERR_TAIL_BYTES = 16 * 1024;
+/**
+ * Niceness of the decoders made for uploads. At 10 the kernel gives a niced process about a tenth
+ * of the share of one at 0, so while uploads keep both cores busy a live utterance's decoder (and
+ * the server answering requests) still runs nearly at full speed; when nothing else wants the
+ * cores, uploads get all of them as before.
+ */
+const BATCH_NICE = 10;
 
 interface SphinxPaths {
   binary: string;
@@ -263,7 +272,9 @@ export class SphinxEngine implements AsrEngine {
   async warm(): Promise<void> {
     if (!this.helper) return;
     this.check(undefined);
-    await this.decoders().warm(Math.min(2, this.concurrency + 1));
+    // The live decoder and two batch ones: the first live utterance and the first upload's first
+    // pieces start without a model load, and a many-core machine does not load every model at once.
+    await this.decoders().warm(Math.min(3, this.concurrency + 1));
   }
 
   /** Pool counters and the audio recognised so far (tests and benches read them). */
@@ -300,10 +311,11 @@ export class SphinxEngine implements AsrEngine {
     const helper = this.helper!;
     this.pool ??= new DecoderPool<SphinxHost>(
       {
-        create: async () => {
+        create: async (kind) => {
           const host = new SphinxHost({
             binary: helper,
             args,
+            ...(kind === 'batch' ? { nice: this.opts.batchNice ?? BATCH_NICE } : {}),
             ...(this.opts.replyTimeoutMs ? { replyTimeoutMs: this.opts.replyTimeoutMs } : {}),
             ...(this.opts.perAudioSecondMs ? { perAudioSecondMs: this.opts.perAudioSecondMs } : {}),
           });
