@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EngineUnavailableError } from '../src/repositories/asr/engine.js';
-import { JobRunner, type JobSource, type SourceJob } from '../src/services/job-runner.service.js';
+import { JobRunner } from '../src/services/job-runner.service.js';
+import type { JobSource, SourceJob } from '../src/services/job-runner.types.js';
 import type { PipelineResult } from '../src/services/pipeline.service.js';
 
 /**

@@ -1,106 +1,23 @@
 import type { Logger } from 'pino';
-import { backoffMs, type BackoffPolicy, type RandomSource } from '../domain/backoff.js';
+import { backoffMs, type BackoffPolicy } from '../domain/backoff.js';
 import { AppError } from '../domain/errors.js';
-import { OUTAGE_RETRY_AFTER_SECONDS, outageOf, type Outage } from '../domain/outage.js';
+import { OUTAGE_RETRY_AFTER_SECONDS } from '../domain/outage.js';
 import { systemClock, type Clock } from '../repositories/clock.repository.js';
-import type { PipelineResult, PipelineService, PipelineStage } from './pipeline.service.js';
-
-/** What a job is doing, as its heartbeat reports it: the pipeline's stages, then the save. */
-export type JobStage = PipelineStage | 'saving';
-
-/**
- * The transcription loop, generic over where jobs come from: the in-process worker's source is
- * the database queue plus the audio store (recording-job.service.ts), the remote worker's is the
- * /api/v1/worker HTTPS protocol (remote-job.service.ts). The loop is the same: claim, get the
- * audio as a private file, run the pipeline while heartbeating (a lost lease aborts the run),
- * report the result or the failure code, and always give the file back.
- */
-export type PipelineProvider = () => Promise<Pick<PipelineService, 'run'>>;
-
-export interface JobSource {
-  /** The next due job, or undefined when there is none. */
-  claim(): Promise<SourceJob | undefined>;
-  /** Errors after which this runner must stop instead of retrying (e.g. a revoked worker token). */
-  isFatal?(err: unknown): boolean;
-  /** No usable engine: nothing is claimed meanwhile (the in-process source marks queued recordings). */
-  engineUnavailable?(reason: string): Promise<void>;
-  /** An engine is usable again after engineUnavailable(). */
-  engineAvailable?(): Promise<void>;
-}
-
-export interface SourceJob {
-  readonly recordingId: string;
-  readonly language: string | null;
-  readonly speakersHint: number | null;
-  /** The audio as a private local file; release() removes it. */
-  checkout(): Promise<{ path: string; release(): Promise<void> }>;
-  /** Renews the lease and reports progress and stage; false when the lease was lost. */
-  heartbeat(progress: number, stage?: JobStage): Promise<boolean>;
-  /** Stores the result; false when the lease was lost meanwhile (nothing stored). */
-  complete(result: PipelineResult): Promise<boolean>;
-  /** Reports a failed attempt by error code (the queue decides: retry later, or fail for good). */
-  fail(code: string): Promise<void>;
-  /**
-   * Gives the job back, the attempt not counted: at once (the worker is stopping), or due again
-   * after `delaySeconds` (an outage: the database, Redis or the disk failed, not the job).
-   */
-  handBack(delaySeconds?: number): Promise<void>;
-}
-
-export interface JobRunnerOptions {
-  /** How often the loop looks for work (a real timer: it sets the pace, the clock says what is due). */
-  pollMs: number;
-  /** Progress and lease renewal are sent at most this often. */
-  heartbeatMs: number;
-  /** Longest wait between claims after repeated errors (they back off exponentially up to this). */
-  maxBackoffMs?: number;
-  /** Without a usable engine, how often to look again (default 30 s, on `clock`); wake() looks at once. */
-  engineRecheckMs?: number;
-  /** Decides what is due: the engine re-check, the end of an outage pause, the outage deadline. */
-  clock?: Clock;
-  /** The backoffs' random source (tests pass a fixed one); Math.random by default. */
-  random?: RandomSource;
-  /**
-   * Checked before each claim: rejects with engine_unavailable while no engine can be chosen (so
-   * no job is claimed only to wait). Without it, only a runner already waiting for an engine
-   * checks, with the pipeline provider.
-   */
-  engineReady?: () => Promise<unknown>;
-  /**
-   * Tries the engine itself (EngineReadinessService.verify): after a run failed with
-   * engine_unavailable, tells "the engine cannot work at all" (the job is handed back, its
-   * attempt not counted, and the runner waits) from "this job cannot run on it" (the job fails).
-   * Without it such a run fails its job as before.
-   */
-  verifyEngine?: () => Promise<{ status: 'ok' } | { status: 'none'; reason: string }>;
-}
-
-/** How long the runner keeps trying to record a result or a hand-back through an outage. */
-const OUTAGE_RETRY_MS = 60_000;
-/** The retries through an outage: the first within 500 ms, never more than 8 s apart. */
-const OUTAGE_BACKOFF = { baseMs: 500, capMs: 8000, minMs: 50 };
-
-const isEngineUnavailable = (err: unknown): err is AppError =>
-  err instanceof AppError && err.code === 'engine_unavailable';
+import { EngineWatch, isEngineUnavailable, NoEngine } from './job-runner-engine.js';
+import { transientOutage, whileOutage } from './job-runner-outage.js';
+import type {
+  JobRunnerOptions,
+  JobSource,
+  JobStage,
+  PipelineProvider,
+  SourceJob,
+} from './job-runner.types.js';
 
 /**
- * An outage the job must not pay for. A typed verdict (AppError) is never second-guessed; and a
- * broken connection inside the engine run (a helper process that died on this audio: EPIPE,
- * ECONNRESET) may be the job's own doing, so only a full disk counts there.
+ * The transcription loop (job-runner.types.ts: where its jobs come from): claim, get the audio as
+ * a private file, run the pipeline while heartbeating (a lost lease aborts the run), report the
+ * result or the failure code, and always give the file back.
  */
-function transientOutage(err: unknown, inPipeline: boolean): Outage | undefined {
-  if (err instanceof AppError) return undefined;
-  const outage = outageOf(err);
-  return inPipeline && outage === 'unavailable' ? undefined : outage;
-}
-
-/** The selection failed before any job was touched: the server has no engine (not the job's fault). */
-class NoEngine extends Error {
-  constructor(engineError: AppError) {
-    super(engineError.message, { cause: engineError });
-  }
-}
-
 export class JobRunner {
   private running: Promise<void> | undefined;
   private stopping = false;
@@ -109,18 +26,11 @@ export class JobRunner {
   private wakeUp: (() => void) | undefined;
   private woken = false;
   private fatalError: unknown;
-  /** The reason while no engine is usable (the runner claims nothing meanwhile). */
-  private waitingForEngine: string | undefined;
-  /** A run proved the chosen engine unusable: verifyEngine() must pass before the next claim. */
-  private engineSuspect = false;
   /** Set when an outage interrupted a job: the loop claims nothing before this time (on the clock). */
   private outageUntil: number | undefined;
-  /** While waiting for an engine: when to look again (on the clock). */
-  private engineCheckAt = 0;
-  /** wake() while waiting for an engine: look now. */
-  private engineCheckNow = false;
   private readonly clock: Clock;
   private readonly errorBackoff: BackoffPolicy;
+  private readonly engine: EngineWatch;
 
   constructor(
     private readonly source: JobSource,
@@ -131,6 +41,7 @@ export class JobRunner {
     this.clock = opts.clock ?? systemClock;
     const { pollMs, maxBackoffMs = 30_000 } = opts;
     this.errorBackoff = { baseMs: pollMs * 2, capMs: maxBackoffMs, minMs: pollMs };
+    this.engine = new EngineWatch(source, pipeline, logger, this.clock, opts);
   }
 
   get started(): boolean {
@@ -139,7 +50,7 @@ export class JobRunner {
 
   /** Why the runner claims nothing now (no usable engine), or undefined when it works normally. */
   get engineProblem(): string | undefined {
-    return this.waitingForEngine;
+    return this.engine.problem;
   }
 
   /**
@@ -148,7 +59,7 @@ export class JobRunner {
    */
   wake(): void {
     this.woken = true;
-    this.engineCheckNow = true;
+    this.engine.wake();
     this.wakeUp?.();
   }
 
@@ -192,7 +103,7 @@ export class JobRunner {
       this.woken = false;
       try {
         // No engine: claim nothing (a claimed job would only fail or use up an attempt).
-        worked = (await this.engineReady()) ? await this.runOnce() : false;
+        worked = (await this.engine.ready()) ? await this.runOnce() : false;
         errors = 0;
       } catch (err) {
         if (this.source.isFatal?.(err)) {
@@ -241,47 +152,6 @@ export class JobRunner {
       timer = setTimeout(done, ms);
       this.wakeUp = done;
     });
-  }
-
-  /** Whether an engine is usable; switches the runner into (and out of) waiting for one. */
-  private async engineReady(): Promise<boolean> {
-    const now = this.clock.now().getTime();
-    if (this.waitingForEngine !== undefined && !this.engineCheckNow && now < this.engineCheckAt) return false;
-    this.engineCheckNow = false;
-    let problem: string | undefined;
-    try {
-      if (this.opts.engineReady) await this.opts.engineReady();
-      else if (this.waitingForEngine !== undefined) await this.pipeline();
-      if (this.engineSuspect && this.opts.verifyEngine) {
-        const state = await this.opts.verifyEngine();
-        if (state.status === 'none') problem = state.reason;
-        else this.engineSuspect = false;
-      }
-    } catch (err) {
-      if (!isEngineUnavailable(err)) throw err;
-      problem = err.message;
-    }
-    if (problem !== undefined) {
-      this.engineCheckAt = now + (this.opts.engineRecheckMs ?? 30_000);
-      await this.enterWaiting(problem);
-      return false;
-    }
-    if (this.waitingForEngine !== undefined) {
-      this.waitingForEngine = undefined;
-      // Waiting again later (a run proving the engine unusable) looks again at once.
-      this.engineCheckAt = 0;
-      this.logger.info('a speech-recognition engine is usable: taking queued jobs again');
-      await this.source.engineAvailable?.();
-    }
-    return true;
-  }
-
-  private async enterWaiting(reason: string): Promise<void> {
-    if (this.waitingForEngine === undefined)
-      this.logger.warn({ reason }, 'no usable speech-recognition engine: queued jobs wait for one');
-    this.waitingForEngine = reason;
-    // Every time, not only the first: recordings queued since then are marked too.
-    await this.source.engineUnavailable?.(reason);
   }
 
   /** Claims and runs one job; false when the source had nothing due. */
@@ -399,40 +269,18 @@ export class JobRunner {
       await this.whileOutage(() => job.handBack(delaySeconds));
       return;
     }
-    const noEngine = err instanceof NoEngine ? err.message : await this.engineUnusable(err);
+    const noEngine = err instanceof NoEngine ? err.message : await this.engine.unusable(err);
     if (noEngine !== undefined) {
       // Not the job's fault: it goes back to the queue as it was, and waits for an engine.
       await job.handBack();
-      await this.enterWaiting(noEngine);
+      await this.engine.enterWaiting(noEngine);
       return;
     }
     await job.fail(err instanceof AppError ? err.code : 'internal');
   }
 
-  /**
-   * Runs `step` again while it fails with an outage (backing off, for at most OUTAGE_RETRY_MS on
-   * the clock): the database that failed the job is usually the one that must record it. Past
-   * that, the lease expires and the job is claimed again.
-   */
-  private async whileOutage(step: () => Promise<void>): Promise<void> {
-    const until = this.clock.now().getTime() + OUTAGE_RETRY_MS;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await step();
-      } catch (err) {
-        const delay = backoffMs(OUTAGE_BACKOFF, attempt, this.opts.random);
-        if (!outageOf(err) || this.stopping || this.clock.now().getTime() + delay > until) throw err;
-        await new Promise((resolve) => setTimeout(resolve, delay));
-      }
-    }
-  }
-
-  /** After a run failed with engine_unavailable: the reason when the engine cannot work at all. */
-  private async engineUnusable(err: unknown): Promise<string | undefined> {
-    if (!isEngineUnavailable(err) || !this.opts.verifyEngine) return undefined;
-    const state = await this.opts.verifyEngine();
-    if (state.status === 'ok') return undefined;
-    this.engineSuspect = true;
-    return state.reason;
+  /** Retries `step` through an outage (job-runner-outage.ts); stop() ends the retries. */
+  private whileOutage(step: () => Promise<void>): Promise<void> {
+    return whileOutage(step, this.clock, this.opts.random, () => this.stopping);
   }
 }

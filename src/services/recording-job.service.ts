@@ -8,16 +8,11 @@ import { sweepScratch } from '../repositories/scratch-owner.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
 import type { AudioStoreService } from './audio-store.service.js';
 import { JobQueueService } from './job-queue.service.js';
-import {
-  JobRunner,
-  type JobRunnerOptions,
-  type JobSource,
-  type PipelineProvider,
-  type SourceJob,
-} from './job-runner.service.js';
+import { JobRunner } from './job-runner.service.js';
+import type { JobRunnerOptions, JobSource, PipelineProvider, SourceJob } from './job-runner.types.js';
 import type { KeyService } from './key.service.js';
 
-export type { PipelineProvider } from './job-runner.service.js';
+export type { PipelineProvider } from './job-runner.types.js';
 
 /**
  * The in-process transcription worker: the generic JobRunner loop (job-runner.service.ts) over a

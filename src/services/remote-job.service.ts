@@ -9,7 +9,7 @@ import {
   type RemoteClaim,
   type WorkerApiRepository,
 } from '../repositories/worker-api.repository.js';
-import type { JobSource, SourceJob } from './job-runner.service.js';
+import type { JobSource, SourceJob } from './job-runner.types.js';
 import type { PipelineResult } from './pipeline.service.js';
 
 /**
