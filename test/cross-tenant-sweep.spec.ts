@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem, withTenant } from '../src/db/tenant.js';
 import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
 import { recordingRepository } from '../src/repositories/recording.repository.js';
-import { enqueueWebhooks, recordingEvent } from '../src/services/webhook.service.js';
+import { enqueueWebhooks, recordingEvent } from '../src/services/webhook-outbox.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { freshIp } from './helpers/auth-client.js';

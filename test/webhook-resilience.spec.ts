@@ -10,7 +10,7 @@ import { ensureSelfSignedCert } from '../src/repositories/tls.repository.js';
 import { isPrivateAddress } from '../src/repositories/ssrf-guard.repository.js';
 import { checkWebhookUrl } from '../src/repositories/webhook-delivery.repository.js';
 import { webhookRepository } from '../src/repositories/webhook.repository.js';
-import { enqueueWebhooks, recordingEvent } from '../src/services/webhook.service.js';
+import { enqueueWebhooks, recordingEvent } from '../src/services/webhook-outbox.js';
 import { call, freshIp } from './helpers/auth-client.js';
 import { bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';

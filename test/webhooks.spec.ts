@@ -12,7 +12,7 @@ import { recordingRepository } from '../src/repositories/recording.repository.js
 import { ensureSelfSignedCert } from '../src/repositories/tls.repository.js';
 import { isPrivateAddress } from '../src/repositories/ssrf-guard.repository.js';
 import { checkWebhookUrl, WebhookSender } from '../src/repositories/webhook-delivery.repository.js';
-import { enqueueWebhooks, recordingEvent } from '../src/services/webhook.service.js';
+import { enqueueWebhooks, recordingEvent } from '../src/services/webhook-outbox.js';
 import { call, freshIp } from './helpers/auth-client.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { createLive } from './helpers/live.js';

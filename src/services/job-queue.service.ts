@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
-import type { Readable } from 'node:stream';
 import type { Database, Queryable } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
-import { backoffMs, type RandomSource } from '../domain/backoff.js';
+import { backoffMs } from '../domain/backoff.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { recordingJobRepository, type ClaimedJob } from '../repositories/recording-job.repository.js';
@@ -10,13 +9,28 @@ import { recordingRepository } from '../repositories/recording.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
-import { transcriptLocation, type TranscriptBody } from './recording.service.js';
+import { transcriptLocation } from './recording.service.js';
 import type { WorkerPrincipal } from './worker-token.service.js';
-import { enqueueWebhooks, recordingEvent } from './webhook.service.js';
+import { enqueueWebhooks, recordingEvent } from './webhook-outbox.js';
 import { nameLiveSpeakers } from './live-speakers.js';
-import type { JobStage } from './job-runner.service.js';
+import type { JobStage } from './job-runner.types.js';
 import { stageAt } from './pipeline.service.js';
 import { indexRecording } from './search-index.service.js';
+import {
+  MAX_LEASE_LAPSES,
+  PERMANENT_FAILURES,
+  REMOTE_WORKER_ACTIVE_SECONDS,
+  type FailOutcome,
+  type HeldJob,
+  type JobAudio,
+  type JobQueueOptions,
+  type JobResult,
+} from './job-queue.types.js';
+
+/** No retry of a failed job waits longer than this, however many attempts are allowed. */
+const MAX_JOB_BACKOFF_MS = 24 * 3600_000;
+
+const leaseLost = () => new AppError('conflict', 'This worker no longer holds the job (lease lost)');
 
 /**
  * The database side of transcription jobs, shared by the in-process runner and the remote worker
@@ -29,79 +43,6 @@ import { indexRecording } from './search-index.service.js';
  * results and failures are audited (ids and codes only); the in-process worker's are not (it is
  * the server itself).
  */
-export interface JobQueueOptions {
-  leaseSeconds: number;
-  maxAttempts: number;
-  /**
-   * The shortest wait before a retry. The wait is random (jitter: domain/backoff.ts) between it and
-   * a ceiling that starts at twice it and doubles with each attempt.
-   */
-  backoffSeconds: number;
-  /** The backoff's random source (tests pass a fixed one); Math.random by default. */
-  random?: RandomSource;
-  /**
-   * Reclaims after a lapsed lease (its server or worker killed) allowed before the job fails as
-   * `worker_crashed` (default 5). They use no attempt: a crash is not the recording's fault, but a
-   * recording that kills its worker every time must not loop for ever.
-   */
-  maxLeaseLapses?: number;
-  /**
-   * Jobs of one org running at once, on every worker together (default: no limit). Claims already
-   * prefer the org with the fewest running; a limit also keeps workers free for other orgs'
-   * work that arrives later, at the cost of leaving them idle when only one org has work.
-   */
-  maxRunningPerOrg?: number;
-}
-
-/** Default of JobQueueOptions.maxLeaseLapses. */
-export const MAX_LEASE_LAPSES = 5;
-
-/** A job as its holder knows it (audioPath: a plain staged file of a job queued before 0007). */
-export type HeldJob = Pick<ClaimedJob, 'recordingId' | 'orgId' | 'leaseId' | 'attempts'> & {
-  audioPath?: string | null;
-};
-
-export interface JobResult {
-  body: TranscriptBody;
-  durationSeconds: number;
-  channels: number;
-  engine: string;
-}
-
-export type FailOutcome = 'retry' | 'failed' | 'lost';
-
-/** Failures that another attempt cannot fix: the job fails at once. */
-export const PERMANENT_FAILURES = new Set([
-  'undecodable_audio',
-  'unsupported_media_type',
-  'payload_too_large',
-  'engine_unavailable',
-  'decoder_unavailable',
-  // Sealed audio that fails authentication (tampered, or its org's keys were shredded).
-  'decryption_failed',
-]);
-
-/** What the queue needs of the audio store (AudioStoreService). */
-export interface JobAudio {
-  openPlain(
-    orgId: string,
-    recordingId: string,
-  ): Promise<{ stream: Readable; size: number; contentType: string }>;
-  /** Once a job has ended (done or failed for good): the audio is kept or destroyed per the org. */
-  settle(orgId: string, recordingId: string): Promise<void>;
-}
-
-/**
- * A remote worker counts as active (able to take jobs, so a queued recording is not "waiting for
- * an engine") when its token was used this recently: a polling worker is seen once a minute.
- */
-export const REMOTE_WORKER_ACTIVE_SECONDS = 180;
-
-/** No retry of a failed job waits longer than this, however many attempts are allowed. */
-const MAX_JOB_BACKOFF_MS = 24 * 3600_000;
-
-const leaseLost = () => new AppError('conflict', 'This worker no longer holds the job (lease lost)');
-
 export class JobQueueService {
   constructor(
     private readonly db: Database,

@@ -10,7 +10,7 @@ import { recordingRepository, type Visibility } from '../repositories/recording.
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
 import type { AuditEntry, AuditService } from './audit.service.js';
 import type { OrgExportInvalidation } from './org-export-invalidation.js';
-import { enqueueWebhooks, recordingEvent } from './webhook.service.js';
+import { enqueueWebhooks, recordingEvent } from './webhook-outbox.js';
 
 /**
  * Hard deletion of one recording with a deletion receipt (docs/lifecycle.md). Everything goes at
