@@ -1,34 +1,23 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { PassThrough, Readable } from 'node:stream';
-import { buffer } from 'node:stream/consumers';
 import type { Logger } from 'pino';
-import { keyVersionOf } from '../crypto/envelope.js';
 import type { Database } from '../db/database.js';
 import { withSystem, withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import { backoffMs } from '../domain/backoff.js';
 import { AppError, notFound } from '../domain/errors.js';
-import type { ArchiveStore, StoredPart } from '../repositories/archive-store.repository.js';
+import type { ArchiveStore } from '../repositories/archive-store.repository.js';
 import type { AudioBlobRepository } from '../repositories/audio-blob.repository.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { recordingArchiveRepository as archiveRepo } from '../repositories/recording-archive.repository.js';
-import { recordingAudioRepository } from '../repositories/recording-audio.repository.js';
-import {
-  archiveTitleLocation,
-  collectArchivable,
-  openArchiveObject,
-  sealArchiveObject,
-} from './archive-object.js';
-import { contentKeyLocation, type AudioStoreService } from './audio-store.service.js';
+import { archiveTitleLocation } from './archive-object.js';
+import { ArchiveRestorer } from './archive-restore.js';
+import { ArchiveWriter } from './archive-writer.js';
+import type { AudioStoreService } from './audio-store.service.js';
 import type { ArchiveDeletionContext, ArchiveItemView, DeletionReceipt } from './archive.types.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import type { OrgExportInvalidation } from './org-export-invalidation.js';
 import { requirePermission } from './org.service.js';
-import { titleLocation, transcriptLocation } from './recording.service.js';
 import type { ScheduledTask } from './scheduler.service.js';
-import { originalTranscriptLocation, speakerNamesLocation } from './transcript.service.js';
-import { indexRecording } from './search-index.service.js';
 
 /**
  * Cold archive (docs/lifecycle.md). Retention moves finished recordings past their org's window
@@ -51,6 +40,9 @@ const SWEEP_MARGIN_MS = 3600_000;
 const ARCHIVE_RETRY = { baseMs: 3600_000, capMs: 7 * 24 * 3600_000 };
 
 export class ArchiveService {
+  private readonly writer: ArchiveWriter;
+  private readonly restorer: ArchiveRestorer;
+
   constructor(
     private readonly db: Database,
     private readonly keys: KeyService,
@@ -61,7 +53,10 @@ export class ArchiveService {
     private readonly clock: Clock,
     private readonly logger: Pick<Logger, 'info' | 'warn'>,
     private readonly exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>,
-  ) {}
+  ) {
+    this.writer = new ArchiveWriter(db, keys, audit, store, audio, blobs, clock);
+    this.restorer = new ArchiveRestorer(db, keys, audit, store, blobs, clock, logger);
+  }
 
   /** The maintenance tasks this service registers with the scheduler. */
   tasks(): ScheduledTask[] {
@@ -122,93 +117,10 @@ export class ArchiveService {
 
   /**
    * Archives one finished recording; returns the archive id, or undefined when the recording is
-   * gone, not finished, or changed while its object was written (another node archived or
-   * someone edited it: the object is discarded and the next pass tries again).
+   * gone, not finished, or changed while its object was written (archive-writer.ts).
    */
-  async archiveRecording(orgId: string, recordingId: string): Promise<string | undefined> {
-    const archiveId = randomUUID();
-    const ctx = { orgId, userId: null };
-    const snap = await withTenant(this.db, ctx, async (tx) => {
-      const rec = await archiveRepo.lockRecording(tx, recordingId);
-      if (!rec || (rec.status !== 'done' && rec.status !== 'failed')) return undefined;
-      const { content, revision } = await collectArchivable(this.keys, tx, orgId, rec);
-      const plain = content.recording.title;
-      return {
-        sealed: await sealArchiveObject(this.keys, tx, orgId, archiveId, content),
-        titleEnc: plain ? await this.keys.encrypt(tx, archiveTitleLocation(orgId, archiveId), plain) : null,
-        rec,
-        stamp: { updatedAt: rec.updatedAt.getTime(), revision },
-        audioSize: content.audio ? content.audio.plainSize : undefined,
-      };
-    });
-    if (!snap) return undefined;
-    let object: StoredPart;
-    let audioPart: StoredPart | undefined;
-    try {
-      object = await this.store.put(
-        orgId,
-        archiveId,
-        'object',
-        Readable.from([snap.sealed]),
-        this.clock.now(),
-      );
-      if (snap.audioSize !== undefined) {
-        const head = await this.blobs.head(orgId, recordingId, 0);
-        if (!head) throw new AppError('internal', 'kept audio blob is missing');
-        const source =
-          head.size === 0 ? Readable.from([]) : this.blobs.readRange(orgId, recordingId, 0, head.size - 1);
-        audioPart = await this.store.put(orgId, archiveId, 'audio', source, this.clock.now());
-      }
-      const committed = await withTenant(this.db, ctx, async (tx) => {
-        const now = await archiveRepo.lockRecording(tx, recordingId);
-        const t = await archiveRepo.findTranscript(tx, recordingId);
-        if (
-          !now ||
-          now.updatedAt.getTime() !== snap.stamp.updatedAt ||
-          (t?.revision ?? -1) !== snap.stamp.revision
-        )
-          return false;
-        await archiveRepo.insert(
-          tx,
-          {
-            id: archiveId,
-            orgId,
-            recordingId,
-            ownerId: snap.rec.ownerId,
-            titleEnc: snap.titleEnc,
-            recordingCreatedAt: snap.rec.createdAt,
-            archivedAt: this.clock.now(),
-            archivedByPolicy: true,
-            sizeBytes: object.size + (audioPart?.size ?? 0),
-            contentSha256: object.sha256,
-            audioSizeBytes: audioPart?.size ?? null,
-            audioSha256: audioPart?.sha256 ?? null,
-          },
-          keyVersionOf(snap.sealed),
-        );
-        if (!(await archiveRepo.deleteRecording(tx, recordingId))) return false;
-        await this.audit.record(tx, {
-          orgId,
-          actorId: null,
-          actorKind: 'system',
-          action: 'recording.archived',
-          targetType: 'recording',
-          targetId: recordingId,
-          details: { archiveId, contentSha256: object.sha256, audioSha256: audioPart?.sha256 ?? null },
-        });
-        return true;
-      });
-      if (!committed) {
-        await this.store.remove(orgId, archiveId);
-        return undefined;
-      }
-    } catch (err) {
-      await this.store.remove(orgId, archiveId).catch(() => undefined);
-      throw err;
-    }
-    // The rows are gone (the audio row cascaded); the active blob follows.
-    await this.audio.remove(orgId, recordingId);
-    return archiveId;
+  archiveRecording(orgId: string, recordingId: string): Promise<string | undefined> {
+    return this.writer.archiveRecording(orgId, recordingId);
   }
 
   /** GET /org/archive: newest first, keyset paging on the last item's id. */
@@ -247,96 +159,11 @@ export class ArchiveService {
   /**
    * POST /org/archive/:id/restore: the recording comes back under its own id with the same
    * transcript, original, edit revision and audio; audited; the archive item is then removed.
-   * If the owner has left the org, the restoring admin becomes the owner (audited).
+   * If the owner has left the org, the restoring admin becomes the owner (archive-restore.ts).
    */
-  async restore(actor: Actor, archiveId: string): Promise<{ recordingId: string }> {
+  restore(actor: Actor, archiveId: string): Promise<{ recordingId: string }> {
     requirePermission(actor, 'org.manage');
-    const row = await withTenant(this.db, actor, (tx) => archiveRepo.find(tx, archiveId));
-    if (!row) throw notFound('Archived recording');
-    const sealed = await this.readPart(row.orgId, row.id, 'object', row.contentSha256);
-    const content = await withTenant(this.db, actor, (tx) =>
-      openArchiveObject(this.keys, tx, row.orgId, row.id, sealed),
-    );
-    const recId = content.recording.id;
-    if (content.audio) {
-      const source = await this.store.get(row.orgId, row.id, 'audio');
-      if (!source) throw new AppError('internal', 'archived audio part is missing');
-      // Hashed while copied: a swapped or damaged audio part is refused (the item stays).
-      const hash = createHash('sha256');
-      const tap = new PassThrough();
-      tap.on('data', (c: Buffer) => hash.update(c));
-      await this.blobs.write(row.orgId, recId, source, tap);
-      if (hash.digest('hex') !== row.audioSha256) {
-        const claimed = await withTenant(this.db, actor, (tx) => recordingAudioRepository.find(tx, recId));
-        if (!claimed) await this.blobs.remove(row.orgId, recId);
-        this.logger.warn(
-          { orgId: row.orgId, archiveId: row.id },
-          'archived audio part does not match its record',
-        );
-        throw new AppError('decryption_failed', 'archived audio does not match its record');
-      }
-    }
-    try {
-      await withTenant(this.db, actor, async (tx) => {
-        if (!(await archiveRepo.take(tx, row.id))) throw notFound('Archived recording');
-        const r = content.recording;
-        const keepOwner = await archiveRepo.isMember(tx, r.ownerId);
-        const ownerId = keepOwner ? r.ownerId : actor.userId;
-        const titleEnc = r.title
-          ? await this.keys.encrypt(tx, titleLocation(row.orgId, recId), r.title)
-          : null;
-        await archiveRepo.insertRecording(tx, row.orgId, { ...r, ownerId, titleEnc }, this.clock.now());
-        const t = content.transcript;
-        if (t)
-          await archiveRepo.insertTranscript(tx, row.orgId, recId, {
-            revision: t.revision,
-            createdAt: t.createdAt,
-            updatedAt: t.updatedAt,
-            bodyEnc: await this.keys.encrypt(tx, transcriptLocation(row.orgId, recId), t.body),
-            speakerNamesEnc: t.speakerNames
-              ? await this.keys.encrypt(tx, speakerNamesLocation(row.orgId, recId), t.speakerNames)
-              : null,
-            originalBodyEnc: t.originalBody
-              ? await this.keys.encrypt(tx, originalTranscriptLocation(row.orgId, recId), t.originalBody)
-              : null,
-          });
-        // Searchable again, in the same transaction (docs/search.md).
-        await indexRecording(tx, this.keys, row.orgId, recId);
-        if (content.audio)
-          await recordingAudioRepository.insert(tx, {
-            recordingId: recId,
-            orgId: row.orgId,
-            contentType: content.audio.contentType,
-            plainSize: content.audio.plainSize,
-            chunkSize: content.audio.chunkSize,
-            contentKeyEnc: await this.keys.encrypt(
-              tx,
-              contentKeyLocation(row.orgId, recId),
-              content.audio.contentKey,
-            ),
-            now: this.clock.now(),
-          });
-        await this.audit.record(tx, {
-          orgId: actor.orgId,
-          actorId: actor.userId,
-          actorKind: actor.viaSupportGrant ? 'support' : 'user',
-          action: 'recording.restored',
-          targetType: 'recording',
-          targetId: recId,
-          ip: actor.ip,
-          details: { archiveId: row.id, ...(keepOwner ? {} : { ownerReassignedFrom: r.ownerId }) },
-        });
-      });
-    } catch (err) {
-      // Our blob copy is only ours to remove if no audio row claims it (a concurrent restore won).
-      if (content.audio) {
-        const claimed = await withTenant(this.db, actor, (tx) => recordingAudioRepository.find(tx, recId));
-        if (!claimed) await this.blobs.remove(row.orgId, recId);
-      }
-      throw err;
-    }
-    await this.store.remove(row.orgId, row.id);
-    return { recordingId: recId };
+    return this.restorer.restore(actor, archiveId);
   }
 
   /**
@@ -414,15 +241,5 @@ export class ArchiveService {
     }
     if (removed > 0) this.logger.info({ removed }, 'removed orphan archive objects');
     return removed;
-  }
-
-  /** A stored part, checked against the hash its row recorded (a swapped or damaged object is refused). */
-  private async readPart(orgId: string, archiveId: string, part: 'object', sha256: string): Promise<Buffer> {
-    const stream = await this.store.get(orgId, archiveId, part);
-    if (!stream) throw new AppError('internal', 'archive object is missing');
-    const bytes = await buffer(stream);
-    if (createHash('sha256').update(bytes).digest('hex') !== sha256)
-      throw new AppError('decryption_failed', 'archive object does not match its record');
-    return bytes;
   }
 }
