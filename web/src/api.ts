@@ -8,16 +8,7 @@
  */
 import createClient, { type Middleware } from 'openapi-fetch';
 import type { paths } from './api-schema';
-import {
-  ApiError,
-  offline,
-  offlineErrors,
-  problemOf,
-  publicApi,
-  unwrap,
-  type Answer,
-  type Body,
-} from './api-client';
+import { ApiError, offline, offlineErrors, publicApi, unwrap, type Answer, type Body } from './api-client';
 import { clearDrafts } from './pages/edit-drafts';
 
 export { ApiError, isOffline, type Problem } from './api-client';
@@ -327,82 +318,6 @@ export function sessionUserId(): string | null {
   } catch {
     return null;
   }
-}
-
-// ---- own account: password, second factor, devices ----
-
-export async function changePassword(currentPassword: string, newPassword: string): Promise<void> {
-  await unwrap(api.POST('/api/v1/auth/password', { body: { currentPassword, newPassword } }));
-}
-
-export const startTotp = (): Promise<Answer<'/api/v1/auth/mfa/totp', 'post'>> =>
-  unwrap(api.POST('/api/v1/auth/mfa/totp'));
-
-/** Turns TOTP on; the answer's recovery codes are shown once and never again. */
-export const confirmTotp = (code: string): Promise<Answer<'/api/v1/auth/mfa/totp/confirm', 'post'>> =>
-  unwrap(api.POST('/api/v1/auth/mfa/totp/confirm', { body: { code } }));
-
-export async function disableTotp(code: string): Promise<void> {
-  await unwrap(api.DELETE('/api/v1/auth/mfa/totp', { body: { code } }));
-}
-
-export type Device = Answer<'/api/v1/auth/devices', 'get'>[number];
-
-export const listDevices = (): Promise<Device[]> => unwrap(api.GET('/api/v1/auth/devices'));
-
-export async function revokeDevice(id: string): Promise<void> {
-  await unwrap(api.DELETE('/api/v1/auth/devices/{id}', { params: { path: { id } } }));
-}
-
-/** Revokes every session of the user, this one included (the server clears the cookie too). */
-export async function revokeAllDevices(): Promise<number> {
-  const { revoked } = await unwrap(api.POST('/api/v1/auth/devices/revoke-all'));
-  return revoked;
-}
-
-const isCreated = (body: unknown): body is Answer<'/api/v1/recordings', 'post', 202> =>
-  typeof body === 'object' && body !== null && 'id' in body && typeof body.id === 'string';
-
-/**
- * Uploads with XMLHttpRequest, the only browser API that reports upload progress.
- * Resolves with the new recording's id.
- */
-export async function uploadRecording(
-  file: File,
-  title: string,
-  onProgress: (fraction: number) => void,
-  signal?: AbortSignal,
-): Promise<string> {
-  const token = await currentToken();
-  const form = new FormData();
-  if (title.trim()) form.append('title', title.trim());
-  form.append('audio', file, file.name);
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open('POST', '/api/v1/recordings');
-    xhr.setRequestHeader('authorization', `Bearer ${token}`);
-    xhr.upload.onprogress = (e) => {
-      if (e.lengthComputable) onProgress(e.loaded / e.total);
-    };
-    xhr.onload = () => {
-      let body: unknown;
-      try {
-        body = JSON.parse(xhr.responseText);
-      } catch {
-        // not JSON: reported by status below
-      }
-      const created = xhr.status === 202 && isCreated(body) ? body : null;
-      if (created) resolve(created.id);
-      else reject(problemOf(xhr.status, body, `The server answered ${xhr.status}`));
-    };
-    xhr.onerror = () =>
-      reject(
-        new ApiError({ status: 0, code: 'network', title: 'The upload was interrupted (network error)' }),
-      );
-    xhr.onabort = () => reject(new ApiError({ status: 0, code: 'aborted', title: 'Upload cancelled' }));
-    signal?.addEventListener('abort', () => xhr.abort());
-    xhr.send(form);
-  });
 }
 
 // ---- shapes (of the answers, as openapi.json describes them) ----

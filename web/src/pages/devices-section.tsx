@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
-import { endSession, listDevices, revokeAllDevices, revokeDevice, type Device } from '../api';
+import { endSession } from '../api';
+import { listDevices, revokeAllDevices, revokeDevice, type Device } from '../api-account';
 import { errorText, when } from '../format';
 
 /** "Chrome on Linux" from a user agent; the raw string stays available as a tooltip. */

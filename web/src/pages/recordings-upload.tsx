@@ -1,5 +1,5 @@
 import { useRef, useState } from 'react';
-import { uploadRecording } from '../api';
+import { uploadRecording } from '../api-upload';
 import { errorText } from '../format';
 
 /**

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import QRCode from 'qrcode';
-import { ApiError, changePassword, confirmTotp, disableTotp, getMe, startTotp } from '../api';
+import { ApiError, getMe } from '../api';
+import { changePassword, confirmTotp, disableTotp, startTotp } from '../api-account';
 import { errorText } from '../format';
 import { ApiTokensSection } from './api-tokens-section';
 import { AccountDeletionSection } from './account-deletion-section';
