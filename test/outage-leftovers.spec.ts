@@ -11,7 +11,8 @@ import { freshIp } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { bearer, createOrgWithUser } from './helpers/fixtures.js';
 import { instanceFactory, serve, serveEnv } from './helpers/live-instances.js';
-import { multipart, pollRecording, recordingEnv, upload } from './helpers/recordings.js';
+import { finishedDone, uploadQueued } from './helpers/job-steps.js';
+import { multipart, recordingEnv } from './helpers/recordings.js';
 import {
   backendLabel,
   freshDatabase,
@@ -138,9 +139,7 @@ describe.skipIf(!usingPostgres || !hasCorpus)(
         return pids.every((p) => names.some((n) => ownerPid(n) === p)) ? names : undefined;
       });
       // A real recording; whichever node claims it holds its decrypted work copy.
-      const res = await upload(local, user.accessToken, ip, readFileSync(corpusFile('call-02', 'wav')));
-      expect(res.statusCode, res.body).toBe(202);
-      const id = (res.json() as { id: string }).id;
+      const id = await uploadQueued(local, user.accessToken, ip, readFileSync(corpusFile('call-02', 'wav')));
       const work = await until('a work copy', () => list(workDir).find((n) => pids.includes(ownerPid(n))));
       const victim = ownerPid(work);
       const survivor = pids.find((p) => p !== victim)!;
@@ -162,15 +161,7 @@ describe.skipIf(!usingPostgres || !hasCorpus)(
       expect(existsSync(path.join(uploadsDir, survivorUpload))).toBe(true);
       for (const u of uploads) u.stop();
       // The job the killed node held is taken again once its lease lapses, and finishes.
-      const done = await pollRecording(
-        local,
-        user.accessToken,
-        ip,
-        id,
-        (b) => b.status === 'done' || b.status === 'failed',
-        300_000,
-      );
-      expect(done.status).toBe('done');
+      await finishedDone(local, user.accessToken, ip, id);
     }, 400_000);
   },
 );
@@ -250,9 +241,7 @@ describe.skipIf(!hasCorpus)(
         const names = list(base);
         return pids.every((p) => names.some((n) => ownerPid(n) === p)) ? names : undefined;
       });
-      const res = await upload(t, user.accessToken, ip, readFileSync(corpusFile('call-02', 'wav')));
-      expect(res.statusCode, res.body).toBe(202);
-      const id = (res.json() as { id: string }).id;
+      const id = await uploadQueued(t, user.accessToken, ip, readFileSync(corpusFile('call-02', 'wav')));
       const holder = await until('a job folder with the audio', () =>
         folders.find((f) => list(path.join(base, f)).some((j) => existsSync(path.join(base, f, j, 'audio')))),
       );
@@ -267,15 +256,7 @@ describe.skipIf(!hasCorpus)(
       );
       expect(existsSync(path.join(base, survivorFolder))).toBe(true);
       // The other worker takes the job once the lease lapses and finishes it.
-      const done = await pollRecording(
-        t,
-        user.accessToken,
-        ip,
-        id,
-        (b) => b.status === 'done' || b.status === 'failed',
-        300_000,
-      );
-      expect(done.status).toBe('done');
+      await finishedDone(t, user.accessToken, ip, id);
     }, 400_000);
   },
 );
