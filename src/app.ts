@@ -70,6 +70,8 @@ import { S3ObjectStore } from './repositories/s3-object-store.repository.js';
 import { S3ArchiveStore } from './repositories/s3-archive-store.repository.js';
 
 /**
+import { S3KekRepository } from './repositories/s3-kek.repository.js';
+import { OrgKekRepository, type OrgKekStore } from './repositories/org-kek.repository.js';
  * The composition root: builds every service from its dependencies. Entry points (the CLI, tests,
  * benches) call this; nothing below it constructs its own collaborators.
  */
@@ -165,7 +167,8 @@ export async function createServices(deps: Deps): Promise<Services> {
   const { config, db, redis, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const hasher = new PasswordHasher(config.argon2Concurrency);
-  const keys = new KeyService(db, config.masterKeys, config.keyDir);
+  const keks = await openKekStore(config, logger);
+  const keys = new KeyService(db, config.masterKeys, keks);
   // Pre-0012 orgs: data keys wrapped by the master key move under a per-org KEK (idempotent).
   await keys.upgradeLegacy();
   const audit = new AuditService(db, clock, keys);
@@ -353,7 +356,17 @@ export async function createServices(deps: Deps): Promise<Services> {
   );
   // Nodes that disagree on SOTTO_PUBLIC_URL reject each other's tokens: said in the log and /readyz.
   const nodes = new ServerNodeService(db, clock, logger, { publicUrl: config.publicUrl });
-  const health = new HealthService(db, redis, engines, jobQueue, disk, nodes, blobStore);
+  // A node without its key bucket can neither create an org nor open one not yet cached.
+  const storageCheck: Pick<SealedObjectStore, 'check'> =
+    keks.kind === 's3'
+      ? {
+          check: async () => {
+            const [data, keyStore] = await Promise.all([blobStore.check(), keks.check()]);
+            return data !== 'ok' ? data : keyStore;
+          },
+        }
+      : blobStore;
+  const health = new HealthService(db, redis, engines, jobQueue, disk, nodes, storageCheck);
   const orgExports = new OrgExportService(
     db,
     keys,
@@ -473,6 +486,24 @@ function lazyPipeline(
   decoder: ReturnType<typeof createAudioDecoder>,
 ): () => Promise<PipelineService> {
   let pipeline: PipelineService | undefined;
+/** The per-org KEK store (SOTTO_KEY_STORE): the key directory, or a bucket of its own. */
+async function openKekStore(config: Config, logger: Logger): Promise<OrgKekStore> {
+  if (config.keyStore.kind === 'dir') return new OrgKekRepository(config.keyStore.dir);
+  const { store, versioning } = await S3KekRepository.open(new S3Bucket(config.keyStore.s3));
+  if (versioning === 'unknown')
+    logger.warn(
+      { keyStore: store.location },
+      'could not read the versioning of SOTTO_KEY_S3_BUCKET: make sure versioning and object lock are off, or deleted organizations keep their keys as old versions (docs/deployment.md#key-store)',
+    );
+  const status = await store.check();
+  if (status !== 'ok')
+    logger.error(
+      { keyStore: store.location, status },
+      'key store unusable (SOTTO_KEY_S3_*): no organization can be created or opened until fixed; /readyz reports storage not ok',
+    );
+  return store;
+}
+
   return async () => {
     const { engine } = await engines.choose();
     if (pipeline?.engine !== engine) pipeline = new PipelineService({ decoder, engine, logger });

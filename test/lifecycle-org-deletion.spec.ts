@@ -142,7 +142,7 @@ describe.skipIf(!hasCorpus)(
       });
       const tokens = () =>
         withTenant(db, tenant, async (tx) => {
-          const wanted = tokensOf(keys.searchKey(tx, org.account.orgId), queryTerms('meeting')!);
+          const wanted = tokensOf(await keys.searchKey(tx, org.account.orgId), queryTerms('meeting')!);
           return wanted.every((tok) => row.tokens.includes(tok));
         });
       const doc = () =>
@@ -179,7 +179,7 @@ describe.skipIf(!hasCorpus)(
         [a.account.orgId],
       );
       expect(rows.map((r) => r.wrapped_by)).toEqual(['kek']);
-      expect(t.services.keys.hasKek(a.account.orgId)).toBe(true);
+      expect(await t.services.keys.hasKek(a.account.orgId)).toBe(true);
     });
 
     it('refuses admins and members (403), without touching anything', async () => {
@@ -188,7 +188,7 @@ describe.skipIf(!hasCorpus)(
         const res = await del(a, u.accessToken, { confirm: a.slug, currentPassword: 'whatever-password' });
         expect(res.statusCode, res.body).toBe(403);
       }
-      expect(t.services.keys.hasKek(a.account.orgId)).toBe(true);
+      expect(await t.services.keys.hasKek(a.account.orgId)).toBe(true);
     });
 
     it('refuses a wrong slug, a wrong password and hostile bodies', async () => {
@@ -218,8 +218,8 @@ describe.skipIf(!hasCorpus)(
       expect(
         (await del(b, b.token, { confirm: a.slug, currentPassword: b.account.password })).statusCode,
       ).toBe(400);
-      expect(t.services.keys.hasKek(a.account.orgId)).toBe(true);
-      expect(t.services.keys.hasKek(b.account.orgId)).toBe(true);
+      expect(await t.services.keys.hasKek(a.account.orgId)).toBe(true);
+      expect(await t.services.keys.hasKek(b.account.orgId)).toBe(true);
     });
 
     it('deletes the org: keys shredded, every row and file gone, sessions ended, receipt on the platform chain', async () => {
@@ -236,7 +236,7 @@ describe.skipIf(!hasCorpus)(
         counts: { recordings: 1, transcripts: 1, searchIndexRows: 1, dataKeys: 1 },
       });
 
-      expect(t.services.keys.hasKek(orgId)).toBe(false);
+      expect(await t.services.keys.hasKek(orgId)).toBe(false);
       expect(readdirSync(t.services.config.keyDir).filter((f) => f.includes(orgId))).toEqual([]);
       // No row with this org id in any table that has an org_id column (found from the catalog).
       const tables = (
@@ -288,7 +288,7 @@ describe.skipIf(!hasCorpus)(
         url: `/api/v1/recordings/${b.recordingId}/transcript`,
       });
       expect(other.statusCode).toBe(200);
-      expect(t.services.keys.hasKek(b.account.orgId)).toBe(true);
+      expect(await t.services.keys.hasKek(b.account.orgId)).toBe(true);
     });
 
     it("a database copy taken before the deletion can no longer decrypt that org's data; another org's still decrypts", async () => {

@@ -332,7 +332,7 @@ describe(`encrypted search index (${backendLabel})`, () => {
     expect(mine.items.every((i) => ids.includes(i.id))).toBe(true);
     const tokenIn = (u: TestUser) =>
       withTenant(t.services.db, u, async (tx) =>
-        tokenOf(t.services.keys.searchKey(tx, u.orgId), 'p\u0000budget'),
+        tokenOf(await t.services.keys.searchKey(tx, u.orgId), 'p\u0000budget'),
       );
     const a = await tokenIn(owner);
     const b = await tokenIn(other);
@@ -453,7 +453,7 @@ describe(`encrypted search index (${backendLabel})`, () => {
     await withSystem(t.services.db, (tx) => deletionRepository.purgeOrg(tx, victim.orgId));
     expect(await indexRows('org_id = $1', [victim.orgId])).toHaveLength(0);
     await withTenant(t.services.db, victim, async (tx) => {
-      expect(() => t.services.keys.searchKey(tx, victim.orgId)).toThrow(/search index key/);
+      await expect(t.services.keys.searchKey(tx, victim.orgId)).rejects.toThrow(/search index key/);
     });
   });
 });

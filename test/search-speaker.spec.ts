@@ -172,7 +172,7 @@ describe(`search narrowed to a speaker (${backendLabel})`, () => {
   it('holds a keyed token per speaker name, different per org, and no name in the clear', async () => {
     const tokenOfName = (u: TestUser, name: string) =>
       withTenant(t.services.db, u, async (tx) =>
-        tokenOf(t.services.keys.searchKey(tx, u.orgId), speakerTerm(name)),
+        tokenOf(await t.services.keys.searchKey(tx, u.orgId), speakerTerm(name)),
       );
     const row = async (id: string) =>
       (

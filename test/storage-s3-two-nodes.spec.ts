@@ -14,8 +14,8 @@ import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis }
 
 /**
  * Several nodes on object storage (docs/deployment.md#several-nodes-step-by-step): two real
- * `sotto serve` processes, each with its own data directory, sharing only PostgreSQL, Redis, the
- * key directory and one S3 bucket. An upload accepted by node A is transcribed (by whichever node
+ * `sotto serve` processes, each with its own data directory, sharing only PostgreSQL, Redis and
+ * object storage: one bucket for the data, one of its own for the per-org keys (SOTTO_KEY_STORE=s3). An upload accepted by node A is transcribed (by whichever node
  * claims the job), played back with a range and deleted through node B; neither node's disk ever
  * holds the audio. A third node pointed at a missing bucket says so at start and in /readyz.
  */
@@ -87,12 +87,13 @@ describe.skipIf(skip)(`object storage across two server processes (${backendLabe
   it('upload on A, transcribe anywhere, play and delete on B; a node without its bucket is not ready', async () => {
     const database = await freshDatabase();
     drop = database.drop;
-    s3 = await startS3Server({ buckets: ['sotto-nodes'] });
+    s3 = await startS3Server({ buckets: ['sotto-nodes', 'sotto-node-keys'] });
     const prefix = `run-${randomUUID().slice(0, 8)}/`;
     const shared = {
       ...s3.env({ prefix }),
       SOTTO_MASTER_KEY: testMasterKey(),
-      SOTTO_KEY_DIR: tempDir('keys'),
+      SOTTO_KEY_STORE: 's3',
+      SOTTO_KEY_S3_BUCKET: 'sotto-node-keys',
       SOTTO_REDIS_PREFIX: `sotto-s3-two-${randomUUID()}:`,
       SOTTO_ASR_ENGINE: 'sphinx',
       SOTTO_JOB_POLL_MS: '200',
@@ -103,6 +104,10 @@ describe.skipIf(skip)(`object storage across two server processes (${backendLabe
     const owner = await createOrgWithUser(local.services, { role: 'owner' });
     const stranger = await createOrgWithUser(local.services, { role: 'owner' });
     await local.close();
+    // The orgs' keys are in the key bucket, nowhere near the data bucket.
+    expect(await s3.keys('', 'sotto-node-keys')).toEqual(
+      [`org-${owner.orgId}.kek`, `org-${stranger.orgId}.kek`].sort(),
+    );
 
     const nodeEnv = (dataDir: string) =>
       serveEnv({ ...shared, SOTTO_DATA_DIR: dataDir }, database.url!, process.env.REDIS_URL!);

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { KeyringError, parseKeyring, type MasterKeyring } from '../crypto/keyring.js';
 import { databaseTarget, redisTls, type BackendTls } from './backend-tls.js';
 import { storageSettings, type StorageSettings } from './object-storage.js';
+import { keyStoreSettings, type KeyStoreSettings } from './key-store.js';
 import { asrFrom, asrProblems, type AsrConfig } from './asr-config.js';
 import { ConfigError, issuesAsProblems, schema, type Env } from './env-schema.js';
 import { defaultMasterKeyFile, isPathInside } from './paths.js';
@@ -39,8 +40,10 @@ export interface Config {
   redisPrefix: string;
   masterKeys: MasterKeyring;
   masterKeySource: { kind: 'env' } | { kind: 'file'; path: string };
-  /** The external key store of per-org KEKs (SOTTO_KEY_DIR, default <dataDir>/keys); shared by all nodes. */
+  /** The key directory of per-org KEKs (SOTTO_KEY_DIR, default <dataDir>/keys); used with SOTTO_KEY_STORE=dir. */
   keyDir: string;
+  /** Where the per-org KEKs live, shared by all nodes (SOTTO_KEY_STORE): keyDir, or a bucket of their own. */
+  keyStore: KeyStoreSettings;
   /** SOTTO_KEY_MAX_AGE_DAYS: an active master key older than this is reported as due for rotation. */
   keyMaxAgeDays: number;
   /** SOTTO_DATA_KEY_MAX_AGE_DAYS: scheduled data-key rotation age (0: never). */
@@ -230,6 +233,7 @@ export function loadConfig(env: Env = process.env): Config {
   const archiveStore = v.SOTTO_ARCHIVE_STORE ?? (storage.kind === 's3' ? 's3' : 'dir');
   if (archiveStore === 's3' && storage.kind !== 's3')
     problems.push('SOTTO_ARCHIVE_STORE: s3 needs SOTTO_STORAGE=s3 (the archive shares its bucket)');
+  const keyStore = keyStoreSettings(v, v.SOTTO_DATA_DIR, storage, problems);
   if (problems.length > 0 || !keys) throw new ConfigError(problems);
 
   const dataDir = path.resolve(v.SOTTO_DATA_DIR);
@@ -243,6 +247,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisPrefix: v.SOTTO_REDIS_PREFIX,
     ...keys,
     keyDir: path.resolve(v.SOTTO_KEY_DIR ?? path.join(dataDir, 'keys')),
+    keyStore,
     keyMaxAgeDays: v.SOTTO_KEY_MAX_AGE_DAYS,
     dataKeyMaxAgeDays: v.SOTTO_DATA_KEY_MAX_AGE_DAYS,
     host: v.SOTTO_HOST,

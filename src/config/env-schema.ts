@@ -60,6 +60,7 @@ export const schema = z.object({
   SOTTO_MASTER_KEY: optionalString,
   SOTTO_MASTER_KEY_FILE: optionalString,
   // Per-org key-encryption keys (one file per org, sealed by the master key): docs/security.md.
+  // Used with SOTTO_KEY_STORE=dir (the default); see SOTTO_KEY_STORE below.
   SOTTO_KEY_DIR: optionalString,
   // Start-up log, /readyz and `sotto keys status` warn when the active master key is older.
   SOTTO_KEY_MAX_AGE_DAYS: positiveInt.max(36500).default(90),
@@ -168,6 +169,18 @@ export const schema = z.object({
   SOTTO_S3_SECRET_ACCESS_KEY_FILE: optionalString,
   SOTTO_S3_FORCE_PATH_STYLE: optionalString.pipe(bool.optional()),
   SOTTO_S3_CA_FILE: optionalString,
+  // Where the per-org KEKs live (docs/deployment.md#key-store): SOTTO_KEY_DIR, or a bucket (or
+  // prefix) of their own. Every SOTTO_KEY_S3_* but the bucket defaults to its SOTTO_S3_* value.
+  SOTTO_KEY_STORE: z.enum(['dir', 's3']).default('dir'),
+  SOTTO_KEY_S3_ENDPOINT: optionalString,
+  SOTTO_KEY_S3_REGION: optionalString,
+  SOTTO_KEY_S3_BUCKET: optionalString,
+  SOTTO_KEY_S3_PREFIX: optionalString,
+  SOTTO_KEY_S3_ACCESS_KEY_ID: optionalString,
+  SOTTO_KEY_S3_SECRET_ACCESS_KEY: optionalString,
+  SOTTO_KEY_S3_SECRET_ACCESS_KEY_FILE: optionalString,
+  SOTTO_KEY_S3_FORCE_PATH_STYLE: optionalString.pipe(bool.optional()),
+  SOTTO_KEY_S3_CA_FILE: optionalString,
   SOTTO_SSO_ALLOW_INSECURE_ISSUERS: optionalString.pipe(bool.optional()),
   ...asrShape,
 });

@@ -1,30 +1,46 @@
 import { randomUUID } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { StorageCheck } from './sealed-file-store.repository.js';
 
 /**
- * The external key store: one file per organization, `<keyDir>/org-<orgId>.kek`, holding that
- * org's key-encryption key sealed by the master key. It lives outside the database on purpose:
- * deleting the file crypto-shreds the org in every copy of the database, backups included.
- *
- * Writes are atomic and durable (temp file 0600 + fsync + rename + fsync of the folder), so a
- * crash leaves either the old file or the new one, never half of one; removal fsyncs the folder
- * too, so a shredded key does not come back after a power cut. Files are small and read once
- * per process per org (the key service caches them), so reads are synchronous: they can run
- * inside a database transaction without yielding to another one.
+ * Where each organization's key-encryption key (KEK), sealed by the master key, lives: outside
+ * the database on purpose, so that destroying it crypto-shreds the org in every copy of the
+ * database, backups included (docs/security.md). Two homes (SOTTO_KEY_STORE): a directory
+ * (OrgKekRepository, below) or an S3 bucket/prefix of its own (S3KekRepository).
+ * Reads happen once per process per org (the key service caches the KEK); they may run inside a
+ * database transaction, which only waits for them (PostgreSQL and PGlite transactions are async).
  */
+export interface OrgKekStore {
+  readonly kind: 'dir' | 's3';
+  /** The sealed KEK, or undefined when the org has none (never had one, or shredded). */
+  read(orgId: string): Promise<Buffer | undefined>;
+  /** Writes (or replaces) the sealed KEK atomically and durably. */
+  write(orgId: string, sealed: Buffer): Promise<void>;
+  /** Destroys the KEK (crypto-shredding). Idempotent. */
+  destroy(orgId: string): Promise<void>;
+  /** Whether the store can be used (/readyz). */
+  check(): Promise<StorageCheck>;
+}
+
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export class OrgKekRepository {
+/** `org-<id>.kek`: the file (or object) name of an org's KEK; anything but a UUID is refused. */
+export function kekName(orgId: string): string {
+  const id = orgId.toLowerCase();
+  if (!ID.test(id)) throw new Error('invalid org id');
+  return `org-${id}.kek`;
+}
+
+/**
+ * The directory store (SOTTO_KEY_DIR): one file per organization, `<keyDir>/org-<orgId>.kek`.
+ * Writes are atomic and durable (temp file 0600 + fsync + rename + fsync of the folder), so a
+ * crash leaves either the old file or the new one, never half of one; removal fsyncs the folder
+ * too, so a shredded key does not come back after a power cut.
+ */
+export class OrgKekRepository implements OrgKekStore {
+  readonly kind = 'dir';
+
   constructor(private readonly dir: string) {}
 
   get directory(): string {
@@ -32,53 +48,59 @@ export class OrgKekRepository {
   }
 
   file(orgId: string): string {
-    const id = orgId.toLowerCase();
-    if (!ID.test(id)) throw new Error('invalid org id');
-    return path.join(this.dir, `org-${id}.kek`);
+    return path.join(this.dir, kekName(orgId));
   }
 
-  /** The sealed KEK, or undefined when the org has none (never had one, or shredded). */
-  read(orgId: string): Buffer | undefined {
+  async read(orgId: string): Promise<Buffer | undefined> {
     try {
-      return readFileSync(this.file(orgId));
+      return await readFile(this.file(orgId));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
   }
 
-  /** Writes (or replaces) the sealed KEK atomically and durably. */
-  write(orgId: string, sealed: Buffer): void {
+  async write(orgId: string, sealed: Buffer): Promise<void> {
     const final = this.file(orgId);
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const temp = path.join(this.dir, `.${path.basename(final)}.${randomUUID()}.tmp`);
-    const fd = openSync(temp, 'wx', 0o600);
+    const fh = await open(temp, 'wx', 0o600);
     try {
-      writeSync(fd, sealed);
-      fsyncSync(fd);
+      await fh.writeFile(sealed);
+      await fh.sync();
     } finally {
-      closeSync(fd);
+      await fh.close();
     }
     try {
-      renameSync(temp, final);
+      await rename(temp, final);
     } catch (err) {
-      rmSync(temp, { force: true });
+      await rm(temp, { force: true });
       throw err;
     }
-    this.syncDir();
+    await this.syncDir();
   }
 
-  /** Destroys the KEK (crypto-shredding). Idempotent. */
-  destroy(orgId: string): void {
-    rmSync(this.file(orgId), { force: true });
-    this.syncDir();
+  async destroy(orgId: string): Promise<void> {
+    await rm(this.file(orgId), { force: true });
+    await this.syncDir();
   }
 
-  private syncDir(): void {
-    let fd: number | undefined;
+  /** The folder exists (or can be made) and is readable. */
+  async check(): Promise<StorageCheck> {
     try {
-      fd = openSync(this.dir, 'r');
-      fsyncSync(fd);
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await (await open(this.dir, 'r')).close();
+      return 'ok';
+    } catch {
+      return 'failed';
+    }
+  }
+
+  private async syncDir(): Promise<void> {
+    let fh: Awaited<ReturnType<typeof open>> | undefined;
+    try {
+      fh = await open(this.dir, 'r');
+      await fh.sync();
     } catch (err) {
       // Some filesystems refuse fsync on a directory; the rename itself is still atomic.
       if (
@@ -87,7 +109,7 @@ export class OrgKekRepository {
       )
         throw err;
     } finally {
-      if (fd !== undefined) closeSync(fd);
+      await fh?.close();
     }
   }
 }

@@ -6,6 +6,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -211,6 +212,20 @@ export class S3Bucket {
       if (status === 404) return 'no_bucket';
       if (status === 401 || status === 403) return 'denied';
       return 'failed';
+    }
+  }
+
+  /**
+   * The bucket's versioning: 'off' (never enabled), 'on' (Enabled or Suspended: deleted objects
+   * may survive as older versions), or 'unknown' (the store does not say, or these credentials may
+   * not ask). For the key store, where a deleted object must really be gone.
+   */
+  async versioning(): Promise<'off' | 'on' | 'unknown'> {
+    try {
+      const res = await this.client.send(new GetBucketVersioningCommand({ Bucket: this.bucket }));
+      return res.Status === 'Enabled' || res.Status === 'Suspended' ? 'on' : 'off';
+    } catch {
+      return 'unknown';
     }
   }
 

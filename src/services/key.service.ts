@@ -13,15 +13,15 @@ import {
 } from '../crypto/envelope.js';
 import type { MasterKey, MasterKeyring } from '../crypto/keyring.js';
 import { keyRepository, type WrappedDataKey } from '../repositories/key.repository.js';
-import { OrgKekRepository } from '../repositories/org-kek.repository.js';
+import { OrgKekRepository, type OrgKekStore } from '../repositories/org-kek.repository.js';
 import { KeyCache } from './key-cache.js';
 
 /**
  * Envelope encryption for tenant data, in three levels:
- *   master key (outside the database) seals each org's key-encryption key (KEK), a file in the
- *   key directory (outside the database, OrgKekRepository); the KEK wraps the org's data keys
- *   (org_keys rows); data keys seal fields, bound to their location.
- * Destroying the KEK file crypto-shreds the org everywhere, database backups included: a backup
+ *   master key (outside the database) seals each org's key-encryption key (KEK), kept in the key
+ *   store (outside the database too: a directory or a bucket, OrgKekStore); the KEK wraps the
+ *   org's data keys (org_keys rows); data keys seal fields, bound to their location.
+ * Destroying the KEK crypto-shreds the org everywhere, database backups included: a backup
  * plus the master key no longer opens anything of that org. Rows written before migration 0012
  * are wrapped by the master key directly (wrapped_by 'master') until `upgradeLegacy` runs.
  *
@@ -34,13 +34,15 @@ import { KeyCache } from './key-cache.js';
 export class KeyService {
   private readonly cache: KeyCache;
   private readonly kekCache = new Map<string, { key: Buffer; masterVersion: number }>();
-  private readonly keks: OrgKekRepository;
+  /** Reads in flight, so a cold cache costs one key-store read per org, not one per request. */
+  private readonly kekLoads = new Map<string, Promise<Buffer | undefined>>();
+  private readonly keks: OrgKekStore;
 
   constructor(
     private readonly db: Database,
     private readonly master: MasterKeyring,
-    /** The key directory (SOTTO_KEY_DIR), or its repository. */
-    keyDir: string | OrgKekRepository,
+    /** The key directory (SOTTO_KEY_DIR), or a key store (SOTTO_KEY_STORE). */
+    keyDir: string | OrgKekStore,
     /** Tests: another cache lifetime or time source. */
     cache?: KeyCache,
   ) {
@@ -55,7 +57,7 @@ export class KeyService {
   /** Creates the org's first data key; call inside the transaction that creates the org. */
   async createOrgKey(tx: Queryable, orgId: string): Promise<void> {
     const key = randomBytes(32);
-    const kek = this.kekOf(orgId, this.master.active);
+    const kek = await this.kekOf(orgId, this.master.active);
     await keyRepository.insert(tx, this.wrapUnder(kek, orgId, 1, key));
     this.cache.set(`${orgId}:1`, key);
   }
@@ -66,7 +68,7 @@ export class KeyService {
     if (!wrapped) throw new AppError('internal', 'organization has no data key');
     let key: Buffer;
     try {
-      key = this.unwrapCached(wrapped);
+      key = await this.unwrapCached(wrapped);
     } catch (err) {
       if (err instanceof DecryptionError)
         throw new AppError('decryption_failed', `cannot encrypt ${loc.table}.${loc.field}`, undefined, {
@@ -86,7 +88,7 @@ export class KeyService {
       if (!key) {
         const wrapped = await keyRepository.find(tx, loc.orgId, version);
         if (!wrapped) throw new DecryptionError(`data key v${version} of this organization is gone`);
-        key = this.unwrapCached(wrapped);
+        key = await this.unwrapCached(wrapped);
       }
       return open(key, ciphertext, fieldAad(loc));
     } catch (err) {
@@ -117,7 +119,7 @@ export class KeyService {
    * stored anywhere and shredding the KEK makes every index token of the org unlinkable to words.
    * Cached with the data keys (forgetOrg wipes it). Same tenant rule as the data keys.
    */
-  searchKey(tx: Queryable, orgId: string): Buffer {
+  async searchKey(tx: Queryable, orgId: string): Promise<Buffer> {
     assertSameTenant(
       tx,
       { orgId, table: 'search_index', rowId: orgId, field: 'tokens' },
@@ -128,7 +130,7 @@ export class KeyService {
     if (!key) {
       let kek: Buffer;
       try {
-        kek = this.kekOf(orgId).key;
+        kek = (await this.kekOf(orgId)).key;
       } catch (err) {
         if (err instanceof DecryptionError)
           throw new AppError('decryption_failed', 'cannot derive the search index key', undefined, {
@@ -151,14 +153,15 @@ export class KeyService {
 
   /**
    * Crypto-shredding of an org (organization deletion), inside the caller's system transaction
-   * that holds the org's row lock: the data key rows go, then the KEK file (fsynced) — from then
-   * on no copy of the org's ciphertexts anywhere decrypts, whatever happens to the transaction.
+   * that holds the org's row lock: the data key rows go, then the KEK (file fsynced, or object
+   * deleted) — from then on no copy of the org's ciphertexts anywhere decrypts, whatever happens
+   * to the transaction.
    * Caches of this process are cleared; other nodes hold no key they could still use on rows
    * (the rows are purged next) and lose them at restart.
    */
   async shredOrg(tx: Queryable, orgId: string): Promise<{ dataKeys: number }> {
     const dataKeys = await keyRepository.deleteOrg(tx, orgId);
-    this.keks.destroy(orgId);
+    await this.keks.destroy(orgId);
     this.forgetOrg(orgId);
     return { dataKeys };
   }
@@ -174,7 +177,7 @@ export class KeyService {
     if (!current) throw new AppError('internal', 'organization has no data key');
     const version = current.version + 1;
     const key = randomBytes(32);
-    await keyRepository.insert(tx, this.wrapUnder(this.kekOf(orgId), orgId, version, key), now);
+    await keyRepository.insert(tx, this.wrapUnder(await this.kekOf(orgId), orgId, version, key), now);
     this.cache.set(`${orgId}:${version}`, key);
     return version;
   }
@@ -189,9 +192,9 @@ export class KeyService {
     return gone;
   }
 
-  /** True when the org's KEK file exists (tests, diagnostics). */
-  hasKek(orgId: string): boolean {
-    return this.keks.read(orgId) !== undefined;
+  /** True when the org's KEK exists in the key store (tests, diagnostics). */
+  async hasKek(orgId: string): Promise<boolean> {
+    return (await this.keks.read(orgId)) !== undefined;
   }
 
   /**
@@ -213,10 +216,10 @@ export class KeyService {
   }
 
   /**
-   * Master rotation reseals each org's KEK file under `target` (the data key rows only record the
+   * Master rotation reseals each org's KEK under `target` (the data key rows only record the
    * new version; their bytes, wrapped by the unchanged KEK, stay), and pre-0012 rows move under a
    * KEK. Orgs are locked one batch at a time (SKIP LOCKED on the orgs row), so one node handles an
-   * org's single KEK file at a time. Returns how many data keys now sit under the target version.
+   * org's single KEK at a time. Returns how many data keys now sit under the target version.
    */
   private async rewrapBatches(target: MasterKey | null, batchSize: number): Promise<number> {
     let total = 0;
@@ -232,27 +235,27 @@ export class KeyService {
 
   private async rewrapOrg(tx: Queryable, orgId: string, target: MasterKey | null): Promise<number> {
     const rows = await keyRepository.listOrg(tx, orgId);
-    const sealedKek = this.keks.read(orgId);
+    const sealedKek = await this.keks.read(orgId);
     let kek: { key: Buffer; masterVersion: number };
     if (sealedKek) {
       kek = this.openKek(orgId, sealedKek);
       if (target && kek.masterVersion !== target.version) {
-        this.keks.write(orgId, seal(target.key, target.version, kek.key, kekAad(orgId)));
+        await this.keks.write(orgId, seal(target.key, target.version, kek.key, kekAad(orgId)));
         kek = { key: kek.key, masterVersion: target.version };
       }
     } else if (rows.every((r) => r.wrappedBy === 'master')) {
       // Upgrade: sealed by the target, or by the newest master version among the legacy rows.
       const version = target?.version ?? Math.max(...rows.map((r) => r.masterVersion));
       const m = this.master.byVersion.get(version) ?? this.master.active;
-      kek = this.kekOf(orgId, m);
+      kek = await this.kekOf(orgId, m);
     } else {
-      throw new Error(`the key file of organization ${orgId} is missing from the key directory`);
+      throw new Error(`the key of organization ${orgId} is missing from the key store`);
     }
     this.kekCache.set(orgId, kek);
     let n = 0;
     for (const row of rows) {
       if (row.wrappedBy === 'master') {
-        const key = this.unwrap(row);
+        const key = await this.unwrap(row);
         await keyRepository.rewrap(tx, { ...this.wrapUnder(kek, orgId, row.version, key) });
         n++;
       } else if (row.masterVersion !== kek.masterVersion) {
@@ -286,16 +289,26 @@ export class KeyService {
     return open(m.key, sealed, Buffer.from(`sotto/platform/v1|${label}`));
   }
 
-  /** The org's KEK: cached, else read from the key directory, else (`create`) made and written. */
-  private kekOf(orgId: string, createUnder?: MasterKey): { key: Buffer; masterVersion: number } {
+  /**
+   * The org's KEK: cached, else read from the key store, else (`createUnder`) made and written.
+   * Only the org's creation and the upgrade (under the org's row lock) create one, so no two
+   * callers can write different KEKs for one org.
+   */
+  private async kekOf(
+    orgId: string,
+    createUnder?: MasterKey,
+  ): Promise<{ key: Buffer; masterVersion: number }> {
     const cached = this.kekCache.get(orgId);
     if (cached) return cached;
-    const sealed = this.keks.read(orgId);
+    const sealed = await this.readKek(orgId);
+    // Another caller may have opened it while this one waited.
+    const opened = this.kekCache.get(orgId);
+    if (opened) return opened;
     let kek: { key: Buffer; masterVersion: number };
     if (sealed) kek = this.openKek(orgId, sealed);
     else if (createUnder) {
       kek = { key: randomBytes(32), masterVersion: createUnder.version };
-      this.keks.write(orgId, seal(createUnder.key, createUnder.version, kek.key, kekAad(orgId)));
+      await this.keks.write(orgId, seal(createUnder.key, createUnder.version, kek.key, kekAad(orgId)));
     } else {
       throw new DecryptionError(
         'the key-encryption key of this organization is gone (shredded or not restored)',
@@ -303,6 +316,15 @@ export class KeyService {
     }
     this.kekCache.set(orgId, kek);
     return kek;
+  }
+
+  private readKek(orgId: string): Promise<Buffer | undefined> {
+    let load = this.kekLoads.get(orgId);
+    if (!load) {
+      load = this.keks.read(orgId).finally(() => this.kekLoads.delete(orgId));
+      this.kekLoads.set(orgId, load);
+    }
+    return load;
   }
 
   private openKek(orgId: string, sealed: Buffer): { key: Buffer; masterVersion: number } {
@@ -327,19 +349,19 @@ export class KeyService {
     };
   }
 
-  private unwrap(w: WrappedDataKey): Buffer {
+  private async unwrap(w: WrappedDataKey): Promise<Buffer> {
     if (w.wrappedBy === 'kek')
-      return open(this.kekOf(w.orgId).key, w.wrapped, dataKeyAad(w.orgId, w.version));
+      return open((await this.kekOf(w.orgId)).key, w.wrapped, dataKeyAad(w.orgId, w.version));
     const m = this.master.byVersion.get(w.masterVersion);
     if (!m) throw new DecryptionError(`master key v${w.masterVersion} is not configured`);
     return open(m.key, w.wrapped, dataKeyAad(w.orgId, w.version));
   }
 
-  private unwrapCached(w: WrappedDataKey): Buffer {
+  private async unwrapCached(w: WrappedDataKey): Promise<Buffer> {
     const id = `${w.orgId}:${w.version}`;
     let key = this.cache.get(id);
     if (!key) {
-      key = this.unwrap(w);
+      key = await this.unwrap(w);
       this.cache.set(id, key);
     }
     return key;

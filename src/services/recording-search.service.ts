@@ -112,7 +112,7 @@ export class RecordingSearchService {
     let scanned = 0;
     let total = 0;
     const found = await withTenant(this.db, actor, async (tx) => {
-      const tokens = queryTokens(tx, this.keys, actor.orgId, query.q, speaker);
+      const tokens = await queryTokens(tx, this.keys, actor.orgId, query.q, speaker);
       const indexed = tokens !== undefined && tokens.length > 0;
       const fromIndex = indexed ? indexedCandidates(tx, vis, tokens, filter) : undefined;
       const candidates = async (page: {

@@ -111,7 +111,7 @@ export async function indexRecording(
     })),
   };
   const tokens = tokensOf(
-    keys.searchKey(tx, orgId),
+    await keys.searchKey(tx, orgId),
     documentTerms(
       title,
       doc.segments.map((s) => s.text),
@@ -129,7 +129,7 @@ export async function indexRecording(
  * A speaker (already checked to have a letter or digit) adds that speaker's token, so a search or
  * list narrowed to a speaker always narrows through the index, even with no word or short ones.
  */
-export function queryTokens(
+export async function queryTokens(
   tx: Queryable,
   keys: Pick<KeyService, 'searchKey'>,
   orgId: string,
@@ -139,7 +139,7 @@ export function queryTokens(
   const terms = q === undefined ? [] : queryTerms(q);
   if (!terms) return undefined;
   if (speaker !== undefined) terms.push(speakerTerm(speaker));
-  return terms.length === 0 ? [] : tokensOf(keys.searchKey(tx, orgId), terms);
+  return terms.length === 0 ? [] : tokensOf(await keys.searchKey(tx, orgId), terms);
 }
 
 /** Recordings indexed per backfill transaction, and per run at most (the next run continues). */

@@ -97,9 +97,9 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
     logger[decoder.available ? 'info' : 'warn']({ ffmpeg: decoder.ffmpeg }, decoder.message);
     const engine = await logEngine(runtime.services.engines, logger);
     // Crypto-shredding only reaches backups the per-org keys are not in (docs/security.md).
-    if (isPathInside(config.keyDir, config.dataDir))
+    if (config.keyStore.kind === 'dir' && isPathInside(config.keyStore.dir, config.dataDir))
       logger.warn(
-        { keyDir: config.keyDir },
+        { keyDir: config.keyStore.dir },
         'SOTTO_KEY_DIR is inside SOTTO_DATA_DIR: a backup of the data directory then holds the keys that decrypt it, so a deleted organization stays readable there; move it out and back it up separately',
       );
     // An old master key is logged once per start (and shown in /readyz, `sotto keys status`).
