@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
@@ -50,8 +51,9 @@ import { TranscriptService } from './services/transcript.service.js';
 import { LiveService } from './services/live.service.js';
 import { createLiveBus } from './repositories/live-bus.repository.js';
 import { createTicketStore } from './repositories/ticket.repository.js';
+import { SpoolReplica } from './repositories/live-spool-replica.repository.js';
 import { LiveSpoolRepository } from './repositories/live-spool.repository.js';
-import { LiveSpools } from './services/live-spool.js';
+import { LiveSpools, replicaBounds } from './services/live-spool.js';
 import { SchedulerService } from './services/scheduler.service.js';
 import { ArchiveService } from './services/archive.service.js';
 import { DataKeyRotationService } from './services/data-key-rotation.service.js';
@@ -68,10 +70,10 @@ import { SealedFileStore, type SealedObjectStore } from './repositories/sealed-f
 import { S3Bucket } from './repositories/s3-bucket.repository.js';
 import { S3ObjectStore } from './repositories/s3-object-store.repository.js';
 import { S3ArchiveStore } from './repositories/s3-archive-store.repository.js';
-
-/**
 import { S3KekRepository } from './repositories/s3-kek.repository.js';
 import { OrgKekRepository, type OrgKekStore } from './repositories/org-kek.repository.js';
+
+/**
  * The composition root: builds every service from its dependencies. Entry points (the CLI, tests,
  * benches) call this; nothing below it constructs its own collaborators.
  */
@@ -297,12 +299,20 @@ export async function createServices(deps: Deps): Promise<Services> {
   for (const task of new SearchIndexService(db, keys, logger).tasks()) scheduler.register(task);
   // One bus for live viewing and for recording deletion, which drops a recording's live backlog.
   const liveBus = createLiveBus({ redis, prefix: config.redisPrefix, logger });
+  // With Redis, every live spool record is also kept there, so any node can take a session over.
+  const liveNodeId = randomUUID();
+  const liveSpoolFiles = new LiveSpoolRepository(
+    path.join(config.dataDir, 'live'),
+    redis
+      ? new SpoolReplica(redis, config.redisPrefix, { nodeId: liveNodeId, ...replicaBounds(config.live) })
+      : undefined,
+  );
   const recordingDeletion = new RecordingDeletionService(
     db,
     audit,
     audioBlobs,
     uploads,
-    new LiveSpoolRepository(path.join(config.dataDir, 'live')),
+    liveSpoolFiles,
     clock,
     exportInvalidation,
     liveBus,
@@ -465,27 +475,17 @@ export async function createServices(deps: Deps): Promise<Services> {
       audio,
       uploads,
       bus: liveBus,
-      spools: new LiveSpools(db, keys, new LiveSpoolRepository(path.join(config.dataDir, 'live')), clock),
+      spools: new LiveSpools(db, keys, liveSpoolFiles, clock),
       tickets: createTicketStore(redis, config.redisPrefix, 'live'),
       engine: async () => (await pipelines()).engine,
       clock,
       logger,
       limits: config.live,
+      nodeId: liveNodeId,
     }),
   };
 }
 
-/**
- * The engine is chosen on first use, not at start-up (EngineReadinessService): a server without
- * an engine still serves everything else, and its uploads wait queued for one. A failed choice is
- * not cached, so installing an engine needs no restart.
- */
-function lazyPipeline(
-  engines: EngineReadinessService,
-  logger: Logger,
-  decoder: ReturnType<typeof createAudioDecoder>,
-): () => Promise<PipelineService> {
-  let pipeline: PipelineService | undefined;
 /** The per-org KEK store (SOTTO_KEY_STORE): the key directory, or a bucket of its own. */
 async function openKekStore(config: Config, logger: Logger): Promise<OrgKekStore> {
   if (config.keyStore.kind === 'dir') return new OrgKekRepository(config.keyStore.dir);
@@ -504,6 +504,17 @@ async function openKekStore(config: Config, logger: Logger): Promise<OrgKekStore
   return store;
 }
 
+/**
+ * The engine is chosen on first use, not at start-up (EngineReadinessService): a server without
+ * an engine still serves everything else, and its uploads wait queued for one. A failed choice is
+ * not cached, so installing an engine needs no restart.
+ */
+function lazyPipeline(
+  engines: EngineReadinessService,
+  logger: Logger,
+  decoder: ReturnType<typeof createAudioDecoder>,
+): () => Promise<PipelineService> {
+  let pipeline: PipelineService | undefined;
   return async () => {
     const { engine } = await engines.choose();
     if (pipeline?.engine !== engine) pipeline = new PipelineService({ decoder, engine, logger });

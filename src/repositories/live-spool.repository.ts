@@ -1,11 +1,14 @@
 import { mkdir, open, readdir, readFile, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { SpoolReplica } from './live-spool-replica.repository.js';
 
 /**
  * Live spool files on this node's disk: `<dataDir>/live/<orgId>/<recordingId>/<hash>.spool`
  * (0600, folders 0700), one append-only file per participant stream (format in
  * src/crypto/spool-cipher.ts). Only server-chosen ids and hex hashes reach a path (validated
- * again here: they also come back from directory listings).
+ * again here: they also come back from directory listings). With a replica (Redis), every record
+ * is also added to the recording's Redis stream before `append` resolves, so any node can rebuild
+ * the spool (LiveSpools.load) when the one that wrote it is gone.
  */
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HASH = /^[0-9a-f]{32}$/;
@@ -24,7 +27,10 @@ export interface SpoolAppender {
 }
 
 export class LiveSpoolRepository {
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    readonly replica?: SpoolReplica,
+  ) {}
 
   dir(orgId: string, recordingId: string): string {
     const org = orgId.toLowerCase();
@@ -42,11 +48,16 @@ export class LiveSpoolRepository {
     const file = this.file(orgId, recordingId, hash);
     await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     const fh: FileHandle = await open(file, 'a', 0o600);
+    const replica = this.replica;
     return {
       append: async (bytes) => {
-        // One write per record, then fdatasync: a crash tears at most the last record.
-        await fh.write(bytes);
-        await fh.datasync();
+        // One write per record, then fdatasync: a crash tears at most the last record. The copy
+        // in Redis goes at the same time; the record is durable once both are.
+        const local = (async () => {
+          await fh.write(bytes);
+          await fh.datasync();
+        })();
+        await Promise.all([local, replica?.append(recordingId, hash, bytes)]);
       },
       close: () => fh.close(),
     };
@@ -69,11 +80,31 @@ export class LiveSpoolRepository {
     return out;
   }
 
+  /** Every participant stream the replica holds (none without one): its hash and bytes. */
+  readReplica(recordingId: string): Promise<{ hash: string; bytes: Buffer }[]> {
+    return this.replica ? this.replica.read(recordingId) : Promise.resolve([]);
+  }
+
+  /** Replaces a stream's file by `bytes` (records taken from the replica), durably. */
+  async writeStream(orgId: string, recordingId: string, hash: string, bytes: Buffer): Promise<void> {
+    const file = this.file(orgId, recordingId, hash);
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    const fh = await open(file, 'w', 0o600);
+    try {
+      await fh.write(bytes);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** A spool of the recording on this node's disk or in the replica. */
   async exists(orgId: string, recordingId: string): Promise<boolean> {
-    return stat(this.dir(orgId, recordingId)).then(
+    const local = await stat(this.dir(orgId, recordingId)).then(
       () => true,
       () => false,
     );
+    return local || ((await this.replica?.exists(recordingId)) ?? false);
   }
 
   /** Cuts a torn tail (the crash point) so that later appends follow the last good record. */
@@ -85,8 +116,10 @@ export class LiveSpoolRepository {
     await rm(this.file(orgId, recordingId, hash), { force: true });
   }
 
+  /** The recording's spool: this node's files and the replica's stream. */
   async remove(orgId: string, recordingId: string): Promise<void> {
     await rm(this.dir(orgId, recordingId), { recursive: true, force: true });
+    await this.replica?.remove(recordingId);
   }
 
   /** Every recording with a spool folder on this node. */

@@ -7,6 +7,7 @@ import { withTenant } from '../db/tenant.js';
 import { AppError } from '../domain/errors.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { liveRecordingRepository } from '../repositories/live-recording.repository.js';
+import { SpoolFencedError } from '../repositories/live-spool-replica.repository.js';
 import { recordingJobRepository } from '../repositories/recording-job.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
 import type { AudioStoreService } from './audio-store.service.js';
@@ -89,6 +90,8 @@ export async function sealLiveRecording(
     await d.audio.remove(orgId, recordingId);
     return 'failed';
   } catch (err) {
+    // Another node took the recording over: it is that node's to end, nothing is marked here.
+    if (err instanceof SpoolFencedError) throw err;
     if (err instanceof SpoolIntegrityError) code = 'live_spool_tampered';
     if (code === 'internal')
       d.logger.warn({ recordingId, err: (err as Error).name }, 'live recording could not be finalised');

@@ -4,6 +4,7 @@ import { SpoolIntegrityError } from '../crypto/spool-cipher.js';
 import { AppError, notFound } from '../domain/errors.js';
 import type { AsrEngine } from '../repositories/asr/engine.js';
 import type { Clock } from '../repositories/clock.repository.js';
+import { SpoolFencedError } from '../repositories/live-spool-replica.repository.js';
 import {
   LIVE_CLOSE,
   LiveProtocolError,
@@ -16,9 +17,10 @@ import type { LiveSpools, StreamSpool } from './live-spool.js';
 import type { LiveEvent, LiveSocket } from './live-viewers.js';
 
 /**
- * The live sessions of this node (docs/live.md): found in memory, or rebuilt from the spool on
- * this node's disk after a restart; each stream's spool opened with the stream. LiveService owns
- * the sockets, the stop and the sweep; this holds the state they share.
+ * The live sessions of this node (docs/live.md): found in memory, or rebuilt from the spool (its
+ * copy in Redis when there is one, else this node's disk) after a restart or another node's
+ * crash; each stream's spool opened with the stream. LiveService owns the sockets, the stop and
+ * the sweep; this holds the state they share.
  */
 export type Session = LiveSession & {
   ingest: Set<LiveSocket>;
@@ -48,6 +50,8 @@ export interface SessionHooks {
   /** `slotKey`: the recording's spool key, which names a partial's slot (backlogRetention). */
   publish(orgId: string, recordingId: string, event: LiveEvent, slotKey?: Buffer): Promise<void>;
   fail(orgId: string, recordingId: string, code: string): Promise<void>;
+  /** Another node took the recording over, or its spool was removed: drop it here, untouched. */
+  lost(session: Session): void;
 }
 
 export class LiveSessions {
@@ -90,7 +94,7 @@ export class LiveSessions {
   private async restore(orgId: string, recordingId: string): Promise<Session> {
     let loaded: Awaited<ReturnType<LiveSpools['load']>>;
     try {
-      loaded = await this.d.spools.load(orgId, recordingId);
+      loaded = await this.d.spools.load(orgId, recordingId, { rebuild: true });
     } catch (err) {
       if (!(err instanceof SpoolIntegrityError)) throw err;
       this.d.logger.warn(
@@ -163,6 +167,7 @@ export class LiveSessions {
 
   /** A spool write failed (disk full, I/O error): nothing more is acknowledged; clients retry. */
   private spoolFailed(session: Session, err: Error): void {
+    if (err instanceof SpoolFencedError) return this.hooks.lost(session);
     this.d.logger.warn({ recordingId: session.recordingId, err: err.name }, 'live spool write failed');
     for (const socket of session.ingest) socket.close(LIVE_CLOSE.tryAgainLater, 'audio could not be stored');
   }

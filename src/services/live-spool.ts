@@ -1,4 +1,5 @@
 import {
+  SpoolIntegrityError,
   encodeBatch,
   encodeMeta,
   newSpoolKey,
@@ -35,6 +36,29 @@ export interface SpoolPolicy {
 }
 
 export const DEFAULT_SPOOL_POLICY: SpoolPolicy = { batchBytes: 32 * 1024, batchMs: 50 };
+
+/** A node holds its claim on a session's recording this long past its last renewal. */
+export const liveClaimTtlMs = (recheckSeconds: number) => (recheckSeconds * 3 + 10) * 1000;
+
+/**
+ * Bounds of a recording's spool replica (SpoolReplica) from the live limits: records at most one
+ * per batch floor or per full batch, for the longest stream, for the most streams (a safety net
+ * that trims nothing within the limits), and a lifetime past the last record that covers the
+ * longest session, its resume windows and its idle timeout.
+ */
+export function replicaBounds(
+  limits: { maxMinutes: number; resumeSeconds: number; idleSeconds: number; recheckSeconds: number },
+  policy: SpoolPolicy = DEFAULT_SPOOL_POLICY,
+): { maxRecords: number; ttlMs: number; claimTtlMs: number; retryMs: number } {
+  const seconds = limits.maxMinutes * 60;
+  const perStream = Math.ceil((seconds * 1000) / policy.batchMs + (seconds * 32_000) / policy.batchBytes) + 1;
+  return {
+    maxRecords: 8 * perStream,
+    ttlMs: (seconds + 2 * limits.resumeSeconds + limits.idleSeconds) * 1000,
+    claimTtlMs: liveClaimTtlMs(limits.recheckSeconds),
+    retryMs: limits.resumeSeconds * 1000,
+  };
+}
 
 /** What recognition has published so far, written with each record (resumes recognition there). */
 export type Progress = () => { publishedTo: number; segmentSeq: number };
@@ -183,17 +207,20 @@ export class LiveSpools {
 
   /**
    * Every stream of a recording's spool on this node, authenticated; undefined when the recording
-   * has no spool key (never streamed). Throws SpoolIntegrityError when a file was altered.
+   * has no spool key (never streamed). Throws SpoolIntegrityError when a file was altered (or a
+   * replica's record: rebuilt files are read and verified exactly as local ones).
    */
   async load(
     orgId: string,
     recordingId: string,
+    opts: { rebuild?: boolean } = {},
   ): Promise<{ key: Buffer; streams: LoadedStream[] } | undefined> {
     const wrapped = await withTenant(this.db, { orgId, userId: null }, async (tx) => {
       const enc = await liveRecordingRepository.findSpoolKey(tx, recordingId);
       return enc ? this.keys.decrypt(tx, spoolKeyLocation(orgId, recordingId), enc) : undefined;
     });
     if (!wrapped) return undefined;
+    if (opts.rebuild) await this.adoptReplica(orgId, recordingId, wrapped);
     const streams: LoadedStream[] = [];
     for (const { hash, bytes } of await this.files.readAll(orgId, recordingId)) {
       const opened = openSpool({ key: wrapped, recordingId, hash }, bytes);
@@ -206,6 +233,39 @@ export class LiveSpools {
     }
     streams.sort((a, b) => (a.opened.meta.n ?? 0) - (b.opened.meta.n ?? 0));
     return { key: wrapped, streams };
+  }
+
+  /**
+   * A session taken up (after a crash, on this node or another): each stream's file becomes the
+   * replica's records when they hold at least as many frames as this node's file (another node
+   * may have appended since; a file of this node's is never ahead by more than records it never
+   * acknowledged, and frames are the client's by sequence number, so the longer one is right). A
+   * replica stream that does not authenticate, or is shorter (Redis lost data), leaves the file
+   * when there is one.
+   */
+  private async adoptReplica(orgId: string, recordingId: string, key: Buffer): Promise<void> {
+    const remote = await this.files.readReplica(recordingId);
+    if (remote.length === 0) return;
+    const local = new Map((await this.files.readAll(orgId, recordingId)).map((s) => [s.hash, s.bytes]));
+    const frames = (hash: string, bytes: Buffer | undefined) => {
+      if (!bytes) return -1;
+      try {
+        const opened = openSpool({ key, recordingId, hash }, bytes);
+        return opened.meta ? opened.frames : -1;
+      } catch (err) {
+        if (err instanceof SpoolIntegrityError) return -1;
+        throw err;
+      }
+    };
+    for (const { hash, bytes } of remote) {
+      const mine = local.get(hash);
+      const theirs = frames(hash, bytes);
+      // Nothing here and a copy that does not authenticate: taken anyway, so that the read below
+      // fails the recording (live_spool_tampered) instead of silently resuming without it.
+      const adopt = theirs >= 0 ? theirs >= frames(hash, mine) : mine === undefined;
+      if (adopt && !bytes.equals(mine ?? Buffer.alloc(0)))
+        await this.files.writeStream(orgId, recordingId, hash, bytes);
+    }
   }
 
   /** The participant label of each channel `channels` returns, in the same order. */

@@ -10,6 +10,7 @@ import { actorTicket, actorTicketSchema, readActorTicket } from './actor-ticket.
 import type { AsrEngine } from '../repositories/asr/engine.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import type { LiveBus } from '../repositories/live-bus.repository.js';
+import { SpoolFencedError } from '../repositories/live-spool-replica.repository.js';
 import { liveRecordingRepository } from '../repositories/live-recording.repository.js';
 import type { TicketStore } from '../repositories/ticket.repository.js';
 import { recordingRepository } from '../repositories/recording.repository.js';
@@ -20,7 +21,7 @@ import type { KeyService } from './key.service.js';
 import { LIVE_CLOSE, LiveProtocolError, liveSegmentLocation, type LiveStream } from './live-session.js';
 import { currentActor, recheckSockets, visibility } from './live-access.js';
 import { sealLiveRecording } from './live-finalise.js';
-import type { LiveSpools, StreamSpool } from './live-spool.js';
+import { liveClaimTtlMs, type LiveSpools, type StreamSpool } from './live-spool.js';
 import { sweepLive, type SweepHooks } from './live-sweep.js';
 import { CLOSE_RESTART, LiveSessions, type Session } from './live-sessions.js';
 import { LivePublishQueue } from './live-publish-queue.js';
@@ -52,6 +53,8 @@ export interface LiveDeps {
   clock: Clock;
   logger: Pick<Logger, 'info' | 'warn'>;
   limits: Config['live'];
+  /** This node, for the ingest claim; the spool's Redis replica fences its appends with it. */
+  nodeId?: string;
 }
 
 /** What one ingest socket may do; the route feeds it parsed frames. */
@@ -74,17 +77,19 @@ export class LiveService {
   readonly viewers: LiveViewers;
   private readonly timer: NodeJS.Timeout;
   /** This node, for the ingest claim (LiveBus.claim). */
-  private readonly nodeId = crypto.randomUUID();
+  private readonly nodeId: string;
   /** Live events waiting out a database or Redis outage, per recording, in order. */
   private readonly held: LivePublishQueue;
   private lastRenewal: number;
 
   constructor(private readonly d: LiveDeps) {
+    this.nodeId = d.nodeId ?? crypto.randomUUID();
     this.lastRenewal = this.now();
     this.held = new LivePublishQueue(d.logger);
     this.live = new LiveSessions(d, {
       publish: (orgId, id, event, slotKey) => this.publish(orgId, id, event, slotKey),
       fail: (orgId, id, code) => this.fail(orgId, id, code),
+      lost: (session) => this.lost(session),
     });
     this.viewers = new LiveViewers(
       d.bus,
@@ -151,9 +156,8 @@ export class LiveService {
       throw new AppError('conflict', 'The recording is being streamed to another server');
   }
 
-  /** A node holds its claim on a session's recording this long past its last renewal. */
   private claimTtlMs(): number {
-    return (this.d.limits.recheckSeconds * 3 + 10) * 1000;
+    return liveClaimTtlMs(this.d.limits.recheckSeconds);
   }
 
   /** A single-use ticket for a browser's WebSocket handshake (which cannot send a header). */
@@ -336,6 +340,23 @@ export class LiveService {
     this.d.logger.info({ recordingId }, 'live recording suspended');
   }
 
+  /**
+   * Another node took the recording over (this node's claim lapsed: it was presumed dead, and its
+   * replica appends are now refused), or the recording was deleted meanwhile. Let go without
+   * stopping, failing or releasing anything: the clients reconnect, through the load balancer, to
+   * the node that holds the recording now.
+   */
+  private lost(session: Session): void {
+    const { recordingId } = session;
+    if (this.live.all.get(recordingId) !== session) return;
+    this.live.all.delete(recordingId);
+    session.dispose();
+    for (const sp of session.spools.values()) void sp.close().catch(() => undefined);
+    for (const socket of session.ingest)
+      socket.close(CLOSE_RESTART, 'the recording moved to another server: reconnect and resume');
+    this.d.logger.warn({ recordingId }, 'live recording taken over by another node, or deleted');
+  }
+
   /** 'live' → 'failed' with `code`; the spool (row and files) goes. */
   private async fail(orgId: string, recordingId: string, code: string): Promise<void> {
     await withTenant(this.d.db, { orgId, userId: null }, async (tx) => {
@@ -385,6 +406,9 @@ export class LiveService {
   private async finalise(session: Session, reason: string): Promise<void> {
     const { orgId, recordingId } = session;
     let status: 'queued' | 'failed' = 'failed';
+    // Only the node holding the recording ends it (another may have taken it over meanwhile).
+    if (!(await this.d.bus.claim(recordingId, this.nodeId, this.claimTtlMs()).catch(() => true)))
+      return this.lost(session);
     try {
       await this.publish(orgId, recordingId, { type: 'stopping', stage: 'recognising' });
       await session.finish();
@@ -395,6 +419,7 @@ export class LiveService {
         reason,
       );
     } catch (err) {
+      if (err instanceof SpoolFencedError) return this.lost(session);
       this.d.logger.warn({ recordingId, err: (err as Error).name }, 'live recording could not be finalised');
     }
     this.d.logger.info({ recordingId, reason, status }, 'live recording stopped');
@@ -424,7 +449,11 @@ export class LiveService {
     if (this.now() - this.lastRenewal >= period) {
       this.lastRenewal = this.now();
       for (const [id, s] of this.live.all) {
-        await this.d.bus.claim(id, this.nodeId, this.claimTtlMs()).catch(() => undefined);
+        // A claim another node holds now: that node took the recording over (see `lost`).
+        if (!(await this.d.bus.claim(id, this.nodeId, this.claimTtlMs()).catch(() => true))) {
+          if (!s.ending) this.lost(s);
+          continue;
+        }
         if (s.key)
           await withTenant(this.d.db, { orgId: s.orgId, userId: null }, (tx) =>
             liveRecordingRepository.touchSpool(tx, id, this.d.clock.now()),
