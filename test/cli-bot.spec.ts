@@ -6,8 +6,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wordErrorRate } from '../src/domain/wer.js';
 import { freshIp, signup } from './helpers/auth-client.js';
-import { corpusEntry, corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
+import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
+import { writeCorpusClip } from './helpers/corpus-clip.js';
 import { bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { listenTls, type Listening } from './helpers/live.js';
 import { pollRecording, recordingEnv, upload } from './helpers/recordings.js';
@@ -121,6 +122,12 @@ describe(`sotto bot (${backendLabel})`, () => {
   let user: TestUser;
   let dir: string;
   let caFile: string;
+  /**
+   * The first three turns of call-02 (~16 s of its real speech, cut in a pause): the streamed
+   * file of the --file tests. Half the recognizer work of the whole call for each of the live
+   * pass, the job and the upload they are compared with; still several segments and a resume.
+   */
+  let clip: ReturnType<typeof writeCorpusClip>;
   const ip = freshIp();
 
   beforeAll(async () => {
@@ -134,6 +141,7 @@ describe(`sotto bot (${backendLabel})`, () => {
     dir = mkdtempSync(path.join(tmpdir(), 'sotto-bot-'));
     caFile = path.join(dir, 'ca.pem');
     writeFileSync(caFile, server.ca);
+    if (hasCorpus) clip = writeCorpusClip('call-02', 3, dir);
     await t.services.jobs.start();
   });
   afterAll(async () => {
@@ -160,7 +168,7 @@ describe(`sotto bot (${backendLabel})`, () => {
   let uploadRef: Promise<{ duration: number; segments: Awaited<ReturnType<typeof transcript>> }> | undefined;
   const reference = () =>
     (uploadRef ??= (async () => {
-      const res = await upload(t, user.accessToken, ip, readFileSync(corpusFile('call-02', 'wav')));
+      const res = await upload(t, user.accessToken, ip, readFileSync(clip.file));
       expect(res.statusCode).toBe(202);
       const id = (res.json() as { id: string }).id;
       const done = await untilDone(id);
@@ -170,19 +178,8 @@ describe(`sotto bot (${backendLabel})`, () => {
   it.skipIf(!hasCorpus)(
     `--file --fast: segments on stdout, the recording queued then done like an upload ${hasCorpus ? '' : noCorpusReason}`,
     async () => {
-      const ref = corpusEntry('call-02');
       const run = await startBot(
-        [
-          '--api',
-          api(),
-          '--ca',
-          caFile,
-          '--file',
-          corpusFile('call-02', 'wav'),
-          '--fast',
-          '--title',
-          'Bot call',
-        ],
+        ['--api', api(), '--ca', caFile, '--file', clip.file, '--fast', '--title', 'Bot call'],
         env(),
       ).result;
       expect(run.code, run.stderr).toBe(0);
@@ -191,7 +188,7 @@ describe(`sotto bot (${backendLabel})`, () => {
       expect(lines.length).toBeGreaterThanOrEqual(3);
       for (const l of lines) expect(l).toMatch(segmentLine);
       expect(lines.every((l) => segmentLine.exec(l)?.[1] === 'Speaker 1')).toBe(true);
-      const wer = wordErrorRate(ref.text, spoken(run.stdout)).wer;
+      const wer = wordErrorRate(clip.text, spoken(run.stdout)).wer;
       expect(wer).toBeLessThan(0.5);
       const id = recordingIdOf(run.stderr)!;
       expect(id).toBeDefined();
@@ -209,10 +206,11 @@ describe(`sotto bot (${backendLabel})`, () => {
     async () => {
       const proxy = await tcpProxy(server.port);
       try {
-        // call-02 is ~1 MB of PCM: cut after about a third of it went up.
-        proxy.dropOnceAfter(350_000);
+        // The clip is ~0.5 MB of PCM: cut after about a third of it went up.
+        expect(clip.pcm.byteLength).toBeGreaterThan(3 * 170_000);
+        proxy.dropOnceAfter(170_000);
         const run = await startBot(
-          ['--api', api(proxy.port), '--ca', caFile, '--file', corpusFile('call-02', 'wav'), '--fast'],
+          ['--api', api(proxy.port), '--ca', caFile, '--file', clip.file, '--fast'],
           env(),
         ).result;
         expect(run.code, run.stderr).toBe(0);
@@ -327,14 +325,13 @@ describe(`sotto bot (${backendLabel})`, () => {
   }, 120_000);
 
   it('an untrusted certificate: exit 3 naming --ca; --insecure warns loudly', async () => {
-    const run = await startBot(['--api', api(), '--stdin'], env(), Buffer.alloc(0)).result;
+    // Independent processes: started together (each one's start-up is most of its time).
+    const [run, insecure] = await Promise.all([
+      startBot(['--api', api(), '--stdin'], env(), Buffer.alloc(0)).result,
+      startBot(['--api', api(), '--insecure', '--stdin', '--fast'], env(), Buffer.alloc(0)).result,
+    ]);
     expect(run.code).toBe(3);
     expect(run.stderr).toMatch(/certificate of 127\.0\.0\.1:\d+ is not trusted .*--ca FILE/);
-    const insecure = await startBot(
-      ['--api', api(), '--insecure', '--stdin', '--fast'],
-      env(),
-      Buffer.alloc(0),
-    ).result;
     expect(insecure.stderr).toContain('WARNING: --insecure');
     // No audio at all: the server ends the recording failed, the bot still exits cleanly.
     expect(insecure.stderr).toMatch(/stopped: failed/);
@@ -346,25 +343,23 @@ describe(`sotto bot (${backendLabel})`, () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as net.AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
-    const refused = await startBot(['--api', api(port), '--ca', caFile, '--stdin'], env(), Buffer.alloc(0))
-      .result;
+    // Independent processes: started together (each one's start-up is most of its time).
+    const [refused, wrongPath, http, noMic, both] = await Promise.all([
+      startBot(['--api', api(port), '--ca', caFile, '--stdin'], env(), Buffer.alloc(0)).result,
+      startBot(['--api', `${api()}/not-sotto`, '--ca', caFile, '--stdin'], env(), Buffer.alloc(0)).result,
+      startBot(['--api', 'http://127.0.0.1:1', '--stdin'], env(), Buffer.alloc(0)).result,
+      startBot(['--api', api(), '--ca', caFile, '--mic'], { ...env(), PATH: dir }).result,
+      startBot(['--api', api(), '--stdin', '--mic'], env()).result,
+    ]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/cannot reach https:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
-    const wrongPath = await startBot(
-      ['--api', `${api()}/not-sotto`, '--ca', caFile, '--stdin'],
-      env(),
-      Buffer.alloc(0),
-    ).result;
     expect(wrongPath.code).toBe(2);
     expect(wrongPath.stderr).toContain("is --api the Sotto server's public URL?");
-    const http = await startBot(['--api', 'http://127.0.0.1:1', '--stdin'], env(), Buffer.alloc(0)).result;
     expect(http.code).toBe(2);
     expect(http.stderr).toContain('--api must be an https:// URL');
-    const noMic = await startBot(['--api', api(), '--ca', caFile, '--mic'], { ...env(), PATH: dir }).result;
     expect(noMic.code).toBe(1);
     expect(noMic.stderr).toContain('--mic needs `arecord` (alsa-utils) or `sox` on PATH');
     expect(noMic.stderr).not.toContain('live recording');
-    const both = await startBot(['--api', api(), '--stdin', '--mic'], env()).result;
     expect(both.code).toBe(1);
     expect(both.stderr).toContain('exactly one of --file FILE, --stdin or --mic');
   }, 120_000);

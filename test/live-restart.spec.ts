@@ -13,14 +13,15 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readWav } from '../src/audio/wav.js';
 import type { Database } from '../src/db/database.js';
 import { withTenant } from '../src/db/tenant.js';
 import { ManualClock } from '../src/repositories/clock.repository.js';
 import { freshIp } from './helpers/auth-client.js';
-import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
-import { readCorpusMono } from './helpers/corpus-audio.js';
+import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
+import { corpusClip } from './helpers/corpus-clip.js';
 import { bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
 import { instanceFactory, serve, serveEnv, type Instance } from './helpers/live-instances.js';
 import { createLive, frames, mustOpen, openWs, type Conn } from './helpers/live.js';
@@ -35,6 +36,12 @@ import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis }
  * tail, put back after the instance is gone.
  */
 const SPEAKER = 'Dr Zebedee Quillfeather';
+/**
+ * The first three turns of call-02 (~16 s of its real speech, cut in a pause): what the spool
+ * must keep exactly does not need the whole call, and each recognizer pass (live, the jobs, the
+ * upload compared with) is half as long.
+ */
+const CLIP_TURNS = 3;
 
 /** The client side of resuming: start (no seq), read the server's ack, resend from there. */
 async function resume(c: Conn, all: Buffer[], participant = SPEAKER): Promise<number> {
@@ -54,6 +61,22 @@ async function send(c: Conn, all: Buffer[], from: number, to: number): Promise<v
     .catch(async (err: Error) => {
       throw new Error(`${err.message}; closed ${JSON.stringify(await c.closed)}`);
     });
+}
+
+/**
+ * With Redis every spool record is also in Redis (docs/live.md, "Resuming on another node"), and a
+ * restore prefers that copy. The cases below stage this node's disk (a crash point, a tampered
+ * record, a lost folder), so the copy goes too: what remains is the disk as staged.
+ */
+async function dropReplica(recordingId: string): Promise<void> {
+  if (!usingRedis) return;
+  const redis = new Redis(process.env.REDIS_URL!);
+  try {
+    const keys = await redis.keys(`*live-spool:${recordingId}`);
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 function spoolFiles(dataDir: string): string[] {
@@ -143,7 +166,7 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
   it.skipIf(!hasCorpus)(
     `graceful restart and crash mid-stream: resumed, then the same audio and transcript as an upload ${hasCorpus ? '' : noCorpusReason}`,
     async () => {
-      const { pcm } = readCorpusMono('call-02');
+      const { pcm, wav } = corpusClip('call-02', CLIP_TURNS);
       const all = frames(pcm);
       const half = Math.floor(all.length / 2);
 
@@ -182,6 +205,7 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
       // Acknowledged after the snapshot: lost in the "crash", so the client must resend them.
       await send(c, all, half, half + 20);
       await restart();
+      await dropReplica(crashed);
       rmSync(spoolDir, { recursive: true, force: true });
       cpSync(snapshot, spoolDir, { recursive: true });
       const [file] = readdirSync(spoolDir);
@@ -197,7 +221,7 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
       await stopAndCheck(c, crashed, pcm);
 
       // The final transcripts equal an upload's of the same file.
-      const uploaded = await upload(inst!, user.accessToken, ip, readFileSync(corpusFile('call-02', 'wav')));
+      const uploaded = await upload(inst!, user.accessToken, ip, wav);
       expect(uploaded.statusCode).toBe(202);
       await inst!.services.jobs.start();
       const strip = (b: { segments: { start: number; end: number; text: string }[] }) =>
@@ -234,6 +258,7 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
     await send(c, all, 10, 20);
     await send(c, all, 20, 30);
     await restart();
+    await dropReplica(id);
     const dir = path.join(dataDir, 'live', user.orgId, id);
     const file = path.join(dir, readdirSync(dir)[0]!);
     const bytes = readFileSync(file);
@@ -278,6 +303,7 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
     const WINDOW_MS = 60_000;
     await restart({ SOTTO_LIVE_RESUME_SECONDS: String(WINDOW_MS / 1000) }, clock);
     rmSync(path.join(dataDir, 'live', user.orgId, lost), { recursive: true, force: true });
+    await dropReplica(lost);
     // Deleted while suspended: its spool folder goes with the recording, at once (docs/lifecycle.md).
     const removed = await inst!.app.inject({
       method: 'DELETE',
@@ -352,7 +378,7 @@ describe.skipIf(!usingPostgres || !hasCorpus)(
         local = undefined;
 
         const childEnv = serveEnv(shared, url!, usingRedis ? process.env.REDIS_URL : undefined);
-        const { pcm } = readCorpusMono('call-02');
+        const { pcm } = corpusClip('call-02', CLIP_TURNS);
         const all = frames(pcm);
         const half = Math.floor(all.length / 2);
         const first = await serve(childEnv);

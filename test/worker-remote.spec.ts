@@ -18,6 +18,7 @@ import { WorkerApiError } from '../src/repositories/worker-api.repository.js';
 import { ensureSelfSignedCert, type SelfSignedResult } from '../src/repositories/tls.repository.js';
 import { freshIp } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
+import { writeCorpusClip } from './helpers/corpus-clip.js';
 import { bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { pollRecording, recordingEnv, upload } from './helpers/recordings.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
@@ -42,6 +43,11 @@ describe.skipIf(!hasCorpus)(
     const ip = freshIp();
     const short = () => readFileSync(corpusFile('solo-03', 'wav'));
     const longer = () => readFileSync(corpusFile('call-02', 'wav'));
+    /**
+     * The first three turns of call-02 (~16 s, cut in a pause): long enough that a job is still
+     * recognising well after its progress first moves, half the whole call for the run to its end.
+     */
+    let midLength: () => Buffer;
     const quiet = pino({ level: 'silent' });
 
     const api = (method: string, url: string, token: string, payload?: Record<string, unknown>) =>
@@ -125,6 +131,8 @@ describe.skipIf(!hasCorpus)(
       transport = await startTransport({ services: t.services, tls: cert });
       apiUrl = `https://127.0.0.1:${transport.address.port}`;
       user = await createOrgWithUser(t.services, { role: 'owner' });
+      const clip = writeCorpusClip('call-02', 3, dir).file;
+      midLength = () => readFileSync(clip);
     });
     afterAll(async () => {
       await t?.services.jobs.stop();
@@ -204,20 +212,17 @@ describe.skipIf(!hasCorpus)(
           (await api('POST', `/api/v1/worker/jobs/${id}/release`, token, { leaseId: lease })).statusCode,
         ).toBe(200);
       }
-      // Drain them so later tests start from an empty queue.
-      await t.services.jobs.start();
-      try {
-        await finished(x);
-        await finished(y);
-      } finally {
-        await t.services.jobs.stop();
+      // Deleted (their jobs go with them) so later tests start from an empty queue.
+      for (const id of [x, y]) {
+        expect((await api('DELETE', `/api/v1/recordings/${id}`, user.accessToken)).statusCode).toBe(204);
+        expect(await jobRow(id)).toBeUndefined();
       }
     }, 600_000);
 
     it('a token revoked mid-job: the worker stops, its result is refused, another worker finishes once', async () => {
       const w1 = await newToken('revoked-mid-job');
       const w2 = await newToken('takes-over');
-      const id = (await upload(t, user.accessToken, ip, longer())).json().id as string;
+      const id = (await upload(t, user.accessToken, ip, midLength())).json().id as string;
       const first: RunningWorker = await worker(w1.token);
       try {
         await pollRecording(
@@ -339,28 +344,33 @@ describe.skipIf(!hasCorpus)(
 
       it('says clearly what is wrong: no token, untrusted certificate, wrong URL, refused token', async () => {
         const w = await newToken('cli-checks');
-        const none = await outcome(run(['--api', apiUrl, '--ca', cert.certFile], {}));
+        // Independent processes: started together (each one's start-up is most of its time).
+        const [none, untrusted, wrong, plain, forged, insecure] = await Promise.all([
+          outcome(run(['--api', apiUrl, '--ca', cert.certFile], {})),
+          outcome(run(['--api', apiUrl], { SOTTO_WORKER_TOKEN: w.token })),
+          outcome(
+            run(['--api', 'https://127.0.0.1:1', '--ca', cert.certFile], { SOTTO_WORKER_TOKEN: w.token }),
+          ),
+          outcome(run(['--api', 'http://127.0.0.1:1'], { SOTTO_WORKER_TOKEN: w.token })),
+          outcome(
+            run(['--api', apiUrl, '--ca', cert.certFile], {
+              SOTTO_WORKER_TOKEN: `${w.token.slice(0, -2)}zz`,
+            }),
+          ),
+          outcome(
+            run(['--api', apiUrl, '--insecure', '--ca', cert.certFile], { SOTTO_WORKER_TOKEN: w.token }),
+          ),
+        ]);
         expect(none.code).toBe(1);
         expect(none.err).toContain('SOTTO_WORKER_TOKEN');
-        const untrusted = await outcome(run(['--api', apiUrl], { SOTTO_WORKER_TOKEN: w.token }));
         expect(untrusted.code).toBe(1);
         expect(untrusted.err).toMatch(/certificate .* is not trusted.*--ca/);
-        const wrong = await outcome(
-          run(['--api', 'https://127.0.0.1:1', '--ca', cert.certFile], { SOTTO_WORKER_TOKEN: w.token }),
-        );
         expect(wrong.code).toBe(1);
         expect(wrong.err).toMatch(/cannot reach https:\/\/127\.0\.0\.1:1/);
-        const plain = await outcome(run(['--api', 'http://127.0.0.1:1'], { SOTTO_WORKER_TOKEN: w.token }));
         expect(plain.code).toBe(1);
         expect(plain.err).toContain('https://');
-        const forged = await outcome(
-          run(['--api', apiUrl, '--ca', cert.certFile], { SOTTO_WORKER_TOKEN: `${w.token.slice(0, -2)}zz` }),
-        );
         expect(forged.code).toBe(1);
         expect(forged.err).toContain('refused the worker token');
-        const insecure = await outcome(
-          run(['--api', apiUrl, '--insecure', '--ca', cert.certFile], { SOTTO_WORKER_TOKEN: w.token }),
-        );
         expect(insecure.code).toBe(1);
         expect(insecure.err).toContain('exclude each other');
         for (const r of [none, untrusted, wrong, forged]) expect(r.err + r.out).not.toContain(w.token);
