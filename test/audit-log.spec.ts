@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditVerify } from '../src/cli/commands/audit.js';
-import { CliError } from '../src/cli/runtime.js';
+import { CliError } from '../src/cli/cli-error.js';
 import { withSystem, withTenant } from '../src/db/tenant.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';

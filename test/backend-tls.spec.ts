@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMigrate } from '../src/cli/commands/migrate.js';
-import { CliError, connectRedis, openDataStore, openRuntime } from '../src/cli/runtime.js';
+import { CliError } from '../src/cli/cli-error.js';
+import { connectRedis, openDataStore, openRuntime } from '../src/cli/runtime.js';
 import { ConfigError, loadBootstrapConfig, loadConfig } from '../src/config/config.js';
 import { createLogger } from '../src/http/logger.js';
 import {

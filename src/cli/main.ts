@@ -11,10 +11,11 @@ import { registerInitCommand } from './commands/init.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerMigrateCommand } from './commands/migrate.js';
 import { registerModelCommands } from './commands/models.js';
-import { registerServeCommand } from './commands/serve.js';
+import { registerServeCommand } from './commands/serve-command.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { registerWorkersCommands } from './commands/workers.js';
-import { CliError, openRuntime, type Runtime } from './runtime.js';
+import { CliError } from './cli-error.js';
+import { openRuntime, type Runtime } from './runtime.js';
 
 /**
  * The `sotto` binary. Commands that need the database open it through `boot`, once per process;

@@ -2,13 +2,14 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createServices, type Services } from '../app.js';
+import type { Services } from '../app.js';
 import type { BackendTls } from '../config/backend-tls.js';
 import type { Config } from '../config/config.js';
 import { openDatabase, type Database } from '../db/database.js';
 import { migrate, pendingMigrations } from '../db/migrate.js';
 import { createLogger } from '../http/logger.js';
 import { liveFileKeyring } from '../repositories/master-key-file.repository.js';
+import { CliError } from './cli-error.js';
 import {
   LockedError,
   acquireProcessLock,
@@ -20,9 +21,6 @@ import {
  * rules for all: the embedded database is locked to one process, the schema must be current, and
  * a configured Redis must answer. Anything opened is closed again if a later step fails.
  */
-export class CliError extends Error {
-  override name = 'CliError';
-}
 
 export interface Runtime {
   config: Config;
@@ -156,6 +154,9 @@ export async function openRuntime(config: Config, opts: RuntimeOptions = {}): Pr
       config.masterKeySource.kind === 'file'
         ? liveFileKeyring(config.masterKeySource.path, config.masterKeys)
         : config.masterKeys;
+    // The whole app is loaded only by the commands that open it: `sotto bot`, `sotto worker` and
+    // `--help` start in a fraction of the time (each import of it cost about a second).
+    const { createServices } = await import('../app.js');
     const services = await createServices({ config: { ...config, masterKeys }, db: store.db, redis, logger });
     return {
       config,

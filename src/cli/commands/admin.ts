@@ -3,7 +3,7 @@ import type { Services } from '../../app.js';
 import { randomToken } from '../../crypto/random.js';
 import { AppError } from '../../domain/errors.js';
 import { email as emailSchema, personName } from '../../http/routes/org/schema.js';
-import { CliError } from '../runtime.js';
+import { CliError } from '../cli-error.js';
 import { stdout, type Print } from '../output.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Services } from '../../app.js';
 import type { ChainReport } from '../../services/audit.service.js';
-import { CliError } from '../runtime.js';
+import { CliError } from '../cli-error.js';
 import { stdout, type Print } from '../output.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

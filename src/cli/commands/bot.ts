@@ -20,7 +20,7 @@ import {
   type Tokens,
 } from '../../repositories/live-client.repository.js';
 import { IngestStream, WatchStream, type Auth, type Segment, type StreamEvent } from '../bot-stream.js';
-import { CliError } from '../runtime.js';
+import { CliError } from '../cli-error.js';
 
 /**
  * `sotto bot`: a capture client for live recordings (docs/live.md, "sotto bot"). It creates a

@@ -7,7 +7,7 @@ import {
   type OrgNotifyResult,
 } from '../../services/incident-notify.service.js';
 import { IncidentService, type IncidentReport } from '../../services/incident.service.js';
-import { CliError } from '../runtime.js';
+import { CliError } from '../cli-error.js';
 import { stdout, type Print } from '../output.js';
 
 export interface IncidentReportOptions {

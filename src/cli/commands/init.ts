@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { loadBootstrapConfig } from '../../config/config.js';
 import { createKeyFile, ensurePrivateDir } from '../../repositories/master-key-file.repository.js';
 import { stdout, type Print } from '../output.js';
-import { CliError, pgliteDir } from '../runtime.js';
+import { CliError } from '../cli-error.js';
+import { pgliteDir } from '../runtime.js';
 
 /**
  * `sotto init`: creates the data directory and a master key file for the embedded default. The

@@ -6,7 +6,7 @@ import { systemClock } from '../../repositories/clock.repository.js';
 import { ModelRepository, type DownloadProgress } from '../../repositories/model.repository.js';
 import { ModelService } from '../../services/model.service.js';
 import { stdout, type Print } from '../output.js';
-import { CliError } from '../runtime.js';
+import { CliError } from '../cli-error.js';
 
 /**
  * `sotto models pull <name> | list`: whisper models under `${SOTTO_DATA_DIR}/models/`. Needs

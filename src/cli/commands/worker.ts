@@ -12,7 +12,7 @@ import { WorkerApiError, WorkerApiRepository } from '../../repositories/worker-a
 import { JobRunner } from '../../services/job-runner.service.js';
 import { PipelineService } from '../../services/pipeline.service.js';
 import { RemoteJobSource } from '../../services/remote-job.service.js';
-import { CliError } from '../runtime.js';
+import { CliError } from '../cli-error.js';
 
 /**
  * `sotto worker`: a transcription worker on another machine (a GPU node). It loads no server

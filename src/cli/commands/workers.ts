@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Services } from '../../app.js';
 import { AppError } from '../../domain/errors.js';
-import { CliError } from '../runtime.js';
+import { CliError } from '../cli-error.js';
 import { stdout, type Print } from '../output.js';
 
 /**
