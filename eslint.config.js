@@ -27,7 +27,7 @@ const architecture = {
     },
     // Files, not folders: the composition root, and specs colocated with the code they test.
     'boundaries/files': [
-      { category: 'root', pattern: 'src/app.ts' },
+      { category: 'root', pattern: ['src/app.ts', 'src/app-storage.ts', 'src/app.types.ts'] },
       { category: 'spec', pattern: '**/*.spec.ts' },
     ],
     'boundaries/elements': [

@@ -1,15 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Redis } from 'ioredis';
-import type { Config } from './config/config.js';
-import type { RandomSource } from './domain/backoff.js';
 import { PasswordHasher } from './crypto/password.js';
-import type { Database } from './db/database.js';
-import { systemClock, type Clock } from './repositories/clock.repository.js';
-import { createMailer, type Mailer } from './repositories/mail.repository.js';
+import { systemClock } from './repositories/clock.repository.js';
+import { createMailer } from './repositories/mail.repository.js';
 import { RateLimitRepository } from './repositories/rate-limit.repository.js';
-import { selectEngine, type SelectEngineDeps } from './repositories/asr/select-engine.js';
+import { selectEngine } from './repositories/asr/select-engine.js';
 import { engineModelName, EngineReadinessService } from './services/engine-readiness.service.js';
 import { createAudioDecoder } from './repositories/audio-decoder.repository.js';
 import { UploadFileRepository } from './repositories/upload-file.repository.js';
@@ -57,7 +53,6 @@ import { LiveSpools, replicaBounds } from './services/live-spool.js';
 import { SchedulerService } from './services/scheduler.service.js';
 import { ArchiveService } from './services/archive.service.js';
 import { DataKeyRotationService } from './services/data-key-rotation.service.js';
-import { DatabaseArchiveStore, DirArchiveStore } from './repositories/archive-store.repository.js';
 import { ExportFileRepository } from './repositories/export-file.repository.js';
 import { OrgExportService } from './services/org-export.service.js';
 import { OrgExportInvalidation } from './services/org-export-invalidation.js';
@@ -66,111 +61,24 @@ import { ReauthService } from './services/reauth.service.js';
 import { OrgDeletionService } from './services/org-deletion.service.js';
 import { AccountDeletionService } from './services/account-deletion.service.js';
 import { OrgFilesRepository } from './repositories/org-files.repository.js';
-import { SealedFileStore, type SealedObjectStore } from './repositories/sealed-file-store.repository.js';
-import { S3Bucket } from './repositories/s3-bucket.repository.js';
-import { S3ObjectStore } from './repositories/s3-object-store.repository.js';
-import { S3ArchiveStore } from './repositories/s3-archive-store.repository.js';
-import { S3KekRepository } from './repositories/s3-kek.repository.js';
-import { OrgKekRepository, type OrgKekStore } from './repositories/org-kek.repository.js';
+import { openStores } from './app-storage.js';
 
 /**
  * The composition root: builds every service from its dependencies. Entry points (the CLI, tests,
- * benches) call this; nothing below it constructs its own collaborators.
+ * benches) call this; nothing below it constructs its own collaborators. What it takes and
+ * returns is typed in app.types.ts; the stores (keys, audio, exports, archive) are opened in
+ * app-storage.ts.
  */
-export interface Deps {
-  config: Config;
-  db: Database;
-  redis: Redis | undefined;
-  logger: Logger;
-  clock?: Clock;
-  /** The retry backoffs' random source (tests: a fixed one, so delays are exact); Math.random by default. */
-  random?: RandomSource;
-  /** Engine selection overrides (tests: a pocketsphinx that is not installed). */
-  engineDeps?: SelectEngineDeps;
-  /** Without a usable engine, how often the in-process worker looks again (default 30 s). */
-  engineRecheckMs?: number;
-}
+import type { Deps, Services } from './app.types.js';
 
-export interface Services {
-  config: Config;
-  db: Database;
-  redis: Redis | undefined;
-  logger: Logger;
-  clock: Clock;
-  hasher: PasswordHasher;
-  keys: KeyService;
-  /** Master key ages against SOTTO_KEY_MAX_AGE_DAYS (start-up log, /readyz, `sotto keys status`). */
-  keyAge: KeyAgeService;
-  audit: AuditService;
-  tokens: TokenService;
-  actors: ActorService;
-  health: HealthService;
-  /** This node's public URL heartbeat (started by `sotto serve`). */
-  nodes: ServerNodeService;
-  /** The speech-recognition engine: chosen on first use, whether one is usable (serve, /readyz, admins). */
-  engines: EngineReadinessService;
-  /** Rate-limit counters (Redis when configured, memory otherwise); used by the HTTP rate-limit plugin. */
-  rateLimits: RateLimitRepository;
-  loginGuard: LoginGuard;
-  mailer: Mailer;
-  orgs: OrgService;
-  members: MemberService;
-  invitations: InvitationService;
-  support: SupportService;
-  /** Login sessions, refresh-token rotation, devices. */
-  sessions: SessionService;
-  /** TOTP second factor and recovery codes. */
-  mfa: MfaService;
-  /** Login, password change, me. */
-  auth: AuthService;
-  /** Signup that tells no one whether an address has an account; the org exists once the email is verified. */
-  signup: SignupService;
-  /** OIDC single sign-on: the org's connection, the sign-in flow, require-SSO (docs/sso.md). */
-  sso: SsoService;
-  /** Upload, list, status, transcript, delete. */
-  recordings: RecordingService;
-  /** Sealed audio at rest (seal at upload, checkout for the pipeline, storeAudio policy, playback). */
-  audio: AudioStoreService;
-  /** Short-lived playback tickets, so an <audio> element streams ranges without the bearer token. */
-  audioTickets: AudioTicketService;
-  /** Transcript read (current/original), edit, export, report. */
-  transcripts: TranscriptService;
-  /** Search over visible titles and transcripts (encrypted index, candidates decrypted to confirm: docs/search.md). */
-  search: RecordingSearchService;
-  /** An admin's retry of a failed recording whose audio is still stored (issue 17). */
-  recordingRetry: RecordingRetryService;
-  /** The in-process transcription worker (started by `serve`; tests start it explicitly). */
-  jobs: RecordingJobService;
-  /** Remote worker tokens (org admins and the operator's `sotto workers`). */
-  workerTokens: WorkerTokenService;
-  /** Personal API tokens (`sotto_pat_…`, docs/api-tokens.md). */
-  apiTokens: ApiTokenService;
-  /** Org webhooks and their delivery loop (started by `serve`; tests call deliverDue). */
-  webhooks: WebhookService;
-  /** The database side of jobs: the in-process worker's and the remote worker routes'. */
-  jobQueue: JobQueueService;
-  /** Live recordings: create, WSS ingest and watch, stop → queued job (docs/live.md). */
-  live: LiveService;
-  /** Periodic maintenance claimed per task in the database (one node per interval); started by `serve`. */
-  scheduler: SchedulerService;
-  /** Cold archive: retention, list, restore, hard delete with receipt (docs/lifecycle.md). */
-  archive: ArchiveService;
-  /** Organization deletion: crypto-shredding, then purge (docs/lifecycle.md). */
-  orgDeletion: OrgDeletionService;
-  /** Account deletion: login ends at once, the rest by the `account-deletions` task. */
-  accountDeletion: AccountDeletionService;
-  /** Data-portability exports of a whole org (background zip build, sealed at rest, expiry sweep). */
-  orgExports: OrgExportService;
-  /** Where sealed audio and exports live (SOTTO_STORAGE); `check` for the start-up log and /readyz. */
-  storage: Pick<SealedObjectStore, 'kind' | 'check'>;
-}
+export type { Deps, Services };
 
 export async function createServices(deps: Deps): Promise<Services> {
   const { config, db, redis, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const hasher = new PasswordHasher(config.argon2Concurrency);
-  const keks = await openKekStore(config, logger);
-  const keys = new KeyService(db, config.masterKeys, keks);
+  const stores = await openStores(config, db, logger);
+  const keys = new KeyService(db, config.masterKeys, stores.keks);
   // Pre-0012 orgs: data keys wrapped by the master key move under a per-org KEK (idempotent).
   await keys.upgradeLegacy();
   const audit = new AuditService(db, clock, keys);
@@ -257,24 +165,12 @@ export async function createServices(deps: Deps): Promise<Services> {
   const uploads = new UploadFileRepository(path.join(config.tmpDir, 'uploads'));
   // The data disk's free-space floor: /readyz and uploads (docs/deployment.md, outages).
   const disk = { space: new DiskSpaceRepository(config.dataDir), minFreeBytes: config.diskMinFreeBytes };
-  // Sealed audio and exports: the data directory, or one S3 bucket shared by every node
-  // (docs/audio-storage.md#object-storage). Plaintext scratch stays local either way.
-  const bucket = config.storage.kind === 's3' ? new S3Bucket(config.storage.s3) : undefined;
-  const blobStore: SealedObjectStore = bucket
-    ? new S3ObjectStore(bucket, 'audio', 'blob')
-    : new SealedFileStore(path.join(config.dataDir, 'audio'), 'blob');
-  const exportStore = bucket ? new S3ObjectStore(bucket, 'exports', 'export') : undefined;
+  const { bucket, blobStore, exportStore, archiveStore, storageCheck } = stores;
   const audioBlobs = new AudioBlobRepository(blobStore, path.join(config.tmpDir, 'work'));
   const audio = new AudioStoreService(db, keys, audit, audioBlobs, uploads, clock, logger);
   const exportFiles = new ExportFileRepository(path.join(config.dataDir, 'exports'), exportStore);
   // Hard deletions expire the org's ready/building exports (docs/lifecycle.md).
   const exportInvalidation = new OrgExportInvalidation(exportFiles);
-  const archiveStore =
-    config.archive.store === 'database'
-      ? new DatabaseArchiveStore(db)
-      : config.archive.store === 's3' && bucket
-        ? new S3ArchiveStore(bucket)
-        : new DirArchiveStore(config.archive.dir);
   const archive = new ArchiveService(
     db,
     keys,
@@ -366,16 +262,6 @@ export async function createServices(deps: Deps): Promise<Services> {
   );
   // Nodes that disagree on SOTTO_PUBLIC_URL reject each other's tokens: said in the log and /readyz.
   const nodes = new ServerNodeService(db, clock, logger, { publicUrl: config.publicUrl });
-  // A node without its key bucket can neither create an org nor open one not yet cached.
-  const storageCheck: Pick<SealedObjectStore, 'check'> =
-    keks.kind === 's3'
-      ? {
-          check: async () => {
-            const [data, keyStore] = await Promise.all([blobStore.check(), keks.check()]);
-            return data !== 'ok' ? data : keyStore;
-          },
-        }
-      : blobStore;
   const health = new HealthService(db, redis, engines, jobQueue, disk, nodes, storageCheck);
   const orgExports = new OrgExportService(
     db,
@@ -484,24 +370,6 @@ export async function createServices(deps: Deps): Promise<Services> {
       nodeId: liveNodeId,
     }),
   };
-}
-
-/** The per-org KEK store (SOTTO_KEY_STORE): the key directory, or a bucket of its own. */
-async function openKekStore(config: Config, logger: Logger): Promise<OrgKekStore> {
-  if (config.keyStore.kind === 'dir') return new OrgKekRepository(config.keyStore.dir);
-  const { store, versioning } = await S3KekRepository.open(new S3Bucket(config.keyStore.s3));
-  if (versioning === 'unknown')
-    logger.warn(
-      { keyStore: store.location },
-      'could not read the versioning of SOTTO_KEY_S3_BUCKET: make sure versioning and object lock are off, or deleted organizations keep their keys as old versions (docs/deployment.md#key-store)',
-    );
-  const status = await store.check();
-  if (status !== 'ok')
-    logger.error(
-      { keyStore: store.location, status },
-      'key store unusable (SOTTO_KEY_S3_*): no organization can be created or opened until fixed; /readyz reports storage not ok',
-    );
-  return store;
 }
 
 /**
