@@ -10,7 +10,13 @@ import { freshIp } from './helpers/auth-client.js';
 import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
 import { bearer, createOrgWithUser, eventually } from './helpers/fixtures.js';
-import { instanceFactory, serve, serveEnv, type Instance } from './helpers/live-instances.js';
+import {
+  instanceFactory,
+  liveRecordingThenClose,
+  serve,
+  serveEnv,
+  type Instance,
+} from './helpers/live-instances.js';
 import { createLive, frames, mustOpen, openWs, type Conn } from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
@@ -53,17 +59,7 @@ describe.skipIf(skip)(`a live session resumes on another node after SIGKILL (${b
     let local: Instance | undefined = await start();
     const children: ChildProcess[] = [];
     try {
-      const user = await createOrgWithUser(local.services, { role: 'owner' });
-      const ip = freshIp();
-      await local.app.inject({
-        method: 'PATCH',
-        url: '/api/v1/org/settings',
-        headers: bearer(user.accessToken),
-        payload: { storeAudio: true },
-        remoteAddress: ip,
-      });
-      const id = await createLive(local, user.accessToken, ip, 'Failover');
-      await local.close();
+      const { user, ip, id } = await liveRecordingThenClose(local, 'Failover');
       local = undefined;
 
       const nodeEnv = (dataDir: string) =>

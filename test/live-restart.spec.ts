@@ -23,7 +23,13 @@ import { freshIp } from './helpers/auth-client.js';
 import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { corpusClip } from './helpers/corpus-clip.js';
 import { bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
-import { instanceFactory, serve, serveEnv, type Instance } from './helpers/live-instances.js';
+import {
+  instanceFactory,
+  liveRecordingThenClose,
+  serve,
+  serveEnv,
+  type Instance,
+} from './helpers/live-instances.js';
 import { createLive, frames, mustOpen, openWs, type Conn } from './helpers/live.js';
 import { pollRecording, recordingEnv, upload } from './helpers/recordings.js';
 import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
@@ -364,17 +370,7 @@ describe.skipIf(!usingPostgres || !hasCorpus)(
       let local: Instance | undefined = await start();
       const children: ChildProcess[] = [];
       try {
-        const user = await createOrgWithUser(local.services, { role: 'owner' });
-        const ip = freshIp();
-        await local.app.inject({
-          method: 'PATCH',
-          url: '/api/v1/org/settings',
-          headers: bearer(user.accessToken),
-          payload: { storeAudio: true },
-          remoteAddress: ip,
-        });
-        const id = await createLive(local, user.accessToken, ip, 'Killed');
-        await local.close();
+        const { user, ip, id } = await liveRecordingThenClose(local, 'Killed');
         local = undefined;
 
         const childEnv = serveEnv(shared, url!, usingRedis ? process.env.REDIS_URL : undefined);

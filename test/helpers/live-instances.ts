@@ -9,7 +9,9 @@ import type { Database } from '../../src/db/database.js';
 import type { Clock } from '../../src/repositories/clock.repository.js';
 import { createLogger } from '../../src/http/logger.js';
 import { buildServer } from '../../src/http/server.js';
-import { listenTls, type Listening } from './live.js';
+import { freshIp } from './auth-client.js';
+import { bearer, createOrgWithUser, type TestUser } from './fixtures.js';
+import { createLive, listenTls, type Listening } from './live.js';
 import { testMasterKey, type TestApp } from './test-app.js';
 
 /**
@@ -20,6 +22,29 @@ export interface Instance extends TestApp {
   server: Listening;
   /** Graceful: stops the worker, then closes the listener and the app (onClose hooks run). */
   close(): Promise<void>;
+}
+
+/**
+ * An owner of an org that stores audio, and a live recording of theirs, made through an
+ * in-process instance that is then closed: what the multi-process specs set up before they start
+ * `sotto serve` processes on the same database.
+ */
+export async function liveRecordingThenClose(
+  local: Instance,
+  title: string,
+): Promise<{ user: TestUser; ip: string; id: string }> {
+  const user = await createOrgWithUser(local.services, { role: 'owner' });
+  const ip = freshIp();
+  await local.app.inject({
+    method: 'PATCH',
+    url: '/api/v1/org/settings',
+    headers: bearer(user.accessToken),
+    payload: { storeAudio: true },
+    remoteAddress: ip,
+  });
+  const id = await createLive(local, user.accessToken, ip, title);
+  await local.close();
+  return { user, ip, id };
 }
 
 export function instanceFactory(db: Database, env: Record<string, string>) {
