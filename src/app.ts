@@ -106,7 +106,15 @@ export async function createServices(deps: Deps): Promise<Services> {
   const mailer = createMailer(config.smtpUrl, config.mailFrom);
   const orgs = new OrgService(db, keys, audit);
   const members = new MemberService(db, audit, clock);
-  const invitations = new InvitationService(db, audit, hasher, mailer, clock, logger, config.publicUrl);
+  const invitations = new InvitationService({
+    db,
+    audit,
+    hasher,
+    mailer,
+    clock,
+    logger,
+    publicUrl: config.publicUrl,
+  });
   const support = new SupportService(db, audit, hasher, clock);
   const sessions = new SessionService(db, tokens, audit, clock, {
     absoluteDays: config.refreshAbsoluteDays,
@@ -114,14 +122,14 @@ export async function createServices(deps: Deps): Promise<Services> {
   });
   const apiTokens = new ApiTokenService(db, keys, audit, clock, config.apiTokenMaxDays);
   const actors = new ActorService(db, sessions, clock, apiTokens);
-  const webhooks = new WebhookService(
+  const webhooks = new WebhookService({
     db,
     keys,
     audit,
     clock,
-    new WebhookSender({ ...config.webhooks, timeoutMs: config.webhooks.timeoutSeconds * 1000 }),
+    sender: new WebhookSender({ ...config.webhooks, timeoutMs: config.webhooks.timeoutSeconds * 1000 }),
     logger,
-    {
+    opts: {
       maxAttempts: config.webhooks.maxAttempts,
       backoffSeconds: config.webhooks.backoffSeconds,
       maxBackoffSeconds: 6 * 3600,
@@ -130,7 +138,7 @@ export async function createServices(deps: Deps): Promise<Services> {
       timeoutMs: config.webhooks.timeoutSeconds * 1000,
       rotationGraceSeconds: 24 * 3600,
     },
-  );
+  });
   const mfa = new MfaService(db, keys, audit, loginGuard, clock);
   const sso = new SsoService(
     db,
@@ -148,7 +156,16 @@ export async function createServices(deps: Deps): Promise<Services> {
     undefined,
     { guard: loginGuard, mfa },
   );
-  const auth = new AuthService(db, hasher, audit, loginGuard, sessions, mfa, clock, sso);
+  const auth = new AuthService({
+    db,
+    hasher,
+    audit,
+    guard: loginGuard,
+    sessions,
+    mfa,
+    clock,
+    ssoPolicy: sso,
+  });
   const signup = new SignupService({
     db,
     hasher,
@@ -171,24 +188,32 @@ export async function createServices(deps: Deps): Promise<Services> {
   const exportFiles = new ExportFileRepository(path.join(config.dataDir, 'exports'), exportStore);
   // Hard deletions expire the org's ready/building exports (docs/lifecycle.md).
   const exportInvalidation = new OrgExportInvalidation(exportFiles);
-  const archive = new ArchiveService(
+  const archive = new ArchiveService({
     db,
     keys,
     audit,
-    archiveStore,
+    store: archiveStore,
     audio,
-    audioBlobs,
+    blobs: audioBlobs,
     clock,
     logger,
-    exportInvalidation,
-  );
+    exports: exportInvalidation,
+  });
   const scheduler = new SchedulerService(db, clock, logger, config.maintenanceIntervalSeconds);
   for (const task of archive.tasks()) scheduler.register(task);
   for (const task of sso.tasks()) scheduler.register(task);
   for (const task of signup.tasks()) scheduler.register(task);
   // Scheduled data-key rotation: new version, background re-encryption, retirement (docs/security.md).
-  const dataKeyRotation = new DataKeyRotationService(db, keys, audit, archiveStore, clock, logger, {
-    maxAgeDays: config.dataKeyMaxAgeDays,
+  const dataKeyRotation = new DataKeyRotationService({
+    db,
+    keys,
+    audit,
+    archive: archiveStore,
+    clock,
+    logger,
+    opts: {
+      maxAgeDays: config.dataKeyMaxAgeDays,
+    },
   });
   for (const task of dataKeyRotation.tasks()) scheduler.register(task);
   // Indexes recordings stored before the encrypted search index existed (docs/search.md).
@@ -203,16 +228,16 @@ export async function createServices(deps: Deps): Promise<Services> {
       ? new SpoolReplica(redis, config.redisPrefix, { nodeId: liveNodeId, ...replicaBounds(config.live) })
       : undefined,
   );
-  const recordingDeletion = new RecordingDeletionService(
+  const recordingDeletion = new RecordingDeletionService({
     db,
     audit,
-    audioBlobs,
+    blobs: audioBlobs,
     uploads,
-    liveSpoolFiles,
+    spools: liveSpoolFiles,
     clock,
-    exportInvalidation,
-    liveBus,
-  );
+    exports: exportInvalidation,
+    bus: liveBus,
+  });
   const recordings = new RecordingService({
     db,
     keys,
@@ -243,13 +268,13 @@ export async function createServices(deps: Deps): Promise<Services> {
     verifyEngine: () => engines.verify(),
   });
   const workerTokens = new WorkerTokenService(db, audit, clock);
-  const jobQueue = new JobQueueService(
+  const jobQueue = new JobQueueService({
     db,
     keys,
     audit,
     clock,
     logger,
-    {
+    opts: {
       leaseSeconds: config.jobs.leaseSeconds,
       maxAttempts: config.jobs.maxAttempts,
       backoffSeconds: config.jobs.backoffSeconds,
@@ -259,7 +284,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     },
     audio,
     uploads,
-  );
+  });
   // Nodes that disagree on SOTTO_PUBLIC_URL reject each other's tokens: said in the log and /readyz.
   const nodes = new ServerNodeService(db, clock, logger, { publicUrl: config.publicUrl });
   const health = new HealthService(db, redis, engines, jobQueue, disk, nodes, storageCheck);

@@ -102,15 +102,15 @@ describe(`scheduled data-key rotation (${backendLabel})`, () => {
     });
 
   const rotationWith = (opts: { orgsPerRun?: number } = {}) =>
-    new DataKeyRotationService(
-      t.db,
-      t.services.keys,
-      t.services.audit,
-      new DirArchiveStore(t.services.config.archive.dir),
+    new DataKeyRotationService({
+      db: t.db,
+      keys: t.services.keys,
+      audit: t.services.audit,
+      archive: new DirArchiveStore(t.services.config.archive.dir),
       clock,
-      t.services.logger,
-      { maxAgeDays: 90, retireGraceMs: 0, ...opts },
-    );
+      logger: t.services.logger,
+      opts: { maxAgeDays: 90, retireGraceMs: 0, ...opts },
+    });
 
   /** An archive row of the org sealed under its active version, with no object in the store. */
   const archiveRowWithoutObject = (orgId: string, userId: string, version: number | null) =>
@@ -347,15 +347,15 @@ describe(`scheduled data-key rotation (${backendLabel})`, () => {
     });
     for (const org of [c, d, e]) await age(org.orgId, 100);
 
-    const rotation = new DataKeyRotationService(
-      t.db,
-      t.services.keys,
-      t.services.audit,
-      store,
+    const rotation = new DataKeyRotationService({
+      db: t.db,
+      keys: t.services.keys,
+      audit: t.services.audit,
+      archive: store,
       clock,
-      t.services.logger,
-      { maxAgeDays: 90, retireGraceMs: 0 },
-    );
+      logger: t.services.logger,
+      opts: { maxAgeDays: 90, retireGraceMs: 0 },
+    });
     const run = await rotation.runOnce();
     expect(run.rotated).toBe(3);
     // E retires at once (grace 0); C keeps v1 for its archive object; D for its damaged row.
@@ -395,15 +395,15 @@ describe(`scheduled data-key rotation (${backendLabel})`, () => {
   it('SOTTO_DATA_KEY_MAX_AGE_DAYS=0 never rotates', async () => {
     const f = await createOrgWithUser(t.services, { role: 'owner', orgName: 'Never F' });
     await age(f.orgId, 10_000);
-    const off = new DataKeyRotationService(
-      t.db,
-      t.services.keys,
-      t.services.audit,
-      new DirArchiveStore(t.services.config.archive.dir),
+    const off = new DataKeyRotationService({
+      db: t.db,
+      keys: t.services.keys,
+      audit: t.services.audit,
+      archive: new DirArchiveStore(t.services.config.archive.dir),
       clock,
-      t.services.logger,
-      { maxAgeDays: 0 },
-    );
+      logger: t.services.logger,
+      opts: { maxAgeDays: 0 },
+    });
     expect((await off.runOnce()).rotated).toBe(0);
     expect(await versionsOf(f.orgId)).toEqual([1]);
   });
@@ -420,15 +420,15 @@ describe(`scheduled data-key rotation (${backendLabel})`, () => {
     t.services.keys.forgetOrg(lost.orgId);
     try {
       // batchSize 1: the failing org must not come back first in every batch either.
-      const rotation = new DataKeyRotationService(
-        t.db,
-        t.services.keys,
-        t.services.audit,
-        new DirArchiveStore(t.services.config.archive.dir),
+      const rotation = new DataKeyRotationService({
+        db: t.db,
+        keys: t.services.keys,
+        audit: t.services.audit,
+        archive: new DirArchiveStore(t.services.config.archive.dir),
         clock,
-        t.services.logger,
-        { maxAgeDays: 90, retireGraceMs: 0, batchSize: 1 },
-      );
+        logger: t.services.logger,
+        opts: { maxAgeDays: 90, retireGraceMs: 0, batchSize: 1 },
+      });
       await rotation.runOnce();
       expect(await versionsOf(lost.orgId)).toEqual([1]);
       for (const o of others) expect(await versionsOf(o.orgId)).toEqual([2]);

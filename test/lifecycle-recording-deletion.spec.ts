@@ -191,20 +191,20 @@ describe.skipIf(!hasCorpus)(
       });
       const id = res.json().id as string;
       // Claim the job as a worker would, then delete before it reports.
-      const queue = new JobQueueService(
-        t.db,
-        t.services.keys,
-        null,
-        t.services.clock,
-        t.services.logger,
-        {
+      const queue = new JobQueueService({
+        db: t.db,
+        keys: t.services.keys,
+        audit: null,
+        clock: t.services.clock,
+        logger: t.services.logger,
+        opts: {
           leaseSeconds: 60,
           maxAttempts: 3,
           backoffSeconds: 1,
         },
-        t.services.audio,
-        { remove: async () => undefined },
-      );
+        audio: t.services.audio,
+        uploads: { remove: async () => undefined },
+      });
       const job = (await queue.claim())!;
       expect(job.recordingId).toBe(id);
       expect((await del(owner, id)).statusCode).toBe(204);

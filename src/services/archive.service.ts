@@ -39,23 +39,41 @@ const SWEEP_MARGIN_MS = 3600_000;
 /** A recording whose archiving failed is retried after 1 h, doubling per failure, at most 7 days. */
 const ARCHIVE_RETRY = { baseMs: 3600_000, capMs: 7 * 24 * 3600_000 };
 
+export interface ArchiveServiceDeps {
+  db: Database;
+  keys: KeyService;
+  audit: AuditService;
+  store: ArchiveStore;
+  audio: Pick<AudioStoreService, 'remove'>;
+  blobs: AudioBlobRepository;
+  clock: Clock;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>;
+}
+
 export class ArchiveService {
   private readonly writer: ArchiveWriter;
   private readonly restorer: ArchiveRestorer;
 
-  constructor(
-    private readonly db: Database,
-    private readonly keys: KeyService,
-    private readonly audit: AuditService,
-    private readonly store: ArchiveStore,
-    private readonly audio: Pick<AudioStoreService, 'remove'>,
-    private readonly blobs: AudioBlobRepository,
-    private readonly clock: Clock,
-    private readonly logger: Pick<Logger, 'info' | 'warn'>,
-    private readonly exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>,
-  ) {
-    this.writer = new ArchiveWriter(db, keys, audit, store, audio, blobs, clock);
-    this.restorer = new ArchiveRestorer(db, keys, audit, store, blobs, clock, logger);
+  constructor(private readonly deps: ArchiveServiceDeps) {
+    this.writer = new ArchiveWriter(
+      deps.db,
+      deps.keys,
+      deps.audit,
+      deps.store,
+      deps.audio,
+      deps.blobs,
+      deps.clock,
+    );
+    this.restorer = new ArchiveRestorer(
+      deps.db,
+      deps.keys,
+      deps.audit,
+      deps.store,
+      deps.blobs,
+      deps.clock,
+      deps.logger,
+    );
   }
 
   /** The maintenance tasks this service registers with the scheduler. */
@@ -73,13 +91,13 @@ export class ArchiveService {
    * is remembered and skipped until its retry time (backing off), so it cannot block the others.
    */
   async runRetention(limit = RETENTION_BATCH): Promise<{ archived: number }> {
-    const now = this.clock.now();
-    const due = await withSystem(this.db, (tx) => archiveRepo.expired(tx, now, limit));
+    const now = this.deps.clock.now();
+    const due = await withSystem(this.deps.db, (tx) => archiveRepo.expired(tx, now, limit));
     const byOrg = new Map<string, { recordingIds: string[]; archiveIds: string[] }>();
     for (const { orgId, id } of due) {
       const archiveId = await this.archiveRecording(orgId, id).catch(async (err: unknown) => {
         // One broken recording must not stop the others; ids only in the log.
-        const failures = await withTenant(this.db, { orgId, userId: null }, (tx) =>
+        const failures = await withTenant(this.deps.db, { orgId, userId: null }, (tx) =>
           archiveRepo.markArchiveFailed(
             tx,
             id,
@@ -88,7 +106,7 @@ export class ArchiveService {
             (failures) => new Date(now.getTime() + backoffMs(ARCHIVE_RETRY, failures, () => 1)),
           ),
         ).catch(() => undefined);
-        this.logger.warn({ err, orgId, recordingId: id, failures }, 'archiving a recording failed');
+        this.deps.logger.warn({ err, orgId, recordingId: id, failures }, 'archiving a recording failed');
         return undefined;
       });
       if (!archiveId) continue;
@@ -98,8 +116,8 @@ export class ArchiveService {
       byOrg.set(orgId, entry);
     }
     for (const [orgId, e] of byOrg)
-      await withTenant(this.db, { orgId, userId: null }, (tx) =>
-        this.audit.record(tx, {
+      await withTenant(this.deps.db, { orgId, userId: null }, (tx) =>
+        this.deps.audit.record(tx, {
           orgId,
           actorId: null,
           actorKind: 'system',
@@ -111,7 +129,7 @@ export class ArchiveService {
       );
     let archived = 0;
     for (const e of byOrg.values()) archived += e.recordingIds.length;
-    if (archived > 0) this.logger.info({ archived, orgs: byOrg.size }, 'retention archived recordings');
+    if (archived > 0) this.deps.logger.info({ archived, orgs: byOrg.size }, 'retention archived recordings');
     return { archived };
   }
 
@@ -129,7 +147,7 @@ export class ArchiveService {
     page: { limit: number; after?: string | undefined },
   ): Promise<{ items: ArchiveItemView[]; next: string | null }> {
     requirePermission(actor, 'org.manage');
-    return withTenant(this.db, actor, async (tx) => {
+    return withTenant(this.deps.db, actor, async (tx) => {
       let after: { archivedAt: Date; id: string } | undefined;
       if (page.after) {
         const last = await archiveRepo.find(tx, page.after);
@@ -144,7 +162,7 @@ export class ArchiveService {
           recordingId: r.recordingId,
           ownerId: r.ownerId,
           title: r.titleEnc
-            ? await this.keys.decryptString(tx, archiveTitleLocation(r.orgId, r.id), r.titleEnc)
+            ? await this.deps.keys.decryptString(tx, archiveTitleLocation(r.orgId, r.id), r.titleEnc)
             : null,
           recordingCreatedAt: r.recordingCreatedAt,
           archivedAt: r.archivedAt,
@@ -189,22 +207,22 @@ export class ArchiveService {
   /** The hard delete itself (also used by account deletion, as the system). 404 when absent. */
   async destroy(ctx: ArchiveDeletionContext, archiveId: string): Promise<DeletionReceipt> {
     const { receipt, expired } = await withTenant(
-      this.db,
+      this.deps.db,
       { orgId: ctx.orgId, userId: ctx.actorId },
       async (tx) => {
         const row = await archiveRepo.take(tx, archiveId);
         if (!row) throw notFound('Archived recording');
-        const expired = await this.exports.inTransaction(tx, ctx.orgId, 'archive_deleted');
+        const expired = await this.deps.exports.inTransaction(tx, ctx.orgId, 'archive_deleted');
         const r: DeletionReceipt = {
           archiveId: row.id,
           recordingId: row.recordingId,
-          deletedAt: this.clock.now(),
+          deletedAt: this.deps.clock.now(),
           deletedBy: ctx.actorId ?? 'system',
           contentSha256: row.contentSha256,
           audioSha256: row.audioSha256,
           exportsInvalidated: expired.length,
         };
-        await this.audit.record(tx, {
+        await this.deps.audit.record(tx, {
           orgId: ctx.orgId,
           actorId: ctx.actorId,
           actorKind: ctx.actorKind,
@@ -217,29 +235,29 @@ export class ArchiveService {
         return { receipt: r, expired };
       },
     );
-    await this.store.remove(ctx.orgId, receipt.archiveId);
-    await this.exports.removeFiles(ctx.orgId, expired);
+    await this.deps.store.remove(ctx.orgId, receipt.archiveId);
+    await this.deps.exports.removeFiles(ctx.orgId, expired);
     return receipt;
   }
 
   /** Removes every archived object of an org from the store (org deletion; rows cascade with the org). */
   async purgeOrg(orgId: string): Promise<void> {
-    await this.store.removeOrg(orgId);
+    await this.deps.store.removeOrg(orgId);
   }
 
   /** Removes stored items that have no archive row (crash leftovers), when older than `olderThanMs`. */
   async sweep(olderThanMs: number): Promise<number> {
-    const now = this.clock.now().getTime();
-    const entries = (await this.store.list()).filter((e) => now - e.writtenAtMs >= olderThanMs);
+    const now = this.deps.clock.now().getTime();
+    const entries = (await this.deps.store.list()).filter((e) => now - e.writtenAtMs >= olderThanMs);
     if (entries.length === 0) return 0;
-    const kept = await withSystem(this.db, (tx) => archiveRepo.allKeys(tx));
+    const kept = await withSystem(this.deps.db, (tx) => archiveRepo.allKeys(tx));
     let removed = 0;
     for (const e of entries) {
       if (kept.has(`${e.orgId}/${e.archiveId}`)) continue;
-      await this.store.remove(e.orgId, e.archiveId);
+      await this.deps.store.remove(e.orgId, e.archiveId);
       removed++;
     }
-    if (removed > 0) this.logger.info({ removed }, 'removed orphan archive objects');
+    if (removed > 0) this.deps.logger.info({ removed }, 'removed orphan archive objects');
     return removed;
   }
 }

@@ -42,6 +42,17 @@ export interface PasswordLoginPolicy {
   requiresSso(orgId: string): Promise<boolean>;
 }
 
+export interface AuthServiceDeps {
+  db: Database;
+  hasher: PasswordHasher;
+  audit: AuditService;
+  guard: LoginGuard;
+  sessions: SessionService;
+  mfa: MfaService;
+  clock: Clock;
+  ssoPolicy?: PasswordLoginPolicy;
+}
+
 /**
  * Accounts: login with an optional second factor, password change, me (signup, with its email
  * verification, is SignupService). Login answers the same for an unknown email and a wrong
@@ -49,27 +60,18 @@ export interface PasswordLoginPolicy {
  * used to find accounts.
  */
 export class AuthService {
-  constructor(
-    private readonly db: Database,
-    private readonly hasher: PasswordHasher,
-    private readonly audit: AuditService,
-    private readonly guard: LoginGuard,
-    private readonly sessions: SessionService,
-    private readonly mfa: MfaService,
-    private readonly clock: Clock,
-    private readonly ssoPolicy?: PasswordLoginPolicy,
-  ) {}
+  constructor(private readonly deps: AuthServiceDeps) {}
 
   async login(input: LoginInput, meta: ClientMeta): Promise<LoginResult> {
     const email = normaliseEmail(input.email);
-    await this.guard.check(meta.ip, email);
-    const user = await withSystem(this.db, (tx) => userRepository.findByEmail(tx, email));
+    await this.deps.guard.check(meta.ip, email);
+    const user = await withSystem(this.deps.db, (tx) => userRepository.findByEmail(tx, email));
     if (!user) {
-      await this.hasher.verifyDummy(input.password);
+      await this.deps.hasher.verifyDummy(input.password);
       await this.loginFailed(meta, email, null, 'unknown_account');
       throw invalidCredentials();
     }
-    if (!(await this.hasher.verify(user.passwordHash, input.password))) {
+    if (!(await this.deps.hasher.verify(user.passwordHash, input.password))) {
       await this.loginFailed(meta, email, user, 'bad_password');
       throw invalidCredentials();
     }
@@ -81,16 +83,16 @@ export class AuthService {
     if (user.totpEnabled && !code)
       throw new AppError('mfa_required', 'Enter the code from your authenticator app');
 
-    const opened = await inUserScope(this.db, { orgId: user.orgId, userId: user.id }, async (tx) => {
+    const opened = await inUserScope(this.deps.db, { orgId: user.orgId, userId: user.id }, async (tx) => {
       let method: SecondFactorMethod | 'password' = 'password';
       if (user.totpEnabled) {
         const locked = await userRepository.lock(tx, user.id);
-        const ok = locked && (await this.mfa.verifySecondFactor(tx, locked, code!, meta.ip));
+        const ok = locked && (await this.deps.mfa.verifySecondFactor(tx, locked, code!, meta.ip));
         if (!ok) return undefined;
         method = ok;
       }
-      const session = await this.sessions.open(tx, user, meta);
-      await this.audit.record(tx, {
+      const session = await this.deps.sessions.open(tx, user, meta);
+      await this.deps.audit.record(tx, {
         orgId: user.orgId,
         actorId: user.id,
         actorKind: accountActorKind(user.orgId),
@@ -101,7 +103,7 @@ export class AuthService {
         details: { method },
       });
       if (breakGlass)
-        await this.audit.record(tx, {
+        await this.deps.audit.record(tx, {
           orgId: user.orgId,
           actorId: user.id,
           actorKind: 'user',
@@ -117,22 +119,23 @@ export class AuthService {
       await this.loginFailed(meta, email, user, 'bad_code');
       throw invalidCredentials();
     }
-    await this.guard.succeeded(meta.ip, email);
+    await this.deps.guard.succeeded(meta.ip, email);
     return {
-      accessToken: await this.sessions.accessToken(user, opened.sessionId),
+      accessToken: await this.deps.sessions.accessToken(user, opened.sessionId),
       refreshToken: opened.refreshToken,
-      expiresIn: this.sessions.accessTokenTtl,
+      expiresIn: this.deps.sessions.accessTokenTtl,
       sessionExpiresAt: opened.expiresAt,
     };
   }
 
   /** Refuses password login under require-SSO; true when an owner uses it as break-glass. */
   private async checkSsoRule(user: UserAuthRow, meta: ClientMeta, email: string): Promise<boolean> {
-    if (!user.orgId || !this.ssoPolicy || !(await this.ssoPolicy.requiresSso(user.orgId))) return false;
+    if (!user.orgId || !this.deps.ssoPolicy || !(await this.deps.ssoPolicy.requiresSso(user.orgId)))
+      return false;
     if (user.role === 'owner') return true;
     // The password was right: not a guessing failure, so the guard's counters stay as they are.
-    await this.guard.succeeded(meta.ip, email);
-    await this.audit.recordStandalone({
+    await this.deps.guard.succeeded(meta.ip, email);
+    await this.deps.audit.recordStandalone({
       orgId: user.orgId,
       actorId: user.id,
       actorKind: 'anonymous',
@@ -156,8 +159,8 @@ export class AuthService {
     user: UserAuthRow | null,
     reason: 'unknown_account' | 'bad_password' | 'bad_code',
   ): Promise<void> {
-    await this.guard.failed(meta.ip, email);
-    await this.audit.recordStandalone({
+    await this.deps.guard.failed(meta.ip, email);
+    await this.deps.audit.recordStandalone({
       orgId: user?.orgId ?? null,
       actorId: user?.id ?? null,
       actorKind: 'anonymous',
@@ -171,12 +174,12 @@ export class AuthService {
 
   /** Changes my password; every other session ends (a thief's included), this one stays. */
   async changePassword(who: SessionActor, currentPassword: string, newPassword: string): Promise<void> {
-    const user = await inUserScope(this.db, who, (tx) => userRepository.findById(tx, who.userId));
+    const user = await inUserScope(this.deps.db, who, (tx) => userRepository.findById(tx, who.userId));
     if (!user) throw new AppError('unauthenticated');
-    await this.guard.check(who.ip, user.email);
-    if (!(await this.hasher.verify(user.passwordHash, currentPassword))) {
-      await this.guard.failed(who.ip, user.email);
-      await this.audit.recordStandalone({
+    await this.deps.guard.check(who.ip, user.email);
+    if (!(await this.deps.hasher.verify(user.passwordHash, currentPassword))) {
+      await this.deps.guard.failed(who.ip, user.email);
+      await this.deps.audit.recordStandalone({
         orgId: who.orgId,
         actorId: who.userId,
         actorKind: accountActorKind(who.orgId),
@@ -188,11 +191,11 @@ export class AuthService {
       });
       throw new AppError('invalid_credentials', 'Current password is incorrect');
     }
-    await this.guard.succeeded(who.ip, user.email);
+    await this.deps.guard.succeeded(who.ip, user.email);
     assertAcceptablePassword(newPassword, { email: user.email, name: user.name });
-    const hash = await this.hasher.hash(newPassword);
-    const now = this.clock.now();
-    await inUserScope(this.db, who, async (tx) => {
+    const hash = await this.deps.hasher.hash(newPassword);
+    const now = this.deps.clock.now();
+    await inUserScope(this.deps.db, who, async (tx) => {
       await userRepository.updatePassword(tx, who.userId, hash, now);
       const revoked = await sessionRepository.revokeAllOfUser(
         tx,
@@ -201,7 +204,7 @@ export class AuthService {
         now,
         who.sessionId,
       );
-      await this.audit.record(tx, {
+      await this.deps.audit.record(tx, {
         orgId: who.orgId,
         actorId: who.userId,
         actorKind: accountActorKind(who.orgId),
@@ -215,7 +218,7 @@ export class AuthService {
   }
 
   async me(who: SessionActor): Promise<Me> {
-    return inUserScope(this.db, who, async (tx) => {
+    return inUserScope(this.deps.db, who, async (tx) => {
       const user = await userRepository.findById(tx, who.userId);
       if (!user) throw new AppError('unauthenticated');
       const role = user.role ?? 'support';

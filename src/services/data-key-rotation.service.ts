@@ -40,6 +40,16 @@ export interface RotationRun {
 
 const DAY_MS = 24 * 3600 * 1000;
 
+export interface DataKeyRotationServiceDeps {
+  db: Database;
+  keys: Pick<KeyService, 'rotateDataKey' | 'retireDataKey' | 'decrypt' | 'encrypt' | 'forgetOrg'>;
+  audit: Pick<AuditService, 'record'>;
+  archive: Pick<ArchiveStore, 'get'>;
+  clock: Clock;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  opts: DataKeyRotationOptions;
+}
+
 /**
  * Scheduled data-key rotation (docs/security.md, "Data-key rotation"). Per org, when its newest
  * data key is older than the configured age: a new version (KeyService.rotateDataKey; new
@@ -59,22 +69,11 @@ export class DataKeyRotationService {
   /** The last org the previous run visited (null: start from the first). */
   private cursor: string | null = null;
 
-  constructor(
-    private readonly db: Database,
-    private readonly keys: Pick<
-      KeyService,
-      'rotateDataKey' | 'retireDataKey' | 'decrypt' | 'encrypt' | 'forgetOrg'
-    >,
-    private readonly audit: Pick<AuditService, 'record'>,
-    private readonly archive: Pick<ArchiveStore, 'get'>,
-    private readonly clock: Clock,
-    private readonly logger: Pick<Logger, 'info' | 'warn'>,
-    private readonly opts: DataKeyRotationOptions,
-  ) {
-    this.batchSize = opts.batchSize ?? 200;
-    this.maxRowsPerRun = opts.maxRowsPerRun ?? 20_000;
-    this.retireGraceMs = opts.retireGraceMs ?? 2 * DAY_MS;
-    this.orgsPerRun = opts.orgsPerRun ?? 1000;
+  constructor(private readonly deps: DataKeyRotationServiceDeps) {
+    this.batchSize = deps.opts.batchSize ?? 200;
+    this.maxRowsPerRun = deps.opts.maxRowsPerRun ?? 20_000;
+    this.retireGraceMs = deps.opts.retireGraceMs ?? 2 * DAY_MS;
+    this.orgsPerRun = deps.opts.orgsPerRun ?? 1000;
   }
 
   tasks(): ScheduledTask[] {
@@ -83,17 +82,18 @@ export class DataKeyRotationService {
         name: 'data-key-rotation',
         run: async () => {
           const run = await this.runOnce();
-          if (run.rotated + run.reencrypted + run.retired > 0) this.logger.info(run, 'data keys rotated');
+          if (run.rotated + run.reencrypted + run.retired > 0)
+            this.deps.logger.info(run, 'data keys rotated');
         },
       },
     ];
   }
 
   async runOnce(): Promise<RotationRun> {
-    const rotated = this.opts.maxAgeDays > 0 ? await this.rotateDue() : 0;
+    const rotated = this.deps.opts.maxAgeDays > 0 ? await this.rotateDue() : 0;
     let reencrypted = 0;
     let retired = 0;
-    const orgs = await withSystem(this.db, (tx) =>
+    const orgs = await withSystem(this.deps.db, (tx) =>
       keyRepository.orgsWithOldVersions(tx, this.cursor, this.orgsPerRun),
     );
     for (const orgId of orgs) {
@@ -104,7 +104,7 @@ export class DataKeyRotationService {
         retired += await this.retireUnused(orgId);
       } catch (err) {
         // One org's trouble (a KEK file not restored, say) must not stop the others.
-        this.logger.warn({ err, orgId }, 'data-key rotation: an organization was skipped');
+        this.deps.logger.warn({ err, orgId }, 'data-key rotation: an organization was skipped');
       }
       if (reencrypted >= this.maxRowsPerRun) {
         // The budget ran out in this org: the next run continues with it.
@@ -118,36 +118,36 @@ export class DataKeyRotationService {
   }
 
   private async rotateDue(): Promise<number> {
-    const now = this.clock.now();
-    const olderThan = new Date(now.getTime() - this.opts.maxAgeDays * DAY_MS);
+    const now = this.deps.clock.now();
+    const olderThan = new Date(now.getTime() - this.deps.opts.maxAgeDays * DAY_MS);
     let total = 0;
     // Orgs that failed in this pass: left out of the next batches, tried again next run.
     const failed: string[] = [];
     for (;;) {
-      const n = await withSystem(this.db, async (tx) => {
+      const n = await withSystem(this.deps.db, async (tx) => {
         const orgs = await keyRepository.lockOrgsDueForDataKeyRotation(tx, olderThan, this.batchSize, failed);
         for (const orgId of orgs) {
           // One org's trouble (its KEK file missing, say) must not roll back or stop the others.
           await tx.query('SAVEPOINT rotate_org');
           try {
-            const version = await this.keys.rotateDataKey(tx, orgId, now);
-            await this.audit.record(tx, {
+            const version = await this.deps.keys.rotateDataKey(tx, orgId, now);
+            await this.deps.audit.record(tx, {
               orgId,
               actorId: null,
               actorKind: 'system',
               action: 'keys.data_key_rotated',
               targetType: 'data_key',
               targetId: String(version),
-              details: { version, maxAgeDays: this.opts.maxAgeDays },
+              details: { version, maxAgeDays: this.deps.opts.maxAgeDays },
             });
             await tx.query('RELEASE SAVEPOINT rotate_org');
             total++;
           } catch (err) {
             await tx.query('ROLLBACK TO SAVEPOINT rotate_org');
             // The new version may be cached although its row is gone with the savepoint.
-            this.keys.forgetOrg(orgId);
+            this.deps.keys.forgetOrg(orgId);
             failed.push(orgId);
-            this.logger.warn({ err, orgId }, 'data-key rotation: an organization could not be rotated');
+            this.deps.logger.warn({ err, orgId }, 'data-key rotation: an organization could not be rotated');
           }
         }
         return orgs.length;
@@ -166,8 +166,8 @@ export class DataKeyRotationService {
         if (done >= budget) return done;
         const batch = (tx: Queryable) => this.reencryptBatch(tx, holder, orgId, budget - done, skipped);
         const { seen, reencrypted } = holder.tenant
-          ? await withTenant(this.db, { orgId, userId: null }, batch)
-          : await withSystem(this.db, batch);
+          ? await withTenant(this.deps.db, { orgId, userId: null }, batch)
+          : await withSystem(this.deps.db, batch);
         done += reencrypted;
         if (seen === 0) break;
       }
@@ -198,16 +198,25 @@ export class DataKeyRotationService {
       const loc = { orgId, table: h.locTable, rowId: row.id, field: h.field };
       let plain: Buffer;
       try {
-        plain = await this.keys.decrypt(tx, loc, row.sealed);
+        plain = await this.deps.keys.decrypt(tx, loc, row.sealed);
       } catch (err) {
         // A damaged row (or one sealed at another location) is skipped, not fatal: it keeps its
         // version pinned, and the rest of the org moves on. Location only in the log, never content.
         skipped.push(row.id);
-        this.logger.warn({ err, orgId, table: h.table, id: row.id }, 'data-key rotation: a row was skipped');
+        this.deps.logger.warn(
+          { err, orgId, table: h.table, id: row.id },
+          'data-key rotation: a row was skipped',
+        );
         continue;
       }
       try {
-        await dataKeyHolderRepository.replace(tx, h, orgId, row.id, await this.keys.encrypt(tx, loc, plain));
+        await dataKeyHolderRepository.replace(
+          tx,
+          h,
+          orgId,
+          row.id,
+          await this.deps.keys.encrypt(tx, loc, plain),
+        );
         reencrypted++;
       } finally {
         plain.fill(0);
@@ -218,9 +227,9 @@ export class DataKeyRotationService {
 
   /** Retires each superseded version nothing uses any more (past the grace period); returns how many. */
   private async retireUnused(orgId: string): Promise<number> {
-    const now = this.clock.now().getTime();
+    const now = this.deps.clock.now().getTime();
     if (!(await this.recordArchiveVersions(orgId))) return 0;
-    return withSystem(this.db, async (tx) => {
+    return withSystem(this.deps.db, async (tx) => {
       const versions = await keyRepository.versions(tx, orgId);
       const { counts: inRows, unknown } = await dataKeyHolderRepository.countByVersion(tx, orgId);
       // An archive object whose version is unknown may need any of them (archived meanwhile).
@@ -231,9 +240,9 @@ export class DataKeyRotationService {
         const supersededAt = versions[i + 1]!.createdAt.getTime();
         if (now - supersededAt < this.retireGraceMs) continue;
         if ((inRows.get(v) ?? 0) > 0) continue;
-        if (await this.keys.retireDataKey(tx, orgId, v)) {
+        if (await this.deps.keys.retireDataKey(tx, orgId, v)) {
           retired++;
-          await this.audit.record(tx, {
+          await this.deps.audit.record(tx, {
             orgId,
             actorId: null,
             actorKind: 'system',
@@ -255,26 +264,30 @@ export class DataKeyRotationService {
    * org is retired — a missing object is no proof that its version is unused.
    */
   private async recordArchiveVersions(orgId: string): Promise<boolean> {
-    const ids = await withSystem(this.db, (tx) =>
+    const ids = await withSystem(this.deps.db, (tx) =>
       dataKeyHolderRepository.archiveIdsWithoutVersion(tx, orgId),
     );
     let complete = true;
     for (const id of ids) {
       let header: Buffer | undefined;
       try {
-        const stream = await this.archive.get(orgId, id, 'object');
+        const stream = await this.deps.archive.get(orgId, id, 'object');
         header = stream ? await firstBytes(stream, 33) : undefined;
       } catch (err) {
-        this.logger.warn({ err, orgId, archiveId: id }, 'data-key rotation: an archive object is unreadable');
+        this.deps.logger.warn(
+          { err, orgId, archiveId: id },
+          'data-key rotation: an archive object is unreadable',
+        );
       }
       if (!header || header.length < 5) {
         complete = false;
         continue;
       }
       const v = keyVersionOf(header);
-      await withSystem(this.db, (tx) => dataKeyHolderRepository.setArchiveVersion(tx, orgId, id, v));
+      await withSystem(this.deps.db, (tx) => dataKeyHolderRepository.setArchiveVersion(tx, orgId, id, v));
     }
-    if (!complete) this.logger.warn({ orgId }, 'data-key rotation: archive objects missing, no key retired');
+    if (!complete)
+      this.deps.logger.warn({ orgId }, 'data-key rotation: archive objects missing, no key retired');
     return complete;
   }
 }

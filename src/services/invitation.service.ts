@@ -48,21 +48,23 @@ export interface InvitationPreview {
   expiresAt: Date;
 }
 
+export interface InvitationServiceDeps {
+  db: Database;
+  audit: AuditService;
+  hasher: PasswordHasher;
+  mailer: Mailer;
+  clock: Clock;
+  logger: Logger;
+  publicUrl: string;
+}
+
 /** Every unusable token gets the same answer: unknown, expired, used and revoked look alike. */
 const invalidToken = () => new AppError('not_found', 'This invitation is not valid (it may have expired)');
 
 export class InvitationService {
-  constructor(
-    private readonly db: Database,
-    private readonly audit: AuditService,
-    private readonly hasher: PasswordHasher,
-    private readonly mailer: Mailer,
-    private readonly clock: Clock,
-    private readonly logger: Logger,
-    private readonly publicUrl: string,
-  ) {}
+  constructor(private readonly deps: InvitationServiceDeps) {}
 
-  statusOf(inv: Invitation, now = this.clock.now()): InvitationStatus {
+  statusOf(inv: Invitation, now = this.deps.clock.now()): InvitationStatus {
     if (inv.acceptedAt) return 'accepted';
     if (inv.revokedAt) return 'revoked';
     return inv.expiresAt.getTime() <= now.getTime() ? 'expired' : 'pending';
@@ -74,8 +76,8 @@ export class InvitationService {
       throw new AppError('forbidden', `You cannot invite ${input.role}s`);
     }
     const token = randomToken();
-    const now = this.clock.now();
-    const { invitation, orgName } = await withTenant(this.db, actor, async (tx) => {
+    const now = this.deps.clock.now();
+    const { invitation, orgName } = await withTenant(this.deps.db, actor, async (tx) => {
       // Only this org's members are visible here, so this reveals nothing about other orgs.
       if (await memberRepository.findByEmail(tx, actor.orgId, input.email)) {
         throw new AppError('conflict', 'This person is already a member');
@@ -91,7 +93,7 @@ export class InvitationService {
         createdAt: now,
         expiresAt: new Date(now.getTime() + INVITATION_TTL_MS),
       });
-      await this.audit.record(tx, {
+      await this.deps.audit.record(tx, {
         orgId: actor.orgId,
         actorId: actor.userId,
         actorKind: 'user',
@@ -106,7 +108,7 @@ export class InvitationService {
     });
 
     // The fragment (#) keeps the token out of server access logs and Referer headers.
-    const inviteUrl = `${this.publicUrl}/invite#token=${token}`;
+    const inviteUrl = `${this.deps.publicUrl}/invite#token=${token}`;
     // eslint-disable-next-line no-control-regex -- org names go into a mail header
     const safeOrgName = orgName.replace(/[\u0000-\u001f\u007f]/g, ' ');
     const emailSent = await this.sendEmail(input.email, safeOrgName, inviteUrl, invitation.expiresAt);
@@ -116,21 +118,23 @@ export class InvitationService {
 
   async list(actor: Actor, limit = 100): Promise<InvitationView[]> {
     requirePermission(actor, 'members.manage');
-    const now = this.clock.now();
-    const rows = await withTenant(this.db, actor, (tx) => invitationRepository.list(tx, actor.orgId, limit));
+    const now = this.deps.clock.now();
+    const rows = await withTenant(this.deps.db, actor, (tx) =>
+      invitationRepository.list(tx, actor.orgId, limit),
+    );
     return rows.map((inv) => ({ ...inv, status: this.statusOf(inv, now) }));
   }
 
   async revoke(actor: Actor, id: string): Promise<void> {
     requirePermission(actor, 'members.manage');
-    await withTenant(this.db, actor, async (tx) => {
+    await withTenant(this.deps.db, actor, async (tx) => {
       const inv = await invitationRepository.find(tx, actor.orgId, id);
       if (!inv) throw notFound('Invitation');
       if (!canAssignRole(actor.role, inv.role)) throw new AppError('forbidden', 'You cannot revoke this');
-      if (!(await invitationRepository.revoke(tx, actor.orgId, id, this.clock.now()))) {
+      if (!(await invitationRepository.revoke(tx, actor.orgId, id, this.deps.clock.now()))) {
         throw new AppError('conflict', 'This invitation was already accepted or revoked');
       }
-      await this.audit.record(tx, {
+      await this.deps.audit.record(tx, {
         orgId: actor.orgId,
         actorId: actor.userId,
         actorKind: 'user',
@@ -150,7 +154,7 @@ export class InvitationService {
    * the same 404, so this reveals nothing the link's holder could not learn by accepting.
    */
   async preview(token: string): Promise<InvitationPreview> {
-    return withSystem(this.db, async (tx) => {
+    return withSystem(this.deps.db, async (tx) => {
       const inv = await invitationRepository.findByTokenHash(tx, sha256Hex(token));
       if (!inv || this.statusOf(inv) !== 'pending') throw invalidToken();
       const org = await orgRepository.find(tx, inv.orgId);
@@ -171,7 +175,7 @@ export class InvitationService {
     ip: string,
   ): Promise<AcceptedInvitation> {
     const tokenHash = sha256Hex(input.token);
-    const found = await withSystem(this.db, async (tx) => {
+    const found = await withSystem(this.deps.db, async (tx) => {
       const inv = await invitationRepository.findByTokenHash(tx, tokenHash);
       if (!inv || this.statusOf(inv) !== 'pending') throw invalidToken();
       if (await memberRepository.emailTaken(tx, inv.email)) {
@@ -181,9 +185,9 @@ export class InvitationService {
     });
     assertAcceptablePassword(input.password, { email: found.email, name: input.name });
     // Hash outside any transaction: it is slow, and PGlite has one connection to share.
-    const passwordHash = await this.hasher.hash(input.password);
+    const passwordHash = await this.deps.hasher.hash(input.password);
 
-    return withTenant(this.db, { orgId: found.orgId, userId: null }, async (tx) => {
+    return withTenant(this.deps.db, { orgId: found.orgId, userId: null }, async (tx) => {
       // Re-check under lock: the token may have been used or revoked while we hashed.
       const inv = await invitationRepository.lockByTokenHash(tx, found.orgId, tokenHash);
       if (!inv || this.statusOf(inv) !== 'pending') throw invalidToken();
@@ -203,8 +207,8 @@ export class InvitationService {
           throw new AppError('conflict', 'An account with this email already exists');
         throw err;
       }
-      await invitationRepository.markAccepted(tx, inv.orgId, inv.id, this.clock.now());
-      await this.audit.record(tx, {
+      await invitationRepository.markAccepted(tx, inv.orgId, inv.id, this.deps.clock.now());
+      await this.deps.audit.record(tx, {
         orgId: inv.orgId,
         actorId: user.id,
         actorKind: 'user',
@@ -227,22 +231,27 @@ export class InvitationService {
    * mailed link): the list then says no email was sent, which errs on the side of giving the link.
    */
   private async markEmailSent(actor: Actor, id: string): Promise<Date | null> {
-    const at = this.clock.now();
+    const at = this.deps.clock.now();
     try {
-      await withTenant(this.db, actor, (tx) => invitationRepository.markEmailSent(tx, actor.orgId, id, at));
+      await withTenant(this.deps.db, actor, (tx) =>
+        invitationRepository.markEmailSent(tx, actor.orgId, id, at),
+      );
       return at;
     } catch (err) {
       const { name, code } = err as { name?: string; code?: string };
-      this.logger.warn({ errName: name, errCode: code }, 'invitation email sent but not recorded as sent');
+      this.deps.logger.warn(
+        { errName: name, errCode: code },
+        'invitation email sent but not recorded as sent',
+      );
       return null;
     }
   }
 
   /** Best effort after commit: the admin still has the link if mail fails. Never logs the link. */
   private async sendEmail(to: string, orgName: string, url: string, expiresAt: Date): Promise<boolean> {
-    if (!this.mailer.enabled) return false;
+    if (!this.deps.mailer.enabled) return false;
     try {
-      await this.mailer.send({
+      await this.deps.mailer.send({
         to,
         subject: `You are invited to ${orgName} on Sotto`,
         text: [
@@ -257,7 +266,7 @@ export class InvitationService {
       return true;
     } catch (err) {
       const { name, code } = err as { name?: string; code?: string };
-      this.logger.warn({ errName: name, errCode: code }, 'invitation email could not be sent');
+      this.deps.logger.warn({ errName: name, errCode: code }, 'invitation email could not be sent');
       return false;
     }
   }

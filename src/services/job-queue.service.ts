@@ -32,6 +32,18 @@ const MAX_JOB_BACKOFF_MS = 24 * 3600_000;
 
 const leaseLost = () => new AppError('conflict', 'This worker no longer holds the job (lease lost)');
 
+export interface JobQueueServiceDeps {
+  db: Database;
+  keys: KeyService;
+  /** null: a queue only the in-process worker uses (the server itself; its steps are not audited). */
+  audit: Pick<AuditService, 'record'> | null;
+  clock: Clock;
+  logger: Pick<Logger, 'warn'>;
+  opts: JobQueueOptions;
+  audio: JobAudio;
+  uploads: Pick<UploadFileRepository, 'remove'>;
+}
+
 /**
  * The database side of transcription jobs, shared by the in-process runner and the remote worker
  * routes: claim (SKIP LOCKED + lease), renew the lease with progress, store the encrypted result
@@ -44,20 +56,10 @@ const leaseLost = () => new AppError('conflict', 'This worker no longer holds th
  * the server itself).
  */
 export class JobQueueService {
-  constructor(
-    private readonly db: Database,
-    private readonly keys: KeyService,
-    /** null: a queue only the in-process worker uses (the server itself; its steps are not audited). */
-    private readonly audit: Pick<AuditService, 'record'> | null,
-    private readonly clock: Clock,
-    private readonly logger: Pick<Logger, 'warn'>,
-    private readonly opts: JobQueueOptions,
-    private readonly audio: JobAudio,
-    private readonly uploads: Pick<UploadFileRepository, 'remove'>,
-  ) {}
+  constructor(private readonly deps: JobQueueServiceDeps) {}
 
   get leaseSeconds(): number {
-    return this.opts.leaseSeconds;
+    return this.deps.opts.leaseSeconds;
   }
 
   /**
@@ -70,12 +72,12 @@ export class JobQueueService {
       const claimed = await this.claimOne(worker);
       if (!claimed?.crashed) return claimed?.job;
       const { job } = claimed;
-      this.logger.warn(
+      this.deps.logger.warn(
         { recordingId: job.recordingId, leaseLapses: job.leaseLapses },
         'transcription failed: its worker stopped every time (killed or crashed)',
       );
       // In the job's org (webhooks are tenant rows); the claim just taken holds the lease.
-      const failed = await withTenant(this.db, { orgId: job.orgId, userId: null }, (tx) =>
+      const failed = await withTenant(this.deps.db, { orgId: job.orgId, userId: null }, (tx) =>
         this.failForGood(tx, job, 'worker_crashed'),
       );
       if (failed) await this.settle(job);
@@ -84,13 +86,13 @@ export class JobQueueService {
 
   /** A lease from now on this queue's clock (the clock run_after was written with). */
   private leaseTimes(): { now: Date; until: Date } {
-    const now = this.clock.now();
-    return { now, until: new Date(now.getTime() + this.opts.leaseSeconds * 1000) };
+    const now = this.deps.clock.now();
+    return { now, until: new Date(now.getTime() + this.deps.opts.leaseSeconds * 1000) };
   }
 
   /** Remote workers seen since then count as active. */
   private activeSince(): Date {
-    return new Date(this.clock.now().getTime() - REMOTE_WORKER_ACTIVE_SECONDS * 1000);
+    return new Date(this.deps.clock.now().getTime() - REMOTE_WORKER_ACTIVE_SECONDS * 1000);
   }
 
   private claimOne(worker?: WorkerPrincipal): Promise<{ job: ClaimedJob; crashed: boolean } | undefined> {
@@ -100,17 +102,18 @@ export class JobQueueService {
         tx,
         this.leaseTimes(),
         tokenId,
-        this.opts.maxRunningPerOrg ?? null,
+        this.deps.opts.maxRunningPerOrg ?? null,
       );
       if (!job) return undefined;
-      if (job.leaseLapses > (this.opts.maxLeaseLapses ?? MAX_LEASE_LAPSES)) return { job, crashed: true };
-      await recordingRepository.markProcessing(tx, job.recordingId, this.clock.now());
+      if (job.leaseLapses > (this.deps.opts.maxLeaseLapses ?? MAX_LEASE_LAPSES))
+        return { job, crashed: true };
+      await recordingRepository.markProcessing(tx, job.recordingId, this.deps.clock.now());
       if (worker) await this.record(tx, worker, job, 'job.claimed', { attempt: job.attempts });
       return { job, crashed: false };
     };
     return worker?.orgId
-      ? withTenant(this.db, { orgId: worker.orgId, userId: null }, take)
-      : withSystem(this.db, take);
+      ? withTenant(this.deps.db, { orgId: worker.orgId, userId: null }, take)
+      : withSystem(this.deps.db, take);
   }
 
   /**
@@ -118,24 +121,28 @@ export class JobQueueService {
    * are marked as waiting for one (the API shows why they do not start). Claims clear the mark.
    */
   async markWaitingForEngine(): Promise<void> {
-    await withSystem(this.db, (tx) => recordingJobRepository.markWaitingForEngine(tx, this.activeSince()));
+    await withSystem(this.deps.db, (tx) =>
+      recordingJobRepository.markWaitingForEngine(tx, this.activeSince()),
+    );
   }
 
   /** An engine is usable again: no recording waits for one any more. */
   async clearWaitingForEngine(): Promise<void> {
-    await withSystem(this.db, (tx) => recordingJobRepository.clearWaitingForEngine(tx));
+    await withSystem(this.deps.db, (tx) => recordingJobRepository.clearWaitingForEngine(tx));
   }
 
   /** Active remote workers that could take `orgId`'s jobs (its own and platform tokens). */
   activeRemoteWorkers(orgId: string): Promise<number> {
-    return withSystem(this.db, (tx) =>
+    return withSystem(this.deps.db, (tx) =>
       recordingJobRepository.activeRemoteWorkers(tx, orgId, this.activeSince()),
     );
   }
 
   /** Whether any remote worker (of any org) is active: /readyz reports it. */
   anyActiveRemoteWorker(): Promise<boolean> {
-    return withSystem(this.db, (tx) => recordingJobRepository.anyActiveRemoteWorker(tx, this.activeSince()));
+    return withSystem(this.deps.db, (tx) =>
+      recordingJobRepository.anyActiveRemoteWorker(tx, this.activeSince()),
+    );
   }
 
   /**
@@ -143,20 +150,24 @@ export class JobQueueService {
    * reports no stage (a remote worker) gets the one its fraction falls in.
    */
   renew(job: HeldJob, progress: number, stage: JobStage = stageAt(progress)): Promise<boolean> {
-    return withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
+    return withTenant(this.deps.db, { orgId: job.orgId, userId: null }, async (tx) => {
       if (!(await recordingJobRepository.renew(tx, job.recordingId, job.leaseId, this.leaseTimes())))
         return false;
-      await recordingRepository.setProgress(tx, job.recordingId, progress, this.clock.now(), stage);
+      await recordingRepository.setProgress(tx, job.recordingId, progress, this.deps.clock.now(), stage);
       return true;
     });
   }
 
   /** Stores the encrypted transcript and ends the job, only if this lease still holds it. */
   async complete(job: HeldJob, r: JobResult, worker?: WorkerPrincipal): Promise<boolean> {
-    const stored = await withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
+    const stored = await withTenant(this.deps.db, { orgId: job.orgId, userId: null }, async (tx) => {
       if (!(await recordingJobRepository.holdsLease(tx, job.recordingId, job.leaseId))) return false;
-      const now = this.clock.now();
-      const bodyEnc = await this.keys.encryptJson(tx, transcriptLocation(job.orgId, job.recordingId), r.body);
+      const now = this.deps.clock.now();
+      const bodyEnc = await this.deps.keys.encryptJson(
+        tx,
+        transcriptLocation(job.orgId, job.recordingId),
+        r.body,
+      );
       await recordingRepository.upsertTranscript(tx, {
         recordingId: job.recordingId,
         orgId: job.orgId,
@@ -164,15 +175,15 @@ export class JobQueueService {
         now,
       });
       // A live recording's participant labels become its speaker names (live-speakers.ts).
-      const named = await nameLiveSpeakers(tx, this.keys, job.orgId, job.recordingId, {
+      const named = await nameLiveSpeakers(tx, this.deps.keys, job.orgId, job.recordingId, {
         speakers: r.body.speakers,
         channels: r.channels,
       });
       // The search index commits with the transcript (docs/search.md), after the names: it
       // indexes the speakers by the names the panel shows.
-      await indexRecording(tx, this.keys, job.orgId, job.recordingId);
+      await indexRecording(tx, this.deps.keys, job.orgId, job.recordingId);
       if (named === 'unreadable')
-        this.logger.warn(
+        this.deps.logger.warn(
           { recordingId: job.recordingId },
           'live speaker names unreadable; transcript kept unnamed',
         );
@@ -197,13 +208,13 @@ export class JobQueueService {
    * longer held.
    */
   async fail(job: HeldJob, code: string, worker?: WorkerPrincipal): Promise<FailOutcome> {
-    const permanent = PERMANENT_FAILURES.has(code) || job.attempts >= this.opts.maxAttempts;
+    const permanent = PERMANENT_FAILURES.has(code) || job.attempts >= this.deps.opts.maxAttempts;
     // Codes and ids only: an error message may quote content.
-    this.logger.warn(
+    this.deps.logger.warn(
       { recordingId: job.recordingId, code, attempt: job.attempts, permanent },
       'transcription failed',
     );
-    const outcome = await withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
+    const outcome = await withTenant(this.deps.db, { orgId: job.orgId, userId: null }, async (tx) => {
       let result: FailOutcome;
       if (!permanent) {
         // Never sooner than backoffSeconds: what failed (an engine, a model server) gets that long
@@ -211,18 +222,18 @@ export class JobQueueService {
         // failed together.
         const delayMs = backoffMs(
           {
-            baseMs: this.opts.backoffSeconds * 2000,
+            baseMs: this.deps.opts.backoffSeconds * 2000,
             capMs: MAX_JOB_BACKOFF_MS,
-            minMs: this.opts.backoffSeconds * 1000,
+            minMs: this.deps.opts.backoffSeconds * 1000,
           },
           job.attempts,
-          this.opts.random,
+          this.deps.opts.random,
         );
         const released = await recordingJobRepository.release(tx, job.recordingId, job.leaseId, {
-          runAfter: new Date(this.clock.now().getTime() + delayMs),
+          runAfter: new Date(this.deps.clock.now().getTime() + delayMs),
           countAttempt: true,
         });
-        if (released) await recordingRepository.requeue(tx, job.recordingId, this.clock.now());
+        if (released) await recordingRepository.requeue(tx, job.recordingId, this.deps.clock.now());
         result = released ? 'retry' : 'lost';
       } else result = (await this.failForGood(tx, job, code)) ? 'failed' : 'lost';
       if (worker && result !== 'lost')
@@ -238,13 +249,13 @@ export class JobQueueService {
    * `delaySeconds` (an outage — database, Redis, full disk — that was not the job's fault).
    */
   handBack(job: HeldJob, worker?: WorkerPrincipal, delaySeconds = 0): Promise<boolean> {
-    return withTenant(this.db, { orgId: job.orgId, userId: null }, async (tx) => {
+    return withTenant(this.deps.db, { orgId: job.orgId, userId: null }, async (tx) => {
       const released = await recordingJobRepository.release(tx, job.recordingId, job.leaseId, {
-        runAfter: new Date(this.clock.now().getTime() + delaySeconds * 1000),
+        runAfter: new Date(this.deps.clock.now().getTime() + delaySeconds * 1000),
         countAttempt: false,
       });
       if (!released) return false;
-      await recordingRepository.requeue(tx, job.recordingId, this.clock.now());
+      await recordingRepository.requeue(tx, job.recordingId, this.deps.clock.now());
       if (worker) await this.record(tx, worker, job, 'job.released', delaySeconds ? { delaySeconds } : {});
       return true;
     });
@@ -256,7 +267,7 @@ export class JobQueueService {
    * taken, token revoked and the job handed back) is 409.
    */
   async heldBy(worker: WorkerPrincipal, recordingId: string, leaseId: string): Promise<HeldJob> {
-    const row = await withSystem(this.db, (tx) => recordingJobRepository.lease(tx, recordingId));
+    const row = await withSystem(this.deps.db, (tx) => recordingJobRepository.lease(tx, recordingId));
     if (!row || (worker.orgId !== null && row.orgId !== worker.orgId)) throw notFound('Job');
     if (row.leaseId !== leaseId || row.workerTokenId !== worker.tokenId) throw leaseLost();
     return { recordingId, orgId: row.orgId, leaseId, attempts: row.attempts };
@@ -273,10 +284,10 @@ export class JobQueueService {
       if (err instanceof AppError && err.code === 'conflict') throw notFound('Job');
       throw err;
     }
-    await withTenant(this.db, { orgId: job.orgId, userId: null }, (tx) =>
+    await withTenant(this.deps.db, { orgId: job.orgId, userId: null }, (tx) =>
       this.record(tx, worker, job, 'job.audio_read', {}),
     );
-    return this.audio.openPlain(job.orgId, job.recordingId);
+    return this.deps.audio.openPlain(job.orgId, job.recordingId);
   }
 
   async workerHeartbeat(worker: WorkerPrincipal, recordingId: string, leaseId: string, progress: number) {
@@ -304,7 +315,7 @@ export class JobQueueService {
   /** Ends the job as failed for good, if this lease still holds it (the caller's org context). */
   private async failForGood(tx: Queryable, job: HeldJob, code: string): Promise<boolean> {
     if (!(await recordingJobRepository.holdsLease(tx, job.recordingId, job.leaseId))) return false;
-    const now = this.clock.now();
+    const now = this.deps.clock.now();
     await recordingRepository.markFailed(tx, job.recordingId, code, now);
     await enqueueWebhooks(tx, recordingEvent(job.orgId, job.recordingId, 'recording.failed', now));
     await recordingJobRepository.remove(tx, job.recordingId);
@@ -313,11 +324,11 @@ export class JobQueueService {
 
   private async settle(job: HeldJob): Promise<void> {
     try {
-      if (job.audioPath) await this.uploads.remove(job.audioPath);
-      await this.audio.settle(job.orgId, job.recordingId);
+      if (job.audioPath) await this.deps.uploads.remove(job.audioPath);
+      await this.deps.audio.settle(job.orgId, job.recordingId);
     } catch (err) {
       // The result is committed; a failure here leaves audio for the start-up sweep.
-      this.logger.warn({ err, recordingId: job.recordingId }, 'could not settle the job audio');
+      this.deps.logger.warn({ err, recordingId: job.recordingId }, 'could not settle the job audio');
     }
   }
 
@@ -328,8 +339,8 @@ export class JobQueueService {
     action: string,
     details: Record<string, unknown>,
   ): Promise<void> {
-    if (!this.audit) throw new Error('remote worker steps need the audit service');
-    return this.audit.record(tx, {
+    if (!this.deps.audit) throw new Error('remote worker steps need the audit service');
+    return this.deps.audit.record(tx, {
       orgId: job.orgId,
       actorId: worker.tokenId,
       actorKind: 'worker',

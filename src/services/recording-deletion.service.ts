@@ -52,17 +52,19 @@ interface SpoolFiles {
   remove(orgId: string, recordingId: string): Promise<void>;
 }
 
+export interface RecordingDeletionServiceDeps {
+  db: Database;
+  audit: Pick<AuditService, 'record'>;
+  blobs: Pick<AudioBlobRepository, 'sha256' | 'remove'>;
+  uploads: Pick<UploadFileRepository, 'remove'>;
+  spools: SpoolFiles;
+  clock: Clock;
+  exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>;
+  bus: Pick<LiveBus, 'bury'>;
+}
+
 export class RecordingDeletionService {
-  constructor(
-    private readonly db: Database,
-    private readonly audit: Pick<AuditService, 'record'>,
-    private readonly blobs: Pick<AudioBlobRepository, 'sha256' | 'remove'>,
-    private readonly uploads: Pick<UploadFileRepository, 'remove'>,
-    private readonly spools: SpoolFiles,
-    private readonly clock: Clock,
-    private readonly exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>,
-    private readonly bus: Pick<LiveBus, 'bury'>,
-  ) {}
+  constructor(private readonly deps: RecordingDeletionServiceDeps) {}
 
   async destroy(
     ctx: DeletionContext,
@@ -71,21 +73,21 @@ export class RecordingDeletionService {
   ): Promise<RecordingReceipt> {
     const tenant = { orgId: ctx.orgId, userId: ctx.actorId };
     // Visibility first (a recording the caller may not see is 404, and is not even hashed).
-    const id = await withTenant(this.db, tenant, async (tx) => {
+    const id = await withTenant(this.deps.db, tenant, async (tx) => {
       const row = await recordingRepository.find(tx, recordingId, visibility);
       if (!row) throw notFound('Recording');
       return row.id;
     });
     // The sealed blob is hashed outside any transaction (slow I/O); blobs are never rewritten.
-    const audioBlob = await this.blobs.sha256(ctx.orgId, id);
-    const { receipt, stagedFile, expiredExports } = await withTenant(this.db, tenant, async (tx) => {
+    const audioBlob = await this.deps.blobs.sha256(ctx.orgId, id);
+    const { receipt, stagedFile, expiredExports } = await withTenant(this.deps.db, tenant, async (tx) => {
       const row = await recordingRepository.find(tx, id, visibility);
       const digests = row && (await deletionRepository.ciphertextDigests(tx, id));
       if (!row || !digests) throw notFound('Recording');
       const stagedFile = await recordingJobRepository.audioPath(tx, id);
       await recordingRepository.delete(tx, id);
       const searchIndexRowsLeft = await deletionRepository.searchIndexRows(tx, id);
-      await enqueueWebhooks(tx, recordingEvent(ctx.orgId, id, 'recording.deleted', this.clock.now()));
+      await enqueueWebhooks(tx, recordingEvent(ctx.orgId, id, 'recording.deleted', this.deps.clock.now()));
       const sha256: Record<string, string> = {};
       const add = (name: string, v: string | null | undefined) => {
         if (v) sha256[name] = v;
@@ -110,8 +112,8 @@ export class RecordingDeletionService {
         ...(digests.searchIndexDoc ? ['searchIndex'] : []),
         ...(digests.hasJob ? ['job'] : []),
       ];
-      const expiredExports = await this.exports.inTransaction(tx, ctx.orgId, 'recording_deleted');
-      await this.audit.record(tx, {
+      const expiredExports = await this.deps.exports.inTransaction(tx, ctx.orgId, 'recording_deleted');
+      await this.deps.audit.record(tx, {
         orgId: ctx.orgId,
         actorId: ctx.actorId,
         actorKind: ctx.actorKind,
@@ -142,15 +144,15 @@ export class RecordingDeletionService {
     });
     // The rows are gone (committed): files now. Each removal is idempotent; the start-up sweeps
     // remove anything a crash right here would leave (blobs without a row, stale spools).
-    if (stagedFile) await this.uploads.remove(stagedFile);
-    await this.blobs.remove(ctx.orgId, id);
-    await this.spools.remove(ctx.orgId, id);
-    await this.exports.removeFiles(ctx.orgId, expiredExports);
+    if (stagedFile) await this.deps.uploads.remove(stagedFile);
+    await this.deps.blobs.remove(ctx.orgId, id);
+    await this.deps.spools.remove(ctx.orgId, id);
+    await this.deps.exports.removeFiles(ctx.orgId, expiredExports);
     // A live (or just stopped) recording's backlog beside the live bus: sealed finals and
     // partials, in memory or Redis. Deleted means no late viewer, and no copy left to expire; an
     // ingest node still streaming it until its next check must not rebuild it (a tombstone).
     // Never throws: the deletion has committed, a Redis outage must not turn it into a 500.
-    await this.bus.bury(id);
+    await this.deps.bus.bury(id);
     return receipt;
   }
 }

@@ -90,7 +90,7 @@ export class RecordingJobService {
   ) {
     // No audit service: the in-process worker is the server itself; remote workers' steps are
     // audited by the queue the worker routes use.
-    this.queue = new JobQueueService(db, keys, null, clock, logger, opts, audio, uploads);
+    this.queue = new JobQueueService({ db, keys, audit: null, clock, logger, opts, audio, uploads });
     const source = this.localSource();
     this.runners = Array.from(
       { length: Math.max(1, opts.concurrency ?? 1) },

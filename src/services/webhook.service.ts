@@ -51,25 +51,34 @@ function checkEvents(events: readonly string[]): WebhookEvent[] {
   return unique as WebhookEvent[];
 }
 
+export interface WebhookServiceDeps {
+  db: Database;
+  keys: KeyService;
+  audit: AuditService;
+  clock: Clock;
+  sender: WebhookSender;
+  logger: Pick<Logger, 'warn' | 'error'>;
+  opts: WebhookOptions;
+}
+
 export class WebhookService {
   private readonly delivery: WebhookDeliveryLoop;
 
-  constructor(
-    private readonly db: Database,
-    private readonly keys: KeyService,
-    private readonly audit: AuditService,
-    private readonly clock: Clock,
-    private readonly sender: WebhookSender,
-    private readonly logger: Pick<Logger, 'warn' | 'error'>,
-    private readonly opts: WebhookOptions,
-  ) {
-    this.delivery = new WebhookDeliveryLoop(db, keys, clock, sender, logger, opts);
+  constructor(private readonly deps: WebhookServiceDeps) {
+    this.delivery = new WebhookDeliveryLoop(
+      deps.db,
+      deps.keys,
+      deps.clock,
+      deps.sender,
+      deps.logger,
+      deps.opts,
+    );
   }
 
   /** The URL rules and the SSRF guard, host name resolved (the same guard runs again at send). */
   private async checkUrl(url: string): Promise<string> {
     try {
-      return (await this.sender.checkBeforeSave(url)).toString();
+      return (await this.deps.sender.checkBeforeSave(url)).toString();
     } catch (err) {
       throw new AppError(
         'bad_request',
@@ -85,7 +94,7 @@ export class WebhookService {
     id: string,
     details?: Record<string, unknown>,
   ) {
-    await this.audit.record(tx, {
+    await this.deps.audit.record(tx, {
       orgId: actor.orgId,
       actorId: actor.userId,
       actorKind: actor.viaSupportGrant ? 'support' : 'user',
@@ -106,7 +115,7 @@ export class WebhookService {
     const events = checkEvents(input.events);
     const id = randomUUID();
     const secret = newSecret();
-    const row = await withTenant(this.db, actor, async (tx) => {
+    const row = await withTenant(this.deps.db, actor, async (tx) => {
       if ((await webhookRepository.countForOrg(tx)) >= MAX_WEBHOOKS_PER_ORG)
         throw new AppError('conflict', `At most ${MAX_WEBHOOKS_PER_ORG} webhooks per organization`);
       const created = await webhookRepository.insert(tx, {
@@ -114,9 +123,9 @@ export class WebhookService {
         orgId: actor.orgId,
         url,
         events,
-        secretEnc: await this.keys.encrypt(tx, secretLocation(actor.orgId, id, 'secret'), secret),
+        secretEnc: await this.deps.keys.encrypt(tx, secretLocation(actor.orgId, id, 'secret'), secret),
         createdBy: actor.userId,
-        now: this.clock.now(),
+        now: this.deps.clock.now(),
       });
       await this.auditEvent(tx, actor, 'webhook.created', id, { events, host: new URL(url).host });
       return created;
@@ -126,7 +135,7 @@ export class WebhookService {
 
   async list(actor: Actor): Promise<WebhookView[]> {
     requirePermission(actor, 'webhooks.manage');
-    return (await withTenant(this.db, actor, (tx) => webhookRepository.list(tx))).map(view);
+    return (await withTenant(this.deps.db, actor, (tx) => webhookRepository.list(tx))).map(view);
   }
 
   async update(
@@ -137,8 +146,8 @@ export class WebhookService {
     requirePermission(actor, 'webhooks.manage');
     const url = p.url !== undefined ? await this.checkUrl(p.url) : undefined;
     const events = p.events !== undefined ? checkEvents(p.events) : undefined;
-    const now = this.clock.now();
-    return withTenant(this.db, actor, async (tx) => {
+    const now = this.deps.clock.now();
+    return withTenant(this.deps.db, actor, async (tx) => {
       const row = await webhookRepository.update(tx, id, {
         url,
         events,
@@ -154,7 +163,7 @@ export class WebhookService {
 
   async remove(actor: Actor, id: string): Promise<void> {
     requirePermission(actor, 'webhooks.manage');
-    await withTenant(this.db, actor, async (tx) => {
+    await withTenant(this.deps.db, actor, async (tx) => {
       if (!(await webhookRepository.delete(tx, id))) throw notFound('Webhook');
       await this.auditEvent(tx, actor, 'webhook.deleted', id);
     });
@@ -164,26 +173,33 @@ export class WebhookService {
   async rotate(actor: Actor, id: string): Promise<{ secret: string; previousValidUntil: Date }> {
     requirePermission(actor, 'webhooks.manage');
     const secret = newSecret();
-    const now = this.clock.now();
-    await withTenant(this.db, actor, async (tx) => {
+    const now = this.deps.clock.now();
+    await withTenant(this.deps.db, actor, async (tx) => {
       const row = await webhookRepository.find(tx, id);
       if (!row) throw notFound('Webhook');
-      const current = await this.keys.decrypt(tx, secretLocation(row.orgId, id, 'secret'), row.secretEnc);
+      const current = await this.deps.keys.decrypt(
+        tx,
+        secretLocation(row.orgId, id, 'secret'),
+        row.secretEnc,
+      );
       await webhookRepository.rotate(
         tx,
         id,
-        await this.keys.encrypt(tx, secretLocation(row.orgId, id, 'secret'), secret),
-        await this.keys.encrypt(tx, secretLocation(row.orgId, id, 'previous_secret'), current),
+        await this.deps.keys.encrypt(tx, secretLocation(row.orgId, id, 'secret'), secret),
+        await this.deps.keys.encrypt(tx, secretLocation(row.orgId, id, 'previous_secret'), current),
         now,
       );
       await this.auditEvent(tx, actor, 'webhook.secret_rotated', id);
     });
-    return { secret, previousValidUntil: new Date(now.getTime() + this.opts.rotationGraceSeconds * 1000) };
+    return {
+      secret,
+      previousValidUntil: new Date(now.getTime() + this.deps.opts.rotationGraceSeconds * 1000),
+    };
   }
 
   async deliveries(actor: Actor, id: string, limit = 50): Promise<DeliveryRow[]> {
     requirePermission(actor, 'webhooks.manage');
-    return withTenant(this.db, actor, async (tx) => {
+    return withTenant(this.deps.db, actor, async (tx) => {
       if (!(await webhookRepository.find(tx, id))) throw notFound('Webhook');
       return webhookRepository.deliveries(tx, id, limit);
     });
@@ -192,10 +208,10 @@ export class WebhookService {
   /** Sends a delivery's payload again (a new delivery, due now). */
   async redeliver(actor: Actor, id: string, deliveryId: string): Promise<DeliveryRow> {
     requirePermission(actor, 'webhooks.manage');
-    return withTenant(this.db, actor, async (tx) => {
+    return withTenant(this.deps.db, actor, async (tx) => {
       const d = await webhookRepository.findDelivery(tx, deliveryId);
       if (!d || d.webhookId !== id) throw notFound('Delivery');
-      const copy = await webhookRepository.requeueCopy(tx, d, this.clock.now());
+      const copy = await webhookRepository.requeueCopy(tx, d, this.deps.clock.now());
       await this.auditEvent(tx, actor, 'webhook.redelivered', id, { deliveryId, newDeliveryId: copy.id });
       return copy;
     });
