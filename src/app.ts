@@ -140,22 +140,21 @@ export async function createServices(deps: Deps): Promise<Services> {
     },
   });
   const mfa = new MfaService(db, keys, audit, loginGuard, clock);
-  const sso = new SsoService(
+  const sso = new SsoService({
     db,
     keys,
     audit,
     sessions,
     hasher,
     clock,
-    new OidcClientRepository(),
-    {
+    idp: new OidcClientRepository(),
+    opts: {
       publicUrl: config.publicUrl,
       allowInsecureIssuers: config.ssoAllowInsecureIssuers,
       stateTtlSeconds: 600,
     },
-    undefined,
-    { guard: loginGuard, mfa },
-  );
+    linkDeps: { guard: loginGuard, mfa },
+  });
   const auth = new AuthService({
     db,
     hasher,

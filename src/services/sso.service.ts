@@ -65,6 +65,19 @@ export interface OidcConnectionInput {
   requireSso?: boolean | undefined;
 }
 
+export interface SsoServiceDeps {
+  db: Database;
+  keys: KeyService;
+  audit: AuditService;
+  sessions: SessionService;
+  hasher: PasswordHasher;
+  clock: Clock;
+  idp: OidcClientRepository;
+  opts: SsoOptions;
+  samlSp?: SamlSpRepository;
+  linkDeps?: SsoLinkDeps;
+}
+
 /**
  * Single sign-on (docs/sso.md): the org's connection (admins), the shared part of every
  * sign-in (routing by domain or slug, refusals, the finish: domain rules, JIT provisioning, a
@@ -81,27 +94,24 @@ export class SsoService {
   readonly saml: SamlSso;
   private readonly accounts: SsoAccounts;
 
-  constructor(
-    private readonly db: Database,
-    private readonly keys: KeyService,
-    private readonly audit: AuditService,
-    private readonly sessions: SessionService,
-    private readonly hasher: PasswordHasher,
-    private readonly clock: Clock,
-    private readonly idp: OidcClientRepository,
-    private readonly opts: SsoOptions,
-    samlSp: SamlSpRepository = new SamlSpRepository(),
-    linkDeps?: SsoLinkDeps,
-  ) {
-    this.accounts = new SsoAccounts(db, audit, sessions, hasher, clock, linkDeps);
+  constructor(private readonly deps: SsoServiceDeps) {
+    const samlSp = deps.samlSp ?? new SamlSpRepository();
+    this.accounts = new SsoAccounts(
+      deps.db,
+      deps.audit,
+      deps.sessions,
+      deps.hasher,
+      deps.clock,
+      deps.linkDeps,
+    );
     const refuse = (conn: SsoConnectionRow, code: SsoErrorCode, meta: ClientMeta) =>
       this.refused({ connectionId: conn.id, orgId: conn.orgId }, code, meta);
     const shared = (method: 'oidc' | 'saml'): SsoShared => ({
       refused: (entry, code, meta) => this.refused(entry, code, meta),
       completeLogin: (conn, id, meta) => this.accounts.finish(conn, id, meta, method, refuse),
     });
-    this.oidc = new OidcSso(db, keys, clock, idp, opts, shared('oidc'));
-    this.saml = new SamlSso(db, clock, samlSp, opts, shared('saml'));
+    this.oidc = new OidcSso(deps.db, deps.keys, deps.clock, deps.idp, deps.opts, shared('oidc'));
+    this.saml = new SamlSso(deps.db, deps.clock, samlSp, deps.opts, shared('saml'));
     this.redirectUri = this.oidc.redirectUri;
   }
 
@@ -130,7 +140,9 @@ export class SsoService {
 
   async get(actor: Actor): Promise<SsoConnectionView> {
     requirePermission(actor, 'org.manage');
-    const c = await withTenant(this.db, actor, (tx) => ssoConnectionRepository.findForOrg(tx, actor.orgId));
+    const c = await withTenant(this.deps.db, actor, (tx) =>
+      ssoConnectionRepository.findForOrg(tx, actor.orgId),
+    );
     if (!c) throw notFound('SSO connection');
     return this.view(c);
   }
@@ -146,7 +158,7 @@ export class SsoService {
     const oidcIn = input.kind === 'saml' ? undefined : input;
     const domains = [...new Set(input.allowedDomains.map((d) => d.trim().toLowerCase()))];
     // A domain routes "Continue with SSO" to one org: a second org may not claim it.
-    const claimed = await withSystem(this.db, async (tx) => {
+    const claimed = await withSystem(this.deps.db, async (tx) => {
       for (const d of domains) {
         const e = await ssoConnectionRepository.entryByDomain(tx, d);
         if (e && e.orgId !== actor.orgId) return d;
@@ -155,9 +167,9 @@ export class SsoService {
     });
     if (claimed)
       throw new AppError('conflict', `The domain ${claimed} is already used by another organization`);
-    const now = this.clock.now();
+    const now = this.deps.clock.now();
     let pendingCleanup: string | undefined;
-    const view = await withTenant(this.db, actor, async (tx) => {
+    const view = await withTenant(this.deps.db, actor, async (tx) => {
       const before = await ssoConnectionRepository.findForOrg(tx, actor.orgId);
       // Switching kinds replaces the connection's protocol fields; an OIDC secret is only kept
       // across an update of an OIDC connection.
@@ -166,7 +178,7 @@ export class SsoService {
         throw new AppError('validation_failed', 'clientSecret is required');
       const id = before?.id ?? randomUUID();
       const clientSecretEnc = oidcIn?.clientSecret
-        ? await this.keys.encrypt(tx, secretAt(actor.orgId, id), oidcIn.clientSecret)
+        ? await this.deps.keys.encrypt(tx, secretAt(actor.orgId, id), oidcIn.clientSecret)
         : oidcIn
           ? keptSecret
           : null;
@@ -208,7 +220,7 @@ export class SsoService {
         unlinked = await ssoIdentityRepository.removeForConnection(tx, actor.orgId, id);
         pendingCleanup = id;
       }
-      await this.audit.record(tx, {
+      await this.deps.audit.record(tx, {
         orgId: actor.orgId,
         actorId: actor.userId,
         actorKind: 'user',
@@ -232,17 +244,17 @@ export class SsoService {
     // Pending links (system-only table) of the replaced IdP go as well.
     if (pendingCleanup) {
       const cid = pendingCleanup;
-      await withSystem(this.db, (tx) => ssoIdentityRepository.removePendingForConnection(tx, cid));
+      await withSystem(this.deps.db, (tx) => ssoIdentityRepository.removePendingForConnection(tx, cid));
     }
     return view;
   }
 
   async remove(actor: Actor): Promise<void> {
     requirePermission(actor, 'sso.manage');
-    await withTenant(this.db, actor, async (tx) => {
+    await withTenant(this.deps.db, actor, async (tx) => {
       const id = await ssoConnectionRepository.remove(tx, actor.orgId);
       if (!id) throw notFound('SSO connection');
-      await this.audit.record(tx, {
+      await this.deps.audit.record(tx, {
         orgId: actor.orgId,
         actorId: actor.userId,
         actorKind: 'user',
@@ -260,8 +272,8 @@ export class SsoService {
       {
         name: 'sso-sweep',
         run: async () => {
-          const now = this.clock.now();
-          await withSystem(this.db, async (tx) => {
+          const now = this.deps.clock.now();
+          await withSystem(this.deps.db, async (tx) => {
             await ssoConnectionRepository.sweepExpired(tx, now);
             await ssoIdentityRepository.sweepPending(tx, now);
           });
@@ -274,7 +286,7 @@ export class SsoService {
 
   /** Whether password login is refused for this org's non-owners (system context, pre-tenant). */
   async requiresSso(orgId: string): Promise<boolean> {
-    return withSystem(this.db, (tx) => ssoConnectionRepository.requiresSso(tx, orgId));
+    return withSystem(this.deps.db, (tx) => ssoConnectionRepository.requiresSso(tx, orgId));
   }
 
   // ---- sign-in -------------------------------------------------------------------------------
@@ -283,7 +295,7 @@ export class SsoService {
   async start(by: { email?: string | undefined; org?: string | undefined }): Promise<SsoStart> {
     const email = by.email ? normaliseEmail(by.email) : undefined;
     const domain = email?.split('@').pop();
-    const entry = await withSystem(this.db, (tx) =>
+    const entry = await withSystem(this.deps.db, (tx) =>
       domain
         ? ssoConnectionRepository.entryByDomain(tx, domain)
         : by.org
@@ -315,7 +327,7 @@ export class SsoService {
 
   /** Records a refused sign-in (reason code only) and returns the error to throw. */
   async refused(entry: SsoEntry | undefined, code: SsoErrorCode, meta: ClientMeta): Promise<SsoLoginError> {
-    await this.audit.recordStandalone({
+    await this.deps.audit.recordStandalone({
       orgId: entry?.orgId ?? null,
       actorId: null,
       actorKind: 'anonymous',
