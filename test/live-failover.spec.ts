@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { readWav } from '../src/audio/wav.js';
 import { freshIp } from './helpers/auth-client.js';
 import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
@@ -17,6 +16,7 @@ import {
   serveEnv,
   type Instance,
 } from './helpers/live-instances.js';
+import { expectSealedAudio } from './helpers/sealed-audio.js';
 import { createLive, frames, mustOpen, openWs, type Conn } from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
@@ -125,18 +125,7 @@ describe.skipIf(skip)(`a live session resumes on another node after SIGKILL (${b
 
       // The sealed audio (on B's data directory, where it was finalised) is the input, exactly.
       local = await start({ SOTTO_DATA_DIR: dirB });
-      const res = await local.app.inject({
-        method: 'GET',
-        url: `/api/v1/recordings/${id}/audio`,
-        headers: bearer(user.accessToken),
-        remoteAddress: ip,
-      });
-      expect(res.statusCode).toBe(200);
-      const sealed = readWav(res.rawPayload).channels[0]!;
-      expect(sealed.length).toBe(pcm.length);
-      expect(Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength)).toEqual(
-        Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength),
-      );
+      await expectSealedAudio(local, user, ip, id, pcm);
       console.log(
         `failover: B took over ${tookOverMs} ms after SIGKILL; A had acked ${ackedOnA + 1} frames, B held ${first + 1}`,
       );

@@ -30,6 +30,7 @@ import {
   serveEnv,
   type Instance,
 } from './helpers/live-instances.js';
+import { expectSealedAudio } from './helpers/sealed-audio.js';
 import { createLive, frames, mustOpen, openWs, type Conn } from './helpers/live.js';
 import { pollRecording, recordingEnv, upload } from './helpers/recordings.js';
 import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
@@ -412,18 +413,7 @@ describe.skipIf(!usingPostgres || !hasCorpus)(
         await new Promise((res) => second.child.on('close', res));
 
         local = await start();
-        const res = await local.app.inject({
-          method: 'GET',
-          url: `/api/v1/recordings/${id}/audio`,
-          headers: bearer(user.accessToken),
-          remoteAddress: ip,
-        });
-        expect(res.statusCode).toBe(200);
-        const sealed = readWav(res.rawPayload).channels[0]!;
-        expect(sealed.length).toBe(pcm.length);
-        expect(Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength)).toEqual(
-          Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength),
-        );
+        await expectSealedAudio(local, user, ip, id, pcm);
       } finally {
         for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL');
         await local?.close();
