@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readWav } from '../src/audio/wav.js';
 import { freshIp } from './helpers/auth-client.js';
 import { hasCorpus } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
+import { expectSealedAudio } from './helpers/sealed-audio.js';
 import { bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { listenTls, type Listening } from './helpers/live.js';
 import { pollRecording, recordingEnv } from './helpers/recordings.js';
@@ -172,21 +172,8 @@ describe.skipIf(!hasRedisServer)(
         180_000,
       );
       expect(done.status).toBe('done');
-      const res = await t.app.inject({
-        method: 'GET',
-        url: `/api/v1/recordings/${id}/audio`,
-        headers: bearer(user.accessToken),
-        remoteAddress: ip,
-      });
-      expect(res.statusCode).toBe(200);
-      const sealed = readWav(res.rawPayload).channels[0]!;
-      // Received audio seconds equal sent audio seconds, byte for byte.
-      expect(sealed.length / 16_000).toBe(pcm.length / 16_000);
-      expect(
-        Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength).equals(
-          Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength),
-        ),
-      ).toBe(true);
+      // Received audio equals sent audio, byte for byte.
+      await expectSealedAudio(t, user, ip, id!, pcm);
     }, 240_000);
   },
 );

@@ -2,12 +2,12 @@ import { expect } from 'vitest';
 import { readWav } from '../../src/audio/wav.js';
 import type { TestUser } from './fixtures.js';
 import { bearer } from './fixtures.js';
-import type { Instance } from './live-instances.js';
+import type { TestApp } from './test-app.js';
 
 // Apart from live-instances.ts, which benches import too: this one needs vitest's expect.
 /** The recording's sealed audio, read back through the API, is `pcm` exactly: every sample, once. */
 export async function expectSealedAudio(
-  local: Instance,
+  local: Pick<TestApp, 'app'>,
   user: TestUser,
   ip: string,
   id: string,
