@@ -96,15 +96,22 @@ describe.skipIf(Boolean(skipReason))(`panel: late live viewer and job progress (
       await page.getByRole('heading', { name: 'Late arrival' }).waitFor();
       // Everything said before this page opened, in order, with the speaker's name (the early
       // viewer may still get the last utterance's final meanwhile: both must end up the same).
+      // Both sides are read on every poll: a final that reaches both meanwhile is not a mismatch.
+      const shownAndSent = async () => ({
+        shown: (await page.locator('.live-final .segment-text').allInnerTexts()).join('|'),
+        sent: segs()
+          .map((s) => s.text)
+          .join('|'),
+      });
       await expect
-        .poll(async () => (await page.locator('.live-final .segment-text').allInnerTexts()).join('|'), {
-          timeout: 30_000,
-        })
-        .toBe(
-          segs()
-            .map((s) => s.text)
-            .join('|'),
-        );
+        .poll(
+          async () => {
+            const { shown, sent } = await shownAndSent();
+            return shown === sent ? 'same' : `page "${shown}" but the early viewer got "${sent}"`;
+          },
+          { timeout: 30_000 },
+        )
+        .toBe('same');
       expect(await page.locator('.live-final').count()).toBeGreaterThanOrEqual(said.length);
       expect(await page.locator('.live-final .segment-speaker').first().innerText()).toBe('Dr Rossi');
       expect(await page.getByText('Waiting for speech…').count()).toBe(0);
