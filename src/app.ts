@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
 import { PasswordHasher } from './crypto/password.js';
 import { systemClock } from './repositories/clock.repository.js';
 import { createMailer } from './repositories/mail.repository.js';
@@ -27,8 +26,6 @@ import { RateLimitedLoginGuard } from './services/login-guard.service.js';
 import { MemberService } from './services/member.service.js';
 import { MfaService } from './services/mfa.service.js';
 import { OrgService } from './services/org.service.js';
-import { PipelineService } from './services/pipeline.service.js';
-import { RecordingJobService } from './services/recording-job.service.js';
 import { RecordingRetryService } from './services/recording-retry.service.js';
 import { RecordingSearchService } from './services/recording-search.service.js';
 import { SearchIndexService } from './services/search-index.service.js';
@@ -42,7 +39,6 @@ import { WorkerTokenService } from './services/worker-token.service.js';
 import { ApiTokenService } from './services/api-token.service.js';
 import { WebhookService } from './services/webhook.service.js';
 import { WebhookSender } from './repositories/webhook-delivery.repository.js';
-import { JobQueueService } from './services/job-queue.service.js';
 import { TranscriptService } from './services/transcript.service.js';
 import { LiveService } from './services/live.service.js';
 import { createLiveBus } from './repositories/live-bus.repository.js';
@@ -62,12 +58,13 @@ import { OrgDeletionService } from './services/org-deletion.service.js';
 import { AccountDeletionService } from './services/account-deletion.service.js';
 import { OrgFilesRepository } from './repositories/org-files.repository.js';
 import { openStores } from './app-storage.js';
+import { createJobServices } from './app-jobs.js';
 
 /**
  * The composition root: builds every service from its dependencies. Entry points (the CLI, tests,
  * benches) call this; nothing below it constructs its own collaborators. What it takes and
  * returns is typed in app.types.ts; the stores (keys, audio, exports, archive) are opened in
- * app-storage.ts.
+ * app-storage.ts; the job queue, the in-process worker and the pipeline are built in app-jobs.ts.
  */
 import type { Deps, Services } from './app.types.js';
 
@@ -183,7 +180,7 @@ export async function createServices(deps: Deps): Promise<Services> {
   const disk = { space: new DiskSpaceRepository(config.dataDir), minFreeBytes: config.diskMinFreeBytes };
   const { bucket, blobStore, exportStore, archiveStore, storageCheck } = stores;
   const audioBlobs = new AudioBlobRepository(blobStore, path.join(config.tmpDir, 'work'));
-  const audio = new AudioStoreService(db, keys, audit, audioBlobs, uploads, clock, logger);
+  const audio = new AudioStoreService({ db, keys, audit, blobs: audioBlobs, uploads, clock, logger });
   const exportFiles = new ExportFileRepository(path.join(config.dataDir, 'exports'), exportStore);
   // Hard deletions expire the org's ready/building exports (docs/lifecycle.md).
   const exportInvalidation = new OrgExportInvalidation(exportFiles);
@@ -252,51 +249,35 @@ export async function createServices(deps: Deps): Promise<Services> {
   const transcripts = new TranscriptService(db, keys, audit, clock);
   // Default scan and time budgets; the time budget runs on the one clock.
   const search = new RecordingSearchService(db, keys, recordings, undefined, undefined, clock);
-  // One engine for jobs and live recognition (a whisper model is loaded once).
-  const pipelines = lazyPipeline(engines, logger, decoder);
-  const jobs = new RecordingJobService(db, keys, uploads, audio, pipelines, clock, logger, {
-    ...config.jobs,
-    heartbeatMs: Math.min(1000, (config.jobs.leaseSeconds * 1000) / 3),
-    // Longer than any job may hold a file without renewing its lease.
-    sweepOlderThanMs: Math.max(3600_000, config.jobs.leaseSeconds * 2000),
-    tmpSweepMs: config.tmpSweepMs,
-    engineTmpDir: path.join(config.tmpDir, 'asr'),
-    engineRecheckMs: deps.engineRecheckMs ?? 30_000,
-    ...(deps.random ? { random: deps.random } : {}),
-    engineReady: () => engines.choose(),
-    verifyEngine: () => engines.verify(),
-  });
-  const workerTokens = new WorkerTokenService(db, audit, clock);
-  const jobQueue = new JobQueueService({
+  const { jobQueue, jobs, pipelines } = createJobServices({
+    config,
     db,
     keys,
     audit,
+    uploads,
+    audio,
+    engines,
+    decoder,
     clock,
     logger,
-    opts: {
-      leaseSeconds: config.jobs.leaseSeconds,
-      maxAttempts: config.jobs.maxAttempts,
-      backoffSeconds: config.jobs.backoffSeconds,
-      maxLeaseLapses: config.jobs.maxLeaseLapses,
-      ...(config.jobs.maxRunningPerOrg ? { maxRunningPerOrg: config.jobs.maxRunningPerOrg } : {}),
-      ...(deps.random ? { random: deps.random } : {}),
-    },
-    audio,
-    uploads,
+    random: deps.random,
+    engineRecheckMs: deps.engineRecheckMs,
   });
+  const workerTokens = new WorkerTokenService(db, audit, clock);
   // Nodes that disagree on SOTTO_PUBLIC_URL reject each other's tokens: said in the log and /readyz.
   const nodes = new ServerNodeService(db, clock, logger, { publicUrl: config.publicUrl });
   const health = new HealthService(db, redis, engines, jobQueue, disk, nodes, storageCheck);
-  const orgExports = new OrgExportService(
+  const orgExports = new OrgExportService({
     db,
     keys,
     audit,
-    exportFiles,
-    { db, audit, members, recordings, transcripts, audio },
+    files: exportFiles,
+    sources: { db, audit, members, recordings, transcripts, audio },
+    invalidation: exportInvalidation,
     clock,
     logger,
-    { ttlHours: config.exportTtlHours },
-  );
+    opts: { ttlHours: config.exportTtlHours },
+  });
   const reauth = new ReauthService(db, hasher, loginGuard, mfa, audit, clock);
   const orgDeletion = new OrgDeletionService({
     db,
@@ -393,23 +374,5 @@ export async function createServices(deps: Deps): Promise<Services> {
       limits: config.live,
       nodeId: liveNodeId,
     }),
-  };
-}
-
-/**
- * The engine is chosen on first use, not at start-up (EngineReadinessService): a server without
- * an engine still serves everything else, and its uploads wait queued for one. A failed choice is
- * not cached, so installing an engine needs no restart.
- */
-function lazyPipeline(
-  engines: EngineReadinessService,
-  logger: Logger,
-  decoder: ReturnType<typeof createAudioDecoder>,
-): () => Promise<PipelineService> {
-  let pipeline: PipelineService | undefined;
-  return async () => {
-    const { engine } = await engines.choose();
-    if (pipeline?.engine !== engine) pipeline = new PipelineService({ decoder, engine, logger });
-    return pipeline;
   };
 }

@@ -18,7 +18,7 @@ import { AppError } from '../src/domain/errors.js';
 import { startTransport, type Transport } from '../src/http/listen.js';
 import { ensureSelfSignedCert, type SelfSignedResult } from '../src/repositories/tls.repository.js';
 import { UploadFileRepository } from '../src/repositories/upload-file.repository.js';
-import { RecordingJobService } from '../src/services/recording-job.service.js';
+import { createLocalWorker } from '../src/app-jobs.js';
 import { freshIp } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import {
@@ -418,21 +418,21 @@ describe.skipIf(!hasCorpus)(`audio at rest (${backendLabel}) ${hasCorpus ? '' : 
   it('a failed pipeline run leaves no decrypted copy and, with storeAudio off, no blob', async () => {
     const org = await createOrgWithUser(t.services, { role: 'owner' });
     const seen: { file: string; same: boolean }[] = [];
-    const worker = new RecordingJobService(
-      t.db,
-      t.services.keys,
-      new UploadFileRepository(path.join(dataDir, 'tmp', 'uploads')),
-      t.services.audio,
-      async () => ({
+    const worker = createLocalWorker({
+      db: t.db,
+      keys: t.services.keys,
+      uploads: new UploadFileRepository(path.join(dataDir, 'tmp', 'uploads')),
+      audio: t.services.audio,
+      pipeline: async () => ({
         run: async (input: { file: string }) => {
           // The pipeline gets a private decrypted copy, identical to the upload.
           seen.push({ file: input.file, same: readFileSync(input.file).equals(wav()) });
           throw new AppError('undecodable_audio', 'the decoder gave up');
         },
       }),
-      t.services.clock,
-      t.services.logger,
-      {
+      clock: t.services.clock,
+      logger: t.services.logger,
+      opts: {
         pollMs: 50,
         leaseSeconds: 30,
         maxAttempts: 3,
@@ -440,7 +440,7 @@ describe.skipIf(!hasCorpus)(`audio at rest (${backendLabel}) ${hasCorpus ? '' : 
         heartbeatMs: 500,
         sweepOlderThanMs: 3600_000,
       },
-    );
+    });
     const id = (await upload(t, org.accessToken, ip, wav())).json().id as string;
     await worker.start();
     try {

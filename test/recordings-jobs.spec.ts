@@ -1,12 +1,12 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalWorker } from '../src/app-jobs.js';
 import { withSystem } from '../src/db/tenant.js';
 import { AppError } from '../src/domain/errors.js';
 import { ManualClock } from '../src/repositories/clock.repository.js';
 import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
 import { UploadFileRepository } from '../src/repositories/upload-file.repository.js';
-import { RecordingJobService } from '../src/services/recording-job.service.js';
 import { freshIp } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';
@@ -136,21 +136,21 @@ describe.skipIf(!hasCorpus)(
       const uploads = new UploadFileRepository(path.join(dataDir, 'tmp', 'uploads'));
       let calls = 0;
       const real = t.services.jobs as unknown as {
-        pipeline: () => Promise<{ run: (i: unknown) => Promise<unknown> }>;
+        deps: { pipeline: () => Promise<{ run: (i: unknown) => Promise<unknown> }> };
       };
-      const worker = new RecordingJobService(
-        t.db,
-        t.services.keys,
+      const worker = createLocalWorker({
+        db: t.db,
+        keys: t.services.keys,
         uploads,
-        t.services.audio,
-        async () => {
+        audio: t.services.audio,
+        pipeline: async () => {
           calls++;
           if (calls === 1) throw new AppError('engine_failed', 'the engine crashed');
-          return (await real.pipeline()) as never;
+          return (await real.deps.pipeline()) as never;
         },
-        t.services.clock,
-        t.services.logger,
-        {
+        clock: t.services.clock,
+        logger: t.services.logger,
+        opts: {
           pollMs: 100,
           leaseSeconds: 30,
           maxAttempts: 3,
@@ -160,7 +160,7 @@ describe.skipIf(!hasCorpus)(
           heartbeatMs: 500,
           sweepOlderThanMs: 3600_000,
         },
-      );
+      });
       const res = await upload(t, user.accessToken, ip, audio());
       const id = res.json().id as string;
       await worker.start();
@@ -181,15 +181,15 @@ describe.skipIf(!hasCorpus)(
       }
       expect(stagedFiles(dataDir)).toEqual([]);
 
-      const unavailable = new RecordingJobService(
-        t.db,
-        t.services.keys,
+      const unavailable = createLocalWorker({
+        db: t.db,
+        keys: t.services.keys,
         uploads,
-        t.services.audio,
-        () => Promise.reject(new AppError('engine_unavailable', 'no engine')),
-        t.services.clock,
-        t.services.logger,
-        {
+        audio: t.services.audio,
+        pipeline: () => Promise.reject(new AppError('engine_unavailable', 'no engine')),
+        clock: t.services.clock,
+        logger: t.services.logger,
+        opts: {
           pollMs: 100,
           leaseSeconds: 30,
           maxAttempts: 3,
@@ -197,7 +197,7 @@ describe.skipIf(!hasCorpus)(
           heartbeatMs: 500,
           sweepOlderThanMs: 3600_000,
         },
-      );
+      });
       // No engine is not the job's fault: it waits queued, with the reason, its attempts untouched.
       const bad = await upload(t, user.accessToken, ip, audio());
       await unavailable.start();

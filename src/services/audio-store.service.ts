@@ -64,17 +64,24 @@ export interface Playback {
   stream?: Readable;
 }
 
+export interface AudioStoreServiceDeps {
+  db: Database;
+  keys: KeyService;
+  audit: AuditService;
+  blobs: AudioBlobRepository;
+  uploads: UploadFileRepository;
+  clock: Clock;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  /** Plaintext bytes per sealed chunk (default DEFAULT_CHUNK_SIZE). */
+  chunkSize?: number;
+}
+
 export class AudioStoreService {
-  constructor(
-    private readonly db: Database,
-    private readonly keys: KeyService,
-    private readonly audit: AuditService,
-    private readonly blobs: AudioBlobRepository,
-    private readonly uploads: UploadFileRepository,
-    private readonly clock: Clock,
-    private readonly logger: Pick<Logger, 'info' | 'warn'>,
-    private readonly chunkSize = DEFAULT_CHUNK_SIZE,
-  ) {}
+  private readonly chunkSize: number;
+
+  constructor(private readonly deps: AudioStoreServiceDeps) {
+    this.chunkSize = deps.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  }
 
   /** Seals a plaintext file (the staged upload) for a recording, then removes the plain file. Outside any transaction. */
   async seal(orgId: string, recordingId: string, plainFile: string, contentType: string): Promise<void> {
@@ -82,13 +89,13 @@ export class AudioStoreService {
     try {
       prepared = await this.prepare(orgId, recordingId, plainFile, contentType);
       const p = prepared;
-      await withTenant(this.db, { orgId, userId: null }, (tx) => this.attach(tx, p));
+      await withTenant(this.deps.db, { orgId, userId: null }, (tx) => this.attach(tx, p));
     } catch (err) {
       if (prepared) await this.discard(prepared);
       throw err;
     } finally {
       // Sealed or not, the plaintext copy must not stay on disk.
-      await this.uploads.remove(plainFile);
+      await this.deps.uploads.remove(plainFile);
     }
   }
 
@@ -106,7 +113,7 @@ export class AudioStoreService {
     const { size } = await stat(plainFile);
     const header = makeHeader(size, this.chunkSize);
     const contentKey = randomBytes(32);
-    await this.blobs.write(
+    await this.deps.blobs.write(
       orgId,
       recordingId,
       createReadStream(plainFile),
@@ -117,7 +124,7 @@ export class AudioStoreService {
 
   /** Second half of sealing: wraps the content key and stores the row (inside the caller's transaction). */
   async attach(tx: Queryable, p: PreparedAudio): Promise<void> {
-    const contentKeyEnc = await this.keys.encrypt(
+    const contentKeyEnc = await this.deps.keys.encrypt(
       tx,
       contentKeyLocation(p.orgId, p.recordingId),
       p.contentKey,
@@ -129,14 +136,14 @@ export class AudioStoreService {
       plainSize: p.plainSize,
       chunkSize: p.chunkSize,
       contentKeyEnc,
-      now: this.clock.now(),
+      now: this.deps.clock.now(),
     });
   }
 
   /** Undoes `prepare` when its row was never stored. */
   async discard(p: PreparedAudio): Promise<void> {
     p.contentKey.fill(0);
-    await this.blobs.remove(p.orgId, p.recordingId);
+    await this.deps.blobs.remove(p.orgId, p.recordingId);
   }
 
   /** Decrypting stream of the whole audio, with plaintext size and content type; AppError not_found if none. */
@@ -144,7 +151,7 @@ export class AudioStoreService {
     orgId: string,
     recordingId: string,
   ): Promise<{ stream: Readable; size: number; contentType: string }> {
-    const found = await withTenant(this.db, { orgId, userId: null }, (tx) =>
+    const found = await withTenant(this.deps.db, { orgId, userId: null }, (tx) =>
       this.unlock(tx, orgId, recordingId),
     );
     if (!found) throw notFound('Audio');
@@ -155,21 +162,21 @@ export class AudioStoreService {
   /** Decrypts to a private temp file for the local pipeline; release() deletes it (idempotent). */
   async checkout(orgId: string, recordingId: string): Promise<{ path: string; release(): Promise<void> }> {
     const { stream } = await this.openPlain(orgId, recordingId);
-    const file = await this.blobs.writeWorkFile(stream);
+    const file = await this.deps.blobs.writeWorkFile(stream);
     let released = false;
     return {
       path: file,
       release: async () => {
         if (released) return;
         released = true;
-        await this.blobs.removeWorkFile(file);
+        await this.deps.blobs.removeWorkFile(file);
       },
     };
   }
 
   /** After a job ended (done or permanently failed): keeps the sealed audio if the org's storeAudio is on now, else destroys blob + row. */
   async settle(orgId: string, recordingId: string): Promise<void> {
-    const keep = await withTenant(this.db, { orgId, userId: null }, async (tx) => {
+    const keep = await withTenant(this.deps.db, { orgId, userId: null }, async (tx) => {
       const org = await orgRepository.find(tx, orgId);
       // Kept audio can be retried (RecordingRetryService), so a failed job's live speaker labels
       // stay with it; audio destroyed takes them along.
@@ -178,15 +185,15 @@ export class AudioStoreService {
       await liveRecordingRepository.clearSpeakers(tx, recordingId);
       return false;
     });
-    if (!keep) await this.blobs.remove(orgId, recordingId);
+    if (!keep) await this.deps.blobs.remove(orgId, recordingId);
   }
 
   /** Destroys blob + row (recording deletion). Idempotent. */
   async remove(orgId: string, recordingId: string): Promise<void> {
-    await withTenant(this.db, { orgId, userId: null }, (tx) =>
+    await withTenant(this.deps.db, { orgId, userId: null }, (tx) =>
       recordingAudioRepository.remove(tx, recordingId),
     );
-    await this.blobs.remove(orgId, recordingId);
+    await this.deps.blobs.remove(orgId, recordingId);
   }
 
   /**
@@ -196,7 +203,7 @@ export class AudioStoreService {
    */
   async playback(actor: Actor, recordingId: string, rangeHeader: string | undefined): Promise<Playback> {
     requirePermission(actor, 'recordings.read');
-    const found = await withTenant(this.db, actor, async (tx) =>
+    const found = await withTenant(this.deps.db, actor, async (tx) =>
       (await this.mayPlay(tx, actor, recordingId)) ? this.unlock(tx, actor.orgId, recordingId) : undefined,
     );
     if (!found) throw notFound('Audio');
@@ -215,7 +222,7 @@ export class AudioStoreService {
   /** Whether `playback` would serve this actor audio now (without unwrapping any key); 404 otherwise. */
   async requirePlayable(actor: Actor, recordingId: string): Promise<void> {
     requirePermission(actor, 'recordings.read');
-    const ok = await withTenant(this.db, actor, async (tx) => {
+    const ok = await withTenant(this.deps.db, actor, async (tx) => {
       if (!(await this.mayPlay(tx, actor, recordingId))) return false;
       return (await recordingAudioRepository.find(tx, recordingId)) !== undefined;
     });
@@ -236,7 +243,7 @@ export class AudioStoreService {
   /** DELETE /recordings/:id/audio (owner/admin): destroys kept audio now; audited, ids only. */
   async deleteKept(actor: Actor, recordingId: string): Promise<void> {
     requirePermission(actor, 'org.manage');
-    const id = await withTenant(this.db, actor, async (tx) => {
+    const id = await withTenant(this.deps.db, actor, async (tx) => {
       const rec = await recordingRepository.find(tx, recordingId, {});
       if (!rec) throw notFound('Recording');
       // A pending job still needs its audio: deleting the recording is the way to stop it.
@@ -244,7 +251,7 @@ export class AudioStoreService {
         throw new AppError('conflict', 'The recording is still being transcribed');
       if (!(await recordingAudioRepository.remove(tx, rec.id))) throw notFound('Audio');
       await liveRecordingRepository.clearSpeakers(tx, rec.id);
-      await this.audit.record(tx, {
+      await this.deps.audit.record(tx, {
         orgId: actor.orgId,
         actorId: actor.userId,
         actorKind: actor.viaSupportGrant ? 'support' : 'user',
@@ -255,12 +262,12 @@ export class AudioStoreService {
       });
       return rec.id;
     });
-    await this.blobs.remove(actor.orgId, id);
+    await this.deps.blobs.remove(actor.orgId, id);
   }
 
   /** Decrypted work copies of processes that are gone (at once) or of unknown owners, by age. */
   sweepWork(olderThanMs: number, now: number): Promise<number> {
-    return this.blobs.sweepWork(olderThanMs, now);
+    return this.deps.blobs.sweepWork(olderThanMs, now);
   }
 
   /**
@@ -271,18 +278,18 @@ export class AudioStoreService {
    */
   async sweep(olderThanMs: number, now: number): Promise<{ work: number; blobs: number }> {
     const work = await this.sweepWork(olderThanMs, now);
-    const entries = await this.blobs.list();
+    const entries = await this.deps.blobs.list();
     let blobs = 0;
     if (entries.some((e) => now - e.mtimeMs >= olderThanMs)) {
-      const kept = await withSystem(this.db, (tx) => recordingAudioRepository.allKeys(tx));
+      const kept = await withSystem(this.deps.db, (tx) => recordingAudioRepository.allKeys(tx));
       for (const e of entries) {
         if (now - e.mtimeMs < olderThanMs) continue;
         if (e.recordingId && kept.has(`${e.orgId}/${e.recordingId}`)) continue;
-        await this.blobs.removeListed(e);
+        await this.deps.blobs.removeListed(e);
         blobs++;
       }
     }
-    if (work + blobs > 0) this.logger.info({ work, blobs }, 'removed leftover audio files');
+    if (work + blobs > 0) this.deps.logger.info({ work, blobs }, 'removed leftover audio files');
     return { work, blobs };
   }
 
@@ -295,7 +302,11 @@ export class AudioStoreService {
     const row = await recordingAudioRepository.find(tx, recordingId);
     if (!row) return undefined;
     // The row's own ids (lower case) bind the key, whatever case the caller's id came in.
-    const key = await this.keys.decrypt(tx, contentKeyLocation(orgId, row.recordingId), row.contentKeyEnc);
+    const key = await this.deps.keys.decrypt(
+      tx,
+      contentKeyLocation(orgId, row.recordingId),
+      row.contentKeyEnc,
+    );
     return { row, key };
   }
 
@@ -309,9 +320,9 @@ export class AudioStoreService {
     range: { start: number; end: number } | undefined,
   ): Promise<Readable> {
     const { row, key } = found;
-    const head = await this.blobs.head(row.orgId, row.recordingId, HEADER_BYTES);
+    const head = await this.deps.blobs.head(row.orgId, row.recordingId, HEADER_BYTES);
     if (!head) {
-      this.logger.warn({ recordingId: row.recordingId }, 'audio blob missing');
+      this.deps.logger.warn({ recordingId: row.recordingId }, 'audio blob missing');
       throw notFound('Audio');
     }
     let header: ChunkedHeader;
@@ -324,15 +335,15 @@ export class AudioStoreService {
       )
         throw new AudioIntegrityError('audio blob does not match its record');
     } catch (err) {
-      throw integrity(err, row.recordingId, this.logger);
+      throw integrity(err, row.recordingId, this.deps.logger);
     }
     const r = range ?? { start: 0, end: Math.max(0, row.plainSize - 1) };
     const span = coveringSpan(header, r.start, r.end);
-    const source = this.blobs.readRange(row.orgId, row.recordingId, span.fileStart, span.fileEnd);
+    const source = this.deps.blobs.readRange(row.orgId, row.recordingId, span.fileStart, span.fileEnd);
     // Integrity failures mid-stream become decryption_failed: a 500 before the first byte, a cut
     // connection after it — never unauthenticated audio.
     const open = createOpenStream(key, row.recordingId, header, range, (err) =>
-      integrity(err, row.recordingId, this.logger),
+      integrity(err, row.recordingId, this.deps.logger),
     );
     return pipeline(source, open, () => key.fill(0));
   }

@@ -11,7 +11,7 @@ import { orgExportRepository, type OrgExportRow } from '../repositories/org-expo
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
 import type { ExportSources } from './org-export-builder.js';
-import { OrgExportInvalidation, type ExportInvalidationReason } from './org-export-invalidation.js';
+import type { ExportInvalidationReason, OrgExportInvalidation } from './org-export-invalidation.js';
 import { exportKeyLocation } from './org-export-key.js';
 import { OrgExportRunner } from './org-export-runner.js';
 import { openSealed } from './org-export-seal.js';
@@ -69,23 +69,34 @@ const view = (r: OrgExportRow): OrgExportView => ({
   progress: { done: r.itemsDone, total: r.itemsTotal },
 });
 
+export interface OrgExportServiceDeps {
+  db: Database;
+  keys: KeyService;
+  audit: AuditService;
+  files: ExportFileRepository;
+  /** What a build reads (members, recordings, transcripts, audio): org-export-builder.ts. */
+  sources: ExportSources;
+  /** The composition root's one instance, shared with the deletion services. */
+  invalidation: OrgExportInvalidation;
+  clock: Clock;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  opts: OrgExportOptions;
+}
+
 export class OrgExportService {
   /** This node's builder (claims, builds, leases): org-export-runner.ts. */
   private readonly runner: OrgExportRunner;
-  private readonly invalidation: OrgExportInvalidation;
 
-  constructor(
-    private readonly db: Database,
-    private readonly keys: KeyService,
-    private readonly audit: AuditService,
-    private readonly files: ExportFileRepository,
-    sources: ExportSources,
-    private readonly clock: Clock,
-    private readonly logger: Pick<Logger, 'info' | 'warn'>,
-    opts: OrgExportOptions,
-  ) {
-    this.runner = new OrgExportRunner(db, keys, files, sources, clock, logger, opts);
-    this.invalidation = new OrgExportInvalidation(files);
+  constructor(private readonly deps: OrgExportServiceDeps) {
+    this.runner = new OrgExportRunner(
+      deps.db,
+      deps.keys,
+      deps.files,
+      deps.sources,
+      deps.clock,
+      deps.logger,
+      deps.opts,
+    );
   }
 
   /** POST /org/export: queues a build (409 while another one is queued or building); audited. */
@@ -93,15 +104,15 @@ export class OrgExportService {
     requirePermission(actor, 'org.manage');
     let row: OrgExportRow;
     try {
-      row = await withTenant(this.db, actor, async (tx) => {
+      row = await withTenant(this.deps.db, actor, async (tx) => {
         if (await orgExportRepository.active(tx, actor.orgId))
           throw new AppError('conflict', 'An export is already being prepared');
         const created = await orgExportRepository.insert(tx, {
           orgId: actor.orgId,
           requestedBy: actor.userId,
-          now: this.clock.now(),
+          now: this.deps.clock.now(),
         });
-        await this.audit.record(tx, {
+        await this.deps.audit.record(tx, {
           orgId: actor.orgId,
           actorId: actor.userId,
           actorKind: 'user',
@@ -123,13 +134,15 @@ export class OrgExportService {
 
   async list(actor: Actor): Promise<OrgExportView[]> {
     requirePermission(actor, 'org.manage');
-    const rows = await withTenant(this.db, actor, (tx) => orgExportRepository.list(tx, actor.orgId, 100));
+    const rows = await withTenant(this.deps.db, actor, (tx) =>
+      orgExportRepository.list(tx, actor.orgId, 100),
+    );
     return rows.map(view);
   }
 
   async get(actor: Actor, id: string): Promise<OrgExportView> {
     requirePermission(actor, 'org.manage');
-    const row = await withTenant(this.db, actor, (tx) => orgExportRepository.find(tx, id));
+    const row = await withTenant(this.deps.db, actor, (tx) => orgExportRepository.find(tx, id));
     if (!row) throw notFound('Export');
     return view(row);
   }
@@ -140,16 +153,16 @@ export class OrgExportService {
    */
   async download(actor: Actor, id: string): Promise<ExportDownload> {
     requirePermission(actor, 'org.manage');
-    const now = this.clock.now();
-    const found = await withTenant(this.db, actor, async (tx) => {
+    const now = this.deps.clock.now();
+    const found = await withTenant(this.deps.db, actor, async (tx) => {
       const row = await orgExportRepository.find(tx, id);
       if (!row) throw notFound('Export');
       if (row.status === 'expired' || (row.expiresAt && row.expiresAt <= now))
         throw new AppError('not_found', 'The export has expired');
       if (row.status !== 'ready' || !row.contentKeyEnc || row.sizeBytes === null)
         throw new AppError('conflict', 'The export is not ready');
-      const key = await this.keys.decrypt(tx, exportKeyLocation(row.orgId, row.id), row.contentKeyEnc);
-      await this.audit.record(tx, {
+      const key = await this.deps.keys.decrypt(tx, exportKeyLocation(row.orgId, row.id), row.contentKeyEnc);
+      await this.deps.audit.record(tx, {
         orgId: actor.orgId,
         actorId: actor.userId,
         actorKind: actor.viaSupportGrant ? 'support' : 'user',
@@ -162,18 +175,23 @@ export class OrgExportService {
     });
     const { row, key } = found;
     const size = row.sizeBytes!;
-    const stream = await openSealed(this.files, { orgId: row.orgId, id: row.id, size }, key, this.logger);
+    const stream = await openSealed(
+      this.deps.files,
+      { orgId: row.orgId, id: row.id, size },
+      key,
+      this.deps.logger,
+    );
     return { stream, size, filename: `sotto-export-${row.id}.zip` };
   }
 
   /** DELETE /org/exports/:id: the row and its file; a build in progress notices and stops. Audited. */
   async remove(actor: Actor, id: string): Promise<void> {
     requirePermission(actor, 'org.manage');
-    const row = await withTenant(this.db, actor, async (tx) => {
+    const row = await withTenant(this.deps.db, actor, async (tx) => {
       const row = await orgExportRepository.find(tx, id);
       if (!row) throw notFound('Export');
       await orgExportRepository.remove(tx, row.id);
-      await this.audit.record(tx, {
+      await this.deps.audit.record(tx, {
         orgId: actor.orgId,
         actorId: actor.userId,
         actorKind: 'user',
@@ -184,7 +202,7 @@ export class OrgExportService {
       });
       return row;
     });
-    await this.files.remove(row.orgId, row.id);
+    await this.deps.files.remove(row.orgId, row.id);
   }
 
   /** The expiry sweep, run by the scheduler once per interval across all nodes. */
@@ -206,30 +224,30 @@ export class OrgExportService {
    * files of builds that died long ago.
    */
   async expire(): Promise<{ expired: number; orphans: number }> {
-    const now = this.clock.now();
-    const due = await withSystem(this.db, (tx) => orgExportRepository.expiredBefore(tx, now));
+    const now = this.deps.clock.now();
+    const due = await withSystem(this.deps.db, (tx) => orgExportRepository.expiredBefore(tx, now));
     for (const e of due) {
       // File first: a crash in between leaves a 'ready' row without file (404 on download, and the
       // next sweep marks it), never a file nobody will delete.
-      await this.files.remove(e.orgId, e.id);
-      await withSystem(this.db, (tx) => orgExportRepository.markExpired(tx, e.id));
+      await this.deps.files.remove(e.orgId, e.id);
+      await withSystem(this.deps.db, (tx) => orgExportRepository.markExpired(tx, e.id));
     }
     let orphans = 0;
-    const entries = await this.files.list();
+    const entries = await this.deps.files.list();
     if (entries.length > 0) {
       // A building export's files are live: its final file is renamed in before the row turns ready.
-      const live = await withSystem(this.db, (tx) => orgExportRepository.liveFiles(tx));
+      const live = await withSystem(this.deps.db, (tx) => orgExportRepository.liveFiles(tx));
       for (const e of entries) {
         const dead = e.exportId
           ? !live.has(`${e.orgId}/${e.exportId}`)
           : // Scratch/temp files: only a build that died long ago leaves an old one.
             now.getTime() - e.mtimeMs >= ORPHAN_AGE_MS;
         if (!dead) continue;
-        await this.files.removeListed(e);
+        await this.deps.files.removeListed(e);
         orphans++;
       }
     }
-    if (due.length + orphans > 0) this.logger.info({ expired: due.length, orphans }, 'export sweep');
+    if (due.length + orphans > 0) this.deps.logger.info({ expired: due.length, orphans }, 'export sweep');
     return { expired: due.length, orphans };
   }
 
@@ -255,10 +273,10 @@ export class OrgExportService {
    * transactions through OrgExportInvalidation; this is the standalone entry point.
    */
   async invalidateForDeletion(orgId: string, reason: ExportInvalidationReason): Promise<number> {
-    const ids = await withTenant(this.db, { orgId, userId: null }, (tx) =>
-      this.invalidation.inTransaction(tx, orgId, reason),
+    const ids = await withTenant(this.deps.db, { orgId, userId: null }, (tx) =>
+      this.deps.invalidation.inTransaction(tx, orgId, reason),
     );
-    await this.invalidation.removeFiles(orgId, ids);
+    await this.deps.invalidation.removeFiles(orgId, ids);
     return ids.length;
   }
 }

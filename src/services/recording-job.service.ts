@@ -7,10 +7,9 @@ import { JOBS_CHANNEL, recordingJobRepository } from '../repositories/recording-
 import { sweepScratch } from '../repositories/scratch-owner.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
 import type { AudioStoreService } from './audio-store.service.js';
-import { JobQueueService } from './job-queue.service.js';
+import type { JobQueueService } from './job-queue.service.js';
 import { JobRunner } from './job-runner.service.js';
 import type { JobRunnerOptions, JobSource, PipelineProvider, SourceJob } from './job-runner.types.js';
-import type { KeyService } from './key.service.js';
 
 export type { PipelineProvider } from './job-runner.types.js';
 
@@ -34,15 +33,7 @@ export type { PipelineProvider } from './job-runner.types.js';
  */
 export interface JobOptions {
   pollMs: number;
-  leaseSeconds: number;
-  maxAttempts: number;
-  /** Reclaims after a lapsed lease before the job fails (JobQueueOptions.maxLeaseLapses). */
-  maxLeaseLapses?: number;
-  /** Jobs of one org running at once on all workers (JobQueueOptions.maxRunningPerOrg). */
-  maxRunningPerOrg?: number | undefined;
-  /** The shortest wait before a retry (JobQueueOptions.backoffSeconds: jittered up to a doubling ceiling). */
-  backoffSeconds: number;
-  /** The backoffs' random source (tests pass a fixed one). */
+  /** The loop's backoffs' random source (tests pass a fixed one). */
   random?: RandomSource;
   /** Progress and lease renewal are written at most this often. */
   heartbeatMs: number;
@@ -68,34 +59,43 @@ export interface JobOptions {
   concurrency?: number;
 }
 
-type LocalAudio = Pick<AudioStoreService, 'checkout' | 'settle' | 'sweep' | 'sweepWork' | 'openPlain'>;
+type LocalAudio = Pick<AudioStoreService, 'checkout' | 'sweep' | 'sweepWork'>;
+
+type LocalQueue = Pick<
+  JobQueueService,
+  'claim' | 'renew' | 'complete' | 'fail' | 'handBack' | 'markWaitingForEngine' | 'clearWaitingForEngine'
+>;
+
+export interface RecordingJobServiceDeps {
+  db: Database;
+  /**
+   * The in-process worker's own queue, built by the composition root without an audit service
+   * (app-jobs.ts): the worker is the server itself; remote workers' steps are audited by the
+   * queue the worker routes use.
+   */
+  queue: LocalQueue;
+  uploads: UploadFileRepository;
+  audio: LocalAudio;
+  pipeline: PipelineProvider;
+  clock: Clock;
+  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+  opts: JobOptions;
+}
 
 export class RecordingJobService {
-  private readonly queue: JobQueueService;
   /** One loop per job run at once; the first also answers for the worker's engine state. */
   private readonly runners: JobRunner[];
   private unlisten: (() => Promise<void>) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
 
-  constructor(
-    private readonly db: Database,
-    keys: KeyService,
-    private readonly uploads: UploadFileRepository,
-    private readonly audio: LocalAudio,
-    private readonly pipeline: PipelineProvider,
-    private readonly clock: Clock,
-    private readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>,
-    private readonly opts: JobOptions,
-  ) {
-    // No audit service: the in-process worker is the server itself; remote workers' steps are
-    // audited by the queue the worker routes use.
-    this.queue = new JobQueueService({ db, keys, audit: null, clock, logger, opts, audio, uploads });
+  constructor(private readonly deps: RecordingJobServiceDeps) {
+    const { opts, clock } = deps;
     const source = this.localSource();
     this.runners = Array.from(
       { length: Math.max(1, opts.concurrency ?? 1) },
       () =>
-        new JobRunner(source, pipeline, logger, {
+        new JobRunner(source, deps.pipeline, deps.logger, {
           pollMs: opts.pollMs,
           heartbeatMs: opts.heartbeatMs,
           clock,
@@ -133,19 +133,19 @@ export class RecordingJobService {
     // object store that is missing or refused at start is named in the log and /readyz, and the
     // node must still come up to say so; the next start sweeps.
     try {
-      await this.audio.sweep(this.opts.sweepOlderThanMs, this.clock.now().getTime());
+      await this.deps.audio.sweep(this.deps.opts.sweepOlderThanMs, this.deps.clock.now().getTime());
     } catch (err) {
-      this.logger.warn({ err }, 'could not sweep leftover audio blobs at start');
+      this.deps.logger.warn({ err }, 'could not sweep leftover audio blobs at start');
     }
     this.sweepTimer = setInterval(() => {
       this.sweeping ??= this.sweepLeftovers(false).finally(() => (this.sweeping = undefined));
-    }, this.opts.tmpSweepMs ?? 60_000);
+    }, this.deps.opts.tmpSweepMs ?? 60_000);
     this.sweepTimer.unref();
     try {
-      this.unlisten ??= await this.db.listen(JOBS_CHANNEL, () => this.wake());
+      this.unlisten ??= await this.deps.db.listen(JOBS_CHANNEL, () => this.wake());
     } catch (err) {
       // Not fatal: the poll still finds every job, only later.
-      this.logger.warn({ err }, 'cannot listen for new jobs; the worker polls only');
+      this.deps.logger.warn({ err }, 'cannot listen for new jobs; the worker polls only');
     }
     for (const r of this.runners) r.start();
   }
@@ -156,26 +156,26 @@ export class RecordingJobService {
    * on the schedule never throws: during a database outage it keeps to the owner rule.
    */
   private async sweepLeftovers(atStart: boolean): Promise<void> {
-    const now = this.clock.now().getTime();
-    const olderThanMs = this.opts.sweepOlderThanMs;
+    const now = this.deps.clock.now().getTime();
+    const olderThanMs = this.deps.opts.sweepOlderThanMs;
     let keep: Set<string> | null;
     try {
-      keep = await withSystem(this.db, (tx) => recordingJobRepository.allAudioPaths(tx));
+      keep = await withSystem(this.deps.db, (tx) => recordingJobRepository.allAudioPaths(tx));
     } catch (err) {
       if (atStart) throw err;
       keep = null;
     }
     try {
-      const uploads = await this.uploads.sweep(keep, olderThanMs, now);
-      const work = await this.audio.sweepWork(olderThanMs, now);
-      const engine = this.opts.engineTmpDir
-        ? await sweepScratch(this.opts.engineTmpDir, { olderThanMs, now })
+      const uploads = await this.deps.uploads.sweep(keep, olderThanMs, now);
+      const work = await this.deps.audio.sweepWork(olderThanMs, now);
+      const engine = this.deps.opts.engineTmpDir
+        ? await sweepScratch(this.deps.opts.engineTmpDir, { olderThanMs, now })
         : 0;
       if (uploads + work + engine > 0)
-        this.logger.info({ uploads, work, engine }, 'removed plaintext leftovers of stopped processes');
+        this.deps.logger.info({ uploads, work, engine }, 'removed plaintext leftovers of stopped processes');
     } catch (err) {
       if (atStart) throw err;
-      this.logger.warn({ err }, 'scratch sweep failed; retried on the next pass');
+      this.deps.logger.warn({ err }, 'scratch sweep failed; retried on the next pass');
     }
   }
 
@@ -200,7 +200,7 @@ export class RecordingJobService {
   }
 
   private localSource(): JobSource {
-    const { queue, audio } = this;
+    const { queue, audio } = this.deps;
     return {
       engineUnavailable: () => queue.markWaitingForEngine(),
       engineAvailable: () => queue.clearWaitingForEngine(),
