@@ -1,35 +1,40 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import type { Services } from '../app.js';
-import { ConfigError, loadConfig, type Config } from '../config/config.js';
-import { createLogger } from '../http/logger.js';
-import { registerAdminCommands } from './commands/admin.js';
-import { registerAuditCommands } from './commands/audit.js';
-import { registerBotCommand } from './commands/bot.js';
-import { registerIncidentCommands } from './commands/incident.js';
-import { registerInitCommand } from './commands/init.js';
-import { registerKeysCommands } from './commands/keys.js';
-import { registerMigrateCommand } from './commands/migrate.js';
-import { registerModelCommands } from './commands/models.js';
+import type { Config } from '../config/config.js';
+import { registerAdminCommands } from './commands/admin-command.js';
+import { registerAuditCommands } from './commands/audit-command.js';
+import { registerBotCommand } from './commands/bot-command.js';
+import { registerIncidentCommands } from './commands/incident-command.js';
+import { registerInitCommand } from './commands/init-command.js';
+import { registerKeysCommands } from './commands/keys-command.js';
+import { registerMigrateCommand } from './commands/migrate-command.js';
+import { registerModelCommands } from './commands/models-command.js';
 import { registerServeCommand } from './commands/serve-command.js';
-import { registerWorkerCommand } from './commands/worker.js';
-import { registerWorkersCommands } from './commands/workers.js';
+import { registerWorkerCommand } from './commands/worker-command.js';
+import { registerWorkersCommands } from './commands/workers-command.js';
 import { CliError } from './cli-error.js';
-import { openRuntime, type Runtime } from './runtime.js';
+import type { Runtime } from './runtime.js';
 
 /**
  * The `sotto` binary. Commands that need the database open it through `boot`, once per process;
  * whatever was opened is closed when the command finishes. Every failure ends with a one-line
  * (or, for configuration, one-list) message on stderr and exit status 1.
+ *
+ * Only the command definitions (names, options, help) are imported here: each command loads its
+ * implementation when it runs, so `--help`, `bot` and `worker` do not pay for the database, the
+ * configuration schema or the server (see *-command.ts).
  */
 const opened: Runtime[] = [];
 
-// One-shot commands log warnings only, to stderr, so their stdout stays readable.
-const quietLogger = (config: Config) =>
-  createLogger(config.logLevel === 'silent' ? 'silent' : 'warn', process.stderr);
-
 async function open(config: Config): Promise<Runtime> {
-  const runtime = await openRuntime(config, { logger: quietLogger(config) });
+  const [{ openRuntime }, { createLogger }] = await Promise.all([
+    import('./runtime.js'),
+    import('../http/logger.js'),
+  ]);
+  // One-shot commands log warnings only, to stderr, so their stdout stays readable.
+  const logger = createLogger(config.logLevel === 'silent' ? 'silent' : 'warn', process.stderr);
+  const runtime = await openRuntime(config, { logger });
   opened.push(runtime);
   return {
     ...runtime,
@@ -42,7 +47,17 @@ async function open(config: Config): Promise<Runtime> {
 
 let booted: Promise<Services> | undefined;
 /** For command groups that just need services (admin, audit). */
-const boot = (): Promise<Services> => (booted ??= open(loadConfig()).then((r) => r.services));
+const boot = (): Promise<Services> =>
+  (booted ??= import('../config/config.js')
+    .then(({ loadConfig }) => open(loadConfig()))
+    .then((r) => r.services));
+
+/** A ConfigError can only come from the configuration module, so it is loaded already then. */
+async function isConfigError(err: unknown): Promise<boolean> {
+  if (!(err instanceof Error) || err.name !== 'ConfigError') return false;
+  const { ConfigError } = await import('../config/config.js');
+  return err instanceof ConfigError;
+}
 
 const program = new Command()
   .name('sotto')
@@ -67,7 +82,7 @@ registerBotCommand(program);
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof ConfigError) console.error(err.message);
+  if (await isConfigError(err)) console.error((err as Error).message);
   else console.error(`sotto: ${err instanceof CliError ? err.message : (err as Error).message}`);
   process.exitCode = 1;
 } finally {

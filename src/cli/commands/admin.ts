@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import type { Services } from '../../app.js';
 import { randomToken } from '../../crypto/random.js';
 import { AppError } from '../../domain/errors.js';
@@ -102,21 +101,20 @@ async function promptPassword(): Promise<string | undefined> {
   return first;
 }
 
-export function registerAdminCommands(program: Command, boot: () => Promise<Services>): void {
-  const admin = program.command('admin').description('platform administration');
-  admin
-    .command('create-support-user')
-    .description('create a platform support account (sees nothing until an organization grants access)')
-    .requiredOption('--email <email>', 'the support person’s email (their login)')
-    .requiredOption('--name <name>', 'display name')
-    .option('--password-stdin', 'read the password from the first line of stdin')
-    .option('--generate-password', 'do not prompt: generate a password and print it once')
-    .action(
-      async (opts: { email: string; name: string; passwordStdin?: boolean; generatePassword?: boolean }) => {
-        let password: string | undefined;
-        if (opts.passwordStdin) password = await readPasswordFromStdin();
-        else if (!opts.generatePassword && process.stdin.isTTY) password = await promptPassword();
-        await createSupportUser(await boot(), { email: opts.email, name: opts.name, password });
-      },
-    );
+export interface CreateSupportUserFlags {
+  email: string;
+  name: string;
+  passwordStdin?: boolean | undefined;
+  generatePassword?: boolean | undefined;
+}
+
+/** The command's action (admin-command.ts): the password first, then the database. */
+export async function runCreateSupportUser(
+  opts: CreateSupportUserFlags,
+  boot: () => Promise<Services>,
+): Promise<void> {
+  let password: string | undefined;
+  if (opts.passwordStdin) password = await readPasswordFromStdin();
+  else if (!opts.generatePassword && process.stdin.isTTY) password = await promptPassword();
+  await createSupportUser(await boot(), { email: opts.email, name: opts.name, password });
 }

@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import type { Services } from '../../app.js';
 import type { ChainReport } from '../../services/audit.service.js';
 import { CliError } from '../cli-error.js';
@@ -42,16 +41,4 @@ function describe(r: ChainReport): string {
   const name = r.orgId === null ? 'platform' : `org ${r.orgId}`;
   if (r.ok) return `ok      ${name}: ${r.entries} entries`;
   return `BROKEN  ${name}: ${r.entries} entries; at seq ${r.problem?.seq}: ${r.problem?.reason}`;
-}
-
-export function registerAuditCommands(program: Command, boot: () => Promise<Services>): void {
-  const audit = program.command('audit').description('the tamper-evident audit log');
-  audit
-    .command('verify')
-    .description('verify every audit chain (hashes, links, removed entries); exit 1 if any is broken')
-    .option('--org <id>', 'verify one organization only')
-    .option('--json', 'machine-readable output')
-    .action(async (opts: AuditVerifyOptions) => {
-      process.exitCode = await auditVerify(await boot(), opts);
-    });
 }

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Command } from 'commander';
 import { loadBotConfig } from '../../config/config.js';
 import { AppError } from '../../domain/errors.js';
 import {
@@ -332,28 +331,17 @@ function exitFor(err: unknown): BotExit {
   return new BotExit((err as Error).message, 1);
 }
 
-export function registerBotCommand(program: Command): void {
-  program
-    .command('bot')
-    .description('stream audio into a new live recording and print its live transcript')
-    .requiredOption('--api <url>', "the server's public URL, e.g. https://sotto.example.com")
-    .option('--file <file>', 'audio file in any supported format (decoded to 16 kHz mono)')
-    .option('--stdin', 'read raw PCM from stdin: signed 16-bit little-endian, 16 kHz, mono, no header')
-    .option('--mic', 'record from the default microphone with arecord or sox')
-    .option('--title <title>', 'title of the recording')
-    .option('--speaker <name>', 'label of this stream in the transcript (default "Speaker 1")')
-    .option('--token <token>', 'access token (prefer SOTTO_TOKEN: arguments are visible in ps)')
-    .option('--ca <file>', "PEM file of the CA (or self-signed certificate) of the server's certificate")
-    .option('--insecure', 'do not verify the server certificate (testing only)')
-    .option('--fast', 'send as fast as the server acknowledges instead of in real time')
-    .action(async (opts: BotOptions) => {
-      try {
-        await runBot(opts);
-      } catch (err) {
-        const exit = exitFor(err);
-        if (exit.code === 1) throw new CliError(exit.message);
-        process.stderr.write(`sotto: ${exit.message}\n`);
-        process.exitCode = exit.code;
-      }
-    });
+/**
+ * The command's action (bot-command.ts): usage errors end as a CliError (status 1); the others
+ * are printed here and leave the status that names their cause.
+ */
+export async function runBotCommand(opts: BotOptions): Promise<void> {
+  try {
+    await runBot(opts);
+  } catch (err) {
+    const exit = exitFor(err);
+    if (exit.code === 1) throw new CliError(exit.message);
+    process.stderr.write(`sotto: ${exit.message}\n`);
+    process.exitCode = exit.code;
+  }
 }

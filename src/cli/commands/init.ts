@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import type { Command } from 'commander';
 import { loadBootstrapConfig } from '../../config/config.js';
 import { createKeyFile, ensurePrivateDir } from '../../repositories/master-key-file.repository.js';
 import { stdout, type Print } from '../output.js';
@@ -60,14 +59,4 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
       'without the key the encrypted data cannot be read, and a copy stored next to the data protects nothing.',
   );
   return { keyFile: boot.masterKeyFile };
-}
-
-export function registerInitCommand(program: Command): void {
-  program
-    .command('init')
-    .description('create the data directory and a master key file (embedded default)')
-    .option('--if-missing', 'do nothing when a master key already exists or is configured')
-    .action(async (o: { ifMissing?: boolean }) => {
-      await runInit({ ifMissing: Boolean(o.ifMissing) });
-    });
 }

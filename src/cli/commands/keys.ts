@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import type { Services } from '../../app.js';
 import { loadConfig, type Config } from '../../config/config.js';
 import { addKeyVersion } from '../../repositories/master-key-file.repository.js';
@@ -149,24 +148,17 @@ export async function rotateKeys(opts: RotateOptions): Promise<RotateResult> {
   }
 }
 
-export function registerKeysCommands(program: Command, open: OpenServices): void {
-  const keys = program.command('keys').description('master key status and rotation');
-  keys
-    .command('status')
-    .description('show the master key versions, their ages, and which versions wrap the data keys')
-    .action(async () => {
-      const handle = await open(loadConfig());
-      try {
-        await keysStatus(handle.services);
-      } finally {
-        await handle.close();
-      }
-    });
-  keys
-    .command('rotate')
-    .description('add a master key version (key file) and re-wrap every data key under it, online')
-    .option('--rewrap-only', 're-wrap to the highest configured version without adding one')
-    .action(async (o: { rewrapOnly?: boolean }) => {
-      await rotateKeys({ config: loadConfig(), open, rewrapOnly: Boolean(o.rewrapOnly) });
-    });
+/** `sotto keys status` (keys-command.ts): the configured services, opened for the report only. */
+export async function runKeysStatus(open: OpenServices): Promise<void> {
+  const handle = await open(loadConfig());
+  try {
+    await keysStatus(handle.services);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** `sotto keys rotate` (keys-command.ts) with the configuration of the environment. */
+export async function runKeysRotate(open: OpenServices, rewrapOnly: boolean): Promise<void> {
+  await rotateKeys({ config: loadConfig(), open, rewrapOnly });
 }

@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { loadBootstrapConfig } from '../../config/config.js';
 import { loadMigrations, migrate, pendingMigrations } from '../../db/migrate.js';
 import { stdout, type Print } from '../output.js';
@@ -45,14 +44,4 @@ export async function runMigrate(opts: MigrateOptions): Promise<MigrateResult> {
   } finally {
     await store.close();
   }
-}
-
-export function registerMigrateCommand(program: Command): void {
-  program
-    .command('migrate')
-    .description('apply pending database migrations')
-    .option('--status', 'list applied and pending migrations without applying anything')
-    .action(async (o: { status?: boolean }) => {
-      await runMigrate({ status: Boolean(o.status) });
-    });
 }

@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { loadAsrConfig } from '../../config/config.js';
 import { AppError } from '../../domain/errors.js';
 import { modelsDir } from '../../repositories/asr/select-engine.js';
@@ -7,6 +6,11 @@ import { ModelRepository, type DownloadProgress } from '../../repositories/model
 import { ModelService } from '../../services/model.service.js';
 import { stdout, type Print } from '../output.js';
 import { CliError } from '../cli-error.js';
+import type { ModelServiceFactory } from './models-command.js';
+
+// The definitions live in models-command.ts (main.ts loads only those); re-exported for callers
+// that build the command group with their own ModelService.
+export { registerModelCommands } from './models-command.js';
 
 /**
  * `sotto models pull <name> | list`: whisper models under `${SOTTO_DATA_DIR}/models/`. Needs
@@ -126,37 +130,26 @@ export async function listModels(
   }
 }
 
-export function registerModelCommands(
-  program: Command,
-  models: (opts: { mirror?: string }) => ModelService = defaultModelService,
-): void {
-  const group = program.command('models').description('speech-recognition models (whisper)');
-  group
-    .command('pull')
-    .description('download a whisper model, resuming a partial download, and verify its SHA-256')
-    .argument('<name>', 'tiny.en | base.en | small.en | medium.en | large-v3-turbo')
-    .option('--force', 'download again even when a verified copy is installed')
-    .option(
-      '--mirror <url>',
-      'download from a mirror holding the same ggml-*.bin files (the digest is still checked)',
-    )
-    .action(async (name: string, opts: { force?: boolean; mirror?: string }) => {
-      const ac = new AbortController();
-      const onSigint = () => ac.abort();
-      process.once('SIGINT', onSigint);
-      try {
-        await pullModel(models(opts.mirror ? { mirror: opts.mirror } : {}), name, {
-          ...(opts.force ? { force: true } : {}),
-          signal: ac.signal,
-        });
-      } finally {
-        process.off('SIGINT', onSigint);
-      }
+/** `sotto models pull` (models-command.ts): Ctrl-C stops the download, which a re-run resumes. */
+export async function runModelPull(
+  name: string,
+  opts: { force?: boolean; mirror?: string },
+  models: ModelServiceFactory = defaultModelService,
+): Promise<void> {
+  const ac = new AbortController();
+  const onSigint = () => ac.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    await pullModel(models(opts.mirror ? { mirror: opts.mirror } : {}), name, {
+      ...(opts.force ? { force: true } : {}),
+      signal: ac.signal,
     });
-  group
-    .command('list')
-    .description('show the known models, which are installed and verified, and which one is configured')
-    .action(async () => {
-      await listModels(models({}), loadAsrConfig().whisperModel);
-    });
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** `sotto models list` (models-command.ts), marking the model the configuration names. */
+export async function runModelList(models: ModelServiceFactory = defaultModelService): Promise<void> {
+  await listModels(models({}), loadAsrConfig().whisperModel);
 }

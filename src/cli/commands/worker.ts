@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { loadWorkerConfig } from '../../config/config.js';
 import { createLogger } from '../../http/logger.js';
@@ -166,57 +165,45 @@ export async function startWorker(opts: WorkerRunOptions): Promise<RunningWorker
 
 const SHUTDOWN_GRACE_MS = 15_000;
 
-export function registerWorkerCommand(program: Command): void {
-  program
-    .command('worker')
-    .description('run a transcription worker that takes jobs from a Sotto server over HTTPS')
-    .requiredOption('--api <url>', "the server's public URL, e.g. https://sotto.example.com")
-    .option('--token <token>', 'worker token (prefer SOTTO_WORKER_TOKEN: arguments are visible in ps)')
-    .option('--ca <file>', "PEM file of the CA (or self-signed certificate) of the server's certificate")
-    .option('--insecure', 'do not verify the server certificate (testing only)')
-    .option('--concurrency <n>', 'jobs worked on at once', (v) => Number(v), 1)
-    .option(
-      '--heartbeat-seconds <n>',
-      'how often progress is sent and the lease renewed',
-      (v) => Number(v),
-      5,
-    )
-    .action(
-      async (opts: {
-        api: string;
-        token?: string;
-        ca?: string;
-        insecure?: boolean;
-        concurrency: number;
-        heartbeatSeconds: number;
-      }) => {
-        if (!Number.isFinite(opts.heartbeatSeconds) || opts.heartbeatSeconds <= 0)
-          throw new CliError('--heartbeat-seconds must be a positive number');
-        const worker = await startWorker({
-          api: opts.api,
-          token: opts.token,
-          ca: opts.ca,
-          insecure: opts.insecure,
-          concurrency: opts.concurrency,
-          heartbeatMs: opts.heartbeatSeconds * 1000,
-        });
-        const signal = new Promise<NodeJS.Signals>((resolve) => {
-          process.once('SIGINT', resolve);
-          process.once('SIGTERM', resolve);
-        });
-        const ended = await Promise.race([signal, worker.finished.then(() => undefined)]);
-        if (ended) {
-          // A second signal, or a hand-back that hangs, ends the process the hard way.
-          const force = (): never => process.exit(1);
-          process.once('SIGINT', force);
-          process.once('SIGTERM', force);
-          setTimeout(force, SHUTDOWN_GRACE_MS).unref();
-          await worker.stop();
-          process.stderr.write(`sotto worker: stopped (${ended}); the job in progress was handed back\n`);
-          return;
-        }
-        const fatal = worker.fatal();
-        if (fatal) throw new CliError(fatalMessage(fatal));
-      },
-    );
+export interface WorkerCommandOptions {
+  api: string;
+  token?: string;
+  ca?: string;
+  insecure?: boolean;
+  concurrency: number;
+  heartbeatSeconds: number;
+}
+
+/**
+ * The command's action (worker-command.ts): runs until SIGINT/SIGTERM, which hands the jobs in
+ * progress back, or until a fatal error (a revoked token), which ends it with that error.
+ */
+export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<void> {
+  if (!Number.isFinite(opts.heartbeatSeconds) || opts.heartbeatSeconds <= 0)
+    throw new CliError('--heartbeat-seconds must be a positive number');
+  const worker = await startWorker({
+    api: opts.api,
+    token: opts.token,
+    ca: opts.ca,
+    insecure: opts.insecure,
+    concurrency: opts.concurrency,
+    heartbeatMs: opts.heartbeatSeconds * 1000,
+  });
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  const ended = await Promise.race([signal, worker.finished.then(() => undefined)]);
+  if (ended) {
+    // A second signal, or a hand-back that hangs, ends the process the hard way.
+    const force = (): never => process.exit(1);
+    process.once('SIGINT', force);
+    process.once('SIGTERM', force);
+    setTimeout(force, SHUTDOWN_GRACE_MS).unref();
+    await worker.stop();
+    process.stderr.write(`sotto worker: stopped (${ended}); the job in progress was handed back\n`);
+    return;
+  }
+  const fatal = worker.fatal();
+  if (fatal) throw new CliError(fatalMessage(fatal));
 }

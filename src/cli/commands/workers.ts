@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import type { Services } from '../../app.js';
 import { AppError } from '../../domain/errors.js';
 import { CliError } from '../cli-error.js';
@@ -61,25 +60,4 @@ export async function revokeWorker(services: Services, id: string, print: Print 
       ? `Revoked worker token ${id}; its jobs were handed back.`
       : `Worker token ${id} was already revoked.`,
   );
-}
-
-export function registerWorkersCommands(program: Command, boot: () => Promise<Services>): void {
-  const workers = program.command('workers').description('remote transcription worker tokens');
-  workers
-    .command('add')
-    .description('create a worker token (printed once)')
-    .requiredOption('--name <name>', 'a label for the worker, e.g. gpu-node-1')
-    .option('--org <slug>', 'only claim jobs of this organization (default: every organization)')
-    .action(async (opts: { name: string; org?: string }) => {
-      await addWorker(await boot(), opts);
-    });
-  workers
-    .command('list')
-    .description('list worker tokens (never the tokens themselves)')
-    .action(async () => listWorkers(await boot()));
-  workers
-    .command('revoke')
-    .description('revoke a worker token at once; the jobs it holds go back to the queue')
-    .argument('<id>', 'the token id')
-    .action(async (id: string) => revokeWorker(await boot(), id));
 }
