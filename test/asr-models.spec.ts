@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { listModels, pullModel, registerModelCommands } from '../src/cli/commands/models.js';
+import { registerModelCommands } from '../src/cli/commands/models-command.js';
+import { listModels, pullModel } from '../src/cli/commands/models.js';
 import { CliError } from '../src/cli/cli-error.js';
 import { AppError } from '../src/domain/errors.js';
 import {

@@ -8,10 +8,6 @@ import { stdout, type Print } from '../output.js';
 import { CliError } from '../cli-error.js';
 import type { ModelServiceFactory } from './models-command.js';
 
-// The definitions live in models-command.ts (main.ts loads only those); re-exported for callers
-// that build the command group with their own ModelService.
-export { registerModelCommands } from './models-command.js';
-
 /**
  * `sotto models pull <name> | list`: whisper models under `${SOTTO_DATA_DIR}/models/`. Needs
  * neither the database nor the master key, so it also works while `sotto serve` is running.
