@@ -1,6 +1,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/config.js';
+import { eventually } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, testMasterKey, type TestApp } from './helpers/test-app.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -25,8 +26,12 @@ describe(`a saturated node refuses new requests with 503 and Retry-After (${back
     t = await startTestApp({
       env: { SOTTO_SATURATION_MAX_RSS_MB: '1', SOTTO_SATURATION_RETRY_AFTER_SECONDS: '7' },
     });
-    // The first sample is taken a second after start.
-    await sleep(1200);
+    // The first sample is taken a second after start (later on a busy machine): until /readyz,
+    // which is never refused, says so. No API request meanwhile, so none is refused before the test.
+    await eventually(async () => {
+      const ready = await t.app.inject({ url: '/readyz' });
+      return ready.json().checks?.load === 'saturated' ? true : undefined;
+    }, 10_000);
   });
   afterAll(async () => t?.close());
 
@@ -87,8 +92,12 @@ describe(`a node whose event loop lags refuses, then recovers on its own (${back
     }
     expect(refused).toBe(true);
     expect(t.logs.some((l) => l.includes('node saturated') && l.includes('eventLoopDelay'))).toBe(true);
-    await sleep(2100);
-    expect((await t.app.inject({ url: '/api/v1/nothing-here' })).statusCode).toBe(404);
+    // Recovered on its own: the first sample after the loop is let go clears it (the next
+    // request is answered as soon as that sample is taken, not after a fixed wait).
+    await eventually(async () => {
+      const res = await t.app.inject({ url: '/api/v1/nothing-here' });
+      return res.statusCode === 404 ? true : undefined;
+    }, 5000);
     const ready = await t.app.inject({ url: '/readyz' });
     expect(ready.statusCode).toBe(200);
     expect(ready.json()).toMatchObject({ checks: { load: 'ok' } });
