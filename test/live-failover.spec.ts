@@ -8,16 +8,17 @@ import { describe, expect, it } from 'vitest';
 import { freshIp } from './helpers/auth-client.js';
 import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
-import { bearer, createOrgWithUser, eventually } from './helpers/fixtures.js';
+import { bearer, createOrgWithUser } from './helpers/fixtures.js';
 import {
   instanceFactory,
   liveRecordingThenClose,
+  openIngestOnceClaimLapses,
   serve,
   serveEnv,
   type Instance,
 } from './helpers/live-instances.js';
 import { expectSealedAudio } from './helpers/sealed-audio.js';
-import { createLive, frames, mustOpen, openWs, type Conn } from './helpers/live.js';
+import { createLive, frames, mustOpen, type Conn } from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
 
@@ -93,15 +94,7 @@ describe.skipIf(skip)(`a live session resumes on another node after SIGKILL (${b
 
       // B takes the recording over once A's claim lapses (3 × 1 s + 10 s): 409 until then.
       const killedAt = Date.now();
-      const again = await eventually(async () => {
-        const r = await openWs(node(b.port), `/api/v1/recordings/${id}/live`, { token: user.accessToken });
-        if (typeof r === 'number') {
-          expect(r).toBe(409);
-          await new Promise((res) => setTimeout(res, 250));
-          return undefined;
-        }
-        return r;
-      }, 40_000);
+      const again = await openIngestOnceClaimLapses(b.port, id, user.accessToken);
       const tookOverMs = Date.now() - killedAt;
       expect(tookOverMs).toBeLessThan(20_000);
 

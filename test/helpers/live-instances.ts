@@ -11,7 +11,7 @@ import { createLogger } from '../../src/http/logger.js';
 import { buildServer } from '../../src/http/server.js';
 import { freshIp } from './auth-client.js';
 import { bearer, createOrgWithUser, type TestUser } from './fixtures.js';
-import { createLive, listenTls, type Listening } from './live.js';
+import { createLive, listenTls, openWs, type Conn, type Listening } from './live.js';
 import { testMasterKey, type TestApp } from './test-app.js';
 
 /**
@@ -148,4 +148,31 @@ export function serve(
     });
     child.on('close', (code) => reject(new Error(`serve exited with ${code}\n${out}`)));
   });
+}
+
+/**
+ * Opens the ingest socket of `recordingId` on the `sotto serve` child listening on `port`, once
+ * the claim of the node that held the recording has lapsed (a killed node never renews it; with
+ * Redis it lives 3 × SOTTO_LIVE_RECHECK_SECONDS + 10 s past its last renewal, liveClaimTtlMs).
+ * Until then the handshake is refused 409, the only refusal expected: any other status fails at
+ * once, and so does a claim still held after `timeoutMs`. No vitest here (benches import this file).
+ */
+export async function openIngestOnceClaimLapses(
+  port: number,
+  recordingId: string,
+  token: string,
+  { timeoutMs = 40_000, paceMs = 250 }: { timeoutMs?: number; paceMs?: number } = {},
+): Promise<Conn> {
+  // An empty CA: the child has its own self-signed certificate (see openWs).
+  const node: Listening = { port, ca: '', close: async () => undefined };
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await openWs(node, `/api/v1/recordings/${recordingId}/live`, { token });
+    if (typeof r !== 'number') return r;
+    if (r !== 409)
+      throw new Error(`the ingest handshake was refused with ${r}, not 409 (claimed by another node)`);
+    if (Date.now() > until)
+      throw new Error(`still 409 after ${timeoutMs} ms: the old node's claim did not lapse`);
+    await new Promise((res) => setTimeout(res, paceMs));
+  }
 }
