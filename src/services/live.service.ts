@@ -5,7 +5,6 @@ import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
 import { AppError, notFound } from '../domain/errors.js';
-import { outageOf } from '../domain/outage.js';
 import { actorTicket, actorTicketSchema, readActorTicket } from './actor-ticket.js';
 import type { AsrEngine } from '../repositories/asr/engine.js';
 import type { Clock } from '../repositories/clock.repository.js';
@@ -18,14 +17,15 @@ import type { UploadFileRepository } from '../repositories/upload-file.repositor
 import type { AudioStoreService } from './audio-store.service.js';
 import type { AuditService } from './audit.service.js';
 import type { KeyService } from './key.service.js';
-import { LIVE_CLOSE, LiveProtocolError, liveSegmentLocation, type LiveStream } from './live-session.js';
+import { LIVE_CLOSE } from './live-session.js';
 import { currentActor, recheckSockets, visibility } from './live-access.js';
 import { sealLiveRecording } from './live-finalise.js';
-import { liveClaimTtlMs, type LiveSpools, type StreamSpool } from './live-spool.js';
+import { openIngestSocket, type IngestHandle } from './live-ingest.js';
+import { LivePublisher } from './live-publisher.js';
+import { liveClaimTtlMs, type LiveSpools } from './live-spool.js';
 import { sweepLive, type SweepHooks } from './live-sweep.js';
 import { CLOSE_RESTART, LiveSessions, type Session } from './live-sessions.js';
-import { LivePublishQueue } from './live-publish-queue.js';
-import { backlogRetention, LiveViewers, type LiveEvent, type LiveSocket } from './live-viewers.js';
+import { LiveViewers, type LiveSocket } from './live-viewers.js';
 import { requirePermission } from './org.service.js';
 import { titleLocation } from './recording.service.js';
 import { indexRecording } from './search-index.service.js';
@@ -36,7 +36,8 @@ import { indexRecording } from './search-index.service.js';
  * encrypted, before it is acknowledged), the restore of a session from its spool after a restart,
  * and the stop that turns the spooled audio into an ordinary sealed recording with a queued job,
  * so the stored transcript is exactly what an upload of the same audio gives. Viewers and the
- * periodic re-check of every open socket live in LiveViewers.
+ * periodic re-check of every open socket live in LiveViewers; one ingest socket's frames in
+ * live-ingest.ts; the sealing and publication of live events in live-publisher.ts.
  */
 export type LivePurpose = 'ingest' | 'watch';
 
@@ -57,19 +58,11 @@ export interface LiveDeps {
   nodeId?: string;
 }
 
-/** What one ingest socket may do; the route feeds it parsed frames. */
-export interface IngestHandle {
-  start(participant: string | undefined, seq: number | undefined): void;
-  audio(bytes: Buffer): void;
-  stop(): Promise<void>;
-  closed(): void;
-}
+export type { IngestHandle } from './live-ingest.js';
 
 const TICKET_TTL_SECONDS = 30;
 /** How often the timer polls the clock-driven duties (tick). */
 const TICK_MS = 1000;
-/** Audio buffered on a socket while its `start` is set up (spool key, restore): ≈ 4 minutes. */
-const MAX_EARLY_BYTES = 8 * 1024 * 1024;
 
 export class LiveService {
   private readonly live: LiveSessions;
@@ -78,16 +71,16 @@ export class LiveService {
   private readonly timer: NodeJS.Timeout;
   /** This node, for the ingest claim (LiveBus.claim). */
   private readonly nodeId: string;
-  /** Live events waiting out a database or Redis outage, per recording, in order. */
-  private readonly held: LivePublishQueue;
+  /** Sealed live events onto the bus, held in order through an outage (live-publisher.ts). */
+  private readonly events: LivePublisher;
   private lastRenewal: number;
 
   constructor(private readonly d: LiveDeps) {
     this.nodeId = d.nodeId ?? crypto.randomUUID();
     this.lastRenewal = this.now();
-    this.held = new LivePublishQueue(d.logger);
+    this.events = new LivePublisher(d);
     this.live = new LiveSessions(d, {
-      publish: (orgId, id, event, slotKey) => this.publish(orgId, id, event, slotKey),
+      publish: (orgId, id, event, slotKey) => this.events.publish(orgId, id, event, slotKey),
       fail: (orgId, id, code) => this.fail(orgId, id, code),
       lost: (session) => this.lost(session),
     });
@@ -187,96 +180,16 @@ export class LiveService {
     return actor;
   }
 
-  /**
-   * Opens an ingest socket (after `authorize`). Its `start` finds the session (in memory, or
-   * restored from the spool after a restart) and the stream's spool; frames that arrive meanwhile
-   * wait (bounded). Acks are sent when a frame's spool record is durable.
-   */
+  /** Opens an ingest socket (after `authorize`): live-ingest.ts. */
   openIngest(actor: Actor, recordingId: string, socket: LiveSocket): IngestHandle {
-    const unwatch = this.viewers.track(actor, recordingId, 'ingest', socket);
-    let session: Session | undefined;
-    let stream: LiveStream | undefined;
-    let spool: StreamSpool | undefined;
-    let starting: Promise<void> | undefined;
-    let early: Buffer[] = [];
-    let earlyBytes = 0;
-    let gone = false;
-    const refuse = (err: unknown) => {
-      if (err instanceof LiveProtocolError) {
-        socket.close(err.code, err.reason);
-        if (err.reason === 'maximum recording duration reached') void this.stop(recordingId, 'max_duration');
-      } else if (err instanceof AppError) {
-        socket.close(LIVE_CLOSE.conflict, err.message);
-      } else {
-        const outage = outageOf(err);
-        this.d.logger.warn({ recordingId, err: (err as Error).name, outage }, 'live ingest failed');
-        // The database or the disk failing us for now is not final: the client resumes later.
-        if (outage) socket.close(LIVE_CLOSE.tryAgainLater, 'temporarily unavailable: reconnect and resume');
-        else socket.close(1011, 'internal error');
-      }
-    };
-    const frame = (bytes: Buffer) => {
-      const before = stream!.nextSeq;
-      session!.frame(stream!, bytes);
-      // A new frame is acknowledged once its record is durable; a resent one at once.
-      if (stream!.nextSeq > before) spool!.add(bytes);
-      else socket.send({ type: 'ack', seq: spool!.durable - 1 });
-    };
-    const begin = async (participant: string | undefined, seq: number | undefined) => {
-      session = await this.live.get(actor.orgId, recordingId);
-      if (gone) return;
-      session.ingest.add(socket);
-      stream = session.attach(participant, seq);
-      spool = await this.live.spoolOf(session, stream);
-      if (gone) return;
-      spool.onDurable = (acked) => socket.send({ type: 'ack', seq: acked });
-      socket.send({ type: 'ack', seq: spool.durable - 1 });
-      for (const bytes of early) frame(bytes);
-      early = [];
-    };
-    return {
-      start: (participant, seq) => {
-        if (starting)
-          return refuse(new LiveProtocolError(LIVE_CLOSE.malformed, 'the stream has already started'));
-        starting = begin(participant, seq);
-        starting.catch(refuse);
-      },
-      audio: (bytes) => {
-        try {
-          if (!starting)
-            throw new LiveProtocolError(LIVE_CLOSE.malformed, 'send {"type":"start"} before audio');
-          if (spool) return frame(bytes);
-          if (bytes.length > this.d.limits.maxFrameBytes)
-            throw new LiveProtocolError(
-              LIVE_CLOSE.tooLarge,
-              `frame larger than ${this.d.limits.maxFrameBytes} bytes`,
-            );
-          if (bytes.length % 2 !== 0)
-            throw new LiveProtocolError(LIVE_CLOSE.malformed, 'PCM16 frames have an even byte length');
-          earlyBytes += bytes.length;
-          if (earlyBytes > MAX_EARLY_BYTES)
-            throw new LiveProtocolError(LIVE_CLOSE.overloaded, 'too much audio before the stream started');
-          early.push(Buffer.from(bytes));
-        } catch (err) {
-          refuse(err);
-        }
-      },
-      stop: async () => {
-        await starting?.catch(() => undefined);
-        // A stop right after a restart, before any start: finalise from the spool.
-        if (!this.live.all.has(recordingId))
-          await this.live.get(actor.orgId, recordingId).catch(() => undefined);
-        return this.stop(recordingId, 'stopped');
-      },
-      closed: () => {
-        gone = true;
-        early = [];
-        unwatch();
-        session?.ingest.delete(socket);
-        if (session && stream) session.detach(stream);
-        if (spool) spool.onDurable = undefined;
-      },
-    };
+    const { live, viewers } = this;
+    const stop = (id: string, reason: 'stopped' | 'max_duration') => this.stop(id, reason);
+    return openIngestSocket(
+      { live, viewers, logger: this.d.logger, limits: this.d.limits, stop },
+      actor,
+      recordingId,
+      socket,
+    );
   }
 
   /** Sends the recording's live events to a viewer socket (after `authorize`); returns the stop. */
@@ -316,7 +229,7 @@ export class LiveService {
     await Promise.all([...this.live.loading.values()].map((p) => p.catch(() => undefined)));
     await Promise.all([...this.live.all.values()].map((s) => this.suspend(s)));
     await this.viewers.close();
-    this.held.close();
+    this.events.close();
     await this.d.bus.close();
   }
 
@@ -365,42 +278,8 @@ export class LiveService {
     });
     await this.d.spools.remove(orgId, recordingId);
     this.d.logger.info({ recordingId, code }, 'live recording failed');
-    await this.publish(orgId, recordingId, { type: 'stopped', status: 'failed' });
-    await this.forget(recordingId);
-  }
-
-  private async publish(
-    orgId: string,
-    recordingId: string,
-    event: LiveEvent,
-    slotKey?: Buffer,
-  ): Promise<void> {
-    const send = async () => {
-      const payload = await withTenant(this.d.db, { orgId, userId: null }, (tx) =>
-        this.d.keys.encryptJson(tx, liveSegmentLocation(orgId, recordingId), event),
-      );
-      await this.d.bus.publish(recordingId, payload, backlogRetention(event, this.d.limits, slotKey));
-    };
-    try {
-      // Through a database or Redis outage the event waits, in order (live-publish-queue.ts).
-      await this.held.publish(recordingId, send, event.type === 'partial');
-    } catch (err) {
-      // Live text is a convenience: the stored transcript does not depend on it.
-      this.d.logger.warn({ recordingId, err: (err as Error).name }, 'live event not published');
-    }
-  }
-
-  /** After `stopped` is out: nobody can start watching any more, the backlog goes. */
-  private async forget(recordingId: string): Promise<void> {
-    // After the events still held by an outage, else they would bring the backlog back.
-    await this.held.after(recordingId, () => this.dropBacklog(recordingId));
-  }
-
-  private async dropBacklog(recordingId: string): Promise<void> {
-    await this.d.bus.forget(recordingId).catch((err: Error) => {
-      // It expires by itself; sealed with the org's key meanwhile.
-      this.d.logger.warn({ recordingId, err: err.name }, 'live backlog not dropped');
-    });
+    await this.events.publish(orgId, recordingId, { type: 'stopped', status: 'failed' });
+    await this.events.forget(recordingId);
   }
 
   private async finalise(session: Session, reason: string): Promise<void> {
@@ -410,9 +289,9 @@ export class LiveService {
     if (!(await this.d.bus.claim(recordingId, this.nodeId, this.claimTtlMs()).catch(() => true)))
       return this.lost(session);
     try {
-      await this.publish(orgId, recordingId, { type: 'stopping', stage: 'recognising' });
+      await this.events.publish(orgId, recordingId, { type: 'stopping', stage: 'recognising' });
       await session.finish();
-      await this.publish(orgId, recordingId, { type: 'stopping', stage: 'saving' });
+      await this.events.publish(orgId, recordingId, { type: 'stopping', stage: 'saving' });
       status = await sealLiveRecording(
         this.d,
         { orgId, recordingId, spools: session.spools.values(), opening: session.opening.values() },
@@ -423,8 +302,8 @@ export class LiveService {
       this.d.logger.warn({ recordingId, err: (err as Error).name }, 'live recording could not be finalised');
     }
     this.d.logger.info({ recordingId, reason, status }, 'live recording stopped');
-    await this.publish(orgId, recordingId, { type: 'stopped', status });
-    await this.forget(recordingId);
+    await this.events.publish(orgId, recordingId, { type: 'stopped', status });
+    await this.events.forget(recordingId);
     for (const socket of session.ingest) {
       socket.send({ type: 'stopped', status });
       socket.close(LIVE_CLOSE.normal, reason);
