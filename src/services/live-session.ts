@@ -9,6 +9,7 @@ import {
   type OpenRecognizer,
   type Recognise,
 } from './live-protocol.js';
+import { LivePartials, MAX_UTTERANCE_SECONDS, round3 } from './live-partials.js';
 import { LIVE_SAMPLE_RATE, LiveStream, type LiveUtterance } from './live-stream.js';
 
 export * from './live-protocol.js';
@@ -32,8 +33,6 @@ export { LIVE_SAMPLE_RATE, LiveStream } from './live-stream.js';
 const CONTEXT_SECONDS = 2;
 /** Room before a streamed utterance's onset (see openLive); its adaptation comes with the session. */
 const LIVE_LEAD_IN_SECONDS = 0.5;
-/** Longer utterances are cut into pieces of at most this (engines work on ≤ 30 s windows). */
-const MAX_UTTERANCE_SECONDS = 25;
 // eslint-disable-next-line no-control-regex -- refusing control characters is the point
 const LABEL = /^[^\u0000-\u001f\u007f-\u009f]{1,60}$/u;
 
@@ -50,9 +49,8 @@ export class LiveSession {
   readonly streams = new Map<string, LiveStream>();
   private readonly queue: Utterance[] = [];
   private running: Promise<void> | undefined;
-  /** One partial recognition at a time per recording, and the publication of its result. */
-  private partialRunning = false;
-  private partialOut: Promise<void> | undefined;
+  /** When and how partial results go out (live-partials.ts). */
+  private readonly partials: LivePartials;
   segmentSeq = 0;
   /** Clock time (ms) of the timeline's start: where a participant joining later is placed. */
   private startedAt: number;
@@ -72,6 +70,16 @@ export class LiveSession {
     private readonly clock: Clock = systemClock,
   ) {
     this.startedAt = this.lastFrameAt = this.now();
+    this.partials = new LivePartials(
+      {
+        recordingId,
+        stopping: () => this.stopping,
+        recognisingFinals: () => this.running !== undefined || this.queue.length > 0,
+        recogniseRange: (stream, from, to) => this.recogniseRange(stream, from, to),
+      },
+      limits,
+      events,
+    );
   }
 
   private now(): number {
@@ -187,7 +195,7 @@ export class LiveSession {
     if (this.streaming(stream)) this.stream(stream, closed);
     else {
       for (const region of closed) this.enqueue(stream, region);
-      this.maybePartial(stream);
+      this.partials.whole(stream);
     }
     return stream.acked;
   }
@@ -260,7 +268,7 @@ export class LiveSession {
     }
     const live = stream.live;
     this.feedLive(stream, live, stream.pcm.length);
-    this.maybeLivePartial(stream, live);
+    this.partials.streamed(stream, live);
   }
 
   /**
@@ -289,32 +297,6 @@ export class LiveSession {
     stream.recognisedTo = Math.max(stream.recognisedTo, to);
     this.queue.push({ stream, from: live.from, to, live });
     this.running ??= this.drain().finally(() => (this.running = undefined));
-  }
-
-  /** A partial every `partialSeconds` of new speech, one at a time per utterance. */
-  private maybeLivePartial(stream: LiveStream, live: LiveUtterance): void {
-    const every = (this.limits.partialSeconds ?? 0) * LIVE_SAMPLE_RATE;
-    if (!every || !this.events.partial || live.partialRunning || live.closed || this.stopping) return;
-    if (live.fed - Math.max(live.from, stream.partialTo) < every) return;
-    stream.partialTo = live.fed;
-    live.partialRunning = true;
-    const to = live.fed;
-    const shift = stream.offsetSamples / LIVE_SAMPLE_RATE;
-    void (async () => {
-      const text = await live.speech.partial();
-      // Its final is queued already, or the session is ending: a partial now would be stale.
-      if (!text || live.closed || this.stopping) return;
-      live.partialOut = this.events.partial!({
-        id: segmentId(this.recordingId, stream.label, live.from),
-        speaker: stream.label,
-        start: round3(live.from / LIVE_SAMPLE_RATE + shift),
-        end: round3(to / LIVE_SAMPLE_RATE + shift),
-        text,
-      });
-      await live.partialOut;
-    })()
-      .catch(() => undefined) // a failed partial is just skipped: the final will come
-      .finally(() => (live.partialRunning = false));
   }
 
   private backlogSeconds(): number {
@@ -349,47 +331,6 @@ export class LiveSession {
     }
   }
 
-  /**
-   * Partial results: while an utterance is open and has grown by `partialSeconds` since its last
-   * partial, recognise it so far. Only when recognition is idle (finals first: a partial never
-   * waits in, nor grows, the queue) and at most one at a time per recording; the engine call runs
-   * beside the final drain, not in it. The id is the one the final will get: the same `from`
-   * (the VAD reports the open region's start as it will close it; pieces of utterances over 25 s
-   * step exactly as `enqueue` cuts them).
-   */
-  private maybePartial(stream: LiveStream): void {
-    const every = (this.limits.partialSeconds ?? 0) * LIVE_SAMPLE_RATE;
-    if (!every || !this.events.partial || this.partialRunning || this.stopping) return;
-    if (this.running || this.queue.length > 0) return;
-    const open = stream.vad.openStart;
-    if (open === undefined) return;
-    const first = Math.max(stream.recognisedTo, Math.round(open * LIVE_SAMPLE_RATE));
-    const to = stream.pcm.length;
-    const max = MAX_UTTERANCE_SECONDS * LIVE_SAMPLE_RATE;
-    const from = first + Math.floor(Math.max(0, to - first - 1) / max) * max;
-    if (to - Math.max(from, stream.partialTo) < every) return;
-    stream.partialTo = to;
-    this.partialRunning = true;
-    void this.recognisePartial(stream, from, to)
-      .catch(() => undefined) // a failed partial is just skipped: the final will come
-      .finally(() => (this.partialRunning = false));
-  }
-
-  private async recognisePartial(stream: LiveStream, from: number, to: number): Promise<void> {
-    const words = await this.recogniseRange(stream, from, to);
-    // Its final is queued (or out) already, or the session is ending: a partial now would be stale.
-    if (words.length === 0 || stream.recognisedTo > from || this.stopping) return;
-    const shift = stream.offsetSamples / LIVE_SAMPLE_RATE;
-    this.partialOut = this.events.partial!({
-      id: segmentId(this.recordingId, stream.label, from),
-      speaker: stream.label,
-      start: round3(Math.max(from / LIVE_SAMPLE_RATE + shift, words[0]!.start)),
-      end: round3(Math.min(to / LIVE_SAMPLE_RATE + shift, words[words.length - 1]!.end)),
-      text: words.map((w) => w.w).join(' '),
-    });
-    await this.partialOut;
-  }
-
   /** Words of stream samples [from, to), recognised with the lead-in and without its words. */
   private async recogniseRange(stream: LiveStream, from: number, to: number): Promise<Word[]> {
     const lead = Math.max(0, from - CONTEXT_SECONDS * LIVE_SAMPLE_RATE);
@@ -414,7 +355,7 @@ export class LiveSession {
       return;
     }
     // A partial of this utterance being published finishes first: no partial after its final.
-    await (live ? live.partialOut : this.partialOut)?.catch(() => undefined);
+    await this.partials.publishing(live)?.catch(() => undefined);
     await this.events.segment({
       id: segmentId(this.recordingId, stream.label, from),
       seq: ++this.segmentSeq,
@@ -427,8 +368,4 @@ export class LiveSession {
     // Only once it is out: a restart before this point recognises the utterance again.
     stream.publishedTo = Math.max(stream.publishedTo, to);
   }
-}
-
-function round3(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }
