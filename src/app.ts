@@ -217,7 +217,9 @@ export async function createServices(deps: Deps): Promise<Services> {
   // One bus for live viewing and for recording deletion, which drops a recording's live backlog.
   const liveBus = createLiveBus({ redis, prefix: config.redisPrefix, logger });
   // With Redis, every live spool record is also kept there, so any node can take a session over.
-  const liveNodeId = randomUUID();
+  // Its ingest claims are held under the node id: the one `sotto serve` holds (Deps.nodeId), or a
+  // random one for any other process, where nothing would keep a fixed one unique.
+  const liveNodeId = deps.nodeId ?? randomUUID();
   const liveSpoolFiles = new LiveSpoolRepository(
     path.join(config.dataDir, 'live'),
     redis

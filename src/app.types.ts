@@ -58,6 +58,11 @@ export interface Deps {
   engineDeps?: SelectEngineDeps;
   /** Without a usable engine, how often the in-process worker looks again (default 30 s). */
   engineRecheckMs?: number;
+  /**
+   * The node id this process holds (`sotto serve`: SOTTO_NODE_ID or its derived default, see
+   * src/config/node-id.ts), naming its live ingest claims; a random one when absent.
+   */
+  nodeId?: string;
 }
 
 export interface Services {

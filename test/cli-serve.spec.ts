@@ -55,18 +55,26 @@ describe('sotto serve refuses a bad configuration, naming every bad variable', (
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('names a bad port, a short master key, a bad Redis URL and a bad log level in one message', async () => {
+  it('names a bad port, a short master key, a bad Redis URL, log level and node id in one message', async () => {
     const r = await sotto(['serve'], {
       SOTTO_DATA_DIR: dir,
       SOTTO_HTTPS_PORT: 'not-a-port',
       SOTTO_MASTER_KEY: Buffer.alloc(16).toString('base64'),
       REDIS_URL: 'http://127.0.0.1:6379',
       SOTTO_LOG_LEVEL: 'loud',
+      SOTTO_NODE_ID: 'node one',
     });
     expect(r.code).toBe(1);
-    for (const name of ['SOTTO_HTTPS_PORT', 'SOTTO_MASTER_KEY', 'REDIS_URL', 'SOTTO_LOG_LEVEL']) {
+    for (const name of [
+      'SOTTO_HTTPS_PORT',
+      'SOTTO_MASTER_KEY',
+      'REDIS_URL',
+      'SOTTO_LOG_LEVEL',
+      'SOTTO_NODE_ID',
+    ]) {
       expect(r.stderr).toContain(name);
     }
+    expect(r.stderr).toContain('SOTTO_NODE_ID: 1 to 64 characters of A-Z');
     expect(r.stderr).toContain('must decode to 32 bytes');
     expect(r.stderr).not.toMatch(/\n\s+at /); // a message for an operator, not a stack trace
     expect(existsSync(path.join(dir, 'db'))).toBe(false); // nothing was opened

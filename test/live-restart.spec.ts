@@ -8,8 +8,6 @@ import {
   writeFileSync,
   appendFileSync,
 } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,24 +21,18 @@ import { freshIp } from './helpers/auth-client.js';
 import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { corpusClip } from './helpers/corpus-clip.js';
 import { bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
-import {
-  instanceFactory,
-  liveRecordingThenClose,
-  serve,
-  serveEnv,
-  type Instance,
-} from './helpers/live-instances.js';
-import { expectSealedAudio } from './helpers/sealed-audio.js';
+import { instanceFactory, type Instance } from './helpers/live-instances.js';
 import { createLive, frames, mustOpen, openWs, type Conn } from './helpers/live.js';
 import { pollRecording, recordingEnv, upload } from './helpers/recordings.js';
-import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
+import { backendLabel, freshDatabase, usingRedis } from './helpers/test-app.js';
 
 /**
  * Live phase 2 (docs/live.md): nothing acknowledged is lost, nothing is duplicated across a
  * server restart. Real WSS over TLS, the real sphinx engine, corpus audio; each "restart" is a
  * second server instance on the same database and data directory. A crash is the disk as it
  * was at some instant (the spool copied away while the instance ran) plus a torn record at the
- * tail, put back after the instance is gone.
+ * tail, put back after the instance is gone. A real `sotto serve` process killed with SIGKILL:
+ * test/live-restart-kill.spec.ts.
  */
 const SPEAKER = 'Dr Zebedee Quillfeather';
 /**
@@ -349,77 +341,3 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
     await eventually(async () => (existsSync(deletedDir) ? undefined : true), 15_000);
   }, 60_000);
 });
-
-/**
- * The real thing: `sotto serve` as a child process, killed with SIGKILL mid-stream (no shutdown
- * path runs at all), then started again on the same database and data directory. PostgreSQL only:
- * an embedded PGlite database belongs to one process, so the test could not share it.
- */
-describe.skipIf(!usingPostgres || !hasCorpus)(
-  `live recordings survive SIGKILL of the server process (${backendLabel})${usingPostgres ? '' : ': needs PostgreSQL'}${hasCorpus ? '' : ` ${noCorpusReason}`}`,
-  () => {
-    it('streams half a file, kill -9, a new `sotto serve` resumes: the sealed audio is exactly the input', async () => {
-      const { db, url, drop } = await freshDatabase();
-      const env = recordingEnv({
-        SOTTO_LIVE_RECHECK_SECONDS: '1',
-        SOTTO_RATE_LIMIT_API_PER_MINUTE: '100000',
-      });
-      const masterKey = testMasterKey();
-      const prefix = `sotto-kill-${randomUUID()}:`;
-      const shared = { ...env.env, SOTTO_MASTER_KEY: masterKey, SOTTO_REDIS_PREFIX: prefix };
-      const start = instanceFactory(db, shared);
-      let local: Instance | undefined = await start();
-      const children: ChildProcess[] = [];
-      try {
-        const { user, ip, id } = await liveRecordingThenClose(local, 'Killed');
-        local = undefined;
-
-        const childEnv = serveEnv(shared, url!, usingRedis ? process.env.REDIS_URL : undefined);
-        const { pcm } = corpusClip('call-02', CLIP_TURNS);
-        const all = frames(pcm);
-        const half = Math.floor(all.length / 2);
-        const first = await serve(childEnv);
-        children.push(first.child);
-        const node = (port: number) => ({ port, ca: '', close: async () => undefined });
-        const c = await mustOpen(node(first.port), `/api/v1/recordings/${id}/live`, {
-          token: user.accessToken,
-        });
-        c.ws.send(JSON.stringify({ type: 'start', participant: SPEAKER }));
-        await send(c, all, 0, half);
-        first.child.kill('SIGKILL');
-        expect((await c.closed).code).toBe(1006); // no close frame: the process is gone
-
-        const second = await serve(childEnv);
-        children.push(second.child);
-        // With Redis, the dead process's ingest claim lapses after a few seconds: 409 until then.
-        const again = await eventually(async () => {
-          const r = await openWs(node(second.port), `/api/v1/recordings/${id}/live`, {
-            token: user.accessToken,
-          });
-          if (typeof r === 'number') {
-            expect(r).toBe(409);
-            await new Promise((res) => setTimeout(res, 500));
-            return undefined;
-          }
-          return r;
-        }, 40_000);
-        expect(await resume(again, all)).toBe(half);
-        again.ws.send(JSON.stringify({ type: 'stop' }));
-        expect(await again.waitFor((m) => m.type === 'stopped')).toEqual({
-          type: 'stopped',
-          status: 'queued',
-        });
-        second.child.kill('SIGTERM');
-        await new Promise((res) => second.child.on('close', res));
-
-        local = await start();
-        await expectSealedAudio(local, user, ip, id, pcm);
-      } finally {
-        for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL');
-        await local?.close();
-        await drop();
-        rmSync(env.dataDir, { recursive: true, force: true });
-      }
-    }, 180_000);
-  },
-);

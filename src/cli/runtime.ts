@@ -134,6 +134,8 @@ export async function connectRedis(url: string, tls?: BackendTls): Promise<Redis
 
 export interface RuntimeOptions {
   logger?: Logger;
+  /** The node id this process holds (`sotto serve` only): Deps.nodeId. */
+  nodeId?: string | undefined;
 }
 
 export async function openRuntime(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
@@ -157,7 +159,13 @@ export async function openRuntime(config: Config, opts: RuntimeOptions = {}): Pr
     // The whole app is loaded only by the commands that open it: `sotto bot`, `sotto worker` and
     // `--help` start in a fraction of the time (each import of it cost about a second).
     const { createServices } = await import('../app.js');
-    const services = await createServices({ config: { ...config, masterKeys }, db: store.db, redis, logger });
+    const services = await createServices({
+      config: { ...config, masterKeys },
+      db: store.db,
+      redis,
+      logger,
+      ...(opts.nodeId ? { nodeId: opts.nodeId } : {}),
+    });
     return {
       config,
       services,

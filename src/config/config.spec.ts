@@ -116,6 +116,27 @@ describe('loadConfig', () => {
   });
 });
 
+describe('SOTTO_NODE_ID', () => {
+  it('is taken as given, and unset by default (`sotto serve` then derives one)', () => {
+    expect(loadConfig({ SOTTO_DATA_DIR: dir, SOTTO_MASTER_KEY: key() }).nodeId).toBeUndefined();
+    const id = `a.Node_1-${'x'.repeat(55)}`;
+    expect(id).toHaveLength(64);
+    expect(loadConfig({ SOTTO_DATA_DIR: dir, SOTTO_MASTER_KEY: key(), SOTTO_NODE_ID: id }).nodeId).toBe(id);
+  });
+
+  it('is refused at boot, by name, when empty of allowed characters, too long or with others', () => {
+    for (const bad of ['node 1', 'node/1', 'nœud', 'x'.repeat(65), 'a:b', 'a\nb']) {
+      const p = problems({ SOTTO_MASTER_KEY: key(), SOTTO_NODE_ID: bad });
+      expect(p, bad).toEqual([expect.stringMatching(/^SOTTO_NODE_ID: 1 to 64 characters of A-Z/)]);
+    }
+    // Named beside every other bad variable, in the one error.
+    const p = problems({ SOTTO_NODE_ID: 'no spaces', SOTTO_HTTPS_PORT: 'x' });
+    expect(p.some((l) => l.startsWith('SOTTO_NODE_ID:'))).toBe(true);
+    expect(p.some((l) => l.startsWith('SOTTO_HTTPS_PORT:'))).toBe(true);
+    expect(p.some((l) => l.startsWith('SOTTO_MASTER_KEY:'))).toBe(true);
+  });
+});
+
 describe('loadBootstrapConfig (init, migrate)', () => {
   it('needs no master key and says where the key file goes', () => {
     const b = loadBootstrapConfig({ SOTTO_DATA_DIR: dir });

@@ -122,6 +122,11 @@ export interface Config {
     /** Seconds between partial results of an open utterance; 0 = no partials. */
     partialSeconds: number;
   };
+  /**
+   * SOTTO_NODE_ID: the name `sotto serve` holds its live ingest claims under (no other command
+   * uses it). Unset: it derives one from its host and port (node-id.ts).
+   */
+  nodeId: string | undefined;
   /** Personal API tokens: the longest lifetime (days) a token may be created with. */
   apiTokenMaxDays: number;
   /** Webhook delivery: URL rules (dev relaxations), request timeout, retries, extra trusted CA file. */
@@ -302,6 +307,7 @@ export function loadConfig(env: Env = process.env): Config {
       resumeSeconds: v.SOTTO_LIVE_RESUME_SECONDS,
       partialSeconds: (v.SOTTO_LIVE_PARTIALS ?? true) ? v.SOTTO_LIVE_PARTIAL_SECONDS : 0,
     },
+    nodeId: v.SOTTO_NODE_ID,
     apiTokenMaxDays: v.SOTTO_API_TOKEN_MAX_DAYS,
     webhooks: {
       allowHttp: v.SOTTO_WEBHOOK_ALLOW_HTTP ?? false,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NODE_ID_PATTERN, NODE_ID_RULE } from './node-id.js';
 
 /** Every bad variable of one parse, named together so an operator fixes them all in one go. */
 export class ConfigError extends Error {
@@ -133,6 +134,9 @@ export const schema = z.object({
   SOTTO_LIVE_RECHECK_SECONDS: positiveInt.max(300).default(5),
   // How long an interrupted live session (no ingest socket, or a restart) waits for its client.
   SOTTO_LIVE_RESUME_SECONDS: positiveInt.max(24 * 3600).default(300),
+  // The name this `sotto serve` holds its live ingest claims under (src/config/node-id.ts); unset:
+  // derived from the host and SOTTO_HTTPS_PORT. Never the same for two processes running at once.
+  SOTTO_NODE_ID: optionalString.pipe(z.string().regex(NODE_ID_PATTERN, NODE_ID_RULE).optional()),
   // Partial (revisable) results of an utterance still being spoken, every SOTTO_LIVE_PARTIAL_SECONDS
   // of new speech (a streaming engine answers a partial in milliseconds; others re-recognise).
   SOTTO_LIVE_PARTIALS: optionalString.pipe(bool.optional()),

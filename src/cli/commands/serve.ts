@@ -8,6 +8,9 @@ import { ensureSelfSignedCert, readTlsFiles, type TlsMaterial } from '../../repo
 import { openRuntime, type Runtime } from '../runtime.js';
 import type { Services } from '../../app.js';
 import { checkDecoder } from '../../repositories/ffmpeg.repository.js';
+import { defaultNodeId } from '../../config/node-id.js';
+import { holdNodeId, NodeIdInUseError, type NodeIdLock } from '../../repositories/node-id-lock.repository.js';
+import { CliError } from '../cli-error.js';
 import { ENGINE_FIX, type EngineReadinessService } from '../../services/engine-readiness.service.js';
 
 /**
@@ -88,7 +91,13 @@ async function logStorage(storage: Services['storage'], config: Config, logger: 
 export async function startServe(opts: ServeOptions = {}): Promise<RunningServer> {
   const config = loadConfig(opts.env);
   const logger = opts.logger ?? createLogger(config.logLevel);
-  const runtime = await openRuntime(config, { logger });
+  // The node id, held before any service starts (node-id.ts says why it is never shared).
+  const nodeId = config.nodeId ?? defaultNodeId(config);
+  const held = nodeId ? await holdServeNodeId(nodeId, config) : undefined;
+  const runtime = await openRuntime(config, { logger, nodeId }).catch(async (err: unknown) => {
+    await held?.release();
+    throw err;
+  });
   try {
     const tls = config.trustProxy ? undefined : await tlsMaterial(config, logger);
     const transport = await startTransport({ services: runtime.services, tls });
@@ -124,6 +133,7 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
         storage,
         activeMasterKeyVersion: config.masterKeys.active.version,
         engine,
+        nodeId: nodeId ?? 'random (SOTTO_HTTPS_PORT=0)',
       },
       'sotto started',
     );
@@ -159,11 +169,24 @@ export async function startServe(opts: ServeOptions = {}): Promise<RunningServer
             });
           } finally {
             await runtime.close();
+            await held?.release();
           }
         })()),
     };
   } catch (err) {
     await runtime.close();
+    await held?.release();
     throw err;
+  }
+}
+
+async function holdServeNodeId(nodeId: string, config: Config): Promise<NodeIdLock> {
+  try {
+    return await holdNodeId(nodeId, config.redisPrefix);
+  } catch (err) {
+    if (!(err instanceof NodeIdInUseError)) throw err;
+    throw new CliError(
+      `${config.nodeId ? 'SOTTO_NODE_ID' : `the node id derived from this host and SOTTO_HTTPS_PORT`} ${nodeId} is in use by another \`sotto serve\` on this host: two running servers must never share one (give each its own SOTTO_NODE_ID or port)`,
+    );
   }
 }
