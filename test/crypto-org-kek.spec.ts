@@ -3,7 +3,8 @@
  * wrapped by the org's KEK, a file in the key directory sealed by the master key. Orgs from before
  * migration 0012 (data keys wrapped by the master key directly) are upgraded idempotently; master
  * rotation reseals KEK files; a database plus the master key alone — without the key directory —
- * decrypts nothing.
+ * decrypts nothing. A KEK destroyed on another node stops working on this one once its cache
+ * entry expires.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -13,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dataKeyAad, fieldAad, keyVersionOf, seal } from '../src/crypto/envelope.js';
 import type { MasterKey, MasterKeyring } from '../src/crypto/keyring.js';
 import { withSystem, withTenant } from '../src/db/tenant.js';
+import { OrgKekRepository } from '../src/repositories/org-kek.repository.js';
+import { KeyCache } from '../src/services/key-cache.js';
 import { KeyService } from '../src/services/key.service.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
@@ -89,6 +92,75 @@ describe(`org key-encryption keys (${backendLabel})`, () => {
       ]);
     }
     expect(readdirSync(keyDir).filter((f) => f.endsWith('.tmp') || f.startsWith('.'))).toEqual([]);
+  });
+
+  /** A new org (through the app's KeyService) with a sealed setting. */
+  async function newOrg(secret: string): Promise<string> {
+    const id = randomUUID();
+    await withTenant(t.db, { orgId: id, userId: null }, async (tx) => {
+      await tx.query('INSERT INTO orgs (id, name, slug) VALUES ($1, $2, $3)', [
+        id,
+        'New',
+        `n-${id.slice(0, 12)}`,
+      ]);
+      await t.services.keys.createOrgKey(tx, id);
+      const enc = await t.services.keys.encryptJson(tx, loc(id), { vocabulary: [secret] });
+      await tx.query('UPDATE orgs SET settings_enc = $1 WHERE id = $2', [enc, id]);
+    });
+    return id;
+  }
+
+  it('a KEK destroyed by another node stops working here once its cache entry expires; live orgs re-read theirs', async () => {
+    const shredded = await newOrg('shredded secret');
+    const live = await newOrg('live secret');
+    /** The key directory on disk, counting this node's reads of each org's KEK. */
+    class CountingKeks extends OrgKekRepository {
+      readonly reads = new Map<string, number>();
+      override read(orgId: string): Promise<Buffer | undefined> {
+        this.reads.set(orgId, (this.reads.get(orgId) ?? 0) + 1);
+        return super.read(orgId);
+      }
+    }
+    const store = new CountingKeks(keyDir);
+    let nowMs = 1_000_000;
+    const here = new KeyService(t.db, ring([v1]), store, new KeyCache(60_000, () => nowMs));
+    const other = new KeyService(t.db, ring([v1]), keyDir);
+    const searchKey = (orgId: string) =>
+      withTenant(t.db, { orgId, userId: null }, (tx) => here.searchKey(tx, orgId));
+    expect((await read(here, shredded)).vocabulary).toEqual(['shredded secret']);
+    expect((await read(here, live)).vocabulary).toEqual(['live secret']);
+    await searchKey(shredded);
+
+    // The other node's deletion destroys the KEK, then its transaction rolls back: the org_keys
+    // rows stay (as in a restored backup), so only the KEK's absence can stop a read.
+    await expect(
+      withSystem(t.db, async (tx) => {
+        await other.shredOrg(tx, shredded);
+        throw new Error('deletion rolled back');
+      }),
+    ).rejects.toThrow('deletion rolled back');
+    expect(await other.hasKek(shredded)).toBe(false);
+    expect((await wrappedBy(shredded)).length).toBe(1);
+
+    // Within the lifetime this node still holds the org's keys …
+    nowMs += 59_999;
+    expect((await read(here, shredded)).vocabulary).toEqual(['shredded secret']);
+    await searchKey(shredded);
+    // … past it, the KEK is read from the key store again: gone, so nothing of the org opens.
+    nowMs += 1;
+    await expect(read(here, shredded)).rejects.toMatchObject({ name: 'AppError', code: 'decryption_failed' });
+    await expect(searchKey(shredded)).rejects.toMatchObject({ name: 'AppError', code: 'decryption_failed' });
+    await expect(
+      withTenant(t.db, { orgId: shredded, userId: null }, (tx) => here.encryptJson(tx, loc(shredded), {})),
+    ).rejects.toMatchObject({ code: 'decryption_failed' });
+    // A live org keeps working: its KEK was read once, and once more after the expiry.
+    expect(store.reads.get(live)).toBe(1);
+    expect((await read(here, live)).vocabulary).toEqual(['live secret']);
+    expect(store.reads.get(live)).toBe(2);
+    expect((await read(here, live)).vocabulary).toEqual(['live secret']);
+    expect(store.reads.get(live)).toBe(2);
+    // The rows the rollback kept would stop the master rotation of the next test.
+    await withSystem(t.db, (tx) => tx.query('DELETE FROM org_keys WHERE org_id = $1', [shredded]));
   });
 
   it('new orgs get a KEK file; master rotation reseals it and a node with only the new master key reads', async () => {

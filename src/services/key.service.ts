@@ -14,7 +14,10 @@ import {
 import type { MasterKey, MasterKeyring } from '../crypto/keyring.js';
 import { keyRepository, type WrappedDataKey } from '../repositories/key.repository.js';
 import { OrgKekRepository, type OrgKekStore } from '../repositories/org-kek.repository.js';
-import { KeyCache } from './key-cache.js';
+import { KeyCache, type ExpiringKeyCache } from './key-cache.js';
+
+/** An org's unwrapped KEK and the master key version its key-store copy is sealed under. */
+type Kek = { key: Buffer; masterVersion: number };
 
 /**
  * Envelope encryption for tenant data, in three levels:
@@ -25,15 +28,16 @@ import { KeyCache } from './key-cache.js';
  * plus the master key no longer opens anything of that org. Rows written before migration 0012
  * are wrapped by the master key directly (wrapped_by 'master') until `upgradeLegacy` runs.
  *
- * Unwrapped data keys are cached in memory (unwrapping is cheap but the key row read is not), for
- * a bounded time (KeyCache): a version retired or an org shredded on another node stops working
- * here too.
+ * Unwrapped data keys and KEKs are cached in memory (unwrapping is cheap but the key row and key
+ * store reads are not), for a bounded time (KeyCache): a version retired or an org shredded on
+ * another node stops working here too.
  * All reads go through the caller's transaction (PGlite has one connection: a second
  * transaction opened here would wait forever for the first).
  */
 export class KeyService {
   private readonly cache: KeyCache;
-  private readonly kekCache = new Map<string, { key: Buffer; masterVersion: number }>();
+  /** Same lifetime and clock as `cache`: the KEK of an org shredded elsewhere expires here too. */
+  private readonly kekCache: ExpiringKeyCache<Kek>;
   /** Reads in flight, so a cold cache costs one key-store read per org, not one per request. */
   private readonly kekLoads = new Map<string, Promise<Buffer | undefined>>();
   private readonly keks: OrgKekStore;
@@ -48,6 +52,7 @@ export class KeyService {
   ) {
     this.keks = typeof keyDir === 'string' ? new OrgKekRepository(keyDir) : keyDir;
     this.cache = cache ?? new KeyCache();
+    this.kekCache = this.cache.alike<Kek>((kek) => kek.key.fill(0));
   }
 
   get activeMasterVersion(): number {
@@ -139,7 +144,7 @@ export class KeyService {
         throw err;
       }
       key = Buffer.from(hkdfSync('sha256', kek, Buffer.from(orgId, 'utf8'), 'sotto/search-index/v1', 32));
-      this.cache.set(id, key);
+      key = this.cache.keep(id, key);
     }
     return key;
   }
@@ -147,7 +152,6 @@ export class KeyService {
   /** Forget cached keys of an org (crypto-shredding, tests). */
   forgetOrg(orgId: string): void {
     this.cache.deletePrefix(`${orgId}:`);
-    this.kekCache.get(orgId)?.key.fill(0);
     this.kekCache.delete(orgId);
   }
 
@@ -157,7 +161,7 @@ export class KeyService {
    * deleted) — from then on no copy of the org's ciphertexts anywhere decrypts, whatever happens
    * to the transaction.
    * Caches of this process are cleared; other nodes hold no key they could still use on rows
-   * (the rows are purged next) and lose them at restart.
+   * (the rows are purged next) and lose their cached keys and KEK within the cache lifetime.
    */
   async shredOrg(tx: Queryable, orgId: string): Promise<{ dataKeys: number }> {
     const dataKeys = await keyRepository.deleteOrg(tx, orgId);
@@ -236,7 +240,8 @@ export class KeyService {
   private async rewrapOrg(tx: Queryable, orgId: string, target: MasterKey | null): Promise<number> {
     const rows = await keyRepository.listOrg(tx, orgId);
     const sealedKek = await this.keks.read(orgId);
-    let kek: { key: Buffer; masterVersion: number };
+    // This call's own copy: the cached one may expire (and be wiped) while the loop below awaits.
+    let kek: Kek;
     if (sealedKek) {
       kek = this.openKek(orgId, sealedKek);
       if (target && kek.masterVersion !== target.version) {
@@ -247,21 +252,29 @@ export class KeyService {
       // Upgrade: sealed by the target, or by the newest master version among the legacy rows.
       const version = target?.version ?? Math.max(...rows.map((r) => r.masterVersion));
       const m = this.master.byVersion.get(version) ?? this.master.active;
-      kek = await this.kekOf(orgId, m);
+      const made = await this.kekOf(orgId, m);
+      kek = { key: Buffer.from(made.key), masterVersion: made.masterVersion };
     } else {
       throw new Error(`the key of organization ${orgId} is missing from the key store`);
     }
-    this.kekCache.set(orgId, kek);
+    // The cache gets a copy, and only when it lacks this KEK under this master version: replacing
+    // wipes the cached one, which a concurrent reader may hold.
+    if (this.kekCache.get(orgId)?.masterVersion !== kek.masterVersion)
+      this.kekCache.set(orgId, { key: Buffer.from(kek.key), masterVersion: kek.masterVersion });
     let n = 0;
-    for (const row of rows) {
-      if (row.wrappedBy === 'master') {
-        const key = await this.unwrap(row);
-        await keyRepository.rewrap(tx, { ...this.wrapUnder(kek, orgId, row.version, key) });
-        n++;
-      } else if (row.masterVersion !== kek.masterVersion) {
-        await keyRepository.rewrap(tx, { ...row, masterVersion: kek.masterVersion });
-        n++;
+    try {
+      for (const row of rows) {
+        if (row.wrappedBy === 'master') {
+          const key = await this.unwrap(row);
+          await keyRepository.rewrap(tx, { ...this.wrapUnder(kek, orgId, row.version, key) });
+          n++;
+        } else if (row.masterVersion !== kek.masterVersion) {
+          await keyRepository.rewrap(tx, { ...row, masterVersion: kek.masterVersion });
+          n++;
+        }
       }
+    } finally {
+      kek.key.fill(0);
     }
     return n;
   }
@@ -294,17 +307,14 @@ export class KeyService {
    * Only the org's creation and the upgrade (under the org's row lock) create one, so no two
    * callers can write different KEKs for one org.
    */
-  private async kekOf(
-    orgId: string,
-    createUnder?: MasterKey,
-  ): Promise<{ key: Buffer; masterVersion: number }> {
+  private async kekOf(orgId: string, createUnder?: MasterKey): Promise<Kek> {
     const cached = this.kekCache.get(orgId);
     if (cached) return cached;
     const sealed = await this.readKek(orgId);
     // Another caller may have opened it while this one waited.
     const opened = this.kekCache.get(orgId);
     if (opened) return opened;
-    let kek: { key: Buffer; masterVersion: number };
+    let kek: Kek;
     if (sealed) kek = this.openKek(orgId, sealed);
     else if (createUnder) {
       kek = { key: randomBytes(32), masterVersion: createUnder.version };
@@ -314,8 +324,8 @@ export class KeyService {
         'the key-encryption key of this organization is gone (shredded or not restored)',
       );
     }
-    this.kekCache.set(orgId, kek);
-    return kek;
+    // A reader may have cached it while the new one was being written (same bytes).
+    return this.kekCache.keep(orgId, kek);
   }
 
   private readKek(orgId: string): Promise<Buffer | undefined> {
@@ -327,19 +337,14 @@ export class KeyService {
     return load;
   }
 
-  private openKek(orgId: string, sealed: Buffer): { key: Buffer; masterVersion: number } {
+  private openKek(orgId: string, sealed: Buffer): Kek {
     const version = keyVersionOf(sealed);
     const m = this.master.byVersion.get(version);
     if (!m) throw new DecryptionError(`master key v${version} is not configured`);
     return { key: open(m.key, sealed, kekAad(orgId)), masterVersion: version };
   }
 
-  private wrapUnder(
-    kek: { key: Buffer; masterVersion: number },
-    orgId: string,
-    version: number,
-    key: Buffer,
-  ): WrappedDataKey {
+  private wrapUnder(kek: Kek, orgId: string, version: number, key: Buffer): WrappedDataKey {
     return {
       orgId,
       version,
@@ -361,8 +366,7 @@ export class KeyService {
     const id = `${w.orgId}:${w.version}`;
     let key = this.cache.get(id);
     if (!key) {
-      key = await this.unwrap(w);
-      this.cache.set(id, key);
+      key = this.cache.keep(id, await this.unwrap(w));
     }
     return key;
   }
