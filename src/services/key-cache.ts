@@ -7,6 +7,11 @@
  * decryption fails closed) and the stale copy is wiped. Expired entries are wiped by a sweep on
  * access too (a KeyCache's sweep sweeps its alike caches), so a key nobody asks for again does not
  * linger either. Every value dropped — expired, deleted or replaced — is wiped.
+ *
+ * An expired or replaced value is wiped on the next turn of the event loop, not at once: a caller
+ * that got it just before (`const key = await …; seal(key, …)`) resumes in the microtasks that run
+ * first, and must not seal with a key zeroed under it (that data would be unreadable). `delete` —
+ * an org shredded or forgotten — wipes at once.
  */
 export const KEY_CACHE_TTL_MS = 10 * 60 * 1000;
 
@@ -30,7 +35,7 @@ export class ExpiringKeyCache<V> {
     const e = this.entries.get(id);
     if (!e) return undefined;
     if (now - e.at >= this.ttlMs) {
-      this.delete(id);
+      this.retire(id);
       return undefined;
     }
     return e.value;
@@ -40,7 +45,7 @@ export class ExpiringKeyCache<V> {
   set(id: string, value: V): void {
     const old = this.entries.get(id);
     this.entries.set(id, { value, at: this.now() });
-    if (old && old.value !== value) this.wipe(old.value);
+    if (old && old.value !== value) this.wipeSoon(old.value);
   }
 
   /**
@@ -58,6 +63,17 @@ export class ExpiringKeyCache<V> {
     return cached;
   }
 
+  /** Drops one entry and wipes it once the callers that may hold it have run (see above). */
+  private retire(id: string): void {
+    const e = this.entries.get(id);
+    this.entries.delete(id);
+    if (e) this.wipeSoon(e.value);
+  }
+
+  private wipeSoon(value: V): void {
+    setImmediate(() => this.wipe(value));
+  }
+
   /** Wipes and drops one entry. */
   delete(id: string): void {
     const e = this.entries.get(id);
@@ -71,7 +87,7 @@ export class ExpiringKeyCache<V> {
   }
 
   private sweep(now: number): void {
-    for (const [id, e] of [...this.entries]) if (now - e.at >= this.ttlMs) this.delete(id);
+    for (const [id, e] of [...this.entries]) if (now - e.at >= this.ttlMs) this.retire(id);
     this.nextSweep = now + this.ttlMs;
     for (const c of this.linked) c.sweep(now);
   }
