@@ -18,6 +18,7 @@ import {
 } from './helpers/live-instances.js';
 import { frames, mustOpen, openWs, type Conn } from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
+import { resumeStream, sendAcked } from './helpers/live-resume.js';
 import { expectSealedAudio } from './helpers/sealed-audio.js';
 import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
 
@@ -30,26 +31,6 @@ import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis }
 const SPEAKER = 'Dr Zebedee Quillfeather';
 /** The first three turns of call-02 (~16 s of speech): enough for the spool, one short recognition. */
 const CLIP_TURNS = 3;
-
-/** The client side of resuming: start (no seq), read the server's ack, resend from there. */
-async function resume(c: Conn, all: Buffer[]): Promise<number> {
-  c.ws.send(JSON.stringify({ type: 'start', participant: SPEAKER }));
-  const first = await c.waitFor((m) => m.type === 'ack');
-  const from = (first.seq as number) + 1;
-  for (const f of all.slice(from)) c.ws.send(f);
-  await c.waitFor((m) => m.type === 'ack' && m.seq === all.length - 1);
-  return from;
-}
-
-/** Streams frames [from, to), waiting for the ack of the last one (so it is on the spool). */
-async function send(c: Conn, all: Buffer[], from: number, to: number): Promise<void> {
-  for (const f of all.slice(from, to)) c.ws.send(f);
-  await c
-    .waitFor((m) => m.type === 'ack' && m.seq === to - 1)
-    .catch(async (err: Error) => {
-      throw new Error(`${err.message}; closed ${JSON.stringify(await c.closed)}`);
-    });
-}
 
 /**
  * SOTTO_LIVE_RECHECK_SECONDS per case. With the same node id the claim must outlive the restart
@@ -113,7 +94,7 @@ describe.skipIf(!usingPostgres || !hasCorpus)(
             token: user.accessToken,
           });
           c.ws.send(JSON.stringify({ type: 'start', participant: SPEAKER }));
-          await send(c, all, 0, half);
+          await sendAcked(c, all, 0, half);
           const owner = `${prefix}live-owner:${id}`;
           if (nodeId) {
             expect(first.output()).toContain(`"nodeId":"${nodeId}"`);
@@ -147,7 +128,7 @@ describe.skipIf(!usingPostgres || !hasCorpus)(
               timeoutMs: liveClaimTtlMs(recheck) + 5000,
             });
           const resumedAt = Date.now();
-          expect(await resume(again, all)).toBe(half);
+          expect(await resumeStream(again, all, SPEAKER)).toBe(half);
           if (nodeId && redis) {
             expect(claimLeftMs).toBeGreaterThan(0);
             expect(await redis.get(owner)).toBe(nodeId);

@@ -22,6 +22,7 @@ import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { corpusClip } from './helpers/corpus-clip.js';
 import { bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
 import { instanceFactory, type Instance } from './helpers/live-instances.js';
+import { resumeStream, sendAcked } from './helpers/live-resume.js';
 import { createLive, frames, mustOpen, openWs, type Conn } from './helpers/live.js';
 import { pollRecording, recordingEnv, upload } from './helpers/recordings.js';
 import { backendLabel, freshDatabase, usingRedis } from './helpers/test-app.js';
@@ -41,26 +42,6 @@ const SPEAKER = 'Dr Zebedee Quillfeather';
  * upload compared with) is half as long.
  */
 const CLIP_TURNS = 3;
-
-/** The client side of resuming: start (no seq), read the server's ack, resend from there. */
-async function resume(c: Conn, all: Buffer[], participant = SPEAKER): Promise<number> {
-  c.ws.send(JSON.stringify({ type: 'start', participant }));
-  const first = await c.waitFor((m) => m.type === 'ack');
-  const from = (first.seq as number) + 1;
-  for (const f of all.slice(from)) c.ws.send(f);
-  await c.waitFor((m) => m.type === 'ack' && m.seq === all.length - 1);
-  return from;
-}
-
-/** Streams frames [from, to), waiting for the ack of the last one (so it is on the spool). */
-async function send(c: Conn, all: Buffer[], from: number, to: number): Promise<void> {
-  for (const f of all.slice(from, to)) c.ws.send(f);
-  await c
-    .waitFor((m) => m.type === 'ack' && m.seq === to - 1)
-    .catch(async (err: Error) => {
-      throw new Error(`${err.message}; closed ${JSON.stringify(await c.closed)}`);
-    });
-}
 
 /**
  * With Redis every spool record is also in Redis (docs/live.md, "Resuming on another node"), and a
@@ -173,7 +154,7 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
       const graceful = await createLive(inst!, user.accessToken, ip, 'Restart, graceful');
       let c = await ingest(graceful);
       c.ws.send(JSON.stringify({ type: 'start', participant: SPEAKER }));
-      await send(c, all, 0, half);
+      await sendAcked(c, all, 0, half);
       await restart();
       expect(await c.closed).toEqual({ code: 1012, reason: 'server restarting: reconnect and resume' });
       expect((await get(`/api/v1/recordings/${graceful}`)).json()).toMatchObject({ status: 'live' });
@@ -190,19 +171,19 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
       expect(statSync(files[0]!).mode & 0o777).toBe(0o600);
 
       c = await ingest(graceful);
-      expect(await resume(c, all)).toBe(half);
+      expect(await resumeStream(c, all, SPEAKER)).toBe(half);
       await stopAndCheck(c, graceful, pcm);
 
       // 2. Crash: the disk as it was after frame `half` was acked, plus a torn record.
       const crashed = await createLive(inst!, user.accessToken, ip, 'Restart, crash');
       c = await ingest(crashed);
       c.ws.send(JSON.stringify({ type: 'start', participant: SPEAKER }));
-      await send(c, all, 0, half);
+      await sendAcked(c, all, 0, half);
       const spoolDir = path.join(dataDir, 'live', user.orgId, crashed);
       const snapshot = mkdtempSync(path.join(tmpdir(), 'sotto-spool-'));
       cpSync(spoolDir, snapshot, { recursive: true });
       // Acknowledged after the snapshot: lost in the "crash", so the client must resend them.
-      await send(c, all, half, half + 20);
+      await sendAcked(c, all, half, half + 20);
       await restart();
       await dropReplica(crashed);
       rmSync(spoolDir, { recursive: true, force: true });
@@ -215,7 +196,7 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
       appendFileSync(path.join(spoolDir, file!), torn);
 
       c = await ingest(crashed);
-      expect(await resume(c, all)).toBe(half);
+      expect(await resumeStream(c, all, SPEAKER)).toBe(half);
       expect(inst!.logs.join('\n')).toContain('live recording restored');
       await stopAndCheck(c, crashed, pcm);
 
@@ -253,9 +234,9 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
     c.ws.send(JSON.stringify({ type: 'start', participant: SPEAKER }));
     const all = frames(new Int16Array(16_000 * 3).map((_, i) => Math.round(8000 * Math.sin(i / 9))));
     // Three records at least: wait for each batch's ack before sending the next.
-    await send(c, all, 0, 10);
-    await send(c, all, 10, 20);
-    await send(c, all, 20, 30);
+    await sendAcked(c, all, 0, 10);
+    await sendAcked(c, all, 10, 20);
+    await sendAcked(c, all, 20, 30);
     await restart();
     await dropReplica(id);
     const dir = path.join(dataDir, 'live', user.orgId, id);
@@ -286,17 +267,17 @@ describe(`live recordings survive a server restart (${backendLabel})`, () => {
     c.ws.send(JSON.stringify({ type: 'start', participant: SPEAKER }));
     const pcm = new Int16Array(16_000 * 2).map((_, i) => Math.round(6000 * Math.sin(i / 7)));
     const all = frames(pcm);
-    await send(c, all, 0, all.length);
+    await sendAcked(c, all, 0, all.length);
     // A second recording whose spool the node lost (its disk was replaced), and one never streamed.
     const lost = await createLive(inst!, user.accessToken, ip);
     const l = await ingest(lost);
     l.ws.send(JSON.stringify({ type: 'start', participant: SPEAKER }));
-    await send(l, all, 0, 3);
+    await sendAcked(l, all, 0, 3);
     const never = await createLive(inst!, user.accessToken, ip);
     const deleted = await createLive(inst!, user.accessToken, ip);
     const del = await ingest(deleted);
     del.ws.send(JSON.stringify({ type: 'start', participant: SPEAKER }));
-    await send(del, all, 0, 3);
+    await sendAcked(del, all, 0, 3);
     // The window is read on the app's clock: the test moves it instead of waiting the window out.
     const clock = new ManualClock();
     const WINDOW_MS = 60_000;
