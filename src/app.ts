@@ -42,6 +42,7 @@ import { WebhookSender } from './repositories/webhook-delivery.repository.js';
 import { TranscriptService } from './services/transcript.service.js';
 import { LiveService } from './services/live.service.js';
 import { createLiveBus } from './repositories/live-bus.repository.js';
+import { liveAliveTtlMs } from './repositories/live-claim.scripts.js';
 import { createTicketStore } from './repositories/ticket.repository.js';
 import { SpoolReplica } from './repositories/live-spool-replica.repository.js';
 import { LiveSpoolRepository } from './repositories/live-spool.repository.js';
@@ -215,7 +216,12 @@ export async function createServices(deps: Deps): Promise<Services> {
   // Indexes recordings stored before the encrypted search index existed (docs/search.md).
   for (const task of new SearchIndexService(db, keys, logger).tasks()) scheduler.register(task);
   // One bus for live viewing and for recording deletion, which drops a recording's live backlog.
-  const liveBus = createLiveBus({ redis, prefix: config.redisPrefix, logger });
+  const liveBus = createLiveBus({
+    redis,
+    prefix: config.redisPrefix,
+    logger,
+    aliveTtlMs: liveAliveTtlMs(config.live.recheckSeconds),
+  });
   // With Redis, every live spool record is also kept there, so any node can take a session over.
   // Its ingest claims are held under the node id: the one `sotto serve` holds (Deps.nodeId), or a
   // random one for any other process, where nothing would keep a fixed one unique.

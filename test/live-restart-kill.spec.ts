@@ -24,8 +24,8 @@ import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis }
 
 /**
  * Issue 16, item 3 (docs/live.md, "Node id"): a `sotto serve` killed with SIGKILL and started
- * again. Under a new node id its capture client waits until the dead process's ingest claim
- * lapses; under the same one it resumes on its first handshake. Either way the sealed audio is
+ * again. Under a new node id its capture client waits until the dead process is seen dead (its
+ * liveness key lapsed: docs/live.md, "Multiple nodes"); under the same one it resumes on its first handshake. Either way the sealed audio is
  * the input byte for byte. Real processes, PostgreSQL (an embedded PGlite belongs to one process).
  */
 const SPEAKER = 'Dr Zebedee Quillfeather';
@@ -35,7 +35,8 @@ const CLIP_TURNS = 3;
 /**
  * SOTTO_LIVE_RECHECK_SECONDS per case. With the same node id the claim must outlive the restart
  * (3 × 10 s + 10 s), so the test sees it taken over, not lapsed; with a random id the test waits
- * for the lapse, so the shortest claim (3 × 1 s + 10 s) keeps that wait short.
+ * for the dead node's liveness to lapse (2 × re-check + 1 s), so the shortest re-check keeps that
+ * wait short.
  */
 const RECHECK_SAME_ID = 10;
 const RECHECK_RANDOM_ID = 1;
@@ -45,8 +46,8 @@ const RECHECK_RANDOM_ID = 1;
  * path runs at all), then started again on the same database and data directory. PostgreSQL only:
  * an embedded PGlite database belongs to one process, so the test could not share it.
  *
- * Twice: with a random node id per process (port 0 derives none), the new process must wait for
- * the dead one's ingest claim to lapse (with Redis; 409 meanwhile); with the same SOTTO_NODE_ID
+ * Twice: with a random node id per process (port 0 derives none), the new process must wait until
+ * the dead one is seen dead (with Redis; 409 meanwhile); with the same SOTTO_NODE_ID
  * it is the same node, and takes its own claim over at once. In that case the claim lives
  * 3 × 10 s + 10 s past its last renewal, longer than a loaded machine takes to start the new
  * process (up to 16 s seen), so the takeover is seen while the old claim still holds.
@@ -112,7 +113,7 @@ describe.skipIf(!usingPostgres || !hasCorpus)(
           children.push(second.child);
           const listeningAt = Date.now();
           // The same node takes its own claim over on the first attempt; another one must wait
-          // until the dead process's claim lapses (with Redis: 409 until then).
+          // until the dead process is seen dead (with Redis: 409 until then).
           let again: Conn;
           let claimLeftMs: number | undefined;
           if (nodeId) {

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { BEAT_SCRIPT, CLAIM_SCRIPT, liveAliveTtlMs } from './live-claim.scripts.js';
 
 /**
  * Fan-out of live-recording events (segments, stop) from the node that ingests the audio to every
@@ -52,6 +53,12 @@ export interface LiveBus {
    * node (its audio is in that node's memory): a second node would seal a second, partial copy.
    */
   claim(recordingId: string, nodeId: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Node `nodeId` is alive (its event loop runs, so it renews its claims) for liveAliveTtlMs. A
+   * claim whose node stopped beating that long ago is taken over by another node's `claim` before
+   * it lapses (CLAIM_SCRIPT says exactly when).
+   */
+  beat(nodeId: string): Promise<void>;
   release(recordingId: string, nodeId: string): Promise<void>;
   /** Numbers, keeps (as `retain` says) and delivers one event; resolves its sequence number. */
   publish(recordingId: string, payload: Buffer, retain: LiveRetain): Promise<number>;
@@ -133,6 +140,8 @@ export class MemoryLiveBus implements LiveBus {
   async claim(): Promise<boolean> {
     return true;
   }
+
+  async beat(): Promise<void> {}
 
   async release(): Promise<void> {}
 
@@ -242,6 +251,8 @@ export class RedisLiveBus implements LiveBus {
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly logger: Pick<Logger, 'warn'>,
+    /** How long a node counts as alive after its last `beat` (liveAliveTtlMs). */
+    private readonly aliveTtlMs = liveAliveTtlMs(5),
   ) {}
 
   private channel(recordingId: string): string {
@@ -268,11 +279,31 @@ export class RedisLiveBus implements LiveBus {
   }
 
   async claim(recordingId: string, nodeId: string, ttlMs: number): Promise<boolean> {
-    const key = this.ownerKey(recordingId);
-    if ((await this.redis.set(key, nodeId, 'PX', ttlMs, 'NX')) === 'OK') return true;
-    if ((await this.redis.get(key)) !== nodeId) return false;
-    await this.redis.pexpire(key, ttlMs);
-    return true;
+    // The owner's liveness key is built inside the script (one prefix for all: single-node Redis).
+    const taken = await this.redis.eval(
+      CLAIM_SCRIPT,
+      3,
+      this.ownerKey(recordingId),
+      `${this.prefix}node-alive:`,
+      `${this.prefix}node-alive-since`,
+      nodeId,
+      String(ttlMs),
+      String(this.aliveTtlMs),
+    );
+    if (taken === 2)
+      this.logger.warn({ recordingId }, 'live recording taken over from a node no longer alive');
+    return taken !== 0;
+  }
+
+  async beat(nodeId: string): Promise<void> {
+    await this.redis.eval(
+      BEAT_SCRIPT,
+      3,
+      `${this.prefix}node-alive:${nodeId}`,
+      `${this.prefix}node-alive-last`,
+      `${this.prefix}node-alive-since`,
+      String(this.aliveTtlMs),
+    );
   }
 
   async release(recordingId: string, nodeId: string): Promise<void> {
@@ -390,6 +421,9 @@ export function createLiveBus(opts: {
   redis: Redis | undefined;
   prefix: string;
   logger: Pick<Logger, 'warn'>;
+  aliveTtlMs: number;
 }): LiveBus {
-  return opts.redis ? new RedisLiveBus(opts.redis, opts.prefix, opts.logger) : new MemoryLiveBus();
+  return opts.redis
+    ? new RedisLiveBus(opts.redis, opts.prefix, opts.logger, opts.aliveTtlMs)
+    : new MemoryLiveBus();
 }

@@ -98,6 +98,7 @@ export class LiveService {
     // due, so a test advances that clock instead of waiting (docs/live.md, "Time").
     this.timer = setInterval(() => void this.tick(), TICK_MS);
     this.timer.unref();
+    void d.bus.beat(this.nodeId).catch(() => undefined);
   }
 
   async create(actor: Actor, input: { title?: string | undefined }): Promise<{ id: string }> {
@@ -291,6 +292,11 @@ export class LiveService {
     try {
       await this.events.publish(orgId, recordingId, { type: 'stopping', stage: 'recognising' });
       await session.finish();
+      // Recognising the last utterance can take seconds: if this process stalled meanwhile long
+      // enough for another node to take the recording over, that node ends it; sealing here would
+      // overwrite its audio with this shorter copy.
+      if (!(await this.d.bus.claim(recordingId, this.nodeId, this.claimTtlMs()).catch(() => true)))
+        return this.lost(session);
       await this.events.publish(orgId, recordingId, { type: 'stopping', stage: 'saving' });
       status = await sealLiveRecording(
         this.d,
@@ -315,6 +321,10 @@ export class LiveService {
   }
 
   private async tick(): Promise<void> {
+    // Every tick, whatever the app's clock says: liveness is about this process running. A node
+    // that misses it for liveAliveTtlMs loses its claims to the next node asked for one. Not
+    // awaited (Redis down must not hold up the idle stops); sent before this tick's renewals.
+    void this.d.bus.beat(this.nodeId).catch(() => undefined);
     const idleMs = this.d.limits.idleSeconds * 1000;
     const resumeMs = this.d.limits.resumeSeconds * 1000;
     for (const [id, s] of this.live.all) {

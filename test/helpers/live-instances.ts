@@ -152,8 +152,10 @@ export function serve(
 
 /**
  * Opens the ingest socket of `recordingId` on the `sotto serve` child listening on `port`, once
- * the claim of the node that held the recording has lapsed (a killed node never renews it; with
- * Redis it lives 3 × SOTTO_LIVE_RECHECK_SECONDS + 10 s past its last renewal, liveClaimTtlMs).
+ * the claim of the node that held the recording can be taken: a killed (or paused) node stops
+ * beating, and with Redis its claim is taken over once its liveness lapsed, 2 ×
+ * SOTTO_LIVE_RECHECK_SECONDS + 1 s after its last beat (liveAliveTtlMs), or at the latest when the
+ * claim itself lapses, 3 × SOTTO_LIVE_RECHECK_SECONDS + 10 s past its last renewal (liveClaimTtlMs).
  * Until then the handshake is refused 409, the only refusal expected: any other status fails at
  * once, and so does a claim still held after `timeoutMs`. No vitest here (benches import this file).
  */

@@ -1,0 +1,69 @@
+/**
+ * The Lua scripts of the live ingest claim and of node liveness (RedisLiveBus.claim and .beat;
+ * docs/live.md, "Multiple nodes"): a dead node's claims are taken over once its liveness lapsed,
+ * long before the claims themselves would; the spool replica's fence keeps that safe for a node
+ * that was only stalled.
+ */
+
+/**
+ * How long a node counts as alive after its last LiveBus.beat. LiveService beats every second (its
+ * timer), so this tolerates a stall of the event loop of about 2 × recheck; above it, another node
+ * may take the node's claims over (the spool fence makes the stalled node drop them). Far below
+ * the claim's own lapse (liveClaimTtlMs: 3 × recheck + 10 s), which stays the backstop.
+ */
+export const liveAliveTtlMs = (recheckSeconds: number) => (recheckSeconds * 2 + 1) * 1000;
+
+/** How long the shared liveness bookkeeping outlives the last beat of any node (a day). */
+const BEAT_KEEP_MS = 24 * 3600 * 1000;
+
+/** Redis's own clock in ms, inside a script (one clock for every node). */
+const NOW_MS = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/**
+ * The ingest claim (LiveBus.claim) in one step. KEYS: claim, liveness key prefix, since (BEAT).
+ * ARGV: node, claim ttl ms, liveness ttl ms. Free, or already ours: taken (renewed). Another
+ * node's is taken over (2) only when all of these hold, and refused (0) otherwise:
+ * - its node is not alive (no `<prefix>node-alive:<owner>`);
+ * - liveness has been tracked without a gap for a liveness TTL: after Redis was down or restarted
+ *   (no node could beat; the keys may be gone, or restored from before), every node gets that
+ *   long to beat again before its claims count as abandoned;
+ * - the claim was last renewed a liveness TTL ago or more (its age read from its PTTL, so nodes
+ *   must share SOTTO_LIVE_RECHECK_SECONDS): a node renews its claims every recheck, so a fresh
+ *   claim without a liveness key means the key went (evicted, deleted), not the node.
+ * A node stalled longer than the TTL finds the claim gone at its next renewal or spool append (the
+ * replica's fence compares the owner), and drops the session (LiveService.lost).
+ */
+export const CLAIM_SCRIPT = `
+local owner = redis.call('GET', KEYS[1])
+if owner == false or owner == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if redis.call('EXISTS', KEYS[2] .. owner) == 1 then return 0 end
+${NOW_MS}
+local alive = tonumber(ARGV[3])
+local since = tonumber(redis.call('GET', KEYS[3]) or now)
+if now - since < alive then return 0 end
+if tonumber(ARGV[2]) - redis.call('PTTL', KEYS[1]) < alive then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 2
+`;
+
+/**
+ * A node is alive (LiveBus.beat). KEYS: its liveness key, last beat of any node, since. ARGV:
+ * liveness ttl ms. `since` is when the beats of all nodes together last resumed after a gap longer
+ * than the TTL (Redis down or restarted, or no node running): CLAIM_SCRIPT waits a TTL past it.
+ */
+export const BEAT_SCRIPT = `
+${NOW_MS}
+local alive = tonumber(ARGV[1])
+local last = tonumber(redis.call('GET', KEYS[2]) or 0)
+if now - last > alive or redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('SET', KEYS[3], string.format('%.0f', now))
+end
+redis.call('SET', KEYS[2], string.format('%.0f', now), 'PX', ${BEAT_KEEP_MS})
+redis.call('PEXPIRE', KEYS[3], ${BEAT_KEEP_MS})
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return 1
+`;
