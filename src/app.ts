@@ -42,7 +42,7 @@ import { WebhookSender } from './repositories/webhook-delivery.repository.js';
 import { TranscriptService } from './services/transcript.service.js';
 import { LiveService } from './services/live.service.js';
 import { createLiveBus } from './repositories/live-bus.repository.js';
-import { liveAliveTtlMs } from './repositories/live-claim.scripts.js';
+import { liveAliveTtlMs } from './repositories/live-bus.scripts.js';
 import { createTicketStore } from './repositories/ticket.repository.js';
 import { SpoolReplica } from './repositories/live-spool-replica.repository.js';
 import { LiveSpoolRepository } from './repositories/live-spool.repository.js';

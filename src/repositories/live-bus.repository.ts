@@ -1,6 +1,12 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { BEAT_SCRIPT, CLAIM_SCRIPT, liveAliveTtlMs } from './live-claim.scripts.js';
+import {
+  BEAT_SCRIPT,
+  BURY_SCRIPT,
+  CLAIM_SCRIPT,
+  liveAliveTtlMs,
+  PUBLISH_SCRIPT,
+} from './live-bus.scripts.js';
 
 /**
  * Fan-out of live-recording events (segments, stop) from the node that ingests the audio to every
@@ -198,41 +204,6 @@ export class MemoryLiveBus implements LiveBus {
     this.buried.clear();
   }
 }
-
-/**
- * One step for number, keep and publish, so the order of the sequence is the order of the list
- * and of the channel, and a history read (one MULTI) sees an event in all three or in none.
- * KEYS: sequence, finals, partials, tombstone. ARGV: channel, ttl ms, kind, payload, slot.
- * What is kept and sent is `<seq>:<payload>`. A deleted recording (tombstone): nothing, 0.
- */
-const PUBLISH_SCRIPT = `
-if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
-local seq = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-local framed = seq .. ':' .. ARGV[4]
-if ARGV[3] == 'final' then
-  redis.call('RPUSH', KEYS[2], framed)
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-elseif ARGV[3] == 'partial' then
-  redis.call('HSET', KEYS[3], ARGV[5], framed)
-  redis.call('PEXPIRE', KEYS[3], ARGV[2])
-end
-redis.call('PUBLISH', ARGV[1], framed)
-return seq
-`;
-
-/**
- * Deletion: the tombstone (as long as the backlog would have lived, BURIED_MIN_MS at least), then
- * the backlog and the sequence, in one step. KEYS: sequence, finals, partials, tombstone. ARGV:
- * minimum ms.
- */
-const BURY_SCRIPT = `
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < tonumber(ARGV[1]) then ttl = tonumber(ARGV[1]) end
-redis.call('SET', KEYS[4], '1', 'PX', ttl)
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-return 1
-`;
 
 /** `<seq>:<payload>` → its parts; undefined when not of that shape (not written by this bus). */
 function unframe(framed: Buffer): LiveEntry | undefined {

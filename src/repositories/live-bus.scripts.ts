@@ -1,5 +1,6 @@
 /**
- * The Lua scripts of the live ingest claim and of node liveness (RedisLiveBus.claim and .beat;
+ * The Lua scripts of the Redis live bus: publishing with its backlog, burying a deleted
+ * recording's, and the live ingest claim with node liveness (RedisLiveBus.claim and .beat;
  * docs/live.md, "Multiple nodes"): a dead node's claims are taken over once its liveness lapsed,
  * long before the claims themselves would; the spool replica's fence keeps that safe for a node
  * that was only stalled.
@@ -65,5 +66,40 @@ end
 redis.call('SET', KEYS[2], string.format('%.0f', now), 'PX', ${BEAT_KEEP_MS})
 redis.call('PEXPIRE', KEYS[3], ${BEAT_KEEP_MS})
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return 1
+`;
+
+/**
+ * One step for number, keep and publish, so the order of the sequence is the order of the list
+ * and of the channel, and a history read (one MULTI) sees an event in all three or in none.
+ * KEYS: sequence, finals, partials, tombstone. ARGV: channel, ttl ms, kind, payload, slot.
+ * What is kept and sent is `<seq>:<payload>`. A deleted recording (tombstone): nothing, 0.
+ */
+export const PUBLISH_SCRIPT = `
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local framed = seq .. ':' .. ARGV[4]
+if ARGV[3] == 'final' then
+  redis.call('RPUSH', KEYS[2], framed)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+elseif ARGV[3] == 'partial' then
+  redis.call('HSET', KEYS[3], ARGV[5], framed)
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+redis.call('PUBLISH', ARGV[1], framed)
+return seq
+`;
+
+/**
+ * Deletion: the tombstone (as long as the backlog would have lived, BURIED_MIN_MS at least), then
+ * the backlog and the sequence, in one step. KEYS: sequence, finals, partials, tombstone. ARGV:
+ * minimum ms.
+ */
+export const BURY_SCRIPT = `
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[1]) then ttl = tonumber(ARGV[1]) end
+redis.call('SET', KEYS[4], '1', 'PX', ttl)
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return 1
 `;
