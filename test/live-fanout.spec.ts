@@ -1,3 +1,6 @@
+import type { IncomingMessage } from 'node:http';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { withTenant } from '../src/db/tenant.js';
@@ -17,8 +20,15 @@ import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js'
  * (every viewer's session in one query, not one transaction per socket) with verdicts still per
  * socket — a revoked session closes its own sockets (4401), a demoted admin's (4404), nobody
  * else's, and a batch that cannot be asked (database down) closes nothing; an event is
- * serialised once for all viewers, not once per socket; no per-socket compressor.
+ * serialised once for all viewers, not once per socket; no per-socket compressor; an open socket
+ * does not keep the HTTP request of its handshake.
  */
+
+/** A full garbage collection on demand (the test process was not started with --expose-gc). */
+function collector(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
 describe(`live fan-out costs (${backendLabel})`, () => {
   let t: TestApp;
   let server: Listening;
@@ -153,5 +163,30 @@ describe(`live fan-out costs (${backendLabel})`, () => {
     expect(ofEvent).toHaveLength(1);
     for (const v of viewers) expect(v.messages.find((m) => m.type === 'segment')).toEqual(event);
     for (const v of viewers) v.ws.close();
+  });
+
+  it('keeps no HTTP request per open socket: the handshake request is collected, the socket works', async () => {
+    const gc = collector();
+    const requests: WeakRef<IncomingMessage>[] = [];
+    const onConnection = (_ws: unknown, req: IncomingMessage) => requests.push(new WeakRef(req));
+    server.app!.websocketServer.on('connection', onConnection);
+    const id = await createLive(t, owner.accessToken, ip, 'Light');
+    const capture = await mustOpen(server, `/api/v1/recordings/${id}/live`, { token: owner.accessToken });
+    const viewers = await Promise.all(Array.from({ length: 3 }, () => watch(id, owner.accessToken)));
+    server.app!.websocketServer.off('connection', onConnection);
+    expect(requests).toHaveLength(4);
+    // Each request (its headers, Fastify's request and reply, a child logger: ≈ 5 KiB) would
+    // otherwise stay reachable from its socket for as long as the socket is open.
+    await eventually(async () => {
+      gc();
+      await new Promise((r) => setImmediate(r));
+      return requests.every((r) => r.deref() === undefined) ? true : undefined;
+    }, 10_000);
+    // Both kinds of socket still work: the capture is acknowledged, the viewers get its events.
+    capture.ws.send(JSON.stringify({ type: 'start', participant: 'Desk' }));
+    await capture.waitFor((m) => m.type === 'ack');
+    capture.ws.send(JSON.stringify({ type: 'stop' }));
+    await Promise.all(viewers.map((v) => v.waitFor((m) => m.type === 'stopped', 30_000)));
+    await capture.closed;
   });
 });

@@ -89,8 +89,9 @@ interface Viewer {
    * de-duplicated by their id.
    */
   lastLive: number;
-  finals: Set<string>;
-  partials: Map<string, number>;
+  /** Made at the first segment or partial: an idle viewer holds neither (thousands per node). */
+  finals: Set<string> | undefined;
+  partials: Map<string, number> | undefined;
   /**
    * Bytes the socket may hold beyond the bound: its backlog, which is not a sign of a slow reader.
    * It only shrinks, down to what the socket still holds, so once the backlog is read the usual
@@ -162,8 +163,8 @@ export class LiveViewers {
       pending: [],
       covered: 0,
       lastLive: 0,
-      finals: new Set(),
-      partials: new Map(),
+      finals: undefined,
+      partials: undefined,
       slack: 0,
     };
     channel.sockets.set(socket, viewer);
@@ -234,17 +235,17 @@ export class LiveViewers {
     if (!backlog) {
       if (seq <= viewer.lastLive) {
         viewer.covered = 0;
-        viewer.partials.clear();
+        viewer.partials?.clear();
       }
       viewer.lastLive = seq;
     }
     if (event.type === 'segment' || event.type === 'partial') {
       if (!backlog && seq <= viewer.covered) return;
-      if (viewer.finals.has(event.id)) return;
-      if (event.type === 'segment') viewer.finals.add(event.id);
+      if (viewer.finals?.has(event.id)) return;
+      if (event.type === 'segment') (viewer.finals ??= new Set()).add(event.id);
       else {
-        if (seq <= (viewer.partials.get(event.speaker) ?? 0)) return;
-        viewer.partials.set(event.speaker, seq);
+        if (seq <= (viewer.partials?.get(event.speaker) ?? 0)) return;
+        (viewer.partials ??= new Map()).set(event.speaker, seq);
       }
     }
     if (!backlog) viewer.slack = Math.min(viewer.slack, socket.bufferedAmount);

@@ -16,6 +16,8 @@ import { bearer } from './fixtures.js';
 export interface Listening {
   port: number;
   ca: string;
+  /** The server's application, when it runs in this process (listenTls). */
+  app?: Transport['app'];
   close(): Promise<void>;
 }
 
@@ -29,6 +31,7 @@ export async function listenTls(services: Services): Promise<Listening> {
   return {
     port: transport.address.port,
     ca: cert.cert,
+    app: transport.app,
     close: async () => {
       await transport.close();
       rmSync(dir, { recursive: true, force: true });

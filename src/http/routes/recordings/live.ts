@@ -1,4 +1,5 @@
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Config } from '../../../config/config.js';
@@ -82,31 +83,57 @@ function encode(message: LiveServerMessage): Buffer {
   return bytes;
 }
 
-function adapt(ws: WebSocket): LiveSocket {
-  return {
-    send: (message: LiveServerMessage) => {
-      // A Buffer marked as text: `ws` frames it without copying (server frames are not masked).
-      if (ws.readyState === ws.OPEN) ws.send(encode(message), { binary: false });
-    },
-    close: (code: number, reason: string) => {
-      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
-    },
-    get bufferedAmount() {
-      return ws.bufferedAmount;
-    },
-  };
+/**
+ * `ws` as the services see it. A class, not an object literal of closures: a node holds one per
+ * viewer, and this is one small object per socket where the literal was three closures and their
+ * context (≈ 0.5 KiB per socket under tsx, whose kept function names turn each literal into a
+ * property dictionary; bench/fanout.ts --heap).
+ */
+class WsLiveSocket implements LiveSocket {
+  constructor(private readonly ws: WebSocket) {}
+
+  send(message: LiveServerMessage): void {
+    // A Buffer marked as text: `ws` frames it without copying (server frames are not masked).
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(encode(message), { binary: false });
+  }
+
+  close(code: number, reason: string): void {
+    const { ws } = this;
+    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
 }
 
 /**
- * @fastify/websocket's own 'error' listener holds the upgrade's Fastify request and reply (the
- * raw request and its headers, a response object, a child logger) for as long as the socket
- * lives: a request's worth of objects per viewer, kept for nothing once the handshake is done. Replaced by one that does
- * what our errorHandler does and holds only the socket and the logger.
+ * The response object @fastify/websocket made for each upgrade, by its raw request: the
+ * handshake records it, the socket handler lets go of it (releaseUpgradeRequest).
  */
-function releaseUpgradeRequest(ws: WebSocket, log: FastifyBaseLogger): void {
+const upgradeResponses = new WeakMap<IncomingMessage, ServerResponse>();
+
+/**
+ * Lets go of the upgrade's HTTP request once the WebSocket is open. Two things would otherwise
+ * hold it for as long as the socket lives — about 5 KiB of heap per socket, the most a node
+ * spends per idle viewer after the socket itself (bench/fanout.ts --heap):
+ * - the TCP socket still points at the response object @fastify/websocket assigned to it
+ *   (`ServerResponse.assignSocket`), whose 'finish' and 'error' listeners hold Fastify's reply and
+ *   request, the raw request with its headers, and the request's child logger;
+ * - @fastify/websocket's own 'error' listener on the WebSocket holds the same request and reply:
+ *   replaced by one doing what our errorHandler does, holding only the socket and the request id.
+ * The 101 is written by `ws` straight to the socket, so the response object has nothing left to
+ * send (test/live-fanout.spec.ts checks the request is collected).
+ */
+function releaseUpgradeRequest(ws: WebSocket, req: FastifyRequest, log: FastifyBaseLogger): void {
+  const res = upgradeResponses.get(req.raw);
+  upgradeResponses.delete(req.raw);
+  if (res?.socket) res.detachSocket(res.socket);
+  // The request id, not the request's child logger (which would keep the request's bindings).
+  const reqId = req.id;
   ws.removeAllListeners('error');
   ws.on('error', (err: Error) => {
-    log.warn({ err: err.name }, 'live socket error');
+    log.warn({ err: err.name, reqId }, 'live socket error');
     ws.terminate();
   });
 }
@@ -127,7 +154,8 @@ const liveRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }
   });
 
   /** Handshake authentication: a bearer header (capture bot) or a single-use ticket (browser). */
-  const handshake = (purpose: LivePurpose) => async (req: Handshake) => {
+  const handshake = (purpose: LivePurpose) => async (req: Handshake, reply: FastifyReply) => {
+    upgradeResponses.set(req.raw, reply.raw);
     const ticket = ticketOf(req);
     if (ticket) req.actor = await services.live.redeem(ticket, req.params.id, req.ip);
     else await app.authenticate(req);
@@ -145,7 +173,8 @@ const liveRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }
   );
 
   app.get('/:id/live', { websocket: true, preHandler: handshake('ingest'), schema: wsSchema }, (ws, req) => {
-    const socket = adapt(ws);
+    releaseUpgradeRequest(ws, req, app.log);
+    const socket = new WsLiveSocket(ws);
     ingestSockets.add(ws);
     let handle: ReturnType<typeof services.live.openIngest>;
     try {
@@ -172,8 +201,8 @@ const liveRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { services }
   });
 
   app.get('/:id/watch', { websocket: true, preHandler: handshake('watch'), schema: wsSchema }, (ws, req) => {
-    releaseUpgradeRequest(ws, req.log);
-    const socket = adapt(ws);
+    releaseUpgradeRequest(ws, req, app.log);
+    const socket = new WsLiveSocket(ws);
     let stop: (() => void) | undefined;
     let closed = false;
     ws.on('message', () => socket.close(LIVE_CLOSE.malformed, 'viewers send nothing'));
