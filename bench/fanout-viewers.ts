@@ -9,6 +9,7 @@
  * `report` (publish time of each event, by its sequence number) → `result` (delays as a histogram,
  * close codes, errors), then the process exits.
  */
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent, request } from 'node:https';
 import WebSocket from 'ws';
 
@@ -17,6 +18,11 @@ export interface OpenOrder {
   recordingId: string;
   concurrency: number;
   viewers: { token: string; port: number }[];
+  /**
+   * The node listens in plain HTTP behind a TLS-terminating proxy (SOTTO_TRUST_PROXY): requests
+   * go over plain HTTP / WS with the header such a proxy adds (`X-Forwarded-Proto: https`).
+   */
+  proxied: boolean;
 }
 
 export interface ReportOrder {
@@ -62,9 +68,18 @@ const viewers: Viewer[] = [];
 const failed: Record<string, number> = {};
 const fail = (why: string) => (failed[why] = (failed[why] ?? 0) + 1);
 
-function ticket(agent: Agent, port: number, recordingId: string, token: string): Promise<string> {
+/** What a TLS-terminating proxy adds to every request it forwards. */
+const FORWARDED = { 'x-forwarded-proto': 'https' };
+
+function ticket(
+  agent: Agent | HttpAgent,
+  port: number,
+  recordingId: string,
+  token: string,
+  proxied: boolean,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request(
+    const req = (proxied ? httpRequest : request)(
       {
         host: '127.0.0.1',
         port,
@@ -73,7 +88,7 @@ function ticket(agent: Agent, port: number, recordingId: string, token: string):
         path: `/api/v1/recordings/${recordingId}/live-ticket`,
         servername: 'sotto.test',
         rejectUnauthorized: false,
-        headers: { authorization: `Bearer ${token}`, 'content-length': 0 },
+        headers: { authorization: `Bearer ${token}`, 'content-length': 0, ...(proxied ? FORWARDED : {}) },
         timeout: 60_000,
       },
       (res) => {
@@ -91,13 +106,13 @@ function ticket(agent: Agent, port: number, recordingId: string, token: string):
   });
 }
 
-function connect(port: number, recordingId: string, t: string, v: Viewer): Promise<void> {
+function connect(port: number, recordingId: string, t: string, v: Viewer, proxied: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(
-      `wss://127.0.0.1:${port}/api/v1/recordings/${recordingId}/watch`,
+      `${proxied ? 'ws' : 'wss'}://127.0.0.1:${port}/api/v1/recordings/${recordingId}/watch`,
       ['sotto.live.v1', `sotto.ticket.${t}`],
       // As a browser does: permessage-deflate offered (the server decides), no certificate pinning here.
-      { rejectUnauthorized: false, handshakeTimeout: 60_000 },
+      { rejectUnauthorized: false, handshakeTimeout: 60_000, headers: proxied ? FORWARDED : {} },
     );
     v.ws = ws;
     v.closed = new Promise((res) => ws.on('close', (code) => res(code)));
@@ -121,7 +136,9 @@ function connect(port: number, recordingId: string, t: string, v: Viewer): Promi
 
 async function open(order: OpenOrder): Promise<void> {
   // Ticket requests reuse a few TLS connections, as a browser's tab does.
-  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  const agent = order.proxied
+    ? new HttpAgent({ keepAlive: true, maxSockets: 8 })
+    : new Agent({ keepAlive: true, maxSockets: 8 });
   let next = 0;
   let lastReadyAt = 0;
   const worker = async () => {
@@ -130,7 +147,8 @@ async function open(order: OpenOrder): Promise<void> {
       const v: Viewer = { times: [], ready: false };
       viewers.push(v);
       try {
-        await connect(port, order.recordingId, await ticket(agent, port, order.recordingId, token), v);
+        const t = await ticket(agent, port, order.recordingId, token, order.proxied);
+        await connect(port, order.recordingId, t, v, order.proxied);
         lastReadyAt = now();
       } catch (err) {
         fail((err as Error).message.replace(/[0-9a-f-]{36}/g, ':id'));

@@ -8,13 +8,26 @@
  *   - delivery delay p50 / p95 / max over every (event, viewer): arrival at the viewer − the
  *     moment the event was published (Redis PUBLISH, seen by a subscriber in this process);
  *   - server RSS per idle viewer above the baseline (RSS with every viewer connected and idle,
- *     minus RSS before the first one), per node;
+ *     minus RSS before the first one), per node; and the same after a full garbage collection,
+ *     RSS and V8 heap used (each node runs with the inspector on 127.0.0.1, which the bench asks
+ *     for the collection and for `process.memoryUsage()`): what the node keeps per viewer, without
+ *     the set-up's garbage (ticket requests, handshakes) that an idle node has not collected yet;
  *   - server CPU while streaming, errors (handshakes refused, events missing, abnormal closes).
  * Numbers for the README, never pass/fail.
  *
  *   DATABASE_URL=postgres://… REDIS_URL=redis://… npm run bench:fanout               # 100, 1000, 10000
  *   … npm run bench:fanout -- 1000 --nodes 2 --seconds 30
  *   BENCH_VIEWERS=100,1000 BENCH_NODES=1 … npm run bench:fanout
+ *   … npm run bench:fanout -- 1000 --nodes 1 --proxy        # plain HTTP behind a TLS proxy
+ *   … npm run bench:fanout -- 1000 --nodes 1 --proxy --heap # + heap snapshots, heap per viewer
+ *
+ * `--proxy` (BENCH_PROXY=1): the nodes run behind a TLS-terminating proxy (SOTTO_TRUST_PROXY =
+ * 127.0.0.1: plain HTTP), and every client sends what such a proxy adds (`X-Forwarded-Proto:
+ * https`); what a node then holds per viewer is without the TLS connection's state, which is the
+ * proxy's. `--heap` (BENCH_HEAP=1): a heap snapshot of each node before the first viewer and once
+ * they are all idle (after the memory is read), and the kinds of objects that grew most per viewer
+ * (bench/heap-summary.ts); the snapshots stay in the directory printed. The snapshot before the
+ * viewers takes memory of its own, so the RSS columns are then marked as not comparable.
  *
  * Every viewer is a distinct admin user with its own session (the worst case for the periodic
  * re-check of rights, which runs per session). Viewers run in child processes
@@ -23,7 +36,8 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { request } from 'node:https';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -40,6 +54,7 @@ import { frames } from '../test/helpers/live.js';
 import { recordingEnv } from '../test/helpers/recordings.js';
 import { freshDatabase, testMasterKey } from '../test/helpers/test-app.js';
 import type { OpenOrder, Opened, ReportOrder, Result } from './fanout-viewers.js';
+import { growth, printGrowth, summarise } from './heap-summary.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MAIN = path.resolve(HERE, '..', 'src', 'cli', 'main.ts');
@@ -53,15 +68,25 @@ const SERVER_SETTINGS: Record<string, string> = {
   SOTTO_RATE_LIMIT_API_PER_MINUTE: '1000000',
 };
 
+/** Options without a value. */
+const FLAGS = new Set(['--proxy', '--heap']);
+
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : undefined;
 }
 
+const flag = (name: string, env: string) =>
+  process.argv.includes(`--${name}`) || ['1', 'true'].includes(process.env[env] ?? '');
+const PROXIED = flag('proxy', 'BENCH_PROXY');
+const HEAP = flag('heap', 'BENCH_HEAP');
+/** What a TLS-terminating proxy adds to every request it forwards (PROXIED). */
+const FORWARDED: Record<string, string> = PROXIED ? { 'x-forwarded-proto': 'https' } : {};
+
 function sizes(): number[] {
   const positional = process.argv
     .slice(2)
-    .filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--'));
+    .filter((a, i, all) => !a.startsWith('--') && !(all[i - 1]?.startsWith('--') && !FLAGS.has(all[i - 1]!)));
   const list = positional.length > 0 ? positional.join(',') : (process.env.BENCH_VIEWERS ?? '100,1000,10000');
   return list
     .split(',')
@@ -97,12 +122,21 @@ const load = () =>
 interface Node {
   child: ChildProcess;
   port: number;
+  /** Where its heap snapshots go (HEAP). */
+  snapshots: string | undefined;
+  /** Its inspector's WebSocket URL (127.0.0.1, a free port). */
+  inspector: string;
   /** Warning and error messages of the node (the `msg` only), counted. */
   warnings: Map<string, number>;
 }
 
 /** `sotto serve` as a child, its open-file limit raised to the hard limit; resolved once it listens. */
 function serve(env: Record<string, string>): Promise<Node> {
+  const snapshots = HEAP ? mkdtempSync(path.join(tmpdir(), 'sotto-fanout-heap-')) : undefined;
+  const heapFlags = [
+    '--inspect=127.0.0.1:0',
+    ...(snapshots ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`] : []),
+  ];
   const child = spawn(
     'sh',
     [
@@ -110,6 +144,7 @@ function serve(env: Record<string, string>): Promise<Node> {
       'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"',
       'sh',
       process.execPath,
+      ...heapFlags,
       '--import',
       'tsx',
       MAIN,
@@ -122,11 +157,13 @@ function serve(env: Record<string, string>): Promise<Node> {
   );
   let out = '';
   let started = false;
-  const node: Node = { child, port: 0, warnings: new Map() };
+  const node: Node = { child, port: 0, snapshots, inspector: '', warnings: new Map() };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not start\n${out.slice(-2000)}`)), 300_000);
     child.stderr!.on('data', (c: Buffer) => {
-      if (!started) out += c.toString();
+      if (started) return;
+      out += c.toString();
+      node.inspector ||= /Debugger listening on (ws:\/\/\S+)/.exec(out)?.[1] ?? '';
     });
     child.stdout!.on('data', (c: Buffer) => {
       const text = c.toString();
@@ -137,7 +174,7 @@ function serve(env: Record<string, string>): Promise<Node> {
         node.warnings.set(m[1]!, (node.warnings.get(m[1]!) ?? 0) + 1);
       if (started) return;
       out += text;
-      const listening = /"address":"https:\/\/127\.0\.0\.1:(\d+)"/.exec(out);
+      const listening = /"address":"https?:\/\/127\.0\.0\.1:(\d+)"/.exec(out);
       if (listening && out.includes('"msg":"sotto started"')) {
         started = true;
         clearTimeout(timer);
@@ -149,11 +186,68 @@ function serve(env: Record<string, string>): Promise<Node> {
   });
 }
 
+interface Memory {
+  rss: number;
+  heapUsed: number;
+}
+
+/** The node's memory after a full garbage collection, asked through its inspector. */
+async function collectedMemory(n: Node): Promise<Memory> {
+  const ws = new WebSocket(n.inspector);
+  await new Promise((res, rej) => ws.once('open', res).once('error', rej));
+  let next = 0;
+  const call = (method: string, params: object = {}) =>
+    new Promise<{ result?: { result?: { value?: string } } }>((resolve, reject) => {
+      const id = ++next;
+      const on = (data: WebSocket.RawData) => {
+        const m = JSON.parse(String(data)) as { id?: number; error?: { message: string } };
+        if (m.id !== id) return;
+        ws.off('message', on);
+        if (m.error) reject(new Error(`${method}: ${m.error.message}`));
+        else resolve(m as { result?: { result?: { value?: string } } });
+      };
+      ws.on('message', on);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  try {
+    // Twice: objects with finalizers (sockets' handles) are freed by the second.
+    await call('HeapProfiler.collectGarbage');
+    await call('HeapProfiler.collectGarbage');
+    const r = await call('Runtime.evaluate', {
+      expression: 'JSON.stringify(process.memoryUsage())',
+      returnByValue: true,
+    });
+    const m = JSON.parse(r.result?.result?.value ?? '{}') as { heapUsed: number };
+    // RSS from /proc, as for the other column (memoryUsage's is the same number).
+    return { rss: rssBytes(n.child.pid!), heapUsed: m.heapUsed };
+  } finally {
+    ws.close();
+  }
+}
+
+/** Has the node write a heap snapshot (HEAP); resolves with its file once written whole. */
+async function heapSnapshot(n: Node): Promise<string> {
+  const before = new Set(readdirSync(n.snapshots!));
+  n.child.kill('SIGUSR2');
+  let last = -1;
+  for (;;) {
+    await sleep(1000);
+    const file = readdirSync(n.snapshots!).find((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
+    if (!file) continue;
+    const size = statSync(path.join(n.snapshots!, file)).size;
+    // Written synchronously by the node: the size stops changing once it is done.
+    if (size > 0 && size === last) return path.join(n.snapshots!, file);
+    last = size;
+    await sleep(1000);
+  }
+}
+
 async function stopNode(n: Node): Promise<void> {
   if (n.child.exitCode !== null) return;
   const closed = new Promise((res) => n.child.on('close', res));
   n.child.kill('SIGTERM');
-  await Promise.race([closed, sleep(30_000).then(() => n.child.kill('SIGKILL'))]);
+  // Unref'd, as the time-out below: a pending guard must not keep the bench alive once it is done.
+  await Promise.race([closed, sleep(30_000, undefined, { ref: false }).then(() => n.child.kill('SIGKILL'))]);
 }
 
 function post(
@@ -164,7 +258,7 @@ function post(
 ): Promise<{ status: number; body: string }> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = request(
+    const req = (PROXIED ? httpRequest : request)(
       {
         host: '127.0.0.1',
         port,
@@ -176,6 +270,7 @@ function post(
           authorization: `Bearer ${token}`,
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(payload),
+          ...FORWARDED,
         },
       },
       (res) => {
@@ -200,9 +295,9 @@ function audio(seconds: number): Buffer[] {
 
 /** Streams in real time (frame n at start + n × 100 ms), then stops; resolves at `stopped`. */
 async function capture(port: number, token: string, id: string, all: Buffer[]): Promise<void> {
-  const ws = new WebSocket(`wss://127.0.0.1:${port}/api/v1/recordings/${id}/live`, [], {
+  const ws = new WebSocket(`${PROXIED ? 'ws' : 'wss'}://127.0.0.1:${port}/api/v1/recordings/${id}/live`, [], {
     rejectUnauthorized: false,
-    headers: { authorization: `Bearer ${token}` },
+    headers: { authorization: `Bearer ${token}`, ...FORWARDED },
   });
   const stopped = new Promise<void>((resolve, reject) => {
     ws.on('message', (data) => {
@@ -222,7 +317,9 @@ async function capture(port: number, token: string, id: string, all: Buffer[]): 
   ws.send(JSON.stringify({ type: 'stop' }));
   await Promise.race([
     stopped,
-    sleep(180_000).then(() => Promise.reject(new Error('no stopped within 3 min'))),
+    sleep(180_000, undefined, { ref: false }).then(() =>
+      Promise.reject(new Error('no stopped within 3 min')),
+    ),
   ]);
   ws.terminate();
 }
@@ -236,6 +333,8 @@ interface Run {
   p95: number;
   max: number;
   rssPerViewer: number[];
+  /** After a full garbage collection at both ends: RSS and V8 heap used per viewer, per node. */
+  collectedPerViewer: Memory[];
   cpu: number[];
   events: number;
   errors: string[];
@@ -293,6 +392,7 @@ async function run(
     SOTTO_PUBLIC_URL: 'https://sotto.test',
     DATABASE_URL: ctx.databaseUrl,
     REDIS_URL: process.env.REDIS_URL!,
+    ...(PROXIED ? { SOTTO_TRUST_PROXY: '127.0.0.1' } : {}),
   };
   const nodes: Node[] = [];
   const children: ChildProcess[] = [];
@@ -327,6 +427,8 @@ async function run(
       );
     await sleep(3000); // the servers settle (warm-up queries, JIT) and the viewer processes load
     const baseline = nodes.map((n) => rssBytes(n.child.pid!));
+    const baseCollected = await Promise.all(nodes.map(collectedMemory));
+    const baseSnapshots = HEAP ? await Promise.all(nodes.map(heapSnapshot)) : [];
 
     // Warnings from here on count as errors (the start-up ones are about the bench's set-up).
     for (const n of nodes) n.warnings.clear();
@@ -335,7 +437,13 @@ async function run(
       const mine = tokens
         .slice(0, opts.viewers)
         .flatMap((token, i) => (i % procs === p ? [{ token, port: nodes[i % opts.nodes]!.port }] : []));
-      const order: OpenOrder = { type: 'open', recordingId: id, concurrency: 32, viewers: mine };
+      const order: OpenOrder = {
+        type: 'open',
+        recordingId: id,
+        concurrency: 32,
+        viewers: mine,
+        proxied: PROXIED,
+      };
       child.send(order);
       return childMessage<Opened>(child, 'opened', 20 * 60_000);
     });
@@ -357,6 +465,21 @@ async function run(
     const idle = nodes.map((n) => rssBytes(n.child.pid!));
     const viewersOn = nodes.map((_n, i) => Math.ceil((ready - i) / opts.nodes));
     const rssPerViewer = idle.map((r, i) => (r - baseline[i]!) / Math.max(1, viewersOn[i]!));
+    const idleCollected = await Promise.all(nodes.map(collectedMemory));
+    const collectedPerViewer = idleCollected.map((m, i) => ({
+      rss: (m.rss - baseCollected[i]!.rss) / Math.max(1, viewersOn[i]!),
+      heapUsed: (m.heapUsed - baseCollected[i]!.heapUsed) / Math.max(1, viewersOn[i]!),
+    }));
+    if (HEAP) {
+      const idleSnapshots = await Promise.all(nodes.map(heapSnapshot));
+      nodes.forEach((n, i) =>
+        printGrowth(
+          growth(summarise(baseSnapshots[i]!), summarise(idleSnapshots[i]!), Math.max(1, viewersOn[i]!)),
+          'viewer',
+          ` (node ${i + 1}; snapshots in ${n.snapshots})`,
+        ),
+      );
+    }
 
     const cpu0 = nodes.map((n) => cpuSeconds(n.child.pid!));
     const s0 = performance.now();
@@ -401,6 +524,7 @@ async function run(
       p95: p95!,
       max,
       rssPerViewer,
+      collectedPerViewer,
       cpu,
       events: published.length - 1,
       errors,
@@ -418,7 +542,9 @@ function row(r: Run): string {
   const ms = (x: number) => (Number.isNaN(x) ? '—' : x.toFixed(1));
   return (
     `| ${r.nodes} | ${r.viewers.toLocaleString('en')} | ${r.setupS.toFixed(1)} s | ${ms(r.p50)} / ${ms(r.p95)} / ${ms(r.max)} ms | ` +
-    `${r.rssPerViewer.map(kib).join(' + ')} KiB | ${r.cpu.map((c) => `${Math.round(c * 100)}%`).join(' + ')} | ${r.events} | ` +
+    `${r.rssPerViewer.map(kib).join(' + ')} KiB${HEAP ? ' (not comparable: snapshots)' : ''} | ` +
+    `${r.collectedPerViewer.map((m) => kib(m.rss)).join(' + ')} KiB${HEAP ? ' (idem)' : ''} | ` +
+    `${r.collectedPerViewer.map((m) => kib(m.heapUsed)).join(' + ')} KiB | ${r.cpu.map((c) => `${Math.round(c * 100)}%`).join(' + ')} | ${r.events} | ` +
     `${r.errors.length ? r.errors.join('; ') : 'none'} | ${r.loadBefore} → ${r.loadAfter} |`
   );
 }
@@ -479,6 +605,9 @@ async function main(): Promise<void> {
         `PostgreSQL + Redis, sphinx, ${seconds} s of speech streamed in real time)\n`,
     );
     console.log(
+      `transport: ${PROXIED ? 'plain HTTP behind a TLS-terminating proxy (SOTTO_TRUST_PROXY=127.0.0.1; no proxy process: the clients send X-Forwarded-Proto)' : 'direct TLS 1.3'}`,
+    );
+    console.log(
       `server settings changed by the bench: ${Object.entries(SERVER_SETTINGS)
         .map(([k, v]) => `${k}=${v}`)
         .join(', ')}`,
@@ -488,10 +617,10 @@ async function main(): Promise<void> {
         (counts.some((c, i) => c < wanted[i]!) ? ` — N capped at ${cap}` : ''),
     );
     console.log(
-      '\n| nodes | viewers | set-up | delay p50 / p95 / max | RSS per idle viewer | server CPU | events | errors | load avg (1/5/15) before → after |',
+      '\n| nodes | viewers | set-up | delay p50 / p95 / max | RSS per idle viewer | after GC: RSS | after GC: heap | server CPU | events | errors | load avg (1/5/15) before → after |',
     );
     console.log(
-      '| ----- | ------- | ------ | --------------------- | ------------------- | ---------- | ------ | ------ | ------------------------------- |',
+      '| ----- | ------- | ------ | --------------------- | ------------------- | ------------- | -------------- | ---------- | ------ | ------ | ------------------------------- |',
     );
     for (const nodes of nodeCounts)
       for (const viewers of counts) {
@@ -508,6 +637,7 @@ async function main(): Promise<void> {
     console.log(
       '\ndelay = arrival at a viewer − Redis PUBLISH of the event (every partial and final, `stopping`, `stopped`), over every viewer;' +
         '\nRSS per idle viewer = (node RSS with every viewer connected and idle − before the first) / viewers on that node;' +
+        '\nafter GC = the same difference, each end read after a full garbage collection: RSS, and V8 heap used;' +
         '\nserver CPU = CPU time of each node while streaming / wall time (100% = one core).',
     );
   } finally {
