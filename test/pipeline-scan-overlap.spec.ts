@@ -102,7 +102,7 @@ describe.skipIf(skip !== undefined)(
         },
         {
           pcm,
-          regions: [],
+          regions: () => [],
           duration: pcm.length / SAMPLE_RATE,
           input: { file: 'long-track' },
           progress: () => undefined,

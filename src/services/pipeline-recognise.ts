@@ -28,7 +28,11 @@ export interface RecogniseDeps {
 
 export interface RecogniseJob {
   pcm: Int16Array;
-  regions: readonly SpeechRegion[];
+  /**
+   * The speech regions (VAD), asked for only where chunks are planned: the scanned path cuts at
+   * the engine's own utterance ends and never needs them.
+   */
+  regions: () => readonly SpeechRegion[];
   duration: number;
   input: { file: string; group?: string; language?: string; signal?: AbortSignal };
   progress: (f: number) => void;
@@ -68,7 +72,8 @@ export async function recognise(deps: RecogniseDeps, job: RecogniseJob): Promise
  */
 async function recogniseChunks(deps: RecogniseDeps, job: RecogniseJob): Promise<Word[]> {
   const { engine } = deps;
-  const { pcm, regions, duration, input, progress, leadIn, stats } = job;
+  const { pcm, duration, input, progress, leadIn, stats } = job;
+  const regions = job.regions();
   const chunks = planChunks(regions, duration, DECODE_RATE, deps.chunking);
   const total = chunks.reduce((s, c) => s + (c.end - c.start), 0);
   const parallel = Math.max(1, Math.min(deps.concurrency ?? engine.concurrency ?? 1, chunks.length));
