@@ -164,17 +164,7 @@ describe(`org key-encryption keys (${backendLabel})`, () => {
   });
 
   it('new orgs get a KEK file; master rotation reseals it and a node with only the new master key reads', async () => {
-    const id = randomUUID();
-    await withTenant(t.db, { orgId: id, userId: null }, async (tx) => {
-      await tx.query('INSERT INTO orgs (id, name, slug) VALUES ($1, $2, $3)', [
-        id,
-        'New',
-        `n-${id.slice(0, 12)}`,
-      ]);
-      await t.services.keys.createOrgKey(tx, id);
-      const enc = await t.services.keys.encryptJson(tx, loc(id), { vocabulary: ['fresh secret'] });
-      await tx.query('UPDATE orgs SET settings_enc = $1 WHERE id = $2', [enc, id]);
-    });
+    const id = await newOrg('fresh secret');
     expect(await wrappedBy(id)).toEqual(['kek']);
     const before = readFileSync(path.join(keyDir, `org-${id}.kek`));
     const v2: MasterKey = { version: 2, key: randomBytes(32) };
