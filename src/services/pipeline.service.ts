@@ -11,11 +11,11 @@ import { DECODE_RATE, type AudioDecoder } from '../repositories/audio-decoder.re
 import { recognise, type RecogniseJob } from './pipeline-recognise.js';
 
 /**
- * The transcription pipeline for one recording: decode → VAD → recognition in parts on every
- * decoder at once (pipeline-recognise.ts: pieces at the engine's own utterance ends, or VAD
- * chunks) → diarization → words to speakers → segments.
+ * The transcription pipeline for one recording: decode → recognition in parts on every decoder at
+ * once (pipeline-recognise.ts: pieces at the engine's own utterance ends, or VAD chunks for
+ * engines that cannot scan) → diarization → words to speakers → segments.
  *
- * Memory: the decoder streams 30 s chunks and the VAD runs on them as they arrive, but the 16 kHz
+ * Memory: the decoder streams 30 s chunks, but the 16 kHz
  * mono PCM of the whole file is kept (2 bytes/sample: 115 MB per hour), plus one array per
  * channel for multichannel files, because the diarizers look at the whole recording, and for a
  * call the joined speech of its parties (about one more mono array for a typical call). The decoder
