@@ -6,7 +6,6 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { freshIp } from './helpers/auth-client.js';
-import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
 import { bearer, createOrgWithUser } from './helpers/fixtures.js';
 import {
@@ -15,13 +14,14 @@ import {
   openIngestOnceClaimLapses,
   serve,
   serveEnv,
+  twoNodeSpecs,
   type Instance,
 } from './helpers/live-instances.js';
 import { RedisLiveBus } from '../src/repositories/live-bus.repository.js';
 import { expectSealedAudio } from './helpers/sealed-audio.js';
 import { createLive, frames, mustOpen, type Conn } from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
-import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
+import { backendLabel, freshDatabase, testMasterKey, usingRedis } from './helpers/test-app.js';
 
 /**
  * Issue 16, item 3 (docs/live.md, "Multiple nodes"): a live session survives the death of the
@@ -30,13 +30,7 @@ import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis }
  * mid-stream (frames in flight, no shutdown path), the client resumes on B as soon as A's claim
  * lapses, and the sealed audio is exactly the input: every acknowledged frame, once.
  */
-const skip = !usingPostgres || !usingRedis || !hasCorpus;
-const why =
-  !usingPostgres || !usingRedis
-    ? ': needs DATABASE_URL and REDIS_URL'
-    : hasCorpus
-      ? ''
-      : ` ${noCorpusReason}`;
+const { skip, why } = twoNodeSpecs;
 const SPEAKER = 'Dr Ottoline Marchbanks';
 
 const acked = (c: Conn) =>

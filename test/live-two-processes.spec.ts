@@ -4,13 +4,12 @@ import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { withTenant } from '../src/db/tenant.js';
 import { freshIp } from './helpers/auth-client.js';
-import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
 import { createOrgWithUser, eventually } from './helpers/fixtures.js';
-import { instanceFactory, serve, serveEnv, type Instance } from './helpers/live-instances.js';
+import { instanceFactory, serve, serveEnv, twoNodeSpecs, type Instance } from './helpers/live-instances.js';
 import { createLive, mustOpen, openWs, streamPcm, type LiveMessage } from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
-import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
+import { backendLabel, freshDatabase, testMasterKey } from './helpers/test-app.js';
 
 /**
  * Multi-node for real (issue 4: "tested with two server processes"): two `sotto serve` child
@@ -18,13 +17,7 @@ import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis }
  * directory (the shared audio storage a job needs, whichever node runs it). Audio ingested on
  * process A reaches a viewer on process B through Redis; the handshake on B enforces tenancy.
  */
-const skip = !usingPostgres || !usingRedis || !hasCorpus;
-const why =
-  !usingPostgres || !usingRedis
-    ? ': needs DATABASE_URL and REDIS_URL'
-    : hasCorpus
-      ? ''
-      : ` ${noCorpusReason}`;
+const { skip, why } = twoNodeSpecs;
 
 interface Seg {
   id: string;

@@ -5,12 +5,12 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
+import { corpusFile } from './helpers/corpus.js';
 import { bearer, createOrgWithUser } from './helpers/fixtures.js';
-import { instanceFactory, serve, serveEnv } from './helpers/live-instances.js';
+import { instanceFactory, serve, serveEnv, twoNodeSpecs } from './helpers/live-instances.js';
 import { multipart } from './helpers/recordings.js';
 import { S3_SECRET_KEY, startS3Server, type S3TestServer } from './helpers/s3-server.js';
-import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis } from './helpers/test-app.js';
+import { backendLabel, freshDatabase, testMasterKey } from './helpers/test-app.js';
 
 /**
  * Several nodes on object storage (docs/deployment.md#several-nodes-step-by-step): two real
@@ -19,13 +19,7 @@ import { backendLabel, freshDatabase, testMasterKey, usingPostgres, usingRedis }
  * claims the job), played back with a range and deleted through node B; neither node's disk ever
  * holds the audio. A third node pointed at a missing bucket says so at start and in /readyz.
  */
-const skip = !usingPostgres || !usingRedis || !hasCorpus;
-const why =
-  !usingPostgres || !usingRedis
-    ? ': needs DATABASE_URL and REDIS_URL'
-    : hasCorpus
-      ? ''
-      : ` ${noCorpusReason}`;
+const { skip, why } = twoNodeSpecs;
 
 interface Answer {
   status: number;

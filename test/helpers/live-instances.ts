@@ -12,7 +12,8 @@ import { buildServer } from '../../src/http/server.js';
 import { freshIp } from './auth-client.js';
 import { bearer, createOrgWithUser, type TestUser } from './fixtures.js';
 import { createLive, listenTls, openWs, type Conn, type Listening } from './live.js';
-import { testMasterKey, type TestApp } from './test-app.js';
+import { hasCorpus, noCorpusReason } from './corpus.js';
+import { testMasterKey, usingPostgres, usingRedis, type TestApp } from './test-app.js';
 
 /**
  * Several server instances, one after the other, on ONE database and ONE data directory (same
@@ -178,3 +179,18 @@ export async function openIngestOnceClaimLapses(
     await new Promise((res) => setTimeout(res, paceMs));
   }
 }
+
+/**
+ * Whether the specs that run two `sotto serve` processes can run here, and why not: both share
+ * PostgreSQL (an embedded PGlite belongs to one process) and Redis, and stream corpus speech.
+ * `why` is appended to the describe title ('' when they run).
+ */
+export const twoNodeSpecs = {
+  skip: !usingPostgres || !usingRedis || !hasCorpus,
+  why:
+    !usingPostgres || !usingRedis
+      ? ': needs DATABASE_URL and REDIS_URL'
+      : hasCorpus
+        ? ''
+        : ` ${noCorpusReason}`,
+};
