@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Services } from '../src/app.js';
 import { sha256Hex } from '../src/crypto/random.js';
 import { withTenant } from '../src/db/tenant.js';
-import type { Actor } from '../src/domain/auth-context.js';
 import { RedisLiveBus, type LiveBus } from '../src/repositories/live-bus.repository.js';
 import { liveSegmentLocation } from '../src/services/live-protocol.js';
 import type { LiveSpools } from '../src/services/live-spool.js';
@@ -15,7 +14,7 @@ import {
   type LiveSocket,
 } from '../src/services/live-viewers.js';
 import { freshIp } from './helpers/auth-client.js';
-import { bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
+import { actorOf, bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
 import { createLive, frames, listenTls, mustOpen, type Listening, type LiveMessage } from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel, startTestApp, usingRedis, type TestApp } from './helpers/test-app.js';
@@ -90,14 +89,6 @@ describe(`live hand-over, backlog and deletion (${backendLabel})`, () => {
     );
     return busOf(t.services).publish(id, payload, backlogRetention(event, t.services.config.live, key));
   }
-  const actorOf = (u: TestUser): Actor => ({
-    userId: u.userId,
-    orgId: u.orgId,
-    role: 'owner',
-    sessionId: u.sessionId,
-    viaSupportGrant: false,
-    ip,
-  });
 
   beforeAll(async () => {
     t = await startTestApp({ env: recordingEnv().env });
@@ -173,7 +164,7 @@ describe(`live hand-over, backlog and deletion (${backendLabel})`, () => {
     for (let i = 1; i <= 3; i++)
       await publish(owner.orgId, id, segment(`big${i}`, i, 'Reader', 'word '.repeat(80_000)));
     const socket = new HeldSocket();
-    const stop = await t.services.live.viewers.watch(actorOf(owner), id, socket);
+    const stop = await t.services.live.viewers.watch(actorOf(owner, 'owner', ip), id, socket);
     try {
       expect(socket.sent.map(shape).slice(0, 2)).toEqual(['ready', 'segment big1 ' + 'word '.repeat(80_000)]);
       expect(socket.bufferedAmount).toBeGreaterThan(1024 * 1024);

@@ -11,7 +11,7 @@ import { searchIndexRepository } from '../src/repositories/search-index.reposito
 import { RecordingSearchService, type SearchPage } from '../src/services/recording-search.service.js';
 import { queryTokens, SearchIndexService } from '../src/services/search-index.service.js';
 import { SEARCH_SCHEME } from '../src/services/search-tokens.js';
-import { addUser, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
+import { actorOf, addUser, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 import { seedTranscript, seg } from './helpers/transcripts.js';
 
@@ -22,15 +22,6 @@ import { seedTranscript, seg } from './helpers/transcripts.js';
  * checked against the list itself intersected with the index lookup — and the search answers
  * (paged by a small budget) must be those of the decrypting scan before the org was indexed.
  */
-const actorOf = (u: TestUser, role: Actor['role']): Actor => ({
-  userId: u.userId,
-  orgId: u.orgId,
-  role,
-  sessionId: u.sessionId,
-  viaSupportGrant: false,
-  ip: '127.0.0.1',
-});
-
 describe(`search candidates, newest first (${backendLabel})`, () => {
   let t: TestApp;
   let owner: TestUser;

@@ -11,7 +11,7 @@ import { RecordingSearchService, type SearchPage } from '../src/services/recordi
 import { indexRecording, openSearchDoc, SearchIndexService } from '../src/services/search-index.service.js';
 import { SEARCH_SCHEME, tokenOf } from '../src/services/search-tokens.js';
 import type { ListQueryFilter } from '../src/services/recording.service.js';
-import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
+import { actorOf, addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { freshIp } from './helpers/auth-client.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 import { dumpContains, rawDump, seedTranscript, seg } from './helpers/transcripts.js';
@@ -22,15 +22,6 @@ import { dumpContains, rawDump, seedTranscript, seg } from './helpers/transcript
  * candidates; kept in step with jobs, edits and deletion; another org's tokens differ and never
  * answer; the database holds no transcript word; hostile queries are just queries.
  */
-const actorOf = (u: TestUser, role: Actor['role']): Actor => ({
-  userId: u.userId,
-  orgId: u.orgId,
-  role,
-  sessionId: u.sessionId,
-  viaSupportGrant: false,
-  ip: '127.0.0.1',
-});
-
 // Words that appear in a few recordings each, so a query narrows; plus accents and non-Latin text.
 const VOCAB = [
   'budget',

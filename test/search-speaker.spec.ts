@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import type { Actor } from '../src/domain/auth-context.js';
 import { withTenant } from '../src/db/tenant.js';
 import { SearchIndexService } from '../src/services/search-index.service.js';
 import { speakerTerm, tokenOf } from '../src/services/search-tokens.js';
-import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
+import { actorOf, addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { freshIp } from './helpers/auth-client.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 import { dumpContains, rawDump, seedTranscript, seg } from './helpers/transcripts.js';
@@ -29,14 +28,6 @@ describe(`search narrowed to a speaker (${backendLabel})`, () => {
   const r: Record<string, string> = {};
   const base = Date.parse('2026-03-01T00:00:00Z');
 
-  const actorOf = (u: TestUser, role: Actor['role']): Actor => ({
-    userId: u.userId,
-    orgId: u.orgId,
-    role,
-    sessionId: u.sessionId,
-    viaSupportGrant: false,
-    ip: '127.0.0.1',
-  });
   const get = (u: TestUser, query: Record<string, string | string[]>) =>
     t.app.inject({
       method: 'GET',

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Services } from '../../src/app.js';
 import type { Queryable } from '../../src/db/database.js';
+import type { Actor } from '../../src/domain/auth-context.js';
 import { withSystem, withTenant } from '../../src/db/tenant.js';
 import type { OrgRole } from '../../src/domain/roles.js';
 
@@ -15,6 +16,11 @@ export interface TestUser {
   email: string;
   accessToken: string;
   sessionId: string;
+}
+
+/** The service-level actor of a signed-in user, for specs that call services directly. */
+export function actorOf(u: TestUser, role: Actor['role'], ip = '127.0.0.1'): Actor {
+  return { userId: u.userId, orgId: u.orgId, role, sessionId: u.sessionId, viaSupportGrant: false, ip };
 }
 
 export interface SupportUser {
