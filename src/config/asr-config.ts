@@ -2,22 +2,14 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, asrShape, issuesAsProblems, schema, type Env } from './env-schema.js';
 
-export interface AsrConfig {
-  engine: 'auto' | 'whisper' | 'sphinx' | 'openai';
-  device: 'cpu' | 'cuda';
-  /** Batch decoders (pocketsphinx); undefined: one per core. */
-  concurrency: number | undefined;
-  whisperModel: string;
-  whisperLiveContext: 'auto' | 'on' | 'off';
-  openai: { baseUrl: string | undefined; apiKey: string | undefined; model: string; timeoutMs: number };
-  /** PATH: the directories searched for the engine's executables. */
-  searchPath: string;
-}
+/** The speech-recognition settings (docs/engines.md); the mapping below is the type. */
+export type AsrConfig = ReturnType<typeof asrFrom>;
 
-export function asrFrom(v: z.infer<z.ZodObject<typeof asrShape>>): AsrConfig {
+export function asrFrom(v: z.output<z.ZodObject<typeof asrShape>>) {
   return {
     engine: v.SOTTO_ASR_ENGINE,
     device: v.SOTTO_ASR_DEVICE,
+    /** Batch decoders (pocketsphinx); undefined: one per core. */
     concurrency: v.SOTTO_ASR_CONCURRENCY,
     whisperModel: v.SOTTO_WHISPER_MODEL,
     whisperLiveContext: v.SOTTO_WHISPER_LIVE_CONTEXT,
@@ -27,6 +19,7 @@ export function asrFrom(v: z.infer<z.ZodObject<typeof asrShape>>): AsrConfig {
       model: v.SOTTO_OPENAI_MODEL,
       timeoutMs: v.SOTTO_OPENAI_TIMEOUT_SECONDS * 1000,
     },
+    /** PATH: the directories searched for the engine's executables. */
     searchPath: v.PATH,
   };
 }

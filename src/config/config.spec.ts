@@ -2,8 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, defaultMasterKeyFile, loadBootstrapConfig, loadConfig } from './config.js';
+import { afterAll, describe, expect, expectTypeOf, it } from 'vitest';
+import type { StorageSettings } from './object-storage.js';
+import type { KeyStoreSettings } from './key-store.js';
+import {
+  ConfigError,
+  defaultMasterKeyFile,
+  loadBootstrapConfig,
+  loadConfig,
+  type AsrConfig,
+  type BootstrapConfig,
+  type Config,
+} from './config.js';
 
 const key = () => randomBytes(32).toString('base64');
 const dir = mkdtempSync(path.join(tmpdir(), 'sotto-config-'));
@@ -152,6 +162,8 @@ describe('loadBootstrapConfig (init, migrate)', () => {
     const b = loadBootstrapConfig({ SOTTO_DATA_DIR: dir, SOTTO_MASTER_KEY_FILE: 'rel/k.key' });
     expect(b.masterKeyVariable).toBe('SOTTO_MASTER_KEY_FILE');
     expect(path.isAbsolute(b.masterKeyFile)).toBe(true);
+    const blank = { SOTTO_DATA_DIR: dir, SOTTO_MASTER_KEY: ' ', SOTTO_MASTER_KEY_FILE: 'k.key' };
+    expect(loadBootstrapConfig(blank).masterKeyVariable).toBe('SOTTO_MASTER_KEY_FILE');
   });
 
   it('still names bad variables it reads', () => {
@@ -163,5 +175,29 @@ describe('loadBootstrapConfig (init, migrate)', () => {
       expect(p.some((l) => l.startsWith('DATABASE_URL:'))).toBe(true);
       expect(p.some((l) => l.startsWith('SOTTO_ENV:'))).toBe(true);
     }
+  });
+});
+
+// Config and the tool configs are inferred from their mappings (no hand-written copy), so a literal
+// that widens to string would go unnoticed by the code that narrows on it. Checked by `tsc`.
+describe('the inferred config types', () => {
+  it('keep the literal unions and the named sub-shapes code relies on', () => {
+    expectTypeOf<Config['env']>().toEqualTypeOf<'development' | 'production' | 'test'>();
+    expectTypeOf<Config['archive']>().toEqualTypeOf<{ store: 'dir' | 'database' | 's3'; dir: string }>();
+    expectTypeOf<Config['masterKeySource']>().toEqualTypeOf<
+      { kind: 'env' } | { kind: 'file'; path: string }
+    >();
+    expectTypeOf<Config['logLevel']>().toEqualTypeOf<
+      'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+    >();
+    expectTypeOf<Config['storage']>().toEqualTypeOf<StorageSettings>();
+    expectTypeOf<Config['keyStore']>().toEqualTypeOf<KeyStoreSettings>();
+    expectTypeOf<Config['asr']>().toEqualTypeOf<AsrConfig>();
+    expectTypeOf<AsrConfig['engine']>().toEqualTypeOf<'auto' | 'whisper' | 'sphinx' | 'openai'>();
+    expectTypeOf<AsrConfig['whisperLiveContext']>().toEqualTypeOf<'auto' | 'on' | 'off'>();
+    expectTypeOf<BootstrapConfig['env']>().toEqualTypeOf<Config['env']>();
+    expectTypeOf<BootstrapConfig['masterKeyVariable']>().toEqualTypeOf<
+      'SOTTO_MASTER_KEY' | 'SOTTO_MASTER_KEY_FILE' | undefined
+    >();
   });
 });

@@ -1,28 +1,20 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { loadAsrConfig, type AsrConfig } from './asr-config.js';
-import { databaseTarget, type BackendTls } from './backend-tls.js';
-import type { Config } from './config.js';
+import { databaseTarget } from './backend-tls.js';
 import { ConfigError, issuesAsProblems, optionalString, schema, type Env } from './env-schema.js';
 import { defaultMasterKeyFile } from './paths.js';
+
+// Each loader's result is its type (as Config is configFrom's in config.ts): one mapping, no
+// hand-written copy; a property's comment on the returned object is what an editor shows.
 
 /**
  * What `sotto init` and `sotto migrate` need, without loadConfig's master-key requirement: init
  * is what creates the key, and migrations never use it. Bad variables are still all named.
  */
-export interface BootstrapConfig {
-  env: Config['env'];
-  dataDir: string;
-  databaseUrl: string | undefined;
-  databaseTls: BackendTls | undefined;
-  logLevel: string;
-  /** Where the key file is (SOTTO_MASTER_KEY_FILE, or the data-dir default). */
-  masterKeyFile: string;
-  /** Which variable the operator set explicitly for the master key, if any. */
-  masterKeyVariable: 'SOTTO_MASTER_KEY' | 'SOTTO_MASTER_KEY_FILE' | undefined;
-}
+export type BootstrapConfig = ReturnType<typeof loadBootstrapConfig>;
 
-export function loadBootstrapConfig(env: Env = process.env): BootstrapConfig {
+export function loadBootstrapConfig(env: Env = process.env) {
   const parsed = schema
     .pick({
       SOTTO_ENV: true,
@@ -45,15 +37,16 @@ export function loadBootstrapConfig(env: Env = process.env): BootstrapConfig {
   return {
     env: v.SOTTO_ENV,
     dataDir,
+    /** DATABASE_URL without ssl* parameters: TLS is `databaseTls`. */
     databaseUrl: database.url,
     databaseTls: database.tls,
     logLevel: v.SOTTO_LOG_LEVEL,
+    /** Where the key file is (SOTTO_MASTER_KEY_FILE, or the data-dir default). */
     masterKeyFile: path.resolve(v.SOTTO_MASTER_KEY_FILE ?? defaultMasterKeyFile(dataDir)),
-    masterKeyVariable: v.SOTTO_MASTER_KEY
-      ? 'SOTTO_MASTER_KEY'
-      : v.SOTTO_MASTER_KEY_FILE
-        ? 'SOTTO_MASTER_KEY_FILE'
-        : undefined,
+    /** Which variable the operator set explicitly for the master key, if any. */
+    masterKeyVariable: (['SOTTO_MASTER_KEY', 'SOTTO_MASTER_KEY_FILE'] as const).find(
+      (name) => v[name] !== undefined,
+    ),
   };
 }
 
@@ -62,20 +55,11 @@ export function loadBootstrapConfig(env: Env = process.env): BootstrapConfig {
  * the log level and the worker token. Never the master key or the database: a remote worker has
  * neither (docs/workers.md).
  */
-export interface WorkerConfig {
-  asr: AsrConfig;
-  dataDir: string;
-  logLevel: string;
-  /** SOTTO_WORKER_TOKEN (preferred over --token: argv is visible to every local user in ps). */
-  token: string | undefined;
-  /** Parent of the worker's private folders (SOTTO_TMP_DIR, default <dataDir>/tmp/worker). */
-  workDir: string;
-  /** How often leftovers of killed workers are swept (SOTTO_TMP_SWEEP_SECONDS). */
-  tmpSweepMs: number;
-}
+export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;
 
-export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
-  const { dataDir, ...asr } = loadAsrConfig(env);
+export function loadWorkerConfig(env: Env = process.env) {
+  const { dataDir, ...engine } = loadAsrConfig(env);
+  const asr: AsrConfig = engine;
   const parsed = z
     .object({
       SOTTO_LOG_LEVEL: schema.shape.SOTTO_LOG_LEVEL,
@@ -91,24 +75,27 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
     asr,
     dataDir,
     logLevel: parsed.data.SOTTO_LOG_LEVEL,
+    /** SOTTO_WORKER_TOKEN (preferred over --token: argv is visible to every local user in ps). */
     token: parsed.data.SOTTO_WORKER_TOKEN,
+    /** Parent of the worker's private folders (SOTTO_TMP_DIR, default <dataDir>/tmp/worker). */
     workDir: path.join(path.resolve(parsed.data.SOTTO_TMP_DIR ?? path.join(dataDir, 'tmp')), 'worker'),
+    /** How often leftovers of killed workers are swept (SOTTO_TMP_SWEEP_SECONDS). */
     tmpSweepMs: Math.round(parsed.data.SOTTO_TMP_SWEEP_SECONDS * 1000),
   };
 }
 
 /** What `sotto bot` reads from the environment: only its access token (never server settings). */
-export interface BotConfig {
-  /** SOTTO_TOKEN (preferred over --token: argv is visible to every local user in ps). */
-  token: string | undefined;
-  /** PATH: where the microphone recorder (arecord or sox) is looked for. */
-  searchPath: string;
-}
+export type BotConfig = ReturnType<typeof loadBotConfig>;
 
-export function loadBotConfig(env: Env = process.env): BotConfig {
+export function loadBotConfig(env: Env = process.env) {
   const parsed = z.object({ SOTTO_TOKEN: optionalString, PATH: z.string().default('') }).safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(issuesAsProblems(parsed.error));
   }
-  return { token: parsed.data.SOTTO_TOKEN, searchPath: parsed.data.PATH };
+  return {
+    /** SOTTO_TOKEN (preferred over --token: argv is visible to every local user in ps). */
+    token: parsed.data.SOTTO_TOKEN,
+    /** PATH: where the microphone recorder (arecord or sox) is looked for. */
+    searchPath: parsed.data.PATH,
+  };
 }
