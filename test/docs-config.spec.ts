@@ -12,10 +12,15 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const read = (p: string) => readFileSync(path.join(root, p), 'utf8');
 
 describe('configuration documentation', () => {
-  it('names every SOTTO_* variable of src/config/config.ts in README.md or docs/', () => {
-    const source = read('src/config/config.ts');
+  it('names every SOTTO_* variable of src/config/ in README.md or docs/', () => {
+    // The whole folder: the schema (env-schema.ts) and the settings read beside it (object
+    // storage, key store, tool configs) declare variables config.ts never names.
+    const source = readdirSync(path.join(root, 'src/config'))
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.spec.ts'))
+      .map((f) => read(`src/config/${f}`))
+      .join('\n');
     const vars = [...new Set([...source.matchAll(/\b(SOTTO_[A-Z0-9_]*[A-Z0-9])\b/g)].map((m) => m[1]!))];
-    expect(vars.length).toBeGreaterThan(20);
+    expect(vars.length).toBeGreaterThan(90);
     const docs = [
       read('README.md'),
       ...readdirSync(path.join(root, 'docs'))
