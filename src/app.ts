@@ -273,7 +273,10 @@ export async function createServices(deps: Deps): Promise<Services> {
   });
   const workerTokens = new WorkerTokenService(db, audit, clock);
   // Nodes that disagree on SOTTO_PUBLIC_URL reject each other's tokens: said in the log and /readyz.
-  const nodes = new ServerNodeService(db, clock, logger, { publicUrl: config.publicUrl });
+  const nodes = new ServerNodeService(db, clock, logger, {
+    publicUrl: config.publicUrl,
+    nodeId: deps.nodeId,
+  });
   const health = new HealthService(db, redis, engines, jobQueue, disk, nodes, storageCheck);
   const orgExports = new OrgExportService({
     db,

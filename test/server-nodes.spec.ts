@@ -65,7 +65,7 @@ describe(`nodes disagreeing on SOTTO_PUBLIC_URL (${backendLabel})`, () => {
     // The odd node stops (or was killed long ago): the others agree again.
     await withSystem(fresh.db, (tx) =>
       tx.query(`UPDATE server_nodes SET seen_at = now() - interval '1 hour' WHERE node_id = $1`, [
-        odd.services.nodes.nodeId,
+        odd.services.nodes.rowId,
       ]),
     );
     expect(await a.services.nodes.beat()).toEqual([]);

@@ -2,7 +2,8 @@ import type { Queryable } from '../db/database.js';
 
 /**
  * The `sotto serve` nodes sharing a database, and the public URL each issues tokens for (table
- * server_nodes, migration 0025; system context). Written at start and with each heartbeat.
+ * server_nodes, migration 0025; system context), one row per node id (ServerNodeService.rowId).
+ * Written at start and with each heartbeat.
  */
 export interface OtherNodeUrl {
   publicUrl: string;
@@ -10,11 +11,19 @@ export interface OtherNodeUrl {
 }
 
 export const serverNodeRepository = {
-  async beat(tx: Queryable, n: { nodeId: string; publicUrl: string; now: Date }): Promise<void> {
+  /**
+   * Records node `rowId` (ServerNodeService.rowId: stable across a node's restarts) as seen `now`.
+   * A restarted node updates its own row: its URL (which may have been corrected) and start too.
+   */
+  async beat(
+    tx: Queryable,
+    n: { rowId: string; publicUrl: string; startedAt: Date; now: Date },
+  ): Promise<void> {
     await tx.query(
-      `INSERT INTO server_nodes (node_id, public_url, started_at, seen_at) VALUES ($1, $2, $3, $3)
-       ON CONFLICT (node_id) DO UPDATE SET public_url = EXCLUDED.public_url, seen_at = EXCLUDED.seen_at`,
-      [n.nodeId, n.publicUrl, n.now],
+      `INSERT INTO server_nodes (node_id, public_url, started_at, seen_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (node_id) DO UPDATE
+         SET public_url = EXCLUDED.public_url, started_at = EXCLUDED.started_at, seen_at = EXCLUDED.seen_at`,
+      [n.rowId, n.publicUrl, n.startedAt, n.now],
     );
   },
 
@@ -34,7 +43,7 @@ export const serverNodeRepository = {
     await tx.query('DELETE FROM server_nodes WHERE seen_at < $1', [before]);
   },
 
-  async remove(tx: Queryable, nodeId: string): Promise<void> {
-    await tx.query('DELETE FROM server_nodes WHERE node_id = $1', [nodeId]);
+  async remove(tx: Queryable, rowId: string): Promise<void> {
+    await tx.query('DELETE FROM server_nodes WHERE node_id = $1', [rowId]);
   },
 };

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { withSystem } from '../db/tenant.js';
@@ -16,14 +16,38 @@ import { serverNodeRepository, type OtherNodeUrl } from '../repositories/server-
  */
 export interface ServerNodeOptions {
   publicUrl: string;
+  /**
+   * The node id this process holds (`sotto serve`: SOTTO_NODE_ID or its derived default,
+   * src/config/node-id.ts): a node restarted under it updates its own row rather than adding one
+   * that lingers (counted as a node) until it is no longer seen. Absent (other commands, in-process
+   * test servers): a random row per process, as nothing keeps a fixed id unique there.
+   */
+  nodeId?: string | undefined;
   /** Heartbeat period (default 30 s). */
   heartbeatMs?: number;
   /** A node not seen for this long no longer counts (default 3 heartbeats). */
   activeMs?: number;
 }
 
+/**
+ * The server_nodes key of a node id. The column is a uuid (migration 0025) and a node id is text
+ * (NODE_ID_PATTERN), so the key is a name-based UUID of it: the same id always gives the same row
+ * (version 8, RFC 9562: a hash the application defines). SHA-256 keeps two ids apart as well as
+ * the ids themselves are kept apart.
+ */
+export function serverNodeRowId(nodeId: string): string {
+  const h = createHash('sha256').update(`sotto server node\0${nodeId}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x80;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
 export class ServerNodeService {
-  readonly nodeId = randomUUID();
+  /** This process's row in server_nodes (serverNodeRowId of its node id, else random). */
+  readonly rowId: string;
+  /** When this process first recorded itself: a restarted node's row says when it came back. */
+  private startedAt: Date | undefined;
   private timer: NodeJS.Timeout | undefined;
   private others: OtherNodeUrl[] = [];
   private said = '';
@@ -33,7 +57,9 @@ export class ServerNodeService {
     private readonly clock: Clock,
     private readonly logger: Pick<Logger, 'warn' | 'info'>,
     private readonly opts: ServerNodeOptions,
-  ) {}
+  ) {
+    this.rowId = opts.nodeId ? serverNodeRowId(opts.nodeId) : randomUUID();
+  }
 
   private get heartbeatMs(): number {
     return this.opts.heartbeatMs ?? 30_000;
@@ -55,9 +81,15 @@ export class ServerNodeService {
   /** Records this node and compares its public URL with the others'. */
   async beat(): Promise<readonly OtherNodeUrl[]> {
     const now = this.clock.now();
+    const startedAt = (this.startedAt ??= now);
     const since = new Date(now.getTime() - (this.opts.activeMs ?? 3 * this.heartbeatMs));
     const others = await withSystem(this.db, async (tx) => {
-      await serverNodeRepository.beat(tx, { nodeId: this.nodeId, publicUrl: this.opts.publicUrl, now });
+      await serverNodeRepository.beat(tx, {
+        rowId: this.rowId,
+        publicUrl: this.opts.publicUrl,
+        startedAt,
+        now,
+      });
       await serverNodeRepository.prune(tx, new Date(now.getTime() - 24 * 3600_000));
       return serverNodeRepository.otherUrls(tx, this.opts.publicUrl, since);
     });
@@ -80,6 +112,6 @@ export class ServerNodeService {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await withSystem(this.db, (tx) => serverNodeRepository.remove(tx, this.nodeId)).catch(() => undefined);
+    await withSystem(this.db, (tx) => serverNodeRepository.remove(tx, this.rowId)).catch(() => undefined);
   }
 }
