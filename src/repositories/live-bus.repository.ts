@@ -249,17 +249,26 @@ export class RedisLiveBus implements LiveBus {
     return `${this.prefix}live-owner:${recordingId}`;
   }
 
+  /** Node `nodeId` is alive while this key exists (BEAT_SCRIPT sets it, CLAIM_SCRIPT reads it). */
+  private aliveKey(nodeId: string): string {
+    return `${this.prefix}node-alive:${nodeId}`;
+  }
+
   async claim(recordingId: string, nodeId: string, ttlMs: number): Promise<boolean> {
-    // The owner's liveness key is built inside the script (one prefix for all: single-node Redis).
+    const key = this.ownerKey(recordingId);
+    // A script may only touch keys passed in KEYS (Redis Cluster routes by them), and the owner's
+    // liveness key depends on the owner: read it first; the script refuses if it changed since.
+    const owner = await this.redis.get(key);
     const taken = await this.redis.eval(
       CLAIM_SCRIPT,
       3,
-      this.ownerKey(recordingId),
-      `${this.prefix}node-alive:`,
+      key,
+      this.aliveKey(owner ?? nodeId),
       `${this.prefix}node-alive-since`,
       nodeId,
       String(ttlMs),
       String(this.aliveTtlMs),
+      owner ?? '',
     );
     if (taken === 2)
       this.logger.warn({ recordingId }, 'live recording taken over from a node no longer alive');
@@ -270,7 +279,7 @@ export class RedisLiveBus implements LiveBus {
     await this.redis.eval(
       BEAT_SCRIPT,
       3,
-      `${this.prefix}node-alive:${nodeId}`,
+      this.aliveKey(nodeId),
       `${this.prefix}node-alive-last`,
       `${this.prefix}node-alive-since`,
       String(this.aliveTtlMs),

@@ -22,9 +22,14 @@ const NOW_MS = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
- * The ingest claim (LiveBus.claim) in one step. KEYS: claim, liveness key prefix, since (BEAT).
- * ARGV: node, claim ttl ms, liveness ttl ms. Free, or already ours: taken (renewed). Another
- * node's is taken over (2) only when all of these hold, and refused (0) otherwise:
+ * The ingest claim (LiveBus.claim) in one step. KEYS: claim, liveness key of the owner read before
+ * the script (ARGV[4]; for a free claim any key, untouched), since (BEAT). ARGV: node, claim ttl
+ * ms, liveness ttl ms, that owner ('' for none). Every key the script touches is in KEYS, which
+ * Redis Cluster requires: the liveness key of an owner known only from the claim is named by the
+ * caller after reading the claim, and a claim whose owner changed since that read is refused (0):
+ * it was just set by another node, so it is fresh and the checks below would refuse it too.
+ * Free, or already ours: taken (renewed). Another node's is taken over (2) only when all of these
+ * hold, and refused (0) otherwise:
  * - its node is not alive (no `<prefix>node-alive:<owner>`);
  * - liveness has been tracked without a gap for a liveness TTL: after Redis was down or restarted
  *   (no node could beat; the keys may be gone, or restored from before), every node gets that
@@ -41,7 +46,8 @@ if owner == false or owner == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
-if redis.call('EXISTS', KEYS[2] .. owner) == 1 then return 0 end
+if owner ~= ARGV[4] then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 ${NOW_MS}
 local alive = tonumber(ARGV[3])
 local since = tonumber(redis.call('GET', KEYS[3]) or now)
