@@ -70,27 +70,35 @@ interface Numbered {
   seq: number;
 }
 
+/** An event as a channel saw it: `at` is its number within the channel's numbering (Channel). */
+interface Seen extends Numbered {
+  at: number;
+}
+
+/** `at` of a number: numberings a channel saw are apart by this much (2^32 numbers each). */
+const NUMBERING = 2 ** 32;
+
 /**
  * A viewer's hand-over from the backlog to live events, by sequence number: until its backlog is
  * out, live events wait in `pending`; a kept event (segment, partial) numbered up to `covered`
  * (the last number given out when its backlog was read) is in that backlog or was replaced there
- * by a newer one, so it is dropped, and anything later is sent. `finals` holds the ids of the
- * segments sent, so no partial follows its final; `partials` the number of the last partial sent
- * per speaker, so an older partial never follows a newer one.
+ * by a newer one, so it is dropped, and anything later is sent. `partials` holds the number of the
+ * last partial sent per speaker, so an older partial never follows a newer one. Which finals were
+ * sent is not kept per viewer (it would grow by one entry per final, per viewer, for hours): the
+ * channel's `finals` says it for all of them (Channel).
  */
 interface Viewer {
-  pending: Numbered[] | undefined;
+  pending: Seen[] | undefined;
   covered: number;
   /**
    * The number of the last live event offered. Numbers only grow; a smaller one means the
    * sequence started again (Redis restarted without persistence, or evicted the counter): the
    * marks of the old numbering (`covered`, the partials') then mean nothing and are reset, or the
    * viewer would drop every event until the new numbers passed the old ones. Finals stay
-   * de-duplicated by their id.
+   * de-duplicated by their id (Channel.finals).
    */
   lastLive: number;
-  /** Made at the first segment or partial: an idle viewer holds neither (thousands per node). */
-  finals: Set<string> | undefined;
+  /** Made at the first partial: an idle viewer holds none (thousands per node). Per speaker. */
   partials: Map<string, number> | undefined;
   /**
    * Bytes the socket may hold beyond the bound: its backlog, which is not a sign of a slow reader.
@@ -100,10 +108,33 @@ interface Viewer {
   slack: number;
 }
 
+/**
+ * One recording's viewers on this node. `finals`: per final segment id, the copy every viewer of
+ * the channel is sent (the earliest known: a final may be published twice, e.g. when a restarted
+ * ingest recognises its last utterance again), by its `at`. Filled before any viewer is offered
+ * the final: from each viewer's backlog (lowered to an earlier copy found there) and from each
+ * live event (kept when known). Every viewer gets that copy exactly once: one numbered up to its
+ * `covered` is in its backlog (every final is kept, in order), a later one reaches it live; any
+ * other copy is dropped. And a viewer sees events in order of their numbers, so a partial
+ * numbered after its final's copy comes after the final it replaced, and is dropped. One entry
+ * per final per recording on this node, not per viewer; gone with the channel's last viewer.
+ *
+ * `at` is the number in the channel's own numbering: `numbering` × NUMBERING + the bus's number.
+ * When the bus's sequence starts again (Viewer.lastLive) the channel starts a new numbering, so
+ * a copy numbered anew is never taken for the old copy of the same number, and a partial of the
+ * new numbering still comes after every final of the old one. (Not covered: a viewer whose backlog
+ * is read in the milliseconds between the new numbering's first event and its arrival here: its
+ * finals are placed in the old numbering, and the others may miss or repeat one of them. Redis
+ * losing its keys already costs late viewers the finals before it.)
+ */
 interface Channel {
   sockets: Map<LiveSocket, Viewer>;
   unsubscribe: Promise<() => Promise<void>>;
   chain: Promise<void>;
+  finals: Map<string, number>;
+  numbering: number;
+  /** The bus's number of the last live event. */
+  lastSeq: number;
 }
 
 /** A viewer further behind than this is closed (4429). */
@@ -153,6 +184,9 @@ export class LiveViewers {
         sockets: new Map(),
         chain: Promise.resolve(),
         unsubscribe: Promise.resolve(async () => {}),
+        finals: new Map(),
+        numbering: 0,
+        lastSeq: 0,
       };
       c.unsubscribe = this.bus.subscribe(recordingId, (payload, seq) => {
         c.chain = c.chain.then(() => this.deliver(actor.orgId, recordingId, c, payload, seq));
@@ -163,7 +197,6 @@ export class LiveViewers {
       pending: [],
       covered: 0,
       lastLive: 0,
-      finals: undefined,
       partials: undefined,
       slack: 0,
     };
@@ -182,9 +215,18 @@ export class LiveViewers {
       socket.send({ type: 'ready' });
       const { events, seq } = await this.backlog(actor.orgId, recordingId);
       viewer.covered = seq;
-      for (const numbered of events) {
-        viewer.slack += JSON.stringify(numbered.event).length;
-        this.offer(socket, viewer, numbered, true);
+      // In the channel's numbering now (the offers below follow without an await). An earlier
+      // copy found here is the one for all; so is any copy that replaces one of an older numbering.
+      const base = c.numbering * NUMBERING;
+      const seen = events.map((e): Seen => ({ ...e, at: base + e.seq }));
+      for (const { event, at } of seen) {
+        if (event.type !== 'segment') continue;
+        const known = c.finals.get(event.id);
+        if (known === undefined || at < known || known < base) c.finals.set(event.id, at);
+      }
+      for (const one of seen) {
+        viewer.slack += JSON.stringify(one.event).length;
+        this.offer(socket, viewer, c.finals, one, true);
       }
     } catch (err) {
       stop();
@@ -193,7 +235,7 @@ export class LiveViewers {
     // No await from here to the end: events delivered from now on go straight to the socket.
     const held = viewer.pending ?? [];
     viewer.pending = undefined;
-    for (const numbered of held) this.offer(socket, viewer, numbered);
+    for (const numbered of held) this.offer(socket, viewer, c.finals, numbered);
     return stop;
   }
 
@@ -224,12 +266,19 @@ export class LiveViewers {
   }
 
   /**
-   * One event to one viewer: held during its backlog; a kept event the backlog covered, a second
-   * copy, a partial after its final and a partial older than one sent are dropped.
+   * One event to one viewer: held during its backlog; a kept event the backlog covered, another
+   * copy of a final than the channel's (`finals`), a partial after its final and a partial older
+   * than one sent are dropped.
    */
-  private offer(socket: LiveSocket, viewer: Viewer, { event, seq }: Numbered, backlog = false): void {
+  private offer(
+    socket: LiveSocket,
+    viewer: Viewer,
+    finals: ReadonlyMap<string, number>,
+    { event, seq, at }: Seen,
+    backlog = false,
+  ): void {
     if (viewer.pending && !backlog) {
-      viewer.pending.push({ event, seq });
+      viewer.pending.push({ event, seq, at });
       return;
     }
     if (!backlog) {
@@ -241,9 +290,11 @@ export class LiveViewers {
     }
     if (event.type === 'segment' || event.type === 'partial') {
       if (!backlog && seq <= viewer.covered) return;
-      if (viewer.finals?.has(event.id)) return;
-      if (event.type === 'segment') (viewer.finals ??= new Set()).add(event.id);
-      else {
+      const final = finals.get(event.id);
+      if (event.type === 'segment') {
+        if (final !== undefined && final !== at) return;
+      } else {
+        if (final !== undefined && final < at) return;
         if (seq <= (viewer.partials?.get(event.speaker) ?? 0)) return;
         (viewer.partials ??= new Map()).set(event.speaker, seq);
       }
@@ -326,7 +377,13 @@ export class LiveViewers {
       this.logger.warn({ recordingId }, 'live event could not be opened');
       return;
     }
-    for (const [socket, viewer] of c.sockets) this.offer(socket, viewer, { event, seq });
+    // The sequence started again (Viewer.lastLive): a new numbering.
+    if (seq <= c.lastSeq) c.numbering++;
+    c.lastSeq = seq;
+    const at = c.numbering * NUMBERING + seq;
+    // Known before any viewer is offered it (held ones too): a later copy never replaces it.
+    if (event.type === 'segment' && !c.finals.has(event.id)) c.finals.set(event.id, at);
+    for (const [socket, viewer] of c.sockets) this.offer(socket, viewer, c.finals, { event, seq, at });
   }
 }
 
