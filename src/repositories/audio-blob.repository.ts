@@ -13,7 +13,10 @@ import type { SealedObjectStore } from './sealed-file-store.repository.js';
  * `<dataDir>/audio/<orgId>/<recordingId>.bin` (0600, folders 0700; ids checked, temp + fsync +
  * rename + folder fsync, so a reader never sees a half-written blob and a crash leaves only a
  * `.tmp` file the start-up sweep removes), or `audio/<orgId>/<recordingId>.bin` in an S3 bucket
- * (SOTTO_STORAGE=s3). This adds the work files (always local) and names the id a recording id.
+ * (SOTTO_STORAGE=s3). This adds the work files (always local). A blob's id is its recording's id,
+ * except for a live recording's audio: its stop seals under a fresh id that the audio row names
+ * (recording_audio.blob_id), so that a stale node can never overwrite it (docs/live.md). The
+ * `recordingId` parameters below are blob ids in that sense.
  */
 export interface BlobEntry {
   orgId: string;

@@ -26,22 +26,58 @@ export const liveRecordingRepository = {
     return res.rows[0]?.n ?? 0;
   },
 
-  /** 'live' → 'queued'; false when the row is gone or no longer live (deleted mid-session). */
-  async markQueued(tx: Queryable, id: string, now: Date): Promise<boolean> {
+  /**
+   * A node starts holding the live session (new, restored, or taken over from another node): the
+   * next generation, which fences its stop (migration 0029; docs/live.md, "Multiple nodes").
+   * Taken before the node acknowledges any frame, so a node still holding an older one can no
+   * longer commit the recording. Undefined when the recording is gone or no longer live.
+   */
+  async takeGeneration(tx: Queryable, id: string): Promise<number | undefined> {
+    const res = await tx.query<{ g: number }>(
+      `UPDATE recordings SET live_generation = live_generation + 1
+        WHERE id = $1 AND status = 'live' RETURNING live_generation AS g`,
+      [id],
+    );
+    return res.rows[0]?.g;
+  },
+
+  /**
+   * 'live' → 'queued', only under the generation the caller holds (the row locked until the
+   * transaction ends, so no takeover slips in between); false when the row is gone, no longer
+   * live, or another node took the session since (`stillExists` tells the cases apart).
+   */
+  async markQueued(tx: Queryable, id: string, generation: number, now: Date): Promise<boolean> {
     const res = await tx.query(
-      `UPDATE recordings SET status = 'queued', progress = 0, updated_at = $2 WHERE id = $1 AND status = 'live'`,
-      [id, now],
+      `UPDATE recordings SET status = 'queued', progress = 0, updated_at = $2
+        WHERE id = $1 AND status = 'live' AND live_generation = $3`,
+      [id, now, generation],
     );
     return res.rowCount > 0;
   },
 
-  /** 'live' → 'failed' (no audio, a lost or tampered spool, an internal error). */
-  async markFailed(tx: Queryable, id: string, errorCode: string, now: Date): Promise<void> {
-    await tx.query(
+  /**
+   * 'live' → 'failed' (no audio, a lost or tampered spool, an internal error); with `generation`
+   * only under it (a stop's failure, fenced like its success). False when nothing changed.
+   */
+  async markFailed(
+    tx: Queryable,
+    id: string,
+    errorCode: string,
+    now: Date,
+    generation?: number,
+  ): Promise<boolean> {
+    const res = await tx.query(
       `UPDATE recordings SET status = 'failed', error_code = $2, updated_at = $3, completed_at = $3
-        WHERE id = $1 AND status = 'live'`,
-      [id, errorCode, now],
+        WHERE id = $1 AND status = 'live' AND ($4::int IS NULL OR live_generation = $4::int)`,
+      [id, errorCode, now, generation ?? null],
     );
+    return res.rowCount > 0;
+  },
+
+  /** Whether the recording still exists (a fenced stop: taken over, or deleted meanwhile). */
+  async stillExists(tx: Queryable, id: string): Promise<boolean> {
+    const res = await tx.query(`SELECT 1 FROM recordings WHERE id = $1`, [id]);
+    return res.rows.length > 0;
   },
 
   /** The participant labels per channel, encrypted (migration 0022), written by the stop. */

@@ -12,6 +12,8 @@ export interface RecordingAudioRow {
   plainSize: number;
   chunkSize: number;
   contentKeyEnc: Buffer;
+  /** The sealed blob's id when it is not the recording id (a live stop's fenced seal, 0029). */
+  blobId?: string | undefined;
 }
 
 interface DbRow {
@@ -21,21 +23,31 @@ interface DbRow {
   plain_size: string | number;
   chunk_size: number;
   content_key_enc: Uint8Array;
+  blob_id: string | null;
 }
 
 export const recordingAudioRepository = {
   async insert(tx: Queryable, r: RecordingAudioRow & { now: Date }): Promise<void> {
     await tx.query(
       `INSERT INTO recording_audio
-         (recording_id, org_id, content_type, plain_size, chunk_size, content_key_enc, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [r.recordingId, r.orgId, r.contentType, r.plainSize, r.chunkSize, r.contentKeyEnc, r.now],
+         (recording_id, org_id, content_type, plain_size, chunk_size, content_key_enc, created_at, blob_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [
+        r.recordingId,
+        r.orgId,
+        r.contentType,
+        r.plainSize,
+        r.chunkSize,
+        r.contentKeyEnc,
+        r.now,
+        r.blobId && r.blobId !== r.recordingId ? r.blobId : null,
+      ],
     );
   },
 
   async find(tx: Queryable, recordingId: string): Promise<RecordingAudioRow | undefined> {
     const { rows } = await tx.query<DbRow>(
-      `SELECT recording_id, org_id, content_type, plain_size, chunk_size, content_key_enc
+      `SELECT recording_id, org_id, content_type, plain_size, chunk_size, content_key_enc, blob_id
          FROM recording_audio WHERE recording_id = $1`,
       [recordingId],
     );
@@ -48,8 +60,18 @@ export const recordingAudioRepository = {
         plainSize: Number(r.plain_size),
         chunkSize: r.chunk_size,
         contentKeyEnc: Buffer.from(r.content_key_enc),
+        blobId: r.blob_id ?? r.recording_id,
       }
     );
+  },
+
+  /** The id of the recording's sealed blob: the row's own (a live stop's), else the recording id. */
+  async blobId(tx: Queryable, recordingId: string): Promise<string> {
+    const { rows } = await tx.query<{ b: string | null }>(
+      'SELECT blob_id AS b FROM recording_audio WHERE recording_id = $1',
+      [recordingId],
+    );
+    return rows[0]?.b ?? recordingId;
   },
 
   /** Deletes the row; true when there was one. */
@@ -58,10 +80,10 @@ export const recordingAudioRepository = {
     return res.rowCount > 0;
   },
 
-  /** "orgId/recordingId" of every row (system context). */
+  /** "orgId/blobId" of every row (system context): the blobs that are some recording's audio. */
   async allKeys(tx: Queryable): Promise<Set<string>> {
     const { rows } = await tx.query<{ k: string }>(
-      `SELECT org_id::text || '/' || recording_id::text AS k FROM recording_audio`,
+      `SELECT org_id::text || '/' || coalesce(blob_id, recording_id)::text AS k FROM recording_audio`,
     );
     return new Set(rows.map((r) => r.k));
   },

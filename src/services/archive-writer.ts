@@ -8,6 +8,7 @@ import type { ArchiveStore, StoredPart } from '../repositories/archive-store.rep
 import type { AudioBlobRepository } from '../repositories/audio-blob.repository.js';
 import type { Clock } from '../repositories/clock.repository.js';
 import { recordingArchiveRepository as archiveRepo } from '../repositories/recording-archive.repository.js';
+import { recordingAudioRepository } from '../repositories/recording-audio.repository.js';
 import { archiveTitleLocation, collectArchivable, sealArchiveObject } from './archive-object.js';
 import type { AudioStoreService } from './audio-store.service.js';
 import type { AuditService } from './audit.service.js';
@@ -48,6 +49,7 @@ export class ArchiveWriter {
         rec,
         stamp: { updatedAt: rec.updatedAt.getTime(), revision },
         audioSize: content.audio ? content.audio.plainSize : undefined,
+        blobId: await recordingAudioRepository.blobId(tx, recordingId),
       };
     });
     if (!snap) return undefined;
@@ -62,10 +64,10 @@ export class ArchiveWriter {
         this.clock.now(),
       );
       if (snap.audioSize !== undefined) {
-        const head = await this.blobs.head(orgId, recordingId, 0);
+        const head = await this.blobs.head(orgId, snap.blobId, 0);
         if (!head) throw new AppError('internal', 'kept audio blob is missing');
         const source =
-          head.size === 0 ? Readable.from([]) : this.blobs.readRange(orgId, recordingId, 0, head.size - 1);
+          head.size === 0 ? Readable.from([]) : this.blobs.readRange(orgId, snap.blobId, 0, head.size - 1);
         audioPart = await this.store.put(orgId, archiveId, 'audio', source, this.clock.now());
       }
       const committed = await withTenant(this.db, ctx, async (tx) => {
@@ -116,7 +118,7 @@ export class ArchiveWriter {
       throw err;
     }
     // The rows are gone (the audio row cascaded); the active blob follows.
-    await this.audio.remove(orgId, recordingId);
+    await this.audio.remove(orgId, recordingId, snap.blobId);
     return archiveId;
   }
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
@@ -49,6 +49,8 @@ export const contentKeyLocation = (orgId: string, recordingId: string) =>
 export interface PreparedAudio {
   orgId: string;
   recordingId: string;
+  /** The blob's id: the recording id, or a fresh one for a fenced seal (see `seal`). */
+  blobId: string;
   contentType: string;
   plainSize: number;
   chunkSize: number;
@@ -83,13 +85,33 @@ export class AudioStoreService {
     this.chunkSize = deps.chunkSize ?? DEFAULT_CHUNK_SIZE;
   }
 
-  /** Seals a plaintext file (the staged upload) for a recording, then removes the plain file. Outside any transaction. */
-  async seal(orgId: string, recordingId: string, plainFile: string, contentType: string): Promise<void> {
+  /**
+   * Seals a plaintext file (the staged upload) for a recording, then removes the plain file.
+   * Outside any transaction. With `fence` (a live stop, docs/live.md "Multiple nodes") the blob
+   * gets a fresh id of its own instead of the recording's, and its row is stored only if `fence`,
+   * run first in the same transaction, says this writer still holds the recording: a stale writer
+   * can only ever write (and then deletes) its own blob, never the audio another one committed.
+   * Resolves false when `fence` refused (the blob is gone again).
+   */
+  async seal(
+    orgId: string,
+    recordingId: string,
+    plainFile: string,
+    contentType: string,
+    fence?: (tx: Queryable) => Promise<boolean>,
+  ): Promise<boolean> {
     let prepared: PreparedAudio | undefined;
     try {
-      prepared = await this.prepare(orgId, recordingId, plainFile, contentType);
+      const blobId = fence ? randomUUID() : recordingId;
+      prepared = await this.prepare(orgId, recordingId, plainFile, contentType, blobId);
       const p = prepared;
-      await withTenant(this.deps.db, { orgId, userId: null }, (tx) => this.attach(tx, p));
+      const attached = await withTenant(this.deps.db, { orgId, userId: null }, async (tx) => {
+        if (fence && !(await fence(tx))) return false;
+        await this.attach(tx, p);
+        return true;
+      });
+      if (!attached) await this.discard(p);
+      return attached;
     } catch (err) {
       if (prepared) await this.discard(prepared);
       throw err;
@@ -109,17 +131,20 @@ export class AudioStoreService {
     recordingId: string,
     plainFile: string,
     contentType: string,
+    blobId = recordingId,
   ): Promise<PreparedAudio> {
     const { size } = await stat(plainFile);
     const header = makeHeader(size, this.chunkSize);
     const contentKey = randomBytes(32);
+    // Bound to the recording (the AAD), whatever the blob's name.
     await this.deps.blobs.write(
       orgId,
-      recordingId,
+      blobId,
       createReadStream(plainFile),
       createSealStream(contentKey, recordingId, header),
     );
-    return { orgId, recordingId, contentType, plainSize: size, chunkSize: this.chunkSize, contentKey };
+    const chunkSize = this.chunkSize;
+    return { orgId, recordingId, blobId, contentType, plainSize: size, chunkSize, contentKey };
   }
 
   /** Second half of sealing: wraps the content key and stores the row (inside the caller's transaction). */
@@ -136,6 +161,7 @@ export class AudioStoreService {
       plainSize: p.plainSize,
       chunkSize: p.chunkSize,
       contentKeyEnc,
+      blobId: p.blobId,
       now: this.deps.clock.now(),
     });
   }
@@ -143,7 +169,7 @@ export class AudioStoreService {
   /** Undoes `prepare` when its row was never stored. */
   async discard(p: PreparedAudio): Promise<void> {
     p.contentKey.fill(0);
-    await this.deps.blobs.remove(p.orgId, p.recordingId);
+    await this.deps.blobs.remove(p.orgId, p.blobId);
   }
 
   /** Decrypting stream of the whole audio, with plaintext size and content type; AppError not_found if none. */
@@ -176,24 +202,25 @@ export class AudioStoreService {
 
   /** After a job ended (done or permanently failed): keeps the sealed audio if the org's storeAudio is on now, else destroys blob + row. */
   async settle(orgId: string, recordingId: string): Promise<void> {
-    const keep = await withTenant(this.deps.db, { orgId, userId: null }, async (tx) => {
+    const drop = await withTenant(this.deps.db, { orgId, userId: null }, async (tx) => {
       const org = await orgRepository.find(tx, orgId);
       // Kept audio can be retried (RecordingRetryService), so a failed job's live speaker labels
       // stay with it; audio destroyed takes them along.
-      if (org?.storeAudio) return true;
-      await recordingAudioRepository.remove(tx, recordingId);
+      if (org?.storeAudio) return undefined;
+      const blobId = await takeRow(tx, recordingId);
       await liveRecordingRepository.clearSpeakers(tx, recordingId);
-      return false;
+      return blobId ?? recordingId;
     });
-    if (!keep) await this.deps.blobs.remove(orgId, recordingId);
+    if (drop) await this.deps.blobs.remove(orgId, drop);
   }
 
-  /** Destroys blob + row (recording deletion). Idempotent. */
-  async remove(orgId: string, recordingId: string): Promise<void> {
-    await withTenant(this.deps.db, { orgId, userId: null }, (tx) =>
-      recordingAudioRepository.remove(tx, recordingId),
-    );
-    await this.deps.blobs.remove(orgId, recordingId);
+  /**
+   * Destroys blob + row (recording deletion, archiving). Idempotent. `blobId`: the blob a caller
+   * read from the row before the row went with its recording (else the row says, or the id).
+   */
+  async remove(orgId: string, recordingId: string, blobId?: string): Promise<void> {
+    const fromRow = await withTenant(this.deps.db, { orgId, userId: null }, (tx) => takeRow(tx, recordingId));
+    await this.deps.blobs.remove(orgId, fromRow ?? blobId ?? recordingId);
   }
 
   /**
@@ -243,13 +270,14 @@ export class AudioStoreService {
   /** DELETE /recordings/:id/audio (owner/admin): destroys kept audio now; audited, ids only. */
   async deleteKept(actor: Actor, recordingId: string): Promise<void> {
     requirePermission(actor, 'org.manage');
-    const id = await withTenant(this.deps.db, actor, async (tx) => {
+    const blob = await withTenant(this.deps.db, actor, async (tx) => {
       const rec = await recordingRepository.find(tx, recordingId, {});
       if (!rec) throw notFound('Recording');
       // A pending job still needs its audio: deleting the recording is the way to stop it.
       if (rec.status === 'queued' || rec.status === 'processing')
         throw new AppError('conflict', 'The recording is still being transcribed');
-      if (!(await recordingAudioRepository.remove(tx, rec.id))) throw notFound('Audio');
+      const blobId = await takeRow(tx, rec.id);
+      if (!blobId) throw notFound('Audio');
       await liveRecordingRepository.clearSpeakers(tx, rec.id);
       await this.deps.audit.record(tx, {
         orgId: actor.orgId,
@@ -260,9 +288,9 @@ export class AudioStoreService {
         targetId: rec.id,
         ip: actor.ip,
       });
-      return rec.id;
+      return blobId;
     });
-    await this.deps.blobs.remove(actor.orgId, id);
+    await this.deps.blobs.remove(actor.orgId, blob);
   }
 
   /** Decrypted work copies of processes that are gone (at once) or of unknown owners, by age. */
@@ -271,9 +299,9 @@ export class AudioStoreService {
   }
 
   /**
-   * Start-up sweep: removes decrypted work files, blobs with no recording_audio row (a process
+   * Start-up sweep: removes decrypted work files, blobs no recording_audio row names (a process
    * killed between writing a blob and committing its row, or between deleting a row and its
-   * blob), and temp files of interrupted writes — all only when older than `olderThanMs`, so a
+   * blob; a live stop refused by the fence that died before deleting its own blob), and temp files of interrupted writes — all only when older than `olderThanMs`, so a
    * seal or checkout in progress on another node is never touched.
    */
   async sweep(olderThanMs: number, now: number): Promise<{ work: number; blobs: number }> {
@@ -320,7 +348,8 @@ export class AudioStoreService {
     range: { start: number; end: number } | undefined,
   ): Promise<Readable> {
     const { row, key } = found;
-    const head = await this.deps.blobs.head(row.orgId, row.recordingId, HEADER_BYTES);
+    const blobId = row.blobId ?? row.recordingId;
+    const head = await this.deps.blobs.head(row.orgId, blobId, HEADER_BYTES);
     if (!head) {
       this.deps.logger.warn({ recordingId: row.recordingId }, 'audio blob missing');
       throw notFound('Audio');
@@ -339,7 +368,7 @@ export class AudioStoreService {
     }
     const r = range ?? { start: 0, end: Math.max(0, row.plainSize - 1) };
     const span = coveringSpan(header, r.start, r.end);
-    const source = this.deps.blobs.readRange(row.orgId, row.recordingId, span.fileStart, span.fileEnd);
+    const source = this.deps.blobs.readRange(row.orgId, blobId, span.fileStart, span.fileEnd);
     // Integrity failures mid-stream become decryption_failed: a 500 before the first byte, a cut
     // connection after it — never unauthenticated audio.
     const open = createOpenStream(key, row.recordingId, header, range, (err) =>
@@ -347,6 +376,13 @@ export class AudioStoreService {
     );
     return pipeline(source, open, () => key.fill(0));
   }
+}
+
+/** Deletes the recording's audio row; the id of the blob it named, or undefined when there was none. */
+async function takeRow(tx: Queryable, recordingId: string): Promise<string | undefined> {
+  const row = await recordingAudioRepository.find(tx, recordingId);
+  if (!row || !(await recordingAudioRepository.remove(tx, recordingId))) return undefined;
+  return row.blobId ?? row.recordingId;
 }
 
 function integrity<E>(err: E, recordingId: string, logger: Pick<Logger, 'warn'>): E | AppError {

@@ -35,6 +35,13 @@ export interface FinaliseDeps {
  * that also deletes the spool's row; the spool files go right after. No audio → `no_audio`; a
  * spool altered on disk → `live_spool_tampered`; anything else → `internal` (the spool files
  * stay for the operator until the sweep removes them, the recording no longer being live).
+ *
+ * Fenced by `generation` (the one this node took when it started holding the session,
+ * liveRecordingRepository.takeGeneration): the audio is sealed under a blob id of its own, and
+ * the transaction that names it the recording's audio and queues the job commits only under that
+ * generation. A node that stalled past its claim while another took the session over (a newer
+ * generation) is refused whenever it seals, before or after the other node: it deletes its own
+ * blob, touches nothing else and throws SpoolFencedError (its caller lets the session go).
  */
 export async function sealLiveRecording(
   d: FinaliseDeps,
@@ -43,10 +50,11 @@ export async function sealLiveRecording(
     recordingId: string;
     spools: Iterable<StreamSpool>;
     opening: Iterable<Promise<unknown>>;
+    generation: number;
   },
   reason: string,
 ): Promise<'queued' | 'failed'> {
-  const { orgId, recordingId } = s;
+  const { orgId, recordingId, generation } = s;
   const now = () => d.clock.now();
   let code = 'internal';
   try {
@@ -61,11 +69,15 @@ export async function sealLiveRecording(
     }
     const wav = encodeWav(channels.length === 1 ? channels[0]! : channels, LIVE_SAMPLE_RATE);
     const staged = await d.uploads.save(Readable.from([wav]), wav.length);
-    // Sealed before the job exists: queued audio never waits in plaintext (as uploads).
-    await d.audio.seal(orgId, recordingId, staged.path, 'audio/wav');
-    const queued = await withTenant(d.db, { orgId, userId: null }, async (tx) => {
+    let fenced = false;
+    // Sealed before the job exists: queued audio never waits in plaintext (as uploads). The audio
+    // row, the status and the job commit together, under this node's generation only.
+    const queued = await d.audio.seal(orgId, recordingId, staged.path, 'audio/wav', async (tx) => {
+      if (!(await liveRecordingRepository.markQueued(tx, recordingId, generation, now()))) {
+        fenced = await liveRecordingRepository.stillExists(tx, recordingId);
+        return false;
+      }
       await liveRecordingRepository.deleteSpool(tx, recordingId);
-      if (!(await liveRecordingRepository.markQueued(tx, recordingId, now()))) return false;
       // The names people were given while live become the transcript's speaker names.
       await keepLiveSpeakers(tx, d.keys, orgId, recordingId, LiveSpools.channelLabels(loaded!.streams));
       await recordingJobRepository.enqueue(tx, { recordingId, orgId, now: now() });
@@ -84,21 +96,28 @@ export async function sealLiveRecording(
       });
       return true;
     });
-    // The sealed audio is committed (or the recording was deleted while it streamed): the spool goes.
+    // Another node holds the session now (or ended it): its spool, its audio, its stop.
+    if (fenced) throw new SpoolFencedError();
+    // The sealed audio is committed (or the recording was deleted while it streamed, and this
+    // node's blob is gone again): the spool goes.
     await d.spools.remove(orgId, recordingId);
-    if (queued) return 'queued';
-    await d.audio.remove(orgId, recordingId);
-    return 'failed';
+    return queued ? 'queued' : 'failed';
   } catch (err) {
     // Another node took the recording over: it is that node's to end, nothing is marked here.
     if (err instanceof SpoolFencedError) throw err;
     if (err instanceof SpoolIntegrityError) code = 'live_spool_tampered';
     if (code === 'internal')
       d.logger.warn({ recordingId, err: (err as Error).name }, 'live recording could not be finalised');
-    await withTenant(d.db, { orgId, userId: null }, async (tx) => {
-      await liveRecordingRepository.markFailed(tx, recordingId, code, now());
-      if (code !== 'internal') await liveRecordingRepository.deleteSpool(tx, recordingId);
-    }).catch(() => undefined);
+    // Fenced like the success: a stale node's failure (say, no audio on its disk) must not end a
+    // session another node holds now.
+    const marked = await withTenant(d.db, { orgId, userId: null }, async (tx) => {
+      if (await liveRecordingRepository.markFailed(tx, recordingId, code, now(), generation)) {
+        if (code !== 'internal') await liveRecordingRepository.deleteSpool(tx, recordingId);
+        return true;
+      }
+      return !(await liveRecordingRepository.stillExists(tx, recordingId));
+    }).catch(() => true);
+    if (!marked) throw new SpoolFencedError();
     if (code !== 'internal') await d.spools.remove(orgId, recordingId).catch(() => undefined);
     return 'failed';
   }

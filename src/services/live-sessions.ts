@@ -29,6 +29,8 @@ export type Session = LiveSession & {
   key?: Promise<Buffer>;
   /** Streams whose spool is being opened (frames wait for it). */
   opening: Map<LiveStream, Promise<StreamSpool>>;
+  /** Taken when this node started holding the session: fences its stop (live-finalise.ts). */
+  generation: number;
 };
 
 const MAX_STREAMS = 8;
@@ -92,6 +94,10 @@ export class LiveSessions {
    * A spool that fails authentication before its last record was altered: the recording fails.
    */
   private async restore(orgId: string, recordingId: string): Promise<Session> {
+    // Before anything is read or acknowledged: a node still holding an older generation (stalled
+    // past its claim) can no longer commit the recording's stop.
+    const generation = await this.d.spools.takeGeneration(orgId, recordingId);
+    if (generation === undefined) throw new AppError('conflict', 'The recording is not live');
     let loaded: Awaited<ReturnType<LiveSpools['load']>>;
     try {
       loaded = await this.d.spools.load(orgId, recordingId, { rebuild: true });
@@ -104,7 +110,7 @@ export class LiveSessions {
       await this.hooks.fail(orgId, recordingId, 'live_spool_tampered');
       throw new LiveProtocolError(1011, "the recording's spool failed an integrity check: recording failed");
     }
-    const session = this.create(orgId, recordingId);
+    const session = this.create(orgId, recordingId, generation);
     if (loaded) {
       const key = loaded.key;
       session.key = Promise.resolve(key);
@@ -172,7 +178,7 @@ export class LiveSessions {
     for (const socket of session.ingest) socket.close(LIVE_CLOSE.tryAgainLater, 'audio could not be stored');
   }
 
-  private create(orgId: string, recordingId: string): Session {
+  private create(orgId: string, recordingId: string, generation: number): Session {
     const { maxFrameBytes, maxMinutes } = this.d.limits;
     const limits = {
       maxFrameBytes,
@@ -223,6 +229,7 @@ export class LiveSessions {
       ingest: new Set<LiveSocket>(),
       spools: new Map<LiveStream, StreamSpool>(),
       opening: new Map<LiveStream, Promise<StreamSpool>>(),
+      generation,
     });
     keyOf = () => session.key;
     return session;

@@ -165,6 +165,16 @@ export class LiveSpools {
     });
   }
 
+  /**
+   * This node starts holding the recording's session: the next generation, which fences its stop
+   * (live-finalise.ts); undefined when the recording is no longer live.
+   */
+  takeGeneration(orgId: string, recordingId: string): Promise<number | undefined> {
+    return withTenant(this.db, { orgId, userId: null }, (tx) =>
+      liveRecordingRepository.takeGeneration(tx, recordingId),
+    );
+  }
+
   /** A new stream's spool, its metadata record already durable. */
   async create(
     orgId: string,

@@ -300,7 +300,13 @@ export class LiveService {
       await this.events.publish(orgId, recordingId, { type: 'stopping', stage: 'saving' });
       status = await sealLiveRecording(
         this.d,
-        { orgId, recordingId, spools: session.spools.values(), opening: session.opening.values() },
+        {
+          orgId,
+          recordingId,
+          spools: session.spools.values(),
+          opening: session.opening.values(),
+          generation: session.generation,
+        },
         reason,
       );
     } catch (err) {

@@ -5,6 +5,7 @@ import type { AudioBlobRepository } from '../repositories/audio-blob.repository.
 import type { Clock } from '../repositories/clock.repository.js';
 import type { LiveBus } from '../repositories/live-bus.repository.js';
 import { deletionRepository } from '../repositories/deletion.repository.js';
+import { recordingAudioRepository } from '../repositories/recording-audio.repository.js';
 import { recordingJobRepository } from '../repositories/recording-job.repository.js';
 import { recordingRepository, type Visibility } from '../repositories/recording.repository.js';
 import type { UploadFileRepository } from '../repositories/upload-file.repository.js';
@@ -73,18 +74,21 @@ export class RecordingDeletionService {
   ): Promise<RecordingReceipt> {
     const tenant = { orgId: ctx.orgId, userId: ctx.actorId };
     // Visibility first (a recording the caller may not see is 404, and is not even hashed).
-    const id = await withTenant(this.deps.db, tenant, async (tx) => {
+    const { id, blob } = await withTenant(this.deps.db, tenant, async (tx) => {
       const row = await recordingRepository.find(tx, recordingId, visibility);
       if (!row) throw notFound('Recording');
-      return row.id;
+      return { id: row.id, blob: await recordingAudioRepository.blobId(tx, row.id) };
     });
     // The sealed blob is hashed outside any transaction (slow I/O); blobs are never rewritten.
-    const audioBlob = await this.deps.blobs.sha256(ctx.orgId, id);
+    const audioBlob = await this.deps.blobs.sha256(ctx.orgId, blob);
+    let blobNow = blob;
     const { receipt, stagedFile, expiredExports } = await withTenant(this.deps.db, tenant, async (tx) => {
       const row = await recordingRepository.find(tx, id, visibility);
       const digests = row && (await deletionRepository.ciphertextDigests(tx, id));
       if (!row || !digests) throw notFound('Recording');
       const stagedFile = await recordingJobRepository.audioPath(tx, id);
+      // A live stop may have committed its audio since (under a blob id of its own).
+      blobNow = await recordingAudioRepository.blobId(tx, id);
       await recordingRepository.delete(tx, id);
       const searchIndexRowsLeft = await deletionRepository.searchIndexRows(tx, id);
       await enqueueWebhooks(tx, recordingEvent(ctx.orgId, id, 'recording.deleted', this.deps.clock.now()));
@@ -145,7 +149,8 @@ export class RecordingDeletionService {
     // The rows are gone (committed): files now. Each removal is idempotent; the start-up sweeps
     // remove anything a crash right here would leave (blobs without a row, stale spools).
     if (stagedFile) await this.deps.uploads.remove(stagedFile);
-    await this.deps.blobs.remove(ctx.orgId, id);
+    await this.deps.blobs.remove(ctx.orgId, blobNow);
+    if (blobNow !== blob) await this.deps.blobs.remove(ctx.orgId, blob);
     await this.deps.spools.remove(ctx.orgId, id);
     await this.deps.exports.removeFiles(ctx.orgId, expiredExports);
     // A live (or just stopped) recording's backlog beside the live bus: sealed finals and
