@@ -1,7 +1,7 @@
-import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
-import { goToOrgTab, logIn, panelSkipReason, startPanel, type Panel } from './helpers/panel.js';
+import { goToOrgTab, panelSkipReason, usePanel, withPassword } from './helpers/panel.js';
 import { axeProblems, DESKTOP, expectSeen, PHONE, sidewaysOverflow } from './helpers/panel-checks.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
@@ -18,12 +18,10 @@ const skipReason = panelSkipReason('panel-audit');
 const PASSWORD = 'amber-harbour-lantern-47';
 
 describe.skipIf(Boolean(skipReason))(`panel: readable audit log (${backendLabel})`, () => {
-  let panel: Panel;
-  let ctx: BrowserContext;
+  const panel = usePanel(() => ({ env: recordingEnv().env }));
   let page: Page;
-  const cspViolations: string[] = [];
   const auditQueries: URLSearchParams[] = [];
-  let owner: TestUser;
+  let owner: TestUser & { password: string };
   let member: TestUser;
   let recordingId = '';
 
@@ -31,12 +29,11 @@ describe.skipIf(Boolean(skipReason))(`panel: readable audit log (${backendLabel}
   const actionsShown = async () => [...new Set(await page.locator('.org-audit tbody th').allInnerTexts())];
 
   beforeAll(async () => {
-    panel = await startPanel(recordingEnv().env);
-    owner = await createOrgWithUser(panel.t.services, { role: 'owner', orgName: 'Harbour Practice' });
-    await panel.t.db.query('UPDATE users SET password_hash = $1 WHERE id = $2', [
-      await panel.t.services.hasher.hash(PASSWORD),
-      owner.userId,
-    ]);
+    owner = await withPassword(
+      panel.t,
+      await createOrgWithUser(panel.t.services, { role: 'owner', orgName: 'Harbour Practice' }),
+      PASSWORD,
+    );
     member = await addUser(panel.t.services, owner.orgId, { role: 'member', name: 'Mo Member' });
     recordingId = await seedTranscript(panel.t.services, owner, {
       title: 'Ward round, bed 4',
@@ -64,20 +61,13 @@ describe.skipIf(Boolean(skipReason))(`panel: readable audit log (${backendLabel}
         })
       ).statusCode,
     ).toBe(200);
-    ctx = await panel.newContext(DESKTOP);
-    page = await panel.newPage(ctx, cspViolations);
+    page = await panel.newPage(await panel.newContext(DESKTOP));
     page.on('request', (r) => {
       const u = new URL(r.url());
       if (u.pathname === '/api/v1/audit') auditQueries.push(u.searchParams);
     });
-    await logIn(page, panel.base, owner.email, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.loginAs(page, owner);
   }, 120_000);
-
-  afterAll(async () => {
-    await ctx?.close();
-    await panel?.close();
-  });
 
   for (const size of [DESKTOP, PHONE]) {
     it(`${size.width}px: names and titles instead of ids; the action picker; a date range`, async () => {
@@ -142,7 +132,7 @@ describe.skipIf(Boolean(skipReason))(`panel: readable audit log (${backendLabel}
       await page.getByRole('button', { name: 'Clear filters' }).click();
       await page.locator('table.org-audit tbody tr', { hasText: 'member.role_changed' }).waitFor();
       expect(await axeProblems(page, `audit at ${size.width}px`)).toEqual([]);
-      expect(cspViolations).toEqual([]);
+      expect(panel.cspViolations).toEqual([]);
     }, 90_000);
   }
 });

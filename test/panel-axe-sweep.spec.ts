@@ -1,5 +1,5 @@
 import type { BrowserContext, Locator, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { freshIp, totp, verificationToken } from './helpers/auth-client.js';
 import {
   addUser,
@@ -9,7 +9,7 @@ import {
   type TestUser,
 } from './helpers/fixtures.js';
 import { createLive } from './helpers/live.js';
-import { goToOrgTab, logIn, panelSkipReason, startPanel, type Panel } from './helpers/panel.js';
+import { goToOrgTab, logIn, panelSkipReason, usePanel, withPassword } from './helpers/panel.js';
 import { axeProblems, DESKTOP, PHONE, sidewaysOverflow } from './helpers/panel-checks.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
@@ -31,40 +31,32 @@ const skipReason = panelSkipReason('panel-axe-sweep');
 const PASSWORD = 'quarry-velvet-lantern-82';
 
 describe.skipIf(Boolean(skipReason))(`panel: every page passes axe at both sizes (${backendLabel})`, () => {
-  let panel: Panel;
+  const panel = usePanel(() => ({
+    env: {
+      ...recordingEnv().env,
+      // Every page.goto is a reload that signs in again through the refresh cookie.
+      SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: '1000',
+      SOTTO_RATE_LIMIT_API_PER_MINUTE: '5000',
+    },
+    browserArgs: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
+  }));
   let owner: TestUser;
   let mfaUser: TestUser;
   let mfaSecret = '';
   let supportEmail = '';
   let inviteUrl = '';
-  const cspViolations: string[] = [];
   const ids = { done: '', queued: '', processing: '', failed: '', live: '' };
 
-  const setPassword = async (userId: string) =>
-    panel.t.db.query('UPDATE users SET password_hash = $1 WHERE id = $2', [
-      await panel.t.services.hasher.hash(PASSWORD),
-      userId,
-    ]);
-
   beforeAll(async () => {
-    panel = await startPanel(
-      {
-        ...recordingEnv().env,
-        // Every page.goto is a reload that signs in again through the refresh cookie.
-        SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: '1000',
-        SOTTO_RATE_LIMIT_API_PER_MINUTE: '5000',
-      },
-      { browserArgs: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'] },
-    );
     const { t } = panel;
     owner = await createOrgWithUser(t.services, { role: 'owner', orgName: 'Harbour Practice' });
-    await setPassword(owner.userId);
+    await withPassword(t, owner, PASSWORD);
     await t.db.query('UPDATE users SET name = $1 WHERE id = $2', ['Dr Ines Park', owner.userId]);
     await addUser(t.services, owner.orgId, { role: 'admin', name: 'Ada Admin' });
 
     // Someone who signs in with a code from an authenticator app.
     mfaUser = await addUser(t.services, owner.orgId, { role: 'member', name: 'Mo Member' });
-    await setPassword(mfaUser.userId);
+    await withPassword(t, mfaUser, PASSWORD);
     const ip = freshIp();
     const enrol = await t.app.inject({
       method: 'POST',
@@ -86,7 +78,7 @@ describe.skipIf(Boolean(skipReason))(`panel: every page passes axe at both sizes
     // Platform support with a grant from this org.
     const support = await createSupportUserFixture(t.services);
     supportEmail = support.email;
-    await setPassword(support.userId);
+    await withPassword(t, support, PASSWORD);
     const grant = await t.app.inject({
       method: 'POST',
       url: '/api/v1/org/support-grants',
@@ -129,10 +121,6 @@ describe.skipIf(Boolean(skipReason))(`panel: every page passes axe at both sizes
     ]);
     ids.live = await createLive(t, owner.accessToken, freshIp(), 'Clinic live');
   }, 180_000);
-
-  afterAll(async () => {
-    await panel?.close();
-  });
 
   /** A control a person needs on this page: shown with a real size (scrolled to, as a person would). */
   async function sized(loc: Locator, what: string, problems: string[]): Promise<void> {
@@ -192,7 +180,7 @@ describe.skipIf(Boolean(skipReason))(`panel: every page passes axe at both sizes
     page.getByRole('heading', { name, level: 1 }).waitFor();
 
   async function signedOutPages(ctx: BrowserContext, tag: string, problems: string[]): Promise<void> {
-    const page = await panel.newPage(ctx, cspViolations);
+    const page = await panel.newPage(ctx);
     await page.goto(`${panel.base}/login`);
     await heading(page, 'Log in to Sotto');
     await check(page, `${tag} log in`, problems, [
@@ -262,7 +250,7 @@ describe.skipIf(Boolean(skipReason))(`panel: every page passes axe at both sizes
   }
 
   async function ownerPages(ctx: BrowserContext, tag: string, phone: boolean, problems: string[]) {
-    const page = await panel.newPage(ctx, cspViolations);
+    const page = await panel.newPage(ctx);
     await logIn(page, panel.base, owner.email, PASSWORD);
     await heading(page, 'Recordings');
     await page.locator('.status').first().waitFor();
@@ -417,7 +405,7 @@ describe.skipIf(Boolean(skipReason))(`panel: every page passes axe at both sizes
   }
 
   async function supportPages(ctx: BrowserContext, tag: string, problems: string[]) {
-    const page = await panel.newPage(ctx, cspViolations);
+    const page = await panel.newPage(ctx);
     await logIn(page, panel.base, supportEmail, PASSWORD);
     await page.getByRole('heading', { level: 1 }).waitFor();
     await page.getByText('Harbour Practice').first().waitFor();
@@ -454,7 +442,7 @@ describe.skipIf(Boolean(skipReason))(`panel: every page passes axe at both sizes
         await ctx.close();
       }
       expect(problems).toEqual([]);
-      expect(cspViolations).toEqual([]);
+      expect(panel.cspViolations).toEqual([]);
     }, 420_000);
   }
 });

@@ -1,14 +1,13 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { corpusFile } from './helpers/corpus.js';
 import {
+  fillSignup,
   finishSignup,
   panelSkipReason,
   screenshotDir as shots,
-  startPanel,
-  type Panel,
+  usePanel,
 } from './helpers/panel.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
@@ -23,29 +22,19 @@ const skipReason = panelSkipReason('panel-e2e', true);
 const PASSWORD = 'calm-harbour-lantern-47';
 
 describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, () => {
-  let panel: Panel;
-  let base: string;
-  const cspViolations: string[] = [];
+  const panel = usePanel(() => ({ env: recordingEnv().env }));
   const email = `clinician-${Date.now()}@example.test`;
   let recordingUrl = '';
 
-  const newPage = (ctx: BrowserContext, sink: string[] = cspViolations): Promise<Page> =>
-    panel.newPage(ctx, sink);
-  const newContext = () => panel.newContext();
-
   beforeAll(async () => {
-    panel = await startPanel(recordingEnv().env);
-    base = panel.base;
     await panel.t.services.jobs.start();
-  }, 120_000);
-
-  afterAll(async () => {
-    await panel?.close();
   });
 
   it('serves the SPA: hashed assets cached for a year, index.html never cached, nothing under /api', async () => {
-    const ctx = await newContext();
-    const res = await ctx.request.get(`${base}/recordings/whatever`, { headers: { accept: 'text/html' } });
+    const ctx = await panel.newContext();
+    const res = await ctx.request.get(`${panel.base}/recordings/whatever`, {
+      headers: { accept: 'text/html' },
+    });
     expect(res.status()).toBe(200);
     expect(res.headers()['cache-control']).toBe('no-store');
     expect(res.headers()['content-security-policy']).toContain("script-src 'self'");
@@ -55,23 +44,23 @@ describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, 
     expect(html).not.toMatch(/<style|style=/);
     const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
     expect(asset).toBeTruthy();
-    const js = await ctx.request.get(`${base}${asset}`);
+    const js = await ctx.request.get(`${panel.base}${asset}`);
     expect(js.status()).toBe(200);
     expect(js.headers()['cache-control']).toMatch(/max-age=31536000.*immutable|immutable.*max-age=31536000/);
     // An unknown API path is a problem document, even for a browser navigation.
-    const api = await ctx.request.get(`${base}/api/v1/nope`, { headers: { accept: 'text/html' } });
+    const api = await ctx.request.get(`${panel.base}/api/v1/nope`, { headers: { accept: 'text/html' } });
     expect(api.status()).toBe(404);
     expect(api.headers()['content-type']).toContain('application/problem+json');
     // A missing asset is a 404, not the SPA.
-    expect((await ctx.request.get(`${base}/assets/missing.js`)).status()).toBe(404);
+    expect((await ctx.request.get(`${panel.base}/assets/missing.js`)).status()).toBe(404);
     await ctx.close();
   });
 
   it('notices a CSP violation when there is one (so the last test can fail)', async () => {
-    const ctx = await newContext();
+    const ctx = await panel.newContext();
     const seen: string[] = [];
-    const page = await newPage(ctx, seen);
-    await page.goto(`${base}/`);
+    const page = await panel.newPage(ctx, seen);
+    await page.goto(`${panel.base}/`);
     await page.getByRole('heading', { name: 'Log in to Sotto' }).waitFor();
     // An inline <style>, which the CSP refuses (a string: the test project has no DOM types).
     await page.evaluate(`{
@@ -84,18 +73,14 @@ describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, 
   });
 
   it('signs up, uploads a corpus file, sees it transcribed, renames the speaker and sees the report', async () => {
-    const ctx = await newContext();
-    const page = await newPage(ctx);
-    await page.goto(`${base}/`);
+    const ctx = await panel.newContext();
+    const page = await panel.newPage(ctx);
+    await page.goto(`${panel.base}/`);
     await page.getByRole('heading', { name: 'Log in to Sotto' }).waitFor();
     await page.screenshot({ path: path.join(shots, 'login.png') });
 
     await page.getByRole('link', { name: 'Create an organization' }).click();
-    await page.getByLabel('Your name').fill('Dr Ada Rossi');
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-    await page.getByLabel('Organization').fill('Harbour Practice');
-    await page.getByRole('button', { name: 'Create account' }).click();
+    await fillSignup(page, { name: 'Dr Ada Rossi', email, password: PASSWORD, org: 'Harbour Practice' });
     await finishSignup(page, panel, email, PASSWORD);
     await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
     await page.getByText('No recordings yet').waitFor();
@@ -172,25 +157,21 @@ describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, 
   }, 240_000);
 
   it('streams kept audio from a ticket URL, reports a stale edit (409) and deletes with confirmation', async () => {
-    const ctx = await newContext();
+    const ctx = await panel.newContext();
     // The same user as an API client: turn on audio keeping and make a concurrent edit.
-    const login = await ctx.request.post(`${base}/api/v1/auth/login`, {
+    const login = await ctx.request.post(`${panel.base}/api/v1/auth/login`, {
       data: { email, password: PASSWORD },
     });
     expect(login.status()).toBe(200);
     const auth = { authorization: `Bearer ${(await login.json()).accessToken as string}` };
-    const settings = await ctx.request.patch(`${base}/api/v1/org/settings`, {
+    const settings = await ctx.request.patch(`${panel.base}/api/v1/org/settings`, {
       headers: auth,
       data: { storeAudio: true },
     });
     expect(settings.status()).toBe(200);
 
-    const page = await newPage(ctx);
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    const page = await panel.newPage(ctx);
+    await panel.loginAs(page, { email, password: PASSWORD });
     await page.locator('#upload-file').setInputFiles(corpusFile('solo-03', 'wav'));
     await page.getByLabel('Title (optional)').fill('Kept audio');
     await page.getByRole('button', { name: 'Upload and transcribe' }).click();
@@ -218,9 +199,9 @@ describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, 
     // Someone else edits first: the panel's revision is now stale.
     const id = page.url().split('/').pop()!;
     const tr = await (
-      await ctx.request.get(`${base}/api/v1/recordings/${id}/transcript`, { headers: auth })
+      await ctx.request.get(`${panel.base}/api/v1/recordings/${id}/transcript`, { headers: auth })
     ).json();
-    const other = await ctx.request.patch(`${base}/api/v1/recordings/${id}/transcript`, {
+    const other = await ctx.request.patch(`${panel.base}/api/v1/recordings/${id}/transcript`, {
       headers: auth,
       data: { revision: tr.revision, speakers: [{ id: tr.speakers[0].id, name: 'Renamed elsewhere' }] },
     });
@@ -242,17 +223,17 @@ describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, 
     await kept.getByRole('button', { name: 'Delete Kept audio' }).click();
     await kept.getByRole('button', { name: 'Yes, delete' }).click();
     await kept.waitFor({ state: 'detached' });
-    const gone = await ctx.request.get(`${base}/api/v1/recordings/${id}`, { headers: auth });
+    const gone = await ctx.request.get(`${panel.base}/api/v1/recordings/${id}`, { headers: auth });
     expect(gone.status()).toBe(404);
     await ctx.close();
   }, 240_000);
 
   it("shows another organization's recording as not found", async () => {
     expect(recordingUrl).not.toBe('');
-    const ctx = await newContext();
-    const page = await newPage(ctx);
+    const ctx = await panel.newContext();
+    const page = await panel.newPage(ctx);
     const otherEmail = `other-${Date.now()}@example.test`;
-    await page.goto(`${base}/signup`);
+    await page.goto(`${panel.base}/signup`);
     await page.getByLabel('Your name').fill('Other Person');
     await page.getByLabel('Email').fill(otherEmail);
     await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
@@ -268,7 +249,7 @@ describe.skipIf(Boolean(skipReason))(`web panel in Chromium (${backendLabel})`, 
   }, 60_000);
 
   it('ran without a single CSP violation or page error', () => {
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
     for (const f of ['login.png', 'recordings.png', 'recording.png'])
       expect(statSync(path.join(shots, f)).size).toBeLessThan(400_000);
   });

@@ -1,7 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,14 +8,7 @@ import { call, freshIp, login } from './helpers/auth-client.js';
 import { bearer } from './helpers/fixtures.js';
 import { createLive } from './helpers/live.js';
 import { startIdp, type TestIdp } from './helpers/oidc-idp.js';
-import {
-  finishSignup,
-  orgTab,
-  panelSkipReason,
-  screenshotDir as shots,
-  startPanel,
-  type Panel,
-} from './helpers/panel.js';
+import { orgTab, panelSkipReason, screenshotDir as shots, usePanel } from './helpers/panel.js';
 import { backendLabel } from './helpers/test-app.js';
 
 /**
@@ -35,9 +26,18 @@ const MEMBER_PASSWORD = 'copper-willow-anchor-27';
 const PUBLIC = 'https://sotto.test';
 
 describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backendLabel})`, () => {
-  let panel: Panel;
-  let base: string;
-  let dir: string;
+  let receiverTls: { key: string; cert: string };
+  const panel = usePanel(async (dir) => {
+    receiverTls = await ensureSelfSignedCert(path.join(dir, 'tls'), ['receiver.test']);
+    return {
+      env: {
+        SOTTO_WEBHOOK_ALLOW_PRIVATE: 'true',
+        SOTTO_WEBHOOK_CA_FILE: path.join(dir, 'tls', 'cert.pem'),
+        // The test IdP listens on plain http://127.0.0.1.
+        SOTTO_SSO_ALLOW_INSECURE_ISSUERS: 'true',
+      },
+    };
+  });
   let receiver: https.Server;
   let receiverPort: number;
   const received: { event: string; body: string }[] = [];
@@ -50,9 +50,7 @@ describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backend
   const memberEmail = `member-${stamp}@example.test`;
 
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'sotto-panel-hooks-'));
-    const cert = await ensureSelfSignedCert(path.join(dir, 'tls'), ['receiver.test']);
-    receiver = https.createServer({ key: cert.key, cert: cert.cert }, (req, res) => {
+    receiver = https.createServer({ key: receiverTls.key, cert: receiverTls.cert }, (req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
@@ -62,13 +60,6 @@ describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backend
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     receiverPort = (receiver.address() as AddressInfo).port;
-    panel = await startPanel({
-      SOTTO_WEBHOOK_ALLOW_PRIVATE: 'true',
-      SOTTO_WEBHOOK_CA_FILE: path.join(dir, 'tls', 'cert.pem'),
-      // The test IdP listens on plain http://127.0.0.1.
-      SOTTO_SSO_ALLOW_INSECURE_ISSUERS: 'true',
-    });
-    base = panel.base;
     idp = await startIdp({ redirectUri: `${PUBLIC}/api/v1/auth/sso/callback` });
     idp.accounts.set('nora', {
       email: `nora@lighthouse-${stamp}.test`,
@@ -80,9 +71,7 @@ describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backend
 
   afterAll(async () => {
     await idp?.close();
-    await panel?.close();
     receiver?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const api = (token: string, method: string, url: string, payload?: object) =>
@@ -103,19 +92,17 @@ describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backend
 
   it('an owner sets up OIDC single sign-on; the secret is never shown back; Require SSO warns', async () => {
     const ctx = await panel.newContext();
-    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: panel.base });
     const page = await panel.newPage(ctx);
     owner = { ctx, page };
-    await page.goto(`${base}/signup`);
-    await page.getByLabel('Your name').fill('Ines Integrator');
-    await page.getByLabel('Email').fill(ownerEmail);
-    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-    await page.getByLabel('Organization').fill('Lighthouse Clinic');
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await finishSignup(page, panel, ownerEmail, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.signUp(page, {
+      name: 'Ines Integrator',
+      email: ownerEmail,
+      password: PASSWORD,
+      org: 'Lighthouse Clinic',
+    });
 
-    await page.goto(`${base}/org/sso`);
+    await page.goto(`${panel.base}/org/sso`);
     expect(await orgTab(page, 'Single sign-on').getAttribute('aria-current')).toBe('page');
     await page.getByText('Not set up yet').waitFor();
     // The form's own checks, each under its field.
@@ -162,10 +149,13 @@ describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backend
     // sotto-admins group of the role claim, joins as an admin.
     const nora = await panel.newContext();
     await nora.route(`${PUBLIC}/**`, (route) =>
-      route.fulfill({ status: 302, headers: { location: route.request().url().replace(PUBLIC, base) } }),
+      route.fulfill({
+        status: 302,
+        headers: { location: route.request().url().replace(PUBLIC, panel.base) },
+      }),
     );
     const noraPage = await panel.newPage(nora);
-    await noraPage.goto(`${base}/login`);
+    await noraPage.goto(`${panel.base}/login`);
     await noraPage.getByRole('button', { name: 'Continue with SSO' }).click();
     await noraPage.getByLabel('Work email').fill(`nora@lighthouse-${stamp}.test`);
     idp.nextAccount = 'nora';
@@ -201,7 +191,7 @@ describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backend
   it('an owner adds a webhook to a real HTTPS receiver and sees its secret once', async () => {
     const { page } = owner;
     await orgTab(page, 'Webhooks').click();
-    await page.waitForURL(`${base}/org/webhooks`);
+    await page.waitForURL(`${panel.base}/org/webhooks`);
     await page.getByText('No webhooks yet').waitFor();
     const hookUrl = `https://127.0.0.1:${receiverPort}/hook`;
     await page.getByLabel('Receiver URL').fill(hookUrl);
@@ -222,7 +212,7 @@ describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backend
 
   it('an owner creates a scoped API token, shown once; it works within its scopes, then is revoked', async () => {
     const { page } = owner;
-    await page.goto(`${base}/settings/security`);
+    await page.goto(`${panel.base}/settings/security`);
     await page.getByText('No API tokens yet').waitFor();
     await page.getByLabel('Token name').fill('clinic script');
     // recordings:read is ticked by default; add write, so the script can delete.
@@ -272,7 +262,7 @@ describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backend
     expect(received.map((r) => r.event)).toEqual(['recording.deleted']);
     expect(received[0]!.body).not.toContain('Jane');
 
-    await page.goto(`${base}/org/webhooks`);
+    await page.goto(`${panel.base}/org/webhooks`);
     const hookUrl = `https://127.0.0.1:${receiverPort}/hook`;
     await page.getByRole('button', { name: `Delivery log of ${hookUrl}` }).click();
     const log = page.getByRole('list', { name: `Deliveries to ${hookUrl}` });
@@ -319,19 +309,15 @@ describe.skipIf(Boolean(skipReason))(`integration screens in Chromium (${backend
 
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Email').fill(memberEmail);
-    await page.getByLabel('Password').fill(MEMBER_PASSWORD);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.loginAs(page, { email: memberEmail, password: MEMBER_PASSWORD });
     for (const p of ['/org/sso', '/org/webhooks']) {
-      await page.goto(`${base}${p}`);
+      await page.goto(`${panel.base}${p}`);
       await page.getByRole('heading', { name: 'No access' }).waitFor();
       expect(await page.getByRole('link', { name: 'Single sign-on' }).count()).toBe(0);
       expect(await page.getByRole('link', { name: 'Webhooks' }).count()).toBe(0);
     }
     // The member's own tokens live in Settings → Security.
-    await page.goto(`${base}/settings/security`);
+    await page.goto(`${panel.base}/settings/security`);
     await page.getByText('No API tokens yet').waitFor();
     await ctx.close();
   }, 60_000);

@@ -1,8 +1,8 @@
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeSmtp, type FakeSmtp } from './helpers/fake-smtp.js';
-import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';
-import { goToOrgTab, logIn, panelSkipReason, startPanel, type Panel } from './helpers/panel.js';
+import { createOrgWithUser } from './helpers/fixtures.js';
+import { goToOrgTab, panelSkipReason, usePanel, withPassword } from './helpers/panel.js';
 import { axeProblems, DESKTOP, expectSeen, PHONE, sidewaysOverflow } from './helpers/panel-checks.js';
 import { backendLabel } from './helpers/test-app.js';
 
@@ -18,13 +18,12 @@ const skipReason = panelSkipReason('panel-invite');
 const PASSWORD = 'amber-harbour-lantern-47';
 
 describe.skipIf(Boolean(skipReason))(`panel: invitations name who and where (${backendLabel})`, () => {
-  let panel: Panel;
   let smtp: FakeSmtp;
-  let ctx: BrowserContext;
+  const panel = usePanel(async () => {
+    smtp = await fakeSmtp({ refuse: (rcpt) => rcpt.startsWith('refused') });
+    return { env: { SOTTO_SMTP_URL: smtp.url, SOTTO_MAIL_FROM: 'Sotto <no-reply@sotto.test>' } };
+  });
   let page: Page;
-  const contexts: BrowserContext[] = [];
-  const cspViolations: string[] = [];
-  let owner: TestUser;
 
   const inviteFrom = async (email: string) => {
     await page.getByLabel('Email', { exact: true }).fill(email);
@@ -32,32 +31,19 @@ describe.skipIf(Boolean(skipReason))(`panel: invitations name who and where (${b
     return page.getByRole('status').filter({ hasText: email });
   };
   const openLink = async (url: string, size: { width: number; height: number }) => {
-    const c = await panel.newContext(size);
-    contexts.push(c);
-    const p = await panel.newPage(c, cspViolations);
+    const p = await panel.newPage(await panel.newContext(size));
     await p.goto(url.replace(/^https:\/\/sotto\.test/, panel.base));
     return p;
   };
 
   beforeAll(async () => {
-    smtp = await fakeSmtp({ refuse: (rcpt) => rcpt.startsWith('refused') });
-    panel = await startPanel({ SOTTO_SMTP_URL: smtp.url, SOTTO_MAIL_FROM: 'Sotto <no-reply@sotto.test>' });
-    owner = await createOrgWithUser(panel.t.services, { role: 'owner', orgName: 'Harbour Practice' });
-    await panel.t.db.query('UPDATE users SET password_hash = $1, name = $2 WHERE id = $3', [
-      await panel.t.services.hasher.hash(PASSWORD),
-      'Dr Ines Park',
-      owner.userId,
-    ]);
-    ctx = await panel.newContext(DESKTOP);
-    page = await panel.newPage(ctx, cspViolations);
-    await logIn(page, panel.base, owner.email, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    const owner = await createOrgWithUser(panel.t.services, { role: 'owner', orgName: 'Harbour Practice' });
+    await panel.t.db.query('UPDATE users SET name = $1 WHERE id = $2', ['Dr Ines Park', owner.userId]);
+    page = await panel.newPage(await panel.newContext(DESKTOP));
+    await panel.loginAs(page, await withPassword(panel.t, owner, PASSWORD));
   }, 120_000);
 
   afterAll(async () => {
-    for (const c of contexts) await c.close();
-    await ctx?.close();
-    await panel?.close();
     await smtp?.close().catch(() => undefined);
   });
 
@@ -103,7 +89,7 @@ describe.skipIf(Boolean(skipReason))(`panel: invitations name who and where (${b
       // The token left the address bar at once.
       expect(p.url()).not.toContain('token');
     }
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   }, 90_000);
 
   it('390px: "link created — copy it" when no email could be sent; a broken link says so before anything is typed', async () => {
@@ -127,6 +113,6 @@ describe.skipIf(Boolean(skipReason))(`panel: invitations name who and where (${b
     const p = await openLink(`${panel.base}/invite#token=${'A'.repeat(43)}`, PHONE);
     await p.getByRole('heading', { name: 'This invitation does not work' }).waitFor();
     expect(await p.getByLabel('Your name').count()).toBe(0);
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   }, 90_000);
 });

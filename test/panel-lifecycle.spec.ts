@@ -1,21 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
 import type { Actor } from '../src/domain/auth-context.js';
-import {
-  finishSignup,
-  goToOrgTab,
-  logIn,
-  orgTab,
-  panelSkipReason,
-  screenshotDir as shots,
-  startPanel,
-  type Panel,
-} from './helpers/panel.js';
+import { goToOrgTab, orgTab, panelSkipReason, screenshotDir as shots, usePanel } from './helpers/panel.js';
 import { totp } from './helpers/auth-client.js';
 import { backendLabel } from './helpers/test-app.js';
 import { seedTranscript, seg } from './helpers/transcripts.js';
@@ -34,9 +24,8 @@ const ADMIN_PASSWORD = 'copper-kestrel-meadow-62';
 const MEMBER_PASSWORD = 'velvet-anchor-orchard-38';
 
 describe.skipIf(Boolean(skipReason))(`data lifecycle screens in Chromium (${backendLabel})`, () => {
-  let panel: Panel;
-  let base: string;
-  let dataDir: string;
+  // Its own data dir (the archive and the exports are files there), removed with the panel.
+  const panel = usePanel((dir) => ({ env: { SOTTO_DATA_DIR: dir } }));
   const stamp = Date.now();
   const ownerEmail = `owner-${stamp}@example.test`;
   const adminEmail = `admin-${stamp}@example.test`;
@@ -50,17 +39,6 @@ describe.skipIf(Boolean(skipReason))(`data lifecycle screens in Chromium (${back
   let owner: { ctx: BrowserContext; page: Page };
   let admin: { ctx: BrowserContext; page: Page };
 
-  beforeAll(async () => {
-    dataDir = mkdtempSync(path.join(tmpdir(), 'sotto-panel-lifecycle-'));
-    panel = await startPanel({ SOTTO_DATA_DIR: dataDir });
-    base = panel.base;
-  }, 180_000);
-
-  afterAll(async () => {
-    await panel?.close();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  });
-
   const isFocused = (page: Page, name: string) =>
     page.getByRole('button', { name, exact: true }).evaluate((b) => b === b.ownerDocument.activeElement);
 
@@ -68,14 +46,12 @@ describe.skipIf(Boolean(skipReason))(`data lifecycle screens in Chromium (${back
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
     owner = { ctx, page };
-    await page.goto(`${base}/signup`);
-    await page.getByLabel('Your name').fill('Olive Owner');
-    await page.getByLabel('Email').fill(ownerEmail);
-    await page.getByLabel('Password', { exact: true }).fill(OWNER_PASSWORD);
-    await page.getByLabel('Organization').fill('Linden Clinic');
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await finishSignup(page, panel, ownerEmail, OWNER_PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.signUp(page, {
+      name: 'Olive Owner',
+      email: ownerEmail,
+      password: OWNER_PASSWORD,
+      org: 'Linden Clinic',
+    });
 
     const row = await withSystem(panel.t.db, (tx) =>
       tx.query<{ id: string; org_id: string; slug: string }>(
@@ -121,13 +97,12 @@ describe.skipIf(Boolean(skipReason))(`data lifecycle screens in Chromium (${back
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
     admin = { ctx, page };
-    await logIn(page, base, adminEmail, ADMIN_PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.loginAs(page, { email: adminEmail, password: ADMIN_PASSWORD });
     expect(await page.locator('li.recording', { hasText: 'Quarterly review' }).count()).toBe(0);
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organization' }).click();
     await orgTab(page, 'Archive').click();
-    await page.waitForURL(`${base}/org/archive`);
+    await page.waitForURL(`${panel.base}/org/archive`);
     const list = page.getByRole('list', { name: 'Archived recordings' });
     for (const title of Object.keys(archived)) await list.locator('.org-row', { hasText: title }).waitFor();
 
@@ -161,7 +136,7 @@ describe.skipIf(Boolean(skipReason))(`data lifecycle screens in Chromium (${back
     // The restored recording is back in Recordings under its own id.
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Recordings' }).click();
     await page.locator('li.recording', { hasText: 'Quarterly review' }).waitFor();
-    await page.goto(`${base}/recordings/${archived['Quarterly review']}`);
+    await page.goto(`${panel.base}/recordings/${archived['Quarterly review']}`);
     await page.getByText('notes about the quarterly review').first().waitFor();
   }, 120_000);
 
@@ -169,7 +144,7 @@ describe.skipIf(Boolean(skipReason))(`data lifecycle screens in Chromium (${back
     const { page } = admin;
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Organization' }).click();
     await orgTab(page, 'Data').click();
-    await page.waitForURL(`${base}/org/data`);
+    await page.waitForURL(`${panel.base}/org/data`);
     await page.getByText('No exports yet').waitFor();
     // An admin is told that only an owner can delete the organization; no form for them.
     await page.getByText('Only an owner of the organization can delete it.').waitFor();
@@ -250,8 +225,7 @@ describe.skipIf(Boolean(skipReason))(`data lifecycle screens in Chromium (${back
   it('a member deletes their account, lands on the login page and cannot log in again', async () => {
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
-    await logIn(page, base, memberEmail, MEMBER_PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.loginAs(page, { email: memberEmail, password: MEMBER_PASSWORD });
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Security' }).click();
     const section = page.getByRole('region', { name: 'Delete my account' });
     await section

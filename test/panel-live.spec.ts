@@ -1,19 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { findExecutable } from '../src/repositories/executable.repository.js';
-import { corpusEntry, corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
-import {
-  finishSignup,
-  hasChromium,
-  noChromiumReason,
-  screenshotDir as shots,
-  startPanel,
-  type Panel,
-} from './helpers/panel.js';
+import { corpusEntry, corpusFile, hasCorpus } from './helpers/corpus.js';
+import { panelSkipReason, screenshotDir as shots, usePanel } from './helpers/panel.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
 import { FRAME_SAMPLES, Framer, Resampler } from '../web/src/live/resample.js';
@@ -27,14 +18,11 @@ import { FRAME_SAMPLES, Framer, Resampler } from '../web/src/live/resample.js';
  */
 const CORPUS_ID = 'intake-01';
 const ffmpeg = findExecutable('ffmpeg', process.env.PATH ?? '');
-const skipReason = !hasCorpus
-  ? noCorpusReason
-  : !hasChromium
-    ? noChromiumReason
-    : !ffmpeg
-      ? 'ffmpeg not found (needed to prepare the fake microphone file)'
-      : '';
-if (skipReason) console.warn(`panel-live skipped: ${skipReason}`);
+const skipReason = panelSkipReason(
+  'panel-live',
+  true,
+  ffmpeg ? '' : 'ffmpeg not found (needed to prepare the fake microphone file)',
+);
 
 const PASSWORD = 'calm-harbour-lantern-47';
 
@@ -69,15 +57,11 @@ function overlap(seen: string, reference: Set<string>): string[] {
 describe.skipIf(Boolean(skipReason))(
   `live screens in Chromium with a fake microphone (${backendLabel})`,
   () => {
-    let panel: Panel;
-    let work: string;
     const reference = hasCorpus ? words(corpusEntry(CORPUS_ID).text) : new Set<string>();
-
-    beforeAll(async () => {
-      work = mkdtempSync(path.join(tmpdir(), 'sotto-live-panel-'));
+    const panel = usePanel((dir) => {
       // Chromium reads a PCM WAV for its fake capture device and loops it; 48 kHz is its own rate,
       // so the panel's resampler (48 → 16 kHz) is exercised as with a real microphone.
-      const wav = path.join(work, 'mic.wav');
+      const wav = path.join(dir, 'mic.wav');
       execFileSync(ffmpeg!, [
         '-hide_banner',
         '-loglevel',
@@ -92,20 +76,19 @@ describe.skipIf(Boolean(skipReason))(
         'pcm_s16le',
         wav,
       ]);
-      panel = await startPanel(recordingEnv().env, {
+      return {
+        env: recordingEnv().env,
         browserArgs: [
           '--use-fake-ui-for-media-stream',
           '--use-fake-device-for-media-stream',
           `--use-file-for-fake-audio-capture=${wav}`,
           '--autoplay-policy=no-user-gesture-required',
         ],
-      });
-      await panel.t.services.jobs.start();
-    }, 120_000);
+      };
+    });
 
-    afterAll(async () => {
-      await panel?.close();
-      if (work) rmSync(work, { recursive: true, force: true });
+    beforeAll(async () => {
+      await panel.t.services.jobs.start();
     });
 
     const finalTexts = async (page: Page) =>
@@ -116,15 +99,8 @@ describe.skipIf(Boolean(skipReason))(
       const ctx = await panel.newContext();
       const page = await panel.newPage(ctx);
       await page.addInitScript({ content: SOCKET_TAP });
-      await page.goto(`${base}/signup`);
-      await page.getByLabel('Your name').fill('Dr Ada Rossi');
       const email = `live-${Date.now()}@example.test`;
-      await page.getByLabel('Email').fill(email);
-      await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-      await page.getByLabel('Organization').fill('Harbour Practice');
-      await page.getByRole('button', { name: 'Create account' }).click();
-      await finishSignup(page, panel, email, PASSWORD);
-      await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+      await panel.signUp(page, { name: 'Dr Ada Rossi', email, password: PASSWORD, org: 'Harbour Practice' });
 
       // Start screen: permission first, then the microphones by name.
       await page.getByRole('link', { name: 'Live', exact: true }).click();

@@ -1,16 +1,14 @@
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
 import {
-  finishSignup,
   goToOrgTab,
   logIn,
   orgTab,
   panelSkipReason,
   screenshotDir as shots,
-  startPanel,
-  type Panel,
+  usePanel,
 } from './helpers/panel.js';
 import { backendLabel } from './helpers/test-app.js';
 
@@ -50,8 +48,7 @@ function toneWav(): Buffer {
 }
 
 describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backendLabel})`, () => {
-  let panel: Panel;
-  let base: string;
+  const panel = usePanel();
   let owner: { ctx: BrowserContext; page: Page };
   const stamp = Date.now();
   const ownerEmail = `owner-${stamp}@example.test`;
@@ -59,8 +56,6 @@ describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backen
   const supportEmail = `support-${stamp}@sotto.test`;
 
   beforeAll(async () => {
-    panel = await startPanel();
-    base = panel.base;
     await panel.t.services.support.createSupportUser({
       email: supportEmail,
       name: 'Sam Support',
@@ -68,22 +63,16 @@ describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backen
     });
   }, 120_000);
 
-  afterAll(async () => {
-    await panel?.close();
-  });
-
   it('an owner signs up, opens Organization and invites a member', async () => {
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
     owner = { ctx, page };
-    await page.goto(`${base}/signup`);
-    await page.getByLabel('Your name').fill('Olga Owner');
-    await page.getByLabel('Email').fill(ownerEmail);
-    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-    await page.getByLabel('Organization').fill('Harbour Practice');
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await finishSignup(page, panel, ownerEmail, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.signUp(page, {
+      name: 'Olga Owner',
+      email: ownerEmail,
+      password: PASSWORD,
+      org: 'Harbour Practice',
+    });
 
     // A recording for support to see later (no worker runs: it stays queued, which is enough).
     await page.locator('#upload-file').setInputFiles({
@@ -101,7 +90,7 @@ describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backen
     await page.locator('.org-row', { hasText: 'Olga Owner' }).getByText('You').waitFor();
 
     await orgTab(page, 'Invitations').click();
-    await page.waitForURL(`${base}/org/invitations`);
+    await page.waitForURL(`${panel.base}/org/invitations`);
     expect(await orgTab(page, 'Invitations').getAttribute('aria-current')).toBe('page');
     await page.getByText('No invitations yet').waitFor();
     await page.getByLabel('Email').fill('not an address');
@@ -120,10 +109,10 @@ describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backen
   it('the member opens the /invite link in another browser, is told the password rule, joins', async () => {
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
-    await page.goto(`${base}/invite#token=${inviteToken}`);
+    await page.goto(`${panel.base}/invite#token=${inviteToken}`);
     await page.getByRole('heading', { name: 'Join your organization on Sotto' }).waitFor();
     // The token left the address bar (and history) at once.
-    expect(page.url()).toBe(`${base}/invite`);
+    expect(page.url()).toBe(`${panel.base}/invite`);
     await page.getByLabel('Your name').fill('Mia Member');
     await page.getByLabel('Password').fill('short');
     await page.getByRole('button', { name: 'Join and log in' }).click();
@@ -132,7 +121,7 @@ describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backen
     await page.getByLabel('Password').fill(MEMBER_PASSWORD);
     await page.getByRole('button', { name: 'Join and log in' }).click();
     await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
-    expect(page.url()).toBe(`${base}/recordings`);
+    expect(page.url()).toBe(`${panel.base}/recordings`);
 
     // An invitation link opened while logged in: the token leaves the address bar, and the page
     // offers to log out first rather than mixing two accounts. A working link (the owner invites
@@ -142,22 +131,22 @@ describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backen
     await owner.page.getByLabel('Email').fill(`second-${stamp}@example.test`);
     await owner.page.getByRole('button', { name: 'Invite', exact: true }).click();
     const second = /#token=(.+)$/.exec(await owner.page.getByTestId('invite-url').innerText())![1]!;
-    await page.goto(`${base}/invite#token=${second}`);
+    await page.goto(`${panel.base}/invite#token=${second}`);
     await page.getByRole('button', { name: 'Log out and accept' }).waitFor();
-    expect(page.url()).toBe(`${base}/invite`);
+    expect(page.url()).toBe(`${panel.base}/invite`);
 
     // A member has no Organization link, and /org says so plainly.
     const nav = page.getByRole('navigation', { name: 'Main' });
     await nav.getByRole('link', { name: 'Security' }).waitFor();
     expect(await nav.getByRole('link', { name: 'Organization' }).count()).toBe(0);
-    await page.goto(`${base}/org/settings`);
+    await page.goto(`${panel.base}/org/settings`);
     await page.getByRole('heading', { name: 'No access' }).waitFor();
     expect(await nav.getByRole('link', { name: 'Organization' }).count()).toBe(0);
 
     // The used link does not work twice, and says so before anything is typed (its preview is 404).
     const again = await panel.newContext();
     const p2 = await panel.newPage(again);
-    await p2.goto(`${base}/invite#token=${inviteToken}`);
+    await p2.goto(`${panel.base}/invite#token=${inviteToken}`);
     await p2.getByRole('heading', { name: 'This invitation does not work' }).waitFor();
     expect(await p2.getByLabel('Your name').count()).toBe(0);
     await again.close();
@@ -280,7 +269,7 @@ describe.skipIf(Boolean(skipReason))(`organization screens in Chromium (${backen
   it('a support user picks the organization and sees its recordings, read only', async () => {
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
-    await logIn(page, base, supportEmail, SUPPORT_PASSWORD);
+    await logIn(page, panel.base, supportEmail, SUPPORT_PASSWORD);
     await page.getByRole('heading', { name: 'Choose an organization' }).waitFor();
     const row = page.locator('.org-row', { hasText: 'Harbour Practice' });
     await row.getByText(/access until/).waitFor();

@@ -1,15 +1,8 @@
 import path from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addUser, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
-import {
-  logIn,
-  orgTab,
-  panelSkipReason,
-  screenshotDir as shots,
-  startPanel,
-  type Panel,
-} from './helpers/panel.js';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { addUser, createOrgWithUser } from './helpers/fixtures.js';
+import { orgTab, panelSkipReason, screenshotDir as shots, usePanel, withPassword } from './helpers/panel.js';
 import { axeProblems, DESKTOP, expectSeen, PHONE, seen, sidewaysOverflow } from './helpers/panel-checks.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
@@ -32,11 +25,8 @@ const segments = Array.from({ length: 6 }, (_, i) =>
 );
 
 describe.skipIf(Boolean(skipReason))(`panel: phone layout (${backendLabel})`, () => {
-  let panel: Panel;
-  let ctx: BrowserContext;
+  const panel = usePanel(() => ({ env: recordingEnv().env }));
   let page: Page;
-  const cspViolations: string[] = [];
-  let owner: TestUser;
   let recordingId = '';
 
   const noSideways = async (where: string) =>
@@ -53,25 +43,17 @@ describe.skipIf(Boolean(skipReason))(`panel: phone layout (${backendLabel})`, ()
   };
 
   beforeAll(async () => {
-    panel = await startPanel(recordingEnv().env);
-    owner = await createOrgWithUser(panel.t.services, { role: 'owner', orgName: 'Harbour Practice' });
-    await panel.t.db.query('UPDATE users SET password_hash = $1 WHERE id = $2', [
-      await panel.t.services.hasher.hash(PASSWORD),
-      owner.userId,
-    ]);
+    const owner = await withPassword(
+      panel.t,
+      await createOrgWithUser(panel.t.services, { role: 'owner', orgName: 'Harbour Practice' }),
+      PASSWORD,
+    );
     await addUser(panel.t.services, owner.orgId, { role: 'member', name: 'Mo Member' });
     recordingId = await seedTranscript(panel.t.services, owner, { title: 'Ward round', segments });
     await seedTranscript(panel.t.services, owner, { title: 'Morning clinic', segments });
-    ctx = await panel.newContext(PHONE);
-    page = await panel.newPage(ctx, cspViolations);
-    await logIn(page, panel.base, owner.email, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    page = await panel.newPage(await panel.newContext(PHONE));
+    await panel.loginAs(page, owner);
   }, 120_000);
-
-  afterAll(async () => {
-    await ctx?.close();
-    await panel?.close();
-  });
 
   it('390px: the list comes first; upload is a button that opens a drawer, and the upload lands in the list', async () => {
     await page.goto(`${panel.base}/recordings`);
@@ -104,7 +86,7 @@ describe.skipIf(Boolean(skipReason))(`panel: phone layout (${backendLabel})`, ()
     await drawer.getByRole('button', { name: 'Upload and transcribe' }).click();
     await drawer.waitFor({ state: 'hidden' });
     await page.getByRole('link', { name: 'night-shift' }).waitFor();
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   }, 60_000);
 
   it('390px: the filters open in a drawer, apply at once, say how many are on, and Escape closes it', async () => {
@@ -198,7 +180,7 @@ describe.skipIf(Boolean(skipReason))(`panel: phone layout (${backendLabel})`, ()
         .evaluate((el) => getComputedStyle(el, '::before').content),
     ).toBe('"#"');
     expect(await axeProblems(page, 'audit log at 390px')).toEqual([]);
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   }, 60_000);
 
   it('390px: the report table stacks; the recording page does not scroll sideways', async () => {
@@ -240,7 +222,7 @@ describe.skipIf(Boolean(skipReason))(`panel: phone layout (${backendLabel})`, ()
     await expectSeen(page.getByRole('columnheader', { name: 'Action' }), 'the Action column header');
     await noSideways('audit at 1440px');
     expect(await axeProblems(page, 'audit at 1440px')).toEqual([]);
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   }, 60_000);
   it('1440px and 390px: a title per page, focus on the page heading, the current page marked', async () => {
     for (const size of [DESKTOP, PHONE]) {
@@ -274,6 +256,6 @@ describe.skipIf(Boolean(skipReason))(`panel: phone layout (${backendLabel})`, ()
       await page.goto(`${panel.base}/no-such-page`);
       await expect.poll(() => page.title()).toBe('Not found · Sotto');
     }
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   }, 60_000);
 });

@@ -1,11 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { BrowserContext, Page, Request } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { addUser, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
-import { logIn, panelSkipReason, startPanel, type Panel } from './helpers/panel.js';
+import { logIn, panelSkipReason, usePanel, withPassword } from './helpers/panel.js';
+import { DESKTOP, PHONE } from './helpers/panel-checks.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
 import { seedTranscript, seg } from './helpers/transcripts.js';
@@ -23,8 +23,6 @@ import { wavFile } from './helpers/wav-file.js';
 const skipReason = panelSkipReason('panel-player');
 
 const PASSWORD = 'amber-harbour-lantern-47';
-const DESKTOP = { width: 1440, height: 900 };
-const PHONE = { width: 390, height: 844 };
 const AUDIO_SECONDS = 120; // 3.8 MB: more than a browser buffers for preload="metadata"
 
 // 16 segments over 32 s, two seconds each; S1 speaks the first two in a row (merge), S2 the third.
@@ -35,13 +33,11 @@ const segments = Array.from({ length: 16 }, (_, i) =>
 );
 
 describe.skipIf(Boolean(skipReason))(`panel: player and editor (${backendLabel})`, () => {
-  let panel: Panel;
+  const panel = usePanel(() => ({ env: recordingEnv().env }));
   let ctx: BrowserContext;
   let page: Page;
-  const cspViolations: string[] = [];
   let owner: TestUser & { password: string };
   let recordingId = '';
-  let work = '';
   const audioRequests: Request[] = [];
 
   const api = (p: string) => `${panel.base}/api/v1${p}`;
@@ -62,13 +58,6 @@ describe.skipIf(Boolean(skipReason))(`panel: player and editor (${backendLabel})
   const setTime = (s: number) => page.evaluate(`document.querySelector('.player audio').currentTime = ${s}`);
   const draftKeys = () =>
     page.evaluate('Object.keys(sessionStorage).filter((k) => k.includes("draft")).length') as Promise<number>;
-  const withPassword = async (u: TestUser) => {
-    await panel.t.db.query('UPDATE users SET password_hash = $1 WHERE id = $2', [
-      await panel.t.services.hasher.hash(PASSWORD),
-      u.userId,
-    ]);
-    return { ...u, password: PASSWORD };
-  };
   const openRecording = async () => {
     await page.goto(`${panel.base}/recordings/${recordingId}`);
     await page.getByRole('heading', { name: 'Ward round' }).waitFor();
@@ -83,27 +72,22 @@ describe.skipIf(Boolean(skipReason))(`panel: player and editor (${backendLabel})
   };
 
   beforeAll(async () => {
-    panel = await startPanel(recordingEnv().env);
-    owner = await withPassword(await createOrgWithUser(panel.t.services, { role: 'owner' }));
+    owner = await withPassword(
+      panel.t,
+      await createOrgWithUser(panel.t.services, { role: 'owner' }),
+      PASSWORD,
+    );
     recordingId = await seedTranscript(panel.t.services, owner, { title: 'Ward round', segments });
-    work = mkdtempSync(path.join(tmpdir(), 'sotto-panel-player-'));
-    const file = path.join(work, 'ward.wav');
+    const file = path.join(panel.dir, 'ward.wav');
     writeFileSync(file, wavFile(AUDIO_SECONDS));
     await panel.t.services.audio.seal(owner.orgId, recordingId, file, 'audio/wav');
     ctx = await panel.newContext(DESKTOP);
-    page = await panel.newPage(ctx, cspViolations);
+    page = await panel.newPage(ctx);
     page.on('request', (r) => {
       if (r.url().includes('/audio')) audioRequests.push(r);
     });
-    await logIn(page, panel.base, owner.email, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.loginAs(page, owner);
   }, 120_000);
-
-  afterAll(async () => {
-    await ctx?.close();
-    await panel?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
 
   it('streams from a ticket URL with ranges: no token in any URL or header, a seek is a 206', async () => {
     await openRecording();
@@ -332,8 +316,7 @@ describe.skipIf(Boolean(skipReason))(`panel: player and editor (${backendLabel})
     expect(await draftKeys()).toBe(0);
 
     // A session that ends on its own keeps the draft for its owner only.
-    await logIn(page, panel.base, owner.email, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.loginAs(page, owner);
     await openRecording();
     await page.getByRole('button', { name: 'Edit the segment at 0:14' }).click();
     await page.getByLabel('Text of the segment at 0:14').fill('Confidential unsaved words');
@@ -348,7 +331,11 @@ describe.skipIf(Boolean(skipReason))(`panel: player and editor (${backendLabel})
     await page.getByRole('heading', { name: 'Log in to Sotto' }).waitFor();
     expect(await draftKeys()).toBeGreaterThan(0);
 
-    const admin = await withPassword(await addUser(panel.t.services, owner.orgId, { role: 'admin' }));
+    const admin = await withPassword(
+      panel.t,
+      await addUser(panel.t.services, owner.orgId, { role: 'admin' }),
+      PASSWORD,
+    );
     await logIn(page, panel.base, admin.email, PASSWORD);
     // The panel may reopen the page the ended session was on.
     await page.getByRole('heading', { name: /^(Recordings|Ward round)$/ }).waitFor();
@@ -356,6 +343,6 @@ describe.skipIf(Boolean(skipReason))(`panel: player and editor (${backendLabel})
     expect(await page.getByLabel('Text of the segment at 0:14').count()).toBe(0);
     expect(await page.getByText('Confidential unsaved words').count()).toBe(0);
     expect(await draftKeys()).toBe(0);
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   }, 60_000);
 });

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Page } from 'playwright-core';
@@ -8,9 +7,10 @@ import { sphinxAvailability } from '../src/repositories/asr/sphinx.engine.js';
 import { freshIp } from './helpers/auth-client.js';
 import { createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
 import { createLive, frames, mustOpen, type Conn, type Listening } from './helpers/live.js';
-import { logIn, panelSkipReason, startPanel, type Panel } from './helpers/panel.js';
+import { panelSkipReason, usePanel, withPassword } from './helpers/panel.js';
 import { recordingEnv, upload } from './helpers/recordings.js';
 import { buildLongTrack, FIXTURES, pcmOf, readReferences } from './helpers/speech-fixtures.js';
+import { DESKTOP, PHONE } from './helpers/panel-checks.js';
 import { backendLabel } from './helpers/test-app.js';
 
 /**
@@ -21,29 +21,24 @@ import { backendLabel } from './helpers/test-app.js';
  * real sphinx engine and worker, real speech; no CSP violation, no serious axe violation.
  */
 const sphinx = sphinxAvailability(process.env.PATH ?? '');
-const skipReason =
-  panelSkipReason('panel-progress') || (sphinx.available ? '' : (sphinx.reason ?? 'no sphinx'));
+const skipReason = panelSkipReason(
+  'panel-progress',
+  false,
+  sphinx.available ? '' : (sphinx.reason ?? 'no sphinx'),
+);
 
 const PASSWORD = 'lantern-copper-meadow-31';
-const DESKTOP = { width: 1440, height: 900 };
-const PHONE = { width: 390, height: 844 };
 const RATE = 16_000;
 
 describe.skipIf(Boolean(skipReason))(`panel: late live viewer and job progress (${backendLabel})`, () => {
-  let panel: Panel;
-  let owner: TestUser;
+  const panel = usePanel(() => ({ env: recordingEnv().env }));
+  let owner: TestUser & { password: string };
   let server: Listening;
-  let work: string;
-  const cspViolations: string[] = [];
   const ip = freshIp();
-  const pages: Page[] = [];
 
   const signedIn = async (size: { width: number; height: number }) => {
-    const ctx = await panel.newContext(size);
-    const page = await panel.newPage(ctx, cspViolations);
-    pages.push(page);
-    await logIn(page, panel.base, owner.email, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    const page = await panel.newPage(await panel.newContext(size));
+    await panel.loginAs(page, owner);
     return page;
   };
   const axe = async (page: Page, where: string) => {
@@ -54,22 +49,17 @@ describe.skipIf(Boolean(skipReason))(`panel: late live viewer and job progress (
   };
 
   beforeAll(async () => {
-    panel = await startPanel(recordingEnv().env);
-    owner = await createOrgWithUser(panel.t.services, { role: 'owner' });
-    await panel.t.db.query('UPDATE users SET password_hash = $1 WHERE id = $2', [
-      await panel.t.services.hasher.hash(PASSWORD),
-      owner.userId,
-    ]);
+    owner = await withPassword(
+      panel.t,
+      await createOrgWithUser(panel.t.services, { role: 'owner' }),
+      PASSWORD,
+    );
     // The panel's own HTTPS port also serves the live sockets (a self-signed certificate).
     server = { port: Number(new URL(panel.base).port), ca: '', close: async () => undefined };
-    work = mkdtempSync(path.join(tmpdir(), 'sotto-panel-progress-'));
   }, 120_000);
 
   afterAll(async () => {
-    for (const p of pages) await p.context().close();
-    await panel?.t.services.jobs.stop();
-    await panel?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
+    await panel.t.services.jobs.stop();
   });
 
   it('a viewer who opens a live recording late sees the segments said before, at desktop and phone sizes', async () => {
@@ -120,11 +110,11 @@ describe.skipIf(Boolean(skipReason))(`panel: late live viewer and job progress (
     expect(found).toEqual([]);
     bot.ws.send(JSON.stringify({ type: 'stop' }));
     expect((await bot.closed).code).toBe(1000);
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   }, 180_000);
 
   it('the recording page shows the stage, percentage, elapsed time and estimate, then announces the end', async () => {
-    const out = path.join(work, 'track.wav');
+    const out = path.join(panel.dir, 'track.wav');
     buildLongTrack(
       readReferences().filter((r) => r.file.startsWith('librivox')),
       out,
@@ -168,6 +158,6 @@ describe.skipIf(Boolean(skipReason))(`panel: late live viewer and job progress (
     expect(await desktop.locator('.job-progress').count()).toBe(0);
     found.push(...(await axe(desktop, 'recording page (done) at 1440px')));
     expect(found).toEqual([]);
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   }, 300_000);
 });

@@ -1,10 +1,10 @@
 import path from 'node:path';
-import { request, type APIRequestContext, type BrowserContext, type Page } from 'playwright-core';
+import { request, type APIRequestContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totp } from './helpers/auth-client.js';
 import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { startIdp, type TestIdp } from './helpers/oidc-idp.js';
-import { logIn, panelSkipReason, screenshotDir as shots, startPanel, type Panel } from './helpers/panel.js';
+import { logIn, panelSkipReason, screenshotDir as shots, usePanel, withPassword } from './helpers/panel.js';
 import { axeProblems, DESKTOP, expectSeen, PHONE, sidewaysOverflow } from './helpers/panel-checks.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
@@ -31,20 +31,19 @@ const segments = Array.from({ length: 6 }, (_, i) =>
 describe.skipIf(Boolean(skipReason))(
   `panel: sign in again without leaving the page (${backendLabel})`,
   () => {
-    let panel: Panel;
+    const panel = usePanel(() => ({
+      env: {
+        ...recordingEnv().env,
+        SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: '1000',
+        // The test IdP listens on plain http://127.0.0.1.
+        SOTTO_SSO_ALLOW_INSECURE_ISSUERS: 'true',
+      },
+    }));
     let api: APIRequestContext;
-    const cspViolations: string[] = [];
-    let owner: TestUser;
+    let owner: TestUser & { password: string };
     let recordingId = '';
-    const contexts: BrowserContext[] = [];
     let idp: TestIdp | undefined;
 
-    const withPassword = async (u: TestUser) => {
-      await panel.t.db.query('UPDATE users SET password_hash = $1 WHERE id = $2', [
-        await panel.t.services.hasher.hash(PASSWORD),
-        u.userId,
-      ]);
-    };
     /**
      * The stored transcript, read through a session of its own (not the browser's: "sign out
      * everywhere" ends the fixture's session too). The MFA account reads with its fixture session.
@@ -66,8 +65,7 @@ describe.skipIf(Boolean(skipReason))(
     };
     const openPage = async (size: { width: number; height: number }) => {
       const ctx = await panel.newContext(size);
-      contexts.push(ctx);
-      return { ctx, page: await panel.newPage(ctx, cspViolations) };
+      return { ctx, page: await panel.newPage(ctx) };
     };
     const openRecording = async (page: Page, id: string, title: string) => {
       await page.goto(`${panel.base}/recordings/${id}`);
@@ -83,23 +81,18 @@ describe.skipIf(Boolean(skipReason))(
       );
 
     beforeAll(async () => {
-      panel = await startPanel({
-        ...recordingEnv().env,
-        SOTTO_RATE_LIMIT_AUTH_PER_MINUTE: '1000',
-        // The test IdP listens on plain http://127.0.0.1.
-        SOTTO_SSO_ALLOW_INSECURE_ISSUERS: 'true',
-      });
       api = await request.newContext({ baseURL: panel.base, ignoreHTTPSErrors: true });
-      owner = await createOrgWithUser(panel.t.services, { role: 'owner' });
-      await withPassword(owner);
+      owner = await withPassword(
+        panel.t,
+        await createOrgWithUser(panel.t.services, { role: 'owner' }),
+        PASSWORD,
+      );
       recordingId = await seedTranscript(panel.t.services, owner, { title: 'Ward round', segments });
     }, 120_000);
 
     afterAll(async () => {
-      for (const c of contexts) await c.close();
       await api?.dispose();
       await idp?.close();
-      await panel?.close();
     });
 
     for (const [size, n] of [
@@ -108,8 +101,7 @@ describe.skipIf(Boolean(skipReason))(
     ] as const) {
       it(`${size.width}px: a Save refused by a revoked session asks for the password, then saves on the same page`, async () => {
         const { page } = await openPage(size);
-        await logIn(page, panel.base, owner.email, PASSWORD);
-        await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+        await panel.loginAs(page, owner);
         await openRecording(page, recordingId, 'Ward round');
         const seg = segments[n]!;
         const start = `0:${String(seg.start).padStart(2, '0')}`;
@@ -170,13 +162,12 @@ describe.skipIf(Boolean(skipReason))(
         // (The brand link: at phone width the header's links are folded into its menu.)
         await page.getByRole('link', { name: 'Sotto', exact: true }).click();
         await page.getByRole('link', { name: 'Ward round' }).waitFor();
-        expect(cspViolations).toEqual([]);
+        expect(panel.cspViolations).toEqual([]);
       }, 90_000);
 
       it(`${size.width}px: a save that cannot reach the server keeps the text, says why beside the editor, and saves when back online`, async () => {
         const { ctx, page } = await openPage(size);
-        await logIn(page, panel.base, owner.email, PASSWORD);
-        await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+        await panel.loginAs(page, owner);
         await openRecording(page, recordingId, 'Ward round');
         const seg = segments[n + 1]!;
         const start = `0:${String(seg.start).padStart(2, '0')}`;
@@ -210,13 +201,13 @@ describe.skipIf(Boolean(skipReason))(
         expect((await transcriptOf(owner, recordingId)).segments.find((s) => s.id === seg.id)?.text).toBe(
           typed,
         );
-        expect(cspViolations).toEqual([]);
+        expect(panel.cspViolations).toEqual([]);
       }, 90_000);
     }
 
     it('390px: an expired session of an account with two-step verification asks for the code; the rename completes', async () => {
       const mfa = await createOrgWithUser(panel.t.services, { role: 'owner' });
-      await withPassword(mfa);
+      await withPassword(panel.t, mfa, PASSWORD);
       const id = await seedTranscript(panel.t.services, mfa, { title: 'Clinic call', segments });
       const bearer = { authorization: `Bearer ${mfa.accessToken}` };
       const { secret } = (await (
@@ -273,13 +264,12 @@ describe.skipIf(Boolean(skipReason))(
         'Dr Rossi',
       );
       expect(page.url()).toBe(`${panel.base}/recordings/${id}`);
-      expect(cspViolations).toEqual([]);
+      expect(panel.cspViolations).toEqual([]);
     }, 90_000);
 
     it('"Log out instead" ends the session as before: the log-in page says why, and the draft comes back after logging in', async () => {
       const { page } = await openPage(DESKTOP);
-      await logIn(page, panel.base, owner.email, PASSWORD);
-      await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+      await panel.loginAs(page, owner);
       await openRecording(page, recordingId, 'Ward round');
       const seg = segments[5]!;
       const start = `0:${String(seg.start).padStart(2, '0')}`;
@@ -298,7 +288,7 @@ describe.skipIf(Boolean(skipReason))(
       const field = page.getByLabel(`Text of the segment at ${start}`);
       await field.waitFor();
       expect(await field.inputValue()).toBe('Kept for later');
-      expect(cspViolations).toEqual([]);
+      expect(panel.cspViolations).toEqual([]);
     }, 90_000);
     it('1440px: an account that signs in with SSO signs in again in a new tab; the waiting Save then completes here', async () => {
       const ssoOwner = await createOrgWithUser(panel.t.services, { role: 'owner' });
@@ -374,7 +364,7 @@ describe.skipIf(Boolean(skipReason))(
       expect(((await stored.json()) as { segments: { text: string }[] }).segments[0]?.text).toBe(
         'Handed over at midnight',
       );
-      expect(cspViolations).toEqual([]);
+      expect(panel.cspViolations).toEqual([]);
     }, 90_000);
   },
 );

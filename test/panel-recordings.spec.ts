@@ -1,15 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { corpusFile } from './helpers/corpus.js';
-import {
-  finishSignup,
-  panelSkipReason,
-  screenshotDir as shots,
-  startPanel,
-  type Panel,
-} from './helpers/panel.js';
+import { panelSkipReason, screenshotDir as shots, usePanel } from './helpers/panel.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
 
@@ -30,10 +24,9 @@ interface ApiTranscript {
 }
 
 describe.skipIf(Boolean(skipReason))(`panel: recordings, transcript and report (${backendLabel})`, () => {
-  let panel: Panel;
+  const panel = usePanel(() => ({ env: recordingEnv().env }));
   let ctx: BrowserContext;
   let page: Page;
-  const cspViolations: string[] = [];
   const email = `recordist-${Date.now()}@example.test`;
   let auth: Record<string, string> = {};
   let recordingId = '';
@@ -42,26 +35,13 @@ describe.skipIf(Boolean(skipReason))(`panel: recordings, transcript and report (
   const api = (p: string) => `${panel.base}/api/v1${p}`;
 
   beforeAll(async () => {
-    panel = await startPanel(recordingEnv().env);
     await panel.t.services.jobs.start();
     ctx = await panel.newContext();
-    page = await panel.newPage(ctx, cspViolations);
-  }, 120_000);
-
-  afterAll(async () => {
-    await ctx?.close();
-    await panel?.close();
+    page = await panel.newPage(ctx);
   });
 
   it('signs up, keeps audio, and uploads a corpus file by drag-and-drop', async () => {
-    await page.goto(`${panel.base}/signup`);
-    await page.getByLabel('Your name').fill('Dr Lena Ward');
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-    await page.getByLabel('Organization').fill('Meadow Clinic');
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await finishSignup(page, panel, email, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.signUp(page, { name: 'Dr Lena Ward', email, password: PASSWORD, org: 'Meadow Clinic' });
     await page.getByText('No recordings yet — upload one above or').waitFor();
     await page.getByRole('link', { name: 'start a live recording' }).waitFor();
 
@@ -251,6 +231,6 @@ describe.skipIf(Boolean(skipReason))(`panel: recordings, transcript and report (
   }, 60_000);
 
   it('ran without a CSP violation or page error', () => {
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   });
 });

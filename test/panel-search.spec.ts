@@ -1,10 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';
-import { logIn, panelSkipReason, startPanel, type Panel } from './helpers/panel.js';
+import { panelSkipReason, usePanel, withPassword } from './helpers/panel.js';
 import { axeProblems, DESKTOP, expectSeen, PHONE, sidewaysOverflow } from './helpers/panel-checks.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
@@ -36,44 +35,31 @@ const segments = Array.from({ length: 20 }, (_, i) =>
 const HIT_START = 32;
 
 describe.skipIf(Boolean(skipReason))(`panel: a search hit opens its moment (${backendLabel})`, () => {
-  let panel: Panel;
-  let ctx: BrowserContext;
+  const panel = usePanel(() => ({ env: recordingEnv().env }));
   let page: Page;
-  let work = '';
-  const cspViolations: string[] = [];
   const urls: string[] = [];
-  let owner: TestUser;
+  let owner: TestUser & { password: string };
   let recordingId = '';
 
   beforeAll(async () => {
-    panel = await startPanel(recordingEnv().env);
-    owner = await createOrgWithUser(panel.t.services, { role: 'owner' });
-    await panel.t.db.query('UPDATE users SET password_hash = $1 WHERE id = $2', [
-      await panel.t.services.hasher.hash(PASSWORD),
-      owner.userId,
-    ]);
+    owner = await withPassword(
+      panel.t,
+      await createOrgWithUser(panel.t.services, { role: 'owner' }),
+      PASSWORD,
+    );
     recordingId = await seedTranscript(panel.t.services, owner, { title: 'Crossing report', segments });
     await seedTranscript(panel.t.services, owner, {
       title: 'Other visit',
       segments: [seg(1, 'S1', 0, 'nothing to see')],
     });
-    work = mkdtempSync(path.join(tmpdir(), 'sotto-panel-search-'));
-    const file = path.join(work, 'crossing.wav');
+    const file = path.join(panel.dir, 'crossing.wav');
     writeFileSync(file, wavFile(AUDIO_SECONDS));
     await panel.t.services.audio.seal(owner.orgId, recordingId, file, 'audio/wav');
-    ctx = await panel.newContext(DESKTOP);
-    page = await panel.newPage(ctx, cspViolations);
+    page = await panel.newPage(await panel.newContext(DESKTOP));
     page.on('request', (r) => urls.push(r.url()));
     page.on('framenavigated', (f) => urls.push(f.url()));
-    await logIn(page, panel.base, owner.email, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.loginAs(page, owner);
   }, 120_000);
-
-  afterAll(async () => {
-    await ctx?.close();
-    await panel?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
 
   for (const size of [DESKTOP, PHONE]) {
     it(`${size.width}px: the snippet marks the word; its time opens the recording there, word marked`, async () => {
@@ -122,7 +108,7 @@ describe.skipIf(Boolean(skipReason))(`panel: a search hit opens its moment (${ba
       expect(
         urls.filter((u) => /zebra/i.test(decodeURIComponent(u)) && !u.includes('/api/v1/recordings?')),
       ).toEqual([]);
-      expect(cspViolations).toEqual([]);
+      expect(panel.cspViolations).toEqual([]);
     }, 90_000);
   }
 
@@ -161,6 +147,6 @@ describe.skipIf(Boolean(skipReason))(`panel: a search hit opens its moment (${ba
       await page.getByRole('button', { name: 'Loading…' }).waitFor({ state: 'detached' });
     }
     await page.getByText('All 203 recordings searched: 3 found.').waitFor();
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   }, 120_000);
 });

@@ -1,15 +1,8 @@
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { totp } from './helpers/auth-client.js';
-import {
-  finishSignup,
-  hasChromium,
-  noChromiumReason,
-  screenshotDir,
-  startPanel,
-  type Panel,
-} from './helpers/panel.js';
+import { panelSkipReason, screenshotDir, usePanel } from './helpers/panel.js';
 import { backendLabel } from './helpers/test-app.js';
 
 /**
@@ -17,22 +10,14 @@ import { backendLabel } from './helpers/test-app.js';
  * secret the page shows, recovery codes, logging in with a code and with a recovery code, a
  * device revoked from another device and signed out there, password change, sign out everywhere.
  */
-if (!hasChromium) console.warn(`panel-security skipped: ${noChromiumReason}`);
+const skipReason = panelSkipReason('panel-security');
 
 const PASSWORD = 'quiet-meadow-compass-83';
 const NEW_PASSWORD = 'amber-lighthouse-orchard-29';
 
-describe.skipIf(!hasChromium)(`panel security settings in Chromium (${backendLabel})`, () => {
-  let p: Panel;
+describe.skipIf(Boolean(skipReason))(`panel security settings in Chromium (${backendLabel})`, () => {
+  const p = usePanel();
   const email = `security-${Date.now()}@example.test`;
-
-  beforeAll(async () => {
-    p = await startPanel();
-  }, 120_000);
-
-  afterAll(async () => {
-    await p?.close();
-  });
 
   async function logIn(page: Page, password: string): Promise<void> {
     await page.goto(`${p.base}/`);
@@ -55,14 +40,7 @@ describe.skipIf(!hasChromium)(`panel security settings in Chromium (${backendLab
     let ctxB: BrowserContext | undefined;
     try {
       // Device A signs up.
-      await a.goto(`${p.base}/signup`);
-      await a.getByLabel('Your name').fill('Dr Lena Ortiz');
-      await a.getByLabel('Email').fill(email);
-      await a.getByLabel('Password', { exact: true }).fill(PASSWORD);
-      await a.getByLabel('Organization').fill('Meadow Clinic');
-      await a.getByRole('button', { name: 'Create account' }).click();
-      await finishSignup(a, p, email, PASSWORD);
-      await recordingsHeading(a).waitFor();
+      await p.signUp(a, { name: 'Dr Lena Ortiz', email, password: PASSWORD, org: 'Meadow Clinic' });
 
       // Device B: the same user in another browser context (its own cookies), before MFA is on.
       ctxB = await p.newContext();

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { verificationLinks, verificationToken } from './helpers/auth-client.js';
-import { logIn, panelSkipReason, screenshotDir as shots, startPanel, type Panel } from './helpers/panel.js';
+import { fillSignup, logIn, panelSkipReason, screenshotDir as shots, usePanel } from './helpers/panel.js';
 import { backendLabel } from './helpers/test-app.js';
 
 /**
@@ -15,27 +15,18 @@ const skipReason = panelSkipReason('panel-signup');
 const PASSWORD = 'amber-harbor-lantern-63';
 
 describe.skipIf(Boolean(skipReason))(`panel signup with email verification (${backendLabel})`, () => {
-  let panel: Panel;
+  const panel = usePanel();
   const email = `signup-${Date.now()}@example.test`;
 
-  beforeAll(async () => {
-    panel = await startPanel();
-  }, 120_000);
-  afterAll(async () => panel?.close());
-
-  async function fillSignup(page: Page, address: string, password: string) {
+  async function signUpAs(page: Page, address: string, password: string) {
     await page.goto(`${panel.base}/signup`);
-    await page.getByLabel('Your name').fill('Nora Newcomer');
-    await page.getByLabel('Email').fill(address);
-    await page.getByLabel('Password', { exact: true }).fill(password);
-    await page.getByLabel('Organization').fill('Willow Practice');
-    await page.getByRole('button', { name: 'Create account' }).click();
+    await fillSignup(page, { name: 'Nora Newcomer', email: address, password, org: 'Willow Practice' });
   }
 
   it('refuses a guessable password with the reason, then asks to check the mail', async () => {
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
-    await fillSignup(page, email, 'aaaaaaaaaaaa');
+    await signUpAs(page, email, 'aaaaaaaaaaaa');
     await page
       .getByRole('alert')
       .getByText(/too easy to guess\. Repeated characters like "aaa"/)
@@ -74,7 +65,7 @@ describe.skipIf(Boolean(skipReason))(`panel signup with email verification (${ba
     const ctx = await panel.newContext();
     const page = await panel.newPage(ctx);
     const linksBefore = verificationLinks(panel.t, email).length;
-    await fillSignup(page, email.toUpperCase(), PASSWORD);
+    await signUpAs(page, email.toUpperCase(), PASSWORD);
     await page.getByRole('heading', { name: 'Check your email' }).waitFor();
     expect(verificationLinks(panel.t, email)).toHaveLength(linksBefore);
     await ctx.close();

@@ -1,17 +1,10 @@
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { call, freshIp, login } from './helpers/auth-client.js';
 import { bearer } from './helpers/fixtures.js';
-import {
-  finishSignup,
-  hasChromium,
-  noChromiumReason,
-  screenshotDir as shots,
-  startPanel,
-  type Panel,
-} from './helpers/panel.js';
+import { panelSkipReason, screenshotDir as shots, usePanel } from './helpers/panel.js';
 import { startSamlIdp, type TestSamlIdp } from './helpers/saml-idp.js';
 import { backendLabel } from './helpers/test-app.js';
 
@@ -22,15 +15,14 @@ import { backendLabel } from './helpers/test-app.js';
  * the SP entity id, ACS URL and SP metadata URL (as the API has them, copyable) and the IdP's
  * sign-in URL and certificate fingerprint; then removes the connection past a confirmation.
  */
-if (!hasChromium) console.warn(`panel-sso-saml skipped: ${noChromiumReason}`);
+const skipReason = panelSkipReason('panel-sso-saml');
 
 const PASSWORD = 'amber-harbor-lantern-63';
 // SOTTO_PUBLIC_URL of the test app.
 const PUBLIC = 'https://sotto.test';
 
-describe.skipIf(!hasChromium)(`SAML single sign-on screen in Chromium (${backendLabel})`, () => {
-  let panel: Panel;
-  let base: string;
+describe.skipIf(Boolean(skipReason))(`SAML single sign-on screen in Chromium (${backendLabel})`, () => {
+  const panel = usePanel();
   let idp: TestSamlIdp;
   let ctx: BrowserContext;
   let page: Page;
@@ -38,15 +30,8 @@ describe.skipIf(!hasChromium)(`SAML single sign-on screen in Chromium (${backend
   const ownerEmail = `owner-${stamp}@example.test`;
 
   beforeAll(async () => {
-    panel = await startPanel();
-    base = panel.base;
     idp = await startSamlIdp(`harbor-${stamp}`);
   }, 120_000);
-
-  afterAll(async () => {
-    await ctx?.close();
-    await panel?.close();
-  });
 
   const api = (token: string, url: string, method: 'GET' | 'DELETE' = 'GET') =>
     call(panel.t, freshIp(), { method, url, headers: bearer(token) });
@@ -61,19 +46,17 @@ describe.skipIf(!hasChromium)(`SAML single sign-on screen in Chromium (${backend
 
   it('an owner uploads IdP metadata and is shown what to give the IdP, as the API has it', async () => {
     ctx = await panel.newContext();
-    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: panel.base });
     page = await panel.newPage(ctx);
-    await page.goto(`${base}/signup`);
-    await page.getByLabel('Your name').fill('Sami Saml');
-    await page.getByLabel('Email').fill(ownerEmail);
-    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-    await page.getByLabel('Organization').fill('Harbor Practice');
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await finishSignup(page, panel, ownerEmail, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.signUp(page, {
+      name: 'Sami Saml',
+      email: ownerEmail,
+      password: PASSWORD,
+      org: 'Harbor Practice',
+    });
     const { accessToken } = await login(panel.t, { email: ownerEmail, password: PASSWORD, ip: freshIp() });
 
-    await page.goto(`${base}/org/sso`);
+    await page.goto(`${panel.base}/org/sso`);
     await page.getByText('Not set up yet').waitFor();
     // OpenID Connect is the default; SAML has its own form.
     expect(await page.getByRole('radio', { name: 'OpenID Connect' }).isChecked()).toBe(true);

@@ -6,20 +6,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrgWithUser } from './helpers/fixtures.js';
 import { startIdp, type TestIdp } from './helpers/oidc-idp.js';
-import { hasChromium, noChromiumReason, startPanel, type Panel } from './helpers/panel.js';
+import { panelSkipReason, usePanel } from './helpers/panel.js';
 import { backendLabel } from './helpers/test-app.js';
 
-if (!hasChromium) console.warn(`panel-sso skipped: ${noChromiumReason}`);
+const skipReason = panelSkipReason('panel-sso');
 
-describe.skipIf(!hasChromium)(`login page SSO in Chromium (${backendLabel})`, () => {
-  let panel: Panel;
+describe.skipIf(Boolean(skipReason))(`login page SSO in Chromium (${backendLabel})`, () => {
+  const panel = usePanel({ env: { SOTTO_SSO_ALLOW_INSECURE_ISSUERS: 'true' } });
   let idp: TestIdp;
-  const csp: string[] = [];
   // The server's configured public URL (test-app): the IdP sends the browser back there.
   const PUBLIC = 'https://sotto.test';
 
   beforeAll(async () => {
-    panel = await startPanel({ SOTTO_SSO_ALLOW_INSECURE_ISSUERS: 'true' });
     idp = await startIdp({ redirectUri: `${PUBLIC}/api/v1/auth/sso/callback` });
     idp.accounts.set('gina', { email: 'gina@g.example', email_verified: true, name: 'Gina' });
     const owner = await createOrgWithUser(panel.t.services);
@@ -39,7 +37,6 @@ describe.skipIf(!hasChromium)(`login page SSO in Chromium (${backendLabel})`, ()
 
   afterAll(async () => {
     await idp?.close();
-    await panel?.close();
   });
 
   it('signs in through the IdP and lands in the panel with a session', async () => {
@@ -51,7 +48,7 @@ describe.skipIf(!hasChromium)(`login page SSO in Chromium (${backendLabel})`, ()
         headers: { location: route.request().url().replace(PUBLIC, panel.base) },
       }),
     );
-    const page = await panel.newPage(ctx, csp);
+    const page = await panel.newPage(ctx);
     await page.goto(`${panel.base}/login`);
     await page.getByRole('button', { name: 'Continue with SSO' }).click();
     await page.getByLabel('Work email').fill('gina@g.example');
@@ -66,7 +63,7 @@ describe.skipIf(!hasChromium)(`login page SSO in Chromium (${backendLabel})`, ()
 
   it('shows an sso_error message without details', async () => {
     const ctx = await panel.newContext();
-    const page = await panel.newPage(ctx, csp);
+    const page = await panel.newPage(ctx);
     await page.goto(`${panel.base}/login?sso_error=domain_not_allowed`);
     await page.getByText('Your email domain is not allowed to sign in to this organization.').waitFor();
     await page.goto(`${panel.base}/login?sso_error=<script>`);
@@ -76,7 +73,7 @@ describe.skipIf(!hasChromium)(`login page SSO in Chromium (${backendLabel})`, ()
 
   it('asks for the work email and hands the browser to the start route', async () => {
     const ctx = await panel.newContext();
-    const page = await panel.newPage(ctx, csp);
+    const page = await panel.newPage(ctx);
     await page.goto(`${panel.base}/login`);
     await page.getByRole('button', { name: 'Continue with SSO' }).click();
     await page.getByLabel('Work email').fill('someone@unconfigured.example');
@@ -90,6 +87,6 @@ describe.skipIf(!hasChromium)(`login page SSO in Chromium (${backendLabel})`, ()
   });
 
   it('saw no CSP violation', () => {
-    expect(csp).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   });
 });

@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { withSystem, withTenant } from '../src/db/tenant.js';
 import { recordingRepository } from '../src/repositories/recording.repository.js';
 import { addUser } from './helpers/fixtures.js';
-import { finishSignup, logIn, panelSkipReason, startPanel, type Panel } from './helpers/panel.js';
+import { panelSkipReason, usePanel } from './helpers/panel.js';
+import { DESKTOP, PHONE } from './helpers/panel-checks.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { FIXTURES } from './helpers/speech-fixtures.js';
 import { backendLabel } from './helpers/test-app.js';
@@ -23,8 +24,6 @@ import { seedTranscript } from './helpers/transcripts.js';
 const skipReason = panelSkipReason('panel-usability');
 
 const PASSWORD = 'amber-harbour-lantern-47';
-const DESKTOP = { width: 1440, height: 900 };
-const PHONE = { width: 390, height: 844 };
 const wav = (name: string) => readFileSync(path.join(FIXTURES, name));
 
 interface Box {
@@ -36,10 +35,9 @@ interface Box {
 }
 
 describe.skipIf(Boolean(skipReason))(`panel: usability fixes of issue 13 (${backendLabel})`, () => {
-  let panel: Panel;
+  const panel = usePanel(() => ({ env: recordingEnv().env }));
   let ctx: BrowserContext;
   let page: Page;
-  const cspViolations: string[] = [];
   const email = `usable-${Date.now()}@example.test`;
   let auth: Record<string, string> = {};
   let owner = { orgId: '', userId: '' };
@@ -70,26 +68,13 @@ describe.skipIf(Boolean(skipReason))(`panel: usability fixes of issue 13 (${back
     page.evaluate(`document.querySelector('.player audio').${prop}`) as Promise<number | boolean>;
 
   beforeAll(async () => {
-    panel = await startPanel(recordingEnv().env);
     await panel.t.services.jobs.start();
     ctx = await panel.newContext(DESKTOP);
-    page = await panel.newPage(ctx, cspViolations);
-  }, 120_000);
-
-  afterAll(async () => {
-    await ctx?.close();
-    await panel?.close();
+    page = await panel.newPage(ctx);
   });
 
   it('the upload title follows the chosen file, unless typed; a refused file sets nothing', async () => {
-    await page.goto(`${panel.base}/signup`);
-    await page.getByLabel('Your name').fill('Dr Ines Park');
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-    await page.getByLabel('Organization').fill('Harbour Practice');
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await finishSignup(page, panel, email, PASSWORD);
-    await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    await panel.signUp(page, { name: 'Dr Ines Park', email, password: PASSWORD, org: 'Harbour Practice' });
     await apiLogin();
     const me = await withSystem(panel.t.db, (tx) =>
       tx.query<{ id: string; org_id: string }>('SELECT id, org_id FROM users WHERE email = $1', [email]),
@@ -303,8 +288,7 @@ describe.skipIf(Boolean(skipReason))(`panel: usability fixes of issue 13 (${back
     await page.goto(`${panel.base}/recordings`);
     await page.getByRole('heading', { name: /^(Recordings|Log in to Sotto)$/ }).waitFor();
     if (await page.getByRole('heading', { name: 'Log in to Sotto' }).isVisible()) {
-      await logIn(page, panel.base, email, PASSWORD);
-      await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+      await panel.loginAs(page, { email, password: PASSWORD });
     }
     const pages = [
       { path: '/org/members', ready: () => page.getByRole('combobox', { name: 'Role of Mo Member' }) },
@@ -331,6 +315,6 @@ describe.skipIf(Boolean(skipReason))(`panel: usability fixes of issue 13 (${back
     expect(found).toEqual([]);
     // The scroll regions are reachable by keyboard.
     expect(await page.getByRole('region', { name: 'Per speaker' }).getAttribute('tabindex')).toBe('0');
-    expect(cspViolations).toEqual([]);
+    expect(panel.cspViolations).toEqual([]);
   }, 120_000);
 });

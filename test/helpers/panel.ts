@@ -1,8 +1,9 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 import { buildServer } from '../../src/http/server.js';
 import { ensureSelfSignedCert } from '../../src/repositories/tls.repository.js';
 import { verificationToken } from './auth-client.js';
@@ -39,9 +40,29 @@ export interface Panel {
   browser: Browser;
   /** Every CSP violation, console CSP error and page error seen by pages from newPage. */
   cspViolations: string[];
+  /** A private folder for the spec's own files (a WAV, a data dir), removed with the panel. */
+  dir: string;
   newContext(viewport?: { width: number; height: number }): Promise<BrowserContext>;
   newPage(ctx: BrowserContext, sink?: string[]): Promise<Page>;
+  /** Logs `user` in through the login page and waits for the Recordings page it lands on. */
+  loginAs(page: Page, user: Credentials): Promise<void>;
+  /**
+   * Signs a new organization up through /signup, opens the emailed link, logs in and waits for
+   * the Recordings page.
+   */
+  signUp(page: Page, person: Signup): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface Credentials {
+  email: string;
+  password: string;
+}
+
+/** What the signup form asks for. */
+export interface Signup extends Credentials {
+  name: string;
+  org: string;
 }
 
 export interface PanelOptions {
@@ -49,9 +70,21 @@ export interface PanelOptions {
   browserArgs?: string[];
 }
 
-export async function startPanel(env: Record<string, string> = {}, opts: PanelOptions = {}): Promise<Panel> {
+export interface PanelSetup extends PanelOptions {
+  /** The app's environment, over the panel's defaults. */
+  env?: Record<string, string>;
+}
+
+/** The set-up made when the panel starts, given the panel's folder (Panel.dir). */
+export type PanelSetupFn = (dir: string) => PanelSetup | Promise<PanelSetup>;
+
+export async function startPanel(
+  env: Record<string, string> | PanelSetupFn = {},
+  opts: PanelOptions = {},
+): Promise<Panel> {
   const work = mkdtempSync(path.join(tmpdir(), 'sotto-panel-'));
-  const webRoot = await panelWebRoot(repoRoot, work);
+  const dir = path.join(work, 'files');
+  mkdirSync(dir);
   let t: TestApp | undefined;
   let server: FastifyInstance | undefined;
   let browser: Browser | undefined;
@@ -63,7 +96,9 @@ export async function startPanel(env: Record<string, string> = {}, opts: PanelOp
     rmSync(work, { recursive: true, force: true });
   };
   try {
-    t = await startTestApp({ env: { SOTTO_RATE_LIMIT_API_PER_MINUTE: '10000', ...env } });
+    const setup = typeof env === 'function' ? await env(dir) : { env, ...opts };
+    const webRoot = await panelWebRoot(repoRoot, work);
+    t = await startTestApp({ env: { SOTTO_RATE_LIMIT_API_PER_MINUTE: '10000', ...setup.env } });
     const cert = await ensureSelfSignedCert(path.join(work, 'tls'), []);
     server = await buildServer({ services: t.services, https: cert, webRoot });
     await server.listen({ port: 0, host: '127.0.0.1' });
@@ -80,7 +115,7 @@ export async function startPanel(env: Record<string, string> = {}, opts: PanelOp
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
-        ...(opts.browserArgs ?? []),
+        ...(setup.browserArgs ?? []),
       ],
     });
   } catch (err) {
@@ -89,11 +124,13 @@ export async function startPanel(env: Record<string, string> = {}, opts: PanelOp
   }
   const cspViolations: string[] = [];
   const b = browser;
-  return {
+  const base = `https://127.0.0.1:${port}`;
+  const panel: Panel = {
     t,
-    base: `https://127.0.0.1:${port}`,
+    base,
     browser: b,
     cspViolations,
+    dir,
     newContext: (viewport = { width: 1100, height: 760 }) =>
       b.newContext({ ignoreHTTPSErrors: true, viewport }),
     async newPage(ctx, sink = cspViolations) {
@@ -110,16 +147,93 @@ export async function startPanel(env: Record<string, string> = {}, opts: PanelOp
       page.on('pageerror', (err) => sink.push(`page error: ${err.message}`));
       return page;
     },
+    async loginAs(page, user) {
+      await logIn(page, base, user.email, user.password);
+      await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    },
+    async signUp(page, person) {
+      await page.goto(`${base}/signup`);
+      await fillSignup(page, person);
+      await finishSignup(page, panel, person.email, person.password);
+      await page.getByRole('heading', { name: 'Recordings', exact: true }).waitFor();
+    },
     close,
+  };
+  return panel;
+}
+
+/** What a browser spec holds of its panel: everything but close, which usePanel's afterAll owns. */
+export type PanelHandle = Omit<Panel, 'close'>;
+
+/** How long starting a panel may take: the run's one Vite build may be under way in another spec. */
+const START_TIMEOUT_MS = 180_000;
+
+/**
+ * The panel of a browser spec's describe block, the one way the specs set it up: started in a
+ * beforeAll (a fresh test app with `setup`'s env, HTTPS, the Vite build, Chromium), closed in an
+ * afterAll (browser and every context, server, app, Panel.dir). Hooks registered after this
+ * call run after the start and, vitest running afterAll hooks in reverse (sequence.hooks
+ * "stack"), before the close. `setup` as a function is called at the start, with Panel.dir, for
+ * an env or browser switches that need files or must not be made while tests are collected.
+ */
+export function usePanel(setup: PanelSetup | PanelSetupFn = {}): PanelHandle {
+  let panel: Panel | undefined;
+  const started = (): Panel => {
+    if (!panel) throw new Error('the panel is not started: use it in hooks and tests after usePanel()');
+    return panel;
+  };
+  beforeAll(async () => {
+    panel = await startPanel(typeof setup === 'function' ? setup : () => setup);
+  }, START_TIMEOUT_MS);
+  afterAll(async () => {
+    await panel?.close();
+  });
+  return {
+    get t() {
+      return started().t;
+    },
+    get base() {
+      return started().base;
+    },
+    get browser() {
+      return started().browser;
+    },
+    get cspViolations() {
+      return started().cspViolations;
+    },
+    get dir() {
+      return started().dir;
+    },
+    newContext: (viewport) => started().newContext(viewport),
+    newPage: (ctx, sink) => started().newPage(ctx, sink),
+    loginAs: (page, user) => started().loginAs(page, user),
+    signUp: (page, person) => started().signUp(page, person),
   };
 }
 
 /**
- * Why the browser spec `spec` cannot run here ('' when it can: Chromium, and the corpus too when
- * `needsCorpus`), warned once so a skipped run says why. Use as describe.skipIf(Boolean(reason)).
+ * Gives a fixture user (made without a password one can type) `password`, to log in through
+ * the panel; the user is returned with it, ready for loginAs.
  */
-export function panelSkipReason(spec: string, needsCorpus = false): string {
-  const reason = needsCorpus && !hasCorpus ? noCorpusReason : !hasChromium ? noChromiumReason : '';
+export async function withPassword<U extends { userId: string }>(
+  t: TestApp,
+  user: U,
+  password: string,
+): Promise<U & { password: string }> {
+  await t.db.query('UPDATE users SET password_hash = $1 WHERE id = $2', [
+    await t.services.hasher.hash(password),
+    user.userId,
+  ]);
+  return { ...user, password };
+}
+
+/**
+ * Why the browser spec `spec` cannot run here ('' when it can: Chromium, the corpus too when
+ * `needsCorpus`, and no `otherReason` of its own, such as a missing tool), warned once so a
+ * skipped run says why. Use as describe.skipIf(Boolean(reason)).
+ */
+export function panelSkipReason(spec: string, needsCorpus = false, otherReason = ''): string {
+  const reason = needsCorpus && !hasCorpus ? noCorpusReason : !hasChromium ? noChromiumReason : otherReason;
   if (reason) console.warn(`${spec} skipped: ${reason}`);
   return reason;
 }
@@ -138,6 +252,15 @@ export async function logIn(page: Page, base: string, email: string, password: s
  * the mailbox when SMTP is not configured) is opened as from a mail client, then the person logs
  * in (the caller waits for where it lands).
  */
+/** Fills the signup form on the page as it is and sends it (the caller waits for what follows). */
+export async function fillSignup(page: Page, person: Signup): Promise<void> {
+  await page.getByLabel('Your name').fill(person.name);
+  await page.getByLabel('Email').fill(person.email);
+  await page.getByLabel('Password', { exact: true }).fill(person.password);
+  await page.getByLabel('Organization').fill(person.org);
+  await page.getByRole('button', { name: 'Create account' }).click();
+}
+
 export async function finishSignup(
   page: Page,
   panel: Pick<Panel, 't' | 'base'>,
