@@ -106,7 +106,8 @@ describe.skipIf(!hasCorpus)(
     beforeAll(async () => {
       const r = recordingEnv({ SOTTO_JOB_LEASE_SECONDS: '3', SOTTO_LIVE_RECHECK_SECONDS: '1' });
       dataDir = r.dataDir;
-      t = await startTestApp({ env: r.env });
+      // One test deletes while the worker is transcribing: recognition must take its real time.
+      t = await startTestApp({ env: r.env, engine: 'real' });
       owner = await createOrgWithUser(t.services, { role: 'owner' });
       member = await addUser(t.services, owner.orgId, { role: 'member' });
       outsider = await createOrgWithUser(t.services, { role: 'owner' });

@@ -44,7 +44,11 @@ async function session(
   spyOn?: (prefix: string, id: string) => Promise<(() => Buffer[]) | undefined>,
   speed = 1.5,
 ) {
-  const t: TestApp = await startTestApp({ env: recordingEnv({ ...env, SOTTO_LIVE_MAX_PER_ORG: '20' }).env });
+  const t: TestApp = await startTestApp({
+    env: recordingEnv({ ...env, SOTTO_LIVE_MAX_PER_ORG: '20' }).env,
+    // Partial text and its timing are what this spec is about: the real recognizer.
+    engine: 'real',
+  });
   let server: Listening | undefined;
   try {
     server = await listenTls(t.services);

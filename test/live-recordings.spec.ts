@@ -61,7 +61,8 @@ describe(`live recordings over WSS (${backendLabel})`, () => {
       // Polling a job for a minute from one address would exceed the default API budget.
       SOTTO_RATE_LIMIT_API_PER_MINUTE: '100000',
     });
-    t = await startTestApp({ env });
+    // The corpus stream's live WER is checked: the real recognizer, not a replay.
+    t = await startTestApp({ env, engine: 'real' });
     server = await listenTls(t.services);
     owner = await createOrgWithUser(t.services, { role: 'owner' });
     member = await addUser(t.services, owner.orgId, { role: 'member' });

@@ -34,7 +34,8 @@ describe.skipIf(!installed.available)(
       // The spec polls ten times a second for minutes: not a client the API's rate limit is about.
       const r = recordingEnv({ SOTTO_JOB_CONCURRENCY: '2', SOTTO_RATE_LIMIT_API_PER_MINUTE: '100000' });
       dataDir = r.dataDir;
-      t = await startTestApp({ env: r.env });
+      // Fairness is about how long real recognition takes: no replay.
+      t = await startTestApp({ env: r.env, engine: 'real' });
       user = await createOrgWithUser(t.services, { role: 'member' });
       await t.services.jobs.start();
     });

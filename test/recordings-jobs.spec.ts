@@ -55,7 +55,8 @@ describe.skipIf(!hasCorpus)(
         SOTTO_RATE_LIMIT_API_PER_MINUTE: '100000',
       });
       dataDir = r.dataDir;
-      t = await startTestApp({ env: r.env, clock });
+      // A worker is killed mid-job: recognition must take its real time, not a replay's instant.
+      t = await startTestApp({ env: r.env, clock, engine: 'real' });
       user = await createOrgWithUser(t.services, { role: 'member' });
     });
     afterAll(async () => {

@@ -76,7 +76,8 @@ describe.skipIf(!installed.available)(
     const ip = freshIp();
 
     beforeAll(async () => {
-      t = await startTestApp({ env: recordingEnv().env });
+      // Progress moving during recognition needs recognition that takes time: no replay.
+      t = await startTestApp({ env: recordingEnv().env, engine: 'real' });
       owner = await createOrgWithUser(t.services, { role: 'owner' });
       dir = mkdtempSync(path.join(tmpdir(), 'sotto-progress-'));
     });

@@ -13,6 +13,7 @@ import { freshIp } from './auth-client.js';
 import { bearer, createOrgWithUser, type TestUser } from './fixtures.js';
 import { createLive, listenTls, openWs, type Conn, type Listening } from './live.js';
 import { hasCorpus, noCorpusReason } from './corpus.js';
+import { replayWrap } from './replay-engine.js';
 import { testMasterKey, usingPostgres, usingRedis, type TestApp } from './test-app.js';
 
 /**
@@ -80,6 +81,7 @@ export function instanceFactory(db: Database, env: Record<string, string>) {
       redis,
       logger,
       ...(opts.clock ? { clock: opts.clock } : {}),
+      engineDeps: { wrap: replayWrap },
     });
     const app = await buildServer({ services });
     await app.ready();

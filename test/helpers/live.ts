@@ -8,6 +8,7 @@ import { ensureSelfSignedCert } from '../../src/repositories/tls.repository.js';
 import { createServices, type Services } from '../../src/app.js';
 import type { TestApp } from './test-app.js';
 import { bearer } from './fixtures.js';
+import { replayWrap } from './replay-engine.js';
 
 /**
  * Live-recording test client: the real server listening with TLS 1.3 on an ephemeral port and
@@ -166,6 +167,7 @@ export async function secondNode(
     db: t.db,
     redis,
     logger: t.services.logger,
+    engineDeps: { wrap: replayWrap },
   });
   const server = await listenTls(services);
   return {

@@ -10,6 +10,7 @@ import { buildServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/http/logger.js';
 import type { Clock } from '../../src/repositories/clock.repository.js';
 import { pgliteSnapshot, postgresTemplate } from './db-template.js';
+import { replayWrap } from './replay-engine.js';
 
 /**
  * Integration harness. Runs against PGlite (in memory) by default; when DATABASE_URL / REDIS_URL
@@ -69,6 +70,12 @@ export interface TestAppOptions {
   /** The retry backoffs' random source: `() => 1` makes every delay its ceiling (exact). */
   random?: () => number;
   env?: Record<string, string>;
+  /**
+   * 'replay' (default): pocketsphinx's answers are replayed from its recordings (replay-engine.ts),
+   * the real engine answering only what was never recorded. 'real' for specs of the engine itself,
+   * of accuracy, or of partial-text timing.
+   */
+  engine?: 'replay' | 'real';
 }
 
 export function testMasterKey(): string {
@@ -108,6 +115,7 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
     logger,
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.random ? { random: opts.random } : {}),
+    ...(opts.engine === 'real' ? {} : { engineDeps: { wrap: replayWrap } }),
   });
   const app = await buildServer({ services });
   await app.ready();

@@ -43,6 +43,8 @@ export interface SelectEngineDeps {
    * server, the worker's own folder on a remote worker (never the OS temp dir, which nothing sweeps).
    */
   tmpDir?: string;
+  /** Wraps the chosen engine (tests: a replay of the real recognizer's recorded answers). */
+  wrap?: (engine: AsrEngine) => AsrEngine;
 }
 
 export function modelsDir(dataDir: string): string {
@@ -78,6 +80,15 @@ export async function selectEngine(
   asr: EngineSettings,
   dataDir: string,
   deps: SelectEngineDeps = {},
+): Promise<EngineChoice> {
+  const choice = await chooseEngine(asr, dataDir, deps);
+  return deps.wrap ? { ...choice, engine: deps.wrap(choice.engine) } : choice;
+}
+
+async function chooseEngine(
+  asr: EngineSettings,
+  dataDir: string,
+  deps: SelectEngineDeps,
 ): Promise<EngineChoice> {
   switch (asr.engine) {
     case 'whisper':
