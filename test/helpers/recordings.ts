@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { LightMyRequestResponse } from 'fastify';
@@ -52,11 +52,18 @@ export function upload(
 }
 
 /** Env for a test app with its own data dir (uploads are staged under it) and the sphinx engine. */
+// Every data dir recordingEnv made goes when the spec's process ends (its app is closed by then).
+const made: string[] = [];
+process.once('exit', () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 export function recordingEnv(extra: Record<string, string> = {}): {
   env: Record<string, string>;
   dataDir: string;
 } {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sotto-rec-'));
+  made.push(dataDir);
   return {
     dataDir,
     env: { SOTTO_DATA_DIR: dataDir, SOTTO_ASR_ENGINE: 'sphinx', SOTTO_JOB_POLL_MS: '100', ...extra },
