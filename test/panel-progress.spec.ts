@@ -31,7 +31,8 @@ const PASSWORD = 'lantern-copper-meadow-31';
 const RATE = 16_000;
 
 describe.skipIf(Boolean(skipReason))(`panel: late live viewer and job progress (${backendLabel})`, () => {
-  const panel = usePanel(() => ({ env: recordingEnv().env }));
+  // The progress page is watched while recognition runs: the real recognizer, not a replay's instant.
+  const panel = usePanel(() => ({ env: recordingEnv().env, engine: 'real' }));
   let owner: TestUser & { password: string };
   let server: Listening;
   const ip = freshIp();

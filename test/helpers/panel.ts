@@ -73,6 +73,8 @@ export interface PanelOptions {
 export interface PanelSetup extends PanelOptions {
   /** The app's environment, over the panel's defaults. */
   env?: Record<string, string>;
+  /** The recognizer: replayed by default, real where a spec needs recognition to take its time. */
+  engine?: 'replay' | 'real';
 }
 
 /** The set-up made when the panel starts, given the panel's folder (Panel.dir). */
@@ -98,7 +100,10 @@ export async function startPanel(
   try {
     const setup = typeof env === 'function' ? await env(dir) : { env, ...opts };
     const webRoot = await panelWebRoot(repoRoot, work);
-    t = await startTestApp({ env: { SOTTO_RATE_LIMIT_API_PER_MINUTE: '10000', ...setup.env } });
+    t = await startTestApp({
+      env: { SOTTO_RATE_LIMIT_API_PER_MINUTE: '10000', ...setup.env },
+      ...(setup.engine ? { engine: setup.engine } : {}),
+    });
     const cert = await ensureSelfSignedCert(path.join(work, 'tls'), []);
     server = await buildServer({ services: t.services, https: cert, webRoot });
     await server.listen({ port: 0, host: '127.0.0.1' });
