@@ -3,6 +3,7 @@ import { getPriority } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planPieces } from '../src/audio/pieces.js';
+import { concatPcm } from '../src/audio/pcm-chunker.js';
 import { wordErrorRate } from '../src/domain/wer.js';
 import { EngineFailedError, SAMPLE_RATE } from '../src/repositories/asr/engine.js';
 import { SphinxEngine, sphinxAvailability, sphinxHelper } from '../src/repositories/asr/sphinx.engine.js';
@@ -135,8 +136,7 @@ describe.skipIf(skip !== undefined)(`warm pocketsphinx engine${skip ? ` (skipped
       // Every read recording back to back, a second of silence between them: ~30 s of speech.
       const gap = new Int16Array(SAMPLE_RATE);
       const parts = references.flatMap((r) => [audio(r.file), gap]);
-      const pcm = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-      parts.reduce((at, p) => (pcm.set(p, at), at + p.length), 0);
+      const pcm = concatPcm(parts);
 
       const boundaries = (await e.scan(pcm, {}))!;
       expect(boundaries.length).toBeGreaterThanOrEqual(references.length - 1);

@@ -7,6 +7,7 @@ import {
   type LiveSegment,
 } from '../src/services/live-session.js';
 import { sine16k } from './helpers/audio-files.js';
+import { concatPcm } from '../src/audio/pcm-chunker.js';
 
 /**
  * LiveSession on synthetic audio (tone bursts between silences) with a stand-in engine that
@@ -40,10 +41,7 @@ async function toneWords(pcm: Int16Array, offsetSeconds: number): Promise<Word[]
 
 function speech(pattern: ('tone' | 'gap')[], seconds = 1): Int16Array {
   const parts = pattern.map((p) => (p === 'tone' ? sine16k(220, seconds) : new Int16Array(seconds * RATE)));
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) out.set(p, (at += p.length) - p.length);
-  return out;
+  return concatPcm(parts);
 }
 
 function bytes(pcm: Int16Array): Buffer {

@@ -7,6 +7,7 @@ import { SphinxEngine, sphinxAvailability, sphinxHelper } from '../src/repositor
 import { recognise } from '../src/services/pipeline-recognise.js';
 import { readPcm16Wav } from './helpers/pcm.js';
 import { FIXTURES, readReferences } from './helpers/speech-fixtures.js';
+import { concatPcm } from '../src/audio/pcm-chunker.js';
 
 /**
  * Pieces recognised while the scan is still going on (pipeline-recognise.ts): the warm
@@ -28,9 +29,7 @@ function longTrack(): Int16Array {
   const parts = [0, 1, 2].flatMap(() =>
     reads.flatMap((r) => [readPcm16Wav(path.join(FIXTURES, r.file)), gap]),
   );
-  const pcm = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((at, p) => (pcm.set(p, at), at + p.length), 0);
-  return pcm;
+  return concatPcm(parts);
 }
 
 interface Watch {

@@ -1,6 +1,17 @@
 import { downmix } from './resample.js';
 import { floatToPcm16 } from './wav.js';
 
+/** The parts one after the other, in one new array. */
+export function concatPcm(parts: readonly Int16Array[]): Int16Array {
+  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** A piece of decoded audio at the pipeline rate (16 kHz). */
 export interface PcmChunk {
   /** Index of the chunk's first sample from the start of the recording. */

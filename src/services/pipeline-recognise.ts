@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { planChunks, chunkOwns, type Chunk, type ChunkOptions } from '../audio/chunker.js';
 import { PieceCutter, type Piece } from '../audio/pieces.js';
+import { concatPcm } from '../audio/pcm-chunker.js';
 import type { SpeechRegion, Word } from '../domain/transcript.js';
 import { throwIfAborted, type AdaptationState, type AsrEngine } from '../repositories/asr/engine.js';
 import { DECODE_RATE } from '../repositories/audio-decoder.repository.js';
@@ -101,7 +102,7 @@ async function recogniseChunks(deps: RecogniseDeps, job: RecogniseJob): Promise<
           : leadIn === 'speech'
             ? speechBefore(pcm, regions, chunk.startSample, context)
             : [pcm.subarray(Math.max(0, chunk.startSample - context), chunk.startSample)];
-      const audio = lead.some((p) => p.length > 0) ? concat(lead, own) : own;
+      const audio = lead.some((p) => p.length > 0) ? concatPcm([...lead, own]) : own;
       stats.recognisedSamples += audio.length;
       // The lead-in's words land before the chunk's keep range and are dropped below; the
       // chunk's own audio is contiguous at the end, so its words get their true times.
@@ -279,14 +280,4 @@ export function splitSpans(chunks: readonly Chunk[], count: number): Chunk[][] {
   }
   if (current.length > 0) spans.push(current);
   return spans;
-}
-
-function concat(parts: readonly Int16Array[], last: Int16Array): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, last.length));
-  let at = 0;
-  for (const p of [...parts, last]) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -13,6 +13,7 @@ import {
   type TranscribeOptions,
   type UtteranceBoundary,
 } from '../../src/repositories/asr/engine.js';
+import { concatPcm } from '../../src/audio/pcm-chunker.js';
 import type { Word } from '../../src/domain/transcript.js';
 
 /**
@@ -123,16 +124,6 @@ function digest(...parts: (string | number | ArrayBufferView | undefined)[]): st
     }
   }
   return h.digest('base64url').slice(0, 32);
-}
-
-function concat(parts: readonly Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 // Only English is replayed: other languages go to the real engine, which refuses them.
@@ -285,7 +276,7 @@ class ReplayUtterance implements SpeechStream {
     if (this.ended) return '';
     await this.started;
     const utterance = digest('utterance', this.session.state, this.offset);
-    const pcm = concat(this.parts);
+    const pcm = concatPcm(this.parts);
     const k = `${utterance}/${digest('partial', pcm)}`;
     const hit = store().get(k);
     if (hit && 'partial' in hit) return hit.partial;
@@ -302,7 +293,7 @@ class ReplayUtterance implements SpeechStream {
     if (signal?.aborted) throw abortError(signal);
     try {
       await this.started;
-      const pcm = concat(this.parts);
+      const pcm = concatPcm(this.parts);
       const k = digest('final', this.session.state, this.offset, pcm);
       const hit = this.real ? undefined : store().get(k);
       let words: Word[];
