@@ -74,10 +74,13 @@ export const recordingAudioRepository = {
     return rows[0]?.b ?? recordingId;
   },
 
-  /** Deletes the row; true when there was one. */
-  async remove(tx: Queryable, recordingId: string): Promise<boolean> {
-    const res = await tx.query('DELETE FROM recording_audio WHERE recording_id = $1', [recordingId]);
-    return res.rowCount > 0;
+  /** Deletes the row; the id of the blob it named (undefined when there was none). */
+  async remove(tx: Queryable, recordingId: string): Promise<string | undefined> {
+    const { rows } = await tx.query<{ b: string }>(
+      'DELETE FROM recording_audio WHERE recording_id = $1 RETURNING coalesce(blob_id, recording_id)::text AS b',
+      [recordingId],
+    );
+    return rows[0]?.b;
   },
 
   /** "orgId/blobId" of every row (system context): the blobs that are some recording's audio. */

@@ -207,7 +207,7 @@ export class AudioStoreService {
       // Kept audio can be retried (RecordingRetryService), so a failed job's live speaker labels
       // stay with it; audio destroyed takes them along.
       if (org?.storeAudio) return undefined;
-      const blobId = await takeRow(tx, recordingId);
+      const blobId = await recordingAudioRepository.remove(tx, recordingId);
       await liveRecordingRepository.clearSpeakers(tx, recordingId);
       return blobId ?? recordingId;
     });
@@ -219,7 +219,9 @@ export class AudioStoreService {
    * read from the row before the row went with its recording (else the row says, or the id).
    */
   async remove(orgId: string, recordingId: string, blobId?: string): Promise<void> {
-    const fromRow = await withTenant(this.deps.db, { orgId, userId: null }, (tx) => takeRow(tx, recordingId));
+    const fromRow = await withTenant(this.deps.db, { orgId, userId: null }, (tx) =>
+      recordingAudioRepository.remove(tx, recordingId),
+    );
     await this.deps.blobs.remove(orgId, fromRow ?? blobId ?? recordingId);
   }
 
@@ -276,7 +278,7 @@ export class AudioStoreService {
       // A pending job still needs its audio: deleting the recording is the way to stop it.
       if (rec.status === 'queued' || rec.status === 'processing')
         throw new AppError('conflict', 'The recording is still being transcribed');
-      const blobId = await takeRow(tx, rec.id);
+      const blobId = await recordingAudioRepository.remove(tx, rec.id);
       if (!blobId) throw notFound('Audio');
       await liveRecordingRepository.clearSpeakers(tx, rec.id);
       await this.deps.audit.record(tx, {
@@ -379,12 +381,6 @@ export class AudioStoreService {
 }
 
 /** Deletes the recording's audio row; the id of the blob it named, or undefined when there was none. */
-async function takeRow(tx: Queryable, recordingId: string): Promise<string | undefined> {
-  const row = await recordingAudioRepository.find(tx, recordingId);
-  if (!row || !(await recordingAudioRepository.remove(tx, recordingId))) return undefined;
-  return row.blobId ?? row.recordingId;
-}
-
 function integrity<E>(err: E, recordingId: string, logger: Pick<Logger, 'warn'>): E | AppError {
   if (!(err instanceof AudioIntegrityError)) return err;
   logger.warn({ recordingId, code: 'decryption_failed' }, 'audio integrity check failed');
