@@ -7,12 +7,8 @@ import { withTenant } from '../src/db/tenant.js';
 import { RedisLiveBus, type LiveBus } from '../src/repositories/live-bus.repository.js';
 import { liveSegmentLocation } from '../src/services/live-protocol.js';
 import type { LiveSpools } from '../src/services/live-spool.js';
-import {
-  backlogRetention,
-  type LiveEvent,
-  type LiveServerMessage,
-  type LiveSocket,
-} from '../src/services/live-viewers.js';
+import { backlogRetention } from '../src/services/live-publisher.js';
+import { type LiveEvent, type LiveServerMessage, type LiveSocket } from '../src/services/live-viewers.js';
 import { freshIp } from './helpers/auth-client.js';
 import { actorOf, bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
 import { createLive, frames, listenTls, mustOpen, type Listening, type LiveMessage } from './helpers/live.js';

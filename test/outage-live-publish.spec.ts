@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { Services } from '../src/app.js';
 import { openDatabase } from '../src/db/database.js';
+import { withTenant } from '../src/db/tenant.js';
+import type { LiveBus } from '../src/repositories/live-bus.repository.js';
+import { backlogRetention } from '../src/services/live-publisher.js';
+import { liveSegmentLocation } from '../src/services/live-protocol.js';
+import type { LiveEvent } from '../src/services/live-viewers.js';
 import { sphinxAvailability } from '../src/repositories/asr/sphinx.engine.js';
 import { freshIp } from './helpers/auth-client.js';
 import { createOrgWithUser, eventually } from './helpers/fixtures.js';
@@ -30,6 +36,7 @@ afterAll(async () => {
   for (const fn of cleanup.reverse()) await fn();
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const busOf = (services: Services): LiveBus => (services.live as unknown as { d: { bus: LiveBus } }).d.bus;
 const seqsOf = (c: Conn) => c.messages.filter((m) => m.type === 'segment').map((m) => m.seq as number);
 
 describe.skipIf(!usingPostgres || !installed.available)(
@@ -107,5 +114,62 @@ describe.skipIf(!usingPostgres || !installed.available)(
       const out2 = inst.logs.find((l) => l.includes('live events held through the outage are out'))!;
       expect(JSON.parse(out2)).toMatchObject({ dropped: 0 });
     }, 400_000);
+
+    it('finals already on the bus when the database goes away reach a viewer once it is back', async () => {
+      // The race the spec above can meet by chance, made certain: the events were sealed before
+      // the cut, and the viewer's node must open them (the org's key, under RLS) during it.
+      const fresh = await freshDatabase();
+      cleanup.push(fresh.drop);
+      const proxy = await cuttableDatabase(fresh.url!);
+      cleanup.push(proxy.cut);
+      const db = await openDatabase({ databaseUrl: proxy.url, poolSize: 4 });
+      const { env, dataDir } = recordingEnv({ SOTTO_RATE_LIMIT_API_PER_MINUTE: '100000' });
+      cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
+      const inst = await instanceFactory(db, env)();
+      cleanup.push(async () => {
+        await inst.close().catch(() => undefined);
+        await db.close();
+      });
+      const ip = freshIp();
+      const owner = await createOrgWithUser(inst.services, { role: 'owner' });
+      const id = await createLive(inst, owner.accessToken, ip);
+      const viewer = await mustOpen(inst.server, `/api/v1/recordings/${id}/watch`, {
+        token: owner.accessToken,
+      });
+      await viewer.waitFor((m) => m.type === 'ready');
+      const finals: LiveEvent[] = [1, 2].map((seq) => ({
+        type: 'segment',
+        id: `s${seq}`,
+        seq,
+        speaker: 'Reader',
+        start: seq,
+        end: seq + 1,
+        text: `final ${seq}`,
+        words: [],
+      }));
+      const sealed = await withTenant(db, { orgId: owner.orgId, userId: null }, async (tx) => {
+        const out: Buffer[] = [];
+        for (const e of finals)
+          out.push(await inst.services.keys.encryptJson(tx, liveSegmentLocation(owner.orgId, id), e));
+        return out;
+      });
+
+      await proxy.cut();
+      const bus = busOf(inst.services);
+      for (const [i, payload] of sealed.entries())
+        await bus.publish(id, payload, backlogRetention(finals[i]!, inst.services.config.live, undefined));
+      await eventually(
+        async () =>
+          inst.logs.some((l) => l.includes('live event waits for the database')) ? true : undefined,
+        30_000,
+      );
+      await sleep(1500);
+      expect(seqsOf(viewer)).toEqual([]);
+      await proxy.restore();
+
+      await viewer.waitFor((m) => m.type === 'segment' && m.id === 's2', 30_000);
+      expect(seqsOf(viewer)).toEqual([1, 2]);
+      expect(inst.logs.some((l) => l.includes('live event could not be opened'))).toBe(false);
+    }, 120_000);
   },
 );

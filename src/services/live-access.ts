@@ -9,7 +9,7 @@ import { recordingRepository, type RecordingRow } from '../repositories/recordin
 import { sessionRepository, type LiveSession } from '../repositories/session.repository.js';
 import { supportGrantRepository } from '../repositories/support-grant.repository.js';
 import { LIVE_CLOSE } from './live-session.js';
-import type { RecheckItem } from './live-viewers.js';
+import type { RecheckItem } from './live-recheck.js';
 
 /**
  * Who may still use a live socket. An access token is checked once, at the handshake, but a

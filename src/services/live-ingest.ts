@@ -6,7 +6,8 @@ import { outageOf } from '../domain/outage.js';
 import { LIVE_CLOSE, LiveProtocolError, type LiveStream } from './live-session.js';
 import type { LiveSessions, Session } from './live-sessions.js';
 import type { StreamSpool } from './live-spool.js';
-import type { LiveSocket, LiveViewers } from './live-viewers.js';
+import type { LiveRechecks } from './live-recheck.js';
+import type { LiveSocket } from './live-viewers.js';
 
 /** What one ingest socket may do; the route feeds it parsed frames. */
 export interface IngestHandle {
@@ -19,7 +20,7 @@ export interface IngestHandle {
 /** What an ingest socket needs of LiveService. */
 export interface IngestDeps {
   live: LiveSessions;
-  viewers: Pick<LiveViewers, 'track'>;
+  rechecks: Pick<LiveRechecks, 'track'>;
   logger: Pick<Logger, 'warn'>;
   limits: Pick<Config['live'], 'maxFrameBytes'>;
   /** Ends the recording's session on this node (LiveService.stop). */
@@ -40,7 +41,7 @@ export function openIngestSocket(
   recordingId: string,
   socket: LiveSocket,
 ): IngestHandle {
-  const unwatch = d.viewers.track(actor, recordingId, 'ingest', socket);
+  const unwatch = d.rechecks.track(actor, recordingId, 'ingest', socket);
   let session: Session | undefined;
   let stream: LiveStream | undefined;
   let spool: StreamSpool | undefined;

@@ -2,11 +2,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
-import type { LiveBus } from '../repositories/live-bus.repository.js';
+import type { LiveBus, LiveRetain } from '../repositories/live-bus.repository.js';
+import { partialSlot } from '../crypto/spool-cipher.js';
 import type { KeyService } from './key.service.js';
 import { LivePublishQueue } from './live-publish-queue.js';
 import { liveSegmentLocation } from './live-session.js';
-import { backlogRetention, type LiveEvent } from './live-viewers.js';
+import type { LiveEvent } from './live-viewers.js';
 
 export interface PublisherDeps {
   db: Database;
@@ -62,4 +63,25 @@ export class LivePublisher {
       this.d.logger.warn({ recordingId, err: err.name }, 'live backlog not dropped');
     });
   }
+}
+
+/**
+ * What late viewers get (docs/live.md, "Late viewers"): every final and the latest partial of each
+ * participant, kept beside the bus until the stop, at most for the longest session; other events
+ * are numbered and sent, not kept. The partial's slot is an HMAC of the participant under the
+ * recording's spool key (`slotKey`: random, per recording, never outside the database and the
+ * ingest node's memory, destroyed with the recording), so a Redis key reveals no name and cannot
+ * be computed in advance from a list of names. Without the key (no spool yet) a partial is sent
+ * but not kept.
+ */
+export function backlogRetention(
+  event: LiveEvent,
+  limits: Pick<Config['live'], 'maxMinutes' | 'resumeSeconds' | 'idleSeconds'>,
+  slotKey: Buffer | undefined,
+): LiveRetain {
+  const ttlMs = (limits.maxMinutes * 60 + 2 * limits.resumeSeconds + limits.idleSeconds) * 1000;
+  if (event.type === 'segment') return { kind: 'final', ttlMs };
+  if (event.type === 'partial' && slotKey)
+    return { kind: 'partial', slot: partialSlot(slotKey, event.speaker), ttlMs };
+  return { kind: 'none', ttlMs };
 }

@@ -49,7 +49,7 @@ export interface SessionDeps {
 }
 
 export interface SessionHooks {
-  /** `slotKey`: the recording's spool key, which names a partial's slot (backlogRetention). */
+  /** `slotKey`: the recording's spool key, which names a partial's slot (backlogRetention, live-publisher.ts). */
   publish(orgId: string, recordingId: string, event: LiveEvent, slotKey?: Buffer): Promise<void>;
   fail(orgId: string, recordingId: string, code: string): Promise<void>;
   /** Another node took the recording over, or its spool was removed: drop it here, untouched. */

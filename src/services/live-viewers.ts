@@ -2,30 +2,19 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant.js';
 import type { Actor } from '../domain/auth-context.js';
-import type { Clock } from '../repositories/clock.repository.js';
-import type { LiveBus, LiveRetain } from '../repositories/live-bus.repository.js';
-import type { Config } from '../config/config.js';
-import { partialSlot } from '../crypto/spool-cipher.js';
+import type { LiveBus } from '../repositories/live-bus.repository.js';
+import { backoffMs } from '../domain/backoff.js';
 import { outageOf } from '../domain/outage.js';
 import type { KeyService } from './key.service.js';
+import type { LiveRechecks } from './live-recheck.js';
 import { LIVE_CLOSE, liveSegmentLocation, type LivePartial, type LiveSegment } from './live-session.js';
 
 /**
- * The viewer side of live recordings on one node, and the re-check of every open live socket.
- *
- * Viewers: one bus subscription per recording per node (not per viewer), each event decrypted
- * once and sent to every local viewer of that recording, in publication order. A viewer that
- * does not read (its socket buffer grows past a bound) is closed rather than buffered forever.
- *
- * Re-check: an access token is checked once, at the handshake; a socket may stay open for hours.
- * Every few seconds (SOTTO_LIVE_RECHECK_SECONDS) each socket's session, role, support grant and
- * the recording's visibility are checked again, and a socket that lost its right is closed
- * (4401 when the session ended — revoked device, logout —, 4404 when the recording is no longer
- * visible — role changed, grant revoked, recording deleted). A re-check that cannot be made (the
- * database or Redis down) closes nothing. Polling rather than events keeps it
- * correct across nodes without a second channel. All of a node's sockets are checked in one
- * batch per period (sessions a thousand per query, each recording once), not one query per
- * socket: ten thousand viewers must not mean ten thousand transactions every few seconds.
+ * The viewer side of live recordings on one node: one bus subscription per recording per node
+ * (not per viewer), each event decrypted once and sent to every local viewer of that recording,
+ * in publication order. A viewer that does not read (its socket buffer grows past a bound) is
+ * closed rather than buffered forever. Each viewer's right to watch is re-checked by
+ * LiveRechecks (live-recheck.ts).
  */
 export type LiveEvent =
   | ({ type: 'segment' } & LiveSegment)
@@ -43,25 +32,6 @@ export interface LiveSocket {
   close(code: number, reason: string): void;
   /** Bytes queued but not yet sent. */
   readonly bufferedAmount: number;
-}
-
-export interface RecheckItem {
-  actor: Actor;
-  recordingId: string;
-  purpose: 'ingest' | 'watch';
-}
-
-/**
- * Re-checks every open socket at once (batched: a node may hold thousands of viewers): per item
- * the close code, or undefined while it is allowed or when it could not be asked (`failure`:
- * the first error, the database or Redis down — never a reason to close).
- */
-type Recheck = (
-  items: readonly RecheckItem[],
-) => Promise<{ codes: (number | undefined)[]; failure: unknown }>;
-
-interface Tracked extends RecheckItem {
-  socket: LiveSocket;
 }
 
 /** An event as the bus numbered it (LiveBus: one sequence per recording). */
@@ -137,38 +107,22 @@ interface Channel {
   lastSeq: number;
 }
 
+/** Opening an event through a database outage: tried again within 0.1–2 s. */
+const OPEN_RETRY = { baseMs: 250, capMs: 2000, minMs: 100 };
+
 /** A viewer further behind than this is closed (4429). */
 const MAX_VIEWER_BUFFER_BYTES = 1024 * 1024;
 
 export class LiveViewers {
-  private readonly tracked = new Set<Tracked>();
   private readonly channels = new Map<string, Channel>();
-  /** Clock time (ms) of the last re-check; a test advancing the app's clock makes one due. */
-  private lastRecheck: number;
-  private rechecking = false;
-  private recheckFailingSince: number | undefined;
 
   constructor(
     private readonly bus: LiveBus,
     private readonly keys: KeyService,
     private readonly db: Database,
     private readonly logger: Pick<Logger, 'warn'>,
-    private readonly recheck: Recheck,
-    private readonly clock: Clock,
-  ) {
-    this.lastRecheck = this.now();
-  }
-
-  private now(): number {
-    return this.clock.now().getTime();
-  }
-
-  /** Registers a socket for the periodic re-check; returns its removal. */
-  track(actor: Actor, recordingId: string, purpose: 'ingest' | 'watch', socket: LiveSocket): () => void {
-    const entry = { actor, recordingId, purpose, socket };
-    this.tracked.add(entry);
-    return () => this.tracked.delete(entry);
-  }
+    private readonly rechecks: Pick<LiveRechecks, 'track'>,
+  ) {}
 
   /**
    * Sends `ready`, then what was said so far (every final segment, in order, then the partial of
@@ -177,7 +131,7 @@ export class LiveViewers {
    * meanwhile is in one or both, and sent once.
    */
   async watch(actor: Actor, recordingId: string, socket: LiveSocket): Promise<() => void> {
-    const untrack = this.track(actor, recordingId, 'watch', socket);
+    const untrack = this.rechecks.track(actor, recordingId, 'watch', socket);
     let channel = this.channels.get(recordingId);
     if (!channel) {
       const c: Channel = {
@@ -308,56 +262,44 @@ export class LiveViewers {
     if (event.type === 'stopped') socket.close(LIVE_CLOSE.normal, 'stopped');
   }
 
-  /** Runs the re-check when `periodMs` has passed since the last one (never two at once). */
-  async recheckDue(periodMs: number): Promise<void> {
-    if (this.rechecking || this.now() - this.lastRecheck < periodMs) return;
-    this.rechecking = true;
-    try {
-      const all = [...this.tracked];
-      // A re-check that could not be made (database or Redis down) keeps the socket: an outage
-      // is not a revocation, and ingested audio goes to the node's local spool regardless.
-      const { codes, failure } = await this.recheck(all).catch((err: unknown) => ({
-        codes: [] as (number | undefined)[],
-        failure: err,
-      }));
-      all.forEach((t, i) => {
-        const code = codes[i];
-        // A socket closed while the batch ran is no longer tracked: nothing to do.
-        if (code === undefined || !this.tracked.has(t)) return;
-        this.tracked.delete(t);
-        t.socket.close(code, code === LIVE_CLOSE.unauthenticated ? 'session ended' : 'access revoked');
-      });
-      this.noteRecheckFailure(failure);
-    } finally {
-      this.lastRecheck = this.now();
-      this.rechecking = false;
-    }
-  }
-
-  /** Logged when re-checks start failing and when they work again, not every period. */
-  private noteRecheckFailure(failure: unknown): void {
-    if (failure !== undefined && this.recheckFailingSince === undefined) {
-      this.recheckFailingSince = this.now();
-      this.logger.warn(
-        { err: (failure as Error).name, outage: outageOf(failure) ?? 'unknown' },
-        'live sockets cannot be re-checked (database or Redis unavailable): keeping them open',
-      );
-    } else if (failure === undefined && this.recheckFailingSince !== undefined) {
-      this.logger.warn(
-        { seconds: Math.round((this.now() - this.recheckFailingSince) / 1000) },
-        'live socket re-checks work again',
-      );
-      this.recheckFailingSince = undefined;
-    }
-  }
-
   async close(): Promise<void> {
     for (const [id, c] of this.channels) {
       for (const s of c.sockets.keys()) s.close(LIVE_CLOSE.shuttingDown, 'server shutting down');
       this.channels.delete(id);
       await (await c.unsubscribe)().catch(() => undefined);
     }
-    this.tracked.clear();
+  }
+
+  /**
+   * Decrypts an event for a channel. Opening it needs the database (the org's data key, under
+   * RLS): an event published just before the database went away arrives while it is down, and
+   * used to be dropped as if forged, so viewers connected through the outage missed a final. It
+   * is tried again until the database answers (the channel's chain holds the later events behind
+   * it, in order) or the channel's last viewer leaves.
+   */
+  private async open(
+    orgId: string,
+    recordingId: string,
+    c: Channel,
+    payload: Buffer,
+  ): Promise<LiveEvent | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await withTenant(this.db, { orgId, userId: null }, (tx) =>
+          this.keys.decryptJson<LiveEvent>(tx, liveSegmentLocation(orgId, recordingId), payload),
+        );
+      } catch (err) {
+        if (!outageOf(err)) {
+          // Not sealed for this recording (forged, or another deployment on the same prefix).
+          this.logger.warn({ recordingId }, 'live event could not be opened');
+          return undefined;
+        }
+        if (this.channels.get(recordingId) !== c) return undefined; // nobody watches here any more
+        if (attempt === 1)
+          this.logger.warn({ recordingId }, 'live event waits for the database to be opened');
+        await new Promise((r) => setTimeout(r, backoffMs(OPEN_RETRY, attempt)));
+      }
+    }
   }
 
   private async deliver(
@@ -367,16 +309,8 @@ export class LiveViewers {
     payload: Buffer,
     seq: number,
   ): Promise<void> {
-    let event: LiveEvent;
-    try {
-      event = await withTenant(this.db, { orgId, userId: null }, (tx) =>
-        this.keys.decryptJson<LiveEvent>(tx, liveSegmentLocation(orgId, recordingId), payload),
-      );
-    } catch {
-      // Not sealed for this recording (forged, or another deployment on the same prefix): dropped.
-      this.logger.warn({ recordingId }, 'live event could not be opened');
-      return;
-    }
+    const event = await this.open(orgId, recordingId, c, payload);
+    if (!event) return;
     // The sequence started again (Viewer.lastLive): a new numbering.
     if (seq <= c.lastSeq) c.numbering++;
     c.lastSeq = seq;
@@ -385,25 +319,4 @@ export class LiveViewers {
     if (event.type === 'segment' && !c.finals.has(event.id)) c.finals.set(event.id, at);
     for (const [socket, viewer] of c.sockets) this.offer(socket, viewer, c.finals, { event, seq, at });
   }
-}
-
-/**
- * What late viewers get (docs/live.md, "Late viewers"): every final and the latest partial of each
- * participant, kept beside the bus until the stop, at most for the longest session; other events
- * are numbered and sent, not kept. The partial's slot is an HMAC of the participant under the
- * recording's spool key (`slotKey`: random, per recording, never outside the database and the
- * ingest node's memory, destroyed with the recording), so a Redis key reveals no name and cannot
- * be computed in advance from a list of names. Without the key (no spool yet) a partial is sent
- * but not kept.
- */
-export function backlogRetention(
-  event: LiveEvent,
-  limits: Pick<Config['live'], 'maxMinutes' | 'resumeSeconds' | 'idleSeconds'>,
-  slotKey: Buffer | undefined,
-): LiveRetain {
-  const ttlMs = (limits.maxMinutes * 60 + 2 * limits.resumeSeconds + limits.idleSeconds) * 1000;
-  if (event.type === 'segment') return { kind: 'final', ttlMs };
-  if (event.type === 'partial' && slotKey)
-    return { kind: 'partial', slot: partialSlot(slotKey, event.speaker), ttlMs };
-  return { kind: 'none', ttlMs };
 }

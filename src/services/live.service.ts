@@ -25,6 +25,7 @@ import { LivePublisher } from './live-publisher.js';
 import { liveClaimTtlMs, type LiveSpools } from './live-spool.js';
 import { sweepLive, type SweepHooks } from './live-sweep.js';
 import { CLOSE_RESTART, LiveSessions, type Session } from './live-sessions.js';
+import { LiveRechecks } from './live-recheck.js';
 import { LiveViewers, type LiveSocket } from './live-viewers.js';
 import { requirePermission } from './org.service.js';
 import { titleLocation } from './recording.service.js';
@@ -68,6 +69,7 @@ export class LiveService {
   private readonly live: LiveSessions;
   private lastSweep = 0;
   readonly viewers: LiveViewers;
+  private readonly rechecks: LiveRechecks;
   private readonly timer: NodeJS.Timeout;
   /** This node, for the ingest claim (LiveBus.claim). */
   private readonly nodeId: string;
@@ -84,15 +86,13 @@ export class LiveService {
       fail: (orgId, id, code) => this.fail(orgId, id, code),
       lost: (session) => this.lost(session),
     });
-    this.viewers = new LiveViewers(
-      d.bus,
-      d.keys,
-      d.db,
-      d.logger,
+    this.rechecks = new LiveRechecks(
       // Viewers in one batch; ingest sockets one by one, since their check also renews the claim.
       (items) => recheckSockets(d.db, d.clock, items, (actor, id) => this.authorize(actor, id, 'ingest')),
+      d.logger,
       d.clock,
     );
+    this.viewers = new LiveViewers(d.bus, d.keys, d.db, d.logger, this.rechecks);
     // One timer for idle stops, claim renewals, the sweep and socket re-checks; unref'd so it
     // never keeps a process alive. It only polls: each decides by the app's clock whether it is
     // due, so a test advances that clock instead of waiting (docs/live.md, "Time").
@@ -183,10 +183,10 @@ export class LiveService {
 
   /** Opens an ingest socket (after `authorize`): live-ingest.ts. */
   openIngest(actor: Actor, recordingId: string, socket: LiveSocket): IngestHandle {
-    const { live, viewers } = this;
+    const { live, rechecks } = this;
     const stop = (id: string, reason: 'stopped' | 'max_duration') => this.stop(id, reason);
     return openIngestSocket(
-      { live, viewers, logger: this.d.logger, limits: this.d.limits, stop },
+      { live, rechecks, logger: this.d.logger, limits: this.d.limits, stop },
       actor,
       recordingId,
       socket,
@@ -230,6 +230,7 @@ export class LiveService {
     await Promise.all([...this.live.loading.values()].map((p) => p.catch(() => undefined)));
     await Promise.all([...this.live.all.values()].map((s) => this.suspend(s)));
     await this.viewers.close();
+    this.rechecks.close();
     this.events.close();
     await this.d.bus.close();
   }
@@ -361,7 +362,7 @@ export class LiveService {
         (err: Error) => this.d.logger.warn({ err: err.name }, 'live sweep failed'),
       );
     }
-    await this.viewers.recheckDue(period);
+    await this.rechecks.recheckDue(period);
   }
 
   private readonly sweepHooks: SweepHooks = {
