@@ -303,6 +303,9 @@ export class WatchStream {
   private stoppedFlag = false;
   private cancelled = false;
   private ws: WebSocket | undefined;
+  /** True between a socket's `ready` and its close: events reach us. */
+  private subscribed = false;
+  private onSubscribed: (() => void)[] = [];
   readonly finished: Promise<void>;
   private readyResolve: (() => void) | undefined;
   /** Resolves once the first viewer socket is subscribed (segments from then on reach us). */
@@ -334,6 +337,32 @@ export class WatchStream {
     this.ws?.close();
   }
 
+  /**
+   * Resolves true once a viewer socket is subscribed (at once when one is), false after
+   * `timeoutMs` or when watching has ended. The stop waits for it: a viewer reconnecting after a
+   * network drop gets the finals it missed from the backlog, which the stop drops; stopping first
+   * would lose them from the output and answer the reconnect with 409.
+   */
+  async watching(timeoutMs: number): Promise<boolean> {
+    if (this.subscribed) return true;
+    let timer: NodeJS.Timeout | undefined;
+    let waiter: (() => void) | undefined;
+    const ok = await Promise.race([
+      new Promise<boolean>((resolve) => {
+        waiter = () => resolve(true);
+        this.onSubscribed.push(waiter);
+      }),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+      this.finished.then(
+        () => false,
+        () => false,
+      ),
+    ]);
+    clearTimeout(timer);
+    this.onSubscribed = this.onSubscribed.filter((w) => w !== waiter);
+    return ok;
+  }
+
   private async run(): Promise<void> {
     while (!this.stoppedFlag && !this.cancelled) {
       const ws = await connectWithRetry(
@@ -357,6 +386,7 @@ export class WatchStream {
         });
       });
       this.ws = undefined;
+      this.subscribed = false;
       if (code === 1000 || this.cancelled) return;
       if (isFinalClose(code)) throw closeError(code, reason);
       // Any other close (a restart, an outage on the server: 1012, 1013…) is resumed after a pause.
@@ -371,8 +401,11 @@ export class WatchStream {
     } catch {
       return;
     }
-    if (m.type === 'ready') this.readyResolve?.();
-    else if (m.type === 'stopped') this.stoppedFlag = true;
+    if (m.type === 'ready') {
+      this.subscribed = true;
+      this.readyResolve?.();
+      for (const w of this.onSubscribed.splice(0)) w();
+    } else if (m.type === 'stopped') this.stoppedFlag = true;
     else if (m.type === 'segment' && typeof m.seq === 'number' && m.seq > this.lastSeq) {
       if (m.seq > this.lastSeq + 1 && this.lastSeq > 0)
         this.opts.onEvent({ type: 'missed', count: m.seq - this.lastSeq - 1 });

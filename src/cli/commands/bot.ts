@@ -297,12 +297,21 @@ export async function runBot(opts: BotOptions): Promise<void> {
         screen.event(
           `the server did not acknowledge ${ingest.progress.held} frame(s) in time; stopping anyway`,
         );
+      // After a network drop the viewer reconnects on its own; stopped before it is back, it would
+      // miss the last finals (they come from the backlog, which the stop drops).
+      if (!(await watch.watching(STOP_TIMEOUT_MS)))
+        screen.event(
+          'the viewer is not connected; segments may be missing here (the stored transcript has them)',
+        );
       const status = await ingest.stop(STOP_TIMEOUT_MS);
       if (status === undefined) throw new BotExit('the server did not confirm the stop in time', 5);
       // The viewer gets the last utterances' segments, then `stopped`.
       const grace = new AbortController();
       await Promise.race([
-        watch.finished,
+        // The recording is stopped: a viewer that drops now and finds it gone (409) has ended.
+        watch.finished.catch((err: unknown) => {
+          if (!(err instanceof LiveClientError && err.kind === 'gone')) throw err;
+        }),
         sleep(STOP_TIMEOUT_MS, undefined, { signal: grace.signal }).catch(() => undefined),
       ]);
       grace.abort(); // a pending timer would keep the process alive
