@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -170,5 +170,63 @@ describe('skips', () => {
       'b',
     ]);
     expect(skipConditions('describe.runIf(usingRedis)(`t ${d}`, () => {})')).toEqual(['usingRedis']);
+  });
+});
+
+/**
+ * Spec files share one worker process (vitest.config.ts, `isolate: false`): what one file changes
+ * in the process outlives it. So no spec or helper mocks modules, stubs globals or the environment,
+ * installs fake timers or writes process.env.
+ */
+const PROCESS_WIDE = [
+  /\bvi\.(?:mock|doMock|stubEnv|stubGlobal|useFakeTimers)\(/,
+  /\bprocess\.env(?:\.\w+|\[[^\]]+\])\s*(?:=(?!=)|\+=|\?\?=|\|\|=)/,
+  /\bdelete\s+process\.env\b/,
+  /\bObject\.assign\(\s*process\.env\b/,
+];
+
+describe('specs that share a worker process', () => {
+  it('the rule catches each kind of process-wide change', () => {
+    for (const line of [
+      "vi.mock('../src/app.js');",
+      "vi.stubEnv('TZ', 'UTC');",
+      'vi.useFakeTimers();',
+      "process.env.SOTTO_ENV = 'test';",
+      "process.env['X'] ??= '1';",
+      'delete process.env.DATABASE_URL;',
+      'Object.assign(process.env, extra);',
+    ])
+      expect(
+        PROCESS_WIDE.some((r) => r.test(line)),
+        line,
+      ).toBe(true);
+    for (const line of ["const url = process.env.DATABASE_URL ?? '';", 'if (process.env.CI === "true") {}'])
+      expect(
+        PROCESS_WIDE.some((r) => r.test(line)),
+        line,
+      ).toBe(false);
+  });
+
+  it('in this repository: no spec or test helper changes the worker process for the files after it', () => {
+    const config = readFileSync(path.join(root, 'vitest.config.ts'), 'utf8');
+    const globalSetup = [...(/globalSetup: \[([^\]]*)\]/.exec(config)?.[1] ?? '').matchAll(/'([^']+)'/g)].map(
+      (m) => m[1]!,
+    );
+    expect(globalSetup).toContain('test/helpers/db-template.ts');
+    const files = [
+      // This file names the forbidden calls in its own examples.
+      ...allSpecs(root).filter((f) => f !== 'test/test-layout.spec.ts'),
+      ...readdirSync(path.join(root, 'test/helpers'))
+        .filter((f) => f.endsWith('.ts'))
+        .map((f) => `test/helpers/${f}`)
+        // globalSetup files run once in vitest's own process, before any worker: they hand the
+        // workers what they made through process.env (inherited by the workers), by design.
+        .filter((f) => !globalSetup.includes(f)),
+    ];
+    const offenders = files.filter((f) => {
+      const text = readFileSync(path.join(root, f), 'utf8');
+      return PROCESS_WIDE.some((r) => r.test(text));
+    });
+    expect(offenders).toEqual([]);
   });
 });
