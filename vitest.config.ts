@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
@@ -12,18 +13,21 @@ const specs = specsByKind(root);
 
 export default defineConfig({
   test: {
-    // Files run in parallel up to vitest's default (cores − 1: one at a time on the 2-core CI
-    // machine); tests inside a file share a server and run in order. SOTTO_TEST_WORKERS overrides
-    // it for bigger machines. Measured on 2 cores: three at once took as long (25 min against
-    // 22–24), because the recognizer specs keep both cores busy, and timing specs failed.
+    // Two files at a time at least (cores − 1 on bigger machines; SOTTO_TEST_WORKERS overrides);
+    // tests inside a file share a server and run in order. Measured on the 2-core CI machine, the
+    // PGlite pass: one worker 1,313 s, two 819 s, all green. Before the recognizer replay and the
+    // shared worker process (below) three took as long as one and timing specs failed: the
+    // recognizer specs kept both cores busy; most specs now replay it.
     pool: 'forks',
+    maxWorkers: process.env.SOTTO_TEST_WORKERS
+      ? Number(process.env.SOTTO_TEST_WORKERS)
+      : Math.max(2, availableParallelism() - 1),
     // One worker process runs file after file without a fresh module graph each (isolate: false):
     // the app's ~600 modules are imported once per worker, not once per file. Measured on the
-    // 2-core machine (PGlite pass, 190 files): 36 min → 21 min; 40 light files 169 s → 112 s. It
-    // holds because no spec mocks modules, stubs globals or changes process.env, and every spec
-    // closes what it opens (servers, databases, browsers) in its own afterAll.
+    // 2-core machine (PGlite pass, 190 files, one worker): 36 min → 21 min; 40 light files 169 s →
+    // 112 s. It holds because no spec mocks modules, stubs globals or changes process.env, and
+    // every spec closes what it opens (servers, databases, browsers) in its own afterAll.
     isolate: false,
-    ...(process.env.SOTTO_TEST_WORKERS ? { maxWorkers: Number(process.env.SOTTO_TEST_WORKERS) } : {}),
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Spies made with vi.spyOn are undone before each test, so one test's stub cannot leak into the next.
