@@ -39,34 +39,36 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const busOf = (services: Services): LiveBus => (services.live as unknown as { d: { bus: LiveBus } }).d.bus;
 const seqsOf = (c: Conn) => c.messages.filter((m) => m.type === 'segment').map((m) => m.seq as number);
 
+/** A fresh database behind a proxy the test can cut, an app instance on it and an org owner. */
+async function behindCuttableDatabase(extra: Record<string, string>) {
+  const fresh = await freshDatabase();
+  cleanup.push(fresh.drop);
+  const proxy = await cuttableDatabase(fresh.url!);
+  cleanup.push(proxy.cut);
+  const db = await openDatabase({ databaseUrl: proxy.url, poolSize: 4 });
+  const { env, dataDir } = recordingEnv({ SOTTO_RATE_LIMIT_API_PER_MINUTE: '100000', ...extra });
+  cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
+  const inst = await instanceFactory(db, env)();
+  cleanup.push(async () => {
+    await inst.close().catch(() => undefined);
+    await db.close();
+  });
+  const owner = await createOrgWithUser(inst.services, { role: 'owner' });
+  return { proxy, db, inst, ip: freshIp(), owner };
+}
+
 describe.skipIf(!usingPostgres || !installed.available)(
   `live segments through a database outage (${backendLabel})${usingPostgres ? '' : ': needs PostgreSQL (PGlite cannot become unreachable)'} ${installed.reason ?? ''}`,
   () => {
     it('a viewer gets every final, in order and without a gap, once the database is back', async () => {
-      const fresh = await freshDatabase();
-      cleanup.push(fresh.drop);
-      const proxy = await cuttableDatabase(fresh.url!);
-      cleanup.push(proxy.cut);
-      const db = await openDatabase({ databaseUrl: proxy.url, poolSize: 4 });
-      const { env, dataDir } = recordingEnv({
+      const { proxy, inst, ip, owner } = await behindCuttableDatabase({
         SOTTO_LIVE_PARTIALS: 'false',
         SOTTO_LIVE_RECHECK_SECONDS: '1',
-        SOTTO_RATE_LIMIT_API_PER_MINUTE: '100000',
         // The engine's executables are looked up along the configured PATH.
         PATH: process.env.PATH ?? '',
       });
       const dir = mkdtempSync(path.join(tmpdir(), 'sotto-live-outage-'));
-      cleanup.push(() => {
-        rmSync(dataDir, { recursive: true, force: true });
-        rmSync(dir, { recursive: true, force: true });
-      });
-      const inst = await instanceFactory(db, env)();
-      cleanup.push(async () => {
-        await inst.close().catch(() => undefined);
-        await db.close();
-      });
-      const ip = freshIp();
-      const owner = await createOrgWithUser(inst.services, { role: 'owner' });
+      cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
       const refs = readReferences().filter((r) => r.file.startsWith('librivox'));
       const out = path.join(dir, 'track.wav');
       const { spans } = buildLongTrack(refs, out);
@@ -118,20 +120,7 @@ describe.skipIf(!usingPostgres || !installed.available)(
     it('finals already on the bus when the database goes away reach a viewer once it is back', async () => {
       // The race the spec above can meet by chance, made certain: the events were sealed before
       // the cut, and the viewer's node must open them (the org's key, under RLS) during it.
-      const fresh = await freshDatabase();
-      cleanup.push(fresh.drop);
-      const proxy = await cuttableDatabase(fresh.url!);
-      cleanup.push(proxy.cut);
-      const db = await openDatabase({ databaseUrl: proxy.url, poolSize: 4 });
-      const { env, dataDir } = recordingEnv({ SOTTO_RATE_LIMIT_API_PER_MINUTE: '100000' });
-      cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
-      const inst = await instanceFactory(db, env)();
-      cleanup.push(async () => {
-        await inst.close().catch(() => undefined);
-        await db.close();
-      });
-      const ip = freshIp();
-      const owner = await createOrgWithUser(inst.services, { role: 'owner' });
+      const { proxy, db, inst, ip, owner } = await behindCuttableDatabase({});
       const id = await createLive(inst, owner.accessToken, ip);
       const viewer = await mustOpen(inst.server, `/api/v1/recordings/${id}/watch`, {
         token: owner.accessToken,
