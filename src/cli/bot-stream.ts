@@ -10,8 +10,7 @@ import { LiveClientError, type LiveClient } from '../repositories/live-client.re
  *   (a bounded window: `write` waits when it is full). After a drop it reconnects with backoff and
  *   sends `start {participant, seq: first unacknowledged}` followed by every frame still held;
  *   the server skips frames it already had, so nothing is lost or duplicated.
- * - WatchStream prints final segments as they come, once each (by segment seq); a viewer that
- *   was away misses the segments of that gap (the server does not replay them): it says so.
+ * - WatchStream (bot-watch.ts) prints final segments as they come.
  */
 export interface Auth {
   token(): string;
@@ -52,14 +51,14 @@ const FATAL_CLOSE: Record<number, string> = {
  * code — 1011, 1012 (restart), 1013 (an outage on the server: database, Redis, disk), codes this
  * client does not know — is resumed, so an infrastructure failure never ends a capture.
  */
-const isFinalClose = (code: number) => code in FATAL_CLOSE;
+export const isFinalClose = (code: number) => code in FATAL_CLOSE;
 
-function closeError(code: number, reason: string): LiveClientError {
+export function closeError(code: number, reason: string): LiveClientError {
   return new LiveClientError('refused', `${FATAL_CLOSE[code] ?? 'closed by the server'} (${code} ${reason})`);
 }
 
 /** Reconnects `open` with backoff until it succeeds, a fatal error, or `maxOutageMs`. */
-async function connectWithRetry(
+export async function connectWithRetry(
   open: () => Promise<WebSocket>,
   auth: Auth,
   maxOutageMs: number,
@@ -92,7 +91,7 @@ async function connectWithRetry(
 }
 
 /** Terminates a socket whose peer stopped answering pings (a silent drop sends no FIN). */
-function keepAlive(ws: WebSocket): () => void {
+export function keepAlive(ws: WebSocket): () => void {
   let alive = true;
   ws.on('pong', () => (alive = true));
   const timer = setInterval(() => {
@@ -295,123 +294,5 @@ export class IngestStream {
       this.changed.add(check);
       check();
     });
-  }
-}
-
-export class WatchStream {
-  private lastSeq = 0;
-  private stoppedFlag = false;
-  private cancelled = false;
-  private ws: WebSocket | undefined;
-  /** True between a socket's `ready` and its close: events reach us. */
-  private subscribed = false;
-  private onSubscribed: (() => void)[] = [];
-  readonly finished: Promise<void>;
-  private readyResolve: (() => void) | undefined;
-  /** Resolves once the first viewer socket is subscribed (segments from then on reach us). */
-  readonly ready = new Promise<void>((resolve) => (this.readyResolve = resolve));
-
-  constructor(
-    private readonly client: LiveClient,
-    private readonly recordingId: string,
-    private readonly auth: Auth,
-    private readonly opts: {
-      maxOutageMs: number;
-      onSegment: (s: Segment) => void;
-      /** The words so far of an utterance still being spoken (revisable; replaced by its final). */
-      onPartial?: (p: Pick<Segment, 'id' | 'speaker' | 'text'>) => void;
-      onEvent: (e: StreamEvent) => void;
-    },
-  ) {
-    this.finished = this.run();
-    // The caller awaits `ready` or `finished`; a failure surfaces through `finished`.
-    this.finished.catch(() => undefined);
-  }
-
-  get stopped(): boolean {
-    return this.stoppedFlag;
-  }
-
-  close(): void {
-    this.cancelled = true;
-    this.ws?.close();
-  }
-
-  /**
-   * Resolves true once a viewer socket is subscribed (at once when one is), false after
-   * `timeoutMs` or when watching has ended. The stop waits for it: a viewer reconnecting after a
-   * network drop gets the finals it missed from the backlog, which the stop drops; stopping first
-   * would lose them from the output and answer the reconnect with 409.
-   */
-  async watching(timeoutMs: number): Promise<boolean> {
-    if (this.subscribed) return true;
-    let timer: NodeJS.Timeout | undefined;
-    let waiter: (() => void) | undefined;
-    const ok = await Promise.race([
-      new Promise<boolean>((resolve) => {
-        waiter = () => resolve(true);
-        this.onSubscribed.push(waiter);
-      }),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
-      this.finished.then(
-        () => false,
-        () => false,
-      ),
-    ]);
-    clearTimeout(timer);
-    this.onSubscribed = this.onSubscribed.filter((w) => w !== waiter);
-    return ok;
-  }
-
-  private async run(): Promise<void> {
-    while (!this.stoppedFlag && !this.cancelled) {
-      const ws = await connectWithRetry(
-        () =>
-          this.client.openSocket('watch', this.auth.token(), this.recordingId, (data) =>
-            this.onMessage(String(data)),
-          ),
-        this.auth,
-        this.opts.maxOutageMs,
-        this.opts.onEvent,
-        () => this.cancelled,
-      );
-      if (!ws) return;
-      this.ws = ws;
-      const { code, reason } = await new Promise<{ code: number; reason: string }>((resolve) => {
-        const stopPing = keepAlive(ws);
-        ws.on('error', () => undefined);
-        ws.on('close', (c, r) => {
-          stopPing();
-          resolve({ code: c, reason: r.toString() });
-        });
-      });
-      this.ws = undefined;
-      this.subscribed = false;
-      if (code === 1000 || this.cancelled) return;
-      if (isFinalClose(code)) throw closeError(code, reason);
-      // Any other close (a restart, an outage on the server: 1012, 1013…) is resumed after a pause.
-      await sleep(250);
-    }
-  }
-
-  private onMessage(text: string): void {
-    let m: Record<string, unknown>;
-    try {
-      m = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      return;
-    }
-    if (m.type === 'ready') {
-      this.subscribed = true;
-      this.readyResolve?.();
-      for (const w of this.onSubscribed.splice(0)) w();
-    } else if (m.type === 'stopped') this.stoppedFlag = true;
-    else if (m.type === 'segment' && typeof m.seq === 'number' && m.seq > this.lastSeq) {
-      if (m.seq > this.lastSeq + 1 && this.lastSeq > 0)
-        this.opts.onEvent({ type: 'missed', count: m.seq - this.lastSeq - 1 });
-      this.lastSeq = m.seq;
-      this.opts.onSegment(m as unknown as Segment);
-    } else if (m.type === 'partial' && typeof m.id === 'string' && typeof m.text === 'string')
-      this.opts.onPartial?.(m as unknown as Segment);
   }
 }

@@ -18,7 +18,8 @@ import {
   type LiveClientErrorKind,
   type Tokens,
 } from '../../repositories/live-client.repository.js';
-import { IngestStream, WatchStream, type Auth, type Segment, type StreamEvent } from '../bot-stream.js';
+import { IngestStream, type Auth, type Segment, type StreamEvent } from '../bot-stream.js';
+import { WatchStream } from '../bot-watch.js';
 import { CliError } from '../cli-error.js';
 
 /**
