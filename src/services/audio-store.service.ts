@@ -380,7 +380,6 @@ export class AudioStoreService {
   }
 }
 
-/** Deletes the recording's audio row; the id of the blob it named, or undefined when there was none. */
 function integrity<E>(err: E, recordingId: string, logger: Pick<Logger, 'warn'>): E | AppError {
   if (!(err instanceof AudioIntegrityError)) return err;
   logger.warn({ recordingId, code: 'decryption_failed' }, 'audio integrity check failed');

@@ -5,18 +5,7 @@ import type { Clock } from '../repositories/clock.repository.js';
 import { LIVE_CLOSE } from './live-session.js';
 import type { LiveSocket } from './live-viewers.js';
 
-/**
- * The re-check of every open live socket, ingest and watch. An access token is checked once, at
- * the handshake; a socket may stay open for hours. Every few seconds (SOTTO_LIVE_RECHECK_SECONDS)
- * each socket's session, role, support grant and the recording's visibility are checked again,
- * and a socket that lost its right is closed (4401 when the session ended — revoked device,
- * logout —, 4404 when the recording is no longer visible — role changed, grant revoked, recording
- * deleted). A re-check that cannot be made (the database or Redis down) closes nothing. Polling
- * rather than events keeps it correct across nodes without a second channel. All of a node's
- * sockets are checked in one batch per period (sessions a thousand per query, each recording
- * once), not one query per socket: ten thousand viewers must not mean ten thousand transactions
- * every few seconds.
- */
+/** A socket to re-check: who holds it, on which recording, for what. */
 export interface RecheckItem {
   actor: Actor;
   recordingId: string;
@@ -36,6 +25,18 @@ interface Tracked extends RecheckItem {
   socket: LiveSocket;
 }
 
+/**
+ * The re-check of every open live socket, ingest and watch. An access token is checked once, at
+ * the handshake; a socket may stay open for hours. Every few seconds (SOTTO_LIVE_RECHECK_SECONDS)
+ * each socket's session, role, support grant and the recording's visibility are checked again,
+ * and a socket that lost its right is closed (4401 when the session ended — revoked device,
+ * logout —, 4404 when the recording is no longer visible — role changed, grant revoked, recording
+ * deleted). A re-check that cannot be made (the database or Redis down) closes nothing. Polling
+ * rather than events keeps it correct across nodes without a second channel. All of a node's
+ * sockets are checked in one batch per period (sessions a thousand per query, each recording
+ * once), not one query per socket: ten thousand viewers must not mean ten thousand transactions
+ * every few seconds.
+ */
 export class LiveRechecks {
   private readonly tracked = new Set<Tracked>();
   /** Clock time (ms) of the last re-check; a test advancing the app's clock makes one due. */
