@@ -3,14 +3,20 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { withTenant } from '../src/db/tenant.js';
-import type { LiveBus } from '../src/repositories/live-bus.repository.js';
 import { sessionRepository } from '../src/repositories/session.repository.js';
-import { liveSegmentLocation } from '../src/services/live-session.js';
 import type { LiveEvent } from '../src/services/live-viewers.js';
 import { freshIp } from './helpers/auth-client.js';
 import { addUser, bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
-import { createLive, listenTls, mustOpen, openWs, type Conn, type Listening } from './helpers/live.js';
+import {
+  busOf,
+  createLive,
+  sealLiveEvent,
+  listenTls,
+  mustOpen,
+  openWs,
+  type Conn,
+  type Listening,
+} from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
@@ -143,10 +149,8 @@ describe(`live fan-out costs (${backendLabel})`, () => {
       text: 'once for everyone',
       words: [],
     };
-    const payload = await withTenant(t.db, { orgId: owner.orgId, userId: null }, (tx) =>
-      t.services.keys.encryptJson(tx, liveSegmentLocation(owner.orgId, id), event),
-    );
-    const bus = (t.services.live as unknown as { d: { bus: LiveBus } }).d.bus;
+    const payload = await sealLiveEvent(t, owner.orgId, id, event);
+    const bus = busOf(t.services);
     const stringify = vi.spyOn(JSON, 'stringify');
     let calls: unknown[][] = [];
     try {

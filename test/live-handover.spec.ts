@@ -3,15 +3,22 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Services } from '../src/app.js';
 import { sha256Hex } from '../src/crypto/random.js';
-import { withTenant } from '../src/db/tenant.js';
-import { RedisLiveBus, type LiveBus } from '../src/repositories/live-bus.repository.js';
-import { liveSegmentLocation } from '../src/services/live-protocol.js';
+import { RedisLiveBus } from '../src/repositories/live-bus.repository.js';
 import type { LiveSpools } from '../src/services/live-spool.js';
 import { backlogRetention } from '../src/services/live-publisher.js';
 import { type LiveEvent, type LiveServerMessage, type LiveSocket } from '../src/services/live-viewers.js';
 import { freshIp } from './helpers/auth-client.js';
 import { actorOf, bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
-import { createLive, frames, listenTls, mustOpen, type Listening, type LiveMessage } from './helpers/live.js';
+import {
+  busOf,
+  createLive,
+  sealLiveEvent,
+  frames,
+  listenTls,
+  mustOpen,
+  type Listening,
+  type LiveMessage,
+} from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel, startTestApp, usingRedis, type TestApp } from './helpers/test-app.js';
 
@@ -24,7 +31,6 @@ import { backendLabel, startTestApp, usingRedis, type TestApp } from './helpers/
  * database and keys, the real bus of the node (in memory, or Redis with REDIS_URL); events are
  * published sealed exactly as the ingest side seals them, so the order is chosen by the test.
  */
-const busOf = (services: Services): LiveBus => (services.live as unknown as { d: { bus: LiveBus } }).d.bus;
 const spoolsOf = (services: Services): LiveSpools =>
   (services.live as unknown as { d: { spools: LiveSpools } }).d.spools;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -80,9 +86,7 @@ describe(`live hand-over, backlog and deletion (${backendLabel})`, () => {
 
   /** Sealed for the recording and published on the node's bus, as LiveService does. */
   async function publish(orgId: string, id: string, event: LiveEvent, key = slotKey): Promise<number> {
-    const payload = await withTenant(t.db, { orgId, userId: null }, (tx) =>
-      t.services.keys.encryptJson(tx, liveSegmentLocation(orgId, id), event),
-    );
+    const payload = await sealLiveEvent(t, orgId, id, event);
     return busOf(t.services).publish(id, payload, backlogRetention(event, t.services.config.live, key));
   }
 

@@ -1,11 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withTenant } from '../src/db/tenant.js';
-import type { LiveBus, LiveRetain } from '../src/repositories/live-bus.repository.js';
-import { liveSegmentLocation } from '../src/services/live-session.js';
+import type { LiveRetain } from '../src/repositories/live-bus.repository.js';
 import type { LiveEvent } from '../src/services/live-viewers.js';
 import { freshIp } from './helpers/auth-client.js';
 import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';
-import { createLive, listenTls, mustOpen, type Conn, type Listening } from './helpers/live.js';
+import {
+  busOf,
+  createLive,
+  sealLiveEvent,
+  listenTls,
+  mustOpen,
+  type Conn,
+  type Listening,
+} from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
@@ -56,15 +62,12 @@ describe(`live viewers' memory does not grow with finals (${backendLabel})`, () 
 
   it('per viewer: the same size after 5 and after 205 finals; every final once, also late', async () => {
     const id = await createLive(t, owner.accessToken, ip, 'Long');
-    const bus = (t.services.live as unknown as { d: { bus: LiveBus } }).d.bus;
+    const bus = busOf(t.services);
     const channel = () =>
       (t.services.live.viewers as unknown as { channels: Map<string, ChannelView> }).channels.get(id)!;
     const ttlMs = 60_000;
     const publish = async (event: LiveEvent, retain: LiveRetain) => {
-      const payload = await withTenant(t.db, { orgId: owner.orgId, userId: null }, (tx) =>
-        t.services.keys.encryptJson(tx, liveSegmentLocation(owner.orgId, id), event),
-      );
-      await bus.publish(id, payload, retain);
+      await bus.publish(id, await sealLiveEvent(t, owner.orgId, id, event), retain);
     };
     const final = (n: number): LiveEvent => ({
       type: 'segment',
@@ -132,13 +135,9 @@ describe(`live viewers' memory does not grow with finals (${backendLabel})`, () 
 
   it('a sequence that starts again: a copy numbered like its original is still a copy, new finals come', async () => {
     const id = await createLive(t, owner.accessToken, ip, 'Renumbered');
-    const bus = (t.services.live as unknown as { d: { bus: LiveBus } }).d.bus;
-    const publish = async (event: LiveEvent, retain: LiveRetain) => {
-      const payload = await withTenant(t.db, { orgId: owner.orgId, userId: null }, (tx) =>
-        t.services.keys.encryptJson(tx, liveSegmentLocation(owner.orgId, id), event),
-      );
-      return bus.publish(id, payload, retain);
-    };
+    const bus = busOf(t.services);
+    const publish = async (event: LiveEvent, retain: LiveRetain) =>
+      bus.publish(id, await sealLiveEvent(t, owner.orgId, id, event), retain);
     const ttlMs = 60_000;
     const seg = (sid: string, text: string): LiveEvent => ({
       type: 'segment',

@@ -2,17 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Services } from '../src/app.js';
 import { openDatabase } from '../src/db/database.js';
-import { withTenant } from '../src/db/tenant.js';
-import type { LiveBus } from '../src/repositories/live-bus.repository.js';
 import { backlogRetention } from '../src/services/live-publisher.js';
-import { liveSegmentLocation } from '../src/services/live-protocol.js';
 import type { LiveEvent } from '../src/services/live-viewers.js';
 import { sphinxAvailability } from '../src/repositories/asr/sphinx.engine.js';
 import { freshIp } from './helpers/auth-client.js';
 import { createOrgWithUser, eventually } from './helpers/fixtures.js';
-import { createLive, frames, mustOpen, type Conn } from './helpers/live.js';
+import { busOf, createLive, sealLiveEvent, frames, mustOpen, type Conn } from './helpers/live.js';
 import { instanceFactory } from './helpers/live-instances.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { buildLongTrack, pcmOf, readReferences } from './helpers/speech-fixtures.js';
@@ -36,7 +32,6 @@ afterAll(async () => {
   for (const fn of cleanup.reverse()) await fn();
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const busOf = (services: Services): LiveBus => (services.live as unknown as { d: { bus: LiveBus } }).d.bus;
 const seqsOf = (c: Conn) => c.messages.filter((m) => m.type === 'segment').map((m) => m.seq as number);
 
 /** A fresh database behind a proxy the test can cut, an app instance on it and an org owner. */
@@ -54,7 +49,7 @@ async function behindCuttableDatabase(extra: Record<string, string>) {
     await db.close();
   });
   const owner = await createOrgWithUser(inst.services, { role: 'owner' });
-  return { proxy, db, inst, ip: freshIp(), owner };
+  return { proxy, inst, ip: freshIp(), owner };
 }
 
 describe.skipIf(!usingPostgres || !installed.available)(
@@ -120,7 +115,7 @@ describe.skipIf(!usingPostgres || !installed.available)(
     it('finals already on the bus when the database goes away reach a viewer once it is back', async () => {
       // The race the spec above can meet by chance, made certain: the events were sealed before
       // the cut, and the viewer's node must open them (the org's key, under RLS) during it.
-      const { proxy, db, inst, ip, owner } = await behindCuttableDatabase({});
+      const { proxy, inst, ip, owner } = await behindCuttableDatabase({});
       const id = await createLive(inst, owner.accessToken, ip);
       const viewer = await mustOpen(inst.server, `/api/v1/recordings/${id}/watch`, {
         token: owner.accessToken,
@@ -136,12 +131,8 @@ describe.skipIf(!usingPostgres || !installed.available)(
         text: `final ${seq}`,
         words: [],
       }));
-      const sealed = await withTenant(db, { orgId: owner.orgId, userId: null }, async (tx) => {
-        const out: Buffer[] = [];
-        for (const e of finals)
-          out.push(await inst.services.keys.encryptJson(tx, liveSegmentLocation(owner.orgId, id), e));
-        return out;
-      });
+      const sealed: Buffer[] = [];
+      for (const e of finals) sealed.push(await sealLiveEvent(inst, owner.orgId, id, e));
 
       await proxy.cut();
       const bus = busOf(inst.services);

@@ -6,6 +6,10 @@ import WebSocket from 'ws';
 import { startTransport, type Transport } from '../../src/http/listen.js';
 import { ensureSelfSignedCert } from '../../src/repositories/tls.repository.js';
 import { createServices, type Services } from '../../src/app.js';
+import { withTenant } from '../../src/db/tenant.js';
+import type { LiveBus } from '../../src/repositories/live-bus.repository.js';
+import { liveSegmentLocation } from '../../src/services/live-protocol.js';
+import type { LiveEvent } from '../../src/services/live-viewers.js';
 import type { TestApp } from './test-app.js';
 import { bearer } from './fixtures.js';
 import { replayWrap } from './replay-engine.js';
@@ -179,4 +183,20 @@ export async function secondNode(
       redis.disconnect();
     },
   };
+}
+
+/** The node's live bus (LiveService keeps it private): specs publish on it as the ingest side does. */
+export const busOf = (services: Services): LiveBus =>
+  (services.live as unknown as { d: { bus: LiveBus } }).d.bus;
+
+/** `event` sealed for the recording exactly as LiveService seals it: a payload for the bus. */
+export function sealLiveEvent(
+  t: Pick<TestApp, 'db' | 'services'>,
+  orgId: string,
+  recordingId: string,
+  event: LiveEvent,
+): Promise<Buffer> {
+  return withTenant(t.db, { orgId, userId: null }, (tx) =>
+    t.services.keys.encryptJson(tx, liveSegmentLocation(orgId, recordingId), event),
+  );
 }
