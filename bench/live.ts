@@ -208,6 +208,8 @@ async function main(): Promise<void> {
   if (!sphinx.available) throw new Error(sphinx.reason);
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sotto-bench-live-'));
   const t = await startTestApp({
+    // The real recognizer, never the specs' replay of it: this bench times recognition.
+    engine: 'real',
     env: {
       SOTTO_LOG_LEVEL: 'warn',
       SOTTO_DATA_DIR: dataDir,

@@ -37,6 +37,9 @@ import type { Word } from '../../src/domain/transcript.js';
 export type ReplayMode = 'replay' | 'record' | 'off';
 
 export const replayMode = (): ReplayMode => {
+  // Only a spec run replays: a bench or script that borrows the test helpers measures the real
+  // engine (a bench once timed replayed answers as if they were recognition).
+  if (!process.env.VITEST) return 'off';
   const v = process.env.SOTTO_TEST_REPLAY;
   return v === 'record' || v === 'off' ? v : 'replay';
 };

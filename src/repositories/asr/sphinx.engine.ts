@@ -173,12 +173,15 @@ export class SphinxEngine implements AsrEngine {
   readonly concurrency: number;
   private readonly paths: SphinxPaths;
   private readonly helper: string | undefined;
+  /** Cold by choice (`helper: false`, the bench's engine alone), not for want of the helper. */
+  private readonly coldByChoice: boolean;
   private pool: DecoderPool<SphinxHost> | undefined;
   private fedSamples = 0;
 
   constructor(private readonly opts: SphinxOptions = {}) {
     this.paths = resolvePaths(opts);
     this.helper = sphinxHelper(opts);
+    this.coldByChoice = opts.helper === false;
     this.concurrency = this.helper ? Math.max(1, opts.concurrency ?? os.availableParallelism()) : 1;
     if (this.helper) {
       this.session = (session) => {
@@ -197,7 +200,7 @@ export class SphinxEngine implements AsrEngine {
     const model = path.dirname(this.paths.hmm);
     return this.helper
       ? `sphinx (pocketsphinx, warm decoders: ${this.concurrency} + 1 for live, model ${model}, CPU)`
-      : `sphinx (pocketsphinx: ${this.paths.binary} per call, cold: the warm helper is not built, ${SPHINX_HELPER_HINT}; model ${model}, CPU)`;
+      : `sphinx (pocketsphinx: ${this.paths.binary} per call, cold${this.coldByChoice ? '' : `: the warm helper is not built, ${SPHINX_HELPER_HINT}`}; model ${model}, CPU)`;
   }
 
   async transcribe(pcm: Int16Array, opts: TranscribeOptions = {}): Promise<Word[]> {
