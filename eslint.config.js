@@ -39,6 +39,7 @@ const architecture = {
       { type: 'http', pattern: 'src/http', partialMatch: false },
       { type: 'services', pattern: 'src/services', partialMatch: false },
       { type: 'repositories', pattern: 'src/repositories', partialMatch: false },
+      { type: 'adapters', pattern: 'src/adapters', partialMatch: false },
       { type: 'db', pattern: 'src/db', partialMatch: false },
       { type: 'crypto', pattern: 'src/crypto', partialMatch: false },
       { type: 'audio', pattern: 'src/audio', partialMatch: false },
@@ -67,31 +68,37 @@ const architecture = {
           { from: layer('routes'), allow: { to: layers('http', 'services', 'domain', 'config') } },
           {
             from: layers('routes', 'http'),
-            allow: { to: layer('repositories'), dependency: { kind: 'type' } },
+            allow: { to: layers('repositories', 'adapters'), dependency: { kind: 'type' } },
           },
           { from: layer('http'), allow: { to: layers('routes', 'services', 'domain', 'config') } },
           // The edge plugins (rate limits, request logging) sit before any service: the table's
-          // named exception, for these two repositories only and not for routes.
+          // named exception, for these two adapters only and not for routes.
           {
             from: layer('http'),
             allow: {
               to: {
                 element: {
-                  type: 'repositories',
-                  fileInternalPath: ['rate-limit.repository.ts', 'log-destination.repository.ts'],
+                  type: 'adapters',
+                  fileInternalPath: ['redis/rate-limit.adapter.ts', 'system/log-destination.adapter.ts'],
                 },
               },
             },
           },
           {
             from: layer('services'),
-            allow: { to: layers('repositories', 'db', 'crypto', 'audio', 'domain') },
+            allow: { to: layers('repositories', 'adapters', 'db', 'crypto', 'audio', 'domain') },
           },
           // Services are given their settings by the composition root: they may name the config's
           // types, never read it.
           { from: layer('services'), allow: { to: layer('config'), dependency: { kind: 'type' } } },
           // audio/ is a pure building block like crypto/: the decoder adapters read WAV with it.
-          { from: layer('repositories'), allow: { to: layers('db', 'crypto', 'audio', 'domain') } },
+          // A SQL repository may keep its rows' files through an adapter (the archive's parts); an
+          // adapter never reaches the database.
+          {
+            from: layer('repositories'),
+            allow: { to: layers('adapters', 'db', 'crypto', 'audio', 'domain') },
+          },
+          { from: layer('adapters'), allow: { to: layers('crypto', 'audio', 'domain') } },
           { from: layers('db', 'crypto', 'audio', 'config'), allow: { to: layer('domain') } },
           // The config parse checks the master keyring's format, so a bad key is named at start
           // with every other bad variable: the keyring parser, nothing else of crypto/.

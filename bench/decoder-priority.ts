@@ -7,7 +7,7 @@
  *   npm run bench:priority
  */
 import path from 'node:path';
-import { SphinxEngine, sphinxHelper } from '../src/repositories/asr/sphinx.engine.js';
+import { SphinxEngine, sphinxHelper } from '../src/adapters/asr/sphinx.engine.js';
 import { readPcm16Wav } from '../test/helpers/pcm.js';
 import { FIXTURES, readReferences } from '../test/helpers/speech-fixtures.js';
 

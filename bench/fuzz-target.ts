@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import selfsigned from 'selfsigned';
 import { withSystem, withTenant } from '../src/db/tenant.js';
 import { buildServer } from '../src/http/server.js';
-import { recordingRepository } from '../src/repositories/recording.repository.js';
+import { recordingRepository } from '../src/repositories/recordings/recording.repository.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from '../test/helpers/fixtures.js';
 import { startTestApp, type TestApp } from '../test/helpers/test-app.js';
 import { operationsOf, type Identities, type Operation } from './fuzz-cases.js';

@@ -26,11 +26,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { wordErrorRate } from '../src/domain/wer.js';
-import {
-  SPHINX_DEFAULTS,
-  sphinxAvailability,
-  type SphinxEngine,
-} from '../src/repositories/asr/sphinx.engine.js';
+import { SPHINX_DEFAULTS, sphinxAvailability, type SphinxEngine } from '../src/adapters/asr/sphinx.engine.js';
 import { corpusEntry, corpusFile, corpusIds, hasCorpus, noCorpusReason } from '../test/helpers/corpus.js';
 import { readCorpusMono } from '../test/helpers/corpus-audio.js';
 import { createOrgWithUser } from '../test/helpers/fixtures.js';

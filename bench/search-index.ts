@@ -32,11 +32,15 @@ import {
   KEYSET_SQL,
   filterParams,
   recordingRepository,
-} from '../src/repositories/recording.repository.js';
-import { searchIndexRepository } from '../src/repositories/search-index.repository.js';
-import { transcriptLocation } from '../src/services/recording.service.js';
-import { indexRecording, queryTokens, SearchIndexService } from '../src/services/search-index.service.js';
-import { SEARCH_SCHEME } from '../src/services/search-tokens.js';
+} from '../src/repositories/recordings/recording.repository.js';
+import { searchIndexRepository } from '../src/repositories/recordings/search-index.repository.js';
+import { transcriptLocation } from '../src/services/recordings/recording.service.js';
+import {
+  indexRecording,
+  queryTokens,
+  SearchIndexService,
+} from '../src/services/search/search-index.service.js';
+import { SEARCH_SCHEME } from '../src/services/search/search-tokens.js';
 import { createOrgWithUser } from '../test/helpers/fixtures.js';
 import { startTestApp, type TestApp } from '../test/helpers/test-app.js';
 import { mulberry32 } from '../scripts/prng.js';

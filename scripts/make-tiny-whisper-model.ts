@@ -8,7 +8,7 @@ import { mulberry32 } from './prng.js';
  * and whisper_model_load) with seeded pseudo-random weights, so the whisper engine can be run end
  * to end on machines that cannot download real weights. It recognises nothing.
  *
- * What is fixed by whisper.cpp or by our own header check (src/repositories/asr/ggml-header.ts):
+ * What is fixed by whisper.cpp or by our own header check (src/adapters/asr/ggml-header.ts):
  * - n_vocab 51864 (English-only layout): whisper.cpp places its special tokens (end of text
  *   50256, start 50257, timestamps from 50363) at fixed ids, so a smaller vocabulary cannot work;
  * - n_audio_ctx 1500, n_text_ctx 448, 80 mels, and a state width the header check accepts (384,

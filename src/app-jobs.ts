@@ -3,21 +3,21 @@ import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import type { Database } from './db/database.js';
 import type { RandomSource } from './domain/backoff.js';
-import type { Clock } from './repositories/clock.repository.js';
-import type { createAudioDecoder } from './repositories/audio-decoder.repository.js';
-import type { UploadFileRepository } from './repositories/upload-file.repository.js';
-import type { AudioStoreService } from './services/audio-store.service.js';
-import type { EngineReadinessService } from './services/engine-readiness.service.js';
-import type { AuditService } from './services/audit.service.js';
-import { JobQueueService } from './services/job-queue.service.js';
-import type { JobQueueOptions } from './services/job-queue.types.js';
-import type { KeyService } from './services/key.service.js';
-import { PipelineService } from './services/pipeline.service.js';
+import type { Clock } from './adapters/system/clock.adapter.js';
+import type { createAudioDecoder } from './adapters/media/audio-decoder.adapter.js';
+import type { UploadFileRepository } from './adapters/storage/upload-file.adapter.js';
+import type { AudioStoreService } from './services/recordings/audio-store.service.js';
+import type { EngineReadinessService } from './services/transcription/engine-readiness.service.js';
+import type { AuditService } from './services/operations/audit.service.js';
+import { JobQueueService } from './services/transcription/job-queue.service.js';
+import type { JobQueueOptions } from './services/transcription/job-queue.types.js';
+import type { KeyService } from './services/keys/key.service.js';
+import { PipelineService } from './services/transcription/pipeline.service.js';
 import {
   RecordingJobService,
   type JobOptions,
   type PipelineProvider,
-} from './services/recording-job.service.js';
+} from './services/transcription/recording-job.service.js';
 
 /**
  * The transcription jobs of the composition root (app.ts): the queue the remote worker routes

@@ -2,17 +2,14 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import type { Database } from './db/database.js';
-import {
-  DatabaseArchiveStore,
-  DirArchiveStore,
-  type ArchiveStore,
-} from './repositories/archive-store.repository.js';
-import { OrgKekRepository, type OrgKekStore } from './repositories/org-kek.repository.js';
-import { S3ArchiveStore } from './repositories/s3-archive-store.repository.js';
-import { S3Bucket } from './repositories/s3-bucket.repository.js';
-import { S3KekRepository } from './repositories/s3-kek.repository.js';
-import { S3ObjectStore } from './repositories/s3-object-store.repository.js';
-import { SealedFileStore, type SealedObjectStore } from './repositories/sealed-file-store.repository.js';
+import { DirArchiveStore, type ArchiveStore } from './adapters/storage/archive-store.adapter.js';
+import { DatabaseArchiveStore } from './repositories/lifecycle/archive-store.repository.js';
+import { OrgKekRepository, type OrgKekStore } from './adapters/storage/org-kek.adapter.js';
+import { S3ArchiveStore } from './adapters/storage/s3-archive-store.adapter.js';
+import { S3Bucket } from './adapters/storage/s3-bucket.adapter.js';
+import { S3KekRepository } from './adapters/storage/s3-kek.adapter.js';
+import { S3ObjectStore } from './adapters/storage/s3-object-store.adapter.js';
+import { SealedFileStore, type SealedObjectStore } from './adapters/storage/sealed-file-store.adapter.js';
 
 /**
  * The stores of the composition root (app.ts): where the per-org key-encryption keys, sealed

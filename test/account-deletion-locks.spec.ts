@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
-import { auditRepository } from '../src/repositories/audit.repository.js';
+import { auditRepository } from '../src/repositories/operations/audit.repository.js';
 import { call, freshIp } from './helpers/auth-client.js';
 import { addUser, createOrgWithUser, eventually } from './helpers/fixtures.js';
 import { startTestApp, usingPostgres, type TestApp } from './helpers/test-app.js';

@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
-import { apiTokenRepository } from '../src/repositories/api-token.repository.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
-import { workerTokenRepository } from '../src/repositories/worker-token.repository.js';
+import { apiTokenRepository } from '../src/repositories/auth/api-token.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
+import { workerTokenRepository } from '../src/repositories/transcription/worker-token.repository.js';
 import { call, freshIp } from './helpers/auth-client.js';
 import { bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';

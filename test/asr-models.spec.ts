@@ -15,10 +15,10 @@ import {
   WHISPER_MODELS,
   resolveWhisperModel,
   type DownloadProgress,
-} from '../src/repositories/model.repository.js';
-import { ModelService } from '../src/services/model.service.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
-import { inspectGgmlModel } from '../src/repositories/asr/ggml-header.js';
+} from '../src/adapters/storage/model.adapter.js';
+import { ModelService } from '../src/services/transcription/model.service.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
+import { inspectGgmlModel } from '../src/adapters/asr/ggml-header.js';
 
 /**
  * `sotto models pull` against a local HTTP server that serves a small file the way the model host

@@ -1,8 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { EngineFailedError, EngineUnavailableError, SAMPLE_RATE } from '../src/repositories/asr/engine.js';
-import { OpenAiEngine } from '../src/repositories/asr/openai.engine.js';
+import { EngineFailedError, EngineUnavailableError, SAMPLE_RATE } from '../src/adapters/asr/engine.js';
+import { OpenAiEngine } from '../src/adapters/asr/openai.engine.js';
 
 /**
  * PROTOCOL HANDLING of the openai engine. No real OpenAI-compatible ASR server runs here, so an

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadAsrConfig } from '../src/config/config.js';
-import { EngineUnavailableError } from '../src/repositories/asr/engine.js';
-import { selectEngine, type EngineSettings } from '../src/repositories/asr/select-engine.js';
-import { sphinxAvailability } from '../src/repositories/asr/sphinx.engine.js';
+import { EngineUnavailableError } from '../src/adapters/asr/engine.js';
+import { selectEngine, type EngineSettings } from '../src/adapters/asr/select-engine.js';
+import { sphinxAvailability } from '../src/adapters/asr/sphinx.engine.js';
 
 /** SOTTO_ASR_ENGINE resolution: `auto`'s order, explicit choices, and the message when nothing is installed. */
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'asr-select-spec-'));

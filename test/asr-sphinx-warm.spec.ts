@@ -5,8 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { planPieces } from '../src/audio/pieces.js';
 import { concatPcm } from '../src/audio/pcm-chunker.js';
 import { wordErrorRate } from '../src/domain/wer.js';
-import { EngineFailedError, SAMPLE_RATE } from '../src/repositories/asr/engine.js';
-import { SphinxEngine, sphinxAvailability, sphinxHelper } from '../src/repositories/asr/sphinx.engine.js';
+import { EngineFailedError, SAMPLE_RATE } from '../src/adapters/asr/engine.js';
+import { SphinxEngine, sphinxAvailability, sphinxHelper } from '../src/adapters/asr/sphinx.engine.js';
 import { readPcm16Wav } from './helpers/pcm.js';
 import { FIXTURES, readReferences } from './helpers/speech-fixtures.js';
 

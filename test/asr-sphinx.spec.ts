@@ -3,12 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { wordErrorRate } from '../src/domain/wer.js';
-import { EngineFailedError, EngineUnavailableError, SAMPLE_RATE } from '../src/repositories/asr/engine.js';
-import {
-  SphinxEngine,
-  parseSphinxOutput,
-  sphinxAvailability,
-} from '../src/repositories/asr/sphinx.engine.js';
+import { EngineFailedError, EngineUnavailableError, SAMPLE_RATE } from '../src/adapters/asr/engine.js';
+import { SphinxEngine, parseSphinxOutput, sphinxAvailability } from '../src/adapters/asr/sphinx.engine.js';
 import { corpusEntry, corpusFile, corpusIds, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { processesMentioning, readPcm16Wav } from './helpers/pcm.js';
 

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Word } from '../src/domain/transcript.js';
-import { EngineFailedError, EngineUnavailableError, SAMPLE_RATE } from '../src/repositories/asr/engine.js';
-import { inspectGgmlModel } from '../src/repositories/asr/ggml-header.js';
-import { WhisperEngine } from '../src/repositories/asr/whisper.engine.js';
+import { EngineFailedError, EngineUnavailableError, SAMPLE_RATE } from '../src/adapters/asr/engine.js';
+import { inspectGgmlModel } from '../src/adapters/asr/ggml-header.js';
+import { WhisperEngine } from '../src/adapters/asr/whisper.engine.js';
 import {
   buildTinyWhisperModel,
   writeTinyWhisperModel,

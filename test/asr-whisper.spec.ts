@@ -4,8 +4,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EngineUnavailableError } from '../src/repositories/asr/engine.js';
-import { WhisperEngine, forkWhisperHost, wordsFromTokens } from '../src/repositories/asr/whisper.engine.js';
+import { EngineUnavailableError } from '../src/adapters/asr/engine.js';
+import { WhisperEngine, forkWhisperHost, wordsFromTokens } from '../src/adapters/asr/whisper.engine.js';
 import { processesMentioning } from './helpers/pcm.js';
 
 /**

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeWav, wavHeader } from '../src/audio/wav.js';
-import { checkDecoder, createAudioDecoder } from '../src/repositories/audio-decoder.repository.js';
+import { checkDecoder, createAudioDecoder } from '../src/adapters/media/audio-decoder.adapter.js';
 import { expectAppError, expectSameSamples, ffmpeg, sine16k, tempFiles } from './helpers/audio-files.js';
 import { processesMentioning } from './helpers/pcm.js';
 

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sniffAudio } from '../src/audio/sniff.js';
 import { encodeWav, readWav } from '../src/audio/wav.js';
-import { createAudioDecoder, type DecodedAudio } from '../src/repositories/audio-decoder.repository.js';
+import { createAudioDecoder, type DecodedAudio } from '../src/adapters/media/audio-decoder.adapter.js';
 import {
   correlation,
   crossingRate,

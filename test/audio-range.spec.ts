@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTransport, type Transport } from '../src/http/listen.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
-import { ensureSelfSignedCert, type SelfSignedResult } from '../src/repositories/tls.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
+import { ensureSelfSignedCert, type SelfSignedResult } from '../src/adapters/network/tls.adapter.js';
 import { auditRows, freshIp } from './helpers/auth-client.js';
 import {
   addUser,

@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
 import {
   auditRows,
   call,

@@ -2,8 +2,8 @@ import { createHmac, createPublicKey, type JsonWebKey } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
-import { TokenService } from '../src/services/token.service.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
+import { TokenService } from '../src/services/auth/token.service.js';
 import { authed, freshIp, login, signup, type Account, type Tokens } from './helpers/auth-client.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseKeyring } from '../src/crypto/keyring.js';
 import { openDatabase } from '../src/db/database.js';
 import { withTenant } from '../src/db/tenant.js';
-import { readKeyFile } from '../src/repositories/master-key-file.repository.js';
-import { KeyService } from '../src/services/key.service.js';
+import { readKeyFile } from '../src/adapters/storage/master-key-file.adapter.js';
+import { KeyService } from '../src/services/keys/key.service.js';
 import { backendLabel } from './helpers/test-app.js';
 
 /** `sotto init` → `sotto keys status` → `sotto keys rotate` → `sotto keys status`, as processes. */

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem, withTenant } from '../src/db/tenant.js';
-import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
-import { recordingRepository } from '../src/repositories/recording.repository.js';
-import { enqueueWebhooks, recordingEvent } from '../src/services/webhook-outbox.js';
+import { recordingJobRepository } from '../src/repositories/transcription/recording-job.repository.js';
+import { recordingRepository } from '../src/repositories/recordings/recording.repository.js';
+import { enqueueWebhooks, recordingEvent } from '../src/services/webhooks/webhook-outbox.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { freshIp } from './helpers/auth-client.js';

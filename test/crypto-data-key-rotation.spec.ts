@@ -5,19 +5,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyVersionOf, type FieldLocation } from '../src/crypto/envelope.js';
 import type { Queryable } from '../src/db/database.js';
 import { withSystem, withTenant } from '../src/db/tenant.js';
-import { DirArchiveStore } from '../src/repositories/archive-store.repository.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
-import { DATA_KEY_HOLDERS, NOT_DATA_KEY_COLUMNS } from '../src/repositories/data-key-holder.repository.js';
-import { OrgKekRepository } from '../src/repositories/org-kek.repository.js';
-import { recordingRepository } from '../src/repositories/recording.repository.js';
-import { archiveObjectLocation, archiveTitleLocation } from '../src/services/archive-object.js';
-import { DataKeyRotationService } from '../src/services/data-key-rotation.service.js';
-import { KeyCache } from '../src/services/key-cache.js';
-import { KeyService } from '../src/services/key.service.js';
-import { liveSpeakersLocation } from '../src/services/live-speakers.js';
-import { titleLocation, transcriptLocation } from '../src/services/recording.service.js';
-import { searchDocLocation } from '../src/services/search-index.service.js';
-import { speakerNamesLocation } from '../src/services/transcript.service.js';
+import { DirArchiveStore } from '../src/adapters/storage/archive-store.adapter.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
+import {
+  DATA_KEY_HOLDERS,
+  NOT_DATA_KEY_COLUMNS,
+} from '../src/repositories/keys/data-key-holder.repository.js';
+import { OrgKekRepository } from '../src/adapters/storage/org-kek.adapter.js';
+import { recordingRepository } from '../src/repositories/recordings/recording.repository.js';
+import { archiveObjectLocation, archiveTitleLocation } from '../src/services/lifecycle/archive-object.js';
+import { DataKeyRotationService } from '../src/services/keys/data-key-rotation.service.js';
+import { KeyCache } from '../src/services/keys/key-cache.js';
+import { KeyService } from '../src/services/keys/key.service.js';
+import { liveSpeakersLocation } from '../src/services/live/live-speakers.js';
+import { titleLocation, transcriptLocation } from '../src/services/recordings/recording.service.js';
+import { searchDocLocation } from '../src/services/search/search-index.service.js';
+import { speakerNamesLocation } from '../src/services/recordings/transcript.service.js';
 import { freshIp } from './helpers/auth-client.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';

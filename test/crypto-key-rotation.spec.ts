@@ -13,8 +13,8 @@ import {
   createKeyFile,
   liveFileKeyring,
   readKeyFile,
-} from '../src/repositories/master-key-file.repository.js';
-import { KeyService } from '../src/services/key.service.js';
+} from '../src/adapters/storage/master-key-file.adapter.js';
+import { KeyService } from '../src/services/keys/key.service.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
 /**

@@ -14,9 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dataKeyAad, fieldAad, keyVersionOf, seal } from '../src/crypto/envelope.js';
 import type { MasterKey, MasterKeyring } from '../src/crypto/keyring.js';
 import { withSystem, withTenant } from '../src/db/tenant.js';
-import { OrgKekRepository } from '../src/repositories/org-kek.repository.js';
-import { KeyCache } from '../src/services/key-cache.js';
-import { KeyService } from '../src/services/key.service.js';
+import { OrgKekRepository } from '../src/adapters/storage/org-kek.adapter.js';
+import { KeyCache } from '../src/services/keys/key-cache.js';
+import { KeyService } from '../src/services/keys/key.service.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
 const ring = (keys: MasterKey[]): MasterKeyring => ({

@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { selectEngine, type EngineSettings } from '../src/repositories/asr/select-engine.js';
-import { sphinxAvailability } from '../src/repositories/asr/sphinx.engine.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
-import { EngineReadinessService } from '../src/services/engine-readiness.service.js';
+import { selectEngine, type EngineSettings } from '../src/adapters/asr/select-engine.js';
+import { sphinxAvailability } from '../src/adapters/asr/sphinx.engine.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
+import { EngineReadinessService } from '../src/services/transcription/engine-readiness.service.js';
 
 /**
  * /readyz polls EngineReadinessService.state(); a failed engine choice is reused for `stateTtlMs`

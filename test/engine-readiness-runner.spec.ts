@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { EngineUnavailableError } from '../src/repositories/asr/engine.js';
-import { JobRunner } from '../src/services/job-runner.service.js';
-import type { JobSource, SourceJob } from '../src/services/job-runner.types.js';
-import type { PipelineResult } from '../src/services/pipeline.service.js';
+import { EngineUnavailableError } from '../src/adapters/asr/engine.js';
+import { JobRunner } from '../src/services/transcription/job-runner.service.js';
+import type { JobSource, SourceJob } from '../src/services/transcription/job-runner.types.js';
+import type { PipelineResult } from '../src/services/transcription/pipeline.service.js';
 
 /**
  * The runner's side of "no engine": a run failing with engine_unavailable is asked of the engine

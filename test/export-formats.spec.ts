@@ -12,7 +12,7 @@ import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Segment, Word } from '../src/domain/transcript.js';
-import { EXPORT_FORMATS, exportTranscript } from '../src/services/export.service.js';
+import { EXPORT_FORMATS, exportTranscript } from '../src/services/recordings/export.service.js';
 
 const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'export-spec-'));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));

@@ -6,19 +6,19 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HttpClient, isTimeout, readCapped } from '../src/repositories/http-client.repository.js';
-import { guardedFetchWith } from '../src/repositories/sso-guarded-fetch.repository.js';
+import { HttpClient, isTimeout, readCapped } from '../src/adapters/network/http-client.adapter.js';
+import { guardedFetchWith } from '../src/adapters/network/sso-guarded-fetch.adapter.js';
 import {
   isPrivateAddress,
   type Resolver,
   SsrfBlockedError,
-} from '../src/repositories/ssrf-guard.repository.js';
-import { WebhookSender } from '../src/repositories/webhook-delivery.repository.js';
-import { WorkerApiError, WorkerApiRepository } from '../src/repositories/worker-api.repository.js';
+} from '../src/adapters/network/ssrf-guard.adapter.js';
+import { WebhookSender } from '../src/adapters/network/webhook-delivery.adapter.js';
+import { WorkerApiError, WorkerApiRepository } from '../src/adapters/network/worker-api.adapter.js';
 import { makePki, type TestPki } from './helpers/tls-backends.js';
 
 /**
- * The one outbound HTTP client (src/repositories/http-client.repository.ts, undici) and the SSRF
+ * The one outbound HTTP client (src/adapters/network/http-client.adapter.ts, undici) and the SSRF
  * guard it carries, against real local servers: DNS rebinding, redirects, oversized answers,
  * silent servers, and certificate trust. 127.0.0.1 stands in for a public address (the rule
  * `onlyOne` allows it alone); 127.0.0.2 is the private target an attacker aims at, with a server

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeWav } from '../src/audio/wav.js';
 import { LIVE_PROTOCOL } from '../src/http/routes/recordings/live.schema.js';
 import { buildServer } from '../src/http/server.js';
-import { ensureSelfSignedCert } from '../src/repositories/tls.repository.js';
+import { ensureSelfSignedCert } from '../src/adapters/network/tls.adapter.js';
 import { freshIp } from './helpers/auth-client.js';
 import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { createLive, listenTls, mustOpen, openWs, type Listening } from './helpers/live.js';

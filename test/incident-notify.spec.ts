@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { incidentNotify } from '../src/cli/commands/incident.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
 import { withSystem } from '../src/db/tenant.js';
-import { IncidentService } from '../src/services/incident.service.js';
-import { IncidentNotifyService } from '../src/services/incident-notify.service.js';
+import { IncidentService } from '../src/services/operations/incident.service.js';
+import { IncidentNotifyService } from '../src/services/operations/incident-notify.service.js';
 import { fakeSmtp, mailText, type FakeSmtp } from './helpers/fake-smtp.js';
 import { addUser, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';

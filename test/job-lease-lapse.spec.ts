@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeWav } from '../src/audio/wav.js';
 import { withSystem } from '../src/db/tenant.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
 import { freshIp } from './helpers/auth-client.js';
 import { sine16k } from './helpers/audio-files.js';
 import { bearer, createOrgWithUser } from './helpers/fixtures.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../src/db/tenant.js';
-import { pcmToWav } from '../src/repositories/asr/engine.js';
+import { pcmToWav } from '../src/adapters/asr/engine.js';
 import { freshIp } from './helpers/auth-client.js';
 import { sine16k } from './helpers/audio-files.js';
 import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';

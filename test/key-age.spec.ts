@@ -5,8 +5,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keysStatus } from '../src/cli/commands/keys.js';
 import { parseKeyring } from '../src/crypto/keyring.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
-import { addKeyVersion } from '../src/repositories/master-key-file.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
+import { addKeyVersion } from '../src/adapters/storage/master-key-file.adapter.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
 /**

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { KeyCache } from '../src/services/key-cache.js';
+import { KeyCache } from '../src/services/keys/key-cache.js';
 
 /**
- * KeyService's key caches (src/services/key-cache.ts): entries expire after the lifetime and every
+ * KeyService's key caches (src/services/keys/key-cache.ts): entries expire after the lifetime and every
  * value dropped — expired, swept, deleted or replaced — is zero-filled; the KEK cache made `alike`
  * the data-key cache shares its lifetime, its clock and its sweep.
  */

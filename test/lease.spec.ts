@@ -8,7 +8,7 @@ import {
   renewLease,
   type LeaseTable,
 } from '../src/repositories/lease.repository.js';
-import { scheduledTaskRepository } from '../src/repositories/scheduled-task.repository.js';
+import { scheduledTaskRepository } from '../src/repositories/lifecycle/scheduled-task.repository.js';
 import { backendLabel, freshDatabase, usingPostgres } from './helpers/test-app.js';
 
 /**

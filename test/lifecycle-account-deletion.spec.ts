@@ -9,7 +9,7 @@ import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../src/db/tenant.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
 import { authed, call, freshIp, login, signup, totp, type Account } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { fakeSmtp, type FakeSmtp } from './helpers/fake-smtp.js';

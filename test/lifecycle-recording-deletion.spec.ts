@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
-import { JobQueueService } from '../src/services/job-queue.service.js';
+import { JobQueueService } from '../src/services/transcription/job-queue.service.js';
 import { freshIp } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { addUser, bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyVersionOf } from '../src/crypto/envelope.js';
 import { withSystem, withTenant } from '../src/db/tenant.js';
 import { loadConfig } from '../src/config/config.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
 import { flipArchiveByte } from './helpers/archive.js';
 import { freshIp } from './helpers/auth-client.js';
 import { addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';

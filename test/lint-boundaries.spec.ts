@@ -29,7 +29,9 @@ const files = {
   service: () => findFile('src/services', (n) => n.endsWith('.service.ts')),
   domain: () => findFile('src/domain', () => true),
   repository: () => findFile('src/repositories', (n) => n === 'recording.repository.ts'),
-  rateLimitRepository: () => findFile('src/repositories', (n) => n === 'rate-limit.repository.ts'),
+  rateLimitAdapter: () => findFile('src/adapters', (n) => n === 'rate-limit.adapter.ts'),
+  adapter: () => findFile('src/adapters', (n) => n === 'ffmpeg.adapter.ts'),
+  database: () => findFile('src/db', (n) => n === 'tenant.ts'),
   config: () => findFile('src/config', (n) => n === 'config.ts'),
   errors: () => findFile('src/domain', (n) => n === 'errors.ts'),
 };
@@ -83,17 +85,17 @@ describe('the layer rule (docs/architecture.md, "Layers")', () => {
     ).toEqual([]);
   });
 
-  it('keeps the edge-plugin exception narrow: a plugin may use the rate-limit repository, not another', async () => {
+  it('keeps the edge-plugin exception narrow: a plugin may use the rate-limit adapter, not another', async () => {
     const plugin = files.plugin();
     const ok = await layerErrors(
       plugin,
-      `import * as limits from '${spec(plugin, files.rateLimitRepository())}';\nexport const probe = limits;\n`,
+      `import * as limits from '${spec(plugin, files.rateLimitAdapter())}';\nexport const probe = limits;\n`,
     );
     expect(ok).toEqual([]);
     const route = files.route();
     const fromRoute = await layerErrors(
       route,
-      `import * as limits from '${spec(route, files.rateLimitRepository())}';\nexport const probe = limits;\n`,
+      `import * as limits from '${spec(route, files.rateLimitAdapter())}';\nexport const probe = limits;\n`,
     );
     expect(fromRoute).toHaveLength(1);
     const other = await layerErrors(
@@ -102,6 +104,36 @@ describe('the layer rule (docs/architecture.md, "Layers")', () => {
     );
     expect(other).toHaveLength(1);
     expect(other[0]).toMatch(/http may not import repositories/);
+    const otherAdapter = await layerErrors(
+      plugin,
+      `import * as ffmpeg from '${spec(plugin, files.adapter())}';\nexport const probe = ffmpeg;\n`,
+    );
+    expect(otherAdapter).toHaveLength(1);
+    expect(otherAdapter[0]).toMatch(/http may not import adapters/);
+  });
+
+  it('keeps adapters off the database and the SQL repositories; services and repositories may use them', async () => {
+    const adapter = files.adapter();
+    const toDb = await layerErrors(
+      adapter,
+      `import * as tenant from '${spec(adapter, files.database())}';\nexport const probe = tenant;\n`,
+    );
+    expect(toDb).toHaveLength(1);
+    expect(toDb[0]).toMatch(/adapters may not import db/);
+    const toRepository = await layerErrors(
+      adapter,
+      `import * as repo from '${spec(adapter, files.repository())}';\nexport const probe = repo;\n`,
+    );
+    expect(toRepository).toHaveLength(1);
+    expect(toRepository[0]).toMatch(/adapters may not import repositories/);
+    for (const from of [files.service(), files.repository()]) {
+      expect(
+        await layerErrors(
+          from,
+          `import * as ffmpeg from '${spec(from, adapter)}';\nexport const probe = ffmpeg;\n`,
+        ),
+      ).toEqual([]);
+    }
   });
 
   it('fails upward imports further down: a service reading the config, the domain importing anything', async () => {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { RedisLiveBus } from '../src/repositories/live-bus.repository.js';
-import { CLAIM_SCRIPT } from '../src/repositories/live-bus.scripts.js';
+import { RedisLiveBus } from '../src/adapters/redis/live-bus.adapter.js';
+import { CLAIM_SCRIPT } from '../src/adapters/redis/live-bus.scripts.js';
 import { backendLabel, usingRedis } from './helpers/test-app.js';
 
 /**

@@ -17,7 +17,7 @@ import {
   twoNodeSpecs,
   type Instance,
 } from './helpers/live-instances.js';
-import { RedisLiveBus } from '../src/repositories/live-bus.repository.js';
+import { RedisLiveBus } from '../src/adapters/redis/live-bus.adapter.js';
 import { expectSealedAudio } from './helpers/sealed-audio.js';
 import { createLive, frames, mustOpen, type Conn } from './helpers/live.js';
 import { recordingEnv } from './helpers/recordings.js';

@@ -3,8 +3,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { sessionRepository } from '../src/repositories/session.repository.js';
-import type { LiveEvent } from '../src/services/live-viewers.js';
+import { sessionRepository } from '../src/repositories/auth/session.repository.js';
+import type { LiveEvent } from '../src/services/live/live-viewers.js';
 import { freshIp } from './helpers/auth-client.js';
 import { addUser, bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
 import {

@@ -3,10 +3,14 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Services } from '../src/app.js';
 import { sha256Hex } from '../src/crypto/random.js';
-import { RedisLiveBus } from '../src/repositories/live-bus.repository.js';
-import type { LiveSpools } from '../src/services/live-spool.js';
-import { backlogRetention } from '../src/services/live-publisher.js';
-import { type LiveEvent, type LiveServerMessage, type LiveSocket } from '../src/services/live-viewers.js';
+import { RedisLiveBus } from '../src/adapters/redis/live-bus.adapter.js';
+import type { LiveSpools } from '../src/services/live/live-spool.js';
+import { backlogRetention } from '../src/services/live/live-publisher.js';
+import {
+  type LiveEvent,
+  type LiveServerMessage,
+  type LiveSocket,
+} from '../src/services/live/live-viewers.js';
 import { freshIp } from './helpers/auth-client.js';
 import { actorOf, bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
 import {

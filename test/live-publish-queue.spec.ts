@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { LivePublishQueue } from '../src/services/live-publish-queue.js';
+import { LivePublishQueue } from '../src/services/live/live-publish-queue.js';
 
 /**
  * The per-recording lane that holds live events through an outage (issue 17, item 5): order kept,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../src/db/tenant.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
 import { wordErrorRate } from '../src/domain/wer.js';
 import { auditRows, freshIp } from './helpers/auth-client.js';
 import { corpusEntry, corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { defaultNodeId } from '../src/config/node-id.js';
-import { liveClaimTtlMs } from '../src/services/live-spool.js';
+import { liveClaimTtlMs } from '../src/services/live/live-spool.js';
 import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { corpusClip } from './helpers/corpus-clip.js';
 import {

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readWav } from '../src/audio/wav.js';
 import type { Database } from '../src/db/database.js';
 import { withTenant } from '../src/db/tenant.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
 import { freshIp } from './helpers/auth-client.js';
 import { hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { corpusClip } from './helpers/corpus-clip.js';

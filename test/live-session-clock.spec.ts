@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../src/repositories/clock.repository.js';
-import { LIVE_SAMPLE_RATE, LiveSession } from '../src/services/live-session.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
+import { LIVE_SAMPLE_RATE, LiveSession } from '../src/services/live/live-session.js';
 
 /**
  * A live session's times come from the clock it is given (issue 14, one clock): where a

@@ -5,7 +5,7 @@ import {
   LiveSession,
   type LivePartial,
   type LiveSegment,
-} from '../src/services/live-session.js';
+} from '../src/services/live/live-session.js';
 import { sine16k } from './helpers/audio-files.js';
 import { concatPcm } from '../src/audio/pcm-chunker.js';
 

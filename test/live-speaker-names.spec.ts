@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../src/db/tenant.js';
-import { sphinxAvailability } from '../src/repositories/asr/sphinx.engine.js';
-import { liveSpeakerNames } from '../src/services/live-speakers.js';
+import { sphinxAvailability } from '../src/adapters/asr/sphinx.engine.js';
+import { liveSpeakerNames } from '../src/services/live/live-speakers.js';
 import { freshIp } from './helpers/auth-client.js';
 import { bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { createLive, listenTls, mustOpen, streamPcm, type Listening } from './helpers/live.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem, withTenant } from '../src/db/tenant.js';
-import { keepLiveSpeakers } from '../src/services/live-speakers.js';
+import { keepLiveSpeakers } from '../src/services/live/live-speakers.js';
 import { freshIp } from './helpers/auth-client.js';
 import { bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { recordingEnv, upload } from './helpers/recordings.js';

@@ -10,7 +10,7 @@ import {
   streamHash,
   type SpoolContext,
 } from '../src/crypto/spool-cipher.js';
-import { LiveSession, type LiveSegment } from '../src/services/live-session.js';
+import { LiveSession, type LiveSegment } from '../src/services/live/live-session.js';
 
 /**
  * The live spool's record format (src/crypto/spool-cipher.ts): what a crash leaves is dropped

@@ -3,11 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wordErrorRate } from '../src/domain/wer.js';
-import { EngineFailedError } from '../src/repositories/asr/engine.js';
-import { SphinxEngine, sphinxAvailability, sphinxHelper } from '../src/repositories/asr/sphinx.engine.js';
-import { createAudioDecoder } from '../src/repositories/audio-decoder.repository.js';
-import { LiveSession, type LivePartial, type LiveSegment } from '../src/services/live-session.js';
-import { PipelineService } from '../src/services/pipeline.service.js';
+import { EngineFailedError } from '../src/adapters/asr/engine.js';
+import { SphinxEngine, sphinxAvailability, sphinxHelper } from '../src/adapters/asr/sphinx.engine.js';
+import { createAudioDecoder } from '../src/adapters/media/audio-decoder.adapter.js';
+import { LiveSession, type LivePartial, type LiveSegment } from '../src/services/live/live-session.js';
+import { PipelineService } from '../src/services/transcription/pipeline.service.js';
 import { buildLongTrack, pcmOf, readReferences } from './helpers/speech-fixtures.js';
 
 /**

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LiveRetain } from '../src/repositories/live-bus.repository.js';
-import type { LiveEvent } from '../src/services/live-viewers.js';
+import type { LiveRetain } from '../src/adapters/redis/live-bus.adapter.js';
+import type { LiveEvent } from '../src/services/live/live-viewers.js';
 import { freshIp } from './helpers/auth-client.js';
 import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import {

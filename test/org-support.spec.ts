@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSupportUser } from '../src/cli/commands/admin.js';
 import { CliError } from '../src/cli/cli-error.js';
 import { withSystem, withTenant } from '../src/db/tenant.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
 import {
   addUser,
   bearer,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startTransport } from '../src/http/listen.js';
-import { ensureSelfSignedCert } from '../src/repositories/tls.repository.js';
+import { ensureSelfSignedCert } from '../src/adapters/network/tls.adapter.js';
 import { freshIp } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { bearer, createOrgWithUser } from './helpers/fixtures.js';

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSelfSignedCert } from '../src/repositories/tls.repository.js';
+import { ensureSelfSignedCert } from '../src/adapters/network/tls.adapter.js';
 import { call, freshIp, login } from './helpers/auth-client.js';
 import { bearer } from './helpers/fixtures.js';
 import { createLive } from './helpers/live.js';

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { findExecutable } from '../src/repositories/executable.repository.js';
+import { findExecutable } from '../src/adapters/media/executable.adapter.js';
 import { corpusEntry, corpusFile, hasCorpus } from './helpers/corpus.js';
 import { panelSkipReason, screenshotDir as shots, usePanel } from './helpers/panel.js';
 import { recordingEnv } from './helpers/recordings.js';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sphinxAvailability } from '../src/repositories/asr/sphinx.engine.js';
+import { sphinxAvailability } from '../src/adapters/asr/sphinx.engine.js';
 import { freshIp } from './helpers/auth-client.js';
 import { createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';
 import { createLive, frames, mustOpen, type Conn, type Listening } from './helpers/live.js';

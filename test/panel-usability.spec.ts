@@ -4,7 +4,7 @@ import { AxeBuilder } from '@axe-core/playwright';
 import type { BrowserContext, Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { withSystem, withTenant } from '../src/db/tenant.js';
-import { recordingRepository } from '../src/repositories/recording.repository.js';
+import { recordingRepository } from '../src/repositories/recordings/recording.repository.js';
 import { addUser } from './helpers/fixtures.js';
 import { panelSkipReason, usePanel } from './helpers/panel.js';
 import { DESKTOP, PHONE } from './helpers/panel-checks.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../src/domain/errors.js';
-import { assertAcceptablePassword } from '../src/services/password-strength.js';
+import { assertAcceptablePassword } from '../src/services/auth/password-strength.js';
 import {
   authed,
   call,

@@ -9,9 +9,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assignSpeakers, buildSegments } from '../src/domain/segments.js';
 import type { SpeakerTurn, Word } from '../src/domain/transcript.js';
-import { sphinxAvailability, SphinxEngine } from '../src/repositories/asr/sphinx.engine.js';
-import { checkDecoder, createAudioDecoder } from '../src/repositories/audio-decoder.repository.js';
-import { PipelineService } from '../src/services/pipeline.service.js';
+import { sphinxAvailability, SphinxEngine } from '../src/adapters/asr/sphinx.engine.js';
+import { checkDecoder, createAudioDecoder } from '../src/adapters/media/audio-decoder.adapter.js';
+import { PipelineService } from '../src/services/transcription/pipeline.service.js';
 import { corpusEntry, corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { processesMentioning } from './helpers/pcm.js';
 

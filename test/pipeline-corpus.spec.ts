@@ -8,10 +8,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Segment } from '../src/domain/transcript.js';
 import { wordErrorRate } from '../src/domain/wer.js';
-import { sphinxAvailability, SphinxEngine } from '../src/repositories/asr/sphinx.engine.js';
-import { createAudioDecoder } from '../src/repositories/audio-decoder.repository.js';
-import { PipelineService, type PipelineResult } from '../src/services/pipeline.service.js';
-import { buildReport } from '../src/services/report.service.js';
+import { sphinxAvailability, SphinxEngine } from '../src/adapters/asr/sphinx.engine.js';
+import { createAudioDecoder } from '../src/adapters/media/audio-decoder.adapter.js';
+import { PipelineService, type PipelineResult } from '../src/services/transcription/pipeline.service.js';
+import { buildReport } from '../src/services/recordings/report.service.js';
 import {
   corpusEntry,
   corpusFile,

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Word } from '../src/domain/transcript.js';
-import type { AsrEngine, ScanOptions } from '../src/repositories/asr/engine.js';
-import { SAMPLE_RATE } from '../src/repositories/asr/engine.js';
-import { SphinxEngine, sphinxAvailability, sphinxHelper } from '../src/repositories/asr/sphinx.engine.js';
-import { recognise } from '../src/services/pipeline-recognise.js';
+import type { AsrEngine, ScanOptions } from '../src/adapters/asr/engine.js';
+import { SAMPLE_RATE } from '../src/adapters/asr/engine.js';
+import { SphinxEngine, sphinxAvailability, sphinxHelper } from '../src/adapters/asr/sphinx.engine.js';
+import { recognise } from '../src/services/transcription/pipeline-recognise.js';
 import { readPcm16Wav } from './helpers/pcm.js';
 import { FIXTURES, readReferences } from './helpers/speech-fixtures.js';
 import { concatPcm } from '../src/audio/pcm-chunker.js';

@@ -4,12 +4,12 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../src/domain/errors.js';
 import { createLogger } from '../src/http/logger.js';
-import { RateLimitRepository } from '../src/repositories/rate-limit.repository.js';
+import { RateLimitRepository } from '../src/adapters/redis/rate-limit.adapter.js';
 import {
   defaultLoginGuardOptions,
   RateLimitedLoginGuard,
   type LoginGuardOptions,
-} from '../src/services/login-guard.service.js';
+} from '../src/services/auth/login-guard.service.js';
 import { backendLabel, usingRedis } from './helpers/test-app.js';
 
 /**

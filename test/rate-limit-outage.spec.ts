@@ -8,8 +8,8 @@ import { AppError } from '../src/domain/errors.js';
 import { createLogger } from '../src/http/logger.js';
 import { registerErrorHandler } from '../src/http/plugins/error-handler.js';
 import { rateLimitPlugin } from '../src/http/plugins/rate-limit.js';
-import { RateLimitRepository, type LimiterSpec } from '../src/repositories/rate-limit.repository.js';
-import { RateLimitedLoginGuard } from '../src/services/login-guard.service.js';
+import { RateLimitRepository, type LimiterSpec } from '../src/adapters/redis/rate-limit.adapter.js';
+import { RateLimitedLoginGuard } from '../src/services/auth/login-guard.service.js';
 import { usingRedis } from './helpers/test-app.js';
 
 /**

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/http/logger.js';
 import { registerErrorHandler } from '../src/http/plugins/error-handler.js';
 import { rateLimitPlugin, type RateLimitPolicy } from '../src/http/plugins/rate-limit.js';
-import { networkKey, RateLimitRepository } from '../src/repositories/rate-limit.repository.js';
+import { networkKey, RateLimitRepository } from '../src/adapters/redis/rate-limit.adapter.js';
 import { backendLabel, startTestApp, usingRedis, type TestApp } from './helpers/test-app.js';
 
 /**

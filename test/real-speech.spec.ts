@@ -20,10 +20,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAsrConfig } from '../src/config/config.js';
 import { wordErrorRate, type WerResult } from '../src/domain/wer.js';
-import type { AsrEngine } from '../src/repositories/asr/engine.js';
-import { selectEngine } from '../src/repositories/asr/select-engine.js';
-import { createAudioDecoder } from '../src/repositories/audio-decoder.repository.js';
-import { PipelineService, type PipelineResult } from '../src/services/pipeline.service.js';
+import type { AsrEngine } from '../src/adapters/asr/engine.js';
+import { selectEngine } from '../src/adapters/asr/select-engine.js';
+import { createAudioDecoder } from '../src/adapters/media/audio-decoder.adapter.js';
+import { PipelineService, type PipelineResult } from '../src/services/transcription/pipeline.service.js';
 import { FIXTURES, buildLongTrack, pcmOf, readReferences } from './helpers/speech-fixtures.js';
 
 const run = promisify(execFile);

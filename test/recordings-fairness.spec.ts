@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sphinxAvailability } from '../src/repositories/asr/sphinx.engine.js';
+import { sphinxAvailability } from '../src/adapters/asr/sphinx.engine.js';
 import { freshIp } from './helpers/auth-client.js';
 import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { pollRecording, recordingEnv, upload } from './helpers/recordings.js';

@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wavHeader } from '../src/audio/wav.js';
-import { checkDecoder } from '../src/repositories/audio-decoder.repository.js';
+import { checkDecoder } from '../src/adapters/media/audio-decoder.adapter.js';
 import { ffmpeg, tempFiles } from './helpers/audio-files.js';
 import { freshIp } from './helpers/auth-client.js';
 import { bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';

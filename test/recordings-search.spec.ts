@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RecordingSearchService } from '../src/services/recording-search.service.js';
+import { RecordingSearchService } from '../src/services/search/recording-search.service.js';
 import type { Actor } from '../src/domain/auth-context.js';
 import {
   addUser,

@@ -7,10 +7,10 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Word } from '../src/domain/transcript.js';
-import type { AsrEngine } from '../src/repositories/asr/engine.js';
-import { sphinxAvailability, SphinxEngine } from '../src/repositories/asr/sphinx.engine.js';
-import { createAudioDecoder } from '../src/repositories/audio-decoder.repository.js';
-import { PipelineService } from '../src/services/pipeline.service.js';
+import type { AsrEngine } from '../src/adapters/asr/engine.js';
+import { sphinxAvailability, SphinxEngine } from '../src/adapters/asr/sphinx.engine.js';
+import { createAudioDecoder } from '../src/adapters/media/audio-decoder.adapter.js';
+import { PipelineService } from '../src/services/transcription/pipeline.service.js';
 import { readCorpusMono } from './helpers/corpus-audio.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { ReplayEngine, replayMisses, replayMode } from './helpers/replay-engine.js';

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Segment } from '../src/domain/transcript.js';
-import { buildReport, STOP_WORDS } from '../src/services/report.service.js';
+import { buildReport, STOP_WORDS } from '../src/services/recordings/report.service.js';
 
 let n = 0;
 function seg(speaker: string, start: number, end: number, text: string): Segment {

@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { withTempWav } from '../src/repositories/asr/engine.js';
-import { OWNER_TAG, ownerOf, sweepScratch } from '../src/repositories/scratch-owner.repository.js';
+import { withTempWav } from '../src/adapters/asr/engine.js';
+import { OWNER_TAG, ownerOf, sweepScratch } from '../src/adapters/storage/scratch-owner.adapter.js';
 
 /**
  * Owner tags of plaintext scratch files (issue 17, item 4): a process that has exited, or an

@@ -6,11 +6,11 @@ import {
   recordingRepository,
   type ListFilter,
   type Visibility,
-} from '../src/repositories/recording.repository.js';
-import { searchIndexRepository } from '../src/repositories/search-index.repository.js';
-import { RecordingSearchService, type SearchPage } from '../src/services/recording-search.service.js';
-import { queryTokens, SearchIndexService } from '../src/services/search-index.service.js';
-import { SEARCH_SCHEME } from '../src/services/search-tokens.js';
+} from '../src/repositories/recordings/recording.repository.js';
+import { searchIndexRepository } from '../src/repositories/recordings/search-index.repository.js';
+import { RecordingSearchService, type SearchPage } from '../src/services/search/recording-search.service.js';
+import { queryTokens, SearchIndexService } from '../src/services/search/search-index.service.js';
+import { SEARCH_SCHEME } from '../src/services/search/search-tokens.js';
 import { actorOf, addUser, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 import { seedTranscript, seg } from './helpers/transcripts.js';

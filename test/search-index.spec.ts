@@ -3,14 +3,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import type { Actor } from '../src/domain/auth-context.js';
 import { withSystem, withTenant } from '../src/db/tenant.js';
-import { deletionRepository } from '../src/repositories/deletion.repository.js';
-import { recordingJobRepository } from '../src/repositories/recording-job.repository.js';
+import { deletionRepository } from '../src/repositories/orgs/deletion.repository.js';
+import { recordingJobRepository } from '../src/repositories/transcription/recording-job.repository.js';
 import { AppError } from '../src/domain/errors.js';
 import type { Segment } from '../src/domain/transcript.js';
-import { RecordingSearchService, type SearchPage } from '../src/services/recording-search.service.js';
-import { indexRecording, openSearchDoc, SearchIndexService } from '../src/services/search-index.service.js';
-import { SEARCH_SCHEME, tokenOf } from '../src/services/search-tokens.js';
-import type { ListQueryFilter } from '../src/services/recording.service.js';
+import { RecordingSearchService, type SearchPage } from '../src/services/search/recording-search.service.js';
+import {
+  indexRecording,
+  openSearchDoc,
+  SearchIndexService,
+} from '../src/services/search/search-index.service.js';
+import { SEARCH_SCHEME, tokenOf } from '../src/services/search/search-tokens.js';
+import type { ListQueryFilter } from '../src/services/recordings/recording.service.js';
 import { actorOf, addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { freshIp } from './helpers/auth-client.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';

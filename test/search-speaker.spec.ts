@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { withTenant } from '../src/db/tenant.js';
-import { SearchIndexService } from '../src/services/search-index.service.js';
-import { speakerTerm, tokenOf } from '../src/services/search-tokens.js';
+import { SearchIndexService } from '../src/services/search/search-index.service.js';
+import { speakerTerm, tokenOf } from '../src/services/search/search-tokens.js';
 import { actorOf, addUser, bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { freshIp } from './helpers/auth-client.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';

@@ -6,13 +6,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
-import type { OidcClientRepository } from '../src/repositories/oidc-client.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
+import type { OidcClientRepository } from '../src/adapters/network/oidc-client.adapter.js';
 import {
   guardedFetch,
   guardedFetchWith,
   SsrfBlockedError,
-} from '../src/repositories/sso-guarded-fetch.repository.js';
+} from '../src/adapters/network/sso-guarded-fetch.adapter.js';
 import { addUser } from './helpers/fixtures.js';
 import {
   auditRows,

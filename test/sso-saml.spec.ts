@@ -7,7 +7,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem, withTenant } from '../src/db/tenant.js';
-import { ManualClock } from '../src/repositories/clock.repository.js';
+import { ManualClock } from '../src/adapters/system/clock.adapter.js';
 import { addUser, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { auditRows, call, freshIp, login, signup, type Account } from './helpers/auth-client.js';
 import {

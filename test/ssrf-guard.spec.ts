@@ -1,15 +1,15 @@
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { guardedFetch, SsrfBlockedError } from '../src/repositories/sso-guarded-fetch.repository.js';
-import { assertPublicUrlHost, isPrivateAddress } from '../src/repositories/ssrf-guard.repository.js';
-import { WebhookSender } from '../src/repositories/webhook-delivery.repository.js';
+import { guardedFetch, SsrfBlockedError } from '../src/adapters/network/sso-guarded-fetch.adapter.js';
+import { assertPublicUrlHost, isPrivateAddress } from '../src/adapters/network/ssrf-guard.adapter.js';
+import { WebhookSender } from '../src/adapters/network/webhook-delivery.adapter.js';
 import { call, freshIp } from './helpers/auth-client.js';
 import { bearer, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
 /**
- * The one SSRF guard shared by webhooks and SSO issuers (src/repositories/ssrf-guard.repository.ts),
+ * The one SSRF guard shared by webhooks and SSO issuers (src/adapters/network/ssrf-guard.adapter.ts),
  * with the escape hatches off (SOTTO_WEBHOOK_ALLOW_PRIVATE, SOTTO_SSO_ALLOW_INSECURE_ISSUERS):
  * every IANA special-purpose range is blocked, names are resolved at save time as at send time,
  * and a blocked address is never connected to. Issue 15, item 4.

@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redirectTarget, startTransport, type Transport } from '../src/http/listen.js';
-import { ensureSelfSignedCert, type SelfSignedResult } from '../src/repositories/tls.repository.js';
+import { ensureSelfSignedCert, type SelfSignedResult } from '../src/adapters/network/tls.adapter.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
 /**

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type WebSocket from 'ws';
 import { backoffMs } from '../domain/backoff.js';
-import { LiveClientError, type LiveClient } from '../repositories/live-client.repository.js';
+import { LiveClientError, type LiveClient } from '../adapters/network/live-client.adapter.js';
 
 /**
  * The two sockets of `sotto bot`, each kept alive across network drops (docs/live.md):

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type WebSocket from 'ws';
-import type { LiveClient } from '../repositories/live-client.repository.js';
+import type { LiveClient } from '../adapters/network/live-client.adapter.js';
 import {
   closeError,
   connectWithRetry,

@@ -8,13 +8,13 @@ import type { Config } from '../config/config.js';
 import { openDatabase, type Database } from '../db/database.js';
 import { migrate, pendingMigrations } from '../db/migrate.js';
 import { createLogger } from '../http/logger.js';
-import { liveFileKeyring } from '../repositories/master-key-file.repository.js';
+import { liveFileKeyring } from '../adapters/storage/master-key-file.adapter.js';
 import { CliError } from './cli-error.js';
 import {
   LockedError,
   acquireProcessLock,
   type ProcessLock,
-} from '../repositories/process-lock.repository.js';
+} from '../adapters/system/process-lock.adapter.js';
 
 /**
  * Opens what every command that touches data needs — database, Redis, services — with the same

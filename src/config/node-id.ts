@@ -49,7 +49,7 @@ export function hostIdentity(): HostIdentity {
  * namespace and the listen address and port. Processes on different machines differ in the boot
  * id (random per boot), containers with one hostname in the namespace; in one namespace only one
  * process at a time can listen on an address and port, and `sotto serve` also holds the id itself
- * (node-id-lock.repository.ts) from before its services start until it exits, so a second process
+ * (node-id-lock.adapter.ts) from before its services start until it exits, so a second process
  * that derives the same id stops before it acts on any claim. It is not stored in the data
  * directory, because processes may share one (the two-process tests do). Only `sotto serve`
  * takes this default: other commands, and in-process test servers, never bind the port, so a

@@ -1,7 +1,7 @@
 /**
  * Password rules (NIST SP 800-63B style): length, not a known-common password, not built from the
  * account's own email, and — checked by the caller with a strength estimator
- * (services/password-strength.ts) — not easy to guess. No composition rules: they push people to
+ * (services/auth/password-strength.ts) — not easy to guess. No composition rules: they push people to
  * predictable patterns.
  *
  * Pure: the list of common passwords is handed in by the caller (services load it from a

@@ -1,5 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { SafeLogDestination } from '../repositories/log-destination.repository.js';
+import { SafeLogDestination } from '../adapters/system/log-destination.adapter.js';
 
 /**
  * Structured logs. Request logs carry method, path, status and ids only (Fastify's default

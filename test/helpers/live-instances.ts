@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { createServices } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
-import type { Clock } from '../../src/repositories/clock.repository.js';
+import type { Clock } from '../../src/adapters/system/clock.adapter.js';
 import { createLogger } from '../../src/http/logger.js';
 import { buildServer } from '../../src/http/server.js';
 import { freshIp } from './auth-client.js';

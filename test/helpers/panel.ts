@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll } from 'vitest';
 import { buildServer } from '../../src/http/server.js';
-import { ensureSelfSignedCert } from '../../src/repositories/tls.repository.js';
+import { ensureSelfSignedCert } from '../../src/adapters/network/tls.adapter.js';
 import { verificationToken } from './auth-client.js';
 import { hasCorpus, noCorpusReason } from './corpus.js';
 import { panelWebRoot } from './panel-build.js';

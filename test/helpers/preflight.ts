@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { checkDecoder } from '../../src/repositories/ffmpeg.repository.js';
-import { sphinxAvailability, sphinxHelper } from '../../src/repositories/asr/sphinx.engine.js';
+import { checkDecoder } from '../../src/adapters/media/ffmpeg.adapter.js';
+import { sphinxAvailability, sphinxHelper } from '../../src/adapters/asr/sphinx.engine.js';
 
 /**
  * Vitest global setup (once per run, before any worker starts). It unpacks the test corpus once,

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { LightMyRequestResponse } from 'fastify';
 import type { Queryable } from '../../src/db/database.js';
-import { recordingJobRepository } from '../../src/repositories/recording-job.repository.js';
-import { recordingRepository } from '../../src/repositories/recording.repository.js';
+import { recordingJobRepository } from '../../src/repositories/transcription/recording-job.repository.js';
+import { recordingRepository } from '../../src/repositories/recordings/recording.repository.js';
 import type { TestApp } from './test-app.js';
 import { bearer } from './fixtures.js';
 

@@ -12,7 +12,7 @@ import {
   type SpeechStream,
   type TranscribeOptions,
   type UtteranceBoundary,
-} from '../../src/repositories/asr/engine.js';
+} from '../../src/adapters/asr/engine.js';
 import { concatPcm } from '../../src/audio/pcm-chunker.js';
 import type { Word } from '../../src/domain/transcript.js';
 

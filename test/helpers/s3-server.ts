@@ -4,7 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { S3Bucket } from '../../src/repositories/s3-bucket.repository.js';
+import { S3Bucket } from '../../src/adapters/storage/s3-bucket.adapter.js';
 
 /**
  * A real S3-compatible server for the object-storage specs: s3rver (the maintained @20minutes

@@ -8,7 +8,7 @@ import { openDatabase, type Database } from '../../src/db/database.js';
 import { migrate } from '../../src/db/migrate.js';
 import { buildServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/http/logger.js';
-import type { Clock } from '../../src/repositories/clock.repository.js';
+import type { Clock } from '../../src/adapters/system/clock.adapter.js';
 import { pgliteSnapshot, postgresTemplate } from './db-template.js';
 import { replayWrap } from './replay-engine.js';
 

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Services } from '../../src/app.js';
 import { withTenant } from '../../src/db/tenant.js';
 import type { Segment, Word } from '../../src/domain/transcript.js';
-import { recordingRepository } from '../../src/repositories/recording.repository.js';
-import { titleLocation, transcriptLocation } from '../../src/services/recording.service.js';
+import { recordingRepository } from '../../src/repositories/recordings/recording.repository.js';
+import { titleLocation, transcriptLocation } from '../../src/services/recordings/recording.service.js';
 
 /** GET /recordings/:id/transcript as the specs read it. */
 export interface TranscriptDoc {

@@ -1,5 +1,5 @@
 import type { Services } from '../../app.js';
-import type { ChainReport } from '../../services/audit.service.js';
+import type { ChainReport } from '../../services/operations/audit.service.js';
 import { CliError } from '../cli-error.js';
 import { stdout, type Print } from '../output.js';
 

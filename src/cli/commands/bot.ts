@@ -11,13 +11,13 @@ import {
   micRecorder,
   rawFrames,
   MIC_MISSING,
-} from '../../repositories/audio-capture.repository.js';
+} from '../../adapters/media/audio-capture.adapter.js';
 import {
   LiveClient,
   LiveClientError,
   type LiveClientErrorKind,
   type Tokens,
-} from '../../repositories/live-client.repository.js';
+} from '../../adapters/network/live-client.adapter.js';
 import { IngestStream, type Auth, type Segment, type StreamEvent } from '../bot-stream.js';
 import { WatchStream } from '../bot-watch.js';
 import { CliError } from '../cli-error.js';

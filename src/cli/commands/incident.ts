@@ -4,8 +4,8 @@ import {
   IncidentNotifyService,
   type NotifyOutcome,
   type OrgNotifyResult,
-} from '../../services/incident-notify.service.js';
-import { IncidentService, type IncidentReport } from '../../services/incident.service.js';
+} from '../../services/operations/incident-notify.service.js';
+import { IncidentService, type IncidentReport } from '../../services/operations/incident.service.js';
 import { CliError } from '../cli-error.js';
 import { stdout, type Print } from '../output.js';
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { loadBootstrapConfig } from '../../config/config.js';
-import { createKeyFile, ensurePrivateDir } from '../../repositories/master-key-file.repository.js';
+import { createKeyFile, ensurePrivateDir } from '../../adapters/storage/master-key-file.adapter.js';
 import { stdout, type Print } from '../output.js';
 import { CliError } from '../cli-error.js';
 import { pgliteDir } from '../runtime.js';

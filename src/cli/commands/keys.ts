@@ -1,7 +1,7 @@
 import type { Services } from '../../app.js';
 import { loadConfig, type Config } from '../../config/config.js';
-import { addKeyVersion } from '../../repositories/master-key-file.repository.js';
-import type { ActiveKeyAge, MasterKeyAge } from '../../services/key-age.service.js';
+import { addKeyVersion } from '../../adapters/storage/master-key-file.adapter.js';
+import type { ActiveKeyAge, MasterKeyAge } from '../../services/keys/key-age.service.js';
 import { stdout, type Print } from '../output.js';
 
 /**

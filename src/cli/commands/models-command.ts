@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ModelService } from '../../services/model.service.js';
+import type { ModelService } from '../../services/transcription/model.service.js';
 
 /** Builds the ModelService a subcommand uses (tests hand in one over a local model host). */
 export type ModelServiceFactory = (opts: { mirror?: string }) => ModelService;

@@ -1,9 +1,9 @@
 import { loadAsrConfig } from '../../config/config.js';
 import { AppError } from '../../domain/errors.js';
-import { modelsDir } from '../../repositories/asr/select-engine.js';
-import { systemClock } from '../../repositories/clock.repository.js';
-import { ModelRepository, type DownloadProgress } from '../../repositories/model.repository.js';
-import { ModelService } from '../../services/model.service.js';
+import { modelsDir } from '../../adapters/asr/select-engine.js';
+import { systemClock } from '../../adapters/system/clock.adapter.js';
+import { ModelRepository, type DownloadProgress } from '../../adapters/storage/model.adapter.js';
+import { ModelService } from '../../services/transcription/model.service.js';
 import { stdout, type Print } from '../output.js';
 import { CliError } from '../cli-error.js';
 import type { ModelServiceFactory } from './models-command.js';

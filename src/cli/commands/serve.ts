@@ -4,14 +4,17 @@ import { loadConfig, type Config } from '../../config/config.js';
 import { isPathInside } from '../../config/paths.js';
 import { createLogger } from '../../http/logger.js';
 import { startTransport, type Transport } from '../../http/listen.js';
-import { ensureSelfSignedCert, readTlsFiles, type TlsMaterial } from '../../repositories/tls.repository.js';
+import { ensureSelfSignedCert, readTlsFiles, type TlsMaterial } from '../../adapters/network/tls.adapter.js';
 import { openRuntime, type Runtime } from '../runtime.js';
 import type { Services } from '../../app.js';
-import { checkDecoder } from '../../repositories/ffmpeg.repository.js';
+import { checkDecoder } from '../../adapters/media/ffmpeg.adapter.js';
 import { defaultNodeId } from '../../config/node-id.js';
-import { holdNodeId, NodeIdInUseError, type NodeIdLock } from '../../repositories/node-id-lock.repository.js';
+import { holdNodeId, NodeIdInUseError, type NodeIdLock } from '../../adapters/system/node-id-lock.adapter.js';
 import { CliError } from '../cli-error.js';
-import { ENGINE_FIX, type EngineReadinessService } from '../../services/engine-readiness.service.js';
+import {
+  ENGINE_FIX,
+  type EngineReadinessService,
+} from '../../services/transcription/engine-readiness.service.js';
 
 /**
  * `sotto serve`: config (once; any bad variable stops the process), database, Redis, schema

@@ -4,13 +4,13 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { loadWorkerConfig } from '../../config/config.js';
 import { createLogger } from '../../http/logger.js';
-import { selectEngine, type SelectEngineDeps } from '../../repositories/asr/select-engine.js';
-import { createAudioDecoder } from '../../repositories/audio-decoder.repository.js';
-import { OWNER_TAG, sweepScratch } from '../../repositories/scratch-owner.repository.js';
-import { WorkerApiError, WorkerApiRepository } from '../../repositories/worker-api.repository.js';
-import { JobRunner } from '../../services/job-runner.service.js';
-import { PipelineService } from '../../services/pipeline.service.js';
-import { RemoteJobSource } from '../../services/remote-job.service.js';
+import { selectEngine, type SelectEngineDeps } from '../../adapters/asr/select-engine.js';
+import { createAudioDecoder } from '../../adapters/media/audio-decoder.adapter.js';
+import { OWNER_TAG, sweepScratch } from '../../adapters/storage/scratch-owner.adapter.js';
+import { WorkerApiError, WorkerApiRepository } from '../../adapters/network/worker-api.adapter.js';
+import { JobRunner } from '../../services/transcription/job-runner.service.js';
+import { PipelineService } from '../../services/transcription/pipeline.service.js';
+import { RemoteJobSource } from '../../services/transcription/remote-job.service.js';
 import { CliError } from '../cli-error.js';
 
 /**
@@ -88,7 +88,7 @@ export async function startWorker(opts: WorkerRunOptions): Promise<RunningWorker
   }
   // One private (0700) folder for this process, named by its owner tag; the engine's WAVs and each
   // job's audio go inside it. Killed workers' folders are swept now and on a schedule by any
-  // worker sharing the parent (scratch-owner.repository.ts), so their plaintext lasts minutes.
+  // worker sharing the parent (scratch-owner.adapter.ts), so their plaintext lasts minutes.
   const base = opts.tmpDir ?? cfg.workDir;
   let root = '';
   const sweep = async () => {

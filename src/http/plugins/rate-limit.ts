@@ -6,7 +6,7 @@ import {
   type LimiterSpec,
   type LimitState,
   type RateLimitRepository,
-} from '../../repositories/rate-limit.repository.js';
+} from '../../adapters/redis/rate-limit.adapter.js';
 
 /**
  * Per-route rate limits (docs/architecture.md, "Security model": abuse). Every /api route is

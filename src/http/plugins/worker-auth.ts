@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Services } from '../../app.js';
 import { AppError } from '../../domain/errors.js';
-import type { WorkerPrincipal } from '../../services/worker-token.service.js';
+import type { WorkerPrincipal } from '../../services/transcription/worker-token.service.js';
 import { bearerToken } from './auth.js';
 
 declare module 'fastify' {

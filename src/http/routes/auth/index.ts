@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AppError } from '../../../domain/errors.js';
-import type { ClientMeta } from '../../../services/session.service.js';
+import type { ClientMeta } from '../../../services/auth/session.service.js';
 import { bearerToken } from '../../plugins/auth.js';
 import type { RouteOptions } from '../../server.js';
 import {

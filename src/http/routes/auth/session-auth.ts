@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../../app.js';
 import { AppError } from '../../../domain/errors.js';
-import type { SessionActor } from '../../../services/session.service.js';
+import type { SessionActor } from '../../../services/auth/session.service.js';
 import { bearerToken } from '../../plugins/auth.js';
 
 declare module 'fastify' {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { SsoLoginError } from '../../../services/sso.service.js';
+import { SsoLoginError } from '../../../services/sso/sso.service.js';
 import type { RouteOptions } from '../../server.js';
 import { finishTo, SAML_COOKIE, samlCookie, SSO_COOKIE, ssoCookie } from './sso.js';
 

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { SsoLoginError, type SsoOutcome } from '../../../services/sso.service.js';
+import { SsoLoginError, type SsoOutcome } from '../../../services/sso/sso.service.js';
 import type { RouteOptions } from '../../server.js';
 import { NO_CONTROL } from '../text.schema.js';
 import { setRefreshCookie } from './browser.js';

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { ArchiveItemView } from '../../../services/archive.service.js';
+import type { ArchiveItemView } from '../../../services/lifecycle/archive.service.js';
 import { actorOf } from '../../plugins/auth.js';
 import type { RouteOptions } from '../../server.js';
 import { archiveList, archiveListQuery, deletionReceipt, restoreResponse } from './archive.schema.js';

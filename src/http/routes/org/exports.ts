@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { OrgExportView } from '../../../services/org-export.service.js';
+import type { OrgExportView } from '../../../services/org-export/org-export.service.js';
 import { actorOf } from '../../plugins/auth.js';
 import type { RouteOptions } from '../../server.js';
 import {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { Member } from '../../../repositories/member.repository.js';
-import type { InvitationView } from '../../../services/invitation.service.js';
-import type { GrantView } from '../../../services/support.service.js';
+import type { Member } from '../../../repositories/orgs/member.repository.js';
+import type { InvitationView } from '../../../services/orgs/invitation.service.js';
+import type { GrantView } from '../../../services/orgs/support.service.js';
 import { actorOf } from '../../plugins/auth.js';
 import type { RouteOptions } from '../../server.js';
 import {

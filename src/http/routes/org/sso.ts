@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { SsoConnectionView } from '../../../services/sso.service.js';
+import type { SsoConnectionView } from '../../../services/sso/sso.service.js';
 import { actorOf } from '../../plugins/auth.js';
 import type { RouteOptions } from '../../server.js';
 import { iso, noContent } from './schema.js';

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { WorkerTokenView } from '../../../services/worker-token.service.js';
+import type { WorkerTokenView } from '../../../services/transcription/worker-token.service.js';
 import { actorOf } from '../../plugins/auth.js';
 import type { RouteOptions } from '../../server.js';
 import { idParams, iso, isoOrNull, noContent } from './schema.js';

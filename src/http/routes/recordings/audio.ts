@@ -3,7 +3,7 @@ import { AppError } from '../../../domain/errors.js';
 import { actorOf } from '../../plugins/auth.js';
 import type { RouteOptions } from '../../server.js';
 import type { FastifyReply } from 'fastify';
-import type { Playback } from '../../../services/audio-store.service.js';
+import type { Playback } from '../../../services/recordings/audio-store.service.js';
 import {
   audioDeleted,
   audioHeaders,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { NO_CONTROL } from '../text.schema.js';
-import { EXPORT_FORMATS } from '../../../services/export.service.js';
+import { EXPORT_FORMATS } from '../../../services/recordings/export.service.js';
 
 /**
  * Request and response shapes of /api/v1/recordings. The upload is multipart (a file is not

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AppError } from '../../../domain/errors.js';
-import type { ApiTokenView } from '../../../services/api-token.service.js';
+import type { ApiTokenView } from '../../../services/auth/api-token.service.js';
 import { actorOf } from '../../plugins/auth.js';
 import type { RouteOptions } from '../../server.js';
 import { idParams, iso, isoOrNull, noContent } from '../org/schema.js';

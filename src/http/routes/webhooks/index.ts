@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { DeliveryRow } from '../../../repositories/webhook.repository.js';
-import type { WebhookView } from '../../../services/webhook.service.js';
+import type { DeliveryRow } from '../../../repositories/webhooks/webhook.repository.js';
+import type { WebhookView } from '../../../services/webhooks/webhook.service.js';
 import { actorOf } from '../../plugins/auth.js';
 import type { RouteOptions } from '../../server.js';
 import { iso, isoOrNull, noContent } from '../org/schema.js';
