@@ -90,7 +90,9 @@ describe.skipIf(skip !== undefined)(`live streaming recognition${skip ? ` (skipp
     'finals are as good as an upload of the same audio; partials come every 0.5 s of speech',
     { timeout: 90_000 },
     async () => {
-      const live = await stream(engine, pcm, 2);
+      // In real time, as a speaker talks: at twice real time, with another spec file on the other
+      // core, the decoder fell behind and skipped partials (16 steps where 20 were wanted).
+      const live = await stream(engine, pcm, 1);
       const upload = await new PipelineService({
         decoder: createAudioDecoder(),
         engine,
