@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Services } from '../src/app.js';
-import type { LiveBus } from '../src/adapters/redis/live-bus.adapter.js';
+import type { LiveBus } from '../src/adapters/redis/live-bus.types.js';
 import { sphinxAvailability } from '../src/adapters/asr/sphinx.engine.js';
 import { freshIp } from './helpers/auth-client.js';
 import { addUser, bearer, createOrgWithUser, eventually, type TestUser } from './helpers/fixtures.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LiveRetain } from '../src/adapters/redis/live-bus.adapter.js';
+import type { LiveRetain } from '../src/adapters/redis/live-bus.types.js';
 import type { LiveEvent } from '../src/services/live/live-viewers.js';
 import { freshIp } from './helpers/auth-client.js';
 import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';

@@ -7,7 +7,7 @@ import { startTransport, type Transport } from '../../src/http/listen.js';
 import { ensureSelfSignedCert } from '../../src/adapters/network/tls.adapter.js';
 import { createServices, type Services } from '../../src/app.js';
 import { withTenant } from '../../src/db/tenant.js';
-import type { LiveBus } from '../../src/adapters/redis/live-bus.adapter.js';
+import type { LiveBus } from '../../src/adapters/redis/live-bus.types.js';
 import { liveSegmentLocation } from '../../src/services/live/live-protocol.js';
 import type { LiveEvent } from '../../src/services/live/live-viewers.js';
 import type { TestApp } from './test-app.js';

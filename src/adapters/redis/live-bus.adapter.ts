@@ -7,203 +7,15 @@ import {
   liveAliveTtlMs,
   PUBLISH_SCRIPT,
 } from './live-bus.scripts.js';
-
-/**
- * Fan-out of live-recording events (segments, stop) from the node that ingests the audio to every
- * node with a viewer. Payloads are opaque bytes: the service encrypts them before they leave the
- * process (docs/live.md), so Redis never sees transcript text.
- *
- * Without Redis (one node) an in-process implementation does the same job. With Redis, publishes
- * go over the shared connection and subscriptions over a dedicated one (a subscribed ioredis
- * connection cannot send other commands); channels are `<SOTTO_REDIS_PREFIX>live:<recordingId>`.
- * Delivery is at most once, like Redis pub/sub itself; what a viewer connecting late needs is kept
- * beside the channel (`retain`): every final segment in order and the latest partial of each
- * participant, read back with `history` (a Redis list and hash next to the channel, written by
- * the same script as the publish; in memory without Redis). Still opaque sealed bytes, with an
- * expiry, dropped by `forget`.
- *
- * Every event of a recording gets the next number of one sequence (a Redis counter beside the
- * channel, so it survives the ingest moving to another node), delivered with it and kept with it;
- * `history` says the last number given out when it was read. A viewer that subscribed first and
- * then read the history has the exact hand-over: a kept event numbered up to that mark is in the
- * history (or was replaced there by a newer one), anything later comes live, nothing twice.
- */
-export type LiveBusHandler = (payload: Buffer, seq: number) => void;
-
-/** What to keep of a published event for late viewers; `ttlMs` also bounds the sequence. */
-export type LiveRetain =
-  | { kind: 'final'; ttlMs: number }
-  /** `slot`: one partial kept per slot (a participant); a later one replaces it. */
-  | { kind: 'partial'; slot: string; ttlMs: number }
-  /** Numbered, delivered, not kept (progress of a stop, errors). */
-  | { kind: 'none'; ttlMs: number };
-
-export interface LiveEntry {
-  seq: number;
-  payload: Buffer;
-}
-
-export interface LiveHistory {
-  /** Sealed final segments, in publication order. */
-  finals: LiveEntry[];
-  /** The latest sealed partial of each slot (its final may be among `finals`). */
-  partials: LiveEntry[];
-  /** The last sequence number given out when this was read (0: none). */
-  seq: number;
-}
-
-export interface LiveBus {
-  /**
-   * Claims (or renews) the right of node `nodeId` to hold the recording's ingest session for
-   * `ttlMs`; false when another node holds it. All streams of one recording must meet on one
-   * node (its audio is in that node's memory): a second node would seal a second, partial copy.
-   */
-  claim(recordingId: string, nodeId: string, ttlMs: number): Promise<boolean>;
-  /**
-   * Node `nodeId` is alive (its event loop runs, so it renews its claims) for liveAliveTtlMs. A
-   * claim whose node stopped beating that long ago is taken over by another node's `claim` before
-   * it lapses (CLAIM_SCRIPT says exactly when).
-   */
-  beat(nodeId: string): Promise<void>;
-  release(recordingId: string, nodeId: string): Promise<void>;
-  /** Numbers, keeps (as `retain` says) and delivers one event; resolves its sequence number. */
-  publish(recordingId: string, payload: Buffer, retain: LiveRetain): Promise<number>;
-  /** What was retained for the recording (empty when nothing was, or it expired). */
-  history(recordingId: string): Promise<LiveHistory>;
-  /** Drops what was retained and the sequence (the recording stopped or failed). */
-  forget(recordingId: string): Promise<void>;
-  /**
-   * The recording was deleted: drops what was retained and the sequence, and for as long as a
-   * backlog could live (BURIED_MIN_MS at least) refuses to number, keep or deliver anything more
-   * of it — an ingest node that has not noticed the deletion yet must not rebuild the backlog of a
-   * recording that no longer exists (`publish` resolves 0 then). Never rejects: the deletion has
-   * committed; a failure is logged, and what was kept expires by itself (sealed meanwhile).
-   */
-  bury(recordingId: string): Promise<void>;
-  /** Resolves once the subscription is active; the returned function ends it. */
-  subscribe(recordingId: string, handler: LiveBusHandler): Promise<() => Promise<void>>;
-  close(): Promise<void>;
-}
-
-/**
- * How long a deleted recording's tombstone lasts at least (longer when its backlog would have):
- * an ingest session notices the deletion within seconds; a day covers any realistic session limit.
- */
-export const BURIED_MIN_MS = 24 * 3600 * 1000;
-
-/** Handlers by channel, shared by both implementations. */
-class Handlers {
-  private readonly byChannel = new Map<string, Set<LiveBusHandler>>();
-
-  /** Returns true when this is the channel's first handler. */
-  add(channel: string, handler: LiveBusHandler): boolean {
-    let set = this.byChannel.get(channel);
-    const first = !set;
-    if (!set) this.byChannel.set(channel, (set = new Set()));
-    set.add(handler);
-    return first;
-  }
-
-  /** Returns true when the channel has no handler left. */
-  remove(channel: string, handler: LiveBusHandler): boolean {
-    const set = this.byChannel.get(channel);
-    if (!set) return false;
-    set.delete(handler);
-    if (set.size > 0) return false;
-    this.byChannel.delete(channel);
-    return true;
-  }
-
-  deliver(channel: string, payload: Buffer, seq: number, logger?: Pick<Logger, 'warn'>): void {
-    for (const handler of [...(this.byChannel.get(channel) ?? [])]) {
-      try {
-        handler(payload, seq);
-      } catch (err) {
-        // One broken viewer must not stop delivery to the others.
-        logger?.warn({ err: (err as Error).name }, 'live bus handler failed');
-      }
-    }
-  }
-
-  clear(): void {
-    this.byChannel.clear();
-  }
-}
-
-interface Kept {
-  seq: number;
-  finals: LiveEntry[];
-  partials: Map<string, LiveEntry>;
-  timer?: NodeJS.Timeout;
-}
-
-export class MemoryLiveBus implements LiveBus {
-  private readonly handlers = new Handlers();
-  private readonly kept = new Map<string, Kept>();
-  private readonly buried = new Map<string, NodeJS.Timeout>();
-
-  /** One node: the service's own session map already keeps one session per recording. */
-  async claim(): Promise<boolean> {
-    return true;
-  }
-
-  async beat(): Promise<void> {}
-
-  async release(): Promise<void> {}
-
-  async publish(recordingId: string, payload: Buffer, retain: LiveRetain): Promise<number> {
-    if (this.buried.has(recordingId)) return 0;
-    let kept = this.kept.get(recordingId);
-    if (!kept) this.kept.set(recordingId, (kept = { seq: 0, finals: [], partials: new Map() }));
-    const seq = ++kept.seq;
-    if (retain.kind === 'final') kept.finals.push({ seq, payload });
-    else if (retain.kind === 'partial') kept.partials.set(retain.slot, { seq, payload });
-    // The same expiry as in Redis: a session that vanished without a stop does not stay forever.
-    clearTimeout(kept.timer);
-    kept.timer = setTimeout(() => this.kept.delete(recordingId), retain.ttlMs);
-    kept.timer.unref();
-    // Asynchronous like the network path, so callers never depend on re-entrant delivery.
-    queueMicrotask(() => this.handlers.deliver(recordingId, payload, seq));
-    return seq;
-  }
-
-  async history(recordingId: string): Promise<LiveHistory> {
-    const kept = this.kept.get(recordingId);
-    return {
-      finals: [...(kept?.finals ?? [])],
-      partials: [...(kept?.partials.values() ?? [])],
-      seq: kept?.seq ?? 0,
-    };
-  }
-
-  async forget(recordingId: string): Promise<void> {
-    clearTimeout(this.kept.get(recordingId)?.timer);
-    this.kept.delete(recordingId);
-  }
-
-  async bury(recordingId: string): Promise<void> {
-    await this.forget(recordingId);
-    clearTimeout(this.buried.get(recordingId));
-    const timer = setTimeout(() => this.buried.delete(recordingId), BURIED_MIN_MS);
-    timer.unref();
-    this.buried.set(recordingId, timer);
-  }
-
-  async subscribe(recordingId: string, handler: LiveBusHandler): Promise<() => Promise<void>> {
-    this.handlers.add(recordingId, handler);
-    return async () => {
-      this.handlers.remove(recordingId, handler);
-    };
-  }
-
-  async close(): Promise<void> {
-    this.handlers.clear();
-    for (const kept of this.kept.values()) clearTimeout(kept.timer);
-    this.kept.clear();
-    for (const timer of this.buried.values()) clearTimeout(timer);
-    this.buried.clear();
-  }
-}
+import { LiveHandlers, MemoryLiveBus } from './live-bus-memory.adapter.js';
+import {
+  BURIED_MIN_MS,
+  type LiveBus,
+  type LiveBusHandler,
+  type LiveEntry,
+  type LiveHistory,
+  type LiveRetain,
+} from './live-bus.types.js';
 
 /** `<seq>:<payload>` → its parts; undefined when not of that shape (not written by this bus). */
 function unframe(framed: Buffer): LiveEntry | undefined {
@@ -212,8 +24,12 @@ function unframe(framed: Buffer): LiveEntry | undefined {
   return Number.isSafeInteger(seq) && seq > 0 ? { seq, payload: framed.subarray(colon + 1) } : undefined;
 }
 
+/**
+ * The live bus over Redis (the types and the contract: live-bus.types.ts; one node without Redis:
+ * live-bus-memory.adapter.ts).
+ */
 export class RedisLiveBus implements LiveBus {
-  private readonly handlers = new Handlers();
+  private readonly handlers = new LiveHandlers();
   private subscriber: Redis | undefined;
   /** Per channel, the SUBSCRIBE every handler of the channel waits for (the first one sent it). */
   private readonly subscribing = new Map<string, Promise<unknown>>();

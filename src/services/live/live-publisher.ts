@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { withTenant } from '../../db/tenant.js';
-import type { LiveBus, LiveRetain } from '../../adapters/redis/live-bus.adapter.js';
+import type { LiveBus, LiveRetain } from '../../adapters/redis/live-bus.types.js';
 import { partialSlot } from '../../crypto/spool-cipher.js';
 import type { KeyService } from '../keys/key.service.js';
 import { LivePublishQueue } from './live-publish-queue.js';

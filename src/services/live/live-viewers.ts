@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Database } from '../../db/database.js';
 import { withTenant } from '../../db/tenant.js';
 import type { Actor } from '../../domain/auth-context.js';
-import type { LiveBus } from '../../adapters/redis/live-bus.adapter.js';
+import type { LiveBus } from '../../adapters/redis/live-bus.types.js';
 import { backoffMs } from '../../domain/backoff.js';
 import { outageOf } from '../../domain/outage.js';
 import type { KeyService } from '../keys/key.service.js';

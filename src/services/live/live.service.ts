@@ -8,7 +8,7 @@ import { AppError, notFound } from '../../domain/errors.js';
 import { actorTicket, actorTicketSchema, readActorTicket } from '../auth/actor-ticket.js';
 import type { AsrEngine } from '../../adapters/asr/engine.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
-import type { LiveBus } from '../../adapters/redis/live-bus.adapter.js';
+import type { LiveBus } from '../../adapters/redis/live-bus.types.js';
 import { SpoolFencedError } from '../../adapters/redis/live-spool-replica.adapter.js';
 import { liveRecordingRepository } from '../../repositories/live/live-recording.repository.js';
 import type { TicketStore } from '../../adapters/redis/ticket.adapter.js';

@@ -3,7 +3,7 @@ import { withTenant } from '../../db/tenant.js';
 import { notFound } from '../../domain/errors.js';
 import type { AudioBlobRepository } from '../../adapters/storage/audio-blob.adapter.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
-import type { LiveBus } from '../../adapters/redis/live-bus.adapter.js';
+import type { LiveBus } from '../../adapters/redis/live-bus.types.js';
 import { deletionRepository } from '../../repositories/orgs/deletion.repository.js';
 import { recordingAudioRepository } from '../../repositories/recordings/recording-audio.repository.js';
 import { recordingJobRepository } from '../../repositories/transcription/recording-job.repository.js';
