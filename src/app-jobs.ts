@@ -5,7 +5,7 @@ import type { Database } from './db/database.js';
 import type { RandomSource } from './domain/backoff.js';
 import type { Clock } from './adapters/system/clock.adapter.js';
 import type { createAudioDecoder } from './adapters/media/audio-decoder.adapter.js';
-import type { UploadFileRepository } from './adapters/storage/upload-file.adapter.js';
+import type { UploadFileStore } from './adapters/storage/upload-file.adapter.js';
 import type { AudioStoreService } from './services/recordings/audio-store.service.js';
 import type { EngineReadinessService } from './services/transcription/engine-readiness.service.js';
 import type { AuditService } from './services/operations/audit.service.js';
@@ -31,7 +31,7 @@ export type LocalWorkerOptions = JobOptions & JobQueueOptions;
 export interface LocalWorkerDeps {
   db: Database;
   keys: KeyService;
-  uploads: UploadFileRepository;
+  uploads: UploadFileStore;
   audio: AudioStoreService;
   pipeline: PipelineProvider;
   clock: Clock;
@@ -55,7 +55,7 @@ export interface JobServicesDeps {
   db: Database;
   keys: KeyService;
   audit: AuditService;
-  uploads: UploadFileRepository;
+  uploads: UploadFileStore;
   audio: AudioStoreService;
   engines: EngineReadinessService;
   decoder: ReturnType<typeof createAudioDecoder>;

@@ -4,10 +4,10 @@ import type { Config } from './config/config.js';
 import type { Database } from './db/database.js';
 import { DirArchiveStore, type ArchiveStore } from './adapters/storage/archive-store.adapter.js';
 import { DatabaseArchiveStore } from './repositories/lifecycle/archive-store.repository.js';
-import { OrgKekRepository, type OrgKekStore } from './adapters/storage/org-kek.adapter.js';
+import { DirKekStore, type OrgKekStore } from './adapters/storage/org-kek.adapter.js';
 import { S3ArchiveStore } from './adapters/storage/s3-archive-store.adapter.js';
 import { S3Bucket } from './adapters/storage/s3-bucket.adapter.js';
-import { S3KekRepository } from './adapters/storage/s3-kek.adapter.js';
+import { S3KekStore } from './adapters/storage/s3-kek.adapter.js';
 import { S3ObjectStore } from './adapters/storage/s3-object-store.adapter.js';
 import { SealedFileStore, type SealedObjectStore } from './adapters/storage/sealed-file-store.adapter.js';
 
@@ -59,8 +59,8 @@ export async function openStores(config: Config, db: Database, logger: Logger): 
 
 /** The per-org KEK store (SOTTO_KEY_STORE): the key directory, or a bucket of its own. */
 async function openKekStore(config: Config, logger: Logger): Promise<OrgKekStore> {
-  if (config.keyStore.kind === 'dir') return new OrgKekRepository(config.keyStore.dir);
-  const { store, versioning } = await S3KekRepository.open(new S3Bucket(config.keyStore.s3));
+  if (config.keyStore.kind === 'dir') return new DirKekStore(config.keyStore.dir);
+  const { store, versioning } = await S3KekStore.open(new S3Bucket(config.keyStore.s3));
   if (versioning === 'unknown')
     logger.warn(
       { keyStore: store.location },

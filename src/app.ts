@@ -3,16 +3,16 @@ import { randomUUID } from 'node:crypto';
 import { PasswordHasher } from './crypto/password.js';
 import { systemClock } from './adapters/system/clock.adapter.js';
 import { createMailer } from './adapters/network/mail.adapter.js';
-import { RateLimitRepository } from './adapters/redis/rate-limit.adapter.js';
+import { RateLimitStore } from './adapters/redis/rate-limit.adapter.js';
 import { selectEngine } from './adapters/asr/select-engine.js';
 import {
   engineModelName,
   EngineReadinessService,
 } from './services/transcription/engine-readiness.service.js';
 import { createAudioDecoder } from './adapters/media/audio-decoder.adapter.js';
-import { UploadFileRepository } from './adapters/storage/upload-file.adapter.js';
-import { DiskSpaceRepository } from './adapters/storage/disk-space.adapter.js';
-import { AudioBlobRepository } from './adapters/storage/audio-blob.adapter.js';
+import { UploadFileStore } from './adapters/storage/upload-file.adapter.js';
+import { DiskSpace } from './adapters/storage/disk-space.adapter.js';
+import { AudioBlobStore } from './adapters/storage/audio-blob.adapter.js';
 import { AudioStoreService } from './services/recordings/audio-store.service.js';
 import { AudioTicketService } from './services/recordings/audio-ticket.service.js';
 import { ActorService } from './services/auth/actor.service.js';
@@ -35,7 +35,7 @@ import { SearchIndexService } from './services/search/search-index.service.js';
 import { RecordingService } from './services/recordings/recording.service.js';
 import { SessionService } from './services/auth/session.service.js';
 import { SsoService } from './services/sso/sso.service.js';
-import { OidcClientRepository } from './adapters/network/oidc-client.adapter.js';
+import { OidcClient } from './adapters/network/oidc-client.adapter.js';
 import { SupportService } from './services/orgs/support.service.js';
 import { TokenService } from './services/auth/token.service.js';
 import { WorkerTokenService } from './services/transcription/worker-token.service.js';
@@ -48,19 +48,19 @@ import { createLiveBus } from './adapters/redis/live-bus.adapter.js';
 import { liveAliveTtlMs } from './adapters/redis/live-bus.scripts.js';
 import { createTicketStore } from './adapters/redis/ticket.adapter.js';
 import { SpoolReplica } from './adapters/redis/live-spool-replica.adapter.js';
-import { LiveSpoolRepository } from './adapters/storage/live-spool.adapter.js';
+import { LiveSpoolStore } from './adapters/storage/live-spool.adapter.js';
 import { LiveSpools, replicaBounds } from './services/live/live-spool.js';
 import { SchedulerService } from './services/lifecycle/scheduler.service.js';
 import { ArchiveService } from './services/lifecycle/archive.service.js';
 import { DataKeyRotationService } from './services/keys/data-key-rotation.service.js';
-import { ExportFileRepository } from './adapters/storage/export-file.adapter.js';
+import { ExportFileStore } from './adapters/storage/export-file.adapter.js';
 import { OrgExportService } from './services/org-export/org-export.service.js';
 import { OrgExportInvalidation } from './services/org-export/org-export-invalidation.js';
 import { RecordingDeletionService } from './services/recordings/recording-deletion.service.js';
 import { ReauthService } from './services/auth/reauth.service.js';
 import { OrgDeletionService } from './services/orgs/org-deletion.service.js';
 import { AccountDeletionService } from './services/auth/account-deletion.service.js';
-import { OrgFilesRepository } from './adapters/storage/org-files.adapter.js';
+import { OrgFiles } from './adapters/storage/org-files.adapter.js';
 import { openStores } from './app-storage.js';
 import { createJobServices } from './app-jobs.js';
 
@@ -102,7 +102,7 @@ export async function createServices(deps: Deps): Promise<Services> {
       clock,
     },
   );
-  const rateLimits = new RateLimitRepository({ redis, keyPrefix: config.redisPrefix, logger });
+  const rateLimits = new RateLimitStore({ redis, keyPrefix: config.redisPrefix, logger });
   const loginGuard: LoginGuard = new RateLimitedLoginGuard(rateLimits);
   const mailer = createMailer(config.smtpUrl, config.mailFrom);
   const orgs = new OrgService(db, keys, audit);
@@ -148,7 +148,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     sessions,
     hasher,
     clock,
-    idp: new OidcClientRepository(),
+    idp: new OidcClient(),
     opts: {
       publicUrl: config.publicUrl,
       allowInsecureIssuers: config.ssoAllowInsecureIssuers,
@@ -179,13 +179,13 @@ export async function createServices(deps: Deps): Promise<Services> {
   });
   const decoder = createAudioDecoder({ maxAudioSeconds: config.maxAudioSeconds });
   // Plaintext scratch (docs/audio-storage.md): under SOTTO_TMP_DIR, swept by RecordingJobService.
-  const uploads = new UploadFileRepository(path.join(config.tmpDir, 'uploads'));
+  const uploads = new UploadFileStore(path.join(config.tmpDir, 'uploads'));
   // The data disk's free-space floor: /readyz and uploads (docs/deployment.md, outages).
-  const disk = { space: new DiskSpaceRepository(config.dataDir), minFreeBytes: config.diskMinFreeBytes };
+  const disk = { space: new DiskSpace(config.dataDir), minFreeBytes: config.diskMinFreeBytes };
   const { bucket, blobStore, exportStore, archiveStore, storageCheck } = stores;
-  const audioBlobs = new AudioBlobRepository(blobStore, path.join(config.tmpDir, 'work'));
+  const audioBlobs = new AudioBlobStore(blobStore, path.join(config.tmpDir, 'work'));
   const audio = new AudioStoreService({ db, keys, audit, blobs: audioBlobs, uploads, clock, logger });
-  const exportFiles = new ExportFileRepository(path.join(config.dataDir, 'exports'), exportStore);
+  const exportFiles = new ExportFileStore(path.join(config.dataDir, 'exports'), exportStore);
   // Hard deletions expire the org's ready/building exports (docs/lifecycle.md).
   const exportInvalidation = new OrgExportInvalidation(exportFiles);
   const archive = new ArchiveService({
@@ -229,7 +229,7 @@ export async function createServices(deps: Deps): Promise<Services> {
   // Its ingest claims are held under the node id: the one `sotto serve` holds (Deps.nodeId), or a
   // random one for any other process, where nothing would keep a fixed one unique.
   const liveNodeId = deps.nodeId ?? randomUUID();
-  const liveSpoolFiles = new LiveSpoolRepository(
+  const liveSpoolFiles = new LiveSpoolStore(
     path.join(config.dataDir, 'live'),
     redis
       ? new SpoolReplica(redis, config.redisPrefix, { nodeId: liveNodeId, ...replicaBounds(config.live) })
@@ -298,7 +298,7 @@ export async function createServices(deps: Deps): Promise<Services> {
     keys,
     audit,
     reauth,
-    files: new OrgFilesRepository(
+    files: new OrgFiles(
       ['audio', 'live', 'exports'].map((d) => path.join(config.dataDir, d)),
       bucket ? [blobStore, exportFiles] : [],
     ),

@@ -6,7 +6,7 @@ import type { PasswordHasher } from './crypto/password.js';
 import type { Database } from './db/database.js';
 import type { Clock } from './adapters/system/clock.adapter.js';
 import type { Mailer } from './adapters/network/mail.adapter.js';
-import type { RateLimitRepository } from './adapters/redis/rate-limit.adapter.js';
+import type { RateLimitStore } from './adapters/redis/rate-limit.adapter.js';
 import type { SelectEngineDeps } from './adapters/asr/select-engine.js';
 import type { EngineReadinessService } from './services/transcription/engine-readiness.service.js';
 import type { AudioStoreService } from './services/recordings/audio-store.service.js';
@@ -84,7 +84,7 @@ export interface Services {
   /** The speech-recognition engine: chosen on first use, whether one is usable (serve, /readyz, admins). */
   engines: EngineReadinessService;
   /** Rate-limit counters (Redis when configured, memory otherwise); used by the HTTP rate-limit plugin. */
-  rateLimits: RateLimitRepository;
+  rateLimits: RateLimitStore;
   loginGuard: LoginGuard;
   mailer: Mailer;
   orgs: OrgService;

@@ -11,7 +11,7 @@ import { listModels, pullModel } from '../src/cli/commands/models.js';
 import { CliError } from '../src/cli/cli-error.js';
 import { AppError } from '../src/domain/errors.js';
 import {
-  ModelRepository,
+  ModelStore,
   WHISPER_MODELS,
   resolveWhisperModel,
   type DownloadProgress,
@@ -97,7 +97,7 @@ const clock = new ManualClock(new Date('2026-03-01T12:00:00.000Z'));
 
 function service(opts: { publishedDigest?: string | undefined } = { publishedDigest: digest }) {
   const sha256 = opts.publishedDigest;
-  const repo = new ModelRepository(path.join(tmp, 'models'));
+  const repo = new ModelStore(path.join(tmp, 'models'));
   return new ModelService(repo, clock, {
     baseUrl,
     catalog: { 'test.en': { file: FILE, sha256, approxMiB: 3 } },

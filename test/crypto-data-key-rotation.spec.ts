@@ -11,7 +11,7 @@ import {
   DATA_KEY_HOLDERS,
   NOT_DATA_KEY_COLUMNS,
 } from '../src/repositories/keys/data-key-holder.repository.js';
-import { OrgKekRepository } from '../src/adapters/storage/org-kek.adapter.js';
+import { DirKekStore } from '../src/adapters/storage/org-kek.adapter.js';
 import { recordingRepository } from '../src/repositories/recordings/recording.repository.js';
 import { archiveObjectLocation, archiveTitleLocation } from '../src/services/lifecycle/archive-object.js';
 import { DataKeyRotationService } from '../src/services/keys/data-key-rotation.service.js';
@@ -418,7 +418,7 @@ describe(`scheduled data-key rotation (${backendLabel})`, () => {
       await createOrgWithUser(t.services, { role: 'owner', orgName: 'Due H' }),
     ];
     for (const o of [lost, ...others]) await age(o.orgId, 100);
-    const kekFile = new OrgKekRepository(t.services.config.keyDir).file(lost.orgId);
+    const kekFile = new DirKekStore(t.services.config.keyDir).file(lost.orgId);
     renameSync(kekFile, `${kekFile}.away`);
     t.services.keys.forgetOrg(lost.orgId);
     try {

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/config.js';
 import { withSystem, withTenant } from '../src/db/tenant.js';
 import { S3Bucket } from '../src/adapters/storage/s3-bucket.adapter.js';
-import { S3KekRepository } from '../src/adapters/storage/s3-kek.adapter.js';
+import { S3KekStore } from '../src/adapters/storage/s3-kek.adapter.js';
 import { KeyCache } from '../src/services/keys/key-cache.js';
 import { KeyService } from '../src/services/keys/key.service.js';
 import { createOrgWithUser } from './helpers/fixtures.js';
@@ -142,9 +142,7 @@ describe('key store configuration', () => {
       versioning: () => Promise.resolve('on' as const),
       close: () => closed.push(KEYS),
     } as unknown as S3Bucket;
-    await expect(S3KekRepository.open(versioned)).rejects.toThrow(
-      /SOTTO_KEY_S3_BUCKET: versioning is enabled/,
-    );
+    await expect(S3KekStore.open(versioned)).rejects.toThrow(/SOTTO_KEY_S3_BUCKET: versioning is enabled/);
     expect(closed).toEqual([KEYS]);
   });
 });
@@ -169,7 +167,7 @@ describe(`org keys in object storage (${backendLabel})`, () => {
     if (cfg.kind !== 's3') throw new Error('expected the s3 key store');
     const bucket = new S3Bucket(cfg.s3);
     clients.push(bucket);
-    return new S3KekRepository(bucket);
+    return new S3KekStore(bucket);
   };
   const loc = (orgId: string) => ({ orgId, table: 'orgs', rowId: orgId, field: 'settings_enc' });
 
@@ -269,7 +267,7 @@ describe(`org keys in object storage (${backendLabel})`, () => {
       credentials: { accessKeyId: S3_ACCESS_KEY, secretAccessKey: secret },
     });
     clients.push(wrong);
-    const err = await new S3KekRepository(wrong).read(randomUUID()).catch((e: unknown) => e);
+    const err = await new S3KekStore(wrong).read(randomUUID()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(`${String(err)} ${JSON.stringify(err)} ${(err as Error).stack}`).not.toContain(secret);
 

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dataKeyAad, fieldAad, keyVersionOf, seal } from '../src/crypto/envelope.js';
 import type { MasterKey, MasterKeyring } from '../src/crypto/keyring.js';
 import { withSystem, withTenant } from '../src/db/tenant.js';
-import { OrgKekRepository } from '../src/adapters/storage/org-kek.adapter.js';
+import { DirKekStore } from '../src/adapters/storage/org-kek.adapter.js';
 import { KeyCache } from '../src/services/keys/key-cache.js';
 import { KeyService } from '../src/services/keys/key.service.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
@@ -114,7 +114,7 @@ describe(`org key-encryption keys (${backendLabel})`, () => {
     const shredded = await newOrg('shredded secret');
     const live = await newOrg('live secret');
     /** The key directory on disk, counting this node's reads of each org's KEK. */
-    class CountingKeks extends OrgKekRepository {
+    class CountingKeks extends DirKekStore {
       readonly reads = new Map<string, number>();
       override read(orgId: string): Promise<Buffer | undefined> {
         this.reads.set(orgId, (this.reads.get(orgId) ?? 0) + 1);

@@ -14,7 +14,7 @@ import {
   SsrfBlockedError,
 } from '../src/adapters/network/ssrf-guard.adapter.js';
 import { WebhookSender } from '../src/adapters/network/webhook-delivery.adapter.js';
-import { WorkerApiError, WorkerApiRepository } from '../src/adapters/network/worker-api.adapter.js';
+import { WorkerApiError, WorkerApiClient } from '../src/adapters/network/worker-api.adapter.js';
 import { makePki, type TestPki } from './helpers/tls-backends.js';
 
 /**
@@ -328,15 +328,15 @@ describe('the one HTTP client: certificate trust', () => {
   });
 
   it('the worker client: --ca works, another CA is a tls failure, a silent server a network one', async () => {
-    const ok = new WorkerApiRepository({ baseUrl: base, token: 't', ca: readFileSync(pki.caFile) });
+    const ok = new WorkerApiClient({ baseUrl: base, token: 't', ca: readFileSync(pki.caFile) });
     expect(await ok.whoami()).toEqual({ id: 'w1', name: 'worker one', orgId: null });
     ok.close();
-    const wrong = new WorkerApiRepository({ baseUrl: base, token: 't', ca: readFileSync(pki.otherCaFile) });
+    const wrong = new WorkerApiClient({ baseUrl: base, token: 't', ca: readFileSync(pki.otherCaFile) });
     const refused = await wrong.whoami().catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(WorkerApiError);
     expect(refused).toMatchObject({ kind: 'tls', message: expect.stringMatching(/not trusted.*--ca/) });
     wrong.close();
-    const slow = new WorkerApiRepository({
+    const slow = new WorkerApiClient({
       baseUrl: base,
       token: 't',
       ca: readFileSync(pki.caFile),

@@ -7,9 +7,9 @@ import { readWav } from '../src/audio/wav.js';
 import { withTenant } from '../src/db/tenant.js';
 import { liveRecordingRepository } from '../src/repositories/live/live-recording.repository.js';
 import { SpoolFencedError } from '../src/adapters/redis/live-spool-replica.adapter.js';
-import { LiveSpoolRepository } from '../src/adapters/storage/live-spool.adapter.js';
+import { LiveSpoolStore } from '../src/adapters/storage/live-spool.adapter.js';
 import { recordingAudioRepository } from '../src/repositories/recordings/recording-audio.repository.js';
-import { UploadFileRepository } from '../src/adapters/storage/upload-file.adapter.js';
+import { UploadFileStore } from '../src/adapters/storage/upload-file.adapter.js';
 import { sealLiveRecording, type FinaliseDeps } from '../src/services/live/live-finalise.js';
 import { LiveSpools, type StreamSpool } from '../src/services/live/live-spool.js';
 import { actorOf, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
@@ -63,7 +63,7 @@ describe.each(['local', 's3'] as const)(`live seal fence, %s audio store (${back
     name: string,
     stall?: { reached: () => void; until: Promise<void> },
   ): FinaliseDeps & { spools: LiveSpools } => {
-    const uploads = new UploadFileRepository(path.join(dir, name, 'uploads'));
+    const uploads = new UploadFileStore(path.join(dir, name, 'uploads'));
     return {
       db: t.db,
       audit: t.services.audit,
@@ -82,7 +82,7 @@ describe.each(['local', 's3'] as const)(`live seal fence, %s audio store (${back
       spools: new LiveSpools(
         t.db,
         t.services.keys,
-        new LiveSpoolRepository(path.join(dir, name, 'live')),
+        new LiveSpoolStore(path.join(dir, name, 'live')),
         t.services.clock,
       ),
       clock: t.services.clock,

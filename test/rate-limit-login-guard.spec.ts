@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../src/domain/errors.js';
 import { createLogger } from '../src/http/logger.js';
-import { RateLimitRepository } from '../src/adapters/redis/rate-limit.adapter.js';
+import { RateLimitStore } from '../src/adapters/redis/rate-limit.adapter.js';
 import {
   defaultLoginGuardOptions,
   RateLimitedLoginGuard,
@@ -28,7 +28,7 @@ const relaxed: LoginGuardOptions = {
 };
 
 function guard(options: Partial<LoginGuardOptions>): RateLimitedLoginGuard {
-  const limits = new RateLimitRepository({
+  const limits = new RateLimitStore({
     redis,
     keyPrefix: `${prefix}${randomUUID()}:`,
     logger: createLogger('silent'),

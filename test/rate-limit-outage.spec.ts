@@ -8,7 +8,7 @@ import { AppError } from '../src/domain/errors.js';
 import { createLogger } from '../src/http/logger.js';
 import { registerErrorHandler } from '../src/http/plugins/error-handler.js';
 import { rateLimitPlugin } from '../src/http/plugins/rate-limit.js';
-import { RateLimitRepository, type LimiterSpec } from '../src/adapters/redis/rate-limit.adapter.js';
+import { RateLimitStore, type LimiterSpec } from '../src/adapters/redis/rate-limit.adapter.js';
 import { RateLimitedLoginGuard } from '../src/services/auth/login-guard.service.js';
 import { usingRedis } from './helpers/test-app.js';
 
@@ -71,7 +71,7 @@ function quietRedis(url: string, extra: RedisOptions = {}): Redis {
   return client;
 }
 
-async function expectLimitStillEnforced(limits: RateLimitRepository, key: string) {
+async function expectLimitStillEnforced(limits: RateLimitStore, key: string) {
   for (let i = 0; i < 3; i++) expect((await limits.consume(spec, key)).allowed).toBe(true);
   const over = await limits.consume(spec, key);
   expect(over.allowed).toBe(false);
@@ -82,7 +82,7 @@ describe('Redis outage: limits fall back to memory (insurance)', () => {
   it('keeps enforcing limits and logs a warning when Redis refuses connections', async () => {
     const redis = quietRedis(`redis://127.0.0.1:${await closedPort()}`);
     const { logger, lines } = capturingLogger();
-    const limits = new RateLimitRepository({ redis, keyPrefix: `t-${randomUUID()}:`, logger });
+    const limits = new RateLimitStore({ redis, keyPrefix: `t-${randomUUID()}:`, logger });
     expect(limits.backend).toBe('redis');
     await expectLimitStillEnforced(limits, '192.0.2.1');
     const warnings = lines.filter((l) => l.includes('rate-limit store (Redis) unavailable'));
@@ -120,7 +120,7 @@ describe('Redis outage: limits fall back to memory (insurance)', () => {
     await new Promise((resolve) => (redis.status === 'ready' ? resolve(null) : redis.once('ready', resolve)));
     silent = true;
     const { logger, lines } = capturingLogger();
-    const limits = new RateLimitRepository({
+    const limits = new RateLimitStore({
       redis,
       keyPrefix: `t-${randomUUID()}:`,
       logger,
@@ -138,7 +138,7 @@ describe('Redis outage: limits fall back to memory (insurance)', () => {
 
   it('serves HTTP through an outage: 200s, then 429 at the limit, never 500', async () => {
     const redis = quietRedis(`redis://127.0.0.1:${await closedPort()}`);
-    const limits = new RateLimitRepository({
+    const limits = new RateLimitStore({
       redis,
       keyPrefix: `t-${randomUUID()}:`,
       logger: createLogger('silent'),
@@ -158,7 +158,7 @@ describe('Redis outage: limits fall back to memory (insurance)', () => {
 
   it('keeps the login guard working through an outage', async () => {
     const redis = quietRedis(`redis://127.0.0.1:${await closedPort()}`);
-    const limits = new RateLimitRepository({
+    const limits = new RateLimitStore({
       redis,
       keyPrefix: `t-${randomUUID()}:`,
       logger: createLogger('silent'),
@@ -188,7 +188,7 @@ describe('Redis outage: limits fall back to memory (insurance)', () => {
       });
       await redis.ping();
       const { logger, lines } = capturingLogger();
-      const limits = new RateLimitRepository({ redis, keyPrefix: prefix, logger });
+      const limits = new RateLimitStore({ redis, keyPrefix: prefix, logger });
       const key = '192.0.2.5';
       expect((await limits.consume(spec, key)).consumed).toBe(1);
       expect((await limits.consume(spec, key)).consumed).toBe(2);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/http/logger.js';
 import { registerErrorHandler } from '../src/http/plugins/error-handler.js';
 import { rateLimitPlugin, type RateLimitPolicy } from '../src/http/plugins/rate-limit.js';
-import { networkKey, RateLimitRepository } from '../src/adapters/redis/rate-limit.adapter.js';
+import { networkKey, RateLimitStore } from '../src/adapters/redis/rate-limit.adapter.js';
 import { backendLabel, startTestApp, usingRedis, type TestApp } from './helpers/test-app.js';
 
 /**
@@ -16,7 +16,7 @@ const prefix = `sotto-test-rl-${randomUUID()}:`;
 let redis: Redis | undefined;
 
 async function limitedApp(policy: Partial<RateLimitPolicy>): Promise<FastifyInstance> {
-  const limits = new RateLimitRepository({
+  const limits = new RateLimitStore({
     redis,
     keyPrefix: `${prefix}${randomUUID()}:`,
     logger: createLogger('silent'),

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../src/domain/errors.js';
 import { startTransport, type Transport } from '../src/http/listen.js';
 import { ensureSelfSignedCert, type SelfSignedResult } from '../src/adapters/network/tls.adapter.js';
-import { UploadFileRepository } from '../src/adapters/storage/upload-file.adapter.js';
+import { UploadFileStore } from '../src/adapters/storage/upload-file.adapter.js';
 import { createLocalWorker } from '../src/app-jobs.js';
 import { freshIp } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
@@ -421,7 +421,7 @@ describe.skipIf(!hasCorpus)(`audio at rest (${backendLabel}) ${hasCorpus ? '' : 
     const worker = createLocalWorker({
       db: t.db,
       keys: t.services.keys,
-      uploads: new UploadFileRepository(path.join(dataDir, 'tmp', 'uploads')),
+      uploads: new UploadFileStore(path.join(dataDir, 'tmp', 'uploads')),
       audio: t.services.audio,
       pipeline: async () => ({
         run: async (input: { file: string }) => {

@@ -6,7 +6,7 @@ import { withSystem } from '../src/db/tenant.js';
 import { AppError } from '../src/domain/errors.js';
 import { ManualClock } from '../src/adapters/system/clock.adapter.js';
 import { recordingJobRepository } from '../src/repositories/transcription/recording-job.repository.js';
-import { UploadFileRepository } from '../src/adapters/storage/upload-file.adapter.js';
+import { UploadFileStore } from '../src/adapters/storage/upload-file.adapter.js';
 import { freshIp } from './helpers/auth-client.js';
 import { corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
 import { createOrgWithUser, type TestUser } from './helpers/fixtures.js';
@@ -134,7 +134,7 @@ describe.skipIf(!hasCorpus)(
     });
 
     it('a transient engine failure is retried after a backoff; without an engine the job waits, its attempt not counted', async () => {
-      const uploads = new UploadFileRepository(path.join(dataDir, 'tmp', 'uploads'));
+      const uploads = new UploadFileStore(path.join(dataDir, 'tmp', 'uploads'));
       let calls = 0;
       const real = t.services.jobs as unknown as {
         deps: { pipeline: () => Promise<{ run: (i: unknown) => Promise<unknown> }> };
@@ -225,7 +225,7 @@ describe.skipIf(!hasCorpus)(
     }, 600_000);
 
     it("the sweep keeps this live process's staged files, and removes unowned old ones no job needs", async () => {
-      const uploads = new UploadFileRepository(path.join(dataDir, 'tmp', 'uploads'));
+      const uploads = new UploadFileStore(path.join(dataDir, 'tmp', 'uploads'));
       const { Readable } = await import('node:stream');
       const mine = await uploads.save(Readable.from([Buffer.from('an upload in progress')]), 1000);
       // An untagged file (written before owner tags, or by another machine sharing the folder).

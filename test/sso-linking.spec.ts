@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
 import { ManualClock } from '../src/adapters/system/clock.adapter.js';
-import type { OidcClientRepository } from '../src/adapters/network/oidc-client.adapter.js';
+import type { OidcClient } from '../src/adapters/network/oidc-client.adapter.js';
 import {
   guardedFetch,
   guardedFetchWith,
@@ -242,7 +242,7 @@ describe(`SSO account linking and hardening (${backendLabel})`, () => {
   });
 
   it('the discovery document is cached per connection version', async () => {
-    const repo = (t.services.sso.oidc as unknown as { idp: OidcClientRepository }).idp;
+    const repo = (t.services.sso.oidc as unknown as { idp: OidcClient }).idp;
     await ssoFlow(idpA, 'owner-sub');
     const before = repo.discoveries;
     await ssoFlow(idpA, 'owner-sub');

@@ -7,7 +7,7 @@ import { encodeWav } from '../src/audio/wav.js';
 import { withSystem } from '../src/db/tenant.js';
 import { startTransport, type Transport } from '../src/http/listen.js';
 import { ensureSelfSignedCert } from '../src/adapters/network/tls.adapter.js';
-import { WorkerApiRepository } from '../src/adapters/network/worker-api.adapter.js';
+import { WorkerApiClient } from '../src/adapters/network/worker-api.adapter.js';
 import { RemoteJobSource } from '../src/services/transcription/remote-job.service.js';
 import { freshIp } from './helpers/auth-client.js';
 import { sine16k } from './helpers/audio-files.js';
@@ -60,7 +60,7 @@ describe(`remote hand-back delay (${backendLabel})`, () => {
     const { readFileSync } = await import('node:fs');
     return {
       token,
-      api: new WorkerApiRepository({
+      api: new WorkerApiClient({
         baseUrl: `https://127.0.0.1:${transport.address.port}`,
         token,
         ca: readFileSync(ca, 'utf8'),

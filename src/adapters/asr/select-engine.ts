@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ModelRepository, resolveWhisperModel } from '../storage/model.adapter.js';
+import { ModelStore, resolveWhisperModel } from '../storage/model.adapter.js';
 import { EngineUnavailableError, type AsrEngine } from './engine.js';
 import { OpenAiEngine } from './openai.engine.js';
 import {
@@ -58,7 +58,7 @@ export const NO_ENGINE_MESSAGE =
 async function whisperEngine(asr: EngineSettings, dataDir: string): Promise<WhisperEngine> {
   const dir = modelsDir(dataDir);
   const model = resolveWhisperModel(dir, asr.whisperModel);
-  const recorded = model.catalog ? (await new ModelRepository(dir).readManifest())[model.name] : undefined;
+  const recorded = model.catalog ? (await new ModelStore(dir).readManifest())[model.name] : undefined;
   return new WhisperEngine({
     modelPath: model.path,
     ...(model.catalog ? { modelName: model.name } : {}),

@@ -51,7 +51,7 @@ const CACHE_MAX = 1000;
  * received straight from the token endpoint over TLS. We want it anyway: it is what makes a
  * forged or swapped token fail even when the transport is not the weak point.
  */
-export class OidcClientRepository {
+export class OidcClient {
   /** Discovered server metadata by connection version: not fetched on every start/callback. */
   private readonly cache = new Map<string, { server: oidc.ServerMetadata; expiresAt: number }>();
   /** How many discovery documents were fetched (tests: the cache is used). */

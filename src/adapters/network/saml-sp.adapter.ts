@@ -106,7 +106,7 @@ const attrs = (v: unknown): Record<string, string> =>
  * The SAML service-provider side, on @node-saml/node-saml: reading IdP metadata, the
  * HTTP-Redirect AuthnRequest, our SP metadata, and validating an HTTP-POST response.
  */
-export class SamlSpRepository {
+export class SamlSp {
   /** Reads an IdP's EntityDescriptor; refuses DTDs, other roots, no redirect SSO or no cert. */
   parseIdpMetadata(xml: string, allowInsecure: boolean): SamlIdpMetadata {
     const root = parseStrict(xml).documentElement!;

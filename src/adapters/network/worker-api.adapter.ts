@@ -63,7 +63,7 @@ export interface RemoteResult {
 
 const MAX_ANSWER_BYTES = 1024 * 1024;
 
-export class WorkerApiRepository {
+export class WorkerApiClient {
   private readonly base: URL;
   private readonly client: HttpClient;
   private readonly timeoutMs: number;

@@ -45,7 +45,7 @@ export interface LimitState {
   msBeforeNext: number;
 }
 
-export interface RateLimitRepositoryOptions {
+export interface RateLimitStoreOptions {
   redis: Redis | undefined;
   /** config.redisPrefix: several deployments or test runs can share one Redis. */
   keyPrefix: string;
@@ -106,12 +106,12 @@ function toState(res: RateLimiterRes, allowed: boolean): LimitState {
   };
 }
 
-export class RateLimitRepository {
+export class RateLimitStore {
   readonly backend: 'redis' | 'memory';
   private readonly limiters = new Map<string, RateLimiterAbstract>();
   private lastWarning = 0;
 
-  constructor(private readonly opts: RateLimitRepositoryOptions) {
+  constructor(private readonly opts: RateLimitStoreOptions) {
     this.backend = opts.redis ? 'redis' : 'memory';
   }
 

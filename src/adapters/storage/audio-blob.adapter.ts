@@ -25,7 +25,7 @@ export interface BlobEntry {
   mtimeMs: number;
 }
 
-export class AudioBlobRepository {
+export class AudioBlobStore {
   constructor(
     private readonly store: SealedObjectStore,
     private readonly workDir: string,

@@ -7,7 +7,7 @@ import path from 'node:path';
  * (`bavail`), not what root could. A directory not created yet is measured where it will be
  * (its nearest existing parent).
  */
-export class DiskSpaceRepository {
+export class DiskSpace {
   constructor(private readonly dir: string) {}
 
   async freeBytes(): Promise<number> {

@@ -20,7 +20,7 @@ export interface ExportFileEntry {
   mtimeMs: number;
 }
 
-export class ExportFileRepository {
+export class ExportFileStore {
   /** The local folder: scratch files always, finished exports too unless `finals` is given. */
   private readonly local: SealedFileStore;
   private readonly store: SealedObjectStore;
@@ -39,7 +39,7 @@ export class ExportFileRepository {
     return this.local.writeTemp(orgId, exportId, source, transforms, false);
   }
 
-  /** Reads a scratch file this repository wrote (refuses any other path). */
+  /** Reads a scratch file this store wrote (refuses any other path). */
   readScratch(file: string): Readable {
     this.checkScratch(file);
     return createReadStream(file);

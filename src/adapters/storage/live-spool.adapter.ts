@@ -26,7 +26,7 @@ export interface SpoolAppender {
   close(): Promise<void>;
 }
 
-export class LiveSpoolRepository {
+export class LiveSpoolStore {
   constructor(
     private readonly root: string,
     readonly replica?: SpoolReplica,

@@ -100,7 +100,7 @@ async function sha256OfFile(file: string): Promise<ReturnType<typeof createHash>
   return hash;
 }
 
-export class ModelRepository {
+export class ModelStore {
   constructor(
     readonly dir: string,
     private readonly fetchImpl: typeof fetch = fetch,

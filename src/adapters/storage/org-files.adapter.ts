@@ -8,7 +8,7 @@ import path from 'node:path';
  */
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export class OrgFilesRepository {
+export class OrgFiles {
   constructor(
     private readonly roots: readonly string[],
     private readonly stores: readonly { removeOrg(orgId: string): Promise<number> }[] = [],

@@ -7,7 +7,7 @@ import type { StorageCheck } from './sealed-file-store.adapter.js';
  * Where each organization's key-encryption key (KEK), sealed by the master key, lives: outside
  * the database on purpose, so that destroying it crypto-shreds the org in every copy of the
  * database, backups included (docs/security.md). Two homes (SOTTO_KEY_STORE): a directory
- * (OrgKekRepository, below) or an S3 bucket/prefix of its own (S3KekRepository).
+ * (DirKekStore, below) or an S3 bucket/prefix of its own (S3KekStore).
  * Reads happen once per process per org (the key service caches the KEK); they may run inside a
  * database transaction, which only waits for them (PostgreSQL and PGlite transactions are async).
  */
@@ -38,7 +38,7 @@ export function kekName(orgId: string): string {
  * crash leaves either the old file or the new one, never half of one; removal fsyncs the folder
  * too, so a shredded key does not come back after a power cut.
  */
-export class OrgKekRepository implements OrgKekStore {
+export class DirKekStore implements OrgKekStore {
   readonly kind = 'dir';
 
   constructor(private readonly dir: string) {}

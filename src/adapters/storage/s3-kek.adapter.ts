@@ -13,7 +13,7 @@ import type { StorageCheck } from './sealed-file-store.adapter.js';
  * destroy is a DELETE; on a bucket with versioning (or object lock) the sealed KEK would survive
  * as an older version, so `versioning` is checked at start (app.ts refuses `on`).
  */
-export class S3KekRepository implements OrgKekStore {
+export class S3KekStore implements OrgKekStore {
   readonly kind = 's3';
 
   constructor(private readonly bucket: S3Bucket) {}
@@ -23,7 +23,7 @@ export class S3KekRepository implements OrgKekStore {
    * was) on, since a shredded key would survive as an older version. 'unknown' (a store without
    * the call, or credentials that may not ask) is returned for the caller to warn about.
    */
-  static async open(bucket: S3Bucket): Promise<{ store: S3KekRepository; versioning: 'off' | 'unknown' }> {
+  static async open(bucket: S3Bucket): Promise<{ store: S3KekStore; versioning: 'off' | 'unknown' }> {
     const versioning = await bucket.versioning();
     if (versioning === 'on') {
       bucket.close();
@@ -31,7 +31,7 @@ export class S3KekRepository implements OrgKekStore {
         `SOTTO_KEY_S3_BUCKET: versioning is enabled (or suspended) on ${bucket.bucket}: a destroyed organization key would survive as an older version, so deleting an organization could not crypto-shred it; use a bucket that never had versioning or object lock (docs/deployment.md#key-store)`,
       );
     }
-    return { store: new S3KekRepository(bucket), versioning };
+    return { store: new S3KekStore(bucket), versioning };
   }
 
   async read(orgId: string): Promise<Buffer | undefined> {

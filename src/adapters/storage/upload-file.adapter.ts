@@ -13,7 +13,7 @@ import { OWNER_TAG, sweepScratch } from './scratch-owner.adapter.js';
  * client-supplied name ever reaches the filesystem), prefixed with the owning process's tag so a
  * killed process's partial upload is swept within minutes (scratch-owner.adapter.ts).
  */
-export class UploadFileRepository {
+export class UploadFileStore {
   constructor(private readonly dir: string) {}
 
   get directory(): string {

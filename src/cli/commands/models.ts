@@ -2,7 +2,7 @@ import { loadAsrConfig } from '../../config/config.js';
 import { AppError } from '../../domain/errors.js';
 import { modelsDir } from '../../adapters/asr/select-engine.js';
 import { systemClock } from '../../adapters/system/clock.adapter.js';
-import { ModelRepository, type DownloadProgress } from '../../adapters/storage/model.adapter.js';
+import { ModelStore, type DownloadProgress } from '../../adapters/storage/model.adapter.js';
 import { ModelService } from '../../services/transcription/model.service.js';
 import { stdout, type Print } from '../output.js';
 import { CliError } from '../cli-error.js';
@@ -17,7 +17,7 @@ const MiB = 1024 * 1024;
 export function defaultModelService(opts: { mirror?: string } = {}): ModelService {
   const { dataDir } = loadAsrConfig();
   return new ModelService(
-    new ModelRepository(modelsDir(dataDir)),
+    new ModelStore(modelsDir(dataDir)),
     systemClock,
     opts.mirror ? { baseUrl: opts.mirror } : {},
   );

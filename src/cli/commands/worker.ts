@@ -7,7 +7,7 @@ import { createLogger } from '../../http/logger.js';
 import { selectEngine, type SelectEngineDeps } from '../../adapters/asr/select-engine.js';
 import { createAudioDecoder } from '../../adapters/media/audio-decoder.adapter.js';
 import { OWNER_TAG, sweepScratch } from '../../adapters/storage/scratch-owner.adapter.js';
-import { WorkerApiError, WorkerApiRepository } from '../../adapters/network/worker-api.adapter.js';
+import { WorkerApiError, WorkerApiClient } from '../../adapters/network/worker-api.adapter.js';
 import { JobRunner } from '../../services/transcription/job-runner.service.js';
 import { PipelineService } from '../../services/transcription/pipeline.service.js';
 import { RemoteJobSource } from '../../services/transcription/remote-job.service.js';
@@ -80,9 +80,9 @@ export async function startWorker(opts: WorkerRunOptions): Promise<RunningWorker
     process.stderr.write(`${INSECURE_WARNING}\n`);
     logger.warn('server certificate verification is disabled (--insecure)');
   }
-  let api: WorkerApiRepository;
+  let api: WorkerApiClient;
   try {
-    api = new WorkerApiRepository({ baseUrl: opts.api, token, ca, insecure: opts.insecure });
+    api = new WorkerApiClient({ baseUrl: opts.api, token, ca, insecure: opts.insecure });
   } catch (err) {
     throw new CliError(fatalMessage(err));
   }

@@ -5,7 +5,7 @@ import {
   networkKey,
   type LimiterSpec,
   type LimitState,
-  type RateLimitRepository,
+  type RateLimitStore,
 } from '../../adapters/redis/rate-limit.adapter.js';
 
 /**
@@ -57,7 +57,7 @@ declare module 'fastify' {
 }
 
 export interface RateLimitPluginOptions {
-  limits: RateLimitRepository;
+  limits: RateLimitStore;
   policy?: Partial<RateLimitPolicy>;
 }
 
@@ -80,7 +80,7 @@ function setHeaders(reply: FastifyReply, s: LimiterSpec, state: LimitState): voi
 }
 
 async function enforce(
-  limits: RateLimitRepository,
+  limits: RateLimitStore,
   reply: FastifyReply,
   s: LimiterSpec,
   key: string,

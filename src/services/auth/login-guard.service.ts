@@ -4,7 +4,7 @@ import {
   networkKey,
   type LimiterSpec,
   type LimitState,
-  type RateLimitRepository,
+  type RateLimitStore,
 } from '../../adapters/redis/rate-limit.adapter.js';
 import type { LoginGuard } from './login-guard.types.js';
 
@@ -81,7 +81,7 @@ export class RateLimitedLoginGuard implements LoginGuard {
   private readonly known: LimiterSpec;
 
   constructor(
-    private readonly limits: RateLimitRepository,
+    private readonly limits: RateLimitStore,
     options: Partial<LoginGuardOptions> = {},
   ) {
     const o = { ...defaultLoginGuardOptions, ...options };

@@ -11,7 +11,7 @@ import type { Mailer, MailMessage } from '../../adapters/network/mail.adapter.js
 import { isUniqueViolation } from '../../repositories/orgs/member.repository.js';
 import { orgSlugRepository } from '../../repositories/orgs/org-slug.repository.js';
 import { orgRepository } from '../../repositories/orgs/org.repository.js';
-import type { LimiterSpec, RateLimitRepository } from '../../adapters/redis/rate-limit.adapter.js';
+import type { LimiterSpec, RateLimitStore } from '../../adapters/redis/rate-limit.adapter.js';
 import { signupVerificationRepository } from '../../repositories/auth/signup-verification.repository.js';
 import { userRepository } from '../../repositories/auth/user.repository.js';
 import type { AuditService } from '../operations/audit.service.js';
@@ -77,7 +77,7 @@ export interface SignupServiceDeps {
   keys: KeyService;
   audit: AuditService;
   mailer: Mailer;
-  limits: RateLimitRepository;
+  limits: RateLimitStore;
   clock: Clock;
   logger: Logger;
   opts: SignupOptions;

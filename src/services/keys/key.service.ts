@@ -13,7 +13,7 @@ import {
 } from '../../crypto/envelope.js';
 import type { MasterKey, MasterKeyring } from '../../crypto/keyring.js';
 import { keyRepository, type WrappedDataKey } from '../../repositories/keys/key.repository.js';
-import { OrgKekRepository, type OrgKekStore } from '../../adapters/storage/org-kek.adapter.js';
+import { DirKekStore, type OrgKekStore } from '../../adapters/storage/org-kek.adapter.js';
 import { KeyCache, type ExpiringKeyCache } from './key-cache.js';
 
 /** An org's unwrapped KEK and the master key version its key-store copy is sealed under. */
@@ -50,7 +50,7 @@ export class KeyService {
     /** Tests: another cache lifetime or time source. */
     cache?: KeyCache,
   ) {
-    this.keks = typeof keyDir === 'string' ? new OrgKekRepository(keyDir) : keyDir;
+    this.keks = typeof keyDir === 'string' ? new DirKekStore(keyDir) : keyDir;
     this.cache = cache ?? new KeyCache();
     this.kekCache = this.cache.alike<Kek>((kek) => kek.key.fill(0));
   }

@@ -7,7 +7,7 @@ import { withTenant } from '../../db/tenant.js';
 import type { Actor } from '../../domain/auth-context.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import type { ArchiveStore } from '../../adapters/storage/archive-store.adapter.js';
-import type { AudioBlobRepository } from '../../adapters/storage/audio-blob.adapter.js';
+import type { AudioBlobStore } from '../../adapters/storage/audio-blob.adapter.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
 import { recordingArchiveRepository as archiveRepo } from '../../repositories/lifecycle/recording-archive.repository.js';
 import { recordingAudioRepository } from '../../repositories/recordings/recording-audio.repository.js';
@@ -30,7 +30,7 @@ export class ArchiveRestorer {
     private readonly keys: KeyService,
     private readonly audit: Pick<AuditService, 'record'>,
     private readonly store: ArchiveStore,
-    private readonly blobs: AudioBlobRepository,
+    private readonly blobs: AudioBlobStore,
     private readonly clock: Clock,
     private readonly logger: Pick<Logger, 'warn'>,
   ) {}

@@ -5,7 +5,7 @@ import type { Database } from '../../db/database.js';
 import { withTenant } from '../../db/tenant.js';
 import { AppError } from '../../domain/errors.js';
 import type { ArchiveStore, StoredPart } from '../../adapters/storage/archive-store.adapter.js';
-import type { AudioBlobRepository } from '../../adapters/storage/audio-blob.adapter.js';
+import type { AudioBlobStore } from '../../adapters/storage/audio-blob.adapter.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
 import { recordingArchiveRepository as archiveRepo } from '../../repositories/lifecycle/recording-archive.repository.js';
 import { recordingAudioRepository } from '../../repositories/recordings/recording-audio.repository.js';
@@ -26,7 +26,7 @@ export class ArchiveWriter {
     private readonly audit: Pick<AuditService, 'record'>,
     private readonly store: ArchiveStore,
     private readonly audio: Pick<AudioStoreService, 'remove'>,
-    private readonly blobs: AudioBlobRepository,
+    private readonly blobs: AudioBlobStore,
     private readonly clock: Clock,
   ) {}
 

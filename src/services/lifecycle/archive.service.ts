@@ -5,7 +5,7 @@ import type { Actor } from '../../domain/auth-context.js';
 import { backoffMs } from '../../domain/backoff.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import type { ArchiveStore } from '../../adapters/storage/archive-store.adapter.js';
-import type { AudioBlobRepository } from '../../adapters/storage/audio-blob.adapter.js';
+import type { AudioBlobStore } from '../../adapters/storage/audio-blob.adapter.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
 import { recordingArchiveRepository as archiveRepo } from '../../repositories/lifecycle/recording-archive.repository.js';
 import { archiveTitleLocation } from './archive-object.js';
@@ -45,7 +45,7 @@ export interface ArchiveServiceDeps {
   audit: AuditService;
   store: ArchiveStore;
   audio: Pick<AudioStoreService, 'remove'>;
-  blobs: AudioBlobRepository;
+  blobs: AudioBlobStore;
   clock: Clock;
   logger: Pick<Logger, 'info' | 'warn'>;
   exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>;

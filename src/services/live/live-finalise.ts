@@ -9,7 +9,7 @@ import type { Clock } from '../../adapters/system/clock.adapter.js';
 import { liveRecordingRepository } from '../../repositories/live/live-recording.repository.js';
 import { SpoolFencedError } from '../../adapters/redis/live-spool-replica.adapter.js';
 import { recordingJobRepository } from '../../repositories/transcription/recording-job.repository.js';
-import type { UploadFileRepository } from '../../adapters/storage/upload-file.adapter.js';
+import type { UploadFileStore } from '../../adapters/storage/upload-file.adapter.js';
 import type { AudioStoreService } from '../recordings/audio-store.service.js';
 import type { AuditService } from '../operations/audit.service.js';
 import { LIVE_SAMPLE_RATE } from './live-session.js';
@@ -22,7 +22,7 @@ export interface FinaliseDeps {
   audit: AuditService;
   keys: Pick<KeyService, 'encryptJson'>;
   audio: Pick<AudioStoreService, 'seal' | 'remove'>;
-  uploads: Pick<UploadFileRepository, 'save'>;
+  uploads: Pick<UploadFileStore, 'save'>;
   spools: LiveSpools;
   clock: Clock;
   logger: Pick<Logger, 'info' | 'warn'>;

@@ -14,7 +14,7 @@ import type { Database } from '../../db/database.js';
 import { withTenant } from '../../db/tenant.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
 import { liveRecordingRepository } from '../../repositories/live/live-recording.repository.js';
-import type { LiveSpoolRepository, SpoolAppender } from '../../adapters/storage/live-spool.adapter.js';
+import type { LiveSpoolStore, SpoolAppender } from '../../adapters/storage/live-spool.adapter.js';
 import type { KeyService } from '../keys/key.service.js';
 
 /**
@@ -147,7 +147,7 @@ export class LiveSpools {
   constructor(
     private readonly db: Database,
     private readonly keys: KeyService,
-    private readonly files: LiveSpoolRepository,
+    private readonly files: LiveSpoolStore,
     private readonly clock: Clock,
     readonly policy: SpoolPolicy = DEFAULT_SPOOL_POLICY,
   ) {}

@@ -13,7 +13,7 @@ import { SpoolFencedError } from '../../adapters/redis/live-spool-replica.adapte
 import { liveRecordingRepository } from '../../repositories/live/live-recording.repository.js';
 import type { TicketStore } from '../../adapters/redis/ticket.adapter.js';
 import { recordingRepository } from '../../repositories/recordings/recording.repository.js';
-import type { UploadFileRepository } from '../../adapters/storage/upload-file.adapter.js';
+import type { UploadFileStore } from '../../adapters/storage/upload-file.adapter.js';
 import type { AudioStoreService } from '../recordings/audio-store.service.js';
 import type { AuditService } from '../operations/audit.service.js';
 import type { KeyService } from '../keys/key.service.js';
@@ -47,7 +47,7 @@ export interface LiveDeps {
   keys: KeyService;
   audit: AuditService;
   audio: Pick<AudioStoreService, 'seal' | 'remove'>;
-  uploads: Pick<UploadFileRepository, 'save'>;
+  uploads: Pick<UploadFileStore, 'save'>;
   bus: LiveBus;
   spools: LiveSpools;
   tickets: Pick<TicketStore, 'put' | 'take'>;

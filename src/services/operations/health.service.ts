@@ -2,7 +2,7 @@ import type { Database } from '../../db/database.js';
 import type { Redis } from 'ioredis';
 import type { Actor } from '../../domain/auth-context.js';
 import type { EngineId } from '../../adapters/asr/engine.js';
-import type { DiskSpaceRepository } from '../../adapters/storage/disk-space.adapter.js';
+import type { DiskSpace } from '../../adapters/storage/disk-space.adapter.js';
 import type { SealedObjectStore, StorageCheck } from '../../adapters/storage/sealed-file-store.adapter.js';
 import {
   ENGINE_FIX,
@@ -52,7 +52,7 @@ export class HealthService {
     private readonly redis: Redis | undefined,
     private readonly engines: Pick<EngineReadinessService, 'state'>,
     private readonly queue: Pick<JobQueueService, 'activeRemoteWorkers' | 'anyActiveRemoteWorker'>,
-    private readonly disk: { space: Pick<DiskSpaceRepository, 'freeBytes'>; minFreeBytes: number },
+    private readonly disk: { space: Pick<DiskSpace, 'freeBytes'>; minFreeBytes: number },
     private readonly nodes?: Pick<ServerNodeService, 'conflicts'>,
     private readonly storage?: Pick<SealedObjectStore, 'check'>,
   ) {}

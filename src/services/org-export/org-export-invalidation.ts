@@ -1,5 +1,5 @@
 import type { Queryable } from '../../db/database.js';
-import type { ExportFileRepository } from '../../adapters/storage/export-file.adapter.js';
+import type { ExportFileStore } from '../../adapters/storage/export-file.adapter.js';
 import { orgExportRepository } from '../../repositories/orgs/org-export.repository.js';
 
 /**
@@ -15,7 +15,7 @@ import { orgExportRepository } from '../../repositories/orgs/org-export.reposito
 export type ExportInvalidationReason = 'recording_deleted' | 'archive_deleted' | 'account_deleted';
 
 export class OrgExportInvalidation {
-  constructor(private readonly files: Pick<ExportFileRepository, 'remove'>) {}
+  constructor(private readonly files: Pick<ExportFileStore, 'remove'>) {}
 
   /** Expires the org's ready/building exports (under the caller's tenant transaction); their ids. */
   inTransaction(tx: Queryable, orgId: string, reason: ExportInvalidationReason): Promise<string[]> {

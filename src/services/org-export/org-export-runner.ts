@@ -5,7 +5,7 @@ import type { Actor } from '../../domain/auth-context.js';
 import { AppError } from '../../domain/errors.js';
 import { can } from '../../domain/roles.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
-import type { ExportFileRepository } from '../../adapters/storage/export-file.adapter.js';
+import type { ExportFileStore } from '../../adapters/storage/export-file.adapter.js';
 import { memberRepository } from '../../repositories/orgs/member.repository.js';
 import { orgExportRepository, type OrgExportRow } from '../../repositories/orgs/org-export.repository.js';
 import type { KeyService } from '../keys/key.service.js';
@@ -44,7 +44,7 @@ export class OrgExportRunner {
   constructor(
     private readonly db: Database,
     private readonly keys: KeyService,
-    private readonly files: ExportFileRepository,
+    private readonly files: ExportFileStore,
     private readonly sources: ExportSources,
     private readonly clock: Clock,
     private readonly logger: Pick<Logger, 'info' | 'warn'>,

@@ -13,7 +13,7 @@ import {
 } from '../../crypto/chunked-cipher.js';
 import { createScratchCipher } from '../../crypto/scratch-cipher.js';
 import { AppError, notFound } from '../../domain/errors.js';
-import type { ExportFileRepository } from '../../adapters/storage/export-file.adapter.js';
+import type { ExportFileStore } from '../../adapters/storage/export-file.adapter.js';
 import { HashTap } from './org-export-builder.js';
 
 /**
@@ -31,7 +31,7 @@ export interface SealedZip {
 }
 
 export async function sealZip(
-  files: ExportFileRepository,
+  files: ExportFileStore,
   orgId: string,
   exportId: string,
   zip: Readable,
@@ -69,7 +69,7 @@ export async function sealZip(
  * connection after it): a tampered export is never served. Zeroes `key` when done.
  */
 export async function openSealed(
-  files: ExportFileRepository,
+  files: ExportFileStore,
   row: { orgId: string; id: string; size: number },
   key: Buffer,
   logger: Pick<Logger, 'warn'>,

@@ -5,7 +5,7 @@ import { withSystem, withTenant } from '../../db/tenant.js';
 import type { Actor } from '../../domain/auth-context.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
-import type { ExportFileRepository } from '../../adapters/storage/export-file.adapter.js';
+import type { ExportFileStore } from '../../adapters/storage/export-file.adapter.js';
 import { isUniqueViolation } from '../../repositories/orgs/member.repository.js';
 import { orgExportRepository, type OrgExportRow } from '../../repositories/orgs/org-export.repository.js';
 import type { AuditService } from '../operations/audit.service.js';
@@ -73,7 +73,7 @@ export interface OrgExportServiceDeps {
   db: Database;
   keys: KeyService;
   audit: AuditService;
-  files: ExportFileRepository;
+  files: ExportFileStore;
   /** What a build reads (members, recordings, transcripts, audio): org-export-builder.ts. */
   sources: ExportSources;
   /** The composition root's one instance, shared with the deletion services. */

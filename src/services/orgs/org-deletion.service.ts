@@ -4,8 +4,8 @@ import { withSystem } from '../../db/tenant.js';
 import { AppError } from '../../domain/errors.js';
 import { auditRepository } from '../../repositories/operations/audit.repository.js';
 import { deletionRepository } from '../../repositories/orgs/deletion.repository.js';
-import type { OrgFilesRepository } from '../../adapters/storage/org-files.adapter.js';
-import type { UploadFileRepository } from '../../adapters/storage/upload-file.adapter.js';
+import type { OrgFiles } from '../../adapters/storage/org-files.adapter.js';
+import type { UploadFileStore } from '../../adapters/storage/upload-file.adapter.js';
 import type { AuditService } from '../operations/audit.service.js';
 import type { KeyService } from '../keys/key.service.js';
 import type { ReauthService } from '../auth/reauth.service.js';
@@ -45,13 +45,13 @@ export interface OrgDeletionServiceDeps {
   keys: Pick<KeyService, 'shredOrg'>;
   audit: Pick<AuditService, 'recordStandalone'>;
   reauth: Pick<ReauthService, 'verify'>;
-  files: OrgFilesRepository;
+  files: OrgFiles;
   /** The archive store (archive.service.ts); undefined where no archive is wired. */
   archive: { purgeOrg(orgId: string): Promise<void> } | undefined;
   clock: { now(): Date };
   logger: Pick<Logger, 'info' | 'warn'>;
   /** The shared upload staging folder (plaintext audio waiting for its job). */
-  uploads: Pick<UploadFileRepository, 'remove'>;
+  uploads: Pick<UploadFileStore, 'remove'>;
 }
 
 export class OrgDeletionService {

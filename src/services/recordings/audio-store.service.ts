@@ -21,7 +21,7 @@ import type { Actor } from '../../domain/auth-context.js';
 import { decideRange } from '../../domain/byte-range.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import { actorCan } from '../../domain/api-scopes.js';
-import type { AudioBlobRepository } from '../../adapters/storage/audio-blob.adapter.js';
+import type { AudioBlobStore } from '../../adapters/storage/audio-blob.adapter.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
 import { orgRepository } from '../../repositories/orgs/org.repository.js';
 import { liveRecordingRepository } from '../../repositories/live/live-recording.repository.js';
@@ -30,7 +30,7 @@ import {
   type RecordingAudioRow,
 } from '../../repositories/recordings/recording-audio.repository.js';
 import { recordingRepository } from '../../repositories/recordings/recording.repository.js';
-import type { UploadFileRepository } from '../../adapters/storage/upload-file.adapter.js';
+import type { UploadFileStore } from '../../adapters/storage/upload-file.adapter.js';
 import type { AuditService } from '../operations/audit.service.js';
 import type { KeyService } from '../keys/key.service.js';
 import { requirePermission } from '../orgs/org.service.js';
@@ -70,8 +70,8 @@ export interface AudioStoreServiceDeps {
   db: Database;
   keys: KeyService;
   audit: AuditService;
-  blobs: AudioBlobRepository;
-  uploads: UploadFileRepository;
+  blobs: AudioBlobStore;
+  uploads: UploadFileStore;
   clock: Clock;
   logger: Pick<Logger, 'info' | 'warn'>;
   /** Plaintext bytes per sealed chunk (default DEFAULT_CHUNK_SIZE). */

@@ -1,14 +1,14 @@
 import type { Database } from '../../db/database.js';
 import { withTenant } from '../../db/tenant.js';
 import { notFound } from '../../domain/errors.js';
-import type { AudioBlobRepository } from '../../adapters/storage/audio-blob.adapter.js';
+import type { AudioBlobStore } from '../../adapters/storage/audio-blob.adapter.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
 import type { LiveBus } from '../../adapters/redis/live-bus.types.js';
 import { deletionRepository } from '../../repositories/orgs/deletion.repository.js';
 import { recordingAudioRepository } from '../../repositories/recordings/recording-audio.repository.js';
 import { recordingJobRepository } from '../../repositories/transcription/recording-job.repository.js';
 import { recordingRepository, type Visibility } from '../../repositories/recordings/recording.repository.js';
-import type { UploadFileRepository } from '../../adapters/storage/upload-file.adapter.js';
+import type { UploadFileStore } from '../../adapters/storage/upload-file.adapter.js';
 import type { AuditEntry, AuditService } from '../operations/audit.service.js';
 import type { OrgExportInvalidation } from '../org-export/org-export-invalidation.js';
 import { enqueueWebhooks, recordingEvent } from '../webhooks/webhook-outbox.js';
@@ -56,8 +56,8 @@ interface SpoolFiles {
 export interface RecordingDeletionServiceDeps {
   db: Database;
   audit: Pick<AuditService, 'record'>;
-  blobs: Pick<AudioBlobRepository, 'sha256' | 'remove'>;
-  uploads: Pick<UploadFileRepository, 'remove'>;
+  blobs: Pick<AudioBlobStore, 'sha256' | 'remove'>;
+  uploads: Pick<UploadFileStore, 'remove'>;
   spools: SpoolFiles;
   clock: Clock;
   exports: Pick<OrgExportInvalidation, 'inTransaction' | 'removeFiles'>;

@@ -20,8 +20,8 @@ import {
   type RecordingStatus,
   type Visibility,
 } from '../../repositories/recordings/recording.repository.js';
-import type { UploadFileRepository } from '../../adapters/storage/upload-file.adapter.js';
-import type { DiskSpaceRepository } from '../../adapters/storage/disk-space.adapter.js';
+import type { UploadFileStore } from '../../adapters/storage/upload-file.adapter.js';
+import type { DiskSpace } from '../../adapters/storage/disk-space.adapter.js';
 import { OUTAGE_RETRY_AFTER_SECONDS } from '../../domain/outage.js';
 import type { AudioStoreService, PreparedAudio } from './audio-store.service.js';
 import type { AuditService } from '../operations/audit.service.js';
@@ -105,14 +105,14 @@ export interface RecordingServiceDeps {
   keys: KeyService;
   audit: AuditService;
   decoder: Pick<AudioDecoder, 'probe'>;
-  uploads: UploadFileRepository;
+  uploads: UploadFileStore;
   audio: Pick<AudioStoreService, 'prepare' | 'attach' | 'discard' | 'remove'>;
   clock: Clock;
   maxUploadBytes: number;
   deletion: Pick<RecordingDeletionService, 'destroy'>;
   limits?: {
     /** The data disk and the free space it must keep (SOTTO_DISK_MIN_FREE_MB). */
-    disk?: { space: Pick<DiskSpaceRepository, 'freeBytes'>; minFreeBytes: number };
+    disk?: { space: Pick<DiskSpace, 'freeBytes'>; minFreeBytes: number };
     /** Recordings one org may have waiting or running (SOTTO_QUEUE_MAX_PER_ORG). */
     maxQueuedPerOrg?: number;
   };

@@ -4,11 +4,7 @@ import type { Database } from '../../db/database.js';
 import { withSystem, withTenant } from '../../db/tenant.js';
 import { AppError } from '../../domain/errors.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
-import {
-  OidcError,
-  type OidcClientRepository,
-  type OidcIdentity,
-} from '../../adapters/network/oidc-client.adapter.js';
+import { OidcError, type OidcClient, type OidcIdentity } from '../../adapters/network/oidc-client.adapter.js';
 import { ssoConnectionRepository, type SsoEntry } from '../../repositories/sso/sso-connection.repository.js';
 import { assertPublicUrlHost, SsrfBlockedError } from '../../adapters/network/ssrf-guard.adapter.js';
 import type { KeyService } from '../keys/key.service.js';
@@ -42,7 +38,7 @@ export class OidcSso {
     private readonly db: Database,
     private readonly keys: KeyService,
     private readonly clock: Clock,
-    private readonly idp: OidcClientRepository,
+    private readonly idp: OidcClient,
     private readonly opts: SsoOptions,
     private readonly shared: SsoShared,
   ) {

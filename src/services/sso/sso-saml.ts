@@ -10,7 +10,7 @@ import {
   SamlResponseError,
   type SamlIdentity,
   type SamlIdpMetadata,
-  type SamlSpRepository,
+  type SamlSp,
   type SamlSpSettings,
 } from '../../adapters/network/saml-sp.adapter.js';
 import {
@@ -64,7 +64,7 @@ export class SamlSso {
   constructor(
     private readonly db: Database,
     private readonly clock: Clock,
-    private readonly sp: SamlSpRepository,
+    private readonly sp: SamlSp,
     private readonly opts: SsoOptions,
     private readonly shared: SsoShared,
   ) {

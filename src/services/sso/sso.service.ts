@@ -6,13 +6,13 @@ import type { Actor } from '../../domain/auth-context.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import { normaliseEmail } from '../../domain/password-policy.js';
 import type { Clock } from '../../adapters/system/clock.adapter.js';
-import type { OidcClientRepository } from '../../adapters/network/oidc-client.adapter.js';
+import type { OidcClient } from '../../adapters/network/oidc-client.adapter.js';
 import {
   ssoConnectionRepository,
   type SsoConnectionRow,
   type SsoEntry,
 } from '../../repositories/sso/sso-connection.repository.js';
-import { SamlSpRepository } from '../../adapters/network/saml-sp.adapter.js';
+import { SamlSp } from '../../adapters/network/saml-sp.adapter.js';
 import { ssoIdentityRepository } from '../../repositories/sso/sso-identity.repository.js';
 import type { AuditService } from '../operations/audit.service.js';
 import type { KeyService } from '../keys/key.service.js';
@@ -72,9 +72,9 @@ export interface SsoServiceDeps {
   sessions: SessionService;
   hasher: PasswordHasher;
   clock: Clock;
-  idp: OidcClientRepository;
+  idp: OidcClient;
   opts: SsoOptions;
-  samlSp?: SamlSpRepository;
+  samlSp?: SamlSp;
   linkDeps?: SsoLinkDeps;
 }
 
@@ -95,7 +95,7 @@ export class SsoService {
   private readonly accounts: SsoAccounts;
 
   constructor(private readonly deps: SsoServiceDeps) {
-    const samlSp = deps.samlSp ?? new SamlSpRepository();
+    const samlSp = deps.samlSp ?? new SamlSp();
     this.accounts = new SsoAccounts(
       deps.db,
       deps.audit,

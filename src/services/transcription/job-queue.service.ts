@@ -9,7 +9,7 @@ import {
   type ClaimedJob,
 } from '../../repositories/transcription/recording-job.repository.js';
 import { recordingRepository } from '../../repositories/recordings/recording.repository.js';
-import type { UploadFileRepository } from '../../adapters/storage/upload-file.adapter.js';
+import type { UploadFileStore } from '../../adapters/storage/upload-file.adapter.js';
 import type { AuditService } from '../operations/audit.service.js';
 import type { KeyService } from '../keys/key.service.js';
 import { transcriptLocation } from '../recordings/recording.service.js';
@@ -44,7 +44,7 @@ export interface JobQueueServiceDeps {
   logger: Pick<Logger, 'warn'>;
   opts: JobQueueOptions;
   audio: JobAudio;
-  uploads: Pick<UploadFileRepository, 'remove'>;
+  uploads: Pick<UploadFileStore, 'remove'>;
 }
 
 /**

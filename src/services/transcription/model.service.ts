@@ -5,7 +5,7 @@ import {
   WHISPER_MODEL_BASE_URL,
   type CatalogEntry,
   type DownloadProgress,
-  type ModelRepository,
+  type ModelStore,
 } from '../../adapters/storage/model.adapter.js';
 
 /**
@@ -54,7 +54,7 @@ export class ModelService {
   private readonly catalog: Record<string, CatalogEntry>;
 
   constructor(
-    private readonly repo: ModelRepository,
+    private readonly repo: ModelStore,
     /** Stamps the manifest's installedAt. */
     private readonly clock: Clock,
     opts: ModelServiceOptions = {},

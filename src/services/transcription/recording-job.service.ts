@@ -8,7 +8,7 @@ import {
   recordingJobRepository,
 } from '../../repositories/transcription/recording-job.repository.js';
 import { sweepScratch } from '../../adapters/storage/scratch-owner.adapter.js';
-import type { UploadFileRepository } from '../../adapters/storage/upload-file.adapter.js';
+import type { UploadFileStore } from '../../adapters/storage/upload-file.adapter.js';
 import type { AudioStoreService } from '../recordings/audio-store.service.js';
 import type { JobQueueService } from './job-queue.service.js';
 import { JobRunner } from './job-runner.service.js';
@@ -77,7 +77,7 @@ export interface RecordingJobServiceDeps {
    * queue the worker routes use.
    */
   queue: LocalQueue;
-  uploads: UploadFileRepository;
+  uploads: UploadFileStore;
   audio: LocalAudio;
   pipeline: PipelineProvider;
   clock: Clock;

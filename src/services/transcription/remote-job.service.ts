@@ -7,7 +7,7 @@ import { systemClock, waitOn, type Clock } from '../../adapters/system/clock.ada
 import {
   WorkerApiError,
   type RemoteClaim,
-  type WorkerApiRepository,
+  type WorkerApiClient,
 } from '../../adapters/network/worker-api.adapter.js';
 import type { JobSource, SourceJob } from './job-runner.types.js';
 import type { PipelineResult } from './pipeline.service.js';
@@ -36,7 +36,7 @@ const MAX_RETRY_DELAY_MS = 30_000;
 
 export class RemoteJobSource implements JobSource {
   constructor(
-    private readonly api: WorkerApiRepository,
+    private readonly api: WorkerApiClient,
     private readonly logger: Pick<Logger, 'info' | 'warn'>,
     private readonly opts: RemoteJobSourceOptions,
   ) {}
