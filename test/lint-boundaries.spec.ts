@@ -51,6 +51,11 @@ async function layerErrors(as: string, code: string): Promise<string[]> {
   return result!.messages.filter((m) => m.ruleId === RULE).map((m) => m.message);
 }
 
+/** The layer-rule messages for a file `from` that imports the module `to` and uses it. */
+function importErrors(from: string, to: string): Promise<string[]> {
+  return layerErrors(from, `import * as m from '${spec(from, to)}';\nexport const probe = m;\n`);
+}
+
 beforeAll(async () => {
   eslint = new ESLint({ cwd: root });
   // The first typed lint builds the TypeScript program; later ones reuse it.
@@ -87,61 +92,35 @@ describe('the layer rule (docs/architecture.md, "Layers")', () => {
 
   it('keeps the edge-plugin exception narrow: a plugin may use the rate-limit adapter, not another', async () => {
     const plugin = files.plugin();
-    const ok = await layerErrors(
-      plugin,
-      `import * as limits from '${spec(plugin, files.rateLimitAdapter())}';\nexport const probe = limits;\n`,
-    );
+    const ok = await importErrors(plugin, files.rateLimitAdapter());
     expect(ok).toEqual([]);
     const route = files.route();
-    const fromRoute = await layerErrors(
-      route,
-      `import * as limits from '${spec(route, files.rateLimitAdapter())}';\nexport const probe = limits;\n`,
-    );
+    const fromRoute = await importErrors(route, files.rateLimitAdapter());
     expect(fromRoute).toHaveLength(1);
-    const other = await layerErrors(
-      plugin,
-      `import * as repo from '${spec(plugin, files.repository())}';\nexport const probe = repo;\n`,
-    );
+    const other = await importErrors(plugin, files.repository());
     expect(other).toHaveLength(1);
     expect(other[0]).toMatch(/http may not import repositories/);
-    const otherAdapter = await layerErrors(
-      plugin,
-      `import * as ffmpeg from '${spec(plugin, files.adapter())}';\nexport const probe = ffmpeg;\n`,
-    );
+    const otherAdapter = await importErrors(plugin, files.adapter());
     expect(otherAdapter).toHaveLength(1);
     expect(otherAdapter[0]).toMatch(/http may not import adapters/);
   });
 
   it('keeps adapters off the database and the SQL repositories; services and repositories may use them', async () => {
     const adapter = files.adapter();
-    const toDb = await layerErrors(
-      adapter,
-      `import * as tenant from '${spec(adapter, files.database())}';\nexport const probe = tenant;\n`,
-    );
+    const toDb = await importErrors(adapter, files.database());
     expect(toDb).toHaveLength(1);
     expect(toDb[0]).toMatch(/adapters may not import db/);
-    const toRepository = await layerErrors(
-      adapter,
-      `import * as repo from '${spec(adapter, files.repository())}';\nexport const probe = repo;\n`,
-    );
+    const toRepository = await importErrors(adapter, files.repository());
     expect(toRepository).toHaveLength(1);
     expect(toRepository[0]).toMatch(/adapters may not import repositories/);
     for (const from of [files.service(), files.repository()]) {
-      expect(
-        await layerErrors(
-          from,
-          `import * as ffmpeg from '${spec(from, adapter)}';\nexport const probe = ffmpeg;\n`,
-        ),
-      ).toEqual([]);
+      expect(await importErrors(from, adapter)).toEqual([]);
     }
   });
 
   it('fails upward imports further down: a service reading the config, the domain importing anything', async () => {
     const service = files.service();
-    const fromService = await layerErrors(
-      service,
-      `import * as cfg from '${spec(service, files.config())}';\nexport const probe = cfg;\n`,
-    );
+    const fromService = await importErrors(service, files.config());
     expect(fromService).toHaveLength(1);
     expect(fromService[0]).toMatch(/services may not import config/);
     // Naming the config's types is how a service is told what it receives.
@@ -152,10 +131,7 @@ describe('the layer rule (docs/architecture.md, "Layers")', () => {
       ),
     ).toEqual([]);
     const domain = files.domain();
-    const fromDomain = await layerErrors(
-      domain,
-      `import * as s from '${spec(domain, service)}';\nexport const probe = s;\n`,
-    );
+    const fromDomain = await importErrors(domain, service);
     expect(fromDomain).toHaveLength(1);
     expect(fromDomain[0]).toMatch(/domain may not import services/);
   });
