@@ -280,7 +280,15 @@ export async function createServices(deps: Deps): Promise<Services> {
     publicUrl: config.publicUrl,
     nodeId: deps.nodeId,
   });
-  const health = new HealthService(db, redis, engines, jobQueue, disk, nodes, storageCheck);
+  const health = new HealthService({
+    db,
+    redis,
+    engines,
+    queue: jobQueue,
+    disk,
+    nodes,
+    storage: storageCheck,
+  });
   const orgExports = new OrgExportService({
     db,
     keys,

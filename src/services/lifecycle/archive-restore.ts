@@ -19,21 +19,24 @@ import { titleLocation, transcriptLocation } from '../recordings/recording.servi
 import { originalTranscriptLocation, speakerNamesLocation } from '../recordings/transcript.service.js';
 import { indexRecording } from '../search/search-index.service.js';
 
+/** What ArchiveRestorer works with (ArchiveService passes its own deps). */
+export interface ArchiveRestorerDeps {
+  db: Database;
+  keys: KeyService;
+  audit: Pick<AuditService, 'record'>;
+  store: ArchiveStore;
+  blobs: AudioBlobStore;
+  clock: Clock;
+  logger: Pick<Logger, 'warn'>;
+}
+
 /**
  * Brings an archived recording back (ArchiveService.restore, docs/lifecycle.md): blob first, one
  * transaction (archive row taken, rows re-inserted), archive object removed after the commit.
  * The caller has checked the actor's permission.
  */
 export class ArchiveRestorer {
-  constructor(
-    private readonly db: Database,
-    private readonly keys: KeyService,
-    private readonly audit: Pick<AuditService, 'record'>,
-    private readonly store: ArchiveStore,
-    private readonly blobs: AudioBlobStore,
-    private readonly clock: Clock,
-    private readonly logger: Pick<Logger, 'warn'>,
-  ) {}
+  constructor(private readonly d: ArchiveRestorerDeps) {}
 
   /**
    * POST /org/archive/:id/restore: the recording comes back under its own id with the same
@@ -41,25 +44,25 @@ export class ArchiveRestorer {
    * If the owner has left the org, the restoring admin becomes the owner (audited).
    */
   async restore(actor: Actor, archiveId: string): Promise<{ recordingId: string }> {
-    const row = await withTenant(this.db, actor, (tx) => archiveRepo.find(tx, archiveId));
+    const row = await withTenant(this.d.db, actor, (tx) => archiveRepo.find(tx, archiveId));
     if (!row) throw notFound('Archived recording');
     const sealed = await this.readPart(row.orgId, row.id, 'object', row.contentSha256);
-    const content = await withTenant(this.db, actor, (tx) =>
-      openArchiveObject(this.keys, tx, row.orgId, row.id, sealed),
+    const content = await withTenant(this.d.db, actor, (tx) =>
+      openArchiveObject(this.d.keys, tx, row.orgId, row.id, sealed),
     );
     const recId = content.recording.id;
     if (content.audio) {
-      const source = await this.store.get(row.orgId, row.id, 'audio');
+      const source = await this.d.store.get(row.orgId, row.id, 'audio');
       if (!source) throw new AppError('internal', 'archived audio part is missing');
       // Hashed while copied: a swapped or damaged audio part is refused (the item stays).
       const hash = createHash('sha256');
       const tap = new PassThrough();
       tap.on('data', (c: Buffer) => hash.update(c));
-      await this.blobs.write(row.orgId, recId, source, tap);
+      await this.d.blobs.write(row.orgId, recId, source, tap);
       if (hash.digest('hex') !== row.audioSha256) {
-        const claimed = await withTenant(this.db, actor, (tx) => recordingAudioRepository.find(tx, recId));
-        if (!claimed) await this.blobs.remove(row.orgId, recId);
-        this.logger.warn(
+        const claimed = await withTenant(this.d.db, actor, (tx) => recordingAudioRepository.find(tx, recId));
+        if (!claimed) await this.d.blobs.remove(row.orgId, recId);
+        this.d.logger.warn(
           { orgId: row.orgId, archiveId: row.id },
           'archived audio part does not match its record',
         );
@@ -67,31 +70,31 @@ export class ArchiveRestorer {
       }
     }
     try {
-      await withTenant(this.db, actor, async (tx) => {
+      await withTenant(this.d.db, actor, async (tx) => {
         if (!(await archiveRepo.take(tx, row.id))) throw notFound('Archived recording');
         const r = content.recording;
         const keepOwner = await archiveRepo.isMember(tx, r.ownerId);
         const ownerId = keepOwner ? r.ownerId : actor.userId;
         const titleEnc = r.title
-          ? await this.keys.encrypt(tx, titleLocation(row.orgId, recId), r.title)
+          ? await this.d.keys.encrypt(tx, titleLocation(row.orgId, recId), r.title)
           : null;
-        await archiveRepo.insertRecording(tx, row.orgId, { ...r, ownerId, titleEnc }, this.clock.now());
+        await archiveRepo.insertRecording(tx, row.orgId, { ...r, ownerId, titleEnc }, this.d.clock.now());
         const t = content.transcript;
         if (t)
           await archiveRepo.insertTranscript(tx, row.orgId, recId, {
             revision: t.revision,
             createdAt: t.createdAt,
             updatedAt: t.updatedAt,
-            bodyEnc: await this.keys.encrypt(tx, transcriptLocation(row.orgId, recId), t.body),
+            bodyEnc: await this.d.keys.encrypt(tx, transcriptLocation(row.orgId, recId), t.body),
             speakerNamesEnc: t.speakerNames
-              ? await this.keys.encrypt(tx, speakerNamesLocation(row.orgId, recId), t.speakerNames)
+              ? await this.d.keys.encrypt(tx, speakerNamesLocation(row.orgId, recId), t.speakerNames)
               : null,
             originalBodyEnc: t.originalBody
-              ? await this.keys.encrypt(tx, originalTranscriptLocation(row.orgId, recId), t.originalBody)
+              ? await this.d.keys.encrypt(tx, originalTranscriptLocation(row.orgId, recId), t.originalBody)
               : null,
           });
         // Searchable again, in the same transaction (docs/search.md).
-        await indexRecording(tx, this.keys, row.orgId, recId);
+        await indexRecording(tx, this.d.keys, row.orgId, recId);
         if (content.audio)
           await recordingAudioRepository.insert(tx, {
             recordingId: recId,
@@ -99,14 +102,14 @@ export class ArchiveRestorer {
             contentType: content.audio.contentType,
             plainSize: content.audio.plainSize,
             chunkSize: content.audio.chunkSize,
-            contentKeyEnc: await this.keys.encrypt(
+            contentKeyEnc: await this.d.keys.encrypt(
               tx,
               contentKeyLocation(row.orgId, recId),
               content.audio.contentKey,
             ),
-            now: this.clock.now(),
+            now: this.d.clock.now(),
           });
-        await this.audit.record(tx, {
+        await this.d.audit.record(tx, {
           orgId: actor.orgId,
           actorId: actor.userId,
           actorKind: actor.viaSupportGrant ? 'support' : 'user',
@@ -120,18 +123,18 @@ export class ArchiveRestorer {
     } catch (err) {
       // Our blob copy is only ours to remove if no audio row claims it (a concurrent restore won).
       if (content.audio) {
-        const claimed = await withTenant(this.db, actor, (tx) => recordingAudioRepository.find(tx, recId));
-        if (!claimed) await this.blobs.remove(row.orgId, recId);
+        const claimed = await withTenant(this.d.db, actor, (tx) => recordingAudioRepository.find(tx, recId));
+        if (!claimed) await this.d.blobs.remove(row.orgId, recId);
       }
       throw err;
     }
-    await this.store.remove(row.orgId, row.id);
+    await this.d.store.remove(row.orgId, row.id);
     return { recordingId: recId };
   }
 
   /** A stored part, checked against the hash its row recorded (a swapped or damaged object is refused). */
   private async readPart(orgId: string, archiveId: string, part: 'object', sha256: string): Promise<Buffer> {
-    const stream = await this.store.get(orgId, archiveId, part);
+    const stream = await this.d.store.get(orgId, archiveId, part);
     if (!stream) throw new AppError('internal', 'archive object is missing');
     const bytes = await buffer(stream);
     if (createHash('sha256').update(bytes).digest('hex') !== sha256)

@@ -14,21 +14,24 @@ import type { AudioStoreService } from '../recordings/audio-store.service.js';
 import type { AuditService } from '../operations/audit.service.js';
 import type { KeyService } from '../keys/key.service.js';
 
+/** What ArchiveWriter works with (ArchiveService passes its own deps). */
+export interface ArchiveWriterDeps {
+  db: Database;
+  keys: KeyService;
+  audit: Pick<AuditService, 'record'>;
+  store: ArchiveStore;
+  audio: Pick<AudioStoreService, 'remove'>;
+  blobs: AudioBlobStore;
+  clock: Clock;
+}
+
 /**
  * Moves one finished recording into the cold archive (ArchiveService, docs/lifecycle.md): the
  * sealed object and audio part are stored first, then one transaction swaps the rows, then the
  * active audio blob goes.
  */
 export class ArchiveWriter {
-  constructor(
-    private readonly db: Database,
-    private readonly keys: KeyService,
-    private readonly audit: Pick<AuditService, 'record'>,
-    private readonly store: ArchiveStore,
-    private readonly audio: Pick<AudioStoreService, 'remove'>,
-    private readonly blobs: AudioBlobStore,
-    private readonly clock: Clock,
-  ) {}
+  constructor(private readonly d: ArchiveWriterDeps) {}
 
   /**
    * Archives one finished recording; returns the archive id, or undefined when the recording is
@@ -38,14 +41,14 @@ export class ArchiveWriter {
   async archiveRecording(orgId: string, recordingId: string): Promise<string | undefined> {
     const archiveId = randomUUID();
     const ctx = { orgId, userId: null };
-    const snap = await withTenant(this.db, ctx, async (tx) => {
+    const snap = await withTenant(this.d.db, ctx, async (tx) => {
       const rec = await archiveRepo.lockRecording(tx, recordingId);
       if (!rec || (rec.status !== 'done' && rec.status !== 'failed')) return undefined;
-      const { content, revision } = await collectArchivable(this.keys, tx, orgId, rec);
+      const { content, revision } = await collectArchivable(this.d.keys, tx, orgId, rec);
       const plain = content.recording.title;
       return {
-        sealed: await sealArchiveObject(this.keys, tx, orgId, archiveId, content),
-        titleEnc: plain ? await this.keys.encrypt(tx, archiveTitleLocation(orgId, archiveId), plain) : null,
+        sealed: await sealArchiveObject(this.d.keys, tx, orgId, archiveId, content),
+        titleEnc: plain ? await this.d.keys.encrypt(tx, archiveTitleLocation(orgId, archiveId), plain) : null,
         rec,
         stamp: { updatedAt: rec.updatedAt.getTime(), revision },
         audioSize: content.audio ? content.audio.plainSize : undefined,
@@ -56,21 +59,21 @@ export class ArchiveWriter {
     let object: StoredPart;
     let audioPart: StoredPart | undefined;
     try {
-      object = await this.store.put(
+      object = await this.d.store.put(
         orgId,
         archiveId,
         'object',
         Readable.from([snap.sealed]),
-        this.clock.now(),
+        this.d.clock.now(),
       );
       if (snap.audioSize !== undefined) {
-        const head = await this.blobs.head(orgId, snap.blobId, 0);
+        const head = await this.d.blobs.head(orgId, snap.blobId, 0);
         if (!head) throw new AppError('internal', 'kept audio blob is missing');
         const source =
-          head.size === 0 ? Readable.from([]) : this.blobs.readRange(orgId, snap.blobId, 0, head.size - 1);
-        audioPart = await this.store.put(orgId, archiveId, 'audio', source, this.clock.now());
+          head.size === 0 ? Readable.from([]) : this.d.blobs.readRange(orgId, snap.blobId, 0, head.size - 1);
+        audioPart = await this.d.store.put(orgId, archiveId, 'audio', source, this.d.clock.now());
       }
-      const committed = await withTenant(this.db, ctx, async (tx) => {
+      const committed = await withTenant(this.d.db, ctx, async (tx) => {
         const now = await archiveRepo.lockRecording(tx, recordingId);
         const t = await archiveRepo.findTranscript(tx, recordingId);
         if (
@@ -88,7 +91,7 @@ export class ArchiveWriter {
             ownerId: snap.rec.ownerId,
             titleEnc: snap.titleEnc,
             recordingCreatedAt: snap.rec.createdAt,
-            archivedAt: this.clock.now(),
+            archivedAt: this.d.clock.now(),
             archivedByPolicy: true,
             sizeBytes: object.size + (audioPart?.size ?? 0),
             contentSha256: object.sha256,
@@ -98,7 +101,7 @@ export class ArchiveWriter {
           keyVersionOf(snap.sealed),
         );
         if (!(await archiveRepo.deleteRecording(tx, recordingId))) return false;
-        await this.audit.record(tx, {
+        await this.d.audit.record(tx, {
           orgId,
           actorId: null,
           actorKind: 'system',
@@ -110,15 +113,15 @@ export class ArchiveWriter {
         return true;
       });
       if (!committed) {
-        await this.store.remove(orgId, archiveId);
+        await this.d.store.remove(orgId, archiveId);
         return undefined;
       }
     } catch (err) {
-      await this.store.remove(orgId, archiveId).catch(() => undefined);
+      await this.d.store.remove(orgId, archiveId).catch(() => undefined);
       throw err;
     }
     // The rows are gone (the audio row cascaded); the active blob follows.
-    await this.audio.remove(orgId, recordingId, snap.blobId);
+    await this.d.audio.remove(orgId, recordingId, snap.blobId);
     return archiveId;
   }
 }

@@ -56,24 +56,8 @@ export class ArchiveService {
   private readonly restorer: ArchiveRestorer;
 
   constructor(private readonly deps: ArchiveServiceDeps) {
-    this.writer = new ArchiveWriter(
-      deps.db,
-      deps.keys,
-      deps.audit,
-      deps.store,
-      deps.audio,
-      deps.blobs,
-      deps.clock,
-    );
-    this.restorer = new ArchiveRestorer(
-      deps.db,
-      deps.keys,
-      deps.audit,
-      deps.store,
-      deps.blobs,
-      deps.clock,
-      deps.logger,
-    );
+    this.writer = new ArchiveWriter(deps);
+    this.restorer = new ArchiveRestorer(deps);
   }
 
   /** The maintenance tasks this service registers with the scheduler. */

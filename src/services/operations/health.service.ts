@@ -40,6 +40,17 @@ export interface TranscriptionStatus {
   fix: string | null;
 }
 
+/** What HealthService works with (built by the composition root). */
+export interface HealthServiceDeps {
+  db: Database;
+  redis: Redis | undefined;
+  engines: Pick<EngineReadinessService, 'state'>;
+  queue: Pick<JobQueueService, 'activeRemoteWorkers' | 'anyActiveRemoteWorker'>;
+  disk: { space: Pick<DiskSpace, 'freeBytes'>; minFreeBytes: number };
+  nodes?: Pick<ServerNodeService, 'conflicts'>;
+  storage?: Pick<SealedObjectStore, 'check'>;
+}
+
 /**
  * Readiness: can this node reach what it needs to serve requests? The speech-recognition engine
  * is reported but does not decide readiness: without one the node still serves everything, its
@@ -47,15 +58,7 @@ export interface TranscriptionStatus {
  * also hide the panel that tells the admins how to fix it (docs/deployment.md).
  */
 export class HealthService {
-  constructor(
-    private readonly db: Database,
-    private readonly redis: Redis | undefined,
-    private readonly engines: Pick<EngineReadinessService, 'state'>,
-    private readonly queue: Pick<JobQueueService, 'activeRemoteWorkers' | 'anyActiveRemoteWorker'>,
-    private readonly disk: { space: Pick<DiskSpace, 'freeBytes'>; minFreeBytes: number },
-    private readonly nodes?: Pick<ServerNodeService, 'conflicts'>,
-    private readonly storage?: Pick<SealedObjectStore, 'check'>,
-  ) {}
+  constructor(private readonly d: HealthServiceDeps) {}
 
   async readiness(): Promise<Readiness> {
     const [database, redis, engine, disk, storage] = await Promise.all([
@@ -63,11 +66,11 @@ export class HealthService {
       this.checkRedis(),
       this.engineSummary(),
       this.checkDisk(),
-      this.storage ? this.storage.check().catch(() => 'failed' as const) : ('ok' as const),
+      this.d.storage ? this.d.storage.check().catch(() => 'failed' as const) : ('ok' as const),
     ]);
     const remoteWorkers =
       database === 'ok'
-        ? await this.queue.anyActiveRemoteWorker().then(
+        ? await this.d.queue.anyActiveRemoteWorker().then(
             (any) => (any ? ('active' as const) : ('none' as const)),
             () => 'unknown' as const,
           )
@@ -77,7 +80,7 @@ export class HealthService {
     // keep an upload nor play one back.
     const ready = database === 'ok' && redis !== 'failed' && disk === 'ok' && storage === 'ok';
     // Reported, not required: taking nodes out of service would not make them agree.
-    const publicUrl = (this.nodes?.conflicts.length ?? 0) > 0 ? ('mismatch' as const) : ('ok' as const);
+    const publicUrl = (this.d.nodes?.conflicts.length ?? 0) > 0 ? ('mismatch' as const) : ('ok' as const);
     return { ready, database, redis, disk, storage, engine, remoteWorkers, publicUrl };
   }
 
@@ -90,14 +93,14 @@ export class HealthService {
     requirePermission(actor, 'workers.manage');
     const [engine, activeRemoteWorkers] = await Promise.all([
       this.engineSummary(),
-      this.queue.activeRemoteWorkers(actor.orgId),
+      this.d.queue.activeRemoteWorkers(actor.orgId),
     ]);
     const waiting = engine.status === 'none' && activeRemoteWorkers === 0;
     return { engine, activeRemoteWorkers, waiting, fix: waiting ? ENGINE_FIX : null };
   }
 
   private async engineSummary(): Promise<Readiness['engine']> {
-    const s = await this.engines.state();
+    const s = await this.d.engines.state();
     return s.status === 'ok'
       ? { status: 'ok', id: s.id, model: s.model }
       : { status: 'none', missing: s.missing };
@@ -105,7 +108,7 @@ export class HealthService {
 
   private async checkDatabase(): Promise<'ok' | 'failed'> {
     try {
-      await this.db.query('SELECT 1');
+      await this.d.db.query('SELECT 1');
       return 'ok';
     } catch {
       return 'failed';
@@ -114,16 +117,16 @@ export class HealthService {
 
   private async checkDisk(): Promise<Readiness['disk']> {
     try {
-      return (await this.disk.space.freeBytes()) < this.disk.minFreeBytes ? 'low' : 'ok';
+      return (await this.d.disk.space.freeBytes()) < this.d.disk.minFreeBytes ? 'low' : 'ok';
     } catch {
       return 'failed';
     }
   }
 
   private async checkRedis(): Promise<CheckResult> {
-    if (!this.redis) return 'not_configured';
+    if (!this.d.redis) return 'not_configured';
     try {
-      return (await this.redis.ping()) === 'PONG' ? 'ok' : 'failed';
+      return (await this.d.redis.ping()) === 'PONG' ? 'ok' : 'failed';
     } catch {
       return 'failed';
     }
