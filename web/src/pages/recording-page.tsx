@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, isOffline, type Recording, type Report } from '../api';
 import {
   editTranscript,
@@ -178,12 +178,16 @@ function DoneRecording({ id, title, duration }: { id: string; title: string; dur
     return m;
   }, [matches]);
 
-  // Bring the current match into view when it changes (not on every render).
+  // Bring the current match into view when it changes (not on every render). The first time (the
+  // jump from a search hit, or the first find) lands at once: a smooth scroll fixes its target
+  // when it starts, so the page settling under it (the audio player, the report) could leave the
+  // hit off screen, where an instant one is kept in place by the browser's scroll anchoring.
+  const scrolledToMatch = useRef(false);
   useEffect(() => {
     if (cur < 0) return;
-    document
-      .querySelector(`mark[data-match="${cur}"]`)
-      ?.scrollIntoView({ block: 'center', behavior: 'smooth' });
+    const behavior = scrolledToMatch.current ? 'smooth' : 'auto';
+    scrolledToMatch.current = true;
+    document.querySelector(`mark[data-match="${cur}"]`)?.scrollIntoView({ block: 'center', behavior });
   }, [cur, query]);
 
   const playing = t && audio.state === 'ready' ? wordAt(t.segments, audio.time) : null;
