@@ -48,12 +48,18 @@ export interface ArchiveStore {
 /** The only ids that reach a path, a key or a row: server-chosen UUIDs. */
 export const ARCHIVE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const PARTS: readonly ArchivePart[] = ['object', 'audio'];
-export const ARCHIVE_ROW_BYTES = 1024 * 1024;
+
+/** The org id as every store writes it (lower case); throws unless it is a UUID. */
+export function checkOrg(orgId: string): string {
+  const org = orgId.toLowerCase();
+  if (!ARCHIVE_ID.test(org)) throw new Error('invalid archive id');
+  return org;
+}
 
 export function checkIds(orgId: string, archiveId: string): { org: string; id: string } {
-  const org = orgId.toLowerCase();
+  const org = checkOrg(orgId);
   const id = archiveId.toLowerCase();
-  if (!ARCHIVE_ID.test(org) || !ARCHIVE_ID.test(id)) throw new Error('invalid archive id');
+  if (!ARCHIVE_ID.test(id)) throw new Error('invalid archive id');
   return { org, id };
 }
 
@@ -115,8 +121,7 @@ export class DirArchiveStore implements ArchiveStore {
   }
 
   async removeOrg(orgId: string): Promise<void> {
-    const org = orgId.toLowerCase();
-    if (!ARCHIVE_ID.test(org)) throw new Error('invalid archive id');
+    const org = checkOrg(orgId);
     await rm(path.join(this.directory, org), { recursive: true, force: true });
   }
 

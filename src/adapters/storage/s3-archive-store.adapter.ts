@@ -4,6 +4,7 @@ import {
   ARCHIVE_ID,
   PARTS,
   checkIds,
+  checkOrg,
   type ArchiveEntry,
   type ArchivePart,
   type ArchiveStore,
@@ -49,8 +50,7 @@ export class S3ArchiveStore implements ArchiveStore {
   }
 
   async removeOrg(orgId: string): Promise<void> {
-    const org = orgId.toLowerCase();
-    if (!ARCHIVE_ID.test(org)) throw new Error('invalid archive id');
+    const org = checkOrg(orgId);
     await this.bucket.deletePrefix(`archive/${org}/`);
   }
 

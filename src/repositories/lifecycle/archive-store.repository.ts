@@ -3,15 +3,17 @@ import { Readable } from 'node:stream';
 import type { Database } from '../../db/database.js';
 import { withSystem, withTenant } from '../../db/tenant.js';
 import {
-  ARCHIVE_ID,
-  ARCHIVE_ROW_BYTES,
   checkIds,
+  checkOrg,
   type ArchiveEntry,
   type ArchivePart,
   type ArchiveStore,
   type StoredPart,
 } from '../../adapters/storage/archive-store.adapter.js';
 import { rechunk } from '../../adapters/storage/stream-chunks.js';
+
+/** A part is stored in rows of this size, each inserted in its own short transaction. */
+const ARCHIVE_ROW_BYTES = 1024 * 1024;
 
 /**
  * The cold archive in the archive_objects table, in 1 MiB rows (SOTTO_ARCHIVE_STORE=database):
@@ -107,8 +109,7 @@ export class DatabaseArchiveStore implements ArchiveStore {
   }
 
   async removeOrg(orgId: string): Promise<void> {
-    const org = orgId.toLowerCase();
-    if (!ARCHIVE_ID.test(org)) throw new Error('invalid archive id');
+    const org = checkOrg(orgId);
     await withTenant(this.db, { orgId: org, userId: null }, (tx) =>
       tx.query('DELETE FROM archive_objects WHERE org_id = $1', [org]),
     );
