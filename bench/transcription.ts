@@ -187,8 +187,8 @@ async function main(): Promise<void> {
           return (performance.now() - from) / 1000;
         };
         // Each upload is measured BENCH_REPEAT times (default 3), each beside its own command-line
-        // runs; the row is the run with the median ratio, and the range is printed beside it.
-        const once = async (): Promise<Row> => {
+        // runs; the row is the run with the median ratio, every run's ratio printed beside it.
+        const once = async (): Promise<Omit<Row, 'ratios'>> => {
           const cliBefore = await cliRun();
           const before = await recognised();
           const logFrom = harness.logs.length;
@@ -265,10 +265,9 @@ async function main(): Promise<void> {
             wallSeconds,
             cliSeconds,
             recognisedPerSecond: recognisedSeconds / seconds,
-            ratios: [],
           };
         };
-        const runs: Row[] = [];
+        const runs: Omit<Row, 'ratios'>[] = [];
         for (let k = 0; k < repeatCount; k++) runs.push(await once());
         runs.sort((a, b) => a.ratio - b.ratio);
         const median = runs[Math.floor((runs.length - 1) / 2)]!;
