@@ -9,21 +9,20 @@ import { LIVE_SAMPLE_RATE, LiveSession } from '../src/services/live/live-session
  * ManualClock these are exact, not "about the time the test took".
  */
 function session(clock: ManualClock) {
-  return new LiveSession(
-    'rec',
-    'org',
-    { maxFrameBytes: 64_000, maxSeconds: 600, maxStreams: 4, maxBacklogSeconds: 60 },
-    async () => [],
-    {
+  return new LiveSession({
+    recordingId: 'rec',
+    orgId: 'org',
+    limits: { maxFrameBytes: 64_000, maxSeconds: 600, maxStreams: 4, maxBacklogSeconds: 60 },
+    recognise: async () => [],
+    events: {
       segment: async () => undefined,
       lagging: () => undefined,
       failed: (err) => {
         throw err;
       },
     },
-    undefined,
     clock,
-  );
+  });
 }
 
 /** `seconds` of silence as 100 ms PCM16 frames. */

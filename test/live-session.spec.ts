@@ -3,6 +3,7 @@ import type { Word } from '../src/domain/transcript.js';
 import {
   LiveProtocolError,
   LiveSession,
+  type LiveSessionDeps,
   type LivePartial,
   type LiveSegment,
 } from '../src/services/live/live-session.js';
@@ -48,22 +49,22 @@ function bytes(pcm: Int16Array): Buffer {
   return Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
 }
 
-function session(limits: Partial<ConstructorParameters<typeof LiveSession>[2]> = {}) {
+function session(limits: Partial<LiveSessionDeps['limits']> = {}) {
   const segments: LiveSegment[] = [];
   let lagging = 0;
-  const s = new LiveSession(
-    'rec',
-    'org',
-    { maxFrameBytes: 64_000, maxSeconds: 600, maxStreams: 2, maxBacklogSeconds: 60, ...limits },
-    toneWords,
-    {
+  const s = new LiveSession({
+    recordingId: 'rec',
+    orgId: 'org',
+    limits: { maxFrameBytes: 64_000, maxSeconds: 600, maxStreams: 2, maxBacklogSeconds: 60, ...limits },
+    recognise: toneWords,
+    events: {
       segment: async (seg) => void segments.push(seg),
       lagging: () => void lagging++,
       failed: (err) => {
         throw err;
       },
     },
-  );
+  });
   return { s, segments, lagging: () => lagging };
 }
 
@@ -140,16 +141,22 @@ describe('LiveSession', () => {
       const log: ((LivePartial & { type: 'partial' }) | (LiveSegment & { type: 'segment' }))[] = [];
       const calls: number[] = [];
       let gate: Promise<void> | undefined;
-      const s = new LiveSession(
-        'rec',
-        'org',
-        { maxFrameBytes: 64_000, maxSeconds: 600, maxStreams: 2, maxBacklogSeconds: 60, partialSeconds },
-        async (pcm, offset) => {
+      const s = new LiveSession({
+        recordingId: 'rec',
+        orgId: 'org',
+        limits: {
+          maxFrameBytes: 64_000,
+          maxSeconds: 600,
+          maxStreams: 2,
+          maxBacklogSeconds: 60,
+          partialSeconds,
+        },
+        recognise: async (pcm, offset) => {
           calls.push(pcm.length / RATE);
           await gate;
           return toneWords(pcm, offset);
         },
-        {
+        events: {
           segment: async (seg) => void log.push({ type: 'segment', ...seg }),
           partial: async (p) => void log.push({ type: 'partial', ...p }),
           lagging: () => undefined,
@@ -157,7 +164,7 @@ describe('LiveSession', () => {
             throw err;
           },
         },
-      );
+      });
       return {
         s,
         log,

@@ -93,13 +93,23 @@ describe('live segment ids', () => {
   it('are stable: the same utterance recognised again after a restart keeps its id', async () => {
     const run = async () => {
       const out: LiveSegment[] = [];
-      const s = new LiveSession(
-        'rec-1',
-        'org-1',
-        { maxFrameBytes: 256_000, maxSeconds: 60, maxStreams: 2, maxBacklogSeconds: 60, keepSeconds: 3 },
-        async (_pcm, offset) => [{ w: 'hello', start: offset + 2.1, end: offset + 2.4, conf: 1 }],
-        { segment: async (seg) => void out.push(seg), lagging: () => undefined, failed: () => undefined },
-      );
+      const s = new LiveSession({
+        recordingId: 'rec-1',
+        orgId: 'org-1',
+        limits: {
+          maxFrameBytes: 256_000,
+          maxSeconds: 60,
+          maxStreams: 2,
+          maxBacklogSeconds: 60,
+          keepSeconds: 3,
+        },
+        recognise: async (_pcm, offset) => [{ w: 'hello', start: offset + 2.1, end: offset + 2.4, conf: 1 }],
+        events: {
+          segment: async (seg) => void out.push(seg),
+          lagging: () => undefined,
+          failed: () => undefined,
+        },
+      });
       const stream = s.attach('Ann', 0);
       const pcm = new Int16Array(16_000 * 4);
       for (let i = 16_000; i < 32_000; i++) pcm[i] = Math.round(9000 * Math.sin(i / 5));

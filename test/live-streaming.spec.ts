@@ -38,19 +38,25 @@ async function stream(
   during?: (seconds: number) => void,
 ): Promise<Run> {
   const run: Run = { segments: [], partials: [], failures: [] };
-  const session = new LiveSession(
-    'rec-1',
-    'org-1',
-    { maxFrameBytes: 64_000, maxSeconds: 600, maxStreams: 2, maxBacklogSeconds: 60, partialSeconds: 0.5 },
-    (audio, offsetSeconds) => engine.transcribe(audio, { offsetSeconds, priority: 'live' }),
-    {
+  const session = new LiveSession({
+    recordingId: 'rec-1',
+    orgId: 'org-1',
+    limits: {
+      maxFrameBytes: 64_000,
+      maxSeconds: 600,
+      maxStreams: 2,
+      maxBacklogSeconds: 60,
+      partialSeconds: 0.5,
+    },
+    recognise: (audio, offsetSeconds) => engine.transcribe(audio, { offsetSeconds, priority: 'live' }),
+    events: {
       segment: async (s) => void run.segments.push(s),
       partial: async (p) => void run.partials.push({ ...p, at: run.segments.length }),
       lagging: () => undefined,
       failed: (err) => void run.failures.push(err),
     },
-    () => engine.session!({ priority: 'live', group: 'rec-1' }),
-  );
+    openRecognizer: () => engine.session!({ priority: 'live', group: 'rec-1' }),
+  });
   const s = session.attach('Reader', undefined);
   const frame = RATE / 10;
   const t0 = performance.now();

@@ -197,13 +197,13 @@ export class LiveSessions {
     );
     // The recording's spool key, once its first stream opened a spool (spoolOf sets it).
     let keyOf: () => Promise<Buffer> | undefined = () => undefined;
-    const created = new LiveSession(
+    const created = new LiveSession({
       recordingId,
       orgId,
       limits,
-      async (pcm, offsetSeconds) =>
+      recognise: async (pcm, offsetSeconds) =>
         (await this.d.engine()).transcribe(pcm, { offsetSeconds, priority: 'live', group: recordingId }),
-      {
+      events: {
         segment: (segment: LiveSegment) =>
           this.hooks.publish(orgId, recordingId, { type: 'segment', ...segment }),
         // Sealed on the bus like a segment; never spooled nor stored (the final replaces it).
@@ -222,9 +222,9 @@ export class LiveSessions {
           void this.hooks.publish(orgId, recordingId, { type: 'error', code });
         },
       },
-      () => engine?.session?.({ priority: 'live', group: recordingId }),
-      this.d.clock,
-    );
+      openRecognizer: () => engine?.session?.({ priority: 'live', group: recordingId }),
+      clock: this.d.clock,
+    });
     const session: Session = Object.assign(created, {
       ingest: new Set<LiveSocket>(),
       spools: new Map<LiveStream, StreamSpool>(),

@@ -45,6 +45,19 @@ interface Utterance {
   live?: LiveUtterance;
 }
 
+export interface LiveSessionDeps {
+  recordingId: string;
+  orgId: string;
+  limits: LiveLimits;
+  /** Whole-utterance recognition (replayed spool audio; engines that cannot stream). */
+  recognise: Recognise;
+  events: LiveSessionEvents;
+  /** Streaming recognition (partials as people speak, finals at once); absent: whole utterances. */
+  openRecognizer?: OpenRecognizer;
+  /** LiveSessions passes the app's clock; specs of this class alone may leave the system one. */
+  clock?: Clock;
+}
+
 export class LiveSession {
   readonly streams = new Map<string, LiveStream>();
   private readonly queue: Utterance[] = [];
@@ -58,27 +71,24 @@ export class LiveSession {
   /** Clock time (ms) of the last frame: LiveService's idle and resume timeouts read it. */
   lastFrameAt: number;
 
-  constructor(
-    readonly recordingId: string,
-    readonly orgId: string,
-    private readonly limits: LiveLimits,
-    private readonly recognise: Recognise,
-    private readonly events: LiveSessionEvents,
-    /** Streaming recognition (partials as people speak, finals at once); absent: whole utterances. */
-    private readonly openRecognizer?: OpenRecognizer,
-    /** LiveSessions passes the app's clock; specs of this class alone may leave the system one. */
-    private readonly clock: Clock = systemClock,
-  ) {
+  readonly recordingId: string;
+  readonly orgId: string;
+  private readonly clock: Clock;
+
+  constructor(private readonly d: LiveSessionDeps) {
+    this.recordingId = d.recordingId;
+    this.orgId = d.orgId;
+    this.clock = d.clock ?? systemClock;
     this.startedAt = this.lastFrameAt = this.now();
     this.partials = new LivePartials(
       {
-        recordingId,
+        recordingId: d.recordingId,
         stopping: () => this.stopping,
         recognisingFinals: () => this.running !== undefined || this.queue.length > 0,
         recogniseRange: (stream, from, to) => this.recogniseRange(stream, from, to),
       },
-      limits,
-      events,
+      d.limits,
+      d.events,
     );
   }
 
@@ -100,7 +110,7 @@ export class LiveSession {
     if (!LABEL.test(label)) throw new LiveProtocolError(LIVE_CLOSE.malformed, 'invalid participant label');
     let stream = this.streams.get(label);
     if (!stream) {
-      if (this.streams.size >= this.limits.maxStreams)
+      if (this.streams.size >= this.d.limits.maxStreams)
         throw new LiveProtocolError(LIVE_CLOSE.overloaded, 'too many streams for this recording');
       const offset =
         this.streams.size === 0 ? 0 : Math.round(((this.now() - this.startedAt) / 1000) * LIVE_SAMPLE_RATE);
@@ -122,7 +132,7 @@ export class LiveSession {
   created?: (stream: LiveStream) => void;
 
   private keepSamples(): number {
-    return (this.limits.keepSeconds ?? Infinity) * LIVE_SAMPLE_RATE;
+    return (this.d.limits.keepSeconds ?? Infinity) * LIVE_SAMPLE_RATE;
   }
 
   /**
@@ -174,17 +184,17 @@ export class LiveSession {
 
   /** One binary frame. Returns the acknowledged seq; a resent (duplicate) frame changes nothing. */
   frame(stream: LiveStream, bytes: Buffer): number {
-    if (bytes.length > this.limits.maxFrameBytes)
+    if (bytes.length > this.d.limits.maxFrameBytes)
       throw new LiveProtocolError(
         LIVE_CLOSE.tooLarge,
-        `frame larger than ${this.limits.maxFrameBytes} bytes`,
+        `frame larger than ${this.d.limits.maxFrameBytes} bytes`,
       );
     if (bytes.length % 2 !== 0)
       throw new LiveProtocolError(LIVE_CLOSE.malformed, 'PCM16 frames have an even byte length');
     if (this.stopping) throw new LiveProtocolError(LIVE_CLOSE.conflict, 'the recording is stopping');
     const seq = stream.incomingSeq++;
     if (seq < stream.nextSeq) return stream.acked;
-    if (stream.seconds + bytes.length / 2 / LIVE_SAMPLE_RATE > this.limits.maxSeconds)
+    if (stream.seconds + bytes.length / 2 / LIVE_SAMPLE_RATE > this.d.limits.maxSeconds)
       throw new LiveProtocolError(LIVE_CLOSE.tooLarge, 'maximum recording duration reached');
     const pcm = new Int16Array(bytes.length / 2);
     for (let i = 0; i < pcm.length; i++) pcm[i] = bytes.readInt16LE(i * 2);
@@ -228,8 +238,8 @@ export class LiveSession {
   }
 
   private streaming(stream: LiveStream): boolean {
-    if (this.replaying || !this.openRecognizer) return false;
-    stream.recognizer ??= this.openRecognizer(stream.label);
+    if (this.replaying || !this.d.openRecognizer) return false;
+    stream.recognizer ??= this.d.openRecognizer(stream.label);
     return stream.recognizer !== undefined;
   }
 
@@ -312,11 +322,11 @@ export class LiveSession {
     const max = MAX_UTTERANCE_SECONDS * LIVE_SAMPLE_RATE;
     for (; from < to; from += max) this.queue.push({ stream, from, to: Math.min(to, from + max) });
     // Bounded: live text that arrives minutes late is worth less than keeping up.
-    while (this.queue.length > 1 && this.backlogSeconds() > this.limits.maxBacklogSeconds) {
+    while (this.queue.length > 1 && this.backlogSeconds() > this.d.limits.maxBacklogSeconds) {
       const i = this.queue.findIndex((u) => !u.live);
       if (i < 0) break;
       this.queue.splice(i, 1);
-      this.events.lagging();
+      this.d.events.lagging();
     }
     this.running ??= this.drain().finally(() => (this.running = undefined));
   }
@@ -326,7 +336,7 @@ export class LiveSession {
       try {
         await this.recogniseOne(u);
       } catch (err) {
-        this.events.failed(err);
+        this.d.events.failed(err);
       }
     }
   }
@@ -337,7 +347,7 @@ export class LiveSession {
     const shift = stream.offsetSamples / LIVE_SAMPLE_RATE;
     const held = stream.pcm.view(lead, to);
     const heldFrom = Math.max(lead, stream.pcm.start);
-    const found = held.length > 0 ? await this.recognise(held, heldFrom / LIVE_SAMPLE_RATE + shift) : [];
+    const found = held.length > 0 ? await this.d.recognise(held, heldFrom / LIVE_SAMPLE_RATE + shift) : [];
     const start = from / LIVE_SAMPLE_RATE + shift;
     // Words of the lead-in belong to the previous utterance (already published).
     return found.filter((w) => (w.start + w.end) / 2 >= start);
@@ -356,7 +366,7 @@ export class LiveSession {
     }
     // A partial of this utterance being published finishes first: no partial after its final.
     await this.partials.publishing(live)?.catch(() => undefined);
-    await this.events.segment({
+    await this.d.events.segment({
       id: segmentId(this.recordingId, stream.label, from),
       seq: ++this.segmentSeq,
       speaker: stream.label,

@@ -63,6 +63,18 @@ export function replicaBounds(
 /** What recognition has published so far, written with each record (resumes recognition there). */
 export type Progress = () => { publishedTo: number; segmentSeq: number };
 
+/** One stream's spool file and what it reports to (LiveSpools.create and .reopen). */
+export interface StreamSpoolDeps {
+  ctx: SpoolContext;
+  appender: SpoolAppender;
+  /** Records and frames already in the file: the next record's number and first seq. */
+  at: { records: number; frames: number };
+  progress: Progress;
+  policy: SpoolPolicy;
+  onError: (err: Error) => void;
+  clock: Clock;
+}
+
 export class StreamSpool {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -74,29 +86,23 @@ export class StreamSpool {
   /** Frames on disk: `durable - 1` is the highest seq that may be acknowledged. */
   durable: number;
   onDurable: ((acked: number) => void) | undefined;
+  /** Records in the file: the next record's number. */
+  private records: number;
 
-  constructor(
-    private readonly ctx: SpoolContext,
-    private readonly appender: SpoolAppender,
-    private records: number,
-    frames: number,
-    private readonly progress: Progress,
-    private readonly policy: SpoolPolicy,
-    private readonly onError: (err: Error) => void,
-    private readonly clock: Clock,
-  ) {
-    this.written = this.durable = frames;
+  constructor(private readonly d: StreamSpoolDeps) {
+    this.records = d.at.records;
+    this.written = this.durable = d.at.frames;
   }
 
   add(frame: Buffer): void {
     // The frame's bytes belong to the socket's buffer: copy before it is reused.
     this.pending.push(Buffer.from(frame));
     this.pendingBytes += frame.length;
-    if (this.pendingBytes >= this.policy.batchBytes) void this.flush();
+    if (this.pendingBytes >= this.d.policy.batchBytes) void this.flush();
     else
       this.timer ??= setTimeout(
         () => void this.flush(),
-        Math.max(0, this.lastFlushAt + this.policy.batchMs - this.clock.now().getTime()),
+        Math.max(0, this.lastFlushAt + this.d.policy.batchMs - this.d.clock.now().getTime()),
       );
   }
 
@@ -105,24 +111,24 @@ export class StreamSpool {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.pending.length > 0) {
-      this.lastFlushAt = this.clock.now().getTime();
+      this.lastFlushAt = this.d.clock.now().getTime();
       const frames = this.pending;
       this.pending = [];
       this.pendingBytes = 0;
       const firstSeq = this.written;
       this.written += frames.length;
       const record = sealRecord(
-        this.ctx,
+        this.d.ctx,
         this.records++,
         firstSeq,
-        encodeBatch({ ...this.progress(), frames }),
+        encodeBatch({ ...this.d.progress(), frames }),
       );
       this.chain = this.chain.then(async () => {
-        await this.appender.append(record);
+        await this.d.appender.append(record);
         this.durable = firstSeq + frames.length;
         this.onDurable?.(this.durable - 1);
       });
-      this.chain.catch((err: Error) => this.onError(err));
+      this.chain.catch((err: Error) => this.d.onError(err));
     }
     return this.chain;
   }
@@ -131,7 +137,7 @@ export class StreamSpool {
     try {
       await this.flush();
     } finally {
-      await this.appender.close();
+      await this.d.appender.close();
     }
   }
 }
@@ -187,7 +193,8 @@ export class LiveSpools {
     const ctx = { key, recordingId, hash: streamHash(key, meta.label) };
     const appender = await this.files.openAppender(orgId, recordingId, ctx.hash);
     await appender.append(sealRecord(ctx, 0, 0, encodeMeta(meta)));
-    return new StreamSpool(ctx, appender, 1, 0, progress, this.policy, onError, this.clock);
+    const at = { records: 1, frames: 0 };
+    return new StreamSpool({ ctx, appender, at, progress, policy: this.policy, onError, clock: this.clock });
   }
 
   /** A restored stream's spool, appending after its last good record (a torn tail is cut first). */
@@ -203,16 +210,8 @@ export class LiveSpools {
       await this.files.truncate(orgId, recordingId, stream.hash, stream.opened.goodBytes);
     const ctx = { key, recordingId, hash: stream.hash };
     const appender = await this.files.openAppender(orgId, recordingId, ctx.hash);
-    return new StreamSpool(
-      ctx,
-      appender,
-      stream.opened.records,
-      stream.opened.frames,
-      progress,
-      this.policy,
-      onError,
-      this.clock,
-    );
+    const at = { records: stream.opened.records, frames: stream.opened.frames };
+    return new StreamSpool({ ctx, appender, at, progress, policy: this.policy, onError, clock: this.clock });
   }
 
   /**

@@ -31,6 +31,16 @@ export interface OrgExportRunnerOptions {
   sweepIntervalMs?: number;
 }
 
+export interface OrgExportRunnerDeps {
+  db: Database;
+  keys: KeyService;
+  files: ExportFileStore;
+  sources: ExportSources;
+  clock: Clock;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  opts: OrgExportRunnerOptions;
+}
+
 export class OrgExportRunner {
   private draining: Promise<void> | undefined;
   /** Set when work may have arrived while a drain was finishing: it looks once more. */
@@ -41,16 +51,8 @@ export class OrgExportRunner {
   private timer: NodeJS.Timeout | undefined;
   private readonly leaseMs: number;
 
-  constructor(
-    private readonly db: Database,
-    private readonly keys: KeyService,
-    private readonly files: ExportFileStore,
-    private readonly sources: ExportSources,
-    private readonly clock: Clock,
-    private readonly logger: Pick<Logger, 'info' | 'warn'>,
-    private readonly opts: OrgExportRunnerOptions,
-  ) {
-    this.leaseMs = (opts.leaseSeconds ?? 60) * 1000;
+  constructor(private readonly d: OrgExportRunnerDeps) {
+    this.leaseMs = (d.opts.leaseSeconds ?? 60) * 1000;
   }
 
   /**
@@ -61,7 +63,7 @@ export class OrgExportRunner {
   start(): void {
     if (this.timer) return;
     this.stopping = false;
-    const every = this.opts.sweepIntervalMs ?? 60_000;
+    const every = this.d.opts.sweepIntervalMs ?? 60_000;
     this.timer = setInterval(() => this.kick(), every);
     this.timer.unref();
     this.kick();
@@ -85,7 +87,7 @@ export class OrgExportRunner {
   kick(): void {
     this.rerun = true;
     void this.drain().catch((err: unknown) =>
-      this.logger.warn({ err: errName(err) }, 'export builder stopped'),
+      this.d.logger.warn({ err: errName(err) }, 'export builder stopped'),
     );
   }
 
@@ -104,8 +106,8 @@ export class OrgExportRunner {
   private async drainLoop(): Promise<void> {
     while (!this.stopping) {
       this.rerun = false;
-      const now = this.clock.now();
-      const row = await withSystem(this.db, (tx) =>
+      const now = this.d.clock.now();
+      const row = await withSystem(this.d.db, (tx) =>
         orgExportRepository.claim(tx, now, new Date(now.getTime() + this.leaseMs)),
       );
       if (!row) {
@@ -114,8 +116,8 @@ export class OrgExportRunner {
       }
       if (row.attempts > MAX_ATTEMPTS) {
         // Its builder died repeatedly (restarts, crashes): say so rather than loop forever.
-        await withSystem(this.db, (tx) => orgExportRepository.markFailed(tx, row.id, 'interrupted'));
-        await this.files.remove(row.orgId, row.id);
+        await withSystem(this.d.db, (tx) => orgExportRepository.markFailed(tx, row.id, 'interrupted'));
+        await this.d.files.remove(row.orgId, row.id);
         continue;
       }
       await this.build(row);
@@ -126,7 +128,7 @@ export class OrgExportRunner {
     let timer: NodeJS.Timeout | undefined;
     try {
       const actor = await this.builderActor(row);
-      const plan = await planExport(this.sources, actor, {
+      const plan = await planExport(this.d.sources, actor, {
         exportId: row.id,
         createdAt: row.createdAt,
         requestedBy: row.requestedBy!,
@@ -144,8 +146,8 @@ export class OrgExportRunner {
       );
       // Lease renewal and progress; a deleted (or retaken) export stops the build.
       const beat = async () => {
-        const now = this.clock.now();
-        const ok = await withSystem(this.db, (tx) =>
+        const now = this.d.clock.now();
+        const ok = await withSystem(this.d.db, (tx) =>
           orgExportRepository.progress(tx, row.id, {
             done,
             total,
@@ -164,7 +166,7 @@ export class OrgExportRunner {
       };
       await beat();
       timer = setInterval(() => void beat().catch(() => undefined), Math.min(1000, this.leaseMs / 3));
-      const { size, sha256, contentKey } = await sealZip(this.files, row.orgId, row.id, zip, () => {
+      const { size, sha256, contentKey } = await sealZip(this.d.files, row.orgId, row.id, zip, () => {
         // The zip is written: from here a shutdown lets the (short) re-seal finish.
         this.abortCurrent = undefined;
       });
@@ -172,33 +174,36 @@ export class OrgExportRunner {
       timer = undefined;
       await beat();
       if (cancelled) throw new AppError('conflict', 'export cancelled');
-      const now = this.clock.now();
-      const ok = await withTenant(this.db, { orgId: row.orgId, userId: null }, async (tx) =>
+      const now = this.d.clock.now();
+      const ok = await withTenant(this.d.db, { orgId: row.orgId, userId: null }, async (tx) =>
         orgExportRepository.markReady(tx, row.id, {
           now,
-          expiresAt: new Date(now.getTime() + this.opts.ttlHours * 3600_000),
+          expiresAt: new Date(now.getTime() + this.d.opts.ttlHours * 3600_000),
           sizeBytes: size,
           sha256,
-          contentKeyEnc: await this.keys.encrypt(tx, exportKeyLocation(row.orgId, row.id), contentKey),
+          contentKeyEnc: await this.d.keys.encrypt(tx, exportKeyLocation(row.orgId, row.id), contentKey),
           attempts: row.attempts,
         }),
       );
       contentKey.fill(0);
       if (!ok) throw new AppError('conflict', 'export cancelled');
-      this.logger.info(
+      this.d.logger.info(
         { exportId: row.id, orgId: row.orgId, items: total, skipped: plan.skipped.length },
         'org export ready',
       );
     } catch (err) {
-      await this.files.remove(row.orgId, row.id);
+      await this.d.files.remove(row.orgId, row.id);
       if (this.stopping) {
-        await withSystem(this.db, (tx) => orgExportRepository.release(tx, row.id, row.attempts));
-        this.logger.info({ exportId: row.id }, 'org export handed back (shutdown)');
+        await withSystem(this.d.db, (tx) => orgExportRepository.release(tx, row.id, row.attempts));
+        this.d.logger.info({ exportId: row.id }, 'org export handed back (shutdown)');
         return;
       }
       const code = err instanceof AppError ? err.code : 'internal';
-      this.logger.warn({ exportId: row.id, orgId: row.orgId, code, err: errName(err) }, 'org export failed');
-      await withSystem(this.db, (tx) => orgExportRepository.markFailed(tx, row.id, code));
+      this.d.logger.warn(
+        { exportId: row.id, orgId: row.orgId, code, err: errName(err) },
+        'org export failed',
+      );
+      await withSystem(this.d.db, (tx) => orgExportRepository.markFailed(tx, row.id, code));
     } finally {
       this.abortCurrent = undefined;
       if (timer) clearInterval(timer);
@@ -208,7 +213,7 @@ export class OrgExportRunner {
   /** The requester, as they are now: an export is refused if they lost the right to ask for it. */
   private async builderActor(row: OrgExportRow): Promise<Actor> {
     const member = row.requestedBy
-      ? await withTenant(this.db, { orgId: row.orgId, userId: null }, (tx) =>
+      ? await withTenant(this.d.db, { orgId: row.orgId, userId: null }, (tx) =>
           memberRepository.find(tx, row.orgId, row.requestedBy!),
         )
       : undefined;

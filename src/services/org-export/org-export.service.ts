@@ -13,7 +13,7 @@ import type { KeyService } from '../keys/key.service.js';
 import type { ExportSources } from './org-export-builder.js';
 import type { ExportInvalidationReason, OrgExportInvalidation } from './org-export-invalidation.js';
 import { exportKeyLocation } from './org-export-key.js';
-import { OrgExportRunner } from './org-export-runner.js';
+import { OrgExportRunner, type OrgExportRunnerOptions } from './org-export-runner.js';
 import { openSealed } from './org-export-seal.js';
 import { requirePermission } from '../orgs/org.service.js';
 import type { ScheduledTask } from '../lifecycle/scheduler.service.js';
@@ -50,12 +50,6 @@ export interface ExportDownload {
   filename: string;
 }
 
-export interface OrgExportOptions {
-  ttlHours: number;
-  leaseSeconds?: number;
-  sweepIntervalMs?: number;
-}
-
 const view = (r: OrgExportRow): OrgExportView => ({
   id: r.id,
   status: r.status,
@@ -80,7 +74,7 @@ export interface OrgExportServiceDeps {
   invalidation: OrgExportInvalidation;
   clock: Clock;
   logger: Pick<Logger, 'info' | 'warn'>;
-  opts: OrgExportOptions;
+  opts: OrgExportRunnerOptions;
 }
 
 export class OrgExportService {
@@ -88,15 +82,7 @@ export class OrgExportService {
   private readonly runner: OrgExportRunner;
 
   constructor(private readonly deps: OrgExportServiceDeps) {
-    this.runner = new OrgExportRunner(
-      deps.db,
-      deps.keys,
-      deps.files,
-      deps.sources,
-      deps.clock,
-      deps.logger,
-      deps.opts,
-    );
+    this.runner = new OrgExportRunner(deps);
   }
 
   /** POST /org/export: queues a build (409 while another one is queued or building); audited. */
