@@ -166,6 +166,31 @@ export default tseslint.config(
     },
   },
   {
+    // One clock, injected (CONTRIBUTING.md): services ask the Clock they were given, so tests move
+    // time instead of sleeping, and durations come from its monotonicMs().
+    files: ['src/services/**/*.ts'],
+    ignores: ['src/**/*.spec.ts'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'process',
+          property: 'env',
+          message: 'Read the environment in src/config/ and pass the value in.',
+        },
+        { object: 'Date', property: 'now', message: 'Ask the injected Clock (clock.now()).' },
+        { object: 'performance', property: 'now', message: 'Ask the injected Clock (clock.monotonicMs()).' },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: 'Ask the injected Clock (clock.now()).',
+        },
+      ],
+    },
+  },
+  {
     // The CLI talks to a person on a terminal; tests and benches print their findings.
     files: ['src/cli/**', 'bench/**', 'scripts/**', 'test/**'],
     rules: { 'no-console': 'off' },

@@ -82,7 +82,7 @@ export function createJobServices(deps: JobServicesDeps): {
     ...(deps.random ? { random: deps.random } : {}),
   };
   // One engine for jobs and live recognition (a whisper model is loaded once).
-  const pipelines = lazyPipeline(engines, logger, deps.decoder);
+  const pipelines = lazyPipeline(engines, logger, deps.decoder, clock);
   const jobs = createLocalWorker({
     db,
     keys,
@@ -118,11 +118,12 @@ function lazyPipeline(
   engines: EngineReadinessService,
   logger: Logger,
   decoder: ReturnType<typeof createAudioDecoder>,
+  clock: Clock,
 ): () => Promise<PipelineService> {
   let pipeline: PipelineService | undefined;
   return async () => {
     const { engine } = await engines.choose();
-    if (pipeline?.engine !== engine) pipeline = new PipelineService({ decoder, engine, logger });
+    if (pipeline?.engine !== engine) pipeline = new PipelineService({ decoder, engine, logger, clock });
     return pipeline;
   };
 }

@@ -146,3 +146,31 @@ describe('the layer rule (docs/architecture.md, "Layers")', () => {
     expect(errors[0]).toMatch(/web may not import domain/);
   });
 });
+
+describe('one clock (eslint.config.js, CONTRIBUTING.md)', () => {
+  /** The clock-rule messages for `code` linted as a file of `as`. */
+  async function clockErrors(as: string, code: string): Promise<string[]> {
+    const [result] = await eslint.lintText(code, { filePath: as });
+    expect(result!.messages.filter((m) => m.fatal)).toEqual([]);
+    return result!.messages
+      .filter((m) => m.ruleId === 'no-restricted-properties' || m.ruleId === 'no-restricted-syntax')
+      .map((m) => m.message);
+  }
+
+  it('refuses the wall clock and performance.now() in a service; the injected Clock passes', async () => {
+    const service = files.service();
+    expect(await clockErrors(service, 'export const a = Date.now();\n')).toEqual([
+      expect.stringMatching(/injected Clock/),
+    ]);
+    expect(await clockErrors(service, 'export const b = performance.now();\n')).toEqual([
+      expect.stringMatching(/monotonicMs/),
+    ]);
+    expect(await clockErrors(service, 'export const c = new Date();\n')).toEqual([
+      expect.stringMatching(/injected Clock/),
+    ]);
+    // A date made from a value is not a clock read.
+    expect(await clockErrors(service, 'export const d = new Date(0);\n')).toEqual([]);
+    // Adapters are where the system clock lives.
+    expect(await clockErrors(files.adapter(), 'export const e = Date.now();\n')).toEqual([]);
+  });
+});

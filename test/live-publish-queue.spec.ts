@@ -1,3 +1,4 @@
+import { systemClock } from '../src/adapters/system/clock.adapter.js';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { LivePublishQueue } from '../src/services/live/live-publish-queue.js';
@@ -30,7 +31,7 @@ function store() {
 describe('live publish queue', () => {
   it('holds events in order through an outage and sends them once the store answers', async () => {
     const s = store();
-    const q = new LivePublishQueue(pino({ level: 'silent' }), { max: 100, retryMs: 20 });
+    const q = new LivePublishQueue(pino({ level: 'silent' }), systemClock, { max: 100, retryMs: 20 });
     await q.publish('r', s.send('1'));
     s.down = true;
     await q.publish('r', s.send('2'));
@@ -52,7 +53,7 @@ describe('live publish queue', () => {
 
   it('is bounded: the oldest partial goes first, then the oldest event', async () => {
     const s = store();
-    const q = new LivePublishQueue(pino({ level: 'silent' }), { max: 3, retryMs: 20 });
+    const q = new LivePublishQueue(pino({ level: 'silent' }), systemClock, { max: 3, retryMs: 20 });
     s.down = true;
     await q.publish('r', s.send('s1'));
     await q.publish('r', s.send('p1'), true);

@@ -1,15 +1,23 @@
 /** Time is an outside dependency: services ask the clock so tests can move it (retention, expiry). */
 export interface Clock {
   now(): Date;
+  /**
+   * Milliseconds from an arbitrary origin that never go back: how long work took (logs, stats,
+   * held-for figures), which the wall clock's steps would falsify.
+   */
+  monotonicMs(): number;
 }
 
-export const systemClock: Clock = { now: () => new Date() };
+export const systemClock: Clock = { now: () => new Date(), monotonicMs: () => performance.now() };
 
 /** A clock tests can set and advance. */
 export class ManualClock implements Clock {
   constructor(private current = new Date()) {}
   now(): Date {
     return new Date(this.current);
+  }
+  monotonicMs(): number {
+    return this.current.getTime();
   }
   set(date: Date): void {
     this.current = new Date(date);

@@ -1,3 +1,5 @@
+import { systemClock } from '../../adapters/system/clock.adapter.js';
+
 /**
  * KeyService's in-memory caches of key material: unwrapped data keys (and derived search keys) in
  * a KeyCache, and the orgs' unwrapped KEKs in a cache made `alike` it, so one lifetime and one
@@ -95,7 +97,9 @@ export class ExpiringKeyCache<V> {
 
 /** The data-key cache (buffers, zero-filled when dropped). */
 export class KeyCache extends ExpiringKeyCache<Buffer> {
-  constructor(ttlMs = KEY_CACHE_TTL_MS, now: () => number = Date.now) {
+  // Real time by default, not the app's clock: how long plaintext keys stay in memory is memory
+  // hygiene, and a monotonic source keeps a wall-clock step from stretching it.
+  constructor(ttlMs = KEY_CACHE_TTL_MS, now: () => number = () => systemClock.monotonicMs()) {
     super(ttlMs, now, (key) => key.fill(0));
   }
 

@@ -1,3 +1,4 @@
+import type { Clock } from '../../adapters/system/clock.adapter.js';
 import type { Logger } from 'pino';
 import { outageOf } from '../../domain/outage.js';
 
@@ -38,6 +39,7 @@ export class LivePublishQueue {
 
   constructor(
     private readonly logger: Pick<Logger, 'info' | 'warn'>,
+    private readonly clock: Clock,
     private readonly opts: PublishQueueOptions = { max: 2000, retryMs: 1000 },
   ) {}
 
@@ -61,7 +63,12 @@ export class LivePublishQueue {
       // Another event may have opened the lane meanwhile: this one goes behind it.
       const open = this.lanes.get(recordingId);
       if (open) return this.hold(recordingId, open, { run, droppable });
-      const fresh: Lane = { items: [{ run, droppable }], dropped: 0, timer: undefined, since: Date.now() };
+      const fresh: Lane = {
+        items: [{ run, droppable }],
+        dropped: 0,
+        timer: undefined,
+        since: this.clock.monotonicMs(),
+      };
       this.lanes.set(recordingId, fresh);
       this.logger.warn({ recordingId, outage }, 'live events held until the store is back');
       this.schedule(recordingId, fresh);
@@ -111,7 +118,7 @@ export class LivePublishQueue {
     }
     this.lanes.delete(recordingId);
     this.logger.info(
-      { recordingId, heldMs: Date.now() - lane.since, dropped: lane.dropped },
+      { recordingId, heldMs: this.clock.monotonicMs() - lane.since, dropped: lane.dropped },
       'live events held through the outage are out',
     );
   }

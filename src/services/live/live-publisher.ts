@@ -1,3 +1,4 @@
+import type { Clock } from '../../adapters/system/clock.adapter.js';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
@@ -15,6 +16,7 @@ export interface PublisherDeps {
   bus: Pick<LiveBus, 'publish' | 'forget'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   limits: Config['live'];
+  clock: Clock;
 }
 
 /**
@@ -27,7 +29,7 @@ export class LivePublisher {
   private readonly held: LivePublishQueue;
 
   constructor(private readonly d: PublisherDeps) {
-    this.held = new LivePublishQueue(d.logger);
+    this.held = new LivePublishQueue(d.logger, d.clock);
   }
 
   async publish(orgId: string, recordingId: string, event: LiveEvent, slotKey?: Buffer): Promise<void> {

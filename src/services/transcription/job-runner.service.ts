@@ -168,12 +168,12 @@ export class JobRunner {
     }, this.opts.heartbeatMs);
     let audio: { path: string; release(): Promise<void> } | undefined;
     let inPipeline = false;
-    const claimedAt = performance.now();
-    const ms = (from: number) => Math.round(performance.now() - from);
+    const claimedAt = this.clock.monotonicMs();
+    const ms = (from: number) => Math.round(this.clock.monotonicMs() - from);
     try {
       audio = await job.checkout();
       const checkoutMs = ms(claimedAt);
-      const pipelineAt = performance.now();
+      const pipelineAt = this.clock.monotonicMs();
       controller.signal.throwIfAborted();
       const pipeline = await this.pipeline().catch((err: unknown) => {
         throw isEngineUnavailable(err) ? new NoEngine(err) : err;
@@ -195,7 +195,7 @@ export class JobRunner {
       const pipelineMs = ms(pipelineAt);
       clearInterval(timer);
       await beat;
-      const savingAt = performance.now();
+      const savingAt = this.clock.monotonicMs();
       controller.signal.throwIfAborted();
       // Encrypting and storing a long transcript takes a moment: the panel says so.
       await this.heartbeat(job, 1, 'saving', controller);
