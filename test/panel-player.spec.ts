@@ -1,11 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { AxeBuilder } from '@axe-core/playwright';
 import type { BrowserContext, Page, Request } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { addUser, createOrgWithUser, type TestUser } from './helpers/fixtures.js';
 import { logIn, panelSkipReason, usePanel, withPassword } from './helpers/panel.js';
-import { DESKTOP, PHONE } from './helpers/panel-checks.js';
+import { axeProblems, DESKTOP, PHONE } from './helpers/panel-checks.js';
 import { recordingEnv } from './helpers/recordings.js';
 import { backendLabel } from './helpers/test-app.js';
 import { seedTranscript, seg } from './helpers/transcripts.js';
@@ -64,12 +63,7 @@ describe.skipIf(Boolean(skipReason))(`panel: player and editor (${backendLabel})
     await page.locator('.segment-text .word.playable').first().waitFor();
     await expect.poll(() => audioProp('duration'), { timeout: 15_000 }).toBeGreaterThan(AUDIO_SECONDS - 1);
   };
-  const axe = async (where: string) => {
-    const result = await new AxeBuilder({ page }).analyze();
-    return result.violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${where}: ${v.id} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
-  };
+  const axe = (where: string) => axeProblems(page, where);
 
   beforeAll(async () => {
     owner = await withPassword(

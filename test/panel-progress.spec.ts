@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { AxeBuilder } from '@axe-core/playwright';
-import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sphinxAvailability } from '../src/adapters/asr/sphinx.engine.js';
 import { freshIp } from './helpers/auth-client.js';
@@ -10,7 +8,7 @@ import { createLive, frames, mustOpen, type Conn, type Listening } from './helpe
 import { panelSkipReason, usePanel, withPassword } from './helpers/panel.js';
 import { recordingEnv, upload } from './helpers/recordings.js';
 import { buildLongTrack, FIXTURES, pcmOf, readReferences } from './helpers/speech-fixtures.js';
-import { DESKTOP, PHONE } from './helpers/panel-checks.js';
+import { axeProblems, DESKTOP, PHONE } from './helpers/panel-checks.js';
 import { backendLabel } from './helpers/test-app.js';
 
 /**
@@ -42,12 +40,7 @@ describe.skipIf(Boolean(skipReason))(`panel: late live viewer and job progress (
     await panel.loginAs(page, owner);
     return page;
   };
-  const axe = async (page: Page, where: string) => {
-    const result = await new AxeBuilder({ page }).analyze();
-    return result.violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${where}: ${v.id} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
-  };
+  const axe = axeProblems;
 
   beforeAll(async () => {
     owner = await withPassword(
