@@ -200,10 +200,10 @@ describe(`live hand-over, backlog and deletion (${backendLabel})`, () => {
     // A partial as the session publishes it (the recogniser's timing is not what is tested).
     const session = (
       t.services.live as unknown as {
-        live: { all: Map<string, { events: { partial(p: unknown): Promise<void> } }> };
+        live: { all: Map<string, { d: { events: { partial(p: unknown): Promise<void> } } }> };
       }
     ).live.all.get(id)!;
-    await session.events.partial({ id: 'u1', speaker: 'Dr Rossi', start: 0, end: 1, text: 'hello' });
+    await session.d.events.partial({ id: 'u1', speaker: 'Dr Rossi', start: 0, end: 1, text: 'hello' });
     const kept = await busOf(t.services).history(id);
     expect(kept.partials.length).toBe(1);
     const spoolKey = await spoolsOf(t.services).key(owner.orgId, id);
