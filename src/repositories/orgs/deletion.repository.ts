@@ -256,6 +256,9 @@ export const deletionRepository = {
 
   /** Every row of the org: the orgs row, and with it every tenant table (ON DELETE CASCADE). */
   async purgeOrg(tx: Queryable, orgId: string): Promise<boolean> {
+    // Jobs first, in the order a worker locks (job, then recording), as a recording's deletion
+    // does: the cascade alone would take a recording before its job.
+    await tx.query('DELETE FROM recording_jobs WHERE org_id = $1', [orgId]);
     const { rowCount } = await tx.query('DELETE FROM orgs WHERE id = $1', [orgId]);
     return (rowCount ?? 0) > 0;
   },

@@ -89,6 +89,11 @@ export class RecordingDeletionService {
       const stagedFile = await recordingJobRepository.audioPath(tx, id);
       // A live stop may have committed its audio since (under a blob id of its own).
       blobNow = await recordingAudioRepository.blobId(tx, id);
+      // The job row before the recording: a worker's claim, renewal and completion lock the job
+      // and then the recording, and a deletion that took them the other way round (the
+      // recording, then the job by its cascade) deadlocked with it on PostgreSQL (40P01, a 500).
+      // In the worker's order the deletion waits for that transaction, then goes on.
+      await recordingJobRepository.remove(tx, id);
       await recordingRepository.delete(tx, id);
       const searchIndexRowsLeft = await deletionRepository.searchIndexRows(tx, id);
       await enqueueWebhooks(tx, recordingEvent(ctx.orgId, id, 'recording.deleted', this.deps.clock.now()));
