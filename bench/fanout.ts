@@ -20,6 +20,7 @@
  *   BENCH_VIEWERS=100,1000 BENCH_NODES=1 … npm run bench:fanout
  *   … npm run bench:fanout -- 1000 --nodes 1 --proxy        # plain HTTP behind a TLS proxy
  *   … npm run bench:fanout -- 1000 --nodes 1 --proxy --heap # + heap snapshots, heap per viewer
+ *   … npm run bench:fanout -- 10000 --nodes 1 --nginx       # behind a real nginx (TLS 1.3)
  *
  * `--proxy` (BENCH_PROXY=1): the nodes run behind a TLS-terminating proxy (SOTTO_TRUST_PROXY =
  * 127.0.0.1: plain HTTP), and every client sends what such a proxy adds (`X-Forwarded-Proto:
@@ -28,6 +29,10 @@
  * they are all idle (after the memory is read), and the kinds of objects that grew most per viewer
  * (bench/heap-summary.ts); the snapshots stay in the directory printed. The snapshot before the
  * viewers takes memory of its own, so the RSS columns are then marked as not comparable.
+ * `--nginx` (BENCH_NGINX=1; Debian's nginx-light): the same, with a real proxy in between — one
+ * nginx (two worker processes, on this machine's cores too) terminating TLS 1.3 for each node, set
+ * up as docs/deployment.md says; the clients speak TLS to it and send no forwarded headers of
+ * their own. Its RSS per viewer and CPU are printed under the table.
  *
  * Every viewer is a distinct admin user with its own session (the worst case for the periodic
  * re-check of rights, which runs per session). Viewers run in child processes
@@ -55,6 +60,7 @@ import { recordingEnv } from '../test/helpers/recordings.js';
 import { freshDatabase, testMasterKey } from '../test/helpers/test-app.js';
 import type { OpenOrder, Opened, ReportOrder, Result } from './fanout-viewers.js';
 import { growth, printGrowth, summarise } from './heap-summary.js';
+import { nginxMissing, startNginx, type Nginx } from './fanout-nginx.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MAIN = path.resolve(HERE, '..', 'src', 'cli', 'main.ts');
@@ -69,7 +75,7 @@ const SERVER_SETTINGS: Record<string, string> = {
 };
 
 /** Options without a value. */
-const FLAGS = new Set(['--proxy', '--heap']);
+const FLAGS = new Set(['--proxy', '--heap', '--nginx']);
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -78,10 +84,14 @@ function arg(name: string): string | undefined {
 
 const flag = (name: string, env: string) =>
   process.argv.includes(`--${name}`) || ['1', 'true'].includes(process.env[env] ?? '');
-const PROXIED = flag('proxy', 'BENCH_PROXY');
+const NGINX = flag('nginx', 'BENCH_NGINX');
+/** The nodes trust a proxy on 127.0.0.1 (plain HTTP). */
+const PROXIED = flag('proxy', 'BENCH_PROXY') || NGINX;
 const HEAP = flag('heap', 'BENCH_HEAP');
-/** What a TLS-terminating proxy adds to every request it forwards (PROXIED). */
-const FORWARDED: Record<string, string> = PROXIED ? { 'x-forwarded-proto': 'https' } : {};
+/** The clients speak TLS: to the nodes themselves, or to nginx in front of them. */
+const CLIENT_TLS = !PROXIED || NGINX;
+/** What a TLS-terminating proxy adds to every request it forwards, sent by the clients themselves when no proxy runs. */
+const FORWARDED: Record<string, string> = CLIENT_TLS ? {} : { 'x-forwarded-proto': 'https' };
 
 function sizes(): number[] {
   const positional = process.argv
@@ -122,6 +132,8 @@ const load = () =>
 interface Node {
   child: ChildProcess;
   port: number;
+  /** Where clients connect: the node itself, or its nginx server (NGINX). */
+  front: number;
   /** Where its heap snapshots go (HEAP). */
   snapshots: string | undefined;
   /** Its inspector's WebSocket URL (127.0.0.1, a free port). */
@@ -157,7 +169,7 @@ function serve(env: Record<string, string>): Promise<Node> {
   );
   let out = '';
   let started = false;
-  const node: Node = { child, port: 0, snapshots, inspector: '', warnings: new Map() };
+  const node: Node = { child, port: 0, front: 0, snapshots, inspector: '', warnings: new Map() };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not start\n${out.slice(-2000)}`)), 300_000);
     child.stderr!.on('data', (c: Buffer) => {
@@ -178,7 +190,7 @@ function serve(env: Record<string, string>): Promise<Node> {
       if (listening && out.includes('"msg":"sotto started"')) {
         started = true;
         clearTimeout(timer);
-        node.port = Number(listening[1]);
+        node.port = node.front = Number(listening[1]);
         resolve(node);
       }
     });
@@ -258,7 +270,7 @@ function post(
 ): Promise<{ status: number; body: string }> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = (PROXIED ? httpRequest : request)(
+    const req = (CLIENT_TLS ? request : httpRequest)(
       {
         host: '127.0.0.1',
         port,
@@ -295,10 +307,14 @@ function audio(seconds: number): Buffer[] {
 
 /** Streams in real time (frame n at start + n × 100 ms), then stops; resolves at `stopped`. */
 async function capture(port: number, token: string, id: string, all: Buffer[]): Promise<void> {
-  const ws = new WebSocket(`${PROXIED ? 'ws' : 'wss'}://127.0.0.1:${port}/api/v1/recordings/${id}/live`, [], {
-    rejectUnauthorized: false,
-    headers: { authorization: `Bearer ${token}`, ...FORWARDED },
-  });
+  const ws = new WebSocket(
+    `${CLIENT_TLS ? 'wss' : 'ws'}://127.0.0.1:${port}/api/v1/recordings/${id}/live`,
+    [],
+    {
+      rejectUnauthorized: false,
+      headers: { authorization: `Bearer ${token}`, ...FORWARDED },
+    },
+  );
   const stopped = new Promise<void>((resolve, reject) => {
     ws.on('message', (data) => {
       if ((JSON.parse(String(data)) as { type: string }).type === 'stopped') resolve();
@@ -340,6 +356,8 @@ interface Run {
   errors: string[];
   loadBefore: string;
   loadAfter: string;
+  /** NGINX: the proxy's RSS per idle viewer (its workers, no collection to force) and CPU while streaming. */
+  proxy?: { rssPerViewer: number; cpu: number };
 }
 
 function quantiles(hist: Map<number, number>, total: number, qs: number[]): number[] {
@@ -397,9 +415,14 @@ async function run(
   const nodes: Node[] = [];
   const children: ChildProcess[] = [];
   const errors: string[] = [];
+  let proxy: Nginx | undefined;
   try {
     for (let i = 0; i < opts.nodes; i++) nodes.push(await serve(env));
-    const created = await post(nodes[0]!.port, '/api/v1/recordings', owner, {
+    if (NGINX) {
+      proxy = await startNginx(nodes.map((n) => n.port));
+      nodes.forEach((n, i) => (n.front = proxy!.ports[i]!));
+    }
+    const created = await post(nodes[0]!.front, '/api/v1/recordings', owner, {
       mode: 'live',
       title: 'Fan-out bench',
     });
@@ -427,6 +450,7 @@ async function run(
       );
     await sleep(3000); // the servers settle (warm-up queries, JIT) and the viewer processes load
     const baseline = nodes.map((n) => rssBytes(n.child.pid!));
+    const proxyBaseline = proxy?.rss() ?? 0;
     const baseCollected = await Promise.all(nodes.map(collectedMemory));
     const baseSnapshots = HEAP ? await Promise.all(nodes.map(heapSnapshot)) : [];
 
@@ -436,13 +460,13 @@ async function run(
     const opened = children.map((child, p) => {
       const mine = tokens
         .slice(0, opts.viewers)
-        .flatMap((token, i) => (i % procs === p ? [{ token, port: nodes[i % opts.nodes]!.port }] : []));
+        .flatMap((token, i) => (i % procs === p ? [{ token, port: nodes[i % opts.nodes]!.front }] : []));
       const order: OpenOrder = {
         type: 'open',
         recordingId: id,
         concurrency: 32,
         viewers: mine,
-        proxied: PROXIED,
+        proxied: !CLIENT_TLS,
       };
       child.send(order);
       return childMessage<Opened>(child, 'opened', 20 * 60_000);
@@ -463,6 +487,7 @@ async function run(
 
     await sleep(6000); // idle: a re-check period passes, allocation settles
     const idle = nodes.map((n) => rssBytes(n.child.pid!));
+    const proxyIdle = proxy?.rss() ?? 0;
     const viewersOn = nodes.map((_n, i) => Math.ceil((ready - i) / opts.nodes));
     const rssPerViewer = idle.map((r, i) => (r - baseline[i]!) / Math.max(1, viewersOn[i]!));
     const idleCollected = await Promise.all(nodes.map(collectedMemory));
@@ -482,10 +507,12 @@ async function run(
     }
 
     const cpu0 = nodes.map((n) => cpuSeconds(n.child.pid!));
+    const proxyCpu0 = proxy?.cpu() ?? 0;
     const s0 = performance.now();
-    await capture(nodes[0]!.port, owner, id, audio(opts.seconds));
+    await capture(nodes[0]!.front, owner, id, audio(opts.seconds));
     const elapsed = (performance.now() - s0) / 1000;
     const cpu = nodes.map((n, i) => (cpuSeconds(n.child.pid!) - cpu0[i]!) / elapsed);
+    const proxyCpu = proxy ? (proxy.cpu() - proxyCpu0) / elapsed : 0;
     await sleep(500); // the last events (`stopped`) reach every viewer
     await sub.quit();
 
@@ -514,6 +541,7 @@ async function run(
     if (extra > 0) errors.push(`${extra} events more than published`);
     for (const [code, n] of Object.entries(closes)) if (code !== '1000') errors.push(`${n} × closed ${code}`);
     for (const n of nodes) for (const [msg, count] of n.warnings) errors.push(`${count} × server: ${msg}`);
+    for (const [msg, count] of proxy?.problems() ?? []) errors.push(`${count} × nginx: ${msg}`);
     const [p50, p95] = quantiles(hist, samples, [0.5, 0.95]);
     return {
       nodes: opts.nodes,
@@ -530,10 +558,14 @@ async function run(
       errors,
       loadBefore,
       loadAfter: load(),
+      ...(proxy
+        ? { proxy: { rssPerViewer: (proxyIdle - proxyBaseline) / Math.max(1, ready), cpu: proxyCpu } }
+        : {}),
     };
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     await Promise.all(nodes.map(stopNode));
+    await proxy?.stop();
   }
 }
 
@@ -553,6 +585,7 @@ async function main(): Promise<void> {
   if (!process.env.DATABASE_URL || !process.env.REDIS_URL)
     throw new Error('needs DATABASE_URL (PostgreSQL: two processes share it) and REDIS_URL');
   if (!hasCorpus) throw new Error(noCorpusReason);
+  if (NGINX && nginxMissing()) throw new Error(nginxMissing());
   const seconds = Number(arg('seconds') ?? process.env.BENCH_SECONDS ?? 30);
   const nodeCounts = (arg('nodes') ?? process.env.BENCH_NODES ?? '1,2').split(',').map(Number);
   const limits = fileLimits();
@@ -605,7 +638,13 @@ async function main(): Promise<void> {
         `PostgreSQL + Redis, sphinx, ${seconds} s of speech streamed in real time)\n`,
     );
     console.log(
-      `transport: ${PROXIED ? 'plain HTTP behind a TLS-terminating proxy (SOTTO_TRUST_PROXY=127.0.0.1; no proxy process: the clients send X-Forwarded-Proto)' : 'direct TLS 1.3'}`,
+      `transport: ${
+        NGINX
+          ? 'TLS 1.3 to nginx (two workers, same machine), plain HTTP from it to the nodes (SOTTO_TRUST_PROXY=127.0.0.1)'
+          : PROXIED
+            ? 'plain HTTP behind a TLS-terminating proxy (SOTTO_TRUST_PROXY=127.0.0.1; no proxy process: the clients send X-Forwarded-Proto)'
+            : 'direct TLS 1.3'
+      }`,
     );
     console.log(
       `server settings changed by the bench: ${Object.entries(SERVER_SETTINGS)
@@ -626,9 +665,12 @@ async function main(): Promise<void> {
       for (const viewers of counts) {
         console.error(`${nodes} node(s), ${viewers} viewers…`);
         try {
-          console.log(
-            row(await run({ nodes, viewers, seconds }, { shared, databaseUrl: url!, tokens, redis })),
-          );
+          const r = await run({ nodes, viewers, seconds }, { shared, databaseUrl: url!, tokens, redis });
+          console.log(row(r));
+          if (r.proxy)
+            console.log(
+              `|   | nginx in front: ${(r.proxy.rssPerViewer / 1024).toFixed(1)} KiB RSS per idle viewer, ${Math.round(r.proxy.cpu * 100)}% CPU while streaming |`,
+            );
         } catch (err) {
           console.error(err);
           console.log(`| ${nodes} | ${viewers} | failed: ${(err as Error).message.split('\n')[0]} |`);
