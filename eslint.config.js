@@ -113,6 +113,13 @@ const architecture = {
   },
 };
 
+/** Restated in each block that restricts properties: a later block's options replace an earlier one's. */
+const processEnv = {
+  object: 'process',
+  property: 'env',
+  message: 'Read the environment in src/config/ and pass the value in.',
+};
+
 export default tseslint.config(
   // web/src/api-schema.d.ts is generated from openapi.json (scripts/openapi.ts), not written.
   {
@@ -155,14 +162,7 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     ignores: ['src/config/**', 'src/cli/**', 'src/**/*.spec.ts'],
     rules: {
-      'no-restricted-properties': [
-        'error',
-        {
-          object: 'process',
-          property: 'env',
-          message: 'Read the environment in src/config/ and pass the value in.',
-        },
-      ],
+      'no-restricted-properties': ['error', processEnv],
     },
   },
   {
@@ -173,11 +173,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-properties': [
         'error',
-        {
-          object: 'process',
-          property: 'env',
-          message: 'Read the environment in src/config/ and pass the value in.',
-        },
+        processEnv,
         { object: 'Date', property: 'now', message: 'Ask the injected Clock (clock.now()).' },
         { object: 'performance', property: 'now', message: 'Ask the injected Clock (clock.monotonicMs()).' },
       ],

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../src/db/tenant.js';
 import { auditRepository } from '../src/repositories/operations/audit.repository.js';
 import { call, freshIp } from './helpers/auth-client.js';
-import { addUser, createOrgWithUser, eventually } from './helpers/fixtures.js';
+import { addUser, createOrgWithUser, someoneWaitsOnLock } from './helpers/fixtures.js';
 import { startTestApp, usingPostgres, type TestApp } from './helpers/test-app.js';
 
 const PASSWORD = 'a long and private passphrase 78';
@@ -34,12 +34,7 @@ describe.skipIf(!usingPostgres)('account deletion beside a concurrent audit writ
     const other = withSystem(t.db, async (tx) => {
       await auditRepository.lockChain(tx, org.orgId);
       locked();
-      await eventually(async () => {
-        const { rows } = await t.db.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`,
-        );
-        return rows[0]!.n > 0 ? true : undefined;
-      }, 15_000);
+      await someoneWaitsOnLock(t.db, 'advisory');
       await t.services.audit.record(tx, {
         orgId: org.orgId,
         actorId: org.userId,

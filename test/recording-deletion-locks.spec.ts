@@ -3,7 +3,7 @@ import { withSystem, withTenant } from '../src/db/tenant.js';
 import { recordingRepository } from '../src/repositories/recordings/recording.repository.js';
 import { recordingJobRepository } from '../src/repositories/transcription/recording-job.repository.js';
 import { call, freshIp } from './helpers/auth-client.js';
-import { createOrgWithUser, eventually } from './helpers/fixtures.js';
+import { createOrgWithUser, someoneWaitsOnLock } from './helpers/fixtures.js';
 import { insertQueuedRecording } from './helpers/recordings.js';
 import { startTestApp, usingPostgres, type TestApp } from './helpers/test-app.js';
 
@@ -35,12 +35,7 @@ describe.skipIf(!usingPostgres)('recording deletion beside a worker claiming its
       const job = await recordingJobRepository.claim(tx, { now, until: new Date(now.getTime() + 60_000) });
       expect(job?.recordingId).toBe(id);
       claimed();
-      await eventually(async () => {
-        const { rows } = await t.db.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted`,
-        );
-        return rows[0]!.n > 0 ? true : undefined;
-      }, 15_000);
+      await someoneWaitsOnLock(t.db, 'transactionid');
       await recordingRepository.markProcessing(tx, id, now);
     });
     await jobLocked;

@@ -126,3 +126,21 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Waits until some PostgreSQL backend waits for a lock of `locktype` ('advisory', 'transactionid'
+ * for a row another transaction holds): the moment to let the holding transaction go on in a
+ * lock-order spec. PostgreSQL only (pg_locks).
+ */
+export async function someoneWaitsOnLock(
+  db: Queryable,
+  locktype: 'advisory' | 'transactionid',
+): Promise<void> {
+  await eventually(async () => {
+    const { rows } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = $1 AND NOT granted`,
+      [locktype],
+    );
+    return rows[0]!.n > 0 ? true : undefined;
+  }, 15_000);
+}
