@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /**
  * A real TLS-terminating proxy for bench/fanout.ts `--nginx`: one nginx (Debian's nginx-light)
  * with a TLS 1.3 server per node, configured as docs/deployment.md shows (forwarded headers,
- * WebSocket upgrade, long read timeout for quiet live sockets), in a temporary prefix with a
+ * WebSocket upgrade, nginx's default 60 s read timeout, which Sotto's 20 s keepalive pings stay
+ * within while viewers wait idle), in a temporary prefix with a
  * throw-away self-signed certificate. Two worker processes, the listening sockets shared between
  * them by the kernel (`reuseport`): every viewer holds two descriptors in nginx (its own and the
  * upstream's), 20,000 for 10,000 viewers, which is this machine's per-process limit. The proxy
@@ -92,8 +93,6 @@ export async function startNginx(upstreams: number[]): Promise<Nginx> {
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;
-      proxy_read_timeout 1h;
-      proxy_send_timeout 1h;
     }
   }`,
   );

@@ -76,6 +76,7 @@ class HeldSocket implements LiveSocket {
     this.sent.push(message);
     this.bufferedAmount += JSON.stringify(message).length;
   }
+  ping(): void {}
   close(code: number): void {
     this.closedWith ??= code;
   }

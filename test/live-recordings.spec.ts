@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../src/db/tenant.js';
 import { ManualClock } from '../src/adapters/system/clock.adapter.js';
+import { KEEPALIVE_MS } from '../src/services/live/live-recheck.js';
 import { wordErrorRate } from '../src/domain/wer.js';
 import { auditRows, freshIp } from './helpers/auth-client.js';
 import { corpusEntry, corpusFile, hasCorpus, noCorpusReason } from './helpers/corpus.js';
@@ -480,5 +482,28 @@ describe(`live recordings stop by themselves (${backendLabel})`, () => {
     for (const f of frames(new Int16Array(61 * 16_000), 8000)) bot.ws.send(f);
     expect(await bot.closed).toEqual({ code: 4413, reason: 'maximum recording duration reached' });
     await eventually(async () => ((await status(id)).status === 'queued' ? true : undefined), 10_000);
+  });
+
+  it('pings quiet sockets every 20 s, the viewer and the capture client, so a proxy keeps them open', async () => {
+    const id = await createLive(t, user.accessToken, ip);
+    const bot = await mustOpen(server, `/api/v1/recordings/${id}/live`, { token: user.accessToken });
+    const viewer = await mustOpen(server, `/api/v1/recordings/${id}/watch`, { token: user.accessToken });
+    const pings = { bot: 0, viewer: 0 };
+    bot.ws.on('ping', () => pings.bot++);
+    viewer.ws.on('ping', () => pings.viewer++);
+    try {
+      // Below the keepalive period nothing is sent: a tick or two of real time passes.
+      clock.advance(KEEPALIVE_MS - 2000);
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(pings).toEqual({ bot: 0, viewer: 0 });
+      clock.advance(3000);
+      await eventually(async () => (pings.bot > 0 && pings.viewer > 0 ? true : undefined), 5000);
+      expect(pings).toEqual({ bot: 1, viewer: 1 });
+      // Answered by the clients' WebSockets themselves; both sockets stay open.
+      expect([bot.ws.readyState, viewer.ws.readyState]).toEqual([WebSocket.OPEN, WebSocket.OPEN]);
+    } finally {
+      bot.ws.close();
+      viewer.ws.close();
+    }
   });
 });

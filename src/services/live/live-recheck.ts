@@ -21,6 +21,15 @@ type Recheck = (
   items: readonly RecheckItem[],
 ) => Promise<{ codes: (number | undefined)[]; failure: unknown }>;
 
+/**
+ * How often every live socket gets a WebSocket ping. A viewer's socket carries nothing while
+ * nobody speaks, and proxies and load balancers close a connection that stays quiet for their
+ * idle timeout (nginx's proxy_read_timeout and AWS ALB's are 60 s by default): the panel would
+ * reconnect at every long pause. A ping (2 bytes each way, answered by the browser itself) every
+ * 20 s keeps it open; sent in one pass over the node's sockets, not by a timer per socket.
+ */
+export const KEEPALIVE_MS = 20_000;
+
 interface Tracked extends RecheckItem {
   socket: LiveSocket;
 }
@@ -43,13 +52,15 @@ export class LiveRechecks {
   private lastRecheck: number;
   private rechecking = false;
   private recheckFailingSince: number | undefined;
+  /** Clock time (ms) of the last keepalive ping. */
+  private lastKeepalive: number;
 
   constructor(
     private readonly recheck: Recheck,
     private readonly logger: Pick<Logger, 'warn'>,
     private readonly clock: Clock,
   ) {
-    this.lastRecheck = this.now();
+    this.lastRecheck = this.lastKeepalive = this.now();
   }
 
   private now(): number {
@@ -63,8 +74,15 @@ export class LiveRechecks {
     return () => this.tracked.delete(entry);
   }
 
-  /** Runs the re-check when `periodMs` has passed since the last one (never two at once). */
+  /**
+   * Pings every socket when the keepalive is due, then runs the re-check when `periodMs` has
+   * passed since the last one (never two at once). LiveService calls it every second.
+   */
   async recheckDue(periodMs: number): Promise<void> {
+    if (this.now() - this.lastKeepalive >= KEEPALIVE_MS) {
+      this.lastKeepalive = this.now();
+      for (const t of this.tracked) t.socket.ping();
+    }
     if (this.rechecking || this.now() - this.lastRecheck < periodMs) return;
     this.rechecking = true;
     try {

@@ -32,6 +32,8 @@ export interface LiveSocket {
   close(code: number, reason: string): void;
   /** Bytes queued but not yet sent. */
   readonly bufferedAmount: number;
+  /** A WebSocket ping (LiveRechecks' keepalive); the peer's WebSocket answers it by itself. */
+  ping(): void;
 }
 
 /** An event as the bus numbered it (LiveBus: one sequence per recording). */

@@ -105,6 +105,10 @@ class WsLiveSocket implements LiveSocket {
   get bufferedAmount(): number {
     return this.ws.bufferedAmount;
   }
+
+  ping(): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.ping();
+  }
 }
 
 /**
