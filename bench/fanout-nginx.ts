@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../test/helpers/ports.js';
+import { cpuSeconds, rssBytes } from './proc-stats.js';
 
 /**
  * A real TLS-terminating proxy for bench/fanout.ts `--nginx`: one nginx (Debian's nginx-light)
@@ -27,30 +29,12 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 const workers = (master: number): number[] =>
   readFileSync(`/proc/${master}/task/${master}/children`, 'utf8')
     .trim()
     .split(/\s+/)
     .filter(Boolean)
     .map(Number);
-
-const rssOf = (pid: number) =>
-  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-const cpuOf = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
 
 export async function startNginx(upstreams: number[]): Promise<Nginx> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sotto-fanout-nginx-'));
@@ -144,8 +128,8 @@ ${servers.join('\n')}
   const pids = () => workers(child.pid!);
   return {
     ports,
-    rss: () => pids().reduce((a, p) => a + rssOf(p), 0),
-    cpu: () => pids().reduce((a, p) => a + cpuOf(p), 0),
+    rss: () => pids().reduce((a, p) => a + rssBytes(p), 0),
+    cpu: () => pids().reduce((a, p) => a + cpuSeconds(p), 0),
     problems: () => {
       const counted = new Map<string, number>();
       for (const line of readFileSync(path.join(dir, 'error.log'), 'utf8').split('\n')) {

@@ -61,6 +61,7 @@ import { freshDatabase, testMasterKey } from '../test/helpers/test-app.js';
 import type { OpenOrder, Opened, ReportOrder, Result } from './fanout-viewers.js';
 import { growth, printGrowth, summarise } from './heap-summary.js';
 import { nginxMissing, startNginx, type Nginx } from './fanout-nginx.js';
+import { cpuSeconds, rssBytes } from './proc-stats.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MAIN = path.resolve(HERE, '..', 'src', 'cli', 'main.ts');
@@ -116,13 +117,6 @@ function fileLimits(): { soft: number; hard: number } {
   return { soft: soft ?? 1024, hard: hard ?? 1024 };
 }
 
-const rssBytes = (pid: number) =>
-  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
-/** CPU seconds (user + system) used so far by a process. */
-const cpuSeconds = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
 const now = () => performance.timeOrigin + performance.now();
 const load = () =>
   loadavg()

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from './helpers/ports.js';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { defaultNodeId } from '../src/config/node-id.js';
@@ -163,15 +163,6 @@ describe.skipIf(!usingPostgres || !hasCorpus)(
     );
   },
 );
-
-/** A port free on 127.0.0.1 right now (the default node id needs a fixed one, not 0). */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 describe.skipIf(!usingPostgres)(
   `the default node id of \`sotto serve\` (${backendLabel})${usingPostgres ? '' : ': needs PostgreSQL'}`,

@@ -4,7 +4,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from './helpers/redis-server.js';
+import { freePort } from './helpers/ports.js';
 import { testMasterKey } from './helpers/test-app.js';
 
 /**

@@ -2,13 +2,14 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redirectTarget, startTransport, type Transport } from '../src/http/listen.js';
 import { ensureSelfSignedCert, type SelfSignedResult } from '../src/adapters/network/tls.adapter.js';
+import { freePort } from './helpers/ports.js';
 import { backendLabel, startTestApp, type TestApp } from './helpers/test-app.js';
 
 /**
@@ -77,18 +78,6 @@ function tlsHandshake(
       resolve(result);
     });
     sock.on('error', (error) => resolve({ ok: false, error }));
-  });
-}
-
-/** SOTTO_HTTP_PORT=0 means "no redirect listener", so the test asks the OS for a free port. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
   });
 }
 

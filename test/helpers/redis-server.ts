@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from './ports.js';
 
 /**
  * A throwaway `redis-server` of the test's own, on a free port, that a test may stop and start
@@ -7,15 +7,6 @@ import { createServer } from 'node:net';
  * persistence: a restarted server is empty, as after a crash without an AOF.
  */
 export const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 export interface RedisProcess {
   port: number;

@@ -12,7 +12,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, hasRedisServer } from './redis-server.js';
+import { freePort } from './ports.js';
+import { hasRedisServer } from './redis-server.js';
 
 /**
  * Throwaway PostgreSQL and Redis servers that speak only TLS, for the backend-TLS spec: a cluster

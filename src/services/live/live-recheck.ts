@@ -25,8 +25,9 @@ type Recheck = (
  * How often every live socket gets a WebSocket ping. A viewer's socket carries nothing while
  * nobody speaks, and proxies and load balancers close a connection that stays quiet for their
  * idle timeout (nginx's proxy_read_timeout and AWS ALB's are 60 s by default): a viewer behind
- * one would lose its socket at every long pause. A ping (2 bytes each way, answered by the browser itself) every
- * 20 s keeps it open; sent in one pass over the node's sockets, not by a timer per socket.
+ * one would lose its socket at every long pause. A ping (2 bytes each way, answered by the
+ * browser itself) every 20 s keeps it open; sent in one pass over the node's sockets, not by a
+ * timer per socket.
  */
 export const KEEPALIVE_MS = 20_000;
 
