@@ -38,6 +38,12 @@ export interface HttpClientOptions {
    * between requests); the API clients keep theirs alive instead.
    */
   fresh?: boolean | undefined;
+  /**
+   * Refuse any protocol below TLS 1.3: set by Sotto's own clients (`sotto worker`, `sotto bot`),
+   * whose server speaks only 1.3, so a downgrade can only be an interposed party. Webhooks and the
+   * SSO fetch reach other people's servers and keep Node's floor (TLS 1.2).
+   */
+  tls13Only?: boolean | undefined;
 }
 
 export interface HttpRequest {
@@ -72,6 +78,7 @@ export class HttpClient {
           ? { ca: typeof opts.ca === 'string' || Buffer.isBuffer(opts.ca) ? opts.ca : [...opts.ca] }
           : {}),
         rejectUnauthorized: !opts.insecure,
+        ...(opts.tls13Only ? { minVersion: 'TLSv1.3' as const } : {}),
         ...(opts.blocked ? { lookup: guardedLookup(opts.blocked, opts.resolve) } : {}),
         timeout: opts.timeoutMs,
       },
@@ -144,6 +151,9 @@ export async function drainCapped(
   }
 }
 
+/** The server (or a proxy in front of it) offers nothing our floor accepts: below TLS 1.3. */
+const TLS_VERSION_CODES = new Set(['ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_UNSUPPORTED_PROTOCOL']);
+
 /** Certificate errors: the server is reachable but not trusted. */
 const TLS_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
@@ -192,6 +202,13 @@ export function diagnose(err: Error, base: URL): ConnectionFailure {
       message:
         `the certificate of ${base.host} is not trusted (${code}): pass --ca FILE with the server's ` +
         'CA or self-signed certificate (or --insecure, for testing only)',
+    };
+  if (TLS_VERSION_CODES.has(code))
+    return {
+      kind: 'tls',
+      message:
+        `${base.host} offers only TLS 1.2 or older (${code}); Sotto's clients require TLS 1.3, ` +
+        'as its server does: configure the proxy or load balancer in front of it for TLS 1.3',
     };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
     return { kind: 'dns', message: `cannot resolve ${base.hostname} (${code}): check --api` };

@@ -51,7 +51,12 @@ export class LiveClient {
     if (!(root instanceof URL)) throw new LiveClientError('url', root.error);
     this.base = root;
     this.timeoutMs = opts.timeoutMs ?? 15_000;
-    this.client = new HttpClient({ timeoutMs: this.timeoutMs, ca: opts.ca, insecure: opts.insecure });
+    this.client = new HttpClient({
+      timeoutMs: this.timeoutMs,
+      ca: opts.ca,
+      insecure: opts.insecure,
+      tls13Only: true,
+    });
   }
 
   close(): void {
@@ -120,6 +125,8 @@ export class LiveClient {
       const ws = new WebSocket(url, [LIVE_PROTOCOL], {
         ...(this.opts.ca ? { ca: this.opts.ca } : {}),
         rejectUnauthorized: !this.opts.insecure,
+        // As the HTTP calls (HttpClient's tls13Only): the server speaks only TLS 1.3.
+        minVersion: 'TLSv1.3',
         headers: { authorization: `Bearer ${token}` },
         handshakeTimeout: this.timeoutMs,
         maxPayload: 4 * 1024 * 1024,

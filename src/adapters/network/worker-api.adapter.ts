@@ -77,6 +77,7 @@ export class WorkerApiClient {
       timeoutMs: this.timeoutMs,
       ca: opts.ca,
       insecure: opts.insecure,
+      tls13Only: true,
       connections: 16,
     });
   }
