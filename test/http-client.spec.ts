@@ -364,59 +364,50 @@ describe('the one HTTP client: certificate trust', () => {
     expect(res).toMatchObject({ ok: false, statusCode: null });
     expect(res.error).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|ISSUER/);
   });
-});
-
-describe("Sotto's own clients require TLS 1.3; webhooks keep TLS 1.2", () => {
-  const dir = path.join(tmpdir(), `sotto-http-client-tls12-${process.pid}`);
-  let pki: TestPki;
-  let server: ReturnType<typeof createHttpsServer>;
-  let base: string;
-  let handshakes = 0;
-
-  beforeAll(async () => {
-    pki = makePki(dir);
-    // A server (or a proxy in front of one) that stops at TLS 1.2.
-    server = createHttpsServer(
+  it('the worker and the bot refuse a TLS 1.2 server with the fix in words; a webhook is delivered', async () => {
+    // A server (or a proxy in front of one) that stops at TLS 1.2, with the same certificate.
+    const old = createHttpsServer(
       { cert: readFileSync(pki.certFile), key: readFileSync(pki.keyFile), maxVersion: 'TLSv1.2' },
       (req, res) => {
         req.resume();
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       },
     );
-    server.on('secureConnection', () => (handshakes += 1));
-    base = `https://localhost:${await listen(server, '127.0.0.1')}`;
-  });
-
-  afterAll(async () => {
-    if (server) await closeServer(server);
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('the worker and the bot refuse a TLS 1.2 server with the fix in words; a webhook is delivered', async () => {
-    const ca = readFileSync(pki.caFile);
-    const worker = new WorkerApiClient({ baseUrl: base, token: 't', ca });
-    const refused = await worker.whoami().catch((e: unknown) => e);
-    worker.close();
-    expect(refused).toBeInstanceOf(WorkerApiError);
-    expect(refused).toMatchObject({
-      kind: 'tls',
-      message: expect.stringMatching(/only TLS 1\.2 or older.*require TLS 1\.3/),
-    });
-    const bot = new LiveClient({ baseUrl: base, ca });
-    const botRefused = await bot.login('a@example.com', 'correct horse battery').catch((e: unknown) => e);
-    bot.close();
-    expect(botRefused).toBeInstanceOf(LiveClientError);
-    expect((botRefused as Error).message).toMatch(/require TLS 1\.3/);
-    // Neither completed a handshake: nothing (the token, the password) was sent over TLS 1.2.
-    expect(handshakes).toBe(0);
-    // A webhook receiver is someone else's server: TLS 1.2 is still Node's floor there.
-    const hook = new WebhookSender({
-      allowHttp: false,
-      allowPrivate: true,
-      timeoutMs: 2000,
-      caFile: pki.caFile,
-    });
-    expect(await hook.send(`${base}/hook`, '{}', {})).toEqual({ ok: true, statusCode: 200, error: null });
-    expect(handshakes).toBe(1);
+    let handshakes = 0;
+    old.on('secureConnection', () => (handshakes += 1));
+    const oldBase = `https://localhost:${await listen(old, '127.0.0.1')}`;
+    try {
+      const ca = readFileSync(pki.caFile);
+      const worker = new WorkerApiClient({ baseUrl: oldBase, token: 't', ca });
+      const refused = await worker.whoami().catch((e: unknown) => e);
+      worker.close();
+      expect(refused).toBeInstanceOf(WorkerApiError);
+      expect(refused).toMatchObject({
+        kind: 'tls',
+        message: expect.stringMatching(/only TLS 1\.2 or older.*require TLS 1\.3/),
+      });
+      const bot = new LiveClient({ baseUrl: oldBase, ca });
+      const botRefused = await bot.login('a@example.com', 'correct horse battery').catch((e: unknown) => e);
+      bot.close();
+      expect(botRefused).toBeInstanceOf(LiveClientError);
+      expect((botRefused as Error).message).toMatch(/require TLS 1\.3/);
+      // Neither completed a handshake: nothing (the token, the password) was sent over TLS 1.2.
+      expect(handshakes).toBe(0);
+      // A webhook receiver is someone else's server: TLS 1.2 is still Node's floor there.
+      const hook = new WebhookSender({
+        allowHttp: false,
+        allowPrivate: true,
+        timeoutMs: 2000,
+        caFile: pki.caFile,
+      });
+      expect(await hook.send(`${oldBase}/hook`, '{}', {})).toEqual({
+        ok: true,
+        statusCode: 200,
+        error: null,
+      });
+      expect(handshakes).toBe(1);
+    } finally {
+      await closeServer(old);
+    }
   });
 });
