@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -111,13 +111,15 @@ ${servers.join('\n')}
   for (let tries = 0; ; tries++) {
     if (child.exitCode !== null)
       throw new Error(`nginx exited: ${err}${readFileSync(path.join(dir, 'error.log'), 'utf8')}`);
+    // Probed by connecting, not by binding: a probe that bound the port while nginx started
+    // could take it from nginx for that moment and make it fail with EADDRINUSE.
     const up = await Promise.all(
       ports.map(
         (port) =>
           new Promise<boolean>((resolve) => {
-            const s = createServer();
-            s.once('error', () => resolve(true));
-            s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+            const s = connect(port, '127.0.0.1');
+            s.once('connect', () => (s.destroy(), resolve(true)));
+            s.once('error', () => resolve(false));
           }),
       ),
     );
